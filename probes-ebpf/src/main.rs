@@ -1,0 +1,5 @@
+#![no_std]
+#![no_main]
+//! probes-ebpf (skeleton)
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! { loop {} }

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Installs everything qfc-lab needs on Debian bookworm, idempotently.
+#
+#   scripts/setup.sh            install system packages and cached tools
+#
+# Slow artefacts (bpf-linker, guest images, cross sysroots) are cached under
+# $QFC_LAB_CACHE (default /var/cache/qfc-lab); delete that folder to rebuild.
+set -euo pipefail
+
+CACHE="${QFC_LAB_CACHE:-/var/cache/qfc-lab}"
+mkdir -p "$CACHE"
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# --- apt ---------------------------------------------------------------
+BACKPORTS=/etc/apt/sources.list.d/qfc-lab-backports.sources
+if [ ! -f "$BACKPORTS" ]; then
+  log "adding bookworm-backports (QEMU 10 lives there)"
+  as_root tee "$BACKPORTS" >/dev/null <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  APT_UPDATED=0
+fi
+
+PKGS=(
+  # eBPF toolchain (see docs/ARCHITECTURE.md, probes)
+  rustc-web cargo-web rust-web-src bpftool libllvm22
+  # peers used as cross-check oracles
+  bpftrace linux-perf strace
+  # reference node: RocksDB linked from Debian, bindgen needs libclang
+  librocksdb-dev libclang-dev pkg-config
+  # misc
+  jq curl ca-certificates e2fsprogs busybox-static cpio zstd
+  openssh-client openssh-server
+)
+BPO_PKGS=(qemu-system-arm qemu-system-x86 qemu-user-static)
+PKGS+=(mmdebstrap gcc-aarch64-linux-gnu g++-aarch64-linux-gnu docker.io)
+
+missing=()
+for p in "${PKGS[@]}" "${BPO_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing: ${missing[*]}"
+  as_root apt-get update -q
+  export DEBIAN_FRONTEND=noninteractive
+  bpo=() ; plain=()
+  for p in "${missing[@]}"; do
+    if printf '%s\n' "${BPO_PKGS[@]}" | grep -qx "$p"; then bpo+=("$p"); else plain+=("$p"); fi
+  done
+  [ "${#plain[@]}" -eq 0 ] || as_root apt-get install -y -q --no-install-recommends "${plain[@]}"
+  [ "${#bpo[@]}" -eq 0 ] || as_root apt-get install -y -q --no-install-recommends -t bookworm-backports "${bpo[@]}"
+fi
+
+# --- bpf-linker against Debian's LLVM 22 -----------------------------
+TOOLS="$CACHE/tools"
+if [ ! -x "$TOOLS/bin/bpf-linker" ]; then
+  log "building bpf-linker 0.13.0 (2-3 minutes, once)"
+  LLVM="$CACHE/llvm22"
+  mkdir -p "$LLVM/lib"
+  so=$(ls /usr/lib/x86_64-linux-gnu/libLLVM.so.22* | head -n1)
+  ln -sf "$so" "$LLVM/lib/libLLVM.so"
+  LLVM_PREFIX="$LLVM" cargo install bpf-linker@0.13.0 --locked --root "$TOOLS" \
+    --no-default-features --features llvm-22
+fi
+
+# --- tracefs (aya and bpftrace need it) -------------------------------
+if [ ! -d /sys/kernel/tracing/events ]; then
+  as_root mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || log "could not mount tracefs"
+fi
+
+log "done; tools in $TOOLS/bin"

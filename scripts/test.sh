@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian bookworm machine: installs what is
+# missing (scripts/setup.sh), starts services, builds, runs every test.
+# Tests that need root, BPF, QEMU or Docker and cannot run here are reported
+# as ignored with the reason, never as passed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/services.sh
+export PATH="${QFC_LAB_CACHE:-/var/cache/qfc-lab}/tools/bin:$PATH"
+cargo build --workspace --bins
+cargo nextest run --workspace --no-fail-fast "$@"
