@@ -92,6 +92,16 @@ fn signed_transfer_is_included_and_bad_ones_are_refused() {
     assert_eq!(blk["hash"], receipt["blockHash"]);
     assert_eq!(node.rpc("eth_getBalance", json!([to.to_string(), "latest"])).unwrap(), json!("0x3e8"));
     assert_eq!(node.rpc("eth_getTransactionCount", json!([faucet_address().to_string(), "latest"])).unwrap(), json!("0x1"));
+    // The faucet (qfc_requestFaucet, chain 9000) signs with [0x42; 32] at the next nonce.
+    let f = node.rpc("qfc_requestFaucet", json!(["0x0000000000000000000000000000000000000088", "0x10"])).unwrap();
+    assert_eq!(f["amount"], json!("16"));
+    let fh = f["txHash"].clone();
+    let deadline = std::time::Instant::now() + T;
+    while node.rpc("eth_getTransactionReceipt", json!([fh])).unwrap().is_null() {
+        assert!(std::time::Instant::now() < deadline, "faucet transfer not included");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(node.rpc("eth_getBalance", json!(["0x0000000000000000000000000000000000000088", "latest"])).unwrap(), json!("0x10"));
     // The node keeps producing after the bad transactions.
     node.wait_for_block(n + 2, T).unwrap();
     let m = node.metrics().unwrap();
@@ -238,4 +248,46 @@ fn miner_threads_hash() {
         .collect();
     assert_eq!(comms.iter().filter(|c| c.as_str() == "qfc-miner-0").count(), 1, "{comms:?}");
     assert!(comms.iter().any(|c| c == refnode::TOKIO_THREAD_NAME), "{comms:?}");
+}
+
+#[test]
+fn websocket_upgrade_on_the_rpc_port() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::spawn(&bin(), dir.path(), &["--dev", "--no-network"]).unwrap();
+    let mut s = std::net::TcpStream::connect(node.ports.rpc).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        node.ports.rpc
+    )
+    .unwrap();
+    let mut line = String::new();
+    BufReader::new(&s).read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 101"), "WebSocket upgrade refused: {line}");
+}
+
+#[test]
+fn synced_commit_shows_in_wal_sync_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::spawn(
+        &bin(),
+        dir.path(),
+        &["--dev", "--no-network", "--lab-block-interval-ms", "50", "--lab-synced-commit", "--db-statistics", "--snapshot-interval-secs", "1"],
+    )
+    .unwrap();
+    let syncs = |n: &NodeProcess| metric_value(&n.metrics().unwrap(), "qfc_rocksdb_wal_syncs_total", "").unwrap();
+    let a = node.block_number().unwrap();
+    let s0 = syncs(&node);
+    let b = node.wait_for_block(a + 10, T).unwrap();
+    let s1 = syncs(&node);
+    // Blocks committed between the two scrapes each synced the WAL once.
+    assert!(s1 - s0 >= (b - a - 1) as f64, "{} blocks, {} WAL syncs", b - a, s1 - s0);
+    let deadline = std::time::Instant::now() + T;
+    while metric_value(&node.metrics().unwrap(), "qfc_snapshots_total", "").unwrap() < 1.0 {
+        assert!(std::time::Instant::now() < deadline, "no snapshot within {T:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(std::fs::read_dir(dir.path().join("snapshots")).unwrap().count() >= 1);
 }
