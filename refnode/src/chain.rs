@@ -13,7 +13,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use wire::block::{merkle_root, BlockBody, BLOCK_VERSION, DEFAULT_BLOCK_GAS_LIMIT};
 use wire::tx::{TxType, MIN_GAS_PRICE};
-use wire::{blake3_hash, Address, Block, BlockHeader, Hash, Receipt, ReceiptStatus, Transaction, VrfProof, U256};
+use wire::{
+    blake3_hash, Address, Block, BlockHeader, Hash, Receipt, ReceiptStatus, Transaction, VrfProof,
+    U256,
+};
 
 /// Pool capacity, as qfc-node's mempool.
 pub const MEMPOOL_MAX: usize = 10_000;
@@ -60,7 +63,10 @@ pub enum ChainError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("stored {what} is corrupt: {source}")]
-    Corrupt { what: &'static str, source: wire::WireError },
+    Corrupt {
+        what: &'static str,
+        source: wire::WireError,
+    },
     #[error("chain id mismatch: the datadir holds chain {stored}, --chain-id is {wanted}; use another --datadir")]
     ChainId { stored: u64, wanted: u64 },
 }
@@ -107,7 +113,12 @@ fn account_leaf(a: &Address, acc: &Account) -> Hash {
 
 impl Chain {
     /// Open the chain on `storage`, writing dev genesis on first use.
-    pub fn open(storage: Storage, chain_id: u64, validator_secret: [u8; 32], synced_commit: bool) -> Result<Self, ChainError> {
+    pub fn open(
+        storage: Storage,
+        chain_id: u64,
+        validator_secret: [u8; 32],
+        synced_commit: bool,
+    ) -> Result<Self, ChainError> {
         let key = SigningKey::from_bytes(&validator_secret);
         let producer = Address::from_public_key(&key.verifying_key().to_bytes());
         let genesis = wire::genesis::genesis_block();
@@ -117,12 +128,19 @@ impl Chain {
             None => {
                 let mut b = storage.batch();
                 for (a, bal) in wire::genesis::funded_accounts() {
-                    let acc = Account { nonce: 0, balance: bal };
+                    let acc = Account {
+                        nonce: 0,
+                        balance: bal,
+                    };
                     b.put(cf::STATE, &a.0, &borsh::to_vec(&acc).expect("borsh"))?;
                     accounts.insert(a, acc);
                 }
                 b.put(cf::BLOCK_HEADERS, &num_key(0), &genesis.header.encode())?;
-                b.put(cf::BLOCK_BODIES, &num_key(0), &borsh::to_vec(&genesis.body()).expect("borsh"))?;
+                b.put(
+                    cf::BLOCK_BODIES,
+                    &num_key(0),
+                    &borsh::to_vec(&genesis.body()).expect("borsh"),
+                )?;
                 b.put(cf::BLOCK_HASH_INDEX, &genesis_hash.0, &num_key(0))?;
                 b.put(cf::METADATA, meta::LATEST_BLOCK_NUMBER, &0u64.to_le_bytes())?;
                 b.put(cf::METADATA, meta::GENESIS_HASH, &genesis_hash.0)?;
@@ -135,19 +153,30 @@ impl Chain {
                 if let Some(c) = storage.get(cf::METADATA, meta::CHAIN_ID)? {
                     let stored = u64::from_le_bytes(c.as_slice().try_into().unwrap_or_default());
                     if stored != chain_id {
-                        return Err(ChainError::ChainId { stored, wanted: chain_id });
+                        return Err(ChainError::ChainId {
+                            stored,
+                            wanted: chain_id,
+                        });
                     }
                 }
                 let n = u64::from_le_bytes(v.as_slice().try_into().unwrap_or_default());
                 for (k, v) in storage.scan(cf::STATE)? {
-                    if let (Some(a), Ok(acc)) = (Address::from_slice(&k), Account::try_from_slice(&v)) {
+                    if let (Some(a), Ok(acc)) =
+                        (Address::from_slice(&k), Account::try_from_slice(&v))
+                    {
                         accounts.insert(a, acc);
                     }
                 }
-                let raw = storage.get(cf::BLOCK_HEADERS, &num_key(n))?.unwrap_or_default();
+                let raw = storage
+                    .get(cf::BLOCK_HEADERS, &num_key(n))?
+                    .unwrap_or_default();
                 BlockHeader::try_from_slice(&raw).map_err(|source| ChainError::Corrupt {
                     what: "head header",
-                    source: wire::WireError::Decode { what: "block header", len: raw.len(), source },
+                    source: wire::WireError::Decode {
+                        what: "block header",
+                        len: raw.len(),
+                        source,
+                    },
                 })?
             }
         };
@@ -225,28 +254,43 @@ impl Chain {
     /// Validate and admit a transaction to the mempool; every signature is verified.
     pub fn add_tx(&self, tx: Transaction) -> Result<Hash, TxError> {
         if tx.chain_id != self.chain_id {
-            return Err(TxError::ChainId { expected: self.chain_id, got: tx.chain_id });
+            return Err(TxError::ChainId {
+                expected: self.chain_id,
+                got: tx.chain_id,
+            });
         }
         if tx.tx_type != TxType::Transfer || tx.to.is_none() {
             return Err(TxError::Unsupported(tx.tx_type));
         }
         tx.verify().map_err(|e| TxError::Signature(e.to_string()))?;
         if tx.gas_price < U256::from_u64(MIN_GAS_PRICE) {
-            return Err(TxError::GasPrice { minimum: MIN_GAS_PRICE, provided: tx.gas_price });
+            return Err(TxError::GasPrice {
+                minimum: MIN_GAS_PRICE,
+                provided: tx.gas_price,
+            });
         }
         if tx.gas_limit < tx.intrinsic_gas() {
-            return Err(TxError::IntrinsicGas { need: tx.intrinsic_gas(), limit: tx.gas_limit });
+            return Err(TxError::IntrinsicGas {
+                need: tx.intrinsic_gas(),
+                limit: tx.gas_limit,
+            });
         }
         let hash = tx.hash();
         let sender = tx.sender();
         let mut s = self.lock();
         let acc = s.accounts.get(&sender).copied().unwrap_or_default();
         if tx.nonce < acc.nonce {
-            return Err(TxError::Nonce { expected: acc.nonce, actual: tx.nonce });
+            return Err(TxError::Nonce {
+                expected: acc.nonce,
+                actual: tx.nonce,
+            });
         }
         let need = tx.total_cost().unwrap_or(U256::MAX);
         if acc.balance < need {
-            return Err(TxError::Balance { have: acc.balance, need });
+            return Err(TxError::Balance {
+                have: acc.balance,
+                need,
+            });
         }
         if s.pool_hashes.contains(&hash) {
             return Err(TxError::Known);
@@ -279,20 +323,43 @@ impl Chain {
         let senders: Vec<Address> = s.pool.keys().copied().collect();
         'senders: for sender in senders {
             loop {
-                if txs.len() >= MAX_TXS_PER_BLOCK || gas_used + wire::tx::TRANSFER_GAS > DEFAULT_BLOCK_GAS_LIMIT {
+                if txs.len() >= MAX_TXS_PER_BLOCK
+                    || gas_used + wire::tx::TRANSFER_GAS > DEFAULT_BLOCK_GAS_LIMIT
+                {
                     break 'senders;
                 }
-                let mut from = changed.get(&sender).copied().unwrap_or_else(|| s.accounts.get(&sender).copied().unwrap_or_default());
-                let Some((hash, tx)) = s.pool.get(&sender).and_then(|q| q.get(&from.nonce)).cloned() else { break };
+                let mut from = changed
+                    .get(&sender)
+                    .copied()
+                    .unwrap_or_else(|| s.accounts.get(&sender).copied().unwrap_or_default());
+                let Some((hash, tx)) = s
+                    .pool
+                    .get(&sender)
+                    .and_then(|q| q.get(&from.nonce))
+                    .cloned()
+                else {
+                    break;
+                };
                 let gas = tx.intrinsic_gas();
-                let fee = tx.gas_price.checked_mul(U256::from_u64(gas)).unwrap_or(U256::MAX);
-                let Some(left) = from.balance.checked_sub(tx.value.checked_add(fee).unwrap_or(U256::MAX)) else { break };
+                let fee = tx
+                    .gas_price
+                    .checked_mul(U256::from_u64(gas))
+                    .unwrap_or(U256::MAX);
+                let Some(left) = from
+                    .balance
+                    .checked_sub(tx.value.checked_add(fee).unwrap_or(U256::MAX))
+                else {
+                    break;
+                };
                 from.balance = left;
                 from.nonce += 1;
                 changed.insert(sender, from);
                 let to_addr = tx.to.expect("admitted transfers have a recipient");
                 for (addr, credit) in [(to_addr, tx.value), (self.producer, fee)] {
-                    let mut acc = changed.get(&addr).copied().unwrap_or_else(|| s.accounts.get(&addr).copied().unwrap_or_default());
+                    let mut acc = changed
+                        .get(&addr)
+                        .copied()
+                        .unwrap_or_else(|| s.accounts.get(&addr).copied().unwrap_or_default());
                     acc.balance = acc.balance.checked_add(credit).unwrap_or(U256::MAX);
                     changed.insert(addr, acc);
                 }
@@ -311,15 +378,29 @@ impl Chain {
             }
         }
         // State root over every account after this block.
-        let mut leaves: Vec<(Address, Account)> =
-            s.accounts.iter().map(|(a, acc)| (*a, changed.get(a).copied().unwrap_or(*acc))).collect();
-        leaves.extend(changed.iter().filter(|(a, _)| !s.accounts.contains_key(a)).map(|(a, acc)| (*a, *acc)));
+        let mut leaves: Vec<(Address, Account)> = s
+            .accounts
+            .iter()
+            .map(|(a, acc)| (*a, changed.get(a).copied().unwrap_or(*acc)))
+            .collect();
+        leaves.extend(
+            changed
+                .iter()
+                .filter(|(a, _)| !s.accounts.contains_key(a))
+                .map(|(a, acc)| (*a, *acc)),
+        );
         leaves.sort_by_key(|(a, _)| *a);
-        let state_root = merkle_root(&leaves.iter().map(|(a, acc)| account_leaf(a, acc)).collect::<Vec<_>>());
+        let state_root = merkle_root(
+            &leaves
+                .iter()
+                .map(|(a, acc)| account_leaf(a, acc))
+                .collect::<Vec<_>>(),
+        );
         let tx_hashes: Vec<Hash> = txs.iter().map(|(h, _)| *h).collect();
         let receipt_hashes: Vec<Hash> = receipts.iter().map(|r| blake3_hash(&r.encode())).collect();
         let number = s.head.number + 1;
-        let vrf_output = blake3_hash(&[&self.key.verifying_key().to_bytes()[..], &s.head_hash.0].concat());
+        let vrf_output =
+            blake3_hash(&[&self.key.verifying_key().to_bytes()[..], &s.head_hash.0].concat());
         let header = BlockHeader {
             version: BLOCK_VERSION,
             number,
@@ -330,7 +411,10 @@ impl Chain {
             proofs_root: Hash::ZERO,
             producer: self.producer,
             contribution_score: 0,
-            vrf_proof: VrfProof { output: vrf_output.0, proof: self.key.sign(&s.head_hash.0).to_bytes() },
+            vrf_proof: VrfProof {
+                output: vrf_output.0,
+                proof: self.key.sign(&s.head_hash.0).to_bytes(),
+            },
             timestamp: timestamp_ms,
             gas_limit: DEFAULT_BLOCK_GAS_LIMIT,
             gas_used,
@@ -348,7 +432,11 @@ impl Chain {
         let mut b = self.storage.batch();
         b.put(cf::BLOCK_HEADERS, &num_key(number), &block.header.encode())?;
         let body: BlockBody = block.body();
-        b.put(cf::BLOCK_BODIES, &num_key(number), &borsh::to_vec(&body).expect("borsh"))?;
+        b.put(
+            cf::BLOCK_BODIES,
+            &num_key(number),
+            &borsh::to_vec(&body).expect("borsh"),
+        )?;
         b.put(cf::BLOCK_HASH_INDEX, &hash.0, &num_key(number))?;
         for (i, ((h, tx), r)) in txs.iter().zip(&receipts).enumerate() {
             b.put(cf::TRANSACTIONS, &h.0, &tx.encode())?;
@@ -360,7 +448,11 @@ impl Chain {
         for (a, acc) in &changed {
             b.put(cf::STATE, &a.0, &borsh::to_vec(acc).expect("borsh"))?;
         }
-        b.put(cf::METADATA, meta::LATEST_BLOCK_NUMBER, &number.to_le_bytes())?;
+        b.put(
+            cf::METADATA,
+            meta::LATEST_BLOCK_NUMBER,
+            &number.to_le_bytes(),
+        )?;
         b.put(cf::METADATA, meta::LATEST_STATE_ROOT, &state_root.0)?;
         self.storage.commit(b, self.synced_commit)?;
         // Apply to memory only after the commit succeeded.
@@ -376,7 +468,13 @@ impl Chain {
             s.pool_len -= 1;
         }
         // Drop stale entries whose nonce is now below the account nonce.
-        let State { pool, accounts, pool_hashes, pool_len, .. } = &mut *s;
+        let State {
+            pool,
+            accounts,
+            pool_hashes,
+            pool_len,
+            ..
+        } = &mut *s;
         pool.retain(|a, q| {
             let n = accounts.get(a).map_or(0, |x| x.nonce);
             q.retain(|nonce, (h, _)| {
@@ -401,7 +499,11 @@ impl Chain {
             .map(|raw| {
                 BlockHeader::try_from_slice(&raw).map_err(|source| ChainError::Corrupt {
                     what: "header",
-                    source: wire::WireError::Decode { what: "block header", len: raw.len(), source },
+                    source: wire::WireError::Decode {
+                        what: "block header",
+                        len: raw.len(),
+                        source,
+                    },
                 })
             })
             .transpose()
@@ -409,11 +511,20 @@ impl Chain {
 
     /// The block at height `n`, as stored.
     pub fn block_by_number(&self, n: u64) -> Result<Option<Block>, ChainError> {
-        let Some(header) = self.header_at(n)? else { return Ok(None) };
-        let raw = self.storage.get(cf::BLOCK_BODIES, &num_key(n))?.unwrap_or_default();
+        let Some(header) = self.header_at(n)? else {
+            return Ok(None);
+        };
+        let raw = self
+            .storage
+            .get(cf::BLOCK_BODIES, &num_key(n))?
+            .unwrap_or_default();
         let body = BlockBody::try_from_slice(&raw).map_err(|source| ChainError::Corrupt {
             what: "body",
-            source: wire::WireError::Decode { what: "block body", len: raw.len(), source },
+            source: wire::WireError::Decode {
+                what: "block body",
+                len: raw.len(),
+                source,
+            },
         })?;
         Ok(Some(Block::from_parts(header, body)))
     }
@@ -445,9 +556,21 @@ impl Chain {
         let corrupt = |what, source| ChainError::Corrupt { what, source };
         let tx = Transaction::decode(&raw_tx).map_err(|e| corrupt("transaction", e))?;
         let receipt = Receipt::decode(&raw_r).map_err(|e| corrupt("receipt", e))?;
-        let block_number = loc.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or_default();
-        let block_hash = self.header_at(block_number)?.map(|h| h.hash()).unwrap_or_default();
-        Ok(Some(TxLocation { tx, receipt, block_number, block_hash }))
+        let block_number = loc
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or_default();
+        let block_hash = self
+            .header_at(block_number)?
+            .map(|h| h.hash())
+            .unwrap_or_default();
+        Ok(Some(TxLocation {
+            tx,
+            receipt,
+            block_number,
+            block_hash,
+        }))
     }
 
     /// A pending transaction in the mempool.
@@ -456,7 +579,11 @@ impl Chain {
         if !s.pool_hashes.contains(h) {
             return None;
         }
-        s.pool.values().flat_map(|q| q.values()).find(|(x, _)| x == h).map(|(_, t)| t.clone())
+        s.pool
+            .values()
+            .flat_map(|q| q.values())
+            .find(|(x, _)| x == h)
+            .map(|(_, t)| t.clone())
     }
 }
 
@@ -466,12 +593,24 @@ mod tests {
     use wire::genesis::{faucet_address, DEV_CHAIN_ID, DEV_VALIDATOR_SECRET, FAUCET_SECRET};
 
     fn chain(dir: &std::path::Path) -> Chain {
-        Chain::open(Storage::open(dir, false).unwrap(), DEV_CHAIN_ID, DEV_VALIDATOR_SECRET, false).unwrap()
+        Chain::open(
+            Storage::open(dir, false).unwrap(),
+            DEV_CHAIN_ID,
+            DEV_VALIDATOR_SECRET,
+            false,
+        )
+        .unwrap()
     }
 
     fn transfer(nonce: u64, value: u64) -> Transaction {
-        Transaction::transfer(DEV_CHAIN_ID, nonce, Address::from_low_u64(0x77), U256::from_u64(value), U256::from_u64(MIN_GAS_PRICE))
-            .signed(&FAUCET_SECRET)
+        Transaction::transfer(
+            DEV_CHAIN_ID,
+            nonce,
+            Address::from_low_u64(0x77),
+            U256::from_u64(value),
+            U256::from_u64(MIN_GAS_PRICE),
+        )
+        .signed(&FAUCET_SECRET)
     }
 
     #[test]
@@ -485,10 +624,20 @@ mod tests {
         assert_eq!(b.header.number, 1);
         assert_eq!(b.transactions.len(), 2);
         assert_eq!(b.header.gas_used, 42_000);
-        assert_eq!(c.account(&Address::from_low_u64(0x77)).balance, U256::from_u64(11));
+        assert_eq!(
+            c.account(&Address::from_low_u64(0x77)).balance,
+            U256::from_u64(11)
+        );
         assert_eq!(c.account(&faucet_address()).nonce, 2);
         let loc = c.tx_location(&h1).unwrap().unwrap();
-        assert_eq!((loc.block_number, loc.receipt.tx_index, loc.receipt.cumulative_gas_used), (1, 1, 42_000));
+        assert_eq!(
+            (
+                loc.block_number,
+                loc.receipt.tx_index,
+                loc.receipt.cumulative_gas_used
+            ),
+            (1, 1, 42_000)
+        );
         assert_eq!(c.tx_location(&h0).unwrap().unwrap().block_hash, b.hash());
         assert_eq!(c.block_by_hash(&b.hash()).unwrap().unwrap(), b);
         assert_eq!(c.mempool_len(), 0);
@@ -503,17 +652,47 @@ mod tests {
         assert!(matches!(c.add_tx(t), Err(TxError::Signature(_))));
         let mut t = transfer(0, 1);
         t.public_key[0] = 0xEE;
-        assert!(matches!(c.add_tx(t), Err(TxError::Signature(_))), "no 0xEE bypass");
-        let t = Transaction::transfer(1, 0, Address::ZERO, U256::ZERO, U256::from_u64(MIN_GAS_PRICE)).signed(&FAUCET_SECRET);
+        assert!(
+            matches!(c.add_tx(t), Err(TxError::Signature(_))),
+            "no 0xEE bypass"
+        );
+        let t = Transaction::transfer(
+            1,
+            0,
+            Address::ZERO,
+            U256::ZERO,
+            U256::from_u64(MIN_GAS_PRICE),
+        )
+        .signed(&FAUCET_SECRET);
         assert!(matches!(c.add_tx(t), Err(TxError::ChainId { .. })));
-        let t = Transaction::transfer(DEV_CHAIN_ID, 0, Address::ZERO, U256::ZERO, U256::from_u64(1)).signed(&FAUCET_SECRET);
+        let t = Transaction::transfer(
+            DEV_CHAIN_ID,
+            0,
+            Address::ZERO,
+            U256::ZERO,
+            U256::from_u64(1),
+        )
+        .signed(&FAUCET_SECRET);
         assert!(matches!(c.add_tx(t), Err(TxError::GasPrice { .. })));
-        let t = Transaction::transfer(DEV_CHAIN_ID, 0, Address::ZERO, U256::ZERO, U256::from_u64(MIN_GAS_PRICE)).signed(&[9; 32]);
+        let t = Transaction::transfer(
+            DEV_CHAIN_ID,
+            0,
+            Address::ZERO,
+            U256::ZERO,
+            U256::from_u64(MIN_GAS_PRICE),
+        )
+        .signed(&[9; 32]);
         assert!(matches!(c.add_tx(t), Err(TxError::Balance { .. })));
         c.add_tx(transfer(0, 1)).unwrap();
         assert_eq!(c.add_tx(transfer(0, 1)), Err(TxError::Known));
         c.produce_block(1).unwrap();
-        assert!(matches!(c.add_tx(transfer(0, 1)), Err(TxError::Nonce { expected: 1, actual: 0 })));
+        assert!(matches!(
+            c.add_tx(transfer(0, 1)),
+            Err(TxError::Nonce {
+                expected: 1,
+                actual: 0
+            })
+        ));
     }
 
     #[test]

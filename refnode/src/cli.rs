@@ -136,8 +136,19 @@ mod tests {
     #[test]
     fn flags_parse() {
         let c = Cli::try_parse_from([
-            "qfc-refnode", "--dev", "--no-network", "--mine", "--threads", "2", "--bootnodes", "/ip4/127.0.0.1/tcp/1,/ip4/127.0.0.1/tcp/2",
-            "--lab-block-interval-ms", "250", "--lab-synced-commit", "--log-level", "warn",
+            "qfc-refnode",
+            "--dev",
+            "--no-network",
+            "--mine",
+            "--threads",
+            "2",
+            "--bootnodes",
+            "/ip4/127.0.0.1/tcp/1,/ip4/127.0.0.1/tcp/2",
+            "--lab-block-interval-ms",
+            "250",
+            "--lab-synced-commit",
+            "--log-level",
+            "warn",
         ])
         .unwrap();
         assert!(c.dev && c.no_network && c.mine && c.lab_synced_commit);

@@ -44,31 +44,40 @@ pub struct Ports {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Does the local validator win `slot` after `parent`? One in four, as a
 /// lone dev node among dev genesis's four validators.
 pub fn wins_slot(parent: &wire::Hash, slot: u64) -> bool {
     let h = blake3::hash(&[&parent.0[..], &slot.to_le_bytes()].concat());
-    h.as_bytes()[0] % wire::genesis::DEV_VALIDATOR_COUNT as u8 == 0
+    h.as_bytes()[0].is_multiple_of(wire::genesis::DEV_VALIDATOR_COUNT as u8)
 }
 
 fn parse_secret(hex_key: &str) -> anyhow::Result<[u8; 32]> {
     let b = hex::decode(hex_key.strip_prefix("0x").unwrap_or(hex_key))
         .context("--validator is not hex: pass the Ed25519 secret key as 64 hex digits")?;
-    b.try_into().map_err(|_| anyhow::anyhow!("Invalid validator key length: pass 32 bytes (64 hex digits)"))
+    b.try_into()
+        .map_err(|_| anyhow::anyhow!("Invalid validator key length: pass 32 bytes (64 hex digits)"))
 }
 
 fn write_ports(path: &Path, ports: &Ports) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(ports)?).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+    std::fs::write(&tmp, serde_json::to_vec_pretty(ports)?)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
 }
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         std::future::pending::<()>().await;
         return;
     };
@@ -81,7 +90,13 @@ async fn shutdown_signal() {
 /// Block production loop: slot timer, 1 of 4 slots won (every slot with
 /// `--lab-block-interval-ms`). Runs as a tokio task, so the synced commit's
 /// WAL fdatasync happens on a `tokio-rt-worker` thread.
-async fn produce(chain: Arc<Chain>, counters: Arc<Counters>, slot_ms: u64, every_slot: bool, cancel: CancellationToken) {
+async fn produce(
+    chain: Arc<Chain>,
+    counters: Arc<Counters>,
+    slot_ms: u64,
+    every_slot: bool,
+    cancel: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(slot_ms.max(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -114,7 +129,14 @@ async fn produce(chain: Arc<Chain>, counters: Arc<Counters>, slot_ms: u64, every
 }
 
 /// Periodic RocksDB checkpoints (`--snapshot-interval-secs`).
-async fn snapshots(chain: Arc<Chain>, counters: Arc<Counters>, dir: std::path::PathBuf, every: Duration, retain: usize, cancel: CancellationToken) {
+async fn snapshots(
+    chain: Arc<Chain>,
+    counters: Arc<Counters>,
+    dir: std::path::PathBuf,
+    every: Duration,
+    retain: usize,
+    cancel: CancellationToken,
+) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
@@ -128,7 +150,9 @@ async fn snapshots(chain: Arc<Chain>, counters: Arc<Counters>, dir: std::path::P
             std::fs::create_dir_all(&d)?;
             let target = d.join(format!("snapshot-{:020}-{}", c.head().0, now_ms()));
             c.storage().checkpoint(&target)?;
-            let mut all: Vec<_> = std::fs::read_dir(&d)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            let mut all: Vec<_> = std::fs::read_dir(&d)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
             all.sort();
             while all.len() > retain {
                 let old = all.remove(0);
@@ -150,16 +174,25 @@ async fn snapshots(chain: Arc<Chain>, counters: Arc<Counters>, dir: std::path::P
 
 /// Run the node until SIGTERM or SIGINT.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    info!("Starting QFC reference node (qfc-refnode) v{}", env!("CARGO_PKG_VERSION"));
+    info!(
+        "Starting QFC reference node (qfc-refnode) v{}",
+        env!("CARGO_PKG_VERSION")
+    );
     info!("Data directory: {:?}", cli.datadir);
     info!("Chain ID: {}", cli.chain_id);
     if cli.compute_mode != "pow" {
-        bail!("--compute-mode {} is not implemented by qfc-refnode: use pow", cli.compute_mode);
+        bail!(
+            "--compute-mode {} is not implemented by qfc-refnode: use pow",
+            cli.compute_mode
+        );
     }
     if cli.hot_key_sampling > 0 {
-        warn!("--hot-key-sampling is accepted for compatibility but not implemented by qfc-refnode");
+        warn!(
+            "--hot-key-sampling is accepted for compatibility but not implemented by qfc-refnode"
+        );
     }
-    std::fs::create_dir_all(&cli.datadir).with_context(|| format!("cannot create datadir {}", cli.datadir.display()))?;
+    std::fs::create_dir_all(&cli.datadir)
+        .with_context(|| format!("cannot create datadir {}", cli.datadir.display()))?;
     let secret = match (&cli.validator, cli.dev) {
         (Some(k), _) => Some(parse_secret(k)?),
         (None, true) => Some(wire::genesis::DEV_VALIDATOR_SECRET),
@@ -196,7 +229,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         let swarm = p2p::build_swarm(key)?;
         let listen: libp2p::Multiaddr = format!(
             "/{}/{}/tcp/{}",
-            if cli.lab_p2p_host.is_ipv4() { "ip4" } else { "ip6" },
+            if cli.lab_p2p_host.is_ipv4() {
+                "ip4"
+            } else {
+                "ip6"
+            },
             cli.lab_p2p_host,
             cli.p2p_port
         )
@@ -204,10 +241,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         let boot = cli
             .bootnodes
             .iter()
-            .map(|b| b.parse().with_context(|| format!("invalid bootnode multiaddr {b}: use /ip4/HOST/tcp/PORT/p2p/PEER")))
+            .map(|b| {
+                b.parse().with_context(|| {
+                    format!("invalid bootnode multiaddr {b}: use /ip4/HOST/tcp/PORT/p2p/PEER")
+                })
+            })
             .collect::<anyhow::Result<Vec<libp2p::Multiaddr>>>()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        tasks.push(tokio::spawn(p2p::run(swarm, listen, boot, chain.clone(), counters.clone(), cancel.clone(), tx)));
+        tasks.push(tokio::spawn(p2p::run(
+            swarm,
+            listen,
+            boot,
+            chain.clone(),
+            counters.clone(),
+            cancel.clone(),
+            tx,
+        )));
         p2p_addr = Some(
             tokio::time::timeout(Duration::from_secs(10), rx)
                 .await
@@ -218,7 +267,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 
     // JSON-RPC
-    let ctx = rpc::RpcCtx { chain: chain.clone(), counters: counters.clone(), peer_id: peer_id.clone(), is_validator: secret.is_some() };
+    let ctx = rpc::RpcCtx {
+        chain: chain.clone(),
+        counters: counters.clone(),
+        peer_id: peer_id.clone(),
+        is_validator: secret.is_some(),
+    };
     let (rpc_addr, rpc_handle) = rpc::serve(cli.rpc_addr, rpc::module(ctx, cli.lab_admin)?).await?;
     info!("RPC server listening on {rpc_addr} (HTTP and WebSocket)");
     if cli.lab_admin {
@@ -226,7 +280,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 
     // Metrics
-    let (metrics_addr, metrics_task) = metrics::serve(cli.metrics_addr, chain.clone(), counters.clone(), cancel.clone()).await?;
+    let (metrics_addr, metrics_task) = metrics::serve(
+        cli.metrics_addr,
+        chain.clone(),
+        counters.clone(),
+        cancel.clone(),
+    )
+    .await?;
     info!("Metrics server listening on http://{metrics_addr}/metrics");
 
     // Producer
@@ -235,24 +295,50 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Some(ms) => (ms, true),
             None => (if cli.dev { DEV_SLOT_MS } else { SLOT_MS }, false),
         };
-        info!("Block producer started: {slot_ms} ms slots, {}", if every { "every slot (lab)" } else { "1 in 4 slots won" });
-        tokio::spawn(produce(chain.clone(), counters.clone(), slot_ms, every, cancel.clone()))
+        info!(
+            "Block producer started: {slot_ms} ms slots, {}",
+            if every {
+                "every slot (lab)"
+            } else {
+                "1 in 4 slots won"
+            }
+        );
+        tokio::spawn(produce(
+            chain.clone(),
+            counters.clone(),
+            slot_ms,
+            every,
+            cancel.clone(),
+        ))
     });
 
     // Miner
     let miner = if cli.mine {
-        let n = cli.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        let n = cli.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
         info!("Mining started with {n} threads");
-        Some(miner::Miner::start(n, chain.head().1 .0, counters.clone()).context("cannot start miner threads")?)
+        Some(
+            miner::Miner::start(n, chain.head().1 .0, counters.clone())
+                .context("cannot start miner threads")?,
+        )
     } else {
         None
     };
 
     if cli.snapshot_interval_secs > 0 {
-        let dir = cli.snapshot_dir.clone().unwrap_or_else(|| cli.datadir.join("snapshots"));
+        let dir = cli
+            .snapshot_dir
+            .clone()
+            .unwrap_or_else(|| cli.datadir.join("snapshots"));
         tasks.push(tokio::spawn({
             let (c, k, x) = (chain.clone(), counters.clone(), cancel.clone());
-            let (every, retain) = (Duration::from_secs(cli.snapshot_interval_secs), cli.snapshot_retain.max(1));
+            let (every, retain) = (
+                Duration::from_secs(cli.snapshot_interval_secs),
+                cli.snapshot_retain.max(1),
+            );
             async move {
                 snapshots(c, k, dir, every, retain, x).await;
                 Ok(())
@@ -261,7 +347,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 
     if let Some(path) = &cli.lab_ports_file {
-        write_ports(path, &Ports { rpc: rpc_addr, metrics: metrics_addr, p2p: p2p_addr, peer_id, pid: std::process::id() })?;
+        write_ports(
+            path,
+            &Ports {
+                rpc: rpc_addr,
+                metrics: metrics_addr,
+                p2p: p2p_addr,
+                peer_id,
+                pid: std::process::id(),
+            },
+        )?;
     }
 
     shutdown_signal().await;

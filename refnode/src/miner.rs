@@ -33,21 +33,25 @@ impl Miner {
         for i in 0..n {
             let stop = stop.clone();
             let counters = counters.clone();
-            hs.push(std::thread::Builder::new().name(format!("qfc-miner-{i}")).spawn(move || {
-                let mut nonce = i;
-                let mut best = [0xffu8; 32];
-                while !stop.load(Ordering::Relaxed) {
-                    for _ in 0..BATCH {
-                        let h = pow_hash(&seed, nonce);
-                        if h < best {
-                            best = h;
+            hs.push(
+                std::thread::Builder::new()
+                    .name(format!("qfc-miner-{i}"))
+                    .spawn(move || {
+                        let mut nonce = i;
+                        let mut best = [0xffu8; 32];
+                        while !stop.load(Ordering::Relaxed) {
+                            for _ in 0..BATCH {
+                                let h = pow_hash(&seed, nonce);
+                                if h < best {
+                                    best = h;
+                                }
+                                nonce = nonce.wrapping_add(n);
+                            }
+                            counters.miner_hashes.fetch_add(BATCH, Ordering::Relaxed);
                         }
-                        nonce = nonce.wrapping_add(n);
-                    }
-                    counters.miner_hashes.fetch_add(BATCH, Ordering::Relaxed);
-                }
-                tracing::debug!(thread = i, best = %hex::encode(best), "miner stopped");
-            })?);
+                        tracing::debug!(thread = i, best = %hex::encode(best), "miner stopped");
+                    })?,
+            );
         }
         Ok(Self { stop, threads: hs })
     }

@@ -11,21 +11,28 @@ use crate::metrics::Counters;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, identity, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{
+    identify, identity, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
+};
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use wire::sync::{frame, frame_len, FrameKind, MAX_RANGE_SPAN, REQUEST_TIMEOUT_SECS, SYNC_PROTOCOL};
+use wire::sync::{
+    frame, frame_len, FrameKind, MAX_RANGE_SPAN, REQUEST_TIMEOUT_SECS, SYNC_PROTOCOL,
+};
 use wire::{SyncRequest, SyncResponse};
 
 /// The `/qfc/sync/1` codec: u32 big-endian length, then borsh.
 #[derive(Debug, Clone, Default)]
 pub struct SyncCodec;
 
-async fn read_body<T: AsyncRead + Unpin + Send>(io: &mut T, kind: FrameKind) -> io::Result<Vec<u8>> {
+async fn read_body<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    kind: FrameKind,
+) -> io::Result<Vec<u8>> {
     let mut prefix = [0u8; 4];
     io.read_exact(&mut prefix).await?;
     let len = frame_len(prefix, kind).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
@@ -63,14 +70,24 @@ impl request_response::Codec for SyncCodec {
         SyncResponse::decode(&read_body(io, FrameKind::Response).await?).map_err(invalid)
     }
 
-    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: SyncRequest) -> io::Result<()>
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: SyncRequest,
+    ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
         write_body(io, &req.encode()).await
     }
 
-    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, res: SyncResponse) -> io::Result<()>
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: SyncResponse,
+    ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
@@ -90,14 +107,22 @@ pub struct Behaviour {
 pub fn build_swarm(key: identity::Keypair) -> anyhow::Result<Swarm<Behaviour>> {
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)?
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
         .with_behaviour(|key| Behaviour {
-            identify: identify::Behaviour::new(identify::Config::new("/qfc/1.0.0".into(), key.public())),
+            identify: identify::Behaviour::new(identify::Config::new(
+                "/qfc/1.0.0".into(),
+                key.public(),
+            )),
             ping: ping::Behaviour::new(ping::Config::new()),
             sync: request_response::Behaviour::with_codec(
                 SyncCodec,
                 [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS)),
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS)),
             ),
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
@@ -132,7 +157,11 @@ pub fn respond(chain: &Chain, req: &SyncRequest) -> SyncResponse {
         }
         SyncRequest::GetStatus => {
             let (block_number, block_hash) = chain.head();
-            SyncResponse::Status { block_number, block_hash, genesis_hash: chain.genesis_hash() }
+            SyncResponse::Status {
+                block_number,
+                block_hash,
+                genesis_hash: chain.genesis_hash(),
+            }
         }
     }
 }
@@ -149,7 +178,9 @@ pub async fn run(
     on_listen: tokio::sync::oneshot::Sender<Multiaddr>,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    swarm.listen_on(listen.clone()).with_context(|| format!("cannot listen on {listen}: choose another --p2p-port"))?;
+    swarm
+        .listen_on(listen.clone())
+        .with_context(|| format!("cannot listen on {listen}: choose another --p2p-port"))?;
     for b in bootnodes {
         if let Err(e) = swarm.dial(b.clone()) {
             warn!("Failed to dial bootnode {b}: {e}");
@@ -169,18 +200,28 @@ pub async fn run(
                 }
             }
             SwarmEvent::ConnectionEstablished { .. } | SwarmEvent::ConnectionClosed { .. } => {
-                counters.peers.store(swarm.connected_peers().count() as u64, Ordering::Relaxed);
+                counters
+                    .peers
+                    .store(swarm.connected_peers().count() as u64, Ordering::Relaxed);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message {
                 peer,
-                message: request_response::Message::Request { request, channel, .. },
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
                 ..
             })) => {
                 info!("Handling sync request from {}: {:?}", peer, request);
                 let response = respond(&chain, &request);
                 info!("Sending sync response: {:?}", response);
                 counters.sync_responses.fetch_add(1, Ordering::Relaxed);
-                if swarm.behaviour_mut().sync.send_response(channel, response).is_err() {
+                if swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, response)
+                    .is_err()
+                {
                     warn!("Failed to send sync response to {peer}: the stream is closed");
                 }
             }
@@ -192,10 +233,17 @@ pub async fn run(
 
 /// Client: connect to `addr`, send `requests` over `/qfc/sync/1` and return
 /// the responses in request order. Bounded by `timeout`.
-pub async fn fetch(addr: Multiaddr, requests: Vec<SyncRequest>, timeout: Duration) -> anyhow::Result<Vec<SyncResponse>> {
+pub async fn fetch(
+    addr: Multiaddr,
+    requests: Vec<SyncRequest>,
+    timeout: Duration,
+) -> anyhow::Result<Vec<SyncResponse>> {
     use anyhow::{bail, Context as _};
-    let mut swarm = build_swarm(identity::Keypair::ed25519_from_bytes([7u8; 32]).expect("32-byte key"))?;
-    swarm.dial(addr.clone()).with_context(|| format!("cannot dial {addr}"))?;
+    let mut swarm =
+        build_swarm(identity::Keypair::ed25519_from_bytes([7u8; 32]).expect("32-byte key"))?;
+    swarm
+        .dial(addr.clone())
+        .with_context(|| format!("cannot dial {addr}"))?;
     let work = async {
         let mut ids = Vec::new();
         let mut got = std::collections::HashMap::new();
@@ -206,25 +254,38 @@ pub async fn fetch(addr: Multiaddr, requests: Vec<SyncRequest>, timeout: Duratio
                         ids.push(swarm.behaviour_mut().sync.send_request(&peer_id, r.clone()));
                     }
                 }
-                SwarmEvent::OutgoingConnectionError { error, .. } => bail!("cannot connect to {addr}: {error}"),
+                SwarmEvent::OutgoingConnectionError { error, .. } => {
+                    bail!("cannot connect to {addr}: {error}")
+                }
                 SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => match ev {
                     request_response::Event::Message {
-                        message: request_response::Message::Response { request_id, response },
+                        message:
+                            request_response::Message::Response {
+                                request_id,
+                                response,
+                            },
                         ..
                     } => {
                         got.insert(request_id, response);
                         if got.len() == ids.len() {
-                            return Ok(ids.iter().map(|i| got.remove(i).expect("every id answered")).collect());
+                            return Ok(ids
+                                .iter()
+                                .map(|i| got.remove(i).expect("every id answered"))
+                                .collect());
                         }
                     }
-                    request_response::Event::OutboundFailure { error, .. } => bail!("sync request to {addr} failed: {error}"),
+                    request_response::Event::OutboundFailure { error, .. } => {
+                        bail!("sync request to {addr} failed: {error}")
+                    }
                     _ => {}
                 },
                 _ => {}
             }
         }
     };
-    tokio::time::timeout(timeout, work).await.with_context(|| format!("no sync answer from {addr} within {timeout:?}"))?
+    tokio::time::timeout(timeout, work)
+        .await
+        .with_context(|| format!("no sync answer from {addr} within {timeout:?}"))?
 }
 
 /// The node's libp2p identity: `[0x01; 32]` in `--dev`, else the validator key.

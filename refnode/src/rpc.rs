@@ -38,7 +38,11 @@ fn quantity(v: u64) -> String {
 }
 
 fn parse_address(s: &str) -> RpcResult<Address> {
-    Address::from_hex(s).ok_or_else(|| invalid(format!("Invalid address {s}: expected 0x followed by 40 hex digits")))
+    Address::from_hex(s).ok_or_else(|| {
+        invalid(format!(
+            "Invalid address {s}: expected 0x followed by 40 hex digits"
+        ))
+    })
 }
 
 fn parse_hash(s: &str) -> RpcResult<Hash> {
@@ -46,7 +50,11 @@ fn parse_hash(s: &str) -> RpcResult<Hash> {
     hex::decode(t)
         .ok()
         .and_then(|b| Hash::from_slice(&b))
-        .ok_or_else(|| invalid(format!("Invalid hash {s}: expected 0x followed by 64 hex digits")))
+        .ok_or_else(|| {
+            invalid(format!(
+                "Invalid hash {s}: expected 0x followed by 64 hex digits"
+            ))
+        })
 }
 
 /// A block tag or number: `latest`, `pending`, `earliest`, `safe`, `finalized`, or a quantity.
@@ -54,8 +62,11 @@ fn parse_block_tag(chain: &Chain, s: &str) -> RpcResult<u64> {
     match s {
         "latest" | "pending" | "safe" | "finalized" => Ok(chain.head().0),
         "earliest" => Ok(0),
-        q => u64::from_str_radix(q.strip_prefix("0x").unwrap_or(q), 16)
-            .map_err(|_| invalid(format!("Invalid block number {q}: expected a hex quantity or a tag such as latest"))),
+        q => u64::from_str_radix(q.strip_prefix("0x").unwrap_or(q), 16).map_err(|_| {
+            invalid(format!(
+                "Invalid block number {q}: expected a hex quantity or a tag such as latest"
+            ))
+        }),
     }
 }
 
@@ -83,7 +94,13 @@ fn block_json(b: &Block, full: bool) -> Value {
         .transactions
         .iter()
         .enumerate()
-        .map(|(i, t)| if full { tx_json(t, Some((b.header.number, h, i as u32))) } else { json!(t.hash().to_string()) })
+        .map(|(i, t)| {
+            if full {
+                tx_json(t, Some((b.header.number, h, i as u32)))
+            } else {
+                json!(t.hash().to_string())
+            }
+        })
         .collect();
     json!({
         "number": quantity(b.header.number),
@@ -122,12 +139,22 @@ where
 /// Build the RPC module; `admin` adds `lab_flush` and `lab_compact`.
 pub fn module(ctx: RpcCtx, admin: bool) -> anyhow::Result<RpcModule<RpcCtx>> {
     let mut m = RpcModule::new(ctx);
-    method(&mut m, "eth_chainId", |_, c| Ok(quantity(c.chain.chain_id())))?;
-    method(&mut m, "net_version", |_, c| Ok(c.chain.chain_id().to_string()))?;
-    method(&mut m, "web3_clientVersion", |_, _| Ok(format!("qfc-refnode/{}", env!("CARGO_PKG_VERSION"))))?;
+    method(&mut m, "eth_chainId", |_, c| {
+        Ok(quantity(c.chain.chain_id()))
+    })?;
+    method(&mut m, "net_version", |_, c| {
+        Ok(c.chain.chain_id().to_string())
+    })?;
+    method(&mut m, "web3_clientVersion", |_, _| {
+        Ok(format!("qfc-refnode/{}", env!("CARGO_PKG_VERSION")))
+    })?;
     method(&mut m, "eth_syncing", |_, _| Ok(false))?;
-    method(&mut m, "eth_gasPrice", |_, _| Ok(quantity(wire::tx::MIN_GAS_PRICE)))?;
-    method(&mut m, "eth_blockNumber", |_, c| Ok(quantity(c.chain.head().0)))?;
+    method(&mut m, "eth_gasPrice", |_, _| {
+        Ok(quantity(wire::tx::MIN_GAS_PRICE))
+    })?;
+    method(&mut m, "eth_blockNumber", |_, c| {
+        Ok(quantity(c.chain.head().0))
+    })?;
     method(&mut m, "eth_getBalance", |p, c| {
         let mut s = p.sequence();
         let a: String = s.next()?;
@@ -146,27 +173,37 @@ pub fn module(ctx: RpcCtx, admin: bool) -> anyhow::Result<RpcModule<RpcCtx>> {
         let mut s = p.sequence();
         let n = parse_block_tag(&c.chain, &s.next::<String>()?)?;
         let full: Option<bool> = s.optional_next()?;
-        Ok(c.chain.block_by_number(n).map_err(internal)?.map(|b| block_json(&b, full.unwrap_or(false))))
+        Ok(c.chain
+            .block_by_number(n)
+            .map_err(internal)?
+            .map(|b| block_json(&b, full.unwrap_or(false))))
     })?;
     method(&mut m, "eth_getBlockByHash", |p, c| {
         let mut s = p.sequence();
         let h = parse_hash(&s.next::<String>()?)?;
         let full: Option<bool> = s.optional_next()?;
-        Ok(c.chain.block_by_hash(&h).map_err(internal)?.map(|b| block_json(&b, full.unwrap_or(false))))
+        Ok(c.chain
+            .block_by_hash(&h)
+            .map_err(internal)?
+            .map(|b| block_json(&b, full.unwrap_or(false))))
     })?;
     method(&mut m, "eth_sendRawTransaction", |p, c| {
         let raw: String = p.one()?;
         let t = raw.strip_prefix("0x").unwrap_or(&raw);
         let bytes = hex::decode(t).map_err(|e| invalid(e.to_string()))?;
         // qfc-node falls back to Ethereum RLP here; the reference node does not.
-        let tx = Transaction::decode(&bytes).map_err(|e| invalid(format!("Failed to decode transaction: {e}")))?;
+        let tx = Transaction::decode(&bytes)
+            .map_err(|e| invalid(format!("Failed to decode transaction: {e}")))?;
         let h = c.chain.add_tx(tx).map_err(|e| execution(e.to_string()))?;
         Ok(h.to_string())
     })?;
     method(&mut m, "eth_getTransactionByHash", |p, c| {
         let h = parse_hash(&p.one::<String>()?)?;
         if let Some(l) = c.chain.tx_location(&h).map_err(internal)? {
-            return Ok(Some(tx_json(&l.tx, Some((l.block_number, l.block_hash, l.receipt.tx_index)))));
+            return Ok(Some(tx_json(
+                &l.tx,
+                Some((l.block_number, l.block_hash, l.receipt.tx_index)),
+            )));
         }
         Ok(c.chain.pending_tx(&h).map(|t| tx_json(&t, None)))
     })?;
@@ -209,8 +246,11 @@ pub fn module(ctx: RpcCtx, admin: bool) -> anyhow::Result<RpcModule<RpcCtx>> {
         let to = parse_address(&s.next::<String>()?)?;
         let amount: String = s.next()?;
         let value = match amount.strip_prefix("0x") {
-            Some(h) => u128::from_str_radix(h, 16).map_err(|e| invalid(format!("Invalid hex amount: {e}")))?,
-            None => amount.parse::<u128>().map_err(|e| invalid(format!("Invalid amount: {e}")))?,
+            Some(h) => u128::from_str_radix(h, 16)
+                .map_err(|e| invalid(format!("Invalid hex amount: {e}")))?,
+            None => amount
+                .parse::<u128>()
+                .map_err(|e| invalid(format!("Invalid amount: {e}")))?,
         };
         let faucet = wire::genesis::faucet_address();
         let tx = Transaction::transfer(
@@ -229,7 +269,11 @@ pub fn module(ctx: RpcCtx, admin: bool) -> anyhow::Result<RpcModule<RpcCtx>> {
             m.register_blocking_method(name, move |_, c| {
                 c.counters.rpc_call(name);
                 let s = c.chain.storage();
-                let r = if flush { s.flush_all() } else { s.flush_all().and_then(|_| s.compact_all()) };
+                let r = if flush {
+                    s.flush_all()
+                } else {
+                    s.flush_all().and_then(|_| s.compact_all())
+                };
                 r.map(|_| true).map_err(|e| {
                     c.counters.rpc_error(name);
                     ErrorObjectOwned::owned(-32603, e.to_string(), None::<()>)
@@ -241,7 +285,10 @@ pub fn module(ctx: RpcCtx, admin: bool) -> anyhow::Result<RpcModule<RpcCtx>> {
 }
 
 /// Bind `addr` and serve `module`; returns the bound address and the handle.
-pub async fn serve(addr: SocketAddr, module: RpcModule<RpcCtx>) -> anyhow::Result<(SocketAddr, ServerHandle)> {
+pub async fn serve(
+    addr: SocketAddr,
+    module: RpcModule<RpcCtx>,
+) -> anyhow::Result<(SocketAddr, ServerHandle)> {
     use anyhow::Context as _;
     let server = Server::builder()
         .build(addr)

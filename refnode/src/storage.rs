@@ -6,7 +6,10 @@
 //! ([`Storage::commit`]), synced (`set_sync(true)`, one WAL fdatasync) when
 //! the synced-commit knob is on. The caller's thread issues that fdatasync.
 
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Options, WriteBatch,
+    WriteOptions, DB,
+};
 use std::path::{Path, PathBuf};
 
 /// Column family names, as in qfc-node's `qfc_storage::schema::cf`.
@@ -49,11 +52,25 @@ pub mod cf {
     ];
 
     /// CFs written on every block: 16 MiB write buffers (others 8 MiB).
-    pub const WRITE_HEAVY: &[&str] = &[BLOCK_HEADERS, BLOCK_BODIES, TRANSACTIONS, TX_INDEX, RECEIPTS, STATE];
+    pub const WRITE_HEAVY: &[&str] = &[
+        BLOCK_HEADERS,
+        BLOCK_BODIES,
+        TRANSACTIONS,
+        TX_INDEX,
+        RECEIPTS,
+        STATE,
+    ];
 
     /// CFs read by key: bloom filters.
-    pub const POINT_LOOKUP: &[&str] =
-        &[BLOCK_HASH_INDEX, TRANSACTIONS, TX_INDEX, RECEIPTS, STATE, CODE, ETH_TX_INDEX];
+    pub const POINT_LOOKUP: &[&str] = &[
+        BLOCK_HASH_INDEX,
+        TRANSACTIONS,
+        TX_INDEX,
+        RECEIPTS,
+        STATE,
+        CODE,
+        ETH_TX_INDEX,
+    ];
 }
 
 /// Metadata keys, as qfc-node's `qfc_storage::schema::meta`.
@@ -78,12 +95,21 @@ pub const CF_WRITE_BUFFER_BYTES: usize = 8 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("cannot open RocksDB at {path}: {source}; check the --datadir permissions and that no other node uses it")]
-    Open { path: PathBuf, source: rocksdb::Error },
+    Open {
+        path: PathBuf,
+        source: rocksdb::Error,
+    },
     #[error("RocksDB {op} failed: {source}")]
-    Rocks { op: &'static str, source: rocksdb::Error },
+    Rocks {
+        op: &'static str,
+        source: rocksdb::Error,
+    },
     #[error("column family {0} is missing from the database")]
     MissingCf(&'static str),
 }
+
+/// A stored key and value.
+pub type KeyValue = (Box<[u8]>, Box<[u8]>);
 
 /// Column-family values of one RocksDB property.
 pub struct CfGauge {
@@ -123,7 +149,11 @@ fn cf_options(name: &str, cache: &Cache) -> Options {
 impl Storage {
     /// Open (or create) the database at `path` with every column family.
     pub fn open(path: &Path, statistics: bool) -> Result<Self, StorageError> {
-        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES).map_err(|source| StorageError::Open { path: path.into(), source })?;
+        let cache =
+            Cache::new_lru_cache(BLOCK_CACHE_BYTES).map_err(|source| StorageError::Open {
+                path: path.into(),
+                source,
+            })?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -134,9 +164,20 @@ impl Storage {
         if statistics {
             opts.enable_statistics();
         }
-        let cfs: Vec<_> = cf::ALL.iter().map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n, &cache))).collect();
-        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|source| StorageError::Open { path: path.into(), source })?;
-        Ok(Self { db, opts, statistics })
+        let cfs: Vec<_> = cf::ALL
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n, &cache)))
+            .collect();
+        let db =
+            DB::open_cf_descriptors(&opts, path, cfs).map_err(|source| StorageError::Open {
+                path: path.into(),
+                source,
+            })?;
+        Ok(Self {
+            db,
+            opts,
+            statistics,
+        })
     }
 
     fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, StorageError> {
@@ -144,11 +185,13 @@ impl Storage {
     }
 
     pub fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        self.db.get_cf(self.cf(cf)?, key).map_err(|source| StorageError::Rocks { op: "get", source })
+        self.db
+            .get_cf(self.cf(cf)?, key)
+            .map_err(|source| StorageError::Rocks { op: "get", source })
     }
 
     /// Every (key, value) of a column family.
-    pub fn scan(&self, cf: &'static str) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>, StorageError> {
+    pub fn scan(&self, cf: &'static str) -> Result<Vec<KeyValue>, StorageError> {
         self.db
             .iterator_cf(self.cf(cf)?, rocksdb::IteratorMode::Start)
             .collect::<Result<_, _>>()
@@ -157,7 +200,10 @@ impl Storage {
 
     /// Start a batch; fill it with [`BatchBuilder::put`], then [`Self::commit`].
     pub fn batch(&self) -> BatchBuilder<'_> {
-        BatchBuilder { storage: self, batch: WriteBatch::default() }
+        BatchBuilder {
+            storage: self,
+            batch: WriteBatch::default(),
+        }
     }
 
     /// Write the batch atomically; `sync` makes RocksDB fdatasync the WAL
@@ -165,13 +211,23 @@ impl Storage {
     pub fn commit(&self, b: BatchBuilder<'_>, sync: bool) -> Result<(), StorageError> {
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
-        self.db.write_opt(b.batch, &wo).map_err(|source| StorageError::Rocks { op: "write batch", source })
+        self.db
+            .write_opt(b.batch, &wo)
+            .map_err(|source| StorageError::Rocks {
+                op: "write batch",
+                source,
+            })
     }
 
     /// Flush every column family's memtable to an L0 file.
     pub fn flush_all(&self) -> Result<(), StorageError> {
         for n in cf::ALL {
-            self.db.flush_cf(self.cf(n)?).map_err(|source| StorageError::Rocks { op: "flush", source })?;
+            self.db
+                .flush_cf(self.cf(n)?)
+                .map_err(|source| StorageError::Rocks {
+                    op: "flush",
+                    source,
+                })?;
         }
         Ok(())
     }
@@ -179,20 +235,36 @@ impl Storage {
     /// Compact every column family's full key range.
     pub fn compact_all(&self) -> Result<(), StorageError> {
         for n in cf::ALL {
-            self.db.compact_range_cf(self.cf(n)?, None::<&[u8]>, None::<&[u8]>);
+            self.db
+                .compact_range_cf(self.cf(n)?, None::<&[u8]>, None::<&[u8]>);
         }
         Ok(())
     }
 
     /// A RocksDB checkpoint (flushes memtables, hard-links SSTs) into `dir`.
     pub fn checkpoint(&self, dir: &Path) -> Result<(), StorageError> {
-        let cp = rocksdb::checkpoint::Checkpoint::new(&self.db).map_err(|source| StorageError::Rocks { op: "checkpoint", source })?;
-        cp.create_checkpoint(dir).map_err(|source| StorageError::Rocks { op: "checkpoint", source })
+        let cp = rocksdb::checkpoint::Checkpoint::new(&self.db).map_err(|source| {
+            StorageError::Rocks {
+                op: "checkpoint",
+                source,
+            }
+        })?;
+        cp.create_checkpoint(dir)
+            .map_err(|source| StorageError::Rocks {
+                op: "checkpoint",
+                source,
+            })
     }
 
     /// Per-CF gauges from RocksDB properties.
     pub fn cf_gauges(&self) -> Vec<CfGauge> {
-        let prop = |c: &rocksdb::ColumnFamily, p: &str| self.db.property_int_value_cf(c, p).ok().flatten().unwrap_or(0);
+        let prop = |c: &rocksdb::ColumnFamily, p: &str| {
+            self.db
+                .property_int_value_cf(c, p)
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+        };
         cf::ALL
             .iter()
             .filter_map(|n| {
@@ -241,13 +313,18 @@ impl DbStatistics {
             let Some(name) = it.next() else { continue };
             let rest: Vec<&str> = it.collect();
             let field = |key: &str| {
-                rest.windows(3).find(|w| w[0] == key && w[1] == ":").and_then(|w| w[2].parse::<f64>().ok()).map(|v| v as u64)
+                rest.windows(3)
+                    .find(|w| w[0] == key && w[1] == ":")
+                    .and_then(|w| w[2].parse::<f64>().ok())
+                    .map(|v| v as u64)
             };
             match name {
                 "rocksdb.stall.micros" => s.stall_micros = field("COUNT").unwrap_or(0),
                 "rocksdb.wal.synced" => s.wal_syncs = field("COUNT").unwrap_or(0),
                 "rocksdb.compact.read.bytes" => s.compact_read_bytes = field("COUNT").unwrap_or(0),
-                "rocksdb.compact.write.bytes" => s.compact_write_bytes = field("COUNT").unwrap_or(0),
+                "rocksdb.compact.write.bytes" => {
+                    s.compact_write_bytes = field("COUNT").unwrap_or(0)
+                }
                 "rocksdb.flush.write.bytes" => s.flush_write_bytes = field("COUNT").unwrap_or(0),
                 "rocksdb.wal.file.sync.micros" => {
                     s.wal_sync_count = field("COUNT").unwrap_or(0);
@@ -306,15 +383,29 @@ mod tests {
             let s = Storage::open(dir.path(), true).unwrap();
             let mut b = s.batch();
             b.put(cf::BLOCK_HEADERS, b"k", b"h").unwrap();
-            b.put(cf::METADATA, meta::LATEST_BLOCK_NUMBER, &1u64.to_le_bytes()).unwrap();
+            b.put(cf::METADATA, meta::LATEST_BLOCK_NUMBER, &1u64.to_le_bytes())
+                .unwrap();
             assert_eq!(b.len(), 2);
             s.commit(b, true).unwrap();
-            assert!(s.statistics().unwrap().wal_syncs >= 1, "a synced commit syncs the WAL");
+            assert!(
+                s.statistics().unwrap().wal_syncs >= 1,
+                "a synced commit syncs the WAL"
+            );
             s.flush_all().unwrap();
-            assert_eq!(s.cf_gauges().iter().find(|g| g.cf == cf::BLOCK_HEADERS).unwrap().l0_files, 1);
+            assert_eq!(
+                s.cf_gauges()
+                    .iter()
+                    .find(|g| g.cf == cf::BLOCK_HEADERS)
+                    .unwrap()
+                    .l0_files,
+                1
+            );
         }
         let s = Storage::open(dir.path(), false).unwrap();
-        assert_eq!(s.get(cf::BLOCK_HEADERS, b"k").unwrap().as_deref(), Some(&b"h"[..]));
+        assert_eq!(
+            s.get(cf::BLOCK_HEADERS, b"k").unwrap().as_deref(),
+            Some(&b"h"[..])
+        );
         assert!(s.statistics().is_none());
     }
 }

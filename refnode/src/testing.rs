@@ -19,7 +19,9 @@ pub fn refnode_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("QFC_REFNODE_BIN") {
         return p.into();
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| "target".into());
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "target".into());
     target.join("debug").join("qfc-refnode")
 }
 
@@ -58,13 +60,23 @@ impl NodeProcess {
     }
 
     /// [`Self::spawn`] with extra environment variables.
-    pub fn spawn_env(bin: &Path, datadir: &Path, extra: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
+    pub fn spawn_env(
+        bin: &Path,
+        datadir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(datadir)?;
         let ports_file = datadir.join("ports.json");
         let _ = std::fs::remove_file(&ports_file);
         let stdout_path = datadir.join("stdout.log");
         let stderr_path = datadir.join("stderr.log");
-        let open = |p: &Path| std::fs::OpenOptions::new().create(true).append(true).open(p);
+        let open = |p: &Path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+        };
         let child = Command::new(bin)
             .args(loopback_args(datadir, &ports_file))
             .args(extra)
@@ -73,10 +85,21 @@ impl NodeProcess {
             .stdout(open(&stdout_path)?)
             .stderr(open(&stderr_path)?)
             .spawn()
-            .with_context(|| format!("cannot run {}: build it with cargo build -p refnode", bin.display()))?;
+            .with_context(|| {
+                format!(
+                    "cannot run {}: build it with cargo build -p refnode",
+                    bin.display()
+                )
+            })?;
         let mut node = Self {
             child,
-            ports: Ports { rpc: ([127, 0, 0, 1], 0).into(), metrics: ([127, 0, 0, 1], 0).into(), p2p: None, peer_id: None, pid: 0 },
+            ports: Ports {
+                rpc: ([127, 0, 0, 1], 0).into(),
+                metrics: ([127, 0, 0, 1], 0).into(),
+                p2p: None,
+                peer_id: None,
+                pid: 0,
+            },
             datadir: datadir.into(),
             stdout_path,
             stderr_path,
@@ -90,10 +113,17 @@ impl NodeProcess {
                 }
             }
             if let Some(st) = node.child.try_wait()? {
-                bail!("qfc-refnode exited with {st} before listening; stdout:\n{}", node.stdout());
+                bail!(
+                    "qfc-refnode exited with {st} before listening; stdout:\n{}",
+                    node.stdout()
+                );
             }
             if Instant::now() > deadline {
-                bail!("qfc-refnode did not write {} within 60 s; stdout:\n{}", ports_file.display(), node.stdout());
+                bail!(
+                    "qfc-refnode did not write {} within 60 s; stdout:\n{}",
+                    ports_file.display(),
+                    node.stdout()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -110,7 +140,8 @@ impl NodeProcess {
 
     /// Full JSON-RPC response object for `method(params)`.
     pub fn rpc_raw(&self, method: &str, params: Value) -> anyhow::Result<Value> {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+        let body =
+            json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
         let resp = http(self.ports.rpc, "POST", "/", Some(&body))?;
         serde_json::from_str(&resp).with_context(|| format!("{method} returned non-JSON: {resp}"))
     }
@@ -121,7 +152,9 @@ impl NodeProcess {
         if let Some(e) = v.get("error") {
             bail!("{method} failed: {e}");
         }
-        v.get("result").cloned().ok_or_else(|| anyhow!("{method}: no result in {v}"))
+        v.get("result")
+            .cloned()
+            .ok_or_else(|| anyhow!("{method}: no result in {v}"))
     }
 
     pub fn block_number(&self) -> anyhow::Result<u64> {
@@ -184,21 +217,34 @@ pub fn parse_quantity(v: &Value) -> Option<u64> {
 /// Value of `name{labels}` (labels as written, e.g. `cf="state"`) in a
 /// Prometheus text exposition; `labels` empty means no labels.
 pub fn metric_value(text: &str, name: &str, labels: &str) -> Option<f64> {
-    let key = if labels.is_empty() { name.to_string() } else { format!("{name}{{{labels}}}") };
-    text.lines().find_map(|l| l.strip_prefix(&key)?.strip_prefix(' ')?.trim().parse().ok())
+    let key = if labels.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}{{{labels}}}")
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix(&key)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// Sum of every sample of `name` across labels.
 pub fn metric_sum(text: &str, name: &str) -> f64 {
     text.lines()
-        .filter(|l| l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' ')))
+        .filter(|l| {
+            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' '))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
 
 /// Minimal HTTP/1.1 exchange on loopback (`Connection: close`), returning the body.
-pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> anyhow::Result<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).with_context(|| format!("cannot connect to {addr}"))?;
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> anyhow::Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .with_context(|| format!("cannot connect to {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
     let body = body.unwrap_or("");
     write!(
@@ -209,8 +255,13 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> a
     let mut resp = Vec::new();
     s.read_to_end(&mut resp)?;
     let text = String::from_utf8_lossy(&resp).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("malformed HTTP answer from {addr}: {text}"))?;
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("malformed HTTP answer from {addr}: {text}"))?;
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         let mut out = String::new();
         let mut r = rest;
         while let Some((size, tail)) = r.split_once("\r\n") {
@@ -237,8 +288,18 @@ mod tests {
         assert_eq!(
             s,
             [
-                "--datadir", "/d", "--rpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--p2p-port", "0", "--lab-p2p-host",
-                "127.0.0.1", "--lab-ports-file", "/d/p.json"
+                "--datadir",
+                "/d",
+                "--rpc-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--p2p-port",
+                "0",
+                "--lab-p2p-host",
+                "127.0.0.1",
+                "--lab-ports-file",
+                "/d/p.json"
             ]
         );
     }
@@ -246,7 +307,10 @@ mod tests {
     #[test]
     fn metric_parsing() {
         let t = "# TYPE x gauge\nqfc_rocksdb_l0_files{cf=\"state\"} 3\nqfc_rocksdb_l0_files{cf=\"code\"} 1\nqfc_block_height 7\n";
-        assert_eq!(metric_value(t, "qfc_rocksdb_l0_files", "cf=\"state\""), Some(3.0));
+        assert_eq!(
+            metric_value(t, "qfc_rocksdb_l0_files", "cf=\"state\""),
+            Some(3.0)
+        );
         assert_eq!(metric_value(t, "qfc_block_height", ""), Some(7.0));
         assert_eq!(metric_sum(t, "qfc_rocksdb_l0_files"), 4.0);
         assert_eq!(parse_quantity(&json!("0x1f")), Some(31));

@@ -19,7 +19,10 @@ pub struct VrfProof {
 
 impl Default for VrfProof {
     fn default() -> Self {
-        Self { output: [0; 32], proof: [0; 64] }
+        Self {
+            output: [0; 32],
+            proof: [0; 64],
+        }
     }
 }
 
@@ -125,10 +128,25 @@ pub struct ModelId {
 /// Inference task type (v2.0).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum ComputeTaskType {
-    TextGeneration { model_id: ModelId, prompt_hash: Hash, max_tokens: u32, temperature_fp: u32, seed: u64 },
-    ImageClassification { model_id: ModelId, input_hash: Hash },
-    Embedding { model_id: ModelId, input_hash: Hash },
-    OnnxInference { model_hash: Hash, input_hash: Hash },
+    TextGeneration {
+        model_id: ModelId,
+        prompt_hash: Hash,
+        max_tokens: u32,
+        temperature_fp: u32,
+        seed: u64,
+    },
+    ImageClassification {
+        model_id: ModelId,
+        input_hash: Hash,
+    },
+    Embedding {
+        model_id: ModelId,
+        input_hash: Hash,
+    },
+    OnnxInference {
+        model_hash: Hash,
+        input_hash: Hash,
+    },
 }
 
 /// Inference proof carried in a block (v2.0).
@@ -174,7 +192,11 @@ impl Block {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
-        borsh::from_slice(bytes).map_err(|source| WireError::Decode { what: "block", len: bytes.len(), source })
+        borsh::from_slice(bytes).map_err(|source| WireError::Decode {
+            what: "block",
+            len: bytes.len(),
+            source,
+        })
     }
 
     /// The block hash: BLAKE3 of the borsh header.
@@ -250,7 +272,11 @@ impl Receipt {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
-        borsh::from_slice(bytes).map_err(|source| WireError::Decode { what: "receipt", len: bytes.len(), source })
+        borsh::from_slice(bytes).map_err(|source| WireError::Decode {
+            what: "receipt",
+            len: bytes.len(),
+            source,
+        })
     }
 }
 
@@ -292,7 +318,12 @@ mod tests {
 
     #[test]
     fn header_fields_in_order() {
-        let h = BlockHeader { number: 0x0102, timestamp: 5, extra_data: vec![9], ..Default::default() };
+        let h = BlockHeader {
+            number: 0x0102,
+            timestamp: 5,
+            extra_data: vec![9],
+            ..Default::default()
+        };
         let b = h.encode();
         assert_eq!(&b[0..4], &1u32.to_le_bytes());
         assert_eq!(&b[4..12], &0x0102u64.to_le_bytes());
@@ -312,7 +343,10 @@ mod tests {
         let ab = crate::blake3_hash(&[a.0, b.0].concat());
         assert_eq!(merkle_root(&[a, b]), ab);
         let cc = crate::blake3_hash(&[c.0, c.0].concat());
-        assert_eq!(merkle_root(&[a, b, c]), crate::blake3_hash(&[ab.0, cc.0].concat()));
+        assert_eq!(
+            merkle_root(&[a, b, c]),
+            crate::blake3_hash(&[ab.0, cc.0].concat())
+        );
     }
 
     #[test]

@@ -52,7 +52,10 @@ pub fn funded_accounts() -> Vec<(Address, U256)> {
 /// The dev genesis block (number 0, timestamp 0, zero roots).
 pub fn genesis_block() -> Block {
     Block {
-        header: BlockHeader { extra_data: GENESIS_EXTRA_DATA.to_vec(), ..Default::default() },
+        header: BlockHeader {
+            extra_data: GENESIS_EXTRA_DATA.to_vec(),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
@@ -69,16 +72,27 @@ mod tests {
     #[test]
     fn dev_validator_address_matches_genesis() {
         // qfc-node's dev genesis lists the [0x01; 32] validator at this address.
-        assert_eq!(dev_validator_address().to_string(), "0x1bff2fcb945733cc3012879cb9fab07928667062");
+        assert_eq!(
+            dev_validator_address().to_string(),
+            "0x1bff2fcb945733cc3012879cb9fab07928667062"
+        );
     }
 
     #[test]
     fn funded_accounts_hold_1e27() {
         let acc = funded_accounts();
         assert_eq!(acc.len(), 15);
-        assert_eq!(acc[0].0.to_string(), "0x0000000000000000000000000000000000000001");
-        assert_eq!(acc[9].0.to_string(), "0x000000000000000000000000000000000000000a");
-        assert!(acc.iter().all(|(_, b)| b.to_string() == "1000000000000000000000000000"));
+        assert_eq!(
+            acc[0].0.to_string(),
+            "0x0000000000000000000000000000000000000001"
+        );
+        assert_eq!(
+            acc[9].0.to_string(),
+            "0x000000000000000000000000000000000000000a"
+        );
+        assert!(acc
+            .iter()
+            .all(|(_, b)| b.to_string() == "1000000000000000000000000000"));
     }
 
     #[test]

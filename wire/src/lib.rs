@@ -28,7 +28,9 @@ pub use tx::{Transaction, TxType};
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
     /// The input is not hexadecimal.
-    #[error("raw transaction is not valid hex ({0}): send 0x followed by an even number of hex digits")]
+    #[error(
+        "raw transaction is not valid hex ({0}): send 0x followed by an even number of hex digits"
+    )]
     Hex(#[from] hex::FromHexError),
     /// The bytes are not a borsh encoding of the expected type.
     #[error("cannot decode {what} from {len} bytes: {source}")]

@@ -6,7 +6,9 @@ use std::cmp::Ordering;
 use std::fmt;
 
 /// 32-byte BLAKE3 hash. `Debug` prints the first 8 bytes, as qfc-node does.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, BorshSerialize, BorshDeserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, BorshSerialize, BorshDeserialize,
+)]
 pub struct Hash(pub [u8; 32]);
 
 impl Hash {
@@ -31,7 +33,9 @@ impl fmt::Display for Hash {
 }
 
 /// 20-byte account address.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, BorshSerialize, BorshDeserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, BorshSerialize, BorshDeserialize,
+)]
 pub struct Address(pub [u8; 20]);
 
 impl Address {
@@ -200,7 +204,9 @@ impl U256 {
         let mut v = Self::ZERO;
         for c in s.bytes() {
             let d = (c as char).to_digit(10)?;
-            v = v.checked_mul(Self::from_u64(10))?.checked_add(Self::from_u64(d as u64))?;
+            v = v
+                .checked_mul(Self::from_u64(10))?
+                .checked_add(Self::from_u64(d as u64))?;
         }
         Some(v)
     }
@@ -288,14 +294,21 @@ mod tests {
         assert_eq!(format!("{e27:?}"), "U256(1000000000000000000000000000)");
         assert_eq!(e27.to_quantity(), "0x33b2e3c9fd0803ce8000000");
         assert_eq!(U256::ZERO.to_quantity(), "0x0");
-        let big = U256::from_u128(u128::MAX).checked_add(U256::from_u64(1)).unwrap();
+        let big = U256::from_u128(u128::MAX)
+            .checked_add(U256::from_u64(1))
+            .unwrap();
         assert_eq!(big.0, [0, 0, 1, 0]);
-        assert_eq!(big.checked_sub(U256::from_u64(1)).unwrap(), U256::from_u128(u128::MAX));
+        assert_eq!(
+            big.checked_sub(U256::from_u64(1)).unwrap(),
+            U256::from_u128(u128::MAX)
+        );
         assert!(U256::from_u64(1).checked_sub(U256::from_u64(2)).is_none());
         assert!(U256::MAX.checked_add(U256::from_u64(1)).is_none());
         assert!(big > U256::from_u128(u128::MAX));
         assert_eq!(
-            U256::from_u64(21_000).checked_mul(U256::from_u64(1_000_000_000)).unwrap(),
+            U256::from_u64(21_000)
+                .checked_mul(U256::from_u64(1_000_000_000))
+                .unwrap(),
             U256::from_u64(21_000_000_000_000)
         );
         assert!(U256::MAX.checked_mul(U256::from_u64(2)).is_none());
@@ -305,6 +318,9 @@ mod tests {
     fn debug_forms_match_qfc_node() {
         let h = Hash([0xab; 32]);
         assert_eq!(format!("{h:?}"), "Hash(0xabababababababab)");
-        assert_eq!(format!("{:?}", Address::from_low_u64(1)), "Address(0x0000000000000000000000000000000000000001)");
+        assert_eq!(
+            format!("{:?}", Address::from_low_u64(1)),
+            "Address(0x0000000000000000000000000000000000000001)"
+        );
     }
 }

@@ -35,7 +35,11 @@ pub enum SyncResponse {
     Block(Vec<u8>),
     Blocks(Vec<Vec<u8>>),
     NotFound,
-    Status { block_number: u64, block_hash: Hash, genesis_hash: Hash },
+    Status {
+        block_number: u64,
+        block_hash: Hash,
+        genesis_hash: Hash,
+    },
     Error(String),
 }
 
@@ -66,7 +70,11 @@ impl FrameKind {
 pub fn frame_len(prefix: [u8; 4], kind: FrameKind) -> Result<usize, WireError> {
     let len = u32::from_be_bytes(prefix) as usize;
     if len > kind.cap() {
-        return Err(WireError::FrameTooLarge { kind: kind.name(), len, cap: kind.cap() });
+        return Err(WireError::FrameTooLarge {
+            kind: kind.name(),
+            len,
+            cap: kind.cap(),
+        });
     }
     Ok(len)
 }
@@ -85,7 +93,11 @@ impl SyncRequest {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
-        borsh::from_slice(bytes).map_err(|source| WireError::Decode { what: "sync request", len: bytes.len(), source })
+        borsh::from_slice(bytes).map_err(|source| WireError::Decode {
+            what: "sync request",
+            len: bytes.len(),
+            source,
+        })
     }
 }
 
@@ -95,13 +107,21 @@ impl SyncResponse {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
-        borsh::from_slice(bytes).map_err(|source| WireError::Decode { what: "sync response", len: bytes.len(), source })
+        borsh::from_slice(bytes).map_err(|source| WireError::Decode {
+            what: "sync response",
+            len: bytes.len(),
+            source,
+        })
     }
 }
 
 /// Read one framed body from a blocking reader (tests and simple clients).
 pub fn read_frame(r: &mut impl Read, kind: FrameKind) -> Result<Vec<u8>, WireError> {
-    let io = |source| WireError::Decode { what: "frame", len: 0, source };
+    let io = |source| WireError::Decode {
+        what: "frame",
+        len: 0,
+        source,
+    };
     let mut prefix = [0u8; 4];
     r.read_exact(&mut prefix).map_err(io)?;
     let len = frame_len(prefix, kind)?;
@@ -123,8 +143,14 @@ mod tests {
 
     #[test]
     fn request_tags_and_layout() {
-        assert_eq!(SyncRequest::GetBlockByHash(Hash([5; 32])).encode(), [&[0u8][..], &[5; 32]].concat());
-        assert_eq!(SyncRequest::GetBlockByNumber(7).encode(), [&[1u8][..], &7u64.to_le_bytes()].concat());
+        assert_eq!(
+            SyncRequest::GetBlockByHash(Hash([5; 32])).encode(),
+            [&[0u8][..], &[5; 32]].concat()
+        );
+        assert_eq!(
+            SyncRequest::GetBlockByNumber(7).encode(),
+            [&[1u8][..], &7u64.to_le_bytes()].concat()
+        );
         assert_eq!(
             SyncRequest::GetBlockRange { start: 1, end: 40 }.encode(),
             [&[2u8][..], &1u64.to_le_bytes(), &40u64.to_le_bytes()].concat()
@@ -135,14 +161,27 @@ mod tests {
 
     #[test]
     fn response_tags_and_layout() {
-        assert_eq!(SyncResponse::Block(vec![9, 8]).encode(), vec![0, 2, 0, 0, 0, 9, 8]);
-        assert_eq!(SyncResponse::Blocks(vec![vec![1]]).encode(), vec![1, 1, 0, 0, 0, 1, 0, 0, 0, 1]);
+        assert_eq!(
+            SyncResponse::Block(vec![9, 8]).encode(),
+            vec![0, 2, 0, 0, 0, 9, 8]
+        );
+        assert_eq!(
+            SyncResponse::Blocks(vec![vec![1]]).encode(),
+            vec![1, 1, 0, 0, 0, 1, 0, 0, 0, 1]
+        );
         assert_eq!(SyncResponse::NotFound.encode(), vec![2]);
-        let st = SyncResponse::Status { block_number: 3, block_hash: Hash([1; 32]), genesis_hash: Hash([2; 32]) };
+        let st = SyncResponse::Status {
+            block_number: 3,
+            block_hash: Hash([1; 32]),
+            genesis_hash: Hash([2; 32]),
+        };
         let b = st.encode();
         assert_eq!(b.len(), 1 + 8 + 32 + 32);
         assert_eq!(b[0], 3);
-        assert_eq!(SyncResponse::Error("x".into()).encode(), vec![4, 1, 0, 0, 0, b'x']);
+        assert_eq!(
+            SyncResponse::Error("x".into()).encode(),
+            vec![4, 1, 0, 0, 0, b'x']
+        );
         assert_eq!(SyncResponse::decode(&b).unwrap(), st);
     }
 
@@ -150,7 +189,11 @@ mod tests {
     fn debug_prints_block_bytes_number_by_number() {
         let r = SyncResponse::Block(vec![1, 2, 3]);
         assert_eq!(format!("{r:?}"), "Block([1, 2, 3])");
-        let st = SyncResponse::Status { block_number: 3, block_hash: Hash([0xaa; 32]), genesis_hash: Hash::ZERO };
+        let st = SyncResponse::Status {
+            block_number: 3,
+            block_hash: Hash([0xaa; 32]),
+            genesis_hash: Hash::ZERO,
+        };
         assert_eq!(
             format!("{st:?}"),
             "Status { block_number: 3, block_hash: Hash(0xaaaaaaaaaaaaaaaa), genesis_hash: Hash(0x0000000000000000) }"
@@ -162,7 +205,10 @@ mod tests {
     #[test]
     fn framing_is_big_endian_with_caps() {
         assert_eq!(frame(&[7, 7]), vec![0, 0, 0, 2, 7, 7]);
-        assert_eq!(frame_len([0, 0x10, 0, 0], FrameKind::Request).unwrap(), MAX_REQUEST_BYTES);
+        assert_eq!(
+            frame_len([0, 0x10, 0, 0], FrameKind::Request).unwrap(),
+            MAX_REQUEST_BYTES
+        );
         assert!(matches!(
             frame_len([0, 0x10, 0, 1], FrameKind::Request),
             Err(WireError::FrameTooLarge { len: 1_048_577, .. })

@@ -139,11 +139,21 @@ impl Transaction {
 
     /// Base gas plus data gas, as qfc-node computes it.
     pub fn intrinsic_gas(&self) -> u64 {
-        let base = if self.tx_type == TxType::ContractCreate { CONTRACT_CREATE_GAS } else { TRANSFER_GAS };
+        let base = if self.tx_type == TxType::ContractCreate {
+            CONTRACT_CREATE_GAS
+        } else {
+            TRANSFER_GAS
+        };
         base + self
             .data
             .iter()
-            .map(|&b| if b == 0 { GAS_PER_ZERO_BYTE } else { GAS_PER_BYTE })
+            .map(|&b| {
+                if b == 0 {
+                    GAS_PER_ZERO_BYTE
+                } else {
+                    GAS_PER_BYTE
+                }
+            })
             .sum::<u64>()
     }
 
@@ -192,7 +202,11 @@ mod tests {
         assert_eq!(&b[38..70], &U256::from_u64(1000).to_le_bytes(), "value LE");
         assert_eq!(&b[70..74], &0u32.to_le_bytes(), "data length");
         assert_eq!(&b[74..82], &21_000u64.to_le_bytes(), "gas_limit");
-        assert_eq!(&b[82..114], &U256::from_u64(MIN_GAS_PRICE).to_le_bytes(), "gas_price LE");
+        assert_eq!(
+            &b[82..114],
+            &U256::from_u64(MIN_GAS_PRICE).to_le_bytes(),
+            "gas_price LE"
+        );
         assert_eq!(&b[114..146], &tx.public_key, "public_key");
         assert_eq!(&b[146..210], &tx.signature, "signature");
         assert_eq!(tx.hash(), crate::blake3_hash(&b[..146]));
@@ -224,9 +238,15 @@ mod tests {
 
     #[test]
     fn malformed_input_is_an_error() {
-        assert!(matches!(Transaction::decode_hex("0xzz"), Err(WireError::Hex(_))));
+        assert!(matches!(
+            Transaction::decode_hex("0xzz"),
+            Err(WireError::Hex(_))
+        ));
         let hex = transfer().encode_hex();
-        assert!(matches!(Transaction::decode_hex(&hex[..hex.len() - 2]), Err(WireError::Decode { .. })));
+        assert!(matches!(
+            Transaction::decode_hex(&hex[..hex.len() - 2]),
+            Err(WireError::Decode { .. })
+        ));
         let mut b = transfer().encode();
         b.push(0);
         assert!(Transaction::decode(&b).is_err(), "trailing byte");
