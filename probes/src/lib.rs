@@ -1,1 +1,2 @@
-//! probes (skeleton)
+//! probes: the userspace side of the qfc-lab eBPF probes.
+pub mod ebpf;

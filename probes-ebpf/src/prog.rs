@@ -1,0 +1,525 @@
+//! The programs and their maps.
+//!
+//! Every program reads the run-time [`Config`] and the current phase slot
+//! first, filters by scope as early as it can, and then adds to a per-CPU
+//! aggregate keyed by slot. Nothing is sent to userspace per event; whatever
+//! cannot be recorded (a full map, a stack that could not be stored) is
+//! counted in `DROPS` for the slot it belongs to.
+
+use aya_ebpf::{
+    bindings::{BPF_F_USER_STACK, BPF_NOEXIST},
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_ktime_get_ns, bpf_probe_read_kernel_buf,
+    },
+    macros::{map, perf_event, raw_tracepoint, tracepoint},
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, StackTrace},
+    programs::{
+        tracing::StackIdContext, PerfEventContext, RawTracePointContext, TracePointContext,
+    },
+    EbpfContext,
+};
+use probes_common::{
+    drop_kind, log2_bucket, Agg, BioAgg, BioKey, BioStart, BioStartKey, Config, OffcpuKey,
+    OffcpuStart, OncpuKey, SyscallKey, SyscallStart, COMM_LEN, HIST_BUCKETS, RWBS_LEN,
+    SCOPE_CGROUPS, SCOPE_TGIDS, SLOTS, SYS_FDATASYNC, SYS_FSYNC,
+};
+
+/// `-EFAULT` from `bpf_get_stackid`: no user stack (kernel thread), not a loss.
+const EFAULT: i32 = -14;
+/// `CLONE_THREAD`: a new thread, not a new process.
+const CLONE_THREAD: u64 = 0x0001_0000;
+
+#[map]
+static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+#[map]
+static PHASE: Array<u32> = Array::with_max_entries(1, 0);
+#[map]
+static TARGET_TGIDS: HashMap<u32, u8> = HashMap::with_max_entries(8192, 0);
+#[map]
+static TARGET_CGROUPS: HashMap<u64, u8> = HashMap::with_max_entries(4096, 0);
+#[map]
+static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(SLOTS * drop_kind::COUNT, 0);
+/// One stack dictionary for the whole session (ids are content hashes), so
+/// an off-CPU period that starts in one phase and ends in the next keeps a
+/// valid stack id.
+#[map]
+static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
+
+#[map]
+static FSYNC_START: HashMap<u64, SyscallStart> = HashMap::with_max_entries(10240, 0);
+#[map]
+static FSYNC_AGG: PerCpuHashMap<SyscallKey, Agg> = PerCpuHashMap::with_max_entries(8192, 0);
+#[map]
+static BIO_START: HashMap<BioStartKey, BioStart> = HashMap::with_max_entries(16384, 0);
+#[map]
+static BIO_AGG: PerCpuHashMap<BioKey, BioAgg> = PerCpuHashMap::with_max_entries(4096, 0);
+#[map]
+static OFFCPU_START: HashMap<u32, OffcpuStart> = HashMap::with_max_entries(16384, 0);
+#[map]
+static OFFCPU_AGG: PerCpuHashMap<OffcpuKey, Agg> = PerCpuHashMap::with_max_entries(16384, 0);
+#[map]
+static WP_START: HashMap<u64, SyscallStart> = HashMap::with_max_entries(10240, 0);
+#[map]
+static WP_AGG: PerCpuHashMap<SyscallKey, Agg> = PerCpuHashMap::with_max_entries(16384, 0);
+#[map]
+static ONCPU_AGG: PerCpuHashMap<OncpuKey, u64> = PerCpuHashMap::with_max_entries(16384, 0);
+
+#[inline(always)]
+fn config() -> Option<&'static Config> {
+    CONFIG.get(0)
+}
+
+#[inline(always)]
+fn slot() -> u32 {
+    match PHASE.get(0) {
+        Some(s) => *s & (SLOTS - 1),
+        None => 0,
+    }
+}
+
+#[inline(always)]
+fn now_ns() -> u64 {
+    // SAFETY: no preconditions.
+    unsafe { bpf_ktime_get_ns() }
+}
+
+#[inline(always)]
+fn count_drop(slot: u32, kind: u32) {
+    if let Some(p) = DROPS.get_ptr_mut(slot * drop_kind::COUNT + kind) {
+        // SAFETY: per-CPU slot, programs do not nest on one CPU for these hooks.
+        unsafe { *p += 1 }
+    }
+}
+
+/// Whether the current task is in scope. Costs one array read (system), or
+/// one hash lookup (tgid set, cgroup set).
+#[inline(always)]
+fn in_scope(cfg: &Config, tgid: u32) -> bool {
+    if cfg.scope == SCOPE_TGIDS {
+        TARGET_TGIDS.get_ptr(&tgid).is_some()
+    } else if cfg.scope == SCOPE_CGROUPS {
+        // SAFETY: no preconditions.
+        let id = unsafe { bpf_get_current_cgroup_id() };
+        TARGET_CGROUPS.get_ptr(&id).is_some()
+    } else {
+        tgid != 0 && tgid != cfg.self_tgid
+    }
+}
+
+#[inline(always)]
+fn comm() -> [u8; COMM_LEN] {
+    bpf_get_current_comm().unwrap_or([0; COMM_LEN])
+}
+
+#[inline(always)]
+fn latency_bucket(ns: u64) -> u32 {
+    let b = log2_bucket(ns / 1000);
+    if b >= HIST_BUCKETS {
+        HIST_BUCKETS - 1
+    } else {
+        b
+    }
+}
+
+/// Adds one event of `ns` to a per-CPU aggregate; false if the map is full.
+#[inline(always)]
+fn add_agg<K>(map: &PerCpuHashMap<K, Agg>, key: &K, ns: u64) -> bool {
+    if let Some(p) = map.get_ptr_mut(key) {
+        // SAFETY: this CPU's value, no concurrent writer.
+        unsafe {
+            (*p).count += 1;
+            (*p).sum_ns += ns;
+        }
+        return true;
+    }
+    let v = Agg { count: 1, sum_ns: ns };
+    if map.insert(key, &v, u64::from(BPF_NOEXIST)).is_ok() {
+        return true;
+    }
+    // Another CPU created the key first: this CPU's value now exists (zero).
+    if let Some(p) = map.get_ptr_mut(key) {
+        // SAFETY: as above.
+        unsafe {
+            (*p).count += 1;
+            (*p).sum_ns += ns;
+        }
+        return true;
+    }
+    false
+}
+
+#[inline(always)]
+fn syscall_enter(start: &HashMap<u64, SyscallStart>, syscall: u32, full: u32) {
+    let Some(cfg) = config() else { return };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !in_scope(cfg, (pid_tgid >> 32) as u32) {
+        return;
+    }
+    let st = SyscallStart { start_ns: now_ns(), syscall, _pad: 0 };
+    if start.insert(&pid_tgid, &st, 0).is_err() {
+        count_drop(slot(), full);
+    }
+}
+
+#[inline(always)]
+fn syscall_exit(
+    pid_tgid: u64,
+    start: &HashMap<u64, SyscallStart>,
+    agg: &PerCpuHashMap<SyscallKey, Agg>,
+    full: u32,
+) {
+    let Some(st) = start.get_ptr(&pid_tgid) else { return };
+    // SAFETY: value of a live entry, copied before removal.
+    let st = unsafe { *st };
+    let _ = start.remove(&pid_tgid);
+    let ns = now_ns().saturating_sub(st.start_ns);
+    let slot = slot();
+    let key = SyscallKey {
+        slot,
+        tgid: (pid_tgid >> 32) as u32,
+        syscall: st.syscall,
+        bucket: latency_bucket(ns),
+        comm: comm(),
+    };
+    if !add_agg(agg, &key, ns) {
+        count_drop(slot, full);
+    }
+}
+
+// ---------------------------------------------------------------- fsync
+
+#[tracepoint(category = "syscalls", name = "sys_enter_fsync")]
+pub fn fsync_enter(_ctx: TracePointContext) -> u32 {
+    syscall_enter(&FSYNC_START, SYS_FSYNC, drop_kind::FSYNC_START_FULL);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_fdatasync")]
+pub fn fdatasync_enter(_ctx: TracePointContext) -> u32 {
+    syscall_enter(&FSYNC_START, SYS_FDATASYNC, drop_kind::FSYNC_START_FULL);
+    0
+}
+
+/// Attached to both `sys_exit_fsync` and `sys_exit_fdatasync`.
+#[tracepoint]
+pub fn fsync_exit(_ctx: TracePointContext) -> u32 {
+    syscall_exit(
+        bpf_get_current_pid_tgid(),
+        &FSYNC_START,
+        &FSYNC_AGG,
+        drop_kind::FSYNC_AGG_FULL,
+    );
+    0
+}
+
+// ---------------------------------------------------------------- bio
+
+#[inline(always)]
+fn read_u32(ctx: &TracePointContext, off: u32) -> u32 {
+    // SAFETY: offset from the tracepoint's format file; probe-read checked.
+    unsafe { ctx.read_at::<u32>(off as usize) }.unwrap_or(0)
+}
+
+#[inline(always)]
+fn read_u64(ctx: &TracePointContext, off: u32) -> u64 {
+    // SAFETY: as read_u32.
+    unsafe { ctx.read_at::<u64>(off as usize) }.unwrap_or(0)
+}
+
+#[tracepoint(category = "block", name = "block_rq_issue")]
+pub fn bio_issue(ctx: TracePointContext) -> u32 {
+    let Some(cfg) = config() else { return 0 };
+    let key = BioStartKey {
+        dev: read_u32(&ctx, cfg.rq_dev),
+        _pad: 0,
+        sector: read_u64(&ctx, cfg.rq_sector),
+    };
+    let mut rwbs = [0u8; RWBS_LEN];
+    let src = (ctx.as_ptr() as *const u8).wrapping_add(cfg.rq_rwbs as usize);
+    // SAFETY: probe-read of the tracepoint record.
+    if unsafe { bpf_probe_read_kernel_buf(src, &mut rwbs) }.is_err() {
+        rwbs = [0u8; RWBS_LEN];
+    }
+    // A proper C string: nothing survives after the first NUL, so one RWBS
+    // is one key (T1's duplicated `W` keys came from stray bytes here).
+    let mut seen_nul = false;
+    for b in rwbs.iter_mut() {
+        if seen_nul {
+            *b = 0;
+        } else if *b == 0 {
+            seen_nul = true;
+        }
+    }
+    let st = BioStart {
+        start_ns: now_ns(),
+        bytes: u64::from(read_u32(&ctx, cfg.rq_bytes)),
+        rwbs,
+    };
+    if BIO_START.insert(&key, &st, 0).is_err() {
+        count_drop(slot(), drop_kind::BIO_START_FULL);
+    }
+    0
+}
+
+#[tracepoint(category = "block", name = "block_rq_complete")]
+pub fn bio_complete(ctx: TracePointContext) -> u32 {
+    let Some(cfg) = config() else { return 0 };
+    let skey = BioStartKey {
+        dev: read_u32(&ctx, cfg.rqc_dev),
+        _pad: 0,
+        sector: read_u64(&ctx, cfg.rqc_sector),
+    };
+    let slot = slot();
+    let Some(st) = BIO_START.get_ptr(&skey) else {
+        count_drop(slot, drop_kind::BIO_UNMATCHED);
+        return 0;
+    };
+    // SAFETY: value of a live entry, copied before removal.
+    let st = unsafe { *st };
+    let _ = BIO_START.remove(&skey);
+    let ns = now_ns().saturating_sub(st.start_ns);
+    let key = BioKey {
+        slot,
+        dev: skey.dev,
+        bucket: latency_bucket(ns),
+        _pad: 0,
+        rwbs: st.rwbs,
+    };
+    if let Some(p) = BIO_AGG.get_ptr_mut(&key) {
+        // SAFETY: this CPU's value.
+        unsafe {
+            (*p).count += 1;
+            (*p).sum_ns += ns;
+            (*p).bytes += st.bytes;
+        }
+        return 0;
+    }
+    let v = BioAgg { count: 1, sum_ns: ns, bytes: st.bytes };
+    if BIO_AGG.insert(&key, &v, u64::from(BPF_NOEXIST)).is_err() {
+        if let Some(p) = BIO_AGG.get_ptr_mut(&key) {
+            // SAFETY: this CPU's value.
+            unsafe {
+                (*p).count += 1;
+                (*p).sum_ns += ns;
+                (*p).bytes += st.bytes;
+            }
+        } else {
+            count_drop(slot, drop_kind::BIO_AGG_FULL);
+        }
+    }
+    0
+}
+
+// ---------------------------------------------------------------- offcpu
+
+#[inline(always)]
+fn stack_id<C: StackIdContext>(ctx: &C, user: bool, slot: u32, lost: u32) -> i32 {
+    let flags = if user { u64::from(BPF_F_USER_STACK) } else { 0 };
+    match ctx.get_stackid(&STACKS, flags) {
+        Ok(id) => id as i32,
+        Err(e) => {
+            if e != EFAULT {
+                count_drop(slot, lost);
+            }
+            e
+        }
+    }
+}
+
+#[tracepoint(category = "sched", name = "sched_switch")]
+pub fn offcpu_switch(ctx: TracePointContext) -> u32 {
+    let Some(cfg) = config() else { return 0 };
+    let now = now_ns();
+    // Switch-out: the current task is `prev`.
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tid = pid_tgid as u32;
+    let tgid = (pid_tgid >> 32) as u32;
+    if tid != 0 && in_scope(cfg, tgid) {
+        let slot = slot();
+        let state = read_u64(&ctx, cfg.sw_prev_state) as u32 & 0xffff;
+        let st = OffcpuStart {
+            start_ns: now,
+            tgid,
+            ustack: stack_id(&ctx, true, slot, drop_kind::OFFCPU_STACK_LOST),
+            kstack: stack_id(&ctx, false, slot, drop_kind::OFFCPU_STACK_LOST),
+            state,
+            comm: comm(),
+        };
+        if OFFCPU_START.insert(&tid, &st, 0).is_err() {
+            count_drop(slot, drop_kind::OFFCPU_START_FULL);
+        }
+    }
+    // Switch-in of `next`: only tasks recorded at switch-out are in the map.
+    let next = read_u32(&ctx, cfg.sw_next_pid);
+    if next == 0 {
+        return 0;
+    }
+    let Some(st) = OFFCPU_START.get_ptr(&next) else { return 0 };
+    // SAFETY: value of a live entry, copied before removal.
+    let st = unsafe { *st };
+    let _ = OFFCPU_START.remove(&next);
+    let delta = now.saturating_sub(st.start_ns);
+    let slot = slot();
+    if delta < cfg.min_offcpu_ns {
+        count_drop(slot, drop_kind::OFFCPU_BELOW_MIN);
+        return 0;
+    }
+    let key = OffcpuKey {
+        slot,
+        tgid: st.tgid,
+        ustack: st.ustack,
+        kstack: st.kstack,
+        state: st.state,
+        _pad: 0,
+        comm: st.comm,
+    };
+    if !add_agg(&OFFCPU_AGG, &key, delta) {
+        count_drop(slot, drop_kind::OFFCPU_AGG_FULL);
+    }
+    0
+}
+
+// ---------------------------------------------------------------- writepath
+
+/// Index in `SYSCALL_NAMES` of a write-path syscall number, or -1.
+#[cfg(bpf_target_arch = "aarch64")]
+#[inline(always)]
+fn write_path_syscall(nr: i64) -> i32 {
+    match nr {
+        64 => 0,
+        68 => 1,
+        66 => 2,
+        70 => 3,
+        287 => 4,
+        82 => 5,
+        83 => 6,
+        84 => 7,
+        _ => -1,
+    }
+}
+
+/// Index in `SYSCALL_NAMES` of a write-path syscall number, or -1.
+#[cfg(not(bpf_target_arch = "aarch64"))]
+#[inline(always)]
+fn write_path_syscall(nr: i64) -> i32 {
+    // x86_64 numbers.
+    match nr {
+        1 => 0,
+        18 => 1,
+        20 => 2,
+        296 => 3,
+        328 => 4,
+        74 => 5,
+        75 => 6,
+        277 => 7,
+        _ => -1,
+    }
+}
+
+/// `raw_syscalls:sys_enter` as a raw tracepoint: the syscall number is a
+/// register compare on the context (no helper, no map) before anything else.
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn writepath_enter(ctx: RawTracePointContext) -> u32 {
+    let nr: i64 = ctx.arg(1);
+    let idx = write_path_syscall(nr);
+    if idx < 0 {
+        return 0;
+    }
+    syscall_enter(&WP_START, idx as u32, drop_kind::WP_START_FULL);
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn writepath_exit(_ctx: RawTracePointContext) -> u32 {
+    let Some(cfg) = config() else { return 0 };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !in_scope(cfg, (pid_tgid >> 32) as u32) {
+        return 0;
+    }
+    syscall_exit(pid_tgid, &WP_START, &WP_AGG, drop_kind::WP_AGG_FULL);
+    0
+}
+
+// ---------------------------------------------------------------- oncpu
+
+#[perf_event]
+pub fn oncpu_sample(ctx: PerfEventContext) -> u32 {
+    let Some(cfg) = config() else { return 0 };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if pid_tgid as u32 == 0 || !in_scope(cfg, tgid) {
+        return 0;
+    }
+    let slot = slot();
+    let key = OncpuKey {
+        slot,
+        tgid,
+        ustack: stack_id(&ctx, true, slot, drop_kind::ONCPU_STACK_LOST),
+        kstack: stack_id(&ctx, false, slot, drop_kind::ONCPU_STACK_LOST),
+        comm: comm(),
+    };
+    if let Some(p) = ONCPU_AGG.get_ptr_mut(&key) {
+        // SAFETY: this CPU's value.
+        unsafe { *p += 1 }
+        return 0;
+    }
+    if ONCPU_AGG.insert(&key, &1u64, u64::from(BPF_NOEXIST)).is_err() {
+        if let Some(p) = ONCPU_AGG.get_ptr_mut(&key) {
+            // SAFETY: this CPU's value.
+            unsafe { *p += 1 }
+        } else {
+            count_drop(slot, drop_kind::ONCPU_AGG_FULL);
+        }
+    }
+    0
+}
+
+// ---------------------------------------------------------------- scope
+
+/// Extends the target process tree: a new process (not a thread) whose
+/// parent is in the set joins it.
+#[tracepoint(category = "task", name = "task_newtask")]
+pub fn scope_newtask(ctx: TracePointContext) -> u32 {
+    let Some(cfg) = config() else { return 0 };
+    if cfg.scope != SCOPE_TGIDS {
+        return 0;
+    }
+    if read_u64(&ctx, cfg.nt_clone_flags) & CLONE_THREAD != 0 {
+        return 0;
+    }
+    let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if TARGET_TGIDS.get_ptr(&parent).is_none() {
+        return 0;
+    }
+    let child = read_u32(&ctx, cfg.nt_pid);
+    if TARGET_TGIDS.insert(&child, &1u8, 0).is_err() {
+        count_drop(slot(), drop_kind::TGID_SET_FULL);
+    }
+    0
+}
+
+/// Forgets a process of the tree when its main thread exits, so that a
+/// recycled pid is not mistaken for the target.
+#[tracepoint(category = "sched", name = "sched_process_exit")]
+pub fn scope_exit(_ctx: TracePointContext) -> u32 {
+    let Some(cfg) = config() else { return 0 };
+    if cfg.scope != SCOPE_TGIDS {
+        return 0;
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if pid_tgid as u32 == (pid_tgid >> 32) as u32 {
+        let _ = TARGET_TGIDS.remove(&((pid_tgid >> 32) as u32));
+    }
+    0
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";
