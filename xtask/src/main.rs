@@ -1,1 +1,43 @@
-fn main() {}
+//! Project automation that is not a product feature (`cargo xtask <command>`).
+//!
+//! - `image-build [--arch aarch64|x86_64] [--refresh]`: build or look up the
+//!   cached guest image (the same library call as `qfc-lab image build`).
+//! - `cross [--arch aarch64] [--debug]`: cross-compile `qfc-refnode` and
+//!   `qfc-probe` for the guest, with frame pointers.
+//! - `guest-bench [--runs N]`: boot the cached aarch64 guest N times and print
+//!   launch-to-ready times (docs/BENCHMARKS.md).
+
+mod vm_tasks;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "qfc-lab project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build (or find in the cache) the guest image.
+    ImageBuild(vm_tasks::ImageBuildArgs),
+    /// Cross-compile the node and the probe program for a guest architecture.
+    Cross(vm_tasks::CrossArgs),
+    /// Measure launch-to-ready of the guest (warm image cache).
+    GuestBench(vm_tasks::BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Cmd::ImageBuild(a) => vm_tasks::image_build(a),
+        Cmd::Cross(a) => vm_tasks::cross(a),
+        Cmd::GuestBench(a) => vm_tasks::guest_bench(a),
+    }
+}
