@@ -1,0 +1,2 @@
+//! Report tests (placeholder replaced below).
+fn main() {}
