@@ -144,8 +144,8 @@ pub fn diff(a: &Bundle, b: &Bundle) -> DiffResult {
     let mut files = Vec::new();
     let mut all_sentences = Vec::new();
     doc.list(vec![
-        format!("A (before): {} ({}, seed {})", a.dir.display(), a.scenario.name, a.scenario.seed.map(|s| s.to_string()).unwrap_or_else(|| "?".into())),
-        format!("B (after): {} ({}, seed {})", b.dir.display(), b.scenario.name, b.scenario.seed.map(|s| s.to_string()).unwrap_or_else(|| "?".into())),
+        format!("A (before): {} ({}, seed {})", dir_name(&a.dir), a.scenario.name, a.scenario.seed.map(|s| s.to_string()).unwrap_or_else(|| "?".into())),
+        format!("B (after): {} ({}, seed {})", dir_name(&b.dir), b.scenario.name, b.scenario.seed.map(|s| s.to_string()).unwrap_or_else(|| "?".into())),
     ]);
     if a.scenario.name != b.scenario.name {
         doc.warn(format!(
@@ -273,4 +273,12 @@ pub fn diff(a: &Bundle, b: &Bundle) -> DiffResult {
         sentences: all_sentences,
         files,
     }
+}
+
+/// The bundle's directory name (not its full path, so that output does not depend on where
+/// the bundles live).
+fn dir_name(p: &std::path::Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.display().to_string())
 }
