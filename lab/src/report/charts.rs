@@ -199,7 +199,8 @@ pub fn timeline_svg(b: &Bundle) -> (Option<String>, Vec<String>) {
             let _ = chart
                 .configure_mesh()
                 .x_desc("s since the first phase started")
-                .light_line_style(WHITE)
+                .disable_x_mesh()
+                .disable_y_mesh()
                 .draw();
             for (name, a, _) in &b.boundaries {
                 let _ = chart.draw_series(LineSeries::new(

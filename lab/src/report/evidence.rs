@@ -490,6 +490,7 @@ impl Bundle {
 
 fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
     let pd = dir.join("probes").join(&p.name);
+    let rel = format!("probes/{}", p.name);
     let win = p.duration_s;
     // fsync
     if let Some(j) = json_opt::<FsyncJson>(&pd.join("fsync.json"))? {
@@ -506,7 +507,7 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
         f.window_s = win;
         p.fsync = Some(f);
     } else {
-        p.missing.insert("fsync", format!("neither fsync.json nor fsync.txt in {}", pd.display()));
+        p.missing.insert("fsync", format!("neither fsync.json nor fsync.txt in {rel}"));
     }
     // bio
     if let Some(j) = json_opt::<BioJson>(&pd.join("bio.json"))? {
@@ -523,7 +524,7 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
         b.window_s = win;
         p.bio = Some(b);
     } else {
-        p.missing.insert("bio", format!("neither bio.json nor bio.txt in {}", pd.display()));
+        p.missing.insert("bio", format!("neither bio.json nor bio.txt in {rel}"));
     }
     // writepath
     if let Some(j) = json_opt::<WritePathJson>(&pd.join("writepath.json"))? {
@@ -549,7 +550,7 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
     } else {
         p.missing.insert(
             "writepath",
-            format!("neither writepath.json nor writepath.txt in {}", pd.display()),
+            format!("neither writepath.json nor writepath.txt in {rel}"),
         );
     }
     for (which, slot) in [("oncpu", &mut p.oncpu), ("offcpu", &mut p.offcpu)] {
@@ -565,7 +566,7 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
             None => {
                 p.missing.insert(
                     if which == "oncpu" { "oncpu" } else { "offcpu" },
-                    format!("{} absent", path.display()),
+                    format!("{rel}/{which}.folded absent"),
                 );
             }
         }
@@ -577,7 +578,7 @@ fn load_load(dir: &Path, p: &mut PhaseEvidence, t0: Option<u64>) -> Result<(), R
     let ld = dir.join("load").join(&p.name);
     let Some(sum) = json_opt::<LoadSummaryJson>(&ld.join("summary.json"))? else {
         p.missing
-            .insert("load", format!("{} absent", ld.join("summary.json").display()));
+            .insert("load", format!("load/{}/summary.json absent", p.name));
         return Ok(());
     };
     let series: LoadSeriesJson = json_opt(&ld.join("series.json"))?.unwrap_or_default();
@@ -613,7 +614,7 @@ fn load_load(dir: &Path, p: &mut PhaseEvidence, t0: Option<u64>) -> Result<(), R
                 Ok(_) => {}
                 Err(e) => p
                     .notes
-                    .push(format!("{}: unreadable HdrHistogram ({e:?})", hdr_path.display())),
+                    .push(format!("load/{}/{w}.hdr: unreadable HdrHistogram ({e:?})", p.name)),
             }
         }
         if wd.throughput_per_s.is_none() {

@@ -39,7 +39,7 @@ fn leaf(frames: &[String]) -> String {
 }
 
 fn oncpu_section(doc: &mut Doc, p: &PhaseEvidence) {
-    doc.h(3, "On-CPU");
+    doc.h(2, "On-CPU");
     let Some(s) = &p.oncpu else {
         doc.p(format!("No on-CPU evidence: {}.", p.missing.get("oncpu").map(String::as_str).unwrap_or("absent")));
         return;
@@ -90,7 +90,7 @@ fn oncpu_section(doc: &mut Doc, p: &PhaseEvidence) {
 }
 
 fn writepath_section(doc: &mut Doc, p: &PhaseEvidence, ctx: &Ctx) {
-    doc.h(3, "Write path");
+    doc.h(2, "Write path");
     let blocks = eval_name("node.blocks", p, ctx);
     let per_block = eval_name("fsync.per_block", p, ctx);
     doc.list(vec![
@@ -132,7 +132,7 @@ fn writepath_section(doc: &mut Doc, p: &PhaseEvidence, ctx: &Ctx) {
 }
 
 fn latency_section(doc: &mut Doc, p: &PhaseEvidence) {
-    doc.h(3, "fsync and block-IO latency");
+    doc.h(2, "fsync and block-IO latency");
     doc.p("Percentiles are upper edges of power-of-two buckets (exact to a factor of two), in microseconds.");
     match &p.fsync {
         Some(f) => {
@@ -179,7 +179,7 @@ fn latency_section(doc: &mut Doc, p: &PhaseEvidence) {
 }
 
 fn offcpu_section(doc: &mut Doc, p: &PhaseEvidence) {
-    doc.h(3, "Off-CPU");
+    doc.h(2, "Off-CPU");
     let Some(s) = &p.offcpu else {
         doc.p(format!("No off-CPU evidence: {}.", p.missing.get("offcpu").map(String::as_str).unwrap_or("absent")));
         return;
@@ -246,7 +246,7 @@ fn offcpu_section(doc: &mut Doc, p: &PhaseEvidence) {
 }
 
 fn rocksdb_section(doc: &mut Doc, p: &PhaseEvidence, ctx: &Ctx) {
-    doc.h(3, "RocksDB");
+    doc.h(2, "RocksDB");
     let figs = [
         ("L0 files (max, largest column family)", "rocksdb.l0_files.max", ""),
         ("pending compaction bytes (max)", "rocksdb.pending_compaction_bytes.max", ""),
@@ -285,7 +285,7 @@ fn rocksdb_section(doc: &mut Doc, p: &PhaseEvidence, ctx: &Ctx) {
 }
 
 fn load_section(doc: &mut Doc, p: &PhaseEvidence) {
-    doc.h(3, "Load");
+    doc.h(2, "Load");
     let Some(l) = &p.load else {
         doc.p(format!("No load results: {}.", p.missing.get("load").map(String::as_str).unwrap_or("absent")));
         return;
@@ -312,7 +312,7 @@ fn load_section(doc: &mut Doc, p: &PhaseEvidence) {
 }
 
 fn quality_section(doc: &mut Doc, p: &PhaseEvidence, ctx: &Ctx) {
-    doc.h(3, "Capture quality");
+    doc.h(2, "Capture quality");
     let mut items = vec![
         format!("lost events: {}", cell(&eval_name("capture.lost_events", p, ctx), "")),
         format!("truncated stacks: {}", cell(&eval_name("capture.truncated_stack_pct", p, ctx), "%")),
@@ -449,7 +449,10 @@ pub fn build_report(b: &Bundle, v: &Verdicts, baseline: Option<&PhaseEvidence>) 
                     },
                     format!("`{}`", x.figure),
                     x.phase.clone().unwrap_or_else(|| "(whole run)".into()),
-                    x.value.map(|v| format!("{} {}", num(v), x.unit).trim().to_string()).unwrap_or_else(|| x.reason.clone().unwrap_or_default()),
+                    match x.value {
+                        Some(v) => cell(&Ok(v), &x.unit),
+                        None => x.reason.clone().unwrap_or_default(),
+                    },
                     format!("{} {}", x.op.symbol(), num(x.bound)),
                     x.why.clone().unwrap_or_default(),
                 ]

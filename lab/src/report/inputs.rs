@@ -112,6 +112,7 @@ pub struct WritePathJson {
 /// `probes/session.json`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct SessionJson {
+    #[serde(alias = "lost_events_total")]
     pub lost_events: Option<Json>,
     #[serde(alias = "truncated_stack_pct")]
     pub truncated_stack_share: Option<f64>,
@@ -123,10 +124,11 @@ pub struct SessionJson {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct SessionWindowJson {
-    #[serde(alias = "name")]
+    #[serde(default, alias = "name")]
     pub phase: String,
     pub start_ns: Option<u64>,
     pub end_ns: Option<u64>,
+    #[serde(alias = "lost_total", alias = "lost")]
     pub lost_events: Option<Json>,
     #[serde(alias = "truncated_stack_pct")]
     pub truncated_stack_share: Option<f64>,

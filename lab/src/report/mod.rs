@@ -12,6 +12,7 @@
 
 pub mod bpftrace;
 pub mod charts;
+pub mod cli;
 pub mod diff;
 pub mod evidence;
 pub mod expect;
