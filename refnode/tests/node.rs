@@ -21,12 +21,16 @@ const T: Duration = Duration::from_secs(60);
 #[test]
 fn blocks_grow_and_basic_methods_answer() {
     let dir = tempfile::tempdir().unwrap();
-    // Block interval through the environment, as a scenario may set it.
+    // Flags through QFC_* variables, as a scenario may set them.
     let node = NodeProcess::spawn_env(
         &bin(),
         dir.path(),
-        &["--dev", "--no-network"],
-        &[("QFC_LAB_BLOCK_INTERVAL_MS", "100")],
+        &[],
+        &[
+            ("QFC_DEV", "1"),
+            ("QFC_NO_NETWORK", "true"),
+            ("QFC_LAB_BLOCK_INTERVAL_MS", "100"),
+        ],
     )
     .unwrap();
     assert_eq!(node.rpc("eth_chainId", json!([])).unwrap(), json!("0x2328"));
