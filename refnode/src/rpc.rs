@@ -167,6 +167,11 @@ pub fn module(ctx: RpcCtx, admin: bool) -> anyhow::Result<RpcModule<RpcCtx>> {
     method(&mut m, "eth_blockNumber", |_, c| {
         Ok(quantity(c.chain.head().0))
     })?;
+    // No contracts in qfc-refnode: every account is code-less, every call a transfer.
+    method(&mut m, "eth_getCode", |_, _| Ok("0x"))?;
+    method(&mut m, "eth_estimateGas", |_, _| {
+        Ok(quantity(wire::tx::TRANSFER_GAS))
+    })?;
     method(&mut m, "eth_getBalance", |p, c| {
         let mut s = p.sequence();
         let a: String = s.next()?;
