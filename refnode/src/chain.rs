@@ -99,6 +99,8 @@ pub struct Chain {
     producer: Address,
     synced_commit: bool,
     state: Mutex<State>,
+    /// Serializes block production (the state lock is released during commit).
+    produce: Mutex<()>,
 }
 
 fn num_key(n: u64) -> [u8; 8] {
@@ -197,6 +199,7 @@ impl Chain {
                 pool_len: 0,
                 tx_total: 0,
             }),
+            produce: Mutex::new(()),
         })
     }
 
@@ -314,7 +317,8 @@ impl Chain {
 
     /// Produce, commit (one WriteBatch) and return the next block.
     pub fn produce_block(&self, timestamp_ms: u64) -> Result<Block, ChainError> {
-        let mut s = self.lock();
+        let _one_producer = self.produce.lock().unwrap_or_else(|e| e.into_inner());
+        let s = self.lock();
         // Pick executable transactions: consecutive nonces per sender.
         let mut txs = Vec::new();
         let mut receipts = Vec::new();
@@ -454,18 +458,22 @@ impl Chain {
             &number.to_le_bytes(),
         )?;
         b.put(cf::METADATA, meta::LATEST_STATE_ROOT, &state_root.0)?;
+        // Commit without holding the state lock, so RPC calls (admission,
+        // reads) are not serialized behind the WAL fdatasync.
+        drop(s);
         self.storage.commit(b, self.synced_commit)?;
+        let mut s = self.lock();
         // Apply to memory only after the commit succeeded.
         for (a, acc) in changed {
             s.accounts.insert(a, acc);
         }
-        for (h, tx) in &txs {
+        for (_, tx) in &txs {
             let sender = tx.sender();
-            if let Some(q) = s.pool.get_mut(&sender) {
-                q.remove(&tx.nonce);
+            // Remove whatever sits at that nonce now (it may have been replaced meanwhile).
+            if let Some((hq, _)) = s.pool.get_mut(&sender).and_then(|q| q.remove(&tx.nonce)) {
+                s.pool_hashes.remove(&hq);
+                s.pool_len -= 1;
             }
-            s.pool_hashes.remove(h);
-            s.pool_len -= 1;
         }
         // Drop stale entries whose nonce is now below the account nonce.
         let State {
