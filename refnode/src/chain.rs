@@ -12,6 +12,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use wire::block::{merkle_root, BlockBody, BLOCK_VERSION, DEFAULT_BLOCK_GAS_LIMIT};
+use wire::schema::{block_number_key, tx_location};
 use wire::tx::{TxType, MIN_GAS_PRICE};
 use wire::{
     blake3_hash, Address, Block, BlockHeader, Hash, Receipt, ReceiptStatus, Transaction, VrfProof,
@@ -99,10 +100,8 @@ pub struct Chain {
     producer: Address,
     synced_commit: bool,
     state: Mutex<State>,
-}
-
-fn num_key(n: u64) -> [u8; 8] {
-    n.to_be_bytes()
+    /// Serializes block production (the state lock is released during commit).
+    produce: Mutex<()>,
 }
 
 fn account_leaf(a: &Address, acc: &Account) -> Hash {
@@ -135,13 +134,17 @@ impl Chain {
                     b.put(cf::STATE, &a.0, &borsh::to_vec(&acc).expect("borsh"))?;
                     accounts.insert(a, acc);
                 }
-                b.put(cf::BLOCK_HEADERS, &num_key(0), &genesis.header.encode())?;
+                b.put(
+                    cf::BLOCK_HEADERS,
+                    &block_number_key(0),
+                    &genesis.header.encode(),
+                )?;
                 b.put(
                     cf::BLOCK_BODIES,
-                    &num_key(0),
+                    &block_number_key(0),
                     &borsh::to_vec(&genesis.body()).expect("borsh"),
                 )?;
-                b.put(cf::BLOCK_HASH_INDEX, &genesis_hash.0, &num_key(0))?;
+                b.put(cf::BLOCK_HASH_INDEX, &genesis_hash.0, &block_number_key(0))?;
                 b.put(cf::METADATA, meta::LATEST_BLOCK_NUMBER, &0u64.to_le_bytes())?;
                 b.put(cf::METADATA, meta::GENESIS_HASH, &genesis_hash.0)?;
                 b.put(cf::METADATA, meta::CHAIN_ID, &chain_id.to_le_bytes())?;
@@ -168,7 +171,7 @@ impl Chain {
                     }
                 }
                 let raw = storage
-                    .get(cf::BLOCK_HEADERS, &num_key(n))?
+                    .get(cf::BLOCK_HEADERS, &block_number_key(n))?
                     .unwrap_or_default();
                 BlockHeader::try_from_slice(&raw).map_err(|source| ChainError::Corrupt {
                     what: "head header",
@@ -197,6 +200,7 @@ impl Chain {
                 pool_len: 0,
                 tx_total: 0,
             }),
+            produce: Mutex::new(()),
         })
     }
 
@@ -314,7 +318,8 @@ impl Chain {
 
     /// Produce, commit (one WriteBatch) and return the next block.
     pub fn produce_block(&self, timestamp_ms: u64) -> Result<Block, ChainError> {
-        let mut s = self.lock();
+        let _one_producer = self.produce.lock().unwrap_or_else(|e| e.into_inner());
+        let s = self.lock();
         // Pick executable transactions: consecutive nonces per sender.
         let mut txs = Vec::new();
         let mut receipts = Vec::new();
@@ -430,19 +435,21 @@ impl Chain {
         };
         // One WriteBatch across the column families.
         let mut b = self.storage.batch();
-        b.put(cf::BLOCK_HEADERS, &num_key(number), &block.header.encode())?;
+        b.put(
+            cf::BLOCK_HEADERS,
+            &block_number_key(number),
+            &block.header.encode(),
+        )?;
         let body: BlockBody = block.body();
         b.put(
             cf::BLOCK_BODIES,
-            &num_key(number),
+            &block_number_key(number),
             &borsh::to_vec(&body).expect("borsh"),
         )?;
-        b.put(cf::BLOCK_HASH_INDEX, &hash.0, &num_key(number))?;
+        b.put(cf::BLOCK_HASH_INDEX, &hash.0, &block_number_key(number))?;
         for (i, ((h, tx), r)) in txs.iter().zip(&receipts).enumerate() {
             b.put(cf::TRANSACTIONS, &h.0, &tx.encode())?;
-            let mut loc = num_key(number).to_vec();
-            loc.extend((i as u32).to_be_bytes());
-            b.put(cf::TX_INDEX, &h.0, &loc)?;
+            b.put(cf::TX_INDEX, &h.0, &tx_location(number, i as u32))?;
             b.put(cf::RECEIPTS, &h.0, &r.encode())?;
         }
         for (a, acc) in &changed {
@@ -454,18 +461,22 @@ impl Chain {
             &number.to_le_bytes(),
         )?;
         b.put(cf::METADATA, meta::LATEST_STATE_ROOT, &state_root.0)?;
+        // Commit without holding the state lock, so RPC calls (admission,
+        // reads) are not serialized behind the WAL fdatasync.
+        drop(s);
         self.storage.commit(b, self.synced_commit)?;
+        let mut s = self.lock();
         // Apply to memory only after the commit succeeded.
         for (a, acc) in changed {
             s.accounts.insert(a, acc);
         }
-        for (h, tx) in &txs {
+        for (_, tx) in &txs {
             let sender = tx.sender();
-            if let Some(q) = s.pool.get_mut(&sender) {
-                q.remove(&tx.nonce);
+            // Remove whatever sits at that nonce now (it may have been replaced meanwhile).
+            if let Some((hq, _)) = s.pool.get_mut(&sender).and_then(|q| q.remove(&tx.nonce)) {
+                s.pool_hashes.remove(&hq);
+                s.pool_len -= 1;
             }
-            s.pool_hashes.remove(h);
-            s.pool_len -= 1;
         }
         // Drop stale entries whose nonce is now below the account nonce.
         let State {
@@ -495,7 +506,7 @@ impl Chain {
 
     fn header_at(&self, n: u64) -> Result<Option<BlockHeader>, ChainError> {
         self.storage
-            .get(cf::BLOCK_HEADERS, &num_key(n))?
+            .get(cf::BLOCK_HEADERS, &block_number_key(n))?
             .map(|raw| {
                 BlockHeader::try_from_slice(&raw).map_err(|source| ChainError::Corrupt {
                     what: "header",
@@ -516,7 +527,7 @@ impl Chain {
         };
         let raw = self
             .storage
-            .get(cf::BLOCK_BODIES, &num_key(n))?
+            .get(cf::BLOCK_BODIES, &block_number_key(n))?
             .unwrap_or_default();
         let body = BlockBody::try_from_slice(&raw).map_err(|source| ChainError::Corrupt {
             what: "body",

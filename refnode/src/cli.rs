@@ -1,6 +1,7 @@
 //! Command line: qfc-node's flags and `QFC_*` variables with the same
 //! defaults, plus the lab-only `--lab-*` knobs (`QFC_LAB_*`).
 
+use clap::builder::BoolishValueParser;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,7 +23,7 @@ pub struct Cli {
     pub rpc_addr: SocketAddr,
 
     /// Development mode: dev genesis, validator key [0x01; 32], 3 s slots
-    #[arg(long, env = "QFC_DEV")]
+    #[arg(long, env = "QFC_DEV", value_parser = BoolishValueParser::new())]
     pub dev: bool,
 
     /// Validator mode: Ed25519 secret key as 64 hex digits
@@ -38,7 +39,7 @@ pub struct Cli {
     pub p2p_port: u16,
 
     /// Disable P2P networking
-    #[arg(long, env = "QFC_NO_NETWORK")]
+    #[arg(long, env = "QFC_NO_NETWORK", value_parser = BoolishValueParser::new())]
     pub no_network: bool,
 
     /// Bootnode multiaddrs (comma separated in QFC_BOOTNODES)
@@ -46,7 +47,7 @@ pub struct Cli {
     pub bootnodes: Vec<String>,
 
     /// Run PoW miner threads (BLAKE3)
-    #[arg(long, env = "QFC_MINE")]
+    #[arg(long, env = "QFC_MINE", value_parser = BoolishValueParser::new())]
     pub mine: bool,
 
     /// Miner threads (default: number of CPUs)
@@ -62,7 +63,7 @@ pub struct Cli {
     pub metrics_addr: SocketAddr,
 
     /// Enable RocksDB statistics (stall and WAL sync counters in /metrics)
-    #[arg(long, env = "QFC_DB_STATISTICS")]
+    #[arg(long, env = "QFC_DB_STATISTICS", value_parser = BoolishValueParser::new())]
     pub db_statistics: bool,
 
     /// Hot-key sampling rate (accepted for compatibility; not implemented)
@@ -90,11 +91,11 @@ pub struct Cli {
     pub lab_block_interval_ms: Option<u64>,
 
     /// LAB ONLY: commit each block's WriteBatch with sync = true (as after T3.2)
-    #[arg(long, env = "QFC_LAB_SYNCED_COMMIT")]
+    #[arg(long, env = "QFC_LAB_SYNCED_COMMIT", value_parser = BoolishValueParser::new())]
     pub lab_synced_commit: bool,
 
     /// LAB ONLY: enable the lab_flush and lab_compact JSON-RPC methods
-    #[arg(long, env = "QFC_LAB_ADMIN")]
+    #[arg(long, env = "QFC_LAB_ADMIN", value_parser = BoolishValueParser::new())]
     pub lab_admin: bool,
 
     /// LAB ONLY: P2P listen host (qfc-node always binds 0.0.0.0)

@@ -81,7 +81,11 @@ fn tx_json(tx: &Transaction, loc: Option<(u64, Hash, u32)>) -> Value {
         "gasPrice": tx.gas_price.to_quantity(),
         "input": format!("0x{}", hex::encode(&tx.data)),
         "chainId": quantity(tx.chain_id),
-        "type": quantity(tx.tx_type as u64),
+        // qfc-node splits the Ed25519 signature into r/s with v = 0x1b and type 0x0.
+        "r": format!("0x{}", hex::encode(&tx.signature[..32])),
+        "s": format!("0x{}", hex::encode(&tx.signature[32..])),
+        "v": "0x1b",
+        "type": "0x0",
         "blockNumber": loc.map(|l| quantity(l.0)),
         "blockHash": loc.map(|l| l.1.to_string()),
         "transactionIndex": loc.map(|l| quantity(l.2 as u64)),
@@ -110,11 +114,19 @@ fn block_json(b: &Block, full: bool) -> Value {
         "transactionsRoot": b.header.transactions_root.to_string(),
         "receiptsRoot": b.header.receipts_root.to_string(),
         "miner": b.header.producer.to_string(),
-        "timestamp": quantity(b.header.timestamp / 1000),
+        // qfc-node returns the header timestamp as is: milliseconds.
+        "timestamp": quantity(b.header.timestamp),
         "gasLimit": quantity(b.header.gas_limit),
         "gasUsed": quantity(b.header.gas_used),
         "extraData": format!("0x{}", hex::encode(&b.header.extra_data)),
         "size": quantity(b.encode().len() as u64),
+        // Fields qfc-node adds for ethers.js.
+        "difficulty": "0x0",
+        "totalDifficulty": "0x0",
+        "nonce": "0x0000000000000000",
+        "sha3Uncles": "0x1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347",
+        "logsBloom": format!("0x{}", "00".repeat(256)),
+        "baseFeePerGas": "0x0",
         "transactions": txs,
     })
 }
@@ -154,6 +166,11 @@ pub fn module(ctx: RpcCtx, admin: bool) -> anyhow::Result<RpcModule<RpcCtx>> {
     })?;
     method(&mut m, "eth_blockNumber", |_, c| {
         Ok(quantity(c.chain.head().0))
+    })?;
+    // No contracts in qfc-refnode: every account is code-less, every call a transfer.
+    method(&mut m, "eth_getCode", |_, _| Ok("0x"))?;
+    method(&mut m, "eth_estimateGas", |_, _| {
+        Ok(quantity(wire::tx::TRANSFER_GAS))
     })?;
     method(&mut m, "eth_getBalance", |p, c| {
         let mut s = p.sequence();
@@ -219,7 +236,6 @@ pub fn module(ctx: RpcCtx, admin: bool) -> anyhow::Result<RpcModule<RpcCtx>> {
                 "to": l.tx.to.map(|a| a.to_string()),
                 "cumulativeGasUsed": quantity(l.receipt.cumulative_gas_used),
                 "gasUsed": quantity(l.receipt.gas_used),
-                "effectiveGasPrice": l.tx.gas_price.to_quantity(),
                 "contractAddress": l.receipt.contract_address.map(|a| a.to_string()),
                 "logs": [],
                 "logsBloom": format!("0x{}", hex::encode(l.receipt.logs_bloom)),

@@ -12,44 +12,9 @@ use rocksdb::{
 };
 use std::path::{Path, PathBuf};
 
-/// Column family names, as in qfc-node's `qfc_storage::schema::cf`.
+/// Column family names (from `wire::schema`) and refnode's tuning groups.
 pub mod cf {
-    pub const BLOCK_HEADERS: &str = "block_headers";
-    pub const BLOCK_BODIES: &str = "block_bodies";
-    pub const BLOCK_HASH_INDEX: &str = "block_hash_index";
-    pub const TRANSACTIONS: &str = "transactions";
-    pub const TX_INDEX: &str = "tx_index";
-    pub const RECEIPTS: &str = "receipts";
-    pub const STATE: &str = "state";
-    pub const CODE: &str = "code";
-    pub const METADATA: &str = "metadata";
-    pub const VALIDATORS: &str = "validators";
-    pub const REWARDS: &str = "rewards";
-    pub const DELEGATIONS: &str = "delegations";
-    pub const UNDELEGATIONS: &str = "undelegations";
-    pub const CHECKPOINTS: &str = "checkpoints";
-    pub const WORK_PROOFS: &str = "work_proofs";
-    pub const ETH_TX_INDEX: &str = "eth_tx_index";
-
-    /// Every column family, in qfc-node's order.
-    pub const ALL: &[&str] = &[
-        BLOCK_HEADERS,
-        BLOCK_BODIES,
-        BLOCK_HASH_INDEX,
-        TRANSACTIONS,
-        TX_INDEX,
-        RECEIPTS,
-        STATE,
-        CODE,
-        METADATA,
-        VALIDATORS,
-        REWARDS,
-        DELEGATIONS,
-        UNDELEGATIONS,
-        CHECKPOINTS,
-        WORK_PROOFS,
-        ETH_TX_INDEX,
-    ];
+    pub use wire::schema::cf::*;
 
     /// CFs written on every block: 16 MiB write buffers (others 8 MiB).
     pub const WRITE_HEAVY: &[&str] = &[
@@ -73,14 +38,7 @@ pub mod cf {
     ];
 }
 
-/// Metadata keys, as qfc-node's `qfc_storage::schema::meta`.
-pub mod meta {
-    pub const LATEST_BLOCK_NUMBER: &[u8] = b"latest_block_number";
-    pub const LATEST_STATE_ROOT: &[u8] = b"latest_state_root";
-    pub const GENESIS_HASH: &[u8] = b"genesis_hash";
-    pub const CHAIN_ID: &[u8] = b"chain_id";
-    pub const DB_VERSION: &[u8] = b"db_version";
-}
+pub use wire::schema::meta;
 
 /// Shared block cache, as qfc-node: 512 MiB.
 pub const BLOCK_CACHE_BYTES: usize = 512 << 20;

@@ -21,12 +21,16 @@ const T: Duration = Duration::from_secs(60);
 #[test]
 fn blocks_grow_and_basic_methods_answer() {
     let dir = tempfile::tempdir().unwrap();
-    // Block interval through the environment, as a scenario may set it.
+    // Flags through QFC_* variables, as a scenario may set them.
     let node = NodeProcess::spawn_env(
         &bin(),
         dir.path(),
-        &["--dev", "--no-network"],
-        &[("QFC_LAB_BLOCK_INTERVAL_MS", "100")],
+        &[],
+        &[
+            ("QFC_DEV", "1"),
+            ("QFC_NO_NETWORK", "true"),
+            ("QFC_LAB_BLOCK_INTERVAL_MS", "100"),
+        ],
     )
     .unwrap();
     assert_eq!(node.rpc("eth_chainId", json!([])).unwrap(), json!("0x2328"));
@@ -38,6 +42,18 @@ fn blocks_grow_and_basic_methods_answer() {
         .unwrap()
         .starts_with("qfc-refnode/"));
     assert_eq!(node.rpc("eth_syncing", json!([])).unwrap(), json!(false));
+    assert_eq!(
+        node.rpc("eth_estimateGas", json!([{}])).unwrap(),
+        json!("0x5208")
+    );
+    assert_eq!(
+        node.rpc(
+            "eth_getCode",
+            json!([faucet_address().to_string(), "latest"])
+        )
+        .unwrap(),
+        json!("0x")
+    );
     let info = node.rpc("qfc_nodeInfo", json!([])).unwrap();
     assert_eq!(info["chainId"], json!("0x2328"));
     assert_eq!(info["isValidator"], json!(true));
@@ -528,5 +544,28 @@ fn synced_commit_shows_in_wal_sync_statistics() {
             .unwrap()
             .count()
             >= 1
+    );
+}
+
+#[test]
+fn bootnode_dial_connects_two_nodes() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = NodeProcess::spawn(&bin(), da.path(), &["--dev"]).unwrap();
+    let boot = a.ports.p2p.clone().unwrap();
+    // B has no validator key: a plain follower with a random identity.
+    let b = NodeProcess::spawn(&bin(), db.path(), &["--bootnodes", &boot]).unwrap();
+    let deadline = std::time::Instant::now() + T;
+    for n in [&a, &b] {
+        while metric_value(&n.metrics().unwrap(), "qfc_peer_count", "").unwrap() < 1.0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no peer connection within {T:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    assert_eq!(
+        b.rpc("qfc_nodeInfo", json!([])).unwrap()["isValidator"],
+        json!(false)
     );
 }

@@ -8,6 +8,7 @@
 //!   hash is BLAKE3 of the borsh header.
 //! - [`sync`]: `/qfc/sync/1` requests and responses and their 4-byte
 //!   big-endian length framing.
+//! - [`schema`]: qfc-node's RocksDB column family names and metadata keys.
 //! - [`genesis`]: dev-genesis constants (chain id, faucet and validator keys,
 //!   funded accounts).
 //!
@@ -16,6 +17,7 @@
 pub mod block;
 pub mod genesis;
 pub mod primitives;
+pub mod schema;
 pub mod sync;
 pub mod tx;
 
