@@ -1,7 +1,8 @@
 //! qfc-lab: scenario files to reproducible evidence bundles.
 //!
 //! [`run`] executes one CLI command and returns the process exit code:
-//! 0 ok, 1 expectations failed, 2 usage or scenario error, 3 run failed.
+//! 0 ok, 1 a check failed (expectations of a run; `verify` found a
+//! mismatch), 2 usage or scenario error, 3 run failed.
 
 pub mod bundle;
 pub mod cli;
@@ -23,7 +24,7 @@ use cli::{Cli, Command};
 #[repr(u8)]
 pub enum Exit {
     Ok = 0,
-    ExpectationsFailed = 1,
+    CheckFailed = 1,
     Usage = 2,
     RunFailed = 3,
 }
@@ -69,7 +70,7 @@ pub fn run(cli: Cli) -> Exit {
                     eprintln!("{p}");
                 }
                 eprintln!("error: {} does not match its manifest ({} problems)", dir.display(), problems.len());
-                Exit::RunFailed
+                Exit::CheckFailed
             }
         },
         Command::Run(args) => orchestrate::main(args),
