@@ -1,0 +1,630 @@
+//! A probe session: load the embedded object, configure scope and offsets,
+//! attach the selected probes, and at every phase boundary flip the phase
+//! slot and drain the old one, handing the window to the render thread.
+//!
+//! Lockstep without losses: the kernel writes every event into the slot it
+//! reads from `PHASE` at that moment. `phase()` flips the slot first (that
+//! instant is the boundary, on CLOCK_MONOTONIC), waits for programs already
+//! running to finish, then drains and clears the old slot. Nothing recorded
+//! after the flip can land in the old window, and nothing before it is
+//! missed. The stack dictionary is shared by all windows (ids are content
+//! hashes), so an off-CPU period spanning a boundary keeps valid stacks.
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    path::PathBuf,
+    sync::{mpsc, Arc},
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use aya::{
+    maps::{Array, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, StackTraceMap},
+    programs::{perf_event, PerfEvent, RawTracePoint, TracePoint},
+    Ebpf, EbpfLoader, Pod,
+};
+use probes_common::{
+    drop_kind, Agg, BioAgg, BioKey, Config, OffcpuKey, OncpuKey, SyscallKey, SCOPE_CGROUPS, SCOPE_SYSTEM,
+    SCOPE_TGIDS, SLOTS,
+};
+use serde::Serialize;
+
+use crate::{
+    error::ProbeError,
+    render::{self, PhaseSummary, RenderOptions},
+    scope::{self, ProbeKind, Scope},
+    snapshot::{self, Drops, ProcInfo, RawPhase},
+    tracefs::{self, Format},
+};
+
+/// How long programs that read the old slot just before a flip may still be
+/// writing to it. BPF programs run to completion in microseconds.
+const FLIP_GRACE: Duration = Duration::from_millis(5);
+
+/// Aggregate maps whose size `map_entries` overrides.
+const AGG_MAPS: [&str; 9] = [
+    "FSYNC_START",
+    "FSYNC_AGG",
+    "BIO_START",
+    "BIO_AGG",
+    "OFFCPU_START",
+    "OFFCPU_AGG",
+    "WP_START",
+    "WP_AGG",
+    "ONCPU_AGG",
+];
+
+/// What a session watches and where it writes.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionOptions {
+    /// Process tree, cgroup or system.
+    pub scope: Scope,
+    /// Probes to attach.
+    pub probes: Vec<ProbeKind>,
+    /// On-CPU sampling frequency (cpu-clock).
+    pub hz: u64,
+    /// Off-CPU periods shorter than this are counted, not recorded.
+    pub min_offcpu_us: u64,
+    /// Output directory (`<phase>/<probe>.*`, `session.json`).
+    pub out_dir: PathBuf,
+    /// Overrides the size of every aggregate and in-flight map (tests force
+    /// drops with tiny maps).
+    pub map_entries: Option<u32>,
+    /// Entries of the stack dictionary.
+    pub stack_entries: u32,
+}
+
+impl SessionOptions {
+    /// Defaults for a scope and output directory: all probes, 99 Hz, 1 µs.
+    pub fn new(scope: Scope, out_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            scope,
+            probes: ProbeKind::ALL.to_vec(),
+            hz: 99,
+            min_offcpu_us: 1,
+            out_dir: out_dir.into(),
+            map_entries: None,
+            stack_entries: 16384,
+        }
+    }
+}
+
+/// A phase window as recorded in `session.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionSummary {
+    /// Options the session ran with.
+    pub options: SessionOptions,
+    /// Machine architecture.
+    pub arch: &'static str,
+    /// Kernel release.
+    pub kernel: String,
+    /// The clock of every `*_ns` field.
+    pub clock: &'static str,
+    /// Attach complete.
+    pub ready_ns: u64,
+    /// Detach.
+    pub stopped_ns: u64,
+    /// Events recorded between attach and the first phase (discarded).
+    pub discarded_before_first_phase: u64,
+    /// The windows, in order.
+    pub windows: Vec<PhaseSummary>,
+    /// Sum of lost events over all windows.
+    pub lost_events_total: u64,
+}
+
+/// A running session. Drop detaches everything.
+pub struct Session {
+    ebpf: Ebpf,
+    opts: SessionOptions,
+    slot: u32,
+    current: Option<(String, u64)>,
+    ready_ns: u64,
+    discarded: u64,
+    stack_cache: HashMap<i32, Arc<Vec<u64>>>,
+    proc_cache: HashMap<u32, Arc<ProcInfo>>,
+    tx: Option<mpsc::Sender<RawPhase>>,
+    renderer: Option<JoinHandle<Result<Vec<PhaseSummary>, ProbeError>>>,
+    nr_cpus: usize,
+}
+
+/// `CLOCK_MONOTONIC` now, in ns (the clock of `bpf_ktime_get_ns`).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+trait Slotted {
+    fn slot(&self) -> u32;
+}
+impl Slotted for SyscallKey {
+    fn slot(&self) -> u32 {
+        self.slot
+    }
+}
+impl Slotted for BioKey {
+    fn slot(&self) -> u32 {
+        self.slot
+    }
+}
+impl Slotted for OffcpuKey {
+    fn slot(&self) -> u32 {
+        self.slot
+    }
+}
+impl Slotted for OncpuKey {
+    fn slot(&self) -> u32 {
+        self.slot
+    }
+}
+
+fn add_agg(a: &mut Agg, b: &Agg) {
+    a.count += b.count;
+    a.sum_ns += b.sum_ns;
+}
+fn add_bio(a: &mut BioAgg, b: &BioAgg) {
+    a.count += b.count;
+    a.sum_ns += b.sum_ns;
+    a.bytes += b.bytes;
+}
+fn add_u64(a: &mut u64, b: &u64) {
+    *a += *b;
+}
+
+impl Session {
+    /// Loads, configures and attaches. Needs root (CAP_BPF, CAP_PERFMON).
+    #[tracing::instrument(skip_all, fields(scope = %opts.scope))]
+    pub fn start(opts: SessionOptions) -> Result<Self, ProbeError> {
+        if crate::ebpf::OBJECT.is_empty() {
+            return Err(ProbeError::NoObject);
+        }
+        tracefs::ensure_mounted()?;
+        raise_memlock();
+        std::fs::create_dir_all(&opts.out_dir).map_err(|e| ProbeError::io("creating output directory", &opts.out_dir, e))?;
+
+        let mut loader = EbpfLoader::new();
+        if let Some(n) = opts.map_entries {
+            for m in AGG_MAPS {
+                loader.map_max_entries(m, n);
+            }
+        }
+        loader.map_max_entries("STACKS", opts.stack_entries);
+        let mut ebpf = loader.load(crate::ebpf::OBJECT).map_err(ProbeError::Load)?;
+
+        let (scope_code, tgids, cgroups) = match &opts.scope {
+            Scope::Pid(pid) => (SCOPE_TGIDS, scope::process_tree(*pid)?, Vec::new()),
+            Scope::Cgroup(path) => {
+                let dir = scope::resolve_cgroup(path)?;
+                (SCOPE_CGROUPS, Vec::new(), scope::cgroup_ids(&dir)?)
+            }
+            Scope::System => (SCOPE_SYSTEM, Vec::new(), Vec::new()),
+        };
+        let cfg = build_config(&opts, scope_code)?;
+        {
+            let mut m: Array<&mut MapData, Config> = map_mut(&mut ebpf, "CONFIG")?;
+            m.set(0, cfg, 0).map_err(|e| ProbeError::map("CONFIG", e))?;
+        }
+        {
+            let mut m: aya::maps::HashMap<&mut MapData, u32, u8> = map_mut(&mut ebpf, "TARGET_TGIDS")?;
+            for t in &tgids {
+                m.insert(t, 1, 0).map_err(|e| ProbeError::map("TARGET_TGIDS", e))?;
+            }
+        }
+        {
+            let mut m: aya::maps::HashMap<&mut MapData, u64, u8> = map_mut(&mut ebpf, "TARGET_CGROUPS")?;
+            for c in &cgroups {
+                m.insert(c, 1, 0).map_err(|e| ProbeError::map("TARGET_CGROUPS", e))?;
+            }
+        }
+
+        let mut loaded = HashSet::new();
+        if matches!(opts.scope, Scope::Pid(_)) {
+            attach_tp(&mut ebpf, &mut loaded, "scope_newtask", "task", "task_newtask")?;
+            attach_tp(&mut ebpf, &mut loaded, "scope_exit", "sched", "sched_process_exit")?;
+        }
+        let nr_cpus = aya::util::nr_cpus().map_err(|(what, e)| ProbeError::io("counting CPUs", what, e))?;
+        for p in &opts.probes {
+            match p {
+                ProbeKind::Fsync => {
+                    attach_tp(&mut ebpf, &mut loaded, "fsync_enter", "syscalls", "sys_enter_fsync")?;
+                    attach_tp(&mut ebpf, &mut loaded, "fdatasync_enter", "syscalls", "sys_enter_fdatasync")?;
+                    attach_tp(&mut ebpf, &mut loaded, "fsync_exit", "syscalls", "sys_exit_fsync")?;
+                    attach_tp(&mut ebpf, &mut loaded, "fsync_exit", "syscalls", "sys_exit_fdatasync")?;
+                }
+                ProbeKind::Bio => {
+                    attach_tp(&mut ebpf, &mut loaded, "bio_issue", "block", "block_rq_issue")?;
+                    attach_tp(&mut ebpf, &mut loaded, "bio_complete", "block", "block_rq_complete")?;
+                }
+                ProbeKind::Offcpu => attach_tp(&mut ebpf, &mut loaded, "offcpu_switch", "sched", "sched_switch")?,
+                ProbeKind::Writepath => {
+                    attach_raw(&mut ebpf, "writepath_enter", "sys_enter")?;
+                    attach_raw(&mut ebpf, "writepath_exit", "sys_exit")?;
+                }
+                ProbeKind::Oncpu => attach_oncpu(&mut ebpf, opts.hz)?,
+            }
+        }
+        let ready_ns = monotonic_ns();
+        tracing::info!(probes = ?opts.probes, ready_ns, "probes attached");
+
+        let (tx, rx) = mpsc::channel::<RawPhase>();
+        let ropts = RenderOptions { out_dir: opts.out_dir.clone(), scope: opts.scope.clone(), hz: opts.hz };
+        let probes = opts.probes.clone();
+        let renderer = std::thread::Builder::new()
+            .name("probe-render".into())
+            .spawn(move || {
+                let mut sym = crate::symbolize::Symbolizer::new();
+                let mut out = Vec::new();
+                for raw in rx {
+                    out.push(render::write_phase(&raw, &probes, &ropts, &mut sym)?);
+                }
+                Ok(out)
+            })
+            .map_err(|e| ProbeError::io("spawning the render thread", "probe-render", e))?;
+
+        Ok(Self {
+            ebpf,
+            opts,
+            slot: 0,
+            current: None,
+            ready_ns,
+            discarded: 0,
+            stack_cache: HashMap::new(),
+            proc_cache: HashMap::new(),
+            tx: Some(tx),
+            renderer: Some(renderer),
+            nr_cpus,
+        })
+    }
+
+    /// Attach time, CLOCK_MONOTONIC ns.
+    pub fn ready_ns(&self) -> u64 {
+        self.ready_ns
+    }
+
+    /// Closes the current window (if any) and opens `name`; returns the
+    /// boundary (CLOCK_MONOTONIC ns).
+    pub fn phase(&mut self, name: &str) -> Result<u64, ProbeError> {
+        validate_phase_name(name)?;
+        if self.tx.is_none() {
+            return Err(ProbeError::State("phase after stop".into()));
+        }
+        let (old, ns) = self.flip()?;
+        let raw = self.drain(old)?;
+        match self.current.take() {
+            Some((prev, start)) => self.send(RawPhase { name: prev, start_ns: start, end_ns: ns, ..raw })?,
+            None => self.discarded += count_events(&raw),
+        }
+        self.current = Some((name.to_owned(), ns));
+        Ok(ns)
+    }
+
+    /// Closes the last window, detaches, waits for rendering and writes
+    /// `session.json`.
+    pub fn stop(mut self) -> Result<(u64, SessionSummary), ProbeError> {
+        let (old, ns) = self.flip()?;
+        let raw = self.drain(old)?;
+        if let Some((prev, start)) = self.current.take() {
+            self.send(RawPhase { name: prev, start_ns: start, end_ns: ns, ..raw })?;
+        }
+        drop(self.tx.take());
+        let windows = match self.renderer.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r?,
+            Some(Err(_)) => return Err(ProbeError::State("the render thread panicked".into())),
+            None => Vec::new(),
+        };
+        let lost_events_total = windows.iter().map(|w| w.lost_total).sum();
+        let summary = SessionSummary {
+            options: self.opts.clone(),
+            arch: std::env::consts::ARCH,
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
+            clock: "CLOCK_MONOTONIC",
+            ready_ns: self.ready_ns,
+            stopped_ns: ns,
+            discarded_before_first_phase: self.discarded,
+            windows,
+            lost_events_total,
+        };
+        let path = self.opts.out_dir.join("session.json");
+        let json = serde_json::to_vec_pretty(&summary).unwrap_or_default();
+        std::fs::write(&path, json).map_err(|e| ProbeError::io("writing", &path, e))?;
+        Ok((ns, summary))
+    }
+
+    fn send(&self, raw: RawPhase) -> Result<(), ProbeError> {
+        match &self.tx {
+            Some(tx) => tx.send(raw).map_err(|_| ProbeError::State("the render thread stopped early (see the log)".into())),
+            None => Err(ProbeError::State("session already stopped".into())),
+        }
+    }
+
+    fn flip(&mut self) -> Result<(u32, u64), ProbeError> {
+        let old = self.slot;
+        let new = (old + 1) % SLOTS;
+        let mut m: Array<&mut MapData, u32> = map_mut(&mut self.ebpf, "PHASE")?;
+        m.set(0, new, 0).map_err(|e| ProbeError::map("PHASE", e))?;
+        let ns = monotonic_ns();
+        self.slot = new;
+        std::thread::sleep(FLIP_GRACE);
+        Ok((old, ns))
+    }
+
+    fn drain(&mut self, slot: u32) -> Result<RawPhase, ProbeError> {
+        let mut raw = RawPhase {
+            fsync: drain_hash(&mut self.ebpf, "FSYNC_AGG", slot, add_agg)?,
+            bio: drain_hash(&mut self.ebpf, "BIO_AGG", slot, add_bio)?,
+            offcpu: drain_hash(&mut self.ebpf, "OFFCPU_AGG", slot, add_agg)?,
+            writepath: drain_hash(&mut self.ebpf, "WP_AGG", slot, add_agg)?,
+            oncpu: drain_hash(&mut self.ebpf, "ONCPU_AGG", slot, add_u64)?,
+            drops: self.drain_drops(slot)?,
+            ..RawPhase::default()
+        };
+        // Stacks referenced by this window.
+        let ids: HashSet<i32> = raw
+            .offcpu
+            .iter()
+            .flat_map(|(k, _)| [k.ustack, k.kstack])
+            .chain(raw.oncpu.iter().flat_map(|(k, _)| [k.ustack, k.kstack]))
+            .filter(|id| *id >= 0)
+            .collect();
+        let stacks: StackTraceMap<&MapData> = StackTraceMap::try_from(
+            self.ebpf.map("STACKS").ok_or_else(|| ProbeError::map("STACKS", "missing from the object"))?,
+        )
+        .map_err(|e| ProbeError::map("STACKS", e))?;
+        for id in ids {
+            if !self.stack_cache.contains_key(&id) {
+                if let Ok(st) = stacks.get(&(id as u32), 0) {
+                    self.stack_cache.insert(id, Arc::new(st.frames().iter().map(|f| f.ip).collect()));
+                }
+            }
+            if let Some(s) = self.stack_cache.get(&id) {
+                raw.stacks.insert(id, Arc::clone(s));
+            }
+        }
+        // Processes named by this window: refresh while they are alive.
+        let tgids: HashSet<u32> = raw
+            .offcpu
+            .iter()
+            .map(|(k, _)| k.tgid)
+            .chain(raw.oncpu.iter().map(|(k, _)| k.tgid))
+            .chain(raw.fsync.iter().map(|(k, _)| k.tgid))
+            .chain(raw.writepath.iter().map(|(k, _)| k.tgid))
+            .collect();
+        for t in tgids {
+            if let Some(p) = snapshot::read_proc(t) {
+                self.proc_cache.insert(t, Arc::new(p));
+            }
+            if let Some(p) = self.proc_cache.get(&t) {
+                raw.procs.insert(t, Arc::clone(p));
+            }
+        }
+        Ok(raw)
+    }
+
+    fn drain_drops(&mut self, slot: u32) -> Result<Drops, ProbeError> {
+        let mut m: PerCpuArray<&mut MapData, u64> = map_mut(&mut self.ebpf, "DROPS")?;
+        let mut out: Drops = [0; drop_kind::COUNT as usize];
+        for kind in 0..drop_kind::COUNT {
+            let idx = slot * drop_kind::COUNT + kind;
+            let v = m.get(&idx, 0).map_err(|e| ProbeError::map("DROPS", e))?;
+            out[kind as usize] = v.iter().sum();
+            if out[kind as usize] != 0 {
+                let zeros = PerCpuValues::try_from(vec![0u64; self.nr_cpus]).map_err(|e| ProbeError::map("DROPS", e))?;
+                m.set(idx, zeros, 0).map_err(|e| ProbeError::map("DROPS", e))?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Refreshes the memory maps of live target processes, so that a
+    /// process that exits before the next boundary can still be
+    /// symbolized. Cheap; call it now and then (the CLI does every second).
+    pub fn refresh_processes(&mut self) {
+        let tgids: Vec<u32> = match &self.opts.scope {
+            Scope::Pid(_) => {
+                let Ok(m) = map_ref::<aya::maps::HashMap<&MapData, u32, u8>>(&self.ebpf, "TARGET_TGIDS") else { return };
+                m.keys().filter_map(Result::ok).collect()
+            }
+            _ => {
+                // Processes seen so far in the current slot.
+                let Ok(m) = map_ref::<PerCpuHashMap<&MapData, OncpuKey, u64>>(&self.ebpf, "ONCPU_AGG") else { return };
+                let mut v: Vec<u32> = m.keys().filter_map(Result::ok).map(|k| k.tgid).collect();
+                if let Ok(o) = map_ref::<PerCpuHashMap<&MapData, OffcpuKey, Agg>>(&self.ebpf, "OFFCPU_AGG") {
+                    v.extend(o.keys().filter_map(Result::ok).map(|k| k.tgid));
+                }
+                v.sort_unstable();
+                v.dedup();
+                v.retain(|t| !self.proc_cache.contains_key(t));
+                v
+            }
+        };
+        for t in tgids {
+            if let Some(p) = snapshot::read_proc(t) {
+                self.proc_cache.insert(t, Arc::new(p));
+            }
+        }
+    }
+}
+
+fn count_events(raw: &RawPhase) -> u64 {
+    raw.fsync.iter().map(|(_, a)| a.count).sum::<u64>()
+        + raw.bio.iter().map(|(_, a)| a.count).sum::<u64>()
+        + raw.offcpu.iter().map(|(_, a)| a.count).sum::<u64>()
+        + raw.writepath.iter().map(|(_, a)| a.count).sum::<u64>()
+        + raw.oncpu.iter().map(|(_, c)| *c).sum::<u64>()
+}
+
+/// Phase names become directory names.
+pub fn validate_phase_name(name: &str) -> Result<(), ProbeError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name != "."
+        && name != ".."
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ProbeError::State(format!(
+            "invalid phase name {name:?}: use 1-64 characters among A-Z a-z 0-9 - _ ."
+        )))
+    }
+}
+
+fn raise_memlock() {
+    let lim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: valid pointer to an rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) } != 0 {
+        // Kernels >= 5.11 account BPF memory to the cgroup: not needed there.
+        tracing::debug!(error = %std::io::Error::last_os_error(), "raising RLIMIT_MEMLOCK failed; continuing");
+    }
+}
+
+fn build_config(opts: &SessionOptions, scope_code: u32) -> Result<Config, ProbeError> {
+    let mut cfg = Config {
+        scope: scope_code,
+        self_tgid: std::process::id(),
+        min_offcpu_ns: opts.min_offcpu_us.saturating_mul(1000),
+        ..Config::default()
+    };
+    if opts.probes.contains(&ProbeKind::Offcpu) {
+        let f = Format::read("sched", "sched_switch")?;
+        cfg.sw_prev_pid = f.offset("prev_pid")?;
+        cfg.sw_prev_state = f.offset("prev_state")?;
+        cfg.sw_next_pid = f.offset("next_pid")?;
+    }
+    if opts.probes.contains(&ProbeKind::Bio) {
+        let f = Format::read("block", "block_rq_issue")?;
+        cfg.rq_dev = f.offset("dev")?;
+        cfg.rq_sector = f.offset("sector")?;
+        cfg.rq_bytes = f.offset("bytes")?;
+        cfg.rq_rwbs = f.offset("rwbs")?;
+        let f = Format::read("block", "block_rq_complete")?;
+        cfg.rqc_dev = f.offset("dev")?;
+        cfg.rqc_sector = f.offset("sector")?;
+    }
+    if matches!(opts.scope, Scope::Pid(_)) {
+        let f = Format::read("task", "task_newtask")?;
+        cfg.nt_pid = f.offset("pid")?;
+        cfg.nt_clone_flags = f.offset("clone_flags")?;
+    }
+    Ok(cfg)
+}
+
+fn map_mut<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<T, ProbeError>
+where
+    T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let m = ebpf.map_mut(name).ok_or_else(|| ProbeError::map(name, "missing from the object"))?;
+    T::try_from(m).map_err(|e| ProbeError::map(name, e))
+}
+
+fn map_ref<'a, T>(ebpf: &'a Ebpf, name: &str) -> Result<T, ProbeError>
+where
+    T: TryFrom<&'a aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let m = ebpf.map(name).ok_or_else(|| ProbeError::map(name, "missing from the object"))?;
+    T::try_from(m).map_err(|e| ProbeError::map(name, e))
+}
+
+fn drain_hash<K, V>(ebpf: &mut Ebpf, name: &str, slot: u32, sum: fn(&mut V, &V)) -> Result<Vec<(K, V)>, ProbeError>
+where
+    K: Pod + Slotted,
+    V: Pod,
+{
+    let mut m: PerCpuHashMap<&mut MapData, K, V> = map_mut(ebpf, name)?;
+    let keys: Vec<K> = m.keys().filter_map(Result::ok).filter(|k| k.slot() == slot).collect();
+    let mut out = Vec::with_capacity(keys.len());
+    for k in keys {
+        if let Ok(vals) = m.get(&k, 0) {
+            if let Some((first, rest)) = vals.split_first() {
+                let mut acc = *first;
+                for v in rest {
+                    sum(&mut acc, v);
+                }
+                out.push((k, acc));
+            }
+        }
+        let _ = m.remove(&k);
+    }
+    Ok(out)
+}
+
+fn attach_err(program: &str, point: &str, source: aya::programs::ProgramError) -> ProbeError {
+    ProbeError::Attach { program: program.to_owned(), point: point.to_owned(), source }
+}
+
+fn attach_tp(
+    ebpf: &mut Ebpf,
+    loaded: &mut HashSet<&'static str>,
+    prog: &'static str,
+    category: &str,
+    name: &str,
+) -> Result<(), ProbeError> {
+    let point = format!("tracepoint {category}/{name}");
+    let p: &mut TracePoint = ebpf
+        .program_mut(prog)
+        .ok_or_else(|| ProbeError::map(prog, "program missing from the object"))?
+        .try_into()
+        .map_err(|e| attach_err(prog, &point, e))?;
+    if loaded.insert(prog) {
+        p.load().map_err(|e| attach_err(prog, &point, e))?;
+    }
+    p.attach(category, name).map_err(|e| attach_err(prog, &point, e))?;
+    Ok(())
+}
+
+fn attach_raw(ebpf: &mut Ebpf, prog: &str, tp: &str) -> Result<(), ProbeError> {
+    let point = format!("raw tracepoint {tp}");
+    let p: &mut RawTracePoint = ebpf
+        .program_mut(prog)
+        .ok_or_else(|| ProbeError::map(prog, "program missing from the object"))?
+        .try_into()
+        .map_err(|e| attach_err(prog, &point, e))?;
+    p.load().map_err(|e| attach_err(prog, &point, e))?;
+    p.attach(tp).map_err(|e| attach_err(prog, &point, e))?;
+    Ok(())
+}
+
+fn attach_oncpu(ebpf: &mut Ebpf, hz: u64) -> Result<(), ProbeError> {
+    let prog = "oncpu_sample";
+    let point = format!("perf event cpu-clock at {hz} Hz");
+    let p: &mut PerfEvent = ebpf
+        .program_mut(prog)
+        .ok_or_else(|| ProbeError::map(prog, "program missing from the object"))?
+        .try_into()
+        .map_err(|e| attach_err(prog, &point, e))?;
+    p.load().map_err(|e| attach_err(prog, &point, e))?;
+    let cpus = aya::util::online_cpus().map_err(|(what, e)| ProbeError::io("listing online CPUs", what, e))?;
+    for cpu in cpus {
+        p.attach(
+            perf_event::PerfEventConfig::Software(perf_event::SoftwareEvent::CpuClock),
+            perf_event::PerfEventScope::AllProcessesOneCpu { cpu },
+            perf_event::SamplePolicy::Frequency(hz),
+            false,
+        )
+        .map_err(|e| attach_err(prog, &point, e))?;
+    }
+    Ok(())
+}
+
+/// Lost events by name (only kinds that are losses, zero ones included).
+pub fn lost_by_name(d: &Drops) -> BTreeMap<String, u64> {
+    (0..drop_kind::COUNT)
+        .filter(|k| drop_kind::is_loss(*k))
+        .map(|k| (drop_kind::NAMES[k as usize].to_owned(), d[k as usize]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phase_names_are_safe_directory_names() {
+        assert!(validate_phase_name("steady-1").is_ok());
+        assert!(validate_phase_name("a.b_c").is_ok());
+        for bad in ["", "..", ".", "a/b", "x y", "é"] {
+            let err = validate_phase_name(bad).unwrap_err().to_string();
+            assert!(err.contains("invalid phase name"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! What one phase window drained from the kernel maps: aggregates keyed as
+//! in the kernel, lost-event counters, the stacks they reference and the
+//! memory maps of the processes they name (captured while those processes
+//! were alive, so that they can be symbolized after they exit).
+use std::{collections::HashMap, sync::Arc};
+
+use probes_common::{drop_kind, Agg, BioAgg, BioKey, OffcpuKey, OncpuKey, SyscallKey};
+
+/// One executable mapping of a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    /// First address.
+    pub start: u64,
+    /// One past the last address.
+    pub end: u64,
+    /// File offset of `start`.
+    pub offset: u64,
+    /// Backing file, or a pseudo name such as `[vdso]`.
+    pub path: String,
+}
+
+/// What is known about a process.
+#[derive(Debug, Clone, Default)]
+pub struct ProcInfo {
+    /// `/proc/<pid>/comm` of the main thread.
+    pub name: String,
+    /// Executable mappings, sorted by start.
+    pub maps: Vec<Mapping>,
+}
+
+/// Parses the executable mappings of `/proc/<pid>/maps`.
+pub fn parse_maps(text: &str) -> Vec<Mapping> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        let (Some(range), Some(perms), Some(offset)) = (it.next(), it.next(), it.next()) else { continue };
+        if !perms.contains('x') {
+            continue;
+        }
+        let (_dev, _inode) = (it.next(), it.next());
+        // The path may contain spaces: take the rest of the line.
+        let path = it.collect::<Vec<_>>().join(" ");
+        let Some((s, e)) = range.split_once('-') else { continue };
+        let (Ok(start), Ok(end), Ok(offset)) =
+            (u64::from_str_radix(s, 16), u64::from_str_radix(e, 16), u64::from_str_radix(offset, 16))
+        else {
+            continue;
+        };
+        out.push(Mapping { start, end, offset, path });
+    }
+    out.sort_by_key(|m| m.start);
+    out
+}
+
+/// Reads a live process's name and maps; `None` once it has exited.
+pub fn read_proc(tgid: u32) -> Option<ProcInfo> {
+    let maps = std::fs::read_to_string(format!("/proc/{tgid}/maps")).ok()?;
+    let name = std::fs::read_to_string(format!("/proc/{tgid}/comm")).unwrap_or_default().trim_end().to_owned();
+    Some(ProcInfo { name, maps: parse_maps(&maps) })
+}
+
+/// Lost-event counters of one window, by `drop_kind`.
+pub type Drops = [u64; drop_kind::COUNT as usize];
+
+/// The raw data of one phase window.
+#[derive(Debug, Default, Clone)]
+pub struct RawPhase {
+    /// Phase name.
+    pub name: String,
+    /// Window start, CLOCK_MONOTONIC ns.
+    pub start_ns: u64,
+    /// Window end, CLOCK_MONOTONIC ns.
+    pub end_ns: u64,
+    /// fsync aggregates (slot field is stale, ignore it).
+    pub fsync: Vec<(SyscallKey, Agg)>,
+    /// Block-request aggregates.
+    pub bio: Vec<(BioKey, BioAgg)>,
+    /// Off-CPU aggregates.
+    pub offcpu: Vec<(OffcpuKey, Agg)>,
+    /// Write-path aggregates.
+    pub writepath: Vec<(SyscallKey, Agg)>,
+    /// On-CPU sample counts.
+    pub oncpu: Vec<(OncpuKey, u64)>,
+    /// Lost-event and bookkeeping counters.
+    pub drops: Drops,
+    /// Instruction pointers of every referenced stack id (leaf first).
+    pub stacks: HashMap<i32, Arc<Vec<u64>>>,
+    /// Processes referenced by the stacks.
+    pub procs: HashMap<u32, Arc<ProcInfo>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_executable_maps_with_spaces() {
+        let text = "55d0c0000000-55d0c0010000 r--p 00000000 fe:01 123 /usr/bin/x\n\
+                    55d0c0010000-55d0c0020000 r-xp 00010000 fe:01 123 /opt/my app/bin x\n\
+                    7ffd1000-7ffd3000 r-xp 00000000 00:00 0 [vdso]\n\
+                    7ffd5000-7ffd6000 rw-p 00000000 00:00 0\n";
+        let m = parse_maps(text);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].path, "[vdso]");
+        assert_eq!(m[1], Mapping { start: 0x55d0c0010000, end: 0x55d0c0020000, offset: 0x10000, path: "/opt/my app/bin x".into() });
+    }
+}

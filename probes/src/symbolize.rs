@@ -1,0 +1,164 @@
+//! Stack symbolization: user frames against the files mapped by the process
+//! (captured at the phase boundary, so exited processes still resolve) with
+//! blazesym and Rust demangling, kernel frames from kallsyms. Names are kept
+//! whole (spaces included); `;` inside a name becomes `,` so that folded
+//! stacks stay parseable.
+use std::collections::{BTreeMap, HashMap};
+
+use blazesym::symbolize::{source::Elf, source::Source, Input, Symbolized, Symbolizer as Blaze};
+
+use crate::snapshot::ProcInfo;
+
+/// Frame depth limit of `bpf_get_stackid` (`PERF_MAX_STACK_DEPTH`).
+pub const MAX_DEPTH: usize = 127;
+/// Name of a frame that could not be resolved (as perf and T1).
+pub const UNKNOWN: &str = "[unknown]";
+
+/// One symbolized frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// Function name (demangled), or `[unknown]`, or `[vdso]`-like pseudo names.
+    pub name: String,
+    /// Whether the address lies in a mapped file (named by its symbol, or
+    /// `[module]` when that file has no symbol for it, e.g. static functions
+    /// of a stripped libc). False for addresses outside every mapping: the
+    /// garbage a broken frame-pointer walk produces.
+    pub resolved: bool,
+}
+
+/// Caching symbolizer, one per render thread.
+pub struct Symbolizer {
+    blaze: Blaze,
+    ksyms: BTreeMap<u64, String>,
+    cache: HashMap<(String, u64), Option<String>>,
+}
+
+impl Default for Symbolizer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Symbolizer {
+    /// Reads kallsyms (empty if unreadable: kernel frames then stay unresolved).
+    pub fn new() -> Self {
+        let ksyms = aya::util::kernel_symbols().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read /proc/kallsyms: kernel frames will be [unknown]");
+            BTreeMap::new()
+        });
+        let blaze = Blaze::builder().enable_code_info(false).enable_inlined_fns(false).enable_demangling(true).build();
+        Self { blaze, ksyms, cache: HashMap::new() }
+    }
+
+    /// Kernel frames, leaf first.
+    pub fn kernel(&self, ips: &[u64]) -> Vec<Frame> {
+        ips.iter()
+            .enumerate()
+            .map(|(i, ip)| {
+                let addr = if i == 0 { *ip } else { ip.saturating_sub(1) };
+                match self.ksyms.range(..=addr).next_back() {
+                    Some((_, name)) => Frame { name: clean(name), resolved: true },
+                    None => Frame { name: UNKNOWN.into(), resolved: false },
+                }
+            })
+            .collect()
+    }
+
+    /// User frames of a process, leaf first. Return addresses (all but the
+    /// leaf) are looked up one byte back, inside the call instruction.
+    pub fn user(&mut self, proc: Option<&ProcInfo>, ips: &[u64]) -> Vec<Frame> {
+        let mut out: Vec<Frame> = vec![Frame { name: UNKNOWN.into(), resolved: false }; ips.len()];
+        let Some(proc) = proc else { return out };
+        // path -> [(frame index, file offset)]
+        let mut wanted: BTreeMap<&str, Vec<(usize, u64)>> = BTreeMap::new();
+        for (i, ip) in ips.iter().enumerate() {
+            let addr = if i == 0 { *ip } else { ip.saturating_sub(1) };
+            let idx = proc.maps.partition_point(|m| m.start <= addr);
+            let Some(m) = idx.checked_sub(1).map(|j| &proc.maps[j]).filter(|m| addr < m.end) else { continue };
+            if !m.path.starts_with('/') {
+                // [vdso], [anon:...], JIT code: a real frame without a file.
+                let name = if m.path.is_empty() { "[anon]".to_owned() } else { m.path.clone() };
+                out[i] = Frame { name, resolved: true };
+                continue;
+            }
+            wanted.entry(m.path.as_str()).or_default().push((i, addr - m.start + m.offset));
+        }
+        for (path, frames) in wanted {
+            let todo: Vec<u64> = frames
+                .iter()
+                .map(|(_, off)| *off)
+                .filter(|off| !self.cache.contains_key(&(path.to_owned(), *off)))
+                .collect();
+            if !todo.is_empty() {
+                let mut elf = Elf::new(path);
+                elf.debug_syms = false;
+                let src = Source::Elf(elf);
+                match self.blaze.symbolize(&src, Input::FileOffset(&todo)) {
+                    Ok(syms) => {
+                        for (off, s) in todo.iter().zip(syms) {
+                            let name = match s {
+                                Symbolized::Sym(sym) => Some(clean(&sym.name)),
+                                Symbolized::Unknown(_) => None,
+                            };
+                            self.cache.insert((path.to_owned(), *off), name);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(path, error = %e, "symbolization failed");
+                        for off in todo {
+                            self.cache.insert((path.to_owned(), off), None);
+                        }
+                    }
+                }
+            }
+            let module = path.rsplit('/').next().unwrap_or(path);
+            for (i, off) in frames {
+                out[i] = match self.cache.get(&(path.to_owned(), off)) {
+                    Some(Some(name)) => Frame { name: name.clone(), resolved: true },
+                    _ => Frame { name: format!("[{module}]"), resolved: true },
+                };
+            }
+        }
+        out
+    }
+}
+
+/// Keeps the full name; only `;` (the folded-stack separator) is replaced.
+fn clean(name: &str) -> String {
+    name.replace(';', ",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::read_proc;
+
+    #[inline(never)]
+    fn qfc_probe_symbolize_self_test_marker() -> u64 {
+        std::hint::black_box(42)
+    }
+
+    #[test]
+    fn resolves_own_function_with_rust_demangling() {
+        let addr = qfc_probe_symbolize_self_test_marker as usize as u64;
+        assert_eq!(qfc_probe_symbolize_self_test_marker(), 42);
+        let proc = read_proc(std::process::id()).unwrap();
+        let mut s = Symbolizer::new();
+        let frames = s.user(Some(&proc), &[addr + 1]);
+        assert!(frames[0].resolved, "{frames:?}");
+        assert!(frames[0].name.ends_with("qfc_probe_symbolize_self_test_marker"), "{frames:?}");
+        assert!(!frames[0].name.contains("::h"), "hash suffix kept: {frames:?}");
+    }
+
+    #[test]
+    fn names_keep_spaces_and_lose_semicolons() {
+        assert_eq!(clean("<[u8; 32] as core::fmt::Debug>::fmt"), "<[u8, 32] as core::fmt::Debug>::fmt");
+    }
+
+    #[test]
+    fn unknown_without_maps() {
+        let mut s = Symbolizer::new();
+        let f = s.user(None, &[1, 2]);
+        assert!(f.iter().all(|f| !f.resolved && f.name == UNKNOWN));
+    }
+}
