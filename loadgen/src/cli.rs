@@ -1,0 +1,1 @@
+//! `qfc-lab load ...`: clap arguments and the run function the lab flattens.
