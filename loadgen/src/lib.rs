@@ -14,19 +14,25 @@
 
 pub mod cli;
 pub mod clock;
+pub mod compaction;
 pub mod engine;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod rpc;
 pub mod schedule;
+mod seed_db;
 mod session;
 pub mod stats;
+pub mod sync;
+pub mod tx;
 
 use std::path::PathBuf;
 
 pub use model::{
     CompactionLoad, CompactionMethod, LoadModel, PhaseLoad, RpcLoad, RpcMethod, SyncLoad, SyncRequestKind, TxLoad,
 };
+pub use seed_db::{seed_db, SeedReport};
 pub use session::{LoadSession, NodeEndpoints, PhaseSummary};
 pub use stats::{LatencySummary, SeriesPoint, WorkloadSummary};
 

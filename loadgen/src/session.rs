@@ -87,6 +87,8 @@ pub struct LoadSession {
     endpoints: NodeEndpoints,
     seed: u64,
     pool: Arc<HttpPool>,
+    /// Load accounts funded so far (indices 0..funded).
+    funded: tokio::sync::Mutex<u32>,
 }
 
 /// The generator of one workload in one phase: depends only on the session
@@ -121,12 +123,31 @@ impl LoadSession {
                 })
             }
         }
-        Ok(Self { endpoints, seed, pool })
+        Ok(Self { endpoints, seed, pool, funded: tokio::sync::Mutex::new(0) })
     }
 
     /// The endpoints of this session.
     pub fn endpoints(&self) -> &NodeEndpoints {
         &self.endpoints
+    }
+
+    async fn tx_workload(&self, t: &crate::model::TxLoad) -> Result<crate::tx::TxWorkload, LoadError> {
+        let accounts: Vec<_> = (0..t.accounts).map(|i| crate::tx::account(self.seed, i)).collect();
+        {
+            let mut funded = self.funded.lock().await;
+            if *funded < t.accounts {
+                crate::tx::fund(&self.pool, self.endpoints.chain_id, &accounts[*funded as usize..], Duration::from_secs(120)).await?;
+                *funded = t.accounts;
+            }
+        }
+        let mut nonces = Vec::new();
+        for a in &accounts {
+            nonces.push(crate::tx::nonce_of(&self.pool, &a.address, "pending").await.map_err(|e| LoadError::Node {
+                addr: self.endpoints.rpc.to_string(),
+                why: format!("failed eth_getTransactionCount ({e})"),
+            })?);
+        }
+        Ok(crate::tx::TxWorkload::new(self.pool.clone(), self.endpoints.chain_id, accounts, nonces, t.sample_receipts))
     }
 
     async fn head(&self) -> Result<u64, LoadError> {
@@ -154,7 +175,23 @@ impl LoadSession {
         load.validate()?;
         std::fs::create_dir_all(out_dir)
             .map_err(|e| LoadError::Output { path: out_dir.to_owned(), why: e.to_string() })?;
-        let head = if load.rpc.is_some() { self.head().await? } else { 0 };
+        let head = if load.rpc.is_some() || load.sync.is_some() { self.head().await? } else { 0 };
+        // Set-up before the clock starts: fund tx accounts, connect peers.
+        let tx_work = match &load.tx {
+            Some(t) => Some(Arc::new(self.tx_workload(t).await?)),
+            None => None,
+        };
+        let sync_work = match &load.sync {
+            Some(s) => {
+                let addr = self.endpoints.p2p.ok_or(LoadError::MissingEndpoint { workload: "sync", endpoint: "p2p" })?;
+                let mut peers = Vec::new();
+                for i in 0..s.peers {
+                    peers.push(crate::sync::connect_peer(crate::sync::peer_secret(self.seed, phase, i), addr, cancel.clone()).await?);
+                }
+                Some(Arc::new(crate::sync::SyncWorkload::new(peers, s.request, head)))
+            }
+            None => None,
+        };
         let anchor = Anchor::now();
         let mut runs: Vec<(String, Arc<Recorder>, Shape)> = Vec::new();
         let mut futs: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> = Vec::new();
@@ -176,7 +213,58 @@ impl LoadSession {
             runs.push(("rpc".into(), rec, shape));
         }
 
-        futures::future::join_all(futs).await;
+        if let (Some(t), Some(w)) = (&load.tx, &tx_work) {
+            let rec = Arc::new(Recorder::new(anchor));
+            let shape = Shape {
+                workload: "tx".into(),
+                model: LoadModel::Open,
+                target_rate_per_s: Some(t.rate_per_s),
+                ramp_to_per_s: None,
+                concurrency: t.accounts * crate::tx::MAX_PENDING_PER_ACCOUNT as u32,
+                duration,
+            };
+            let rng = workload_rng(self.seed, phase, "tx");
+            futs.push(drive(w.clone(), LoadModel::Open, t.rate_per_s, None, shape.concurrency.min(1024), Duration::from_millis(t.timeout_ms), duration, rng, rec.clone(), cancel.clone()));
+            runs.push(("tx".into(), rec, shape));
+        }
+        if let (Some(s), Some(w)) = (&load.sync, &sync_work) {
+            let rec = Arc::new(Recorder::new(anchor));
+            let shape = Shape {
+                workload: "sync".into(),
+                model: LoadModel::Open,
+                target_rate_per_s: Some(s.rate_per_s),
+                ramp_to_per_s: None,
+                concurrency: s.peers * 64,
+                duration,
+            };
+            let rng = workload_rng(self.seed, phase, "sync");
+            futs.push(drive(w.clone(), LoadModel::Open, s.rate_per_s, None, shape.concurrency, Duration::from_millis(s.timeout_ms), duration, rng, rec.clone(), cancel.clone()));
+            runs.push(("sync".into(), rec, shape));
+        }
+        let compaction_fut = load.compaction.as_ref().map(|c| {
+            crate::compaction::run(
+                self.pool.clone(),
+                self.endpoints.chain_id,
+                self.endpoints.admin_rpc,
+                self.endpoints.metrics,
+                self.seed,
+                c,
+                duration,
+                workload_rng(self.seed, phase, "compaction"),
+                cancel.clone(),
+            )
+        });
+        let (_, compaction) = futures::join!(futures::future::join_all(futs), async {
+            match compaction_fut {
+                Some(f) => Some(f.await),
+                None => None,
+            }
+        });
+        let compaction = compaction.transpose()?;
+        let mut tx_check = None;
+        if let Some(w) = &tx_work {
+            tx_check = Some(crate::tx::check(&self.pool, w, Duration::from_secs(60)).await);
+        }
         let end_ns = crate::clock::monotonic_ns();
 
         let mut workloads = BTreeMap::new();
@@ -184,7 +272,20 @@ impl LoadSession {
         for (name, rec, shape) in runs {
             stats::write_histogram(&out_dir.join(format!("{name}.hdr")), &rec.histogram())?;
             series.insert(name.clone(), rec.series());
-            workloads.insert(name, rec.summary(shape));
+            let mut sum = rec.summary(shape);
+            if name == "tx" {
+                if let Some(c) = &tx_check {
+                    if let serde_json::Value::Object(m) = serde_json::to_value(c).unwrap_or_default() {
+                        sum.details.extend(m);
+                    }
+                }
+            }
+            if name == "sync" {
+                if let Some(w) = &sync_work {
+                    sum.details.extend(w.details());
+                }
+            }
+            workloads.insert(name, sum);
         }
         let summary = PhaseSummary {
             phase: phase.to_owned(),
@@ -194,7 +295,7 @@ impl LoadSession {
             duration_s: duration.as_secs_f64(),
             load: load.clone(),
             workloads,
-            compaction: None,
+            compaction: compaction.map(|c| serde_json::to_value(c).unwrap_or_default()),
             cancelled: cancel.is_cancelled(),
         };
         write_json(&out_dir.join("series.json"), &series)?;
