@@ -29,7 +29,7 @@ use crate::LoadError;
 
 /// A response and its size on the wire (body, without the 4-byte prefix).
 #[derive(Debug, Clone)]
-pub struct SizedResponseResponse(pub SyncResponse, pub u64);
+pub struct SizedResponse(pub SyncResponse, pub u64);
 
 /// Client side of the `/qfc/sync/1` codec.
 #[derive(Debug, Clone, Default)]
