@@ -1,9 +1,10 @@
 //! Targets: the machines a scenario's node runs on. [`target::Target`] is
 //! the contract the lab's orchestrator drives; [`local::LocalTarget`] runs
-//! processes on this machine; QEMU guests (image recipe, command lines as
-//! pure functions, lifecycle), SSH hosts and containers implement the same
-//! trait, with cross-compilation of the binaries shipped to them. See
-//! docs/ARCHITECTURE.md, "Targets".
+//! processes on this machine, [`qemu_target::QemuTarget`] boots a guest from
+//! a cached image ([`image`]) and reaches it over ssh, [`ssh_target::SshTarget`]
+//! drives an existing host. Also: QEMU command lines as pure functions
+//! ([`qemu`]), accelerator choice ([`arch`]) and cross-compilation of the
+//! binaries shipped to targets ([`cross`]). See docs/ARCHITECTURE.md, "Targets".
 
 pub mod arch;
 pub mod cross;

@@ -121,8 +121,9 @@ pub fn qemu_args(spec: &LaunchSpec) -> Vec<OsString> {
     ]);
     push(&["-chardev", &format!("file,id=serial0,path={}", qopt(&spec.serial_log))]);
     push(&["-serial", "chardev:serial0"]);
-    push(&["-kernel", &qopt(&spec.kernel)]);
-    push(&["-initrd", &qopt(&spec.initrd)]);
+    // -kernel and -initrd take the path verbatim (no option-list parsing).
+    push(&["-kernel", &spec.kernel.display().to_string()]);
+    push(&["-initrd", &spec.initrd.display().to_string()]);
     push(&["-append", &kernel_cmdline(spec.arch)]);
     push(&[
         "-drive",

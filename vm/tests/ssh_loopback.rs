@@ -1,0 +1,268 @@
+//! The SSH target against a real OpenSSH server started here on a free
+//! loopback port, with host and user keys generated in a temporary
+//! directory: run, ship, spawn with a line protocol over stdin/stdout,
+//! fetch, clean-up that leaves nothing behind, and refusal of unknown or
+//! changed host keys (issue 6). Skipped, with the reason, where sshd or the
+//! ssh client is missing.
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use vm::process::{spawn_group, GroupChild};
+use vm::ssh::{self, SshDest, SshError, SshHost};
+
+struct Server {
+    _child: GroupChild,
+    dir: tempfile::TempDir,
+    port: u16,
+    user: String,
+}
+
+impl Server {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn dest(&self) -> SshDest {
+        SshDest {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            user: self.user.clone(),
+            key: self.path("id_user"),
+            known_hosts: self.path("known_hosts"),
+            host_key_alias: None,
+            connect_timeout_s: 10,
+        }
+    }
+}
+
+fn keygen(path: &Path) -> Result<(), String> {
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .map_err(|e| format!("ssh-keygen: {e}"))?;
+    st.success().then_some(()).ok_or_else(|| format!("ssh-keygen failed: {st}"))
+}
+
+fn start_server() -> Result<Server, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let d = dir.path();
+    keygen(&d.join("host_key"))?;
+    keygen(&d.join("id_user"))?;
+    keygen(&d.join("other_host_key"))?;
+    std::fs::copy(d.join("id_user.pub"), d.join("authorized_keys")).map_err(|e| e.to_string())?;
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let user = String::from_utf8_lossy(&Command::new("id").arg("-un").output().map_err(|e| e.to_string())?.stdout)
+        .trim()
+        .to_string();
+    let cfg = format!(
+        "ListenAddress 127.0.0.1:{port}\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPidFile {pid}\n\
+         PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+         UsePAM no\nStrictModes no\nUseDNS no\nPrintMotd no\nMaxSessions 32\nMaxStartups 32\n",
+        hk = d.join("host_key").display(),
+        ak = d.join("authorized_keys").display(),
+        pid = d.join("sshd.pid").display(),
+    );
+    std::fs::write(d.join("sshd_config"), cfg).map_err(|e| e.to_string())?;
+    // sshd insists on its privilege-separation directory.
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let host_pub = std::fs::read_to_string(d.join("host_key.pub")).map_err(|e| e.to_string())?;
+    let mut f = host_pub.split_whitespace();
+    let (kt, kb) = (f.next().unwrap(), f.next().unwrap());
+    std::fs::write(d.join("known_hosts"), format!("[127.0.0.1]:{port} {kt} {kb}\n")).map_err(|e| e.to_string())?;
+    let mut cmd = Command::new("/usr/sbin/sshd");
+    cmd.arg("-D").arg("-e").arg("-f").arg(d.join("sshd_config"));
+    cmd.stderr(std::fs::File::create(d.join("sshd.log")).map_err(|e| e.to_string())?);
+    let child = spawn_group(cmd).map_err(|e| format!("starting sshd: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default();
+            return Err(format!("sshd did not listen on 127.0.0.1:{port}: {log}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(Server { _child: child, dir, port, user })
+}
+
+fn exec_runs_a_command(s: &Server) -> Result<(), Failed> {
+    let out = ssh::exec(&s.dest(), "echo hello; uname -m")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text, format!("hello\n{}\n", std::env::consts::ARCH));
+    // A failing command is an error carrying its status and stderr.
+    match ssh::exec(&s.dest(), "echo oops >&2; exit 3") {
+        Err(SshError::CommandFailed { status, stderr, .. }) => {
+            assert!(status.contains('3'), "{status}");
+            assert_eq!(stderr, "oops");
+        }
+        other => return Err(format!("expected CommandFailed, got {other:?}").into()),
+    }
+    Ok(())
+}
+
+fn ship_spawn_fetch_cleanup(s: &Server) -> Result<(), Failed> {
+    let remote_wd = s.path("remote-work").display().to_string();
+    let mut host = SshHost::connect(s.dest(), &remote_wd)?;
+    // Ship a file and a directory.
+    let local = tempfile::tempdir()?;
+    let payload: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(local.path().join("blob.bin"), &payload)?;
+    std::fs::create_dir_all(local.path().join("tree/sub"))?;
+    std::fs::write(local.path().join("tree/sub/a.txt"), "alpha\n")?;
+    let script = local.path().join("tool.sh");
+    std::fs::write(&script, "#!/bin/sh\necho tool-ran \"$@\"\n")?;
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    host.ship(&[&local.path().join("blob.bin"), &local.path().join("tree"), &script], "in")?;
+    assert_eq!(std::fs::read(Path::new(&remote_wd).join("in/blob.bin"))?, payload);
+    let out = host.exec("./in/tool.sh x y")?;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "tool-ran x y\n");
+
+    // A long-running process with a line protocol over the ssh session's stdio.
+    let mut echo = host.spawn(
+        "echo-server",
+        "sh -c 'echo ready; while read -r l; do echo \"got $l\"; [ \"$l\" = stop ] && exit 0; done'",
+    )?;
+    let mut stdin = echo.child_mut().stdin.take().unwrap();
+    let mut stdout = BufReader::new(echo.child_mut().stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line)?;
+    assert_eq!(line, "ready\n");
+    writeln!(stdin, "phase warmup")?;
+    line.clear();
+    stdout.read_line(&mut line)?;
+    assert_eq!(line, "got phase warmup\n");
+    // Another one that would linger: clean-up must stop it.
+    let _sleeper = host.spawn("sleeper", "sleep 300")?;
+    let pidfile = Path::new(&remote_wd).join(".qfc-pids/sleeper");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !pidfile.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sleeper_pid: i32 = std::fs::read_to_string(&pidfile)?.trim().parse()?;
+    assert!(process_alive(sleeper_pid), "sleeper not running");
+
+    // Evidence comes back.
+    host.exec("mkdir -p out/phase1 && printf 'n=3\\n' > out/phase1/fsync.txt")?;
+    let back = tempfile::tempdir()?;
+    host.fetch("out", back.path())?;
+    assert_eq!(std::fs::read_to_string(back.path().join("out/phase1/fsync.txt"))?, "n=3\n");
+
+    host.cleanup(Duration::from_secs(2))?;
+    assert!(!Path::new(&remote_wd).exists(), "workdir left behind");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!process_alive(sleeper_pid), "remote process {sleeper_pid} survived clean-up");
+    host.cleanup(Duration::from_secs(1))?; // idempotent
+    drop(stdin);
+    Ok(())
+}
+
+/// True when `pid` exists and is not a zombie.
+fn process_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false)
+}
+
+fn existing_workdir_is_refused(s: &Server) -> Result<(), Failed> {
+    let wd = s.path("already-there");
+    std::fs::create_dir_all(&wd)?;
+    std::fs::write(wd.join("keep.txt"), "mine")?;
+    match SshHost::connect(s.dest(), &wd.display().to_string()) {
+        Err(SshError::WorkdirExists { .. }) => {}
+        other => return Err(format!("expected WorkdirExists, got {other:?}").into()),
+    }
+    assert_eq!(std::fs::read_to_string(wd.join("keep.txt"))?, "mine");
+    Ok(())
+}
+
+fn unknown_host_key_is_refused(s: &Server) -> Result<(), Failed> {
+    let empty = s.path("known_hosts.empty");
+    std::fs::write(&empty, "")?;
+    let mut d = s.dest();
+    d.known_hosts = empty.clone();
+    match ssh::exec(&d, "touch should-not-exist") {
+        Err(SshError::HostKeyRejected { known_hosts, .. }) => assert_eq!(known_hosts, empty),
+        other => return Err(format!("expected HostKeyRejected, got {other:?}").into()),
+    }
+    // Nothing was written to the file: the key was not accepted silently.
+    assert_eq!(std::fs::read_to_string(&empty)?, "");
+    Ok(())
+}
+
+fn changed_host_key_is_refused(s: &Server) -> Result<(), Failed> {
+    let other = std::fs::read_to_string(s.path("other_host_key.pub"))?;
+    let mut f = other.split_whitespace();
+    let wrong = s.path("known_hosts.wrong");
+    std::fs::write(&wrong, format!("[127.0.0.1]:{} {} {}\n", s.port, f.next().unwrap(), f.next().unwrap()))?;
+    let mut d = s.dest();
+    d.known_hosts = wrong;
+    match ssh::exec(&d, "true") {
+        Err(SshError::HostKeyRejected { .. }) => Ok(()),
+        other => Err(format!("expected HostKeyRejected, got {other:?}").into()),
+    }
+}
+
+fn wrong_user_key_is_refused(s: &Server) -> Result<(), Failed> {
+    let mut d = s.dest();
+    d.key = s.path("other_host_key");
+    match ssh::exec(&d, "true") {
+        Err(SshError::AuthFailed { .. }) => Ok(()),
+        other => Err(format!("expected AuthFailed, got {other:?}").into()),
+    }
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let names: [(&str, fn(&Server) -> Result<(), Failed>); 6] = [
+        ("ssh_exec_runs_a_command", exec_runs_a_command),
+        ("ssh_ship_spawn_fetch_cleanup_leaves_nothing", ship_spawn_fetch_cleanup),
+        ("ssh_existing_workdir_is_refused", existing_workdir_is_refused),
+        ("ssh_unknown_host_key_is_refused", unknown_host_key_is_refused),
+        ("ssh_changed_host_key_is_refused", changed_host_key_is_refused),
+        ("ssh_wrong_user_key_is_refused", wrong_user_key_is_refused),
+    ];
+    let skip = if !Path::new("/usr/sbin/sshd").exists() {
+        Some("/usr/sbin/sshd is missing (apt-get install openssh-server)")
+    } else if vm::qemu::which("ssh").is_none() || vm::qemu::which("ssh-keygen").is_none() {
+        Some("the ssh client is missing (apt-get install openssh-client)")
+    } else {
+        None
+    };
+    let server = if skip.is_none() && !args.list {
+        match start_server() {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) => {
+                eprintln!("could not start the loopback sshd: {e}");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        None
+    };
+    let trials = names
+        .into_iter()
+        .map(|(name, f)| match (&server, skip) {
+            (Some(s), _) => {
+                let s = Arc::clone(s);
+                Trial::test(name, move || f(&s))
+            }
+            (None, reason) => {
+                if let Some(r) = reason {
+                    eprintln!("skipping {name}: {r}");
+                }
+                Trial::test(name, || Ok(())).with_ignored_flag(true)
+            }
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    drop(server); // stops sshd, removes the keys
+    conclusion.exit();
+}
