@@ -276,6 +276,26 @@ fn baseline_t1() -> Result<(), Failed> {
     Ok(())
 }
 
+/// An emulated target gets a plain warning, and `capture.emulated` is 1.
+fn emulated_warning() -> Result<(), Failed> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("b");
+    copy_dir(&data().join("report/synced-on/bundle"), &dir)?;
+    std::fs::write(
+        dir.join("context.json"),
+        r#"{"target": {"kind": "qemu", "arch": "aarch64", "accel": "tcg", "emulated": true}}"#,
+    )?;
+    report::render_bundle(&dir, &report::RenderOptions::default())?;
+    let md = std::fs::read_to_string(dir.join("report.md"))?;
+    if !md.contains("> **Warning:** the target is emulated (QEMU TCG)") || !md.contains("- target: qemu, aarch64, tcg") {
+        return Err("no emulation warning in report.md".into());
+    }
+    let b = Bundle::load(&dir)?;
+    let p = &b.phases[1];
+    let v = eval_name("capture.emulated", p, &Ctx { emulated: b.emulated }).map_err(|e| e.to_string())?;
+    close("capture.emulated", v, 1.0)
+}
+
 /// docs/FIGURES.md documents every figure of the registry.
 fn figures_documented() -> Result<(), Failed> {
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/FIGURES.md"))?;
@@ -303,6 +323,7 @@ fn main() {
         Trial::test("missing_evidence_cannot_evaluate", missing_evidence_cannot_evaluate),
         Trial::test("baseline_t1", baseline_t1),
         Trial::test("figures_documented", figures_documented),
+        Trial::test("emulated_warning", emulated_warning),
     ];
     if !t1_present {
         eprintln!(

@@ -179,7 +179,8 @@ pub fn timeline_svg(b: &Bundle) -> (Option<String>, Vec<String>) {
         }
         let areas = root.split_evenly((panels.len(), 1));
         let colors = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
-        for (area, panel) in areas.iter().zip(&panels) {
+        let last = panels.len() - 1;
+        for (i_panel, (area, panel)) in areas.iter().zip(&panels).enumerate() {
             let y_max = panel
                 .lines
                 .iter()
@@ -190,18 +191,19 @@ pub fn timeline_svg(b: &Bundle) -> (Option<String>, Vec<String>) {
             let Ok(mut chart) = ChartBuilder::on(area)
                 .caption(&panel.title, ("sans-serif", 14))
                 .margin(6)
-                .x_label_area_size(22)
+                .margin_right(16)
+                .x_label_area_size(if i_panel == last { 36 } else { 20 })
                 .y_label_area_size(60)
                 .build_cartesian_2d(0f64..x_max, 0f64..y_max)
             else {
                 continue;
             };
-            let _ = chart
-                .configure_mesh()
-                .x_desc("s since the first phase started")
-                .disable_x_mesh()
-                .disable_y_mesh()
-                .draw();
+            let mut mesh = chart.configure_mesh();
+            mesh.disable_x_mesh().disable_y_mesh();
+            if i_panel == last {
+                mesh.x_desc("seconds since the first phase started");
+            }
+            let _ = mesh.draw();
             for (name, a, _) in &b.boundaries {
                 let _ = chart.draw_series(LineSeries::new(
                     vec![(*a, 0.0), (*a, y_max)],

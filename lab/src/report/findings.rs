@@ -426,6 +426,12 @@ pub fn build_report(b: &Bundle, v: &Verdicts, baseline: Option<&PhaseEvidence>) 
         format!("seed: {}", b.scenario.seed.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into())),
         format!("target: {}", b.target_desc.clone().unwrap_or_else(|| "not recorded".into())),
         format!("phases: {}", b.phases.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")),
+        format!(
+            "capture: {} lost events over the run, {} truncated stacks, probe overhead {}",
+            b.run_lost_events.map(|x| x.to_string()).unwrap_or_else(|| "unknown".into()),
+            b.run_truncated_stack_share.map(|x| format!("{}%", num(100.0 * x))).unwrap_or_else(|| "unknown share of".into()),
+            b.overhead_pct.map(|x| format!("{}%", num(x))).unwrap_or_else(|| "not measured".into())
+        ),
     ]);
     match b.emulated {
         Some(true) => doc.warn("the target is emulated (QEMU TCG): latencies, rates and CPU shares are not comparable with hardware; compare only counts (fsyncs per block, which stack paths exist) with production"),
