@@ -468,7 +468,6 @@ fn main() {
     }
     libtest_mimic::run(&args, trials).exit();
 }
-}
 
 fn bpftrace_command_line() -> Result<(), Failed> {
     let a = bpftrace_args("BEGIN {}", Path::new("/bin/true"));
