@@ -296,6 +296,73 @@ fn emulated_warning() -> Result<(), Failed> {
     close("capture.emulated", v, 1.0)
 }
 
+fn write_hdr(path: &Path, values_us: &[u64]) -> Result<(), Failed> {
+    let mut h = hdrhistogram::Histogram::<u64>::new(3)?;
+    for v in values_us {
+        h.record(*v)?;
+    }
+    let mut out = Vec::new();
+    use hdrhistogram::serialization::Serializer;
+    hdrhistogram::serialization::V2Serializer::new()
+        .serialize(&h, &mut out)
+        .map_err(|e| format!("{e:?}"))?;
+    std::fs::write(path, out)?;
+    Ok(())
+}
+
+/// Percentiles come from `<workload>.hdr` when the summary lacks them, and merge over
+/// phases for whole-run expectations; a malformed summary is skipped with a note.
+fn hdr_and_malformed_inputs() -> Result<(), Failed> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("b");
+    copy_dir(&data().join("report/synced-on/bundle"), &dir)?;
+    // stress: 100 requests at 1 ms, then 1 at 500 ms; warmup: 100 at 2 ms
+    std::fs::write(
+        dir.join("load/stress/summary.json"),
+        r#"{"workloads": {"rpc": {"requests": 101, "errors": 0}}}"#,
+    )?;
+    let mut v = vec![1000u64; 100];
+    v.push(500_000);
+    write_hdr(&dir.join("load/stress/rpc.hdr"), &v)?;
+    std::fs::create_dir_all(dir.join("load/warmup"))?;
+    std::fs::write(dir.join("load/warmup/summary.json"), r#"{"workloads": {"rpc": {"requests": 100, "errors": 0}}}"#)?;
+    write_hdr(&dir.join("load/warmup/rpc.hdr"), &[2000u64; 100])?;
+    let b = Bundle::load(&dir)?;
+    let ctx = Ctx::default();
+    let stress = &b.phases[1];
+    let p99 = eval_name("load.rpc.p99_ms", stress, &ctx).map_err(|e| e.to_string())?;
+    close("stress p99 from hdr", p99, 1.0)?;
+    let max = eval_name("load.rpc.max_ms", stress, &ctx).map_err(|e| e.to_string())?;
+    if !(499.0..=501.0).contains(&max) {
+        return Err(format!("stress max {max}").into());
+    }
+    let whole = lab::report::evidence::merge_phases(&b.phases, &b.metrics_series);
+    let p50 = eval_name("load.rpc.p50_ms", &whole, &ctx).map_err(|e| e.to_string())?;
+    // 201 values: 100 at 1 ms, 100 at 2 ms, 1 at 500 ms: the 101st is 2 ms
+    if !(1.99..=2.01).contains(&p50) {
+        return Err(format!("whole-run p50 {p50}").into());
+    }
+    let wmax = eval_name("load.rpc.max_ms", &whole, &ctx).map_err(|e| e.to_string())?;
+    if !(499.0..=501.0).contains(&wmax) {
+        return Err(format!("whole-run max {wmax}").into());
+    }
+    let p99 = eval_name("load.rpc.p99_ms", &whole, &ctx).map_err(|e| e.to_string())?;
+    if !(1.99..=2.01).contains(&p99) {
+        return Err(format!("whole-run p99 {p99}").into());
+    }
+    // malformed: the report still renders, the load is missing with a reason
+    std::fs::write(dir.join("load/warmup/summary.json"), "{not json")?;
+    let b = Bundle::load(&dir)?;
+    let w = &b.phases[0];
+    if !w.missing.get("load").is_some_and(|r| r.contains("absent or unreadable"))
+        || !w.notes.iter().any(|n| n.contains("skipped: malformed"))
+    {
+        return Err(format!("missing: {:?}, notes: {:?}", w.missing, w.notes).into());
+    }
+    report::render_bundle(&dir, &report::RenderOptions::default())?;
+    Ok(())
+}
+
 /// docs/FIGURES.md documents every figure of the registry.
 fn figures_documented() -> Result<(), Failed> {
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/FIGURES.md"))?;
@@ -457,6 +524,7 @@ fn main() {
         Trial::test("baseline_t1", baseline_t1),
         Trial::test("figures_documented", figures_documented),
         Trial::test("emulated_warning", emulated_warning),
+        Trial::test("hdr_and_malformed_inputs", hdr_and_malformed_inputs),
         Trial::test("bpftrace_command_line", bpftrace_command_line),
         Trial::test("bpftrace_known_answer", bpftrace_known_answer).with_ignored_flag(bpf.is_some()),
     ];
