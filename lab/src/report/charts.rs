@@ -50,6 +50,9 @@ pub fn diff_flame_svg(before: &str, after: &str, title: &str, count_name: &str) 
     String::from_utf8(out).ok()
 }
 
+/// Title, points, metric name.
+type MetricPanel<'a> = (&'a str, Vec<(f64, f64)>, &'a str);
+
 /// One panel of the timeline: a title and its lines (label, points).
 struct Panel {
     title: String,
@@ -128,7 +131,7 @@ pub fn timeline_svg(b: &Bundle) -> (Option<String>, Vec<String>) {
         panels.push(Panel { title: "load: p99 latency per second (ms)".into(), lines: p99 });
     }
     let s = &b.metrics_series;
-    let metric_panels: [(&str, Vec<(f64, f64)>, &str); 4] = [
+    let metric_panels: [MetricPanel; 4] = [
         ("RocksDB WAL syncs per second (metrics)", rate(s, "qfc_rocksdb_wal_syncs_total"), "qfc_rocksdb_wal_syncs_total"),
         ("RocksDB L0 files (largest column family)", gauge(s, "qfc_rocksdb_l0_files", MetricsWindow::max_label), "qfc_rocksdb_l0_files"),
         ("RocksDB pending compaction (MiB, all column families)", gauge(s, "qfc_rocksdb_pending_compaction_bytes", MetricsWindow::sum).into_iter().map(|(t, v)| (t, v / 1048576.0)).collect(), "qfc_rocksdb_pending_compaction_bytes"),

@@ -38,6 +38,9 @@ fn leaf(frames: &[String]) -> String {
         .unwrap_or_else(|| "[unknown]".into())
 }
 
+/// Samples, samples per leaf frame, samples per thread.
+type AreaTally = (u64, BTreeMap<String, u64>, BTreeMap<String, u64>);
+
 fn oncpu_section(doc: &mut Doc, p: &PhaseEvidence) {
     doc.h(2, "On-CPU");
     let Some(s) = &p.oncpu else {
@@ -52,7 +55,7 @@ fn oncpu_section(doc: &mut Doc, p: &PhaseEvidence) {
     if total == 0 {
         return;
     }
-    let mut by_area: BTreeMap<Area, (u64, BTreeMap<String, u64>, BTreeMap<String, u64>)> = BTreeMap::new();
+    let mut by_area: BTreeMap<Area, AreaTally> = BTreeMap::new();
     for st in &s.folded.stacks {
         let a = classify_oncpu(&st.frames);
         let e = by_area.entry(a).or_default();
