@@ -276,6 +276,93 @@ fn baseline_t1() -> Result<(), Failed> {
     Ok(())
 }
 
+/// An emulated target gets a plain warning, and `capture.emulated` is 1.
+fn emulated_warning() -> Result<(), Failed> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("b");
+    copy_dir(&data().join("report/synced-on/bundle"), &dir)?;
+    std::fs::write(
+        dir.join("context.json"),
+        r#"{"target": {"kind": "qemu", "arch": "aarch64", "accel": "tcg", "emulated": true}}"#,
+    )?;
+    report::render_bundle(&dir, &report::RenderOptions::default())?;
+    let md = std::fs::read_to_string(dir.join("report.md"))?;
+    if !md.contains("> **Warning:** the target is emulated (QEMU TCG)") || !md.contains("- target: qemu, aarch64, tcg") {
+        return Err("no emulation warning in report.md".into());
+    }
+    let b = Bundle::load(&dir)?;
+    let p = &b.phases[1];
+    let v = eval_name("capture.emulated", p, &Ctx { emulated: b.emulated }).map_err(|e| e.to_string())?;
+    close("capture.emulated", v, 1.0)
+}
+
+fn write_hdr(path: &Path, values_us: &[u64]) -> Result<(), Failed> {
+    let mut h = hdrhistogram::Histogram::<u64>::new(3)?;
+    for v in values_us {
+        h.record(*v)?;
+    }
+    let mut out = Vec::new();
+    use hdrhistogram::serialization::Serializer;
+    hdrhistogram::serialization::V2Serializer::new()
+        .serialize(&h, &mut out)
+        .map_err(|e| format!("{e:?}"))?;
+    std::fs::write(path, out)?;
+    Ok(())
+}
+
+/// Percentiles come from `<workload>.hdr` when the summary lacks them, and merge over
+/// phases for whole-run expectations; a malformed summary is skipped with a note.
+fn hdr_and_malformed_inputs() -> Result<(), Failed> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("b");
+    copy_dir(&data().join("report/synced-on/bundle"), &dir)?;
+    // stress: 100 requests at 1 ms, then 1 at 500 ms; warmup: 100 at 2 ms
+    std::fs::write(
+        dir.join("load/stress/summary.json"),
+        r#"{"workloads": {"rpc": {"requests": 101, "errors": 0}}}"#,
+    )?;
+    let mut v = vec![1000u64; 100];
+    v.push(500_000);
+    write_hdr(&dir.join("load/stress/rpc.hdr"), &v)?;
+    std::fs::create_dir_all(dir.join("load/warmup"))?;
+    std::fs::write(dir.join("load/warmup/summary.json"), r#"{"workloads": {"rpc": {"requests": 100, "errors": 0}}}"#)?;
+    write_hdr(&dir.join("load/warmup/rpc.hdr"), &[2000u64; 100])?;
+    let b = Bundle::load(&dir)?;
+    let ctx = Ctx::default();
+    let stress = &b.phases[1];
+    let p99 = eval_name("load.rpc.p99_ms", stress, &ctx).map_err(|e| e.to_string())?;
+    close("stress p99 from hdr", p99, 1.0)?;
+    let max = eval_name("load.rpc.max_ms", stress, &ctx).map_err(|e| e.to_string())?;
+    if !(499.0..=501.0).contains(&max) {
+        return Err(format!("stress max {max}").into());
+    }
+    let whole = lab::report::evidence::merge_phases(&b.phases, &b.metrics_series);
+    let p50 = eval_name("load.rpc.p50_ms", &whole, &ctx).map_err(|e| e.to_string())?;
+    // 201 values: 100 at 1 ms, 100 at 2 ms, 1 at 500 ms: the 101st is 2 ms
+    if !(1.99..=2.01).contains(&p50) {
+        return Err(format!("whole-run p50 {p50}").into());
+    }
+    let wmax = eval_name("load.rpc.max_ms", &whole, &ctx).map_err(|e| e.to_string())?;
+    if !(499.0..=501.0).contains(&wmax) {
+        return Err(format!("whole-run max {wmax}").into());
+    }
+    let p99 = eval_name("load.rpc.p99_ms", &whole, &ctx).map_err(|e| e.to_string())?;
+    if !(1.99..=2.01).contains(&p99) {
+        return Err(format!("whole-run p99 {p99}").into());
+    }
+    // malformed: the report still renders, the load is missing with a reason
+    std::fs::write(dir.join("load/warmup/summary.json"), "{not json")?;
+    let b = Bundle::load(&dir)?;
+    let w = &b.phases[0];
+    if !w.missing.get("load").is_some_and(|r| r.contains("absent or unreadable"))
+        || !w.notes.iter().any(|n| n.contains("skipped: malformed"))
+    {
+        return Err(format!("missing: {:?}, notes: {:?}", w.missing, w.notes).into());
+    }
+    report::render_bundle(&dir, &report::RenderOptions::default())?;
+    Ok(())
+}
+
 /// docs/FIGURES.md documents every figure of the registry.
 fn figures_documented() -> Result<(), Failed> {
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/FIGURES.md"))?;
@@ -290,8 +377,141 @@ fn figures_documented() -> Result<(), Failed> {
     Ok(())
 }
 
+/// T1's fsync script (01), filtered to the child bpftrace starts.
+const FSYNC_BT: &str = r#"
+tracepoint:syscalls:sys_enter_fsync,tracepoint:syscalls:sys_enter_fdatasync /pid == cpid/ { @start[tid] = nsecs; @calls[comm] = count(); }
+tracepoint:syscalls:sys_exit_fsync,tracepoint:syscalls:sys_exit_fdatasync /@start[tid]/ { $us = (nsecs - @start[tid]) / 1000; @fsync_latency_us = hist($us); @by_comm_us[comm] = hist($us); delete(@start[tid]); }
+"#;
+
+/// T1's off-CPU script (03): kernel stack -> microseconds off CPU, with its helper maps.
+const OFFCPU_BT: &str = r#"
+tracepoint:sched:sched_switch /args->prev_pid == cpid/ { @off[args->prev_pid] = nsecs; @ks[args->prev_pid] = kstack; }
+tracepoint:sched:sched_switch /@off[args->next_pid]/ { @offcpu_us[@ks[args->next_pid]] = sum((nsecs - @off[args->next_pid]) / 1000); delete(@off[args->next_pid]); }
+"#;
+
+const CHILD_ENV: &str = "QFC_REPORT_FSYNC_CHILD";
+
+/// The bpftrace command line: run `script` around `child` (pure, for the test below).
+fn bpftrace_args(script: &str, child: &Path) -> Vec<std::ffi::OsString> {
+    vec![
+        "-e".into(),
+        script.into(),
+        "-c".into(),
+        child.as_os_str().to_owned(),
+    ]
+}
+
+/// Child mode of this test binary: N writes each followed by fsync (even) or fdatasync
+/// (odd) on a disk-backed file; with N = 0 it only sleeps.
+fn child(n: u32, file: &Path) {
+    use std::io::Write;
+    if n == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        return;
+    }
+    let mut f = std::fs::File::create(file).expect("child: create the fsync file");
+    for i in 0..n {
+        f.write_all(&[b'x'; 65536]).expect("child: write");
+        if i % 2 == 0 {
+            f.sync_all().expect("child: fsync");
+        } else {
+            f.sync_data().expect("child: fdatasync");
+        }
+    }
+}
+
+fn run_bpftrace(script: &str, n: u32, dir: &Path) -> Result<String, Failed> {
+    let me = std::env::current_exe()?;
+    let mut cmd = std::process::Command::new("bpftrace");
+    cmd.args(bpftrace_args(script, &me))
+        .env(CHILD_ENV, format!("{n}:{}", dir.join("fsync.dat").display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut c = cmd.spawn()?;
+    let start = std::time::Instant::now();
+    loop {
+        if c.try_wait()?.is_some() {
+            break;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = c.kill();
+            let _ = c.wait();
+            return Err("bpftrace ran over 60 s; killed".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = c.wait_with_output()?;
+    if !out.status.success() {
+        return Err(format!("bpftrace failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Known answer with real bpftrace output in T1's format: a child doing exactly 10
+/// fsync/fdatasync calls is seen 10 times, and its off-CPU stacks hold a disk-write stall
+/// path; a child that only sleeps shows neither.
+fn bpftrace_known_answer() -> Result<(), Failed> {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for (n, stall) in [(10u32, true), (0, false)] {
+        let tmp = tempfile::tempdir_in(base)?;
+        let d = tmp.path();
+        std::fs::write(d.join("01-fsync-latency.txt"), run_bpftrace(FSYNC_BT, n, d)?)?;
+        std::fs::write(d.join("03-offcpu-qfcnode.txt"), run_bpftrace(OFFCPU_BT, n, d)?)?;
+        let p = t1::import(d)?;
+        close("fsync.count", fig(&p, "fsync.count")?, n as f64)?;
+        let hist_total = p.fsync.as_ref().and_then(|f| f.latency_us.as_ref()).map(|h| h.total()).unwrap_or(0);
+        close("fsync latency samples", hist_total as f64, n as f64)?;
+        let s = fig(&p, "offcpu.disk_write_stall")?;
+        if stall != (s > 0.0) {
+            return Err(format!("{n} fsyncs: disk-write stall share {s}%, want {}", if stall { "> 0" } else { "0" }).into());
+        }
+        if !p.notes.iter().any(|x| x.contains("helper maps ignored: @ks")) {
+            return Err(format!("helper maps not reported: {:?}", p.notes).into());
+        }
+    }
+    Ok(())
+}
+
+fn bpf_missing() -> Option<String> {
+    if !nix_is_root() {
+        return Some("needs root for BPF".into());
+    }
+    if !Path::new("/sys/kernel/tracing/events/syscalls").is_dir() {
+        return Some("tracefs is not mounted at /sys/kernel/tracing (run scripts/services.sh)".into());
+    }
+    let ok = std::process::Command::new("bpftrace")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        return Some("bpftrace is not installed (scripts/setup.sh installs it)".into());
+    }
+    None
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        let (n, file) = spec.split_once(':').expect("N:FILE");
+        child(n.parse().expect("N"), Path::new(file));
+        return;
+    }
     let args = Arguments::from_args();
+    let bpf = bpf_missing();
+    if let Some(why) = &bpf {
+        eprintln!("bpftrace_known_answer skipped: {why}");
+    }
     let t1_present = t1_dir().join("05-oncpu.folded").is_file();
     let trials = vec![
         Trial::test("t1_fixture_headlines", t1_fixture_headlines),
@@ -303,6 +523,10 @@ fn main() {
         Trial::test("missing_evidence_cannot_evaluate", missing_evidence_cannot_evaluate),
         Trial::test("baseline_t1", baseline_t1),
         Trial::test("figures_documented", figures_documented),
+        Trial::test("emulated_warning", emulated_warning),
+        Trial::test("hdr_and_malformed_inputs", hdr_and_malformed_inputs),
+        Trial::test("bpftrace_command_line", bpftrace_command_line),
+        Trial::test("bpftrace_known_answer", bpftrace_known_answer).with_ignored_flag(bpf.is_some()),
     ];
     if !t1_present {
         eprintln!(
@@ -311,4 +535,12 @@ fn main() {
         );
     }
     libtest_mimic::run(&args, trials).exit();
+}
+
+fn bpftrace_command_line() -> Result<(), Failed> {
+    let a = bpftrace_args("BEGIN {}", Path::new("/bin/true"));
+    if a != ["-e", "BEGIN {}", "-c", "/bin/true"].map(std::ffi::OsString::from) {
+        return Err(format!("{a:?}").into());
+    }
+    Ok(())
 }

@@ -50,6 +50,9 @@ pub fn diff_flame_svg(before: &str, after: &str, title: &str, count_name: &str) 
     String::from_utf8(out).ok()
 }
 
+/// Title, points, metric name.
+type MetricPanel<'a> = (&'a str, Vec<(f64, f64)>, &'a str);
+
 /// One panel of the timeline: a title and its lines (label, points).
 struct Panel {
     title: String,
@@ -128,7 +131,7 @@ pub fn timeline_svg(b: &Bundle) -> (Option<String>, Vec<String>) {
         panels.push(Panel { title: "load: p99 latency per second (ms)".into(), lines: p99 });
     }
     let s = &b.metrics_series;
-    let metric_panels: [(&str, Vec<(f64, f64)>, &str); 4] = [
+    let metric_panels: [MetricPanel; 4] = [
         ("RocksDB WAL syncs per second (metrics)", rate(s, "qfc_rocksdb_wal_syncs_total"), "qfc_rocksdb_wal_syncs_total"),
         ("RocksDB L0 files (largest column family)", gauge(s, "qfc_rocksdb_l0_files", MetricsWindow::max_label), "qfc_rocksdb_l0_files"),
         ("RocksDB pending compaction (MiB, all column families)", gauge(s, "qfc_rocksdb_pending_compaction_bytes", MetricsWindow::sum).into_iter().map(|(t, v)| (t, v / 1048576.0)).collect(), "qfc_rocksdb_pending_compaction_bytes"),
@@ -179,7 +182,8 @@ pub fn timeline_svg(b: &Bundle) -> (Option<String>, Vec<String>) {
         }
         let areas = root.split_evenly((panels.len(), 1));
         let colors = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
-        for (area, panel) in areas.iter().zip(&panels) {
+        let last = panels.len() - 1;
+        for (i_panel, (area, panel)) in areas.iter().zip(&panels).enumerate() {
             let y_max = panel
                 .lines
                 .iter()
@@ -190,18 +194,19 @@ pub fn timeline_svg(b: &Bundle) -> (Option<String>, Vec<String>) {
             let Ok(mut chart) = ChartBuilder::on(area)
                 .caption(&panel.title, ("sans-serif", 14))
                 .margin(6)
-                .x_label_area_size(22)
+                .margin_right(16)
+                .x_label_area_size(if i_panel == last { 36 } else { 20 })
                 .y_label_area_size(60)
                 .build_cartesian_2d(0f64..x_max, 0f64..y_max)
             else {
                 continue;
             };
-            let _ = chart
-                .configure_mesh()
-                .x_desc("s since the first phase started")
-                .disable_x_mesh()
-                .disable_y_mesh()
-                .draw();
+            let mut mesh = chart.configure_mesh();
+            mesh.disable_x_mesh().disable_y_mesh();
+            if i_panel == last {
+                mesh.x_desc("seconds since the first phase started");
+            }
+            let _ = mesh.draw();
             for (name, a, _) in &b.boundaries {
                 let _ = chart.draw_series(LineSeries::new(
                     vec![(*a, 0.0), (*a, y_max)],

@@ -56,6 +56,9 @@ pub struct WorkloadData {
     pub max_ms: Option<f64>,
     /// Per-second points: (seconds since run start, ok per second, p99 ms).
     pub series: Vec<(f64, Option<f64>, Option<f64>)>,
+    /// The latency histogram (microseconds), when the bundle has `<workload>.hdr`: lets
+    /// percentiles be merged over phases.
+    pub hdr: Option<hdrhistogram::Histogram<u64>>,
 }
 
 /// Metrics samples inside a window: (seconds since run start, series key -> value).
@@ -200,6 +203,19 @@ fn json_opt<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, Re
     }
 }
 
+/// A file that cannot be read or parsed becomes a note (and the evidence stays missing)
+/// instead of failing the whole report.
+fn soft<T>(r: Result<Option<T>, ReportError>, notes: &mut Vec<String>) -> Option<T> {
+    match r {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "evidence file skipped");
+            notes.push(format!("skipped: {e}"));
+            None
+        }
+    }
+}
+
 pub fn syscall_name(s: &str) -> String {
     let s = s.trim();
     let s = s.rsplit(':').next().unwrap_or(s);
@@ -314,7 +330,7 @@ impl Bundle {
                 .notes
                 .push("scenario.toml absent: no expectations, name or seed".into()),
         }
-        let timeline: Option<TimelineJson> = json_opt(&dir.join("timeline.json"))?;
+        let timeline: Option<TimelineJson> = soft(json_opt(&dir.join("timeline.json")), &mut b.notes);
         let mut windows: Vec<(String, Option<u64>, Option<u64>)> = match &timeline {
             Some(t) => t
                 .phases
@@ -358,7 +374,7 @@ impl Bundle {
         }
 
         for v in [dir.join("context.json"), dir.join("manifest.json")] {
-            if let Some(j) = json_opt::<serde_json::Value>(&v)? {
+            if let Some(j) = soft(json_opt::<serde_json::Value>(&v), &mut b.notes) {
                 if b.emulated.is_none() {
                     b.emulated = find_emulated(&j);
                 }
@@ -379,7 +395,8 @@ impl Bundle {
             }
         }
 
-        let session: Option<SessionJson> = json_opt(&dir.join("probes/session.json"))?;
+        let session: Option<SessionJson> =
+            soft(json_opt(&dir.join("probes/session.json")), &mut b.notes);
         if let Some(s) = &session {
             b.run_lost_events = s.lost_events.as_ref().and_then(sum_json_count);
             b.run_truncated_stack_share = s.truncated_stack_share;
@@ -393,11 +410,16 @@ impl Bundle {
                 if line.trim().is_empty() {
                     continue;
                 }
-                let l: MetricsLineJson =
-                    serde_json::from_str(line).map_err(|e| ReportError::Parse {
-                        path: series_path.clone(),
-                        what: format!("line {}: {e}", i + 1),
-                    })?;
+                let l: MetricsLineJson = match serde_json::from_str(line) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        b.notes.push(format!(
+                            "metrics/series.jsonl line {}: skipped, not a metrics sample ({e})",
+                            i + 1
+                        ));
+                        continue;
+                    }
+                };
                 let Some(t) = l.t_ns else { continue };
                 let mut samples = l.samples;
                 if let Some(p) = &l.prom {
@@ -493,7 +515,7 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
     let rel = format!("probes/{}", p.name);
     let win = p.duration_s;
     // fsync
-    if let Some(j) = json_opt::<FsyncJson>(&pd.join("fsync.json"))? {
+    if let Some(j) = soft(json_opt::<FsyncJson>(&pd.join("fsync.json")), &mut p.notes) {
         p.fsync = Some(FsyncData {
             calls_by_comm: j.calls_by_comm,
             latency_us: j.latency_us.map(|h| h.to_hist()),
@@ -510,7 +532,7 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
         p.missing.insert("fsync", format!("neither fsync.json nor fsync.txt in {rel}"));
     }
     // bio
-    if let Some(j) = json_opt::<BioJson>(&pd.join("bio.json"))? {
+    if let Some(j) = soft(json_opt::<BioJson>(&pd.join("bio.json")), &mut p.notes) {
         p.bio = Some(BioData {
             by_rwbs_us: j.by_rwbs_us.iter().map(|(k, h)| (k.clone(), h.to_hist())).collect(),
             bytes_by_rwbs: j.bytes_by_rwbs,
@@ -527,7 +549,7 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
         p.missing.insert("bio", format!("neither bio.json nor bio.txt in {rel}"));
     }
     // writepath
-    if let Some(j) = json_opt::<WritePathJson>(&pd.join("writepath.json"))? {
+    if let Some(j) = soft(json_opt::<WritePathJson>(&pd.join("writepath.json")), &mut p.notes) {
         let mut w = WritePathData {
             window_s: j.window_s.or(win),
             ..Default::default()
@@ -576,12 +598,15 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
 
 fn load_load(dir: &Path, p: &mut PhaseEvidence, t0: Option<u64>) -> Result<(), ReportError> {
     let ld = dir.join("load").join(&p.name);
-    let Some(sum) = json_opt::<LoadSummaryJson>(&ld.join("summary.json"))? else {
-        p.missing
-            .insert("load", format!("load/{}/summary.json absent", p.name));
+    let Some(sum) = soft(json_opt::<LoadSummaryJson>(&ld.join("summary.json")), &mut p.notes) else {
+        p.missing.insert(
+            "load",
+            format!("load/{}/summary.json absent or unreadable", p.name),
+        );
         return Ok(());
     };
-    let series: LoadSeriesJson = json_opt(&ld.join("series.json"))?.unwrap_or_default();
+    let series: LoadSeriesJson =
+        soft(json_opt(&ld.join("series.json")), &mut p.notes).unwrap_or_default();
     let mut out = BTreeMap::new();
     for (w, s) in sum.workloads {
         let lat = s.latency_ms.clone().unwrap_or_default();
@@ -596,6 +621,7 @@ fn load_load(dir: &Path, p: &mut PhaseEvidence, t0: Option<u64>) -> Result<(), R
             p999_ms: lat.p999,
             max_ms: lat.max,
             series: Vec::new(),
+            hdr: None,
         };
         // the HdrHistogram (values in microseconds) fills percentiles the summary lacks
         let hdr_path = ld.join(format!("{w}.hdr"));
@@ -610,6 +636,7 @@ fn load_load(dir: &Path, p: &mut PhaseEvidence, t0: Option<u64>) -> Result<(), R
                     wd.p999_ms = wd.p999_ms.or(Some(q(0.999)));
                     wd.max_ms = wd.max_ms.or(Some(h.max() as f64 / 1000.0));
                     wd.ok = wd.ok.or(Some(h.len()));
+                    wd.hdr = Some(h);
                 }
                 Ok(_) => {}
                 Err(e) => p
@@ -653,6 +680,7 @@ pub fn merge_phases(phases: &[PhaseEvidence], all_metrics: &[(f64, BTreeMap<Stri
         _ => None,
     };
     let mut first = true;
+    let mut no_hdr = std::collections::BTreeSet::new();
     for p in phases {
         m.duration_s = if first { p.duration_s } else { sum_opt(m.duration_s, p.duration_s) };
         if let Some(f) = &p.fsync {
@@ -719,12 +747,54 @@ pub fn merge_phases(phases: &[PhaseEvidence], all_metrics: &[(f64, BTreeMap<Stri
                 e.ok = add(e.ok, d.ok);
                 e.errors = add(e.errors, d.errors);
                 e.series.extend(d.series.iter().cloned());
+                match (&mut e.hdr, &d.hdr) {
+                    (Some(a), Some(h)) => {
+                        if a.add(h).is_err() {
+                            no_hdr.insert(w.clone());
+                        }
+                    }
+                    (None, Some(h)) => {
+                        // deserialized histograms have fixed bounds: accumulate in one
+                        // that resizes
+                        match hdrhistogram::Histogram::<u64>::new(3) {
+                            Ok(mut a) => {
+                                a.auto(true);
+                                if a.add(h).is_err() {
+                                    no_hdr.insert(w.clone());
+                                }
+                                e.hdr = Some(a);
+                            }
+                            Err(_) => {
+                                no_hdr.insert(w.clone());
+                            }
+                        }
+                    }
+                    (_, None) => {
+                        no_hdr.insert(w.clone());
+                    }
+                }
             }
         }
         if let Some(l) = p.lost_events {
             m.lost_events = Some(m.lost_events.unwrap_or(0) + l);
         }
         first = false;
+    }
+    // percentiles over the whole run, only when every phase had the histogram
+    if let Some(l) = m.load.as_mut() {
+        for (name, w) in l.iter_mut() {
+            if no_hdr.contains(name) {
+                w.hdr = None;
+            }
+            if let Some(h) = w.hdr.as_ref().filter(|h| !h.is_empty()) {
+                let q = |x: f64| Some(h.value_at_quantile(x) as f64 / 1000.0);
+                w.p50_ms = q(0.5);
+                w.p90_ms = q(0.9);
+                w.p99_ms = q(0.99);
+                w.p999_ms = q(0.999);
+                w.max_ms = Some(h.max() as f64 / 1000.0);
+            }
+        }
     }
     // throughput over the whole run
     if let (Some(l), Some(d)) = (m.load.as_mut(), m.duration_s) {

@@ -38,6 +38,9 @@ fn leaf(frames: &[String]) -> String {
         .unwrap_or_else(|| "[unknown]".into())
 }
 
+/// Samples, samples per leaf frame, samples per thread.
+type AreaTally = (u64, BTreeMap<String, u64>, BTreeMap<String, u64>);
+
 fn oncpu_section(doc: &mut Doc, p: &PhaseEvidence) {
     doc.h(2, "On-CPU");
     let Some(s) = &p.oncpu else {
@@ -52,7 +55,7 @@ fn oncpu_section(doc: &mut Doc, p: &PhaseEvidence) {
     if total == 0 {
         return;
     }
-    let mut by_area: BTreeMap<Area, (u64, BTreeMap<String, u64>, BTreeMap<String, u64>)> = BTreeMap::new();
+    let mut by_area: BTreeMap<Area, AreaTally> = BTreeMap::new();
     for st in &s.folded.stacks {
         let a = classify_oncpu(&st.frames);
         let e = by_area.entry(a).or_default();
@@ -426,6 +429,12 @@ pub fn build_report(b: &Bundle, v: &Verdicts, baseline: Option<&PhaseEvidence>) 
         format!("seed: {}", b.scenario.seed.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into())),
         format!("target: {}", b.target_desc.clone().unwrap_or_else(|| "not recorded".into())),
         format!("phases: {}", b.phases.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")),
+        format!(
+            "capture: {} lost events over the run, {} truncated stacks, probe overhead {}",
+            b.run_lost_events.map(|x| x.to_string()).unwrap_or_else(|| "unknown".into()),
+            b.run_truncated_stack_share.map(|x| format!("{}%", num(100.0 * x))).unwrap_or_else(|| "unknown share of".into()),
+            b.overhead_pct.map(|x| format!("{}%", num(x))).unwrap_or_else(|| "not measured".into())
+        ),
     ]);
     match b.emulated {
         Some(true) => doc.warn("the target is emulated (QEMU TCG): latencies, rates and CPU shares are not comparable with hardware; compare only counts (fsyncs per block, which stack paths exist) with production"),
