@@ -3,7 +3,9 @@
 //! processes on this machine. QEMU guests, containers and SSH hosts implement
 //! the same trait (see docs/ARCHITECTURE.md, "Targets").
 
+pub mod container;
 pub mod local;
+pub mod nodebin;
 pub mod target;
 
 pub use local::LocalTarget;
