@@ -7,9 +7,11 @@
 //! binaries shipped to targets ([`cross`]). See docs/ARCHITECTURE.md, "Targets".
 
 pub mod arch;
+pub mod container;
 pub mod cross;
 pub mod image;
 pub mod local;
+pub mod nodebin;
 pub mod process;
 pub mod qemu;
 pub mod ssh;

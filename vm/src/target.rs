@@ -141,6 +141,14 @@ pub trait Target: Send {
     /// Maps a TCP port listening on the target's loopback to an address on
     /// this machine's loopback (identity for the local target).
     fn forward(&mut self, target_port: u16) -> Result<SocketAddr, TargetError>;
+    /// The address a node on the target must bind its RPC, metrics and p2p
+    /// listeners to so that [`Target::forward`] reaches them: `127.0.0.1`
+    /// by default; `0.0.0.0` in a container, whose network namespace is its
+    /// own and whose published ports arrive on its interface, not on its
+    /// loopback (they are published on this machine's 127.0.0.1 only).
+    fn listen_host(&self) -> std::net::IpAddr {
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+    }
     /// Copies a directory from the target into `local` (created if missing).
     fn fetch_dir(&mut self, remote: &Path, local: &Path) -> Result<(), TargetError>;
     /// Stops everything the target started and releases the machine.
