@@ -261,12 +261,15 @@ impl LoadSession {
             Vec::new();
 
         if let Some(r) = &load.rpc {
-            let w = Arc::new(RpcWorkload::new(
-                self.pool.clone(),
-                &r.mix,
-                head,
-                Vec::new(),
-            ));
+            // Balances and nonces of the dev-genesis accounts and the load accounts funded so far.
+            let funded = *self.funded.lock().await;
+            let addresses = wire::genesis::funded_accounts()
+                .into_iter()
+                .map(|(a, _)| a)
+                .chain((0..funded).map(|i| crate::tx::account(self.seed, i).address))
+                .map(|a| a.to_string())
+                .collect();
+            let w = Arc::new(RpcWorkload::new(self.pool.clone(), &r.mix, head, addresses));
             let rec = Arc::new(Recorder::new(anchor));
             let rng = workload_rng(self.seed, phase, "rpc");
             let timeout = Duration::from_millis(r.timeout_ms);
