@@ -9,7 +9,8 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::{
-    CompactionLoad, CompactionMethod, LoadModel, PhaseLoad, RpcLoad, RpcMethod, SyncLoad, SyncRequestKind, TxLoad,
+    CompactionLoad, CompactionMethod, LoadModel, PhaseLoad, RpcLoad, RpcMethod, SyncLoad,
+    SyncRequestKind, TxLoad,
 };
 use crate::{LoadError, LoadSession, NodeEndpoints, PhaseSummary};
 
@@ -60,7 +61,10 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 5000)]
     pub timeout_ms: u64,
     /// rpc workload: method=weight list, e.g. eth_blockNumber=5,eth_getBalance=1
-    #[arg(long, default_value = "eth_blockNumber=5,eth_getBlockByNumber=2,eth_getBalance=1")]
+    #[arg(
+        long,
+        default_value = "eth_blockNumber=5,eth_getBlockByNumber=2,eth_getBalance=1"
+    )]
     pub mix: String,
 
     /// tx workload: transactions per second; enables the workload
@@ -92,7 +96,10 @@ pub struct LoadArgs {
 }
 
 fn bad(field: &str, why: String) -> LoadError {
-    LoadError::InvalidLoad { field: field.into(), why }
+    LoadError::InvalidLoad {
+        field: field.into(),
+        why,
+    }
 }
 
 /// Parses `method=weight,...`.
@@ -102,16 +109,29 @@ pub fn parse_mix(s: &str) -> Result<std::collections::BTreeMap<RpcMethod, u32>, 
         let (name, w) = part.split_once('=').unwrap_or((part, "1"));
         let m = RpcMethod::from_name(name.trim()).ok_or_else(|| {
             let known: Vec<_> = RpcMethod::ALL.iter().map(|m| m.name()).collect();
-            bad("mix", format!("unknown method `{name}`; known: {}", known.join(", ")))
+            bad(
+                "mix",
+                format!("unknown method `{name}`; known: {}", known.join(", ")),
+            )
         })?;
-        let w: u32 = w.trim().parse().map_err(|_| bad("mix", format!("weight `{w}` of {name} is not a whole number")))?;
+        let w: u32 = w.trim().parse().map_err(|_| {
+            bad(
+                "mix",
+                format!("weight `{w}` of {name} is not a whole number"),
+            )
+        })?;
         mix.insert(m, w);
     }
     Ok(mix)
 }
 
-fn parse_enum<T: serde::de::DeserializeOwned>(field: &str, s: &str, known: &str) -> Result<T, LoadError> {
-    serde_json::from_value(serde_json::Value::String(s.into())).map_err(|_| bad(field, format!("`{s}` is not one of {known}")))
+fn parse_enum<T: serde::de::DeserializeOwned>(
+    field: &str,
+    s: &str,
+    known: &str,
+) -> Result<T, LoadError> {
+    serde_json::from_value(serde_json::Value::String(s.into()))
+        .map_err(|_| bad(field, format!("`{s}` is not one of {known}")))
 }
 
 impl LoadArgs {
@@ -119,7 +139,11 @@ impl LoadArgs {
     pub fn phase_load(&self) -> Result<PhaseLoad, LoadError> {
         let rpc = if self.rpc_rate.is_some() || self.closed {
             Some(RpcLoad {
-                model: if self.closed { LoadModel::Closed } else { LoadModel::Open },
+                model: if self.closed {
+                    LoadModel::Closed
+                } else {
+                    LoadModel::Open
+                },
                 rate_per_s: self.rpc_rate.unwrap_or(1.0),
                 ramp_to_per_s: self.rpc_ramp_to,
                 concurrency: self.concurrency,
@@ -141,21 +165,33 @@ impl LoadArgs {
                 Some(r) => Some(SyncLoad {
                     peers: self.sync_peers,
                     rate_per_s: r,
-                    request: parse_enum::<SyncRequestKind>("sync_request", &self.sync_request, "range, number, status, mixed")?,
+                    request: parse_enum::<SyncRequestKind>(
+                        "sync_request",
+                        &self.sync_request,
+                        "range, number, status, mixed",
+                    )?,
                     ..SyncLoad::default()
                 }),
                 None => None,
             },
             compaction: match &self.compaction {
                 Some(m) => Some(CompactionLoad {
-                    method: parse_enum::<CompactionMethod>("compaction", m, "auto, admin, write_flood")?,
+                    method: parse_enum::<CompactionMethod>(
+                        "compaction",
+                        m,
+                        "auto, admin, write_flood",
+                    )?,
                     flood_mib: self.flood_mib,
                 }),
                 None => None,
             },
         };
         if load.is_empty() {
-            return Err(bad("workload", "nothing to do; give --rpc-rate, --closed, --tx-rate, --sync-rate or --compaction".into()));
+            return Err(bad(
+                "workload",
+                "nothing to do; give --rpc-rate, --closed, --tx-rate, --sync-rate or --compaction"
+                    .into(),
+            ));
         }
         load.validate()?;
         Ok(load)
@@ -173,7 +209,15 @@ pub async fn run(args: &LoadArgs, cancel: CancellationToken) -> Result<PhaseSumm
         admin_rpc: args.admin_rpc,
     };
     let session = LoadSession::connect(endpoints, args.seed).await?;
-    session.run_phase(&args.phase, &load, Duration::from_secs(args.duration_s), &args.out, cancel).await
+    session
+        .run_phase(
+            &args.phase,
+            &load,
+            Duration::from_secs(args.duration_s),
+            &args.out,
+            cancel,
+        )
+        .await
 }
 
 /// `seed-db`: fill a datadir before the node starts.
@@ -206,7 +250,17 @@ mod tests {
 
     #[test]
     fn flags_build_the_phase_load() {
-        let t = T::parse_from(["x", "--rpc-rate", "200", "--mix", "eth_chainId=2,net_version", "--sync-rate", "5", "--sync-request", "mixed"]);
+        let t = T::parse_from([
+            "x",
+            "--rpc-rate",
+            "200",
+            "--mix",
+            "eth_chainId=2,net_version",
+            "--sync-rate",
+            "5",
+            "--sync-request",
+            "mixed",
+        ]);
         let l = t.load.phase_load().unwrap();
         let rpc = l.rpc.unwrap();
         assert_eq!(rpc.rate_per_s, 200.0);
@@ -219,10 +273,25 @@ mod tests {
     #[test]
     fn bad_flags_say_what_to_do() {
         let t = T::parse_from(["x"]);
-        assert!(t.load.phase_load().unwrap_err().to_string().contains("--rpc-rate"));
+        assert!(t
+            .load
+            .phase_load()
+            .unwrap_err()
+            .to_string()
+            .contains("--rpc-rate"));
         let t = T::parse_from(["x", "--rpc-rate", "1", "--mix", "eth_foo=1"]);
-        assert!(t.load.phase_load().unwrap_err().to_string().contains("eth_blockNumber"));
+        assert!(t
+            .load
+            .phase_load()
+            .unwrap_err()
+            .to_string()
+            .contains("eth_blockNumber"));
         let t = T::parse_from(["x", "--compaction", "sideways"]);
-        assert!(t.load.phase_load().unwrap_err().to_string().contains("write_flood"));
+        assert!(t
+            .load
+            .phase_load()
+            .unwrap_err()
+            .to_string()
+            .contains("write_flood"));
     }
 }

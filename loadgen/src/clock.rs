@@ -5,7 +5,10 @@ use std::time::Instant;
 
 /// Now on `CLOCK_MONOTONIC`, in nanoseconds.
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     debug_assert_eq!(rc, 0);
@@ -41,7 +44,9 @@ impl Anchor {
     pub fn ns_of(&self, t: Instant) -> u64 {
         match t.checked_duration_since(self.instant) {
             Some(d) => self.ns + d.as_nanos() as u64,
-            None => self.ns.saturating_sub(self.instant.duration_since(t).as_nanos() as u64),
+            None => self
+                .ns
+                .saturating_sub(self.instant.duration_since(t).as_nanos() as u64),
         }
     }
 }

@@ -90,7 +90,10 @@ async fn sample(addr: Option<SocketAddr>) -> Option<Sample> {
 }
 
 /// Picks the method: `admin` needs the admin RPC; `auto` falls back to the flood.
-pub fn choose(requested: CompactionMethod, admin_rpc: bool) -> Result<(CompactionMethod, String), LoadError> {
+pub fn choose(
+    requested: CompactionMethod,
+    admin_rpc: bool,
+) -> Result<(CompactionMethod, String), LoadError> {
     match (requested, admin_rpc) {
         (CompactionMethod::Admin, false) => Err(LoadError::Workload {
             workload: "compaction",
@@ -106,7 +109,10 @@ pub fn choose(requested: CompactionMethod, admin_rpc: bool) -> Result<(Compactio
 }
 
 /// Runs the compaction workload for at most `duration`.
-#[allow(clippy::too_many_arguments, reason = "session context passed explicitly")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "session context passed explicitly"
+)]
 pub async fn run(
     pool: Arc<HttpPool>,
     chain_id: u64,
@@ -136,7 +142,9 @@ pub async fn run(
             let mut all_ok = true;
             for m in ["lab_flush", "lab_compact"] {
                 let start_ns = monotonic_ns();
-                let wait = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(5));
+                let wait = deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_secs(5));
                 let r = tokio::time::timeout(wait, pool.call(0, m, json!([]))).await;
                 let error = match r {
                     Ok(Ok(_)) => None,
@@ -144,18 +152,38 @@ pub async fn run(
                     Err(_) => Some(format!("no answer within {} s", wait.as_secs())),
                 };
                 all_ok &= error.is_none();
-                report.steps.push(Step { what: m.into(), start_ns, end_ns: monotonic_ns(), error });
+                report.steps.push(Step {
+                    what: m.into(),
+                    start_ns,
+                    end_ns: monotonic_ns(),
+                    error,
+                });
             }
             report.compaction_observed = all_ok;
             report.samples.extend(sample(metrics_addr).await);
         }
         _ => {
             let start_ns = monotonic_ns();
-            let error = flood(&pool, chain_id, metrics_addr, seed, cfg, deadline, &mut rng, &cancel, &mut report)
-                .await
-                .err()
-                .map(|e| e.to_string());
-            report.steps.push(Step { what: "write_flood".into(), start_ns, end_ns: monotonic_ns(), error });
+            let error = flood(
+                &pool,
+                chain_id,
+                metrics_addr,
+                seed,
+                cfg,
+                deadline,
+                &mut rng,
+                &cancel,
+                &mut report,
+            )
+            .await
+            .err()
+            .map(|e| e.to_string());
+            report.steps.push(Step {
+                what: "write_flood".into(),
+                start_ns,
+                end_ns: monotonic_ns(),
+                error,
+            });
         }
     }
     Ok(report)
@@ -173,31 +201,59 @@ async fn flood(
     cancel: &CancellationToken,
     report: &mut CompactionReport,
 ) -> Result<(), LoadError> {
-    let accounts: Vec<Account> = (0..FLOOD_ACCOUNTS).map(|i| tx::account(seed, FLOOD_ACCOUNT_BASE + i)).collect();
-    tx::fund(pool, chain_id, &accounts, deadline.saturating_duration_since(Instant::now())).await?;
+    let accounts: Vec<Account> = (0..FLOOD_ACCOUNTS)
+        .map(|i| tx::account(seed, FLOOD_ACCOUNT_BASE + i))
+        .collect();
+    tx::fund(
+        pool,
+        chain_id,
+        &accounts,
+        deadline.saturating_duration_since(Instant::now()),
+    )
+    .await?;
     let mut next = Vec::new();
     for a in &accounts {
-        next.push(tx::nonce_of(pool, &a.address, "pending").await.map_err(|e| LoadError::Workload {
-            workload: "compaction",
-            why: format!("eth_getTransactionCount failed ({e})"),
-        })?);
+        next.push(
+            tx::nonce_of(pool, &a.address, "pending")
+                .await
+                .map_err(|e| LoadError::Workload {
+                    workload: "compaction",
+                    why: format!("eth_getTransactionCount failed ({e})"),
+                })?,
+        );
     }
     let target = cfg.flood_mib * 1024 * 1024;
     let mut l0_peak = 0.0f64;
     let mut last_sample = Instant::now();
     let mut payload = vec![0u8; FLOOD_PAYLOAD_BYTES];
     // Bounded: by the byte target, the deadline and cancellation.
-    while report.flood_bytes_accepted < target && Instant::now() < deadline && !cancel.is_cancelled() {
+    while report.flood_bytes_accepted < target
+        && Instant::now() < deadline
+        && !cancel.is_cancelled()
+    {
         let mut sent_any = false;
         for (i, a) in accounts.iter().enumerate() {
-            let confirmed = tx::nonce_of(pool, &a.address, "latest").await.unwrap_or(next[i]);
-            while next[i] < confirmed + MAX_PENDING_PER_ACCOUNT - 8 && report.flood_bytes_accepted < target {
+            let confirmed = tx::nonce_of(pool, &a.address, "latest")
+                .await
+                .unwrap_or(next[i]);
+            while next[i] < confirmed + MAX_PENDING_PER_ACCOUNT - 8
+                && report.flood_bytes_accepted < target
+            {
                 rng.fill_bytes(&mut payload);
-                let mut t = Transaction::transfer(chain_id, next[i], a.address, U256::from_u64(1), U256::from_u64(MIN_GAS_PRICE));
+                let mut t = Transaction::transfer(
+                    chain_id,
+                    next[i],
+                    a.address,
+                    U256::from_u64(1),
+                    U256::from_u64(MIN_GAS_PRICE),
+                );
                 t.data = payload.clone();
                 t.gas_limit = t.intrinsic_gas();
                 t.sign(&a.secret);
-                match pool.call(0, "eth_sendRawTransaction", json!([t.encode_hex()])).await {
+                match pool
+                    .call(0, "eth_sendRawTransaction", json!([t.encode_hex()]))
+                    .await
+                {
                     Ok(_) => {
                         next[i] += 1;
                         report.flood_txs_accepted += 1;
@@ -239,10 +295,21 @@ mod tests {
 
     #[test]
     fn method_choice_is_explicit() {
-        assert_eq!(choose(CompactionMethod::Auto, true).unwrap().0, CompactionMethod::Admin);
-        assert_eq!(choose(CompactionMethod::Auto, false).unwrap().0, CompactionMethod::WriteFlood);
-        assert_eq!(choose(CompactionMethod::WriteFlood, true).unwrap().0, CompactionMethod::WriteFlood);
-        let e = choose(CompactionMethod::Admin, false).unwrap_err().to_string();
+        assert_eq!(
+            choose(CompactionMethod::Auto, true).unwrap().0,
+            CompactionMethod::Admin
+        );
+        assert_eq!(
+            choose(CompactionMethod::Auto, false).unwrap().0,
+            CompactionMethod::WriteFlood
+        );
+        assert_eq!(
+            choose(CompactionMethod::WriteFlood, true).unwrap().0,
+            CompactionMethod::WriteFlood
+        );
+        let e = choose(CompactionMethod::Admin, false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--lab-admin"), "{e}");
     }
 }

@@ -149,7 +149,13 @@ pub async fn run_closed<W: Workload>(
     let gen = Arc::new(Mutex::new((0u64, rng)));
     let mut tasks = JoinSet::new();
     for _ in 0..cfg.clients.max(1) {
-        let (w, rec, gen, cancel, cfg) = (w.clone(), rec.clone(), gen.clone(), cancel.clone(), cfg.clone());
+        let (w, rec, gen, cancel, cfg) = (
+            w.clone(),
+            rec.clone(),
+            gen.clone(),
+            cancel.clone(),
+            cfg.clone(),
+        );
         tasks.spawn(async move {
             loop {
                 if Instant::now() >= end || cancel.is_cancelled() {
@@ -175,9 +181,10 @@ pub async fn run_closed<W: Workload>(
             }
         });
     }
-    let spawned_guard = tokio::time::timeout(cfg.duration + cfg.timeout + Duration::from_millis(200), async {
-        while tasks.join_next().await.is_some() {}
-    })
+    let spawned_guard = tokio::time::timeout(
+        cfg.duration + cfg.timeout + Duration::from_millis(200),
+        async { while tasks.join_next().await.is_some() {} },
+    )
     .await;
     if spawned_guard.is_err() {
         tasks.abort_all();
@@ -240,11 +247,21 @@ mod tests {
         let w = sleepy(Duration::from_secs(100), Duration::ZERO);
         let rec = Arc::new(Recorder::new(Anchor::now()));
         let cfg = OpenLoop {
-            schedule: Schedule::Constant { rate_per_s: 500.0, duration: Duration::from_secs(2) },
+            schedule: Schedule::Constant {
+                rate_per_s: 500.0,
+                duration: Duration::from_secs(2),
+            },
             max_in_flight: 64,
             timeout: Duration::from_secs(1),
         };
-        run_open(w.clone(), cfg, ChaCha8Rng::seed_from_u64(7), rec.clone(), CancellationToken::new()).await;
+        run_open(
+            w.clone(),
+            cfg,
+            ChaCha8Rng::seed_from_u64(7),
+            rec.clone(),
+            CancellationToken::new(),
+        )
+        .await;
         assert_eq!(w.calls.load(Ordering::Relaxed), 1000);
         assert_eq!(rec.completed(), 1000);
     }
@@ -256,11 +273,21 @@ mod tests {
             let w = sleepy(Duration::from_secs(100), Duration::ZERO);
             let rec = Arc::new(Recorder::new(Anchor::now()));
             let cfg = OpenLoop {
-                schedule: Schedule::Constant { rate_per_s: 100.0, duration: Duration::from_secs(1) },
+                schedule: Schedule::Constant {
+                    rate_per_s: 100.0,
+                    duration: Duration::from_secs(1),
+                },
                 max_in_flight: 8,
                 timeout: Duration::from_secs(1),
             };
-            run_open(w.clone(), cfg, ChaCha8Rng::seed_from_u64(42), rec, CancellationToken::new()).await;
+            run_open(
+                w.clone(),
+                cfg,
+                ChaCha8Rng::seed_from_u64(42),
+                rec,
+                CancellationToken::new(),
+            )
+            .await;
             let mut v = w.seen.lock().unwrap().clone();
             v.sort();
             seqs.push(v);
@@ -280,11 +307,21 @@ mod tests {
             c2.cancel();
         });
         let cfg = OpenLoop {
-            schedule: Schedule::Constant { rate_per_s: 100.0, duration: Duration::from_secs(10) },
+            schedule: Schedule::Constant {
+                rate_per_s: 100.0,
+                duration: Duration::from_secs(10),
+            },
             max_in_flight: 8,
             timeout: Duration::from_secs(1),
         };
-        run_open(w.clone(), cfg, ChaCha8Rng::seed_from_u64(1), rec.clone(), cancel).await;
+        run_open(
+            w.clone(),
+            cfg,
+            ChaCha8Rng::seed_from_u64(1),
+            rec.clone(),
+            cancel,
+        )
+        .await;
         let sent = w.calls.load(Ordering::Relaxed);
         assert!((49..=52).contains(&sent), "{sent}");
         let s = rec.summary(crate::stats::Shape {
@@ -309,7 +346,14 @@ mod tests {
             timeout: Duration::from_secs(1),
             max_requests: 123,
         };
-        run_closed(w.clone(), cfg, ChaCha8Rng::seed_from_u64(1), rec.clone(), CancellationToken::new()).await;
+        run_closed(
+            w.clone(),
+            cfg,
+            ChaCha8Rng::seed_from_u64(1),
+            rec.clone(),
+            CancellationToken::new(),
+        )
+        .await;
         assert_eq!(w.calls.load(Ordering::Relaxed), 123);
         assert_eq!(rec.completed(), 123);
     }

@@ -23,13 +23,21 @@ pub struct HttpPool {
 impl HttpPool {
     /// A pool for `addr` (connections open lazily).
     pub fn new(addr: SocketAddr) -> Self {
-        Self { addr, host: addr.to_string(), idle: Mutex::new(Vec::new()) }
+        Self {
+            addr,
+            host: addr.to_string(),
+            idle: Mutex::new(Vec::new()),
+        }
     }
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, Fail> {
-        let stream = TcpStream::connect(self.addr).await.map_err(|_| Fail::Connect)?;
+        let stream = TcpStream::connect(self.addr)
+            .await
+            .map_err(|_| Fail::Connect)?;
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|_| Fail::Connect)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|_| Fail::Connect)?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "json-rpc connection ended");
@@ -65,8 +73,16 @@ impl HttpPool {
             .map_err(|_| Fail::Decode)?;
         let resp = sender.send_request(req).await.map_err(|_| Fail::Io)?;
         let status = resp.status();
-        let body = resp.into_body().collect().await.map_err(|_| Fail::Io)?.to_bytes();
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(sender);
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|_| Fail::Io)?
+            .to_bytes();
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(sender);
         if !status.is_success() {
             return Err(Fail::HttpStatus(status.as_u16()));
         }
@@ -76,13 +92,17 @@ impl HttpPool {
     /// One JSON-RPC call: `Ok((result, bytes received))`, or the failure
     /// (`Fail::Rpc(code)` for an error object).
     pub async fn call(&self, id: u64, method: &str, params: Value) -> Result<(Value, u64), Fail> {
-        let body = serde_json::to_vec(&serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
-            .map_err(|_| Fail::Decode)?;
+        let body = serde_json::to_vec(
+            &serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+        )
+        .map_err(|_| Fail::Decode)?;
         let resp = self.post(Bytes::from(body)).await?;
         let n = resp.len() as u64;
         let v: Value = serde_json::from_slice(&resp).map_err(|_| Fail::Decode)?;
         if let Some(err) = v.get("error") {
-            return Err(Fail::Rpc(err.get("code").and_then(Value::as_i64).unwrap_or(0)));
+            return Err(Fail::Rpc(
+                err.get("code").and_then(Value::as_i64).unwrap_or(0),
+            ));
         }
         match v.get("result") {
             Some(r) => Ok((r.clone(), n)),

@@ -30,7 +30,8 @@ pub mod tx;
 use std::path::PathBuf;
 
 pub use model::{
-    CompactionLoad, CompactionMethod, LoadModel, PhaseLoad, RpcLoad, RpcMethod, SyncLoad, SyncRequestKind, TxLoad,
+    CompactionLoad, CompactionMethod, LoadModel, PhaseLoad, RpcLoad, RpcMethod, SyncLoad,
+    SyncRequestKind, TxLoad,
 };
 pub use seed_db::{seed_db, SeedReport};
 pub use session::{LoadSession, NodeEndpoints, PhaseSummary};
@@ -49,8 +50,13 @@ pub enum LoadError {
     #[error("node at {addr} {why}")]
     Node { addr: String, why: String },
     /// A workload needs an endpoint the session was not given.
-    #[error("workload `{workload}` needs the node's {endpoint} endpoint; pass it in NodeEndpoints")]
-    MissingEndpoint { workload: &'static str, endpoint: &'static str },
+    #[error(
+        "workload `{workload}` needs the node's {endpoint} endpoint; pass it in NodeEndpoints"
+    )]
+    MissingEndpoint {
+        workload: &'static str,
+        endpoint: &'static str,
+    },
     /// Writing an output file failed.
     #[error("cannot write {path}: {why}")]
     Output { path: PathBuf, why: String },

@@ -11,7 +11,9 @@ use tokio::net::TcpStream;
 /// GETs `/metrics` from `addr`; `None` when unreachable or not 2xx.
 pub async fn scrape(addr: SocketAddr) -> Option<String> {
     let stream = TcpStream::connect(addr).await.ok()?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .ok()?;
     tokio::spawn(conn);
     let req = hyper::Request::get("/metrics")
         .header(hyper::header::HOST, addr.to_string())
@@ -32,7 +34,9 @@ pub fn sum(text: &str, name: &str) -> Option<f64> {
         if line.starts_with('#') {
             continue;
         }
-        let Some(rest) = line.strip_prefix(name) else { continue };
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
         if !(rest.starts_with('{') || rest.starts_with(' ')) {
             continue;
         }

@@ -156,7 +156,12 @@ pub struct TxLoad {
 
 impl Default for TxLoad {
     fn default() -> Self {
-        Self { rate_per_s: 100.0, accounts: 16, sample_receipts: 0.01, timeout_ms: 5000 }
+        Self {
+            rate_per_s: 100.0,
+            accounts: 16,
+            sample_receipts: 0.01,
+            timeout_ms: 5000,
+        }
     }
 }
 
@@ -175,7 +180,12 @@ pub struct SyncLoad {
 
 impl Default for SyncLoad {
     fn default() -> Self {
-        Self { peers: 8, rate_per_s: 50.0, request: SyncRequestKind::Range, timeout_ms: 30_000 }
+        Self {
+            peers: 8,
+            rate_per_s: 50.0,
+            request: SyncRequestKind::Range,
+            timeout_ms: 30_000,
+        }
     }
 }
 
@@ -205,7 +215,10 @@ pub struct CompactionLoad {
 
 impl Default for CompactionLoad {
     fn default() -> Self {
-        Self { method: CompactionMethod::Auto, flood_mib: 256 }
+        Self {
+            method: CompactionMethod::Auto,
+            flood_mib: 256,
+        }
     }
 }
 
@@ -224,12 +237,18 @@ pub enum CompactionMethod {
 }
 
 fn invalid(field: &str, why: String) -> LoadError {
-    LoadError::InvalidLoad { field: field.to_owned(), why }
+    LoadError::InvalidLoad {
+        field: field.to_owned(),
+        why,
+    }
 }
 
 fn check_rate(field: &str, rate: f64) -> Result<(), LoadError> {
     if !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0) {
-        return Err(invalid(field, format!("{rate} is not a rate in (0, 1000000]; give arrivals per second")));
+        return Err(invalid(
+            field,
+            format!("{rate} is not a rate in (0, 1000000]; give arrivals per second"),
+        ));
     }
     Ok(())
 }
@@ -248,7 +267,10 @@ impl PhaseLoad {
         }
         if let Some(c) = &self.compaction {
             if c.method == CompactionMethod::WriteFlood && c.flood_mib == 0 {
-                return Err(invalid("compaction.flood_mib", "0 MiB floods nothing; give at least 1".into()));
+                return Err(invalid(
+                    "compaction.flood_mib",
+                    "0 MiB floods nothing; give at least 1".into(),
+                ));
             }
         }
         Ok(())
@@ -270,13 +292,22 @@ impl RpcLoad {
             }
         }
         if self.concurrency == 0 || self.concurrency > 10_000 {
-            return Err(invalid("rpc.concurrency", format!("{} is outside 1..=10000", self.concurrency)));
+            return Err(invalid(
+                "rpc.concurrency",
+                format!("{} is outside 1..=10000", self.concurrency),
+            ));
         }
         if self.timeout_ms == 0 {
-            return Err(invalid("rpc.timeout_ms", "0 ms times every request out; give at least 1".into()));
+            return Err(invalid(
+                "rpc.timeout_ms",
+                "0 ms times every request out; give at least 1".into(),
+            ));
         }
         if self.mix.values().all(|w| *w == 0) {
-            return Err(invalid("rpc.mix", "no method has a weight above 0; give e.g. { eth_blockNumber = 1 }".into()));
+            return Err(invalid(
+                "rpc.mix",
+                "no method has a weight above 0; give e.g. { eth_blockNumber = 1 }".into(),
+            ));
         }
         Ok(())
     }
@@ -287,13 +318,22 @@ impl TxLoad {
     pub fn validate(&self) -> Result<(), LoadError> {
         check_rate("tx.rate_per_s", self.rate_per_s)?;
         if self.accounts == 0 || self.accounts > 10_000 {
-            return Err(invalid("tx.accounts", format!("{} is outside 1..=10000", self.accounts)));
+            return Err(invalid(
+                "tx.accounts",
+                format!("{} is outside 1..=10000", self.accounts),
+            ));
         }
         if !(0.0..=1.0).contains(&self.sample_receipts) {
-            return Err(invalid("tx.sample_receipts", format!("{} is not a share in 0..=1", self.sample_receipts)));
+            return Err(invalid(
+                "tx.sample_receipts",
+                format!("{} is not a share in 0..=1", self.sample_receipts),
+            ));
         }
         if self.timeout_ms == 0 {
-            return Err(invalid("tx.timeout_ms", "0 ms times every request out; give at least 1".into()));
+            return Err(invalid(
+                "tx.timeout_ms",
+                "0 ms times every request out; give at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -304,10 +344,16 @@ impl SyncLoad {
     pub fn validate(&self) -> Result<(), LoadError> {
         check_rate("sync.rate_per_s", self.rate_per_s)?;
         if self.peers == 0 || self.peers > 256 {
-            return Err(invalid("sync.peers", format!("{} is outside 1..=256", self.peers)));
+            return Err(invalid(
+                "sync.peers",
+                format!("{} is outside 1..=256", self.peers),
+            ));
         }
         if self.timeout_ms == 0 {
-            return Err(invalid("sync.timeout_ms", "0 ms times every request out; give at least 1".into()));
+            return Err(invalid(
+                "sync.timeout_ms",
+                "0 ms times every request out; give at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -330,14 +376,30 @@ mod tests {
 
     #[test]
     fn validate_names_the_bad_field() {
-        let mut p = PhaseLoad { rpc: Some(RpcLoad { rate_per_s: 0.0, ..RpcLoad::default() }), ..PhaseLoad::default() };
+        let mut p = PhaseLoad {
+            rpc: Some(RpcLoad {
+                rate_per_s: 0.0,
+                ..RpcLoad::default()
+            }),
+            ..PhaseLoad::default()
+        };
         let e = p.validate().unwrap_err().to_string();
         assert!(e.contains("rpc.rate_per_s"), "{e}");
-        p.rpc = Some(RpcLoad { mix: BTreeMap::new(), ..RpcLoad::default() });
+        p.rpc = Some(RpcLoad {
+            mix: BTreeMap::new(),
+            ..RpcLoad::default()
+        });
         assert!(p.validate().unwrap_err().to_string().contains("rpc.mix"));
         p.rpc = None;
-        p.tx = Some(TxLoad { sample_receipts: 1.5, ..TxLoad::default() });
-        assert!(p.validate().unwrap_err().to_string().contains("tx.sample_receipts"));
+        p.tx = Some(TxLoad {
+            sample_receipts: 1.5,
+            ..TxLoad::default()
+        });
+        assert!(p
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("tx.sample_receipts"));
         p.tx = Some(TxLoad::default());
         p.sync = Some(SyncLoad::default());
         p.compaction = Some(CompactionLoad::default());

@@ -34,7 +34,12 @@ pub struct RpcWorkload {
 impl RpcWorkload {
     /// `head`: the block number to draw `eth_getBlockByNumber` from (0..=head);
     /// `addresses`: `0x` addresses to query balances and nonces of.
-    pub fn new(pool: Arc<HttpPool>, mix: &std::collections::BTreeMap<RpcMethod, u32>, head: u64, addresses: Vec<String>) -> Self {
+    pub fn new(
+        pool: Arc<HttpPool>,
+        mix: &std::collections::BTreeMap<RpcMethod, u32>,
+        head: u64,
+        addresses: Vec<String>,
+    ) -> Self {
         let mut acc = 0u64;
         let cumulative = mix
             .iter()
@@ -44,8 +49,17 @@ impl RpcWorkload {
                 (*m, acc)
             })
             .collect();
-        let addresses = if addresses.is_empty() { vec![format!("0x{}", "00".repeat(20))] } else { addresses };
-        Self { pool, cumulative, head, addresses }
+        let addresses = if addresses.is_empty() {
+            vec![format!("0x{}", "00".repeat(20))]
+        } else {
+            addresses
+        };
+        Self {
+            pool,
+            cumulative,
+            head,
+            addresses,
+        }
     }
 }
 
@@ -55,19 +69,35 @@ impl Workload for RpcWorkload {
     fn make(&self, index: u64, rng: &mut ChaCha8Rng) -> RpcRequest {
         let total = self.cumulative.last().map_or(1, |(_, c)| *c);
         let pick = rng.gen_range(0..total);
-        let method = self.cumulative.iter().find(|(_, c)| pick < *c).map_or(RpcMethod::EthBlockNumber, |(m, _)| *m);
+        let method = self
+            .cumulative
+            .iter()
+            .find(|(_, c)| pick < *c)
+            .map_or(RpcMethod::EthBlockNumber, |(m, _)| *m);
         let params = match method {
-            RpcMethod::EthGetBlockByNumber => json!([quantity(rng.gen_range(0..=self.head)), false]),
+            RpcMethod::EthGetBlockByNumber => {
+                json!([quantity(rng.gen_range(0..=self.head)), false])
+            }
             RpcMethod::EthGetBalance | RpcMethod::EthGetTransactionCount => {
-                json!([self.addresses[rng.gen_range(0..self.addresses.len())], "latest"])
+                json!([
+                    self.addresses[rng.gen_range(0..self.addresses.len())],
+                    "latest"
+                ])
             }
             _ => json!([]),
         };
-        RpcRequest { id: index, method, params }
+        RpcRequest {
+            id: index,
+            method,
+            params,
+        }
     }
 
     async fn execute(&self, req: RpcRequest) -> Result<u64, Fail> {
-        self.pool.call(req.id, req.method.name(), req.params).await.map(|(_, n)| n)
+        self.pool
+            .call(req.id, req.method.name(), req.params)
+            .await
+            .map(|(_, n)| n)
     }
 }
 
@@ -79,7 +109,11 @@ mod tests {
 
     fn workload() -> RpcWorkload {
         let pool = Arc::new(HttpPool::new("127.0.0.1:9".parse().unwrap()));
-        let mix = BTreeMap::from([(RpcMethod::EthBlockNumber, 3), (RpcMethod::EthGetBlockByNumber, 1), (RpcMethod::NetVersion, 0)]);
+        let mix = BTreeMap::from([
+            (RpcMethod::EthBlockNumber, 3),
+            (RpcMethod::EthGetBlockByNumber, 1),
+            (RpcMethod::NetVersion, 0),
+        ]);
         RpcWorkload::new(pool, &mix, 100, vec!["0x01".into(), "0x02".into()])
     }
 
@@ -93,7 +127,10 @@ mod tests {
         let (a, b, c) = (gen(5), gen(5), gen(6));
         assert_eq!(a, b);
         assert_ne!(a, c);
-        let n_block = a.iter().filter(|r| r.method == RpcMethod::EthBlockNumber).count();
+        let n_block = a
+            .iter()
+            .filter(|r| r.method == RpcMethod::EthBlockNumber)
+            .count();
         assert!((2850..=3150).contains(&n_block), "{n_block}");
         assert!(a.iter().all(|r| r.method != RpcMethod::NetVersion));
     }

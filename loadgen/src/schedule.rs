@@ -10,7 +10,11 @@ pub enum Schedule {
     /// `rate_per_s` for `duration`.
     Constant { rate_per_s: f64, duration: Duration },
     /// Linear ramp from `from_per_s` to `to_per_s` over `duration`.
-    Ramp { from_per_s: f64, to_per_s: f64, duration: Duration },
+    Ramp {
+        from_per_s: f64,
+        to_per_s: f64,
+        duration: Duration,
+    },
     /// Consecutive constant steps: (step duration, rate).
     Steps(Vec<(Duration, f64)>),
 }
@@ -19,10 +23,15 @@ impl Schedule {
     /// Constant rate or, with `ramp_to`, a ramp.
     pub fn from_rates(rate_per_s: f64, ramp_to_per_s: Option<f64>, duration: Duration) -> Self {
         match ramp_to_per_s {
-            Some(to) if (to - rate_per_s).abs() > f64::EPSILON => {
-                Schedule::Ramp { from_per_s: rate_per_s, to_per_s: to, duration }
-            }
-            _ => Schedule::Constant { rate_per_s, duration },
+            Some(to) if (to - rate_per_s).abs() > f64::EPSILON => Schedule::Ramp {
+                from_per_s: rate_per_s,
+                to_per_s: to,
+                duration,
+            },
+            _ => Schedule::Constant {
+                rate_per_s,
+                duration,
+            },
         }
     }
 
@@ -37,11 +46,19 @@ impl Schedule {
     /// Arrivals over the whole schedule (the integral of the rate, floored).
     pub fn total(&self) -> u64 {
         match self {
-            Schedule::Constant { rate_per_s, duration } => (rate_per_s * duration.as_secs_f64() + 1e-9).floor() as u64,
-            Schedule::Ramp { from_per_s, to_per_s, duration } => {
-                ((from_per_s + to_per_s) / 2.0 * duration.as_secs_f64() + 1e-9).floor() as u64
-            }
-            Schedule::Steps(steps) => steps.iter().map(|(d, r)| (r * d.as_secs_f64() + 1e-9).floor() as u64).sum(),
+            Schedule::Constant {
+                rate_per_s,
+                duration,
+            } => (rate_per_s * duration.as_secs_f64() + 1e-9).floor() as u64,
+            Schedule::Ramp {
+                from_per_s,
+                to_per_s,
+                duration,
+            } => ((from_per_s + to_per_s) / 2.0 * duration.as_secs_f64() + 1e-9).floor() as u64,
+            Schedule::Steps(steps) => steps
+                .iter()
+                .map(|(d, r)| (r * d.as_secs_f64() + 1e-9).floor() as u64)
+                .sum(),
         }
     }
 
@@ -50,7 +67,11 @@ impl Schedule {
         let i = i as f64;
         match self {
             Schedule::Constant { rate_per_s, .. } => Duration::from_secs_f64(i / rate_per_s),
-            Schedule::Ramp { from_per_s, to_per_s, duration } => {
+            Schedule::Ramp {
+                from_per_s,
+                to_per_s,
+                duration,
+            } => {
                 // N(t) = r0 t + a t^2 / 2 with a = (r1 - r0) / D; solve N(t) = i.
                 let (r0, d) = (*from_per_s, duration.as_secs_f64());
                 let a = (to_per_s - r0) / d;
@@ -80,7 +101,10 @@ mod tests {
 
     #[test]
     fn constant_rate_counts_and_spacing() {
-        let s = Schedule::Constant { rate_per_s: 2000.0, duration: Duration::from_secs(10) };
+        let s = Schedule::Constant {
+            rate_per_s: 2000.0,
+            duration: Duration::from_secs(10),
+        };
         assert_eq!(s.total(), 20_000);
         assert_eq!(s.offset(0), Duration::ZERO);
         assert_eq!(s.offset(2000), Duration::from_secs(1));
@@ -99,7 +123,9 @@ mod tests {
         }
         assert!(last <= Duration::from_secs(10));
         // In the first second the rate is about 100-120/s: ~110 arrivals.
-        let first_s = (0..s.total()).filter(|i| s.offset(*i) < Duration::from_secs(1)).count();
+        let first_s = (0..s.total())
+            .filter(|i| s.offset(*i) < Duration::from_secs(1))
+            .count();
         assert!((108..=112).contains(&first_s), "{first_s}");
         // Down-ramps too.
         let d = Schedule::from_rates(300.0, Some(100.0), Duration::from_secs(10));
@@ -109,7 +135,10 @@ mod tests {
 
     #[test]
     fn steps_chain() {
-        let s = Schedule::Steps(vec![(Duration::from_secs(1), 10.0), (Duration::from_secs(2), 100.0)]);
+        let s = Schedule::Steps(vec![
+            (Duration::from_secs(1), 10.0),
+            (Duration::from_secs(2), 100.0),
+        ]);
         assert_eq!(s.total(), 210);
         assert_eq!(s.offset(10), Duration::from_secs(1));
         assert_eq!(s.offset(110), Duration::from_secs(2));

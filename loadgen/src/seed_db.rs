@@ -27,16 +27,27 @@ pub struct SeedReport {
 
 /// Writes `keys` pseudo-random 24-byte keys (`lab-seed/` + 16 random bytes)
 /// with `value_bytes`-byte values into `<datadir>/db`.
-pub fn seed_db(datadir: &Path, keys: u64, value_bytes: usize, seed: u64) -> Result<SeedReport, LoadError> {
+pub fn seed_db(
+    datadir: &Path,
+    keys: u64,
+    value_bytes: usize,
+    seed: u64,
+) -> Result<SeedReport, LoadError> {
     let path = datadir.join("db");
-    let err = |why: String| LoadError::SeedDb { path: path.clone(), why };
+    let err = |why: String| LoadError::SeedDb {
+        path: path.clone(),
+        why,
+    };
     if value_bytes > 16 << 20 {
-        return Err(err(format!("value_bytes {value_bytes} exceeds 16 MiB; give a smaller value")));
+        return Err(err(format!(
+            "value_bytes {value_bytes} exceeds 16 MiB; give a smaller value"
+        )));
     }
     std::fs::create_dir_all(&path).map_err(|e| err(e.to_string()))?;
     let mut opts = rocksdb::Options::default();
     opts.create_if_missing(true);
-    let db = rocksdb::DB::open(&opts, &path).map_err(|e| err(format!("{e}; is a node running on this datadir?")))?;
+    let db = rocksdb::DB::open(&opts, &path)
+        .map_err(|e| err(format!("{e}; is a node running on this datadir?")))?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_db00_5eed_db00);
     let mut digest = blake3::Hasher::new();
     let mut wo = rocksdb::WriteOptions::default();
@@ -58,7 +69,11 @@ pub fn seed_db(datadir: &Path, keys: u64, value_bytes: usize, seed: u64) -> Resu
         db.write_opt(batch, &wo).map_err(|e| err(e.to_string()))?;
     }
     db.flush().map_err(|e| err(format!("flush failed: {e}")))?;
-    Ok(SeedReport { keys, value_bytes_total: keys * value_bytes as u64, digest: digest.finalize().to_hex().to_string() })
+    Ok(SeedReport {
+        keys,
+        value_bytes_total: keys * value_bytes as u64,
+        digest: digest.finalize().to_hex().to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -71,7 +86,12 @@ mod tests {
         let ra = seed_db(a.path(), 25_000, 64, 9).unwrap();
         let rb = seed_db(b.path(), 25_000, 64, 9).unwrap();
         assert_eq!(ra, rb);
-        assert_ne!(seed_db(tempfile::tempdir().unwrap().path(), 25_000, 64, 10).unwrap().digest, ra.digest);
+        assert_ne!(
+            seed_db(tempfile::tempdir().unwrap().path(), 25_000, 64, 10)
+                .unwrap()
+                .digest,
+            ra.digest
+        );
         let db = rocksdb::DB::open_default(a.path().join("db")).unwrap();
         let n = db.iterator(rocksdb::IteratorMode::Start).count();
         assert_eq!(n, 25_000);

@@ -45,7 +45,10 @@ impl NodeEndpoints {
             if a.ip().is_loopback() {
                 Ok(())
             } else {
-                Err(LoadError::NotLoopback { what, addr: a.to_string() })
+                Err(LoadError::NotLoopback {
+                    what,
+                    addr: a.to_string(),
+                })
             }
         };
         check("rpc", &self.rpc)?;
@@ -110,20 +113,37 @@ impl LoadSession {
         endpoints.check_loopback()?;
         let pool = Arc::new(HttpPool::new(endpoints.rpc));
         let addr = endpoints.rpc.to_string();
-        let (v, _) = tokio::time::timeout(Duration::from_secs(10), pool.call(0, "eth_chainId", json!([])))
-            .await
-            .map_err(|_| LoadError::Node { addr: addr.clone(), why: "did not answer eth_chainId within 10 s; is the node up?".into() })?
-            .map_err(|e| LoadError::Node { addr: addr.clone(), why: format!("failed eth_chainId ({e}); is it a qfc JSON-RPC endpoint?") })?;
+        let (v, _) = tokio::time::timeout(
+            Duration::from_secs(10),
+            pool.call(0, "eth_chainId", json!([])),
+        )
+        .await
+        .map_err(|_| LoadError::Node {
+            addr: addr.clone(),
+            why: "did not answer eth_chainId within 10 s; is the node up?".into(),
+        })?
+        .map_err(|e| LoadError::Node {
+            addr: addr.clone(),
+            why: format!("failed eth_chainId ({e}); is it a qfc JSON-RPC endpoint?"),
+        })?;
         match parse_quantity(&v) {
             Some(id) if id == endpoints.chain_id => {}
             other => {
                 return Err(LoadError::Node {
                     addr,
-                    why: format!("reports chain id {other:?}, expected {}; fix the chain id", endpoints.chain_id),
+                    why: format!(
+                        "reports chain id {other:?}, expected {}; fix the chain id",
+                        endpoints.chain_id
+                    ),
                 })
             }
         }
-        Ok(Self { endpoints, seed, pool, funded: tokio::sync::Mutex::new(0) })
+        Ok(Self {
+            endpoints,
+            seed,
+            pool,
+            funded: tokio::sync::Mutex::new(0),
+        })
     }
 
     /// The endpoints of this session.
@@ -131,30 +151,55 @@ impl LoadSession {
         &self.endpoints
     }
 
-    async fn tx_workload(&self, t: &crate::model::TxLoad) -> Result<crate::tx::TxWorkload, LoadError> {
-        let accounts: Vec<_> = (0..t.accounts).map(|i| crate::tx::account(self.seed, i)).collect();
+    async fn tx_workload(
+        &self,
+        t: &crate::model::TxLoad,
+    ) -> Result<crate::tx::TxWorkload, LoadError> {
+        let accounts: Vec<_> = (0..t.accounts)
+            .map(|i| crate::tx::account(self.seed, i))
+            .collect();
         {
             let mut funded = self.funded.lock().await;
             if *funded < t.accounts {
-                crate::tx::fund(&self.pool, self.endpoints.chain_id, &accounts[*funded as usize..], Duration::from_secs(120)).await?;
+                crate::tx::fund(
+                    &self.pool,
+                    self.endpoints.chain_id,
+                    &accounts[*funded as usize..],
+                    Duration::from_secs(120),
+                )
+                .await?;
                 *funded = t.accounts;
             }
         }
         let mut nonces = Vec::new();
         for a in &accounts {
-            nonces.push(crate::tx::nonce_of(&self.pool, &a.address, "pending").await.map_err(|e| LoadError::Node {
-                addr: self.endpoints.rpc.to_string(),
-                why: format!("failed eth_getTransactionCount ({e})"),
-            })?);
+            nonces.push(
+                crate::tx::nonce_of(&self.pool, &a.address, "pending")
+                    .await
+                    .map_err(|e| LoadError::Node {
+                        addr: self.endpoints.rpc.to_string(),
+                        why: format!("failed eth_getTransactionCount ({e})"),
+                    })?,
+            );
         }
-        Ok(crate::tx::TxWorkload::new(self.pool.clone(), self.endpoints.chain_id, accounts, nonces, t.sample_receipts))
+        Ok(crate::tx::TxWorkload::new(
+            self.pool.clone(),
+            self.endpoints.chain_id,
+            accounts,
+            nonces,
+            t.sample_receipts,
+        ))
     }
 
     async fn head(&self) -> Result<u64, LoadError> {
-        let (v, _) = self.pool.call(0, "eth_blockNumber", json!([])).await.map_err(|e| LoadError::Node {
-            addr: self.endpoints.rpc.to_string(),
-            why: format!("failed eth_blockNumber ({e})"),
-        })?;
+        let (v, _) = self
+            .pool
+            .call(0, "eth_blockNumber", json!([]))
+            .await
+            .map_err(|e| LoadError::Node {
+                addr: self.endpoints.rpc.to_string(),
+                why: format!("failed eth_blockNumber ({e})"),
+            })?;
         parse_quantity(&v).ok_or_else(|| LoadError::Node {
             addr: self.endpoints.rpc.to_string(),
             why: format!("answered eth_blockNumber with {v}, not a hex quantity"),
@@ -173,9 +218,15 @@ impl LoadSession {
         cancel: CancellationToken,
     ) -> Result<PhaseSummary, LoadError> {
         load.validate()?;
-        std::fs::create_dir_all(out_dir)
-            .map_err(|e| LoadError::Output { path: out_dir.to_owned(), why: e.to_string() })?;
-        let head = if load.rpc.is_some() || load.sync.is_some() { self.head().await? } else { 0 };
+        std::fs::create_dir_all(out_dir).map_err(|e| LoadError::Output {
+            path: out_dir.to_owned(),
+            why: e.to_string(),
+        })?;
+        let head = if load.rpc.is_some() || load.sync.is_some() {
+            self.head().await?
+        } else {
+            0
+        };
         // Set-up before the clock starts: fund tx accounts, connect peers.
         let tx_work = match &load.tx {
             Some(t) => Some(Arc::new(self.tx_workload(t).await?)),
@@ -183,21 +234,42 @@ impl LoadSession {
         };
         let sync_work = match &load.sync {
             Some(s) => {
-                let addr = self.endpoints.p2p.ok_or(LoadError::MissingEndpoint { workload: "sync", endpoint: "p2p" })?;
+                let addr = self.endpoints.p2p.ok_or(LoadError::MissingEndpoint {
+                    workload: "sync",
+                    endpoint: "p2p",
+                })?;
                 let mut peers = Vec::new();
                 for i in 0..s.peers {
-                    peers.push(crate::sync::connect_peer(crate::sync::peer_secret(self.seed, phase, i), addr, cancel.clone()).await?);
+                    peers.push(
+                        crate::sync::connect_peer(
+                            crate::sync::peer_secret(self.seed, phase, i),
+                            addr,
+                            cancel.clone(),
+                        )
+                        .await?,
+                    );
                 }
-                Some(Arc::new(crate::sync::SyncWorkload::new(peers, s.request, head)))
+                Some(Arc::new(crate::sync::SyncWorkload::new(
+                    peers, s.request, head,
+                )))
             }
             None => None,
         };
         let anchor = Anchor::now();
         let mut runs: Vec<(String, Arc<Recorder>, Shape)> = Vec::new();
-        let mut futs: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> = Vec::new();
+        let mut futs: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> =
+            Vec::new();
 
         if let Some(r) = &load.rpc {
-            let w = Arc::new(RpcWorkload::new(self.pool.clone(), &r.mix, head, Vec::new()));
+            // Balances and nonces of the dev-genesis accounts and the load accounts funded so far.
+            let funded = *self.funded.lock().await;
+            let addresses = wire::genesis::funded_accounts()
+                .into_iter()
+                .map(|(a, _)| a)
+                .chain((0..funded).map(|i| crate::tx::account(self.seed, i).address))
+                .map(|a| a.to_string())
+                .collect();
+            let w = Arc::new(RpcWorkload::new(self.pool.clone(), &r.mix, head, addresses));
             let rec = Arc::new(Recorder::new(anchor));
             let rng = workload_rng(self.seed, phase, "rpc");
             let timeout = Duration::from_millis(r.timeout_ms);
@@ -209,7 +281,18 @@ impl LoadSession {
                 concurrency: r.concurrency,
                 duration,
             };
-            futs.push(drive(w, r.model, r.rate_per_s, r.ramp_to_per_s, r.concurrency, timeout, duration, rng, rec.clone(), cancel.clone()));
+            futs.push(drive(
+                w,
+                r.model,
+                r.rate_per_s,
+                r.ramp_to_per_s,
+                r.concurrency,
+                timeout,
+                duration,
+                rng,
+                rec.clone(),
+                cancel.clone(),
+            ));
             runs.push(("rpc".into(), rec, shape));
         }
 
@@ -224,7 +307,18 @@ impl LoadSession {
                 duration,
             };
             let rng = workload_rng(self.seed, phase, "tx");
-            futs.push(drive(w.clone(), LoadModel::Open, t.rate_per_s, None, shape.concurrency.min(1024), Duration::from_millis(t.timeout_ms), duration, rng, rec.clone(), cancel.clone()));
+            futs.push(drive(
+                w.clone(),
+                LoadModel::Open,
+                t.rate_per_s,
+                None,
+                shape.concurrency.min(1024),
+                Duration::from_millis(t.timeout_ms),
+                duration,
+                rng,
+                rec.clone(),
+                cancel.clone(),
+            ));
             runs.push(("tx".into(), rec, shape));
         }
         if let (Some(s), Some(w)) = (&load.sync, &sync_work) {
@@ -238,7 +332,18 @@ impl LoadSession {
                 duration,
             };
             let rng = workload_rng(self.seed, phase, "sync");
-            futs.push(drive(w.clone(), LoadModel::Open, s.rate_per_s, None, shape.concurrency, Duration::from_millis(s.timeout_ms), duration, rng, rec.clone(), cancel.clone()));
+            futs.push(drive(
+                w.clone(),
+                LoadModel::Open,
+                s.rate_per_s,
+                None,
+                shape.concurrency,
+                Duration::from_millis(s.timeout_ms),
+                duration,
+                rng,
+                rec.clone(),
+                cancel.clone(),
+            ));
             runs.push(("sync".into(), rec, shape));
         }
         let compaction_fut = load.compaction.as_ref().map(|c| {
@@ -275,7 +380,9 @@ impl LoadSession {
             let mut sum = rec.summary(shape);
             if name == "tx" {
                 if let Some(c) = &tx_check {
-                    if let serde_json::Value::Object(m) = serde_json::to_value(c).unwrap_or_default() {
+                    if let serde_json::Value::Object(m) =
+                        serde_json::to_value(c).unwrap_or_default()
+                    {
                         sum.details.extend(m);
                     }
                 }
@@ -305,7 +412,10 @@ impl LoadSession {
 }
 
 /// Boxes the open or closed loop of one workload.
-#[allow(clippy::too_many_arguments, reason = "one call site per workload, all settings distinct")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site per workload, all settings distinct"
+)]
 pub(crate) fn drive<W: Workload>(
     w: Arc<W>,
     model: LoadModel,
@@ -321,14 +431,23 @@ pub(crate) fn drive<W: Workload>(
     match model {
         LoadModel::Open => Box::pin(engine::run_open(
             w,
-            OpenLoop { schedule: Schedule::from_rates(rate_per_s, ramp_to_per_s, duration), max_in_flight: concurrency, timeout },
+            OpenLoop {
+                schedule: Schedule::from_rates(rate_per_s, ramp_to_per_s, duration),
+                max_in_flight: concurrency,
+                timeout,
+            },
             rng,
             rec,
             cancel,
         )),
         LoadModel::Closed => Box::pin(engine::run_closed(
             w,
-            ClosedLoop { clients: concurrency, duration, timeout, max_requests: engine::CLOSED_LOOP_MAX_REQUESTS },
+            ClosedLoop {
+                clients: concurrency,
+                duration,
+                timeout,
+                max_requests: engine::CLOSED_LOOP_MAX_REQUESTS,
+            },
             rng,
             rec,
             cancel,
@@ -337,8 +456,14 @@ pub(crate) fn drive<W: Workload>(
 }
 
 pub(crate) fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), LoadError> {
-    let s = serde_json::to_vec_pretty(v).map_err(|e| LoadError::Output { path: path.to_owned(), why: e.to_string() })?;
-    std::fs::write(path, s).map_err(|e| LoadError::Output { path: path.to_owned(), why: e.to_string() })
+    let s = serde_json::to_vec_pretty(v).map_err(|e| LoadError::Output {
+        path: path.to_owned(),
+        why: e.to_string(),
+    })?;
+    std::fs::write(path, s).map_err(|e| LoadError::Output {
+        path: path.to_owned(),
+        why: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -364,8 +489,15 @@ mod tests {
             chain_id: 9000,
             admin_rpc: false,
         };
-        assert!(e.check_loopback().unwrap_err().to_string().contains("10.0.0.1:8545"));
-        let ok = NodeEndpoints { rpc: "127.0.0.1:8545".parse().unwrap(), ..e };
+        assert!(e
+            .check_loopback()
+            .unwrap_err()
+            .to_string()
+            .contains("10.0.0.1:8545"));
+        let ok = NodeEndpoints {
+            rpc: "127.0.0.1:8545".parse().unwrap(),
+            ..e
+        };
         ok.check_loopback().unwrap();
     }
 }

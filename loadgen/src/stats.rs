@@ -286,7 +286,10 @@ impl Recorder {
     /// open loop) to `done`; `Ok(bytes)` or the failure.
     pub fn finished(&self, start: Instant, done: Instant, outcome: Result<u64, Fail>) {
         let s = self.second_of(done);
-        let us = done.saturating_duration_since(start).as_micros().clamp(1, MAX_US as u128) as u64;
+        let us = done
+            .saturating_duration_since(start)
+            .as_micros()
+            .clamp(1, MAX_US as u128) as u64;
         let mut g = self.lock();
         g.last_done = g.last_done.max(done);
         match outcome {
@@ -395,16 +398,28 @@ pub fn write_histogram(path: &Path, h: &Histogram<u64>) -> Result<(), LoadError>
     let mut buf = Vec::new();
     V2Serializer::new()
         .serialize(h, &mut buf)
-        .map_err(|e| LoadError::Output { path: path.to_owned(), why: format!("cannot serialize histogram: {e:?}") })?;
-    std::fs::write(path, buf).map_err(|e| LoadError::Output { path: path.to_owned(), why: e.to_string() })
+        .map_err(|e| LoadError::Output {
+            path: path.to_owned(),
+            why: format!("cannot serialize histogram: {e:?}"),
+        })?;
+    std::fs::write(path, buf).map_err(|e| LoadError::Output {
+        path: path.to_owned(),
+        why: e.to_string(),
+    })
 }
 
 /// Reads a histogram written by [`write_histogram`].
 pub fn read_histogram(path: &Path) -> Result<Histogram<u64>, LoadError> {
-    let bytes = std::fs::read(path).map_err(|e| LoadError::Output { path: path.to_owned(), why: e.to_string() })?;
+    let bytes = std::fs::read(path).map_err(|e| LoadError::Output {
+        path: path.to_owned(),
+        why: e.to_string(),
+    })?;
     hdrhistogram::serialization::Deserializer::new()
         .deserialize(&mut bytes.as_slice())
-        .map_err(|e| LoadError::Output { path: path.to_owned(), why: format!("not an HdrHistogram V2 file: {e:?}") })
+        .map_err(|e| LoadError::Output {
+            path: path.to_owned(),
+            why: format!("not an HdrHistogram V2 file: {e:?}"),
+        })
 }
 
 #[cfg(test)]
@@ -422,7 +437,11 @@ mod tests {
             r.finished(t0, t0 + Duration::from_millis(i + 1), Ok(10));
         }
         r.finished(t0, t0 + Duration::from_millis(5), Err(Fail::Timeout));
-        r.finished(t0, t0 + Duration::from_millis(5), Err(Fail::HttpStatus(503)));
+        r.finished(
+            t0,
+            t0 + Duration::from_millis(5),
+            Err(Fail::HttpStatus(503)),
+        );
         r.dropped(t0 + Duration::from_millis(1500), 3);
         let s = r.summary(Shape {
             workload: "rpc".into(),
@@ -435,8 +454,16 @@ mod tests {
         assert_eq!((s.ok, s.dropped, s.bytes_received), (100, 3, 1000));
         assert_eq!(s.errors["timeout"], 1);
         assert_eq!(s.errors["http_503"], 1);
-        assert!((49_900..=50_100).contains(&s.latency.p50_us), "{:?}", s.latency);
-        assert!((99_000..=100_100).contains(&s.latency.max_us), "{:?}", s.latency);
+        assert!(
+            (49_900..=50_100).contains(&s.latency.p50_us),
+            "{:?}",
+            s.latency
+        );
+        assert!(
+            (99_000..=100_100).contains(&s.latency.max_us),
+            "{:?}",
+            s.latency
+        );
         let series = r.series();
         assert_eq!(series.len(), 2);
         assert_eq!(series[1].dropped, 3);

@@ -19,7 +19,9 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use wire::sync::{frame, frame_len, FrameKind, MAX_RANGE_SPAN, REQUEST_TIMEOUT_SECS, SYNC_PROTOCOL};
+use wire::sync::{
+    frame, frame_len, FrameKind, MAX_RANGE_SPAN, REQUEST_TIMEOUT_SECS, SYNC_PROTOCOL,
+};
 use wire::{SyncRequest, SyncResponse};
 
 use crate::engine::Workload;
@@ -35,7 +37,10 @@ pub struct SizedResponse(pub SyncResponse, pub u64);
 #[derive(Debug, Clone, Default)]
 pub struct ClientCodec;
 
-async fn read_body<T: AsyncRead + Unpin + Send>(io: &mut T, kind: FrameKind) -> io::Result<Vec<u8>> {
+async fn read_body<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    kind: FrameKind,
+) -> io::Result<Vec<u8>> {
     let mut prefix = [0u8; 4];
     io.read_exact(&mut prefix).await?;
     let len = frame_len(prefix, kind).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
@@ -54,22 +59,43 @@ impl request_response::Codec for ClientCodec {
     type Request = SyncRequest;
     type Response = SizedResponse;
 
-    async fn read_request<T: AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncRequest> {
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<SyncRequest> {
         SyncRequest::decode(&read_body(io, FrameKind::Request).await?).map_err(invalid)
     }
 
-    async fn read_response<T: AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SizedResponse> {
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<SizedResponse> {
         let body = read_body(io, FrameKind::Response).await?;
         let n = body.len() as u64;
-        Ok(SizedResponse(SyncResponse::decode(&body).map_err(invalid)?, n))
+        Ok(SizedResponse(
+            SyncResponse::decode(&body).map_err(invalid)?,
+            n,
+        ))
     }
 
-    async fn write_request<T: AsyncWrite + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T, req: SyncRequest) -> io::Result<()> {
+    async fn write_request<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: SyncRequest,
+    ) -> io::Result<()> {
         io.write_all(&frame(&req.encode())).await?;
         io.flush().await
     }
 
-    async fn write_response<T: AsyncWrite + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T, res: SizedResponse) -> io::Result<()> {
+    async fn write_response<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: SizedResponse,
+    ) -> io::Result<()> {
         io.write_all(&frame(&res.0.encode())).await?;
         io.flush().await
     }
@@ -90,22 +116,39 @@ pub fn multiaddr(addr: SocketAddr) -> Multiaddr {
         std::net::IpAddr::V4(v4) => libp2p::multiaddr::Protocol::Ip4(v4),
         std::net::IpAddr::V6(v6) => libp2p::multiaddr::Protocol::Ip6(v6),
     };
-    Multiaddr::empty().with(ip).with(libp2p::multiaddr::Protocol::Tcp(addr.port()))
+    Multiaddr::empty()
+        .with(ip)
+        .with(libp2p::multiaddr::Protocol::Tcp(addr.port()))
 }
 
 /// Connects a peer with identity `secret` to `addr` (within 10 s).
-pub async fn connect_peer(secret: [u8; 32], addr: SocketAddr, cancel: CancellationToken) -> Result<Peer, LoadError> {
-    let fail = |why: String| LoadError::Workload { workload: "sync", why };
-    let key = identity::Keypair::ed25519_from_bytes(secret).map_err(|e| fail(format!("bad peer key: {e}")))?;
+pub async fn connect_peer(
+    secret: [u8; 32],
+    addr: SocketAddr,
+    cancel: CancellationToken,
+) -> Result<Peer, LoadError> {
+    let fail = |why: String| LoadError::Workload {
+        workload: "sync",
+        why,
+    };
+    let key = identity::Keypair::ed25519_from_bytes(secret)
+        .map_err(|e| fail(format!("bad peer key: {e}")))?;
     let id = key.public().to_peer_id();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .map_err(|e| fail(format!("cannot build the TCP transport: {e}")))?
         .with_behaviour(|_| {
             request_response::Behaviour::with_codec(
                 ClientCodec,
-                [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Outbound)],
+                [(
+                    StreamProtocol::new(SYNC_PROTOCOL),
+                    ProtocolSupport::Outbound,
+                )],
                 request_response::Config::default()
                     .with_request_timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS))
                     .with_max_concurrent_streams(1024),
@@ -114,7 +157,9 @@ pub async fn connect_peer(secret: [u8; 32], addr: SocketAddr, cancel: Cancellati
         .map_err(|e| fail(format!("cannot build the sync behaviour: {e}")))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
-    swarm.dial(multiaddr(addr)).map_err(|e| fail(format!("cannot dial {addr}: {e}")))?;
+    swarm
+        .dial(multiaddr(addr))
+        .map_err(|e| fail(format!("cannot dial {addr}: {e}")))?;
     let remote = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match swarm.select_next_some().await {
@@ -125,7 +170,11 @@ pub async fn connect_peer(secret: [u8; 32], addr: SocketAddr, cancel: Cancellati
         }
     })
     .await
-    .map_err(|_| fail(format!("no libp2p connection to {addr} within 10 s; is the p2p port right?")))?
+    .map_err(|_| {
+        fail(format!(
+            "no libp2p connection to {addr} within 10 s; is the p2p port right?"
+        ))
+    })?
     .map_err(|e| fail(format!("cannot connect to {addr}: {e}")))?;
     let (tx, mut rx) = mpsc::channel::<(SyncRequest, Reply)>(4096);
     tokio::spawn(async move {
@@ -192,19 +241,31 @@ pub struct SyncReq {
 impl SyncWorkload {
     /// `head`: highest block number to ask for.
     pub fn new(peers: Vec<Peer>, kind: SyncRequestKind, head: u64) -> Self {
-        Self { peers, kind, head, tally: Mutex::new(Tally::default()) }
+        Self {
+            peers,
+            kind,
+            head,
+            tally: Mutex::new(Tally::default()),
+        }
     }
 
     /// The request for index `i` (pure apart from `rng`).
     pub fn request(kind: SyncRequestKind, head: u64, rng: &mut ChaCha8Rng) -> SyncRequest {
         let kind = match kind {
-            SyncRequestKind::Mixed => [SyncRequestKind::Range, SyncRequestKind::Number, SyncRequestKind::Status][rng.gen_range(0..3)],
+            SyncRequestKind::Mixed => [
+                SyncRequestKind::Range,
+                SyncRequestKind::Number,
+                SyncRequestKind::Status,
+            ][rng.gen_range(0..3)],
             k => k,
         };
         match kind {
             SyncRequestKind::Range => {
                 let start = rng.gen_range(0..=head.saturating_sub(MAX_RANGE_SPAN));
-                SyncRequest::GetBlockRange { start, end: start + MAX_RANGE_SPAN }
+                SyncRequest::GetBlockRange {
+                    start,
+                    end: start + MAX_RANGE_SPAN,
+                }
             }
             SyncRequestKind::Number => SyncRequest::GetBlockByNumber(rng.gen_range(0..=head)),
             _ => SyncRequest::GetStatus,
@@ -217,7 +278,10 @@ impl SyncWorkload {
         let mut d = BTreeMap::new();
         d.insert("peers".into(), serde_json::json!(self.peers.len()));
         d.insert("responses_by_kind".into(), serde_json::json!(t.kinds));
-        d.insert("responses".into(), serde_json::json!(t.kinds.values().sum::<u64>()));
+        d.insert(
+            "responses".into(),
+            serde_json::json!(t.kinds.values().sum::<u64>()),
+        );
         d.insert("blocks_received".into(), serde_json::json!(t.blocks));
         if let Some(h) = &t.sizes {
             let s = LatencySummary::of(h);
@@ -234,12 +298,19 @@ impl Workload for SyncWorkload {
     type Req = SyncReq;
 
     fn make(&self, index: u64, rng: &mut ChaCha8Rng) -> SyncReq {
-        SyncReq { peer: (index % self.peers.len().max(1) as u64) as usize, req: Self::request(self.kind, self.head, rng) }
+        SyncReq {
+            peer: (index % self.peers.len().max(1) as u64) as usize,
+            req: Self::request(self.kind, self.head, rng),
+        }
     }
 
     async fn execute(&self, req: SyncReq) -> Result<u64, Fail> {
         let (tx, rx) = oneshot::channel();
-        self.peers[req.peer].tx.send((req.req, tx)).await.map_err(|_| Fail::Other("sync_peer_gone"))?;
+        self.peers[req.peer]
+            .tx
+            .send((req.req, tx))
+            .await
+            .map_err(|_| Fail::Other("sync_peer_gone"))?;
         let SizedResponse(resp, n) = rx.await.map_err(|_| Fail::Other("sync_peer_gone"))??;
         let (kind, blocks) = match &resp {
             SyncResponse::Block(_) => ("block", 1),
@@ -253,7 +324,9 @@ impl Workload for SyncWorkload {
             *t.kinds.entry(kind).or_default() += 1;
             t.blocks += blocks;
             t.sizes
-                .get_or_insert_with(|| Histogram::new_with_bounds(1, 64 << 20, 3).expect("static bounds"))
+                .get_or_insert_with(|| {
+                    Histogram::new_with_bounds(1, 64 << 20, 3).expect("static bounds")
+                })
                 .saturating_record(n.max(1));
         }
         if kind == "error" {
@@ -283,19 +356,31 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         for _ in 0..100 {
             match SyncWorkload::request(SyncRequestKind::Range, 100, &mut rng) {
-                SyncRequest::GetBlockRange { start, end } => assert!(start <= 68 && end == start + 32),
+                SyncRequest::GetBlockRange { start, end } => {
+                    assert!(start <= 68 && end == start + 32)
+                }
                 other => panic!("{other:?}"),
             }
         }
-        let mixed: Vec<_> = (0..300).map(|_| SyncWorkload::request(SyncRequestKind::Mixed, 10, &mut rng)).collect();
+        let mixed: Vec<_> = (0..300)
+            .map(|_| SyncWorkload::request(SyncRequestKind::Mixed, 10, &mut rng))
+            .collect();
         assert!(mixed.iter().any(|r| matches!(r, SyncRequest::GetStatus)));
-        assert!(mixed.iter().any(|r| matches!(r, SyncRequest::GetBlockByNumber(n) if *n <= 10)));
+        assert!(mixed
+            .iter()
+            .any(|r| matches!(r, SyncRequest::GetBlockByNumber(n) if *n <= 10)));
         // Head below the span: ranges start at 0.
-        assert!(matches!(SyncWorkload::request(SyncRequestKind::Range, 5, &mut rng), SyncRequest::GetBlockRange { start: 0, end: 32 }));
+        assert!(matches!(
+            SyncWorkload::request(SyncRequestKind::Range, 5, &mut rng),
+            SyncRequest::GetBlockRange { start: 0, end: 32 }
+        ));
     }
 
     #[test]
     fn multiaddr_of_loopback() {
-        assert_eq!(multiaddr("127.0.0.1:4001".parse().unwrap()).to_string(), "/ip4/127.0.0.1/tcp/4001");
+        assert_eq!(
+            multiaddr("127.0.0.1:4001".parse().unwrap()).to_string(),
+            "/ip4/127.0.0.1/tcp/4001"
+        );
     }
 }

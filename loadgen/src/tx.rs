@@ -41,49 +41,80 @@ pub fn account(seed: u64, i: u32) -> Account {
     h.update(&seed.to_le_bytes());
     h.update(&i.to_le_bytes());
     let secret = *h.finalize().as_bytes();
-    Account { secret, address: address_of_secret(&secret) }
+    Account {
+        secret,
+        address: address_of_secret(&secret),
+    }
 }
 
 fn rpc_err(addr: &str, what: &str, e: Fail) -> LoadError {
-    LoadError::Workload { workload: "tx", why: format!("{what} on {addr} failed ({e})") }
+    LoadError::Workload {
+        workload: "tx",
+        why: format!("{what} on {addr} failed ({e})"),
+    }
 }
 
 /// Nonce of `addr` at `tag` ("latest" or "pending").
 pub async fn nonce_of(pool: &HttpPool, addr: &Address, tag: &str) -> Result<u64, Fail> {
-    let (v, _) = pool.call(0, "eth_getTransactionCount", json!([addr.to_string(), tag])).await?;
+    let (v, _) = pool
+        .call(0, "eth_getTransactionCount", json!([addr.to_string(), tag]))
+        .await?;
     parse_quantity(&v).ok_or(Fail::Decode)
 }
 
 /// Funds `accounts` from the faucet (those with a zero balance), at most
 /// `MAX_PENDING_PER_ACCOUNT - 4` transfers in flight, and waits (at most
 /// `wait`) until every funding transfer is included.
-pub async fn fund(pool: &HttpPool, chain_id: u64, accounts: &[Account], wait: Duration) -> Result<u32, LoadError> {
+pub async fn fund(
+    pool: &HttpPool,
+    chain_id: u64,
+    accounts: &[Account],
+    wait: Duration,
+) -> Result<u32, LoadError> {
     let rpc = "the node";
     let faucet = address_of_secret(&FAUCET_SECRET);
     let mut to_fund = Vec::new();
     for a in accounts {
         let (v, _) = pool
-            .call(0, "eth_getBalance", json!([a.address.to_string(), "latest"]))
+            .call(
+                0,
+                "eth_getBalance",
+                json!([a.address.to_string(), "latest"]),
+            )
             .await
             .map_err(|e| rpc_err(rpc, "eth_getBalance", e))?;
-        let zero = v.as_str().is_some_and(|s| s.trim_start_matches("0x").trim_start_matches('0').is_empty());
+        let zero = v.as_str().is_some_and(|s| {
+            s.trim_start_matches("0x")
+                .trim_start_matches('0')
+                .is_empty()
+        });
         if zero {
             to_fund.push(a.address);
         }
     }
     let deadline = tokio::time::Instant::now() + wait;
-    let mut nonce = nonce_of(pool, &faucet, "pending").await.map_err(|e| rpc_err(rpc, "eth_getTransactionCount", e))?;
+    let mut nonce = nonce_of(pool, &faucet, "pending")
+        .await
+        .map_err(|e| rpc_err(rpc, "eth_getTransactionCount", e))?;
     for chunk in to_fund.chunks((MAX_PENDING_PER_ACCOUNT - 4) as usize) {
         for to in chunk {
-            let tx = Transaction::transfer(chain_id, nonce, *to, U256::from_u128(FUNDING_WEI), U256::from_u64(MIN_GAS_PRICE))
-                .signed(&FAUCET_SECRET);
+            let tx = Transaction::transfer(
+                chain_id,
+                nonce,
+                *to,
+                U256::from_u128(FUNDING_WEI),
+                U256::from_u64(MIN_GAS_PRICE),
+            )
+            .signed(&FAUCET_SECRET);
             pool.call(0, "eth_sendRawTransaction", json!([tx.encode_hex()]))
                 .await
                 .map_err(|e| rpc_err(rpc, "eth_sendRawTransaction (faucet funding)", e))?;
             nonce += 1;
         }
         loop {
-            let done = nonce_of(pool, &faucet, "latest").await.map_err(|e| rpc_err(rpc, "eth_getTransactionCount", e))?;
+            let done = nonce_of(pool, &faucet, "latest")
+                .await
+                .map_err(|e| rpc_err(rpc, "eth_getTransactionCount", e))?;
             if done >= nonce {
                 break;
             }
@@ -134,13 +165,23 @@ pub struct TxWorkload {
 
 impl TxWorkload {
     /// `start_nonces[i]`: pending nonce of `accounts[i]`.
-    pub fn new(pool: Arc<HttpPool>, chain_id: u64, accounts: Vec<Account>, start_nonces: Vec<u64>, sample_receipts: f64) -> Self {
+    pub fn new(
+        pool: Arc<HttpPool>,
+        chain_id: u64,
+        accounts: Vec<Account>,
+        start_nonces: Vec<u64>,
+        sample_receipts: f64,
+    ) -> Self {
         let n = accounts.len();
         Self {
             pool,
             chain_id,
             accounts,
-            nonces: Mutex::new(Nonces { next: start_nonces, free: vec![BTreeSet::new(); n], accepted: vec![0; n] }),
+            nonces: Mutex::new(Nonces {
+                next: start_nonces,
+                free: vec![BTreeSet::new(); n],
+                accepted: vec![0; n],
+            }),
             sample_receipts,
             sampled: Mutex::new(Vec::new()),
         }
@@ -152,13 +193,20 @@ impl TxWorkload {
 
     /// Hashes whose receipts are to be checked.
     pub fn sampled(&self) -> Vec<Hash> {
-        self.sampled.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.sampled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Next nonce per account (what the node's nonce must reach when all is included).
     pub fn next_nonces(&self) -> Vec<(Address, u64)> {
         let g = self.lock();
-        self.accounts.iter().zip(&g.next).map(|(a, n)| (a.address, *n)).collect()
+        self.accounts
+            .iter()
+            .zip(&g.next)
+            .map(|(a, n)| (a.address, *n))
+            .collect()
     }
 
     /// Nonces given back after rejection and never reused (gaps).
@@ -178,7 +226,11 @@ impl Workload for TxWorkload {
     fn make(&self, index: u64, rng: &mut ChaCha8Rng) -> TxRequest {
         let n = self.accounts.len();
         let sender = (index % n as u64) as usize;
-        let to = if n > 1 { (sender + rng.gen_range(1..n)) % n } else { sender };
+        let to = if n > 1 {
+            (sender + rng.gen_range(1..n)) % n
+        } else {
+            sender
+        };
         let value = rng.gen_range(1..=1000u64);
         let sampled = rng.gen_bool(self.sample_receipts);
         let nonce = {
@@ -192,20 +244,40 @@ impl Workload for TxWorkload {
                 }
             }
         };
-        let tx = Transaction::transfer(self.chain_id, nonce, self.accounts[to].address, U256::from_u64(value), U256::from_u64(MIN_GAS_PRICE))
-            .signed(&self.accounts[sender].secret);
-        TxRequest { id: index, sender, nonce, hash: tx.hash(), raw_hex: tx.encode_hex(), sampled }
+        let tx = Transaction::transfer(
+            self.chain_id,
+            nonce,
+            self.accounts[to].address,
+            U256::from_u64(value),
+            U256::from_u64(MIN_GAS_PRICE),
+        )
+        .signed(&self.accounts[sender].secret);
+        TxRequest {
+            id: index,
+            sender,
+            nonce,
+            hash: tx.hash(),
+            raw_hex: tx.encode_hex(),
+            sampled,
+        }
     }
 
     async fn execute(&self, req: TxRequest) -> Result<u64, Fail> {
-        match self.pool.call(req.id, "eth_sendRawTransaction", json!([req.raw_hex])).await {
+        match self
+            .pool
+            .call(req.id, "eth_sendRawTransaction", json!([req.raw_hex]))
+            .await
+        {
             Ok((v, n)) => {
                 if v.as_str() != Some(req.hash.to_string().as_str()) {
                     tracing::warn!(got = %v, want = %req.hash, "node returned a different transaction hash");
                 }
                 self.lock().accepted[req.sender] += 1;
                 if req.sampled {
-                    self.sampled.lock().unwrap_or_else(|p| p.into_inner()).push(req.hash);
+                    self.sampled
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(req.hash);
                 }
                 Ok(n)
             }
@@ -259,7 +331,9 @@ pub async fn check(pool: &HttpPool, w: &TxWorkload, wait: Duration) -> TxCheck {
         }
         let results: Vec<(Hash, Option<Value>)> = futures::stream::iter(missing.clone())
             .map(|h| async move {
-                let r = pool.call(0, "eth_getTransactionReceipt", json!([h.to_string()])).await;
+                let r = pool
+                    .call(0, "eth_getTransactionReceipt", json!([h.to_string()]))
+                    .await;
                 (h, r.ok().map(|(v, _)| v).filter(|v| !v.is_null()))
             })
             .buffer_unordered(32)
@@ -279,7 +353,10 @@ pub async fn check(pool: &HttpPool, w: &TxWorkload, wait: Duration) -> TxCheck {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let failed = found.values().filter(|v| v.get("status").and_then(parse_quantity) == Some(0)).count();
+    let failed = found
+        .values()
+        .filter(|v| v.get("status").and_then(parse_quantity) == Some(0))
+        .count();
     TxCheck {
         accepted: w.accepted(),
         receipts_sampled: (found.len() + missing.len()) as u64,
@@ -299,7 +376,13 @@ mod tests {
 
     fn workload() -> TxWorkload {
         let accounts = (0..4).map(|i| account(7, i)).collect();
-        TxWorkload::new(Arc::new(HttpPool::new("127.0.0.1:9".parse().unwrap())), 9000, accounts, vec![0, 5, 0, 0], 0.5)
+        TxWorkload::new(
+            Arc::new(HttpPool::new("127.0.0.1:9".parse().unwrap())),
+            9000,
+            accounts,
+            vec![0, 5, 0, 0],
+            0.5,
+        )
     }
 
     #[test]
@@ -307,7 +390,10 @@ mod tests {
         let gen = |seed| {
             let w = workload();
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            (0..16).map(|i| w.make(i, &mut rng)).map(|r| (r.raw_hex, r.nonce, r.sampled)).collect::<Vec<_>>()
+            (0..16)
+                .map(|i| w.make(i, &mut rng))
+                .map(|r| (r.raw_hex, r.nonce, r.sampled))
+                .collect::<Vec<_>>()
         };
         let a = gen(1);
         assert_eq!(a, gen(1));

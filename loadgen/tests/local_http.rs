@@ -28,7 +28,9 @@ async fn serve(server: Arc<Server>) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let _ = stream.set_nodelay(true);
             let server = server.clone();
             tokio::spawn(async move {
@@ -45,17 +47,26 @@ async fn serve(server: Arc<Server>) -> SocketAddr {
                         }
                         let id = v["id"].as_u64().unwrap_or(0);
                         let method = v["method"].as_str().unwrap_or("").to_owned();
-                        server.seen.lock().unwrap().push((id, format!("{method} {}", v["params"])));
+                        server
+                            .seen
+                            .lock()
+                            .unwrap()
+                            .push((id, format!("{method} {}", v["params"])));
                         let result = match method.as_str() {
                             "eth_chainId" => json!("0x2328"),
                             "eth_blockNumber" => json!("0x64"),
                             _ => json!("0x1"),
                         };
-                        let out = serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "result": result})).unwrap();
+                        let out = serde_json::to_vec(
+                            &json!({"jsonrpc": "2.0", "id": id, "result": result}),
+                        )
+                        .unwrap();
                         Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::from(out))))
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
             });
         }
     });
@@ -63,7 +74,13 @@ async fn serve(server: Arc<Server>) -> SocketAddr {
 }
 
 fn endpoints(rpc: SocketAddr) -> NodeEndpoints {
-    NodeEndpoints { rpc, p2p: None, metrics: None, chain_id: 9000, admin_rpc: false }
+    NodeEndpoints {
+        rpc,
+        p2p: None,
+        metrics: None,
+        chain_id: 9000,
+        admin_rpc: false,
+    }
 }
 
 fn rpc_load(model: LoadModel, rate: f64, concurrency: u32) -> PhaseLoad {
@@ -74,7 +91,11 @@ fn rpc_load(model: LoadModel, rate: f64, concurrency: u32) -> PhaseLoad {
             ramp_to_per_s: None,
             concurrency,
             timeout_ms: 5000,
-            mix: BTreeMap::from([(RpcMethod::EthBlockNumber, 5), (RpcMethod::EthGetBlockByNumber, 2), (RpcMethod::EthGetBalance, 1)]),
+            mix: BTreeMap::from([
+                (RpcMethod::EthBlockNumber, 5),
+                (RpcMethod::EthGetBlockByNumber, 2),
+                (RpcMethod::EthGetBalance, 1),
+            ]),
         }),
         ..PhaseLoad::default()
     }
@@ -86,7 +107,13 @@ async fn open_loop_2000_per_s_for_10_s_lands_within_2_percent_and_writes_outputs
     let s = LoadSession::connect(endpoints(addr), 1).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sum = s
-        .run_phase("rate", &rpc_load(LoadModel::Open, 2000.0, 64), Duration::from_secs(10), dir.path(), CancellationToken::new())
+        .run_phase(
+            "rate",
+            &rpc_load(LoadModel::Open, 2000.0, 64),
+            Duration::from_secs(10),
+            dir.path(),
+            CancellationToken::new(),
+        )
         .await
         .unwrap();
     let r = &sum.workloads["rpc"];
@@ -95,7 +122,8 @@ async fn open_loop_2000_per_s_for_10_s_lands_within_2_percent_and_writes_outputs
     assert_eq!(r.errors_total(), 0, "{:?}", r.errors);
     assert!(r.latency.p50_us < 50_000, "{:?}", r.latency);
     // Outputs: summary.json, rpc.hdr, series.json with 10-11 seconds.
-    let back: Value = serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
+    let back: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
     assert_eq!(back["workloads"]["rpc"]["ok"], json!(r.ok));
     let h = loadgen::stats::read_histogram(&dir.path().join("rpc.hdr")).unwrap();
     assert_eq!(h.len(), r.ok);
@@ -116,24 +144,57 @@ async fn stall_shows_in_open_loop_p99_but_not_in_closed_loop_p99() {
     let mut p99 = BTreeMap::new();
     for model in [LoadModel::Open, LoadModel::Closed] {
         let now = Instant::now();
-        let server = Arc::new(Server { stall: Some((now + Duration::from_secs(3), now + Duration::from_secs(4))), ..Server::default() });
+        let server = Arc::new(Server {
+            stall: Some((now + Duration::from_secs(3), now + Duration::from_secs(4))),
+            ..Server::default()
+        });
         let addr = serve(server).await;
         let s = LoadSession::connect(endpoints(addr), 1).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let conc = if model == LoadModel::Open { 64 } else { 4 };
         let load = rpc_load(model, 500.0, conc);
-        let sum = s.run_phase("co", &load, Duration::from_secs(8), dir.path(), CancellationToken::new()).await.unwrap();
+        let sum = s
+            .run_phase(
+                "co",
+                &load,
+                Duration::from_secs(8),
+                dir.path(),
+                CancellationToken::new(),
+            )
+            .await
+            .unwrap();
         let r = sum.workloads["rpc"].clone();
         assert_eq!(r.errors_total(), 0, "{model:?}: {:?}", r.errors);
-        assert!(r.latency.max_us >= 900_000, "{model:?} never saw the stall: {:?}", r.latency);
+        assert!(
+            r.latency.max_us >= 900_000,
+            "{model:?} never saw the stall: {:?}",
+            r.latency
+        );
         p99.insert(format!("{model:?}"), r);
     }
     let (open, closed) = (&p99["Open"], &p99["Closed"]);
     // 500/s during a 1 s stall: ~500 of ~4000 requests late by up to 1 s.
-    assert!(open.latency.p99_us >= 800_000, "open-loop p99 hides the stall: {:?}", open.latency);
-    assert!(open.latency.p90_us >= 100_000, "open-loop p90: {:?}", open.latency);
-    assert!(closed.latency.p99_us < 50_000, "closed-loop p99 should hide the stall: {:?}", closed.latency);
-    assert!(closed.ok > open.ok, "closed loop runs flat out: {} vs {}", closed.ok, open.ok);
+    assert!(
+        open.latency.p99_us >= 800_000,
+        "open-loop p99 hides the stall: {:?}",
+        open.latency
+    );
+    assert!(
+        open.latency.p90_us >= 100_000,
+        "open-loop p90: {:?}",
+        open.latency
+    );
+    assert!(
+        closed.latency.p99_us < 50_000,
+        "closed-loop p99 should hide the stall: {:?}",
+        closed.latency
+    );
+    assert!(
+        closed.ok > open.ok,
+        "closed loop runs flat out: {} vs {}",
+        closed.ok,
+        open.ok
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,9 +205,15 @@ async fn same_seed_sends_the_same_requests() {
         let addr = serve(server.clone()).await;
         let s = LoadSession::connect(endpoints(addr), seed).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        s.run_phase("p", &rpc_load(LoadModel::Open, 400.0, 16), Duration::from_secs(1), dir.path(), CancellationToken::new())
-            .await
-            .unwrap();
+        s.run_phase(
+            "p",
+            &rpc_load(LoadModel::Open, 400.0, 16),
+            Duration::from_secs(1),
+            dir.path(),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
         let mut seen = server.seen.lock().unwrap().clone();
         seen.sort();
         runs.push(seen);
@@ -160,9 +227,26 @@ async fn same_seed_sends_the_same_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_refuses_a_wrong_chain_id_and_unreachable_nodes() {
     let addr = serve(Arc::new(Server::default())).await;
-    let e = LoadSession::connect(NodeEndpoints { chain_id: 1, ..endpoints(addr) }, 1).await.err().unwrap().to_string();
+    let e = LoadSession::connect(
+        NodeEndpoints {
+            chain_id: 1,
+            ..endpoints(addr)
+        },
+        1,
+    )
+    .await
+    .err()
+    .unwrap()
+    .to_string();
     assert!(e.contains("chain id"), "{e}");
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let e = LoadSession::connect(endpoints(dead), 1).await.err().unwrap().to_string();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let e = LoadSession::connect(endpoints(dead), 1)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains(&dead.to_string()), "{e}");
 }

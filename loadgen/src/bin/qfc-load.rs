@@ -28,7 +28,10 @@ fn main() -> std::process::ExitCode {
     });
     match rt.block_on(loadgen::cli::run(&opts.load, cancel)) {
         Ok(summary) => {
-            println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&summary).unwrap_or_default()
+            );
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {
