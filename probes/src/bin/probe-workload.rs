@@ -67,13 +67,19 @@ enum Work {
     },
 }
 
-/// The uniquely named on-CPU frame the tests look for.
+/// The uniquely named on-CPU frame the tests look for. Written without any
+/// call (no iterator, no `black_box`, no checked arithmetic helpers) so that
+/// even an unoptimized build samples this function as the leaf, and not a
+/// callee that frame-pointer unwinding would show without it.
 #[inline(never)]
 fn qfc_probe_burn_cpu_7c1e(rounds: u64) -> u64 {
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    for i in 0..rounds {
-        x = x.rotate_left(7) ^ i.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        x = std::hint::black_box(x);
+    let mut i = 0u64;
+    while i < rounds {
+        x = ((x << 7) | (x >> 57)) ^ i;
+        // SAFETY: an empty asm block as an optimization barrier.
+        unsafe { std::arch::asm!("/* {0} */", inout(reg) x) };
+        i += 1;
     }
     x
 }
