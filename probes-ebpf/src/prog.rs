@@ -441,6 +441,31 @@ pub fn writepath_exit(_ctx: RawTracePointContext) -> u32 {
     0
 }
 
+/// The same probe on the per-syscall tracepoints (`syscalls:sys_enter_write`
+/// and its siblings): the kernel runs it only for those syscalls, so other
+/// syscalls of the target (dd's reads) and of every other task cost nothing.
+/// `__syscall_nr` sits at offset 8 of every `syscalls:*` record.
+#[tracepoint]
+pub fn writepath_enter_tp(ctx: TracePointContext) -> u32 {
+    // SAFETY: fixed offset of __syscall_nr in syscalls:* records.
+    let nr: i32 = unsafe { ctx.read_at::<i32>(8) }.unwrap_or(-1);
+    let idx = write_path_syscall(i64::from(nr));
+    if idx < 0 {
+        return 0;
+    }
+    syscall_enter(&WP_START, idx as u32, drop_kind::WP_START_FULL);
+    0
+}
+
+/// Exit side of [`writepath_enter_tp`].
+#[tracepoint]
+pub fn writepath_exit_tp(_ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // Only entries recorded (in scope) at entry are in WP_START.
+    syscall_exit(pid_tgid, &WP_START, &WP_AGG, drop_kind::WP_AGG_FULL);
+    0
+}
+
 // ---------------------------------------------------------------- oncpu
 
 #[perf_event]

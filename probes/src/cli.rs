@@ -13,7 +13,7 @@ use clap::ArgGroup;
 
 use crate::{
     scope::{ProbeKind, Scope},
-    session::{Session, SessionOptions},
+    session::{Session, SessionOptions, WritepathAttach},
 };
 
 /// How phases are driven.
@@ -65,6 +65,9 @@ pub struct Args {
     /// Entries of the stack dictionary.
     #[arg(long, default_value_t = 16384)]
     pub stack_entries: u32,
+    /// Attach points of the writepath probe.
+    #[arg(long, value_enum, default_value_t = WritepathAttach::Syscalls)]
+    pub writepath_attach: WritepathAttach,
 }
 
 impl Args {
@@ -87,6 +90,7 @@ impl Args {
             out_dir: self.out.clone(),
             map_entries: self.map_entries,
             stack_entries: self.stack_entries,
+            writepath_attach: self.writepath_attach,
         })
     }
 }

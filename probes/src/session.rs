@@ -71,6 +71,21 @@ pub struct SessionOptions {
     pub map_entries: Option<u32>,
     /// Entries of the stack dictionary.
     pub stack_entries: u32,
+    /// Where the writepath probe attaches.
+    pub writepath_attach: WritepathAttach,
+}
+
+/// Attach points of the writepath probe (measured in docs/BENCHMARKS.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum WritepathAttach {
+    /// `syscalls:sys_{enter,exit}_<name>` for the 8 write-path syscalls: the
+    /// program runs only for them.
+    #[default]
+    Syscalls,
+    /// `raw_syscalls` `sys_enter`/`sys_exit` raw tracepoints: the program
+    /// runs for every syscall of every task and filters by number and tgid.
+    Raw,
 }
 
 impl SessionOptions {
@@ -84,6 +99,7 @@ impl SessionOptions {
             out_dir: out_dir.into(),
             map_entries: None,
             stack_entries: 16384,
+            writepath_attach: WritepathAttach::default(),
         }
     }
 }
@@ -236,10 +252,19 @@ impl Session {
                     attach_tp(&mut ebpf, &mut loaded, "bio_complete", "block", "block_rq_complete")?;
                 }
                 ProbeKind::Offcpu => attach_tp(&mut ebpf, &mut loaded, "offcpu_switch", "sched", "sched_switch")?,
-                ProbeKind::Writepath => {
-                    attach_raw(&mut ebpf, "writepath_enter", "sys_enter")?;
-                    attach_raw(&mut ebpf, "writepath_exit", "sys_exit")?;
-                }
+                ProbeKind::Writepath => match opts.writepath_attach {
+                    WritepathAttach::Raw => {
+                        attach_raw(&mut ebpf, "writepath_enter", "sys_enter")?;
+                        attach_raw(&mut ebpf, "writepath_exit", "sys_exit")?;
+                    }
+                    WritepathAttach::Syscalls => {
+                        for name in probes_common::SYSCALL_NAMES {
+                            let (enter, exit) = (format!("sys_enter_{name}"), format!("sys_exit_{name}"));
+                            attach_tp(&mut ebpf, &mut loaded, "writepath_enter_tp", "syscalls", &enter)?;
+                            attach_tp(&mut ebpf, &mut loaded, "writepath_exit_tp", "syscalls", &exit)?;
+                        }
+                    }
+                },
                 ProbeKind::Oncpu => attach_oncpu(&mut ebpf, opts.hz)?,
             }
         }

@@ -37,6 +37,12 @@ enum Work {
         #[arg(long)]
         ms: u64,
     },
+    /// Burn CPU in three functions with about 60/30/10% of the time
+    /// (`qfc_probe_mix_a`, `_b`, `_c`), for the on-CPU cross-check with perf.
+    Mix {
+        #[arg(long)]
+        ms: u64,
+    },
     /// Sleep `count` times for `ms` each.
     Sleep {
         #[arg(long)]
@@ -67,16 +73,43 @@ enum Work {
     },
 }
 
-/// The uniquely named on-CPU frame the tests look for.
+/// The uniquely named on-CPU frame the tests look for. Written without any
+/// call (no iterator, no `black_box`, no checked arithmetic helpers) so that
+/// even an unoptimized build samples this function as the leaf, and not a
+/// callee that frame-pointer unwinding would show without it.
 #[inline(never)]
 fn qfc_probe_burn_cpu_7c1e(rounds: u64) -> u64 {
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    for i in 0..rounds {
-        x = x.rotate_left(7) ^ i.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        x = std::hint::black_box(x);
+    let mut i = 0u64;
+    while i < rounds {
+        x = ((x << 7) | (x >> 57)) ^ i;
+        // SAFETY: an empty asm block as an optimization barrier.
+        unsafe { std::arch::asm!("/* {0} */", inout(reg) x) };
+        i += 1;
     }
     x
 }
+
+macro_rules! burner {
+    ($name:ident) => {
+        /// A leaf burner for the mix workload (no calls inside, see above).
+        #[inline(never)]
+        fn $name(rounds: u64) -> u64 {
+            let mut x = rounds;
+            let mut i = 0u64;
+            while i < rounds {
+                x = ((x << 9) | (x >> 55)) ^ i;
+                // SAFETY: an empty asm block as an optimization barrier.
+                unsafe { std::arch::asm!("/* {0} */", inout(reg) x) };
+                i += 1;
+            }
+            x
+        }
+    };
+}
+burner!(qfc_probe_mix_a);
+burner!(qfc_probe_mix_b);
+burner!(qfc_probe_mix_c);
 
 fn run(work: &Work) -> Result<()> {
     match work {
@@ -92,6 +125,16 @@ fn run(work: &Work) -> Result<()> {
             let mut acc = 0u64;
             while Instant::now() < end {
                 acc ^= qfc_probe_burn_cpu_7c1e(2_000_000);
+            }
+            std::hint::black_box(acc);
+        }
+        Work::Mix { ms } => {
+            let end = Instant::now() + Duration::from_millis(*ms);
+            let mut acc = 0u64;
+            while Instant::now() < end {
+                acc ^= qfc_probe_mix_a(600_000);
+                acc ^= qfc_probe_mix_b(300_000);
+                acc ^= qfc_probe_mix_c(100_000);
             }
             std::hint::black_box(acc);
         }
