@@ -37,6 +37,8 @@ PKGS=(
   # misc
   jq curl ca-certificates e2fsprogs busybox-static cpio zstd
   openssh-client openssh-server
+  # guest images (vm/recipe): foreign-arch mmdebstrap, module index, initramfs
+  arch-test kmod
 )
 BPO_PKGS=(qemu-system-arm qemu-system-x86 qemu-user-static)
 PKGS+=(mmdebstrap gcc-aarch64-linux-gnu g++-aarch64-linux-gnu docker.io)

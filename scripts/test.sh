@@ -9,4 +9,8 @@ bash scripts/setup.sh
 bash scripts/services.sh
 export PATH="${QFC_LAB_CACHE:-/var/cache/qfc-lab}/tools/bin:$PATH"
 cargo build --workspace --bins
+# The aarch64 guest image (vm/recipe): seconds from the cache, minutes when cold.
+if command -v qemu-system-aarch64 >/dev/null; then
+  cargo xtask image-build --arch aarch64 >/dev/null
+fi
 cargo nextest run --workspace --no-fail-fast "$@"

@@ -14,14 +14,19 @@ pub mod local;
 pub mod nodebin;
 pub mod process;
 pub mod qemu;
+pub mod qemu_target;
+pub mod remote;
 pub mod ssh;
+pub mod ssh_target;
 pub mod target;
 
 pub use arch::{Accel, AccelChoice, Arch, HostFacts, ResolvedAccel};
 pub use image::{BuildOptions, Image, ImageSummary};
 pub use local::LocalTarget;
 pub use qemu::{Guest, GuestOptions, QemuConfig};
+pub use qemu_target::QemuTarget;
 pub use ssh::{SshDest, SshHost};
+pub use ssh_target::{SshTarget, SshTargetConfig};
 pub use target::{
     ExecOutput, ExitInfo, RemoteProcess, SpawnSpec, Target, TargetError, TargetInfo, TargetKind,
     TargetPath,

@@ -149,7 +149,7 @@ fn command_from(argv: &[OsString]) -> Command {
     c
 }
 
-fn classify(dest: &SshDest, command: &str, status: ExitStatus, stderr: &[u8]) -> SshError {
+pub(crate) fn classify_failure(dest: &SshDest, command: &str, status: ExitStatus, stderr: &[u8]) -> SshError {
     let text = String::from_utf8_lossy(stderr).trim().to_string();
     let host = dest.label();
     if status.code() == Some(255) {
@@ -208,7 +208,7 @@ pub fn exec(dest: &SshDest, remote_command: &str) -> Result<Output, SshError> {
     if out.status.success() {
         Ok(out)
     } else {
-        Err(classify(dest, remote_command, out.status, &out.stderr))
+        Err(classify_failure(dest, remote_command, out.status, &out.stderr))
     }
 }
 
@@ -340,6 +340,12 @@ impl SshHost {
         spawn_group(cmd).map_err(io_err(format!("starting ssh for `{name}`")))
     }
 
+    /// Marks the session cleaned without contacting the host (its machine is
+    /// gone, e.g. a QEMU guest that died: nothing is left to clean).
+    pub fn forget(&mut self) {
+        self.cleaned = true;
+    }
+
     /// Stops every recorded process group (TERM, then KILL after `grace`)
     /// and removes the working directory. Idempotent.
     #[instrument(skip(self), fields(host = %self.dest.host))]
@@ -397,7 +403,7 @@ fn pipe(
     let is_ssh = |c: &Command| c.get_program() == "ssh";
     if !p_status.success() {
         return Err(if is_ssh(&producer) {
-            classify(dest, remote, p_status, &p_err)
+            classify_failure(dest, remote, p_status, &p_err)
         } else {
             SshError::CommandFailed {
                 host: "localhost".into(),
@@ -409,7 +415,7 @@ fn pipe(
     }
     if !c_out.status.success() {
         return Err(if is_ssh(&consumer) {
-            classify(dest, remote, c_out.status, &c_out.stderr)
+            classify_failure(dest, remote, c_out.status, &c_out.stderr)
         } else {
             SshError::CommandFailed {
                 host: "localhost".into(),

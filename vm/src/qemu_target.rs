@@ -1,0 +1,285 @@
+//! The QEMU target (`[target] kind = "qemu"`): boots a guest from the cached
+//! image (disk in snapshot mode: every run starts from the same image), runs
+//! commands and processes in it over ssh with the image's pinned host key,
+//! ships files in and evidence out through the 9p share, and maps guest
+//! ports to 127.0.0.1 (QEMU `hostfwd` for the node's RPC, p2p and metrics
+//! ports; an `ssh -L` tunnel for any other). Teardown stops the guest's
+//! processes and kills QEMU; the serial console log stays in the run
+//! directory for the bundle. A guest that dies or loses its channel turns
+//! into an error carrying the serial console tail.
+
+use crate::arch::{AccelChoice, HostFacts};
+use crate::image::{Image, ImageSummary};
+use crate::qemu::{Guest, GuestOptions, QemuConfig, GUEST_SHARE};
+use crate::remote::Remote;
+use crate::ssh::SshHost;
+use crate::target::{ExecOutput, RemoteProcess, SpawnSpec, Target, TargetError, TargetInfo, TargetKind, TargetPath};
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tracing::warn;
+
+/// Scratch directory inside the guest (on its snapshot disk).
+pub const GUEST_SCRATCH: &str = "/var/lib/qfc-lab/run";
+/// Guest ports forwarded by QEMU at boot (besides ssh), handed out first by `free_port`.
+pub const FORWARDED_PORTS: [u16; 6] = [8545, 30303, 6060, 8546, 30304, 6061];
+
+/// A QEMU guest as a target.
+#[derive(Debug)]
+pub struct QemuTarget {
+    config: QemuConfig,
+    image: Image,
+    run_dir: PathBuf,
+    host: HostFacts,
+    guest: Option<Guest>,
+    remote: Option<Remote>,
+    shipped: u32,
+    fetched: u32,
+}
+
+impl QemuTarget {
+    /// A guest of `image` with `config`; its serial log, QEMU's stderr and
+    /// the 9p share live in `run_dir` (created if missing).
+    pub fn new(config: QemuConfig, image: Image, run_dir: PathBuf) -> QemuTarget {
+        QemuTarget {
+            config,
+            image,
+            run_dir,
+            host: HostFacts::detect(),
+            guest: None,
+            remote: None,
+            shipped: 0,
+            fetched: 0,
+        }
+    }
+
+    /// The image's summary for the bundle manifest (key, arch, kernel).
+    pub fn image(&self) -> ImageSummary {
+        self.image.summary()
+    }
+
+    /// The serial console log (kept after teardown, for the bundle).
+    pub fn serial_log(&self) -> PathBuf {
+        self.run_dir.join("serial.log")
+    }
+
+    /// The accelerator that ran, with the reason (after `prepare`).
+    pub fn accel(&self) -> Option<&AccelChoice> {
+        self.guest.as_ref().map(|g| &g.accel)
+    }
+
+    /// Launch-to-ready of this boot (after `prepare`).
+    pub fn launch_to_ready(&self) -> Option<Duration> {
+        self.guest.as_ref().map(|g| g.launch_to_ready)
+    }
+
+    /// QEMU's pid on this machine (after `prepare`, until teardown).
+    pub fn qemu_pid(&self) -> Option<u32> {
+        self.guest.as_ref().and_then(Guest::pid)
+    }
+
+    /// The QEMU command line that ran (after `prepare`), for the bundle.
+    pub fn qemu_argv(&self) -> Option<&[OsString]> {
+        self.guest.as_ref().map(|g| g.argv.as_slice())
+    }
+
+    fn parts(&mut self) -> Result<(&mut Guest, &mut Remote), TargetError> {
+        match (self.guest.as_mut(), self.remote.as_mut()) {
+            (Some(g), Some(r)) => Ok((g, r)),
+            _ => Err(TargetError::Other("the QEMU guest is not running (not prepared, or torn down)".into())),
+        }
+    }
+
+    /// Turns a failure into "the guest died" (with the serial tail) when QEMU is gone.
+    fn diagnose(&mut self, e: TargetError) -> TargetError {
+        if let Some(g) = self.guest.as_mut() {
+            if let Err(dead) = g.check_alive() {
+                return TargetError::Other(format!("{e}; the guest is gone: {dead}"));
+            }
+            if matches!(e, TargetError::Other(_) | TargetError::Timeout { .. }) {
+                return TargetError::Other(format!("{e}\nserial console tail:\n{}", g.serial_tail(20)));
+            }
+        }
+        e
+    }
+}
+
+impl Target for QemuTarget {
+    fn info(&self) -> TargetInfo {
+        let accel = self.guest.as_ref().map(|g| g.accel.clone());
+        TargetInfo {
+            kind: TargetKind::Qemu,
+            arch: self.config.arch.as_str().to_string(),
+            emulated: accel.as_ref().map(|a| a.emulated).unwrap_or(true),
+            accel: accel.map(|a| a.accel.as_str().to_string()),
+        }
+    }
+
+    fn prepare(&mut self) -> Result<(), TargetError> {
+        std::fs::create_dir_all(&self.run_dir)
+            .map_err(|source| TargetError::Io { what: "creating", path: self.run_dir.clone(), source })?;
+        let opts = GuestOptions {
+            config: self.config.clone(),
+            guest_ports: FORWARDED_PORTS.to_vec(),
+            run_dir: self.run_dir.clone(),
+        };
+        let guest = Guest::launch(&self.image, &opts, &self.host).map_err(|e| TargetError::Other(e.to_string()))?;
+        let host = match SshHost::connect(guest.ssh_dest().clone(), GUEST_SCRATCH) {
+            Ok(h) => h,
+            Err(e) => {
+                let tail = guest.serial_tail(30);
+                drop(guest);
+                return Err(TargetError::Other(format!("{e}\nserial console tail:\n{tail}")));
+            }
+        };
+        for d in ["in", "out"] {
+            let p = guest.share_dir.join(d);
+            std::fs::create_dir_all(&p).map_err(|source| TargetError::Io { what: "creating", path: p, source })?;
+        }
+        self.guest = Some(guest);
+        self.remote = Some(Remote::new(host));
+        Ok(())
+    }
+
+    fn scratch_dir(&self) -> TargetPath {
+        PathBuf::from(GUEST_SCRATCH)
+    }
+
+    /// Copies the file into the 9p share, then onto the guest's own disk
+    /// (`<scratch>/bin/<name>`, mode kept) so it runs from ext4, not 9p.
+    fn ship(&mut self, local: &Path) -> Result<TargetPath, TargetError> {
+        let name = local
+            .file_name()
+            .ok_or_else(|| TargetError::Other(format!("{} has no file name", local.display())))?
+            .to_owned();
+        self.shipped += 1;
+        let slot = format!("in/{}", self.shipped);
+        let (guest, remote) = self.parts()?;
+        let dir = guest.share_dir.join(&slot);
+        std::fs::create_dir_all(&dir).map_err(|source| TargetError::Io { what: "creating", path: dir.clone(), source })?;
+        std::fs::copy(local, dir.join(&name))
+            .map_err(|source| TargetError::Io { what: "copying into the 9p share", path: local.into(), source })?;
+        let target = PathBuf::from(GUEST_SCRATCH).join("bin").join(&name);
+        let script = format!(
+            "mkdir -p {bin} && cp {src} {dst} && rm -rf {slotdir}",
+            bin = crate::ssh::shell_quote(&format!("{GUEST_SCRATCH}/bin")),
+            src = crate::ssh::shell_quote(&format!("{GUEST_SHARE}/{slot}/{}", name.to_string_lossy())),
+            dst = crate::ssh::shell_quote(&target.display().to_string()),
+            slotdir = crate::ssh::shell_quote(&format!("{GUEST_SHARE}/{slot}")),
+        );
+        let out = remote.exec(&["sh".into(), "-c".into(), script.into()], Duration::from_secs(300));
+        match out {
+            Ok(o) if o.success() => Ok(target),
+            Ok(o) => Err(TargetError::Other(format!(
+                "copying {} into the guest failed: {}",
+                local.display(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            ))),
+            Err(e) => Err(self.diagnose(e)),
+        }
+    }
+
+    fn spawn(&mut self, spec: &SpawnSpec) -> Result<Box<dyn RemoteProcess>, TargetError> {
+        let r = self.parts().and_then(|(_, r)| r.spawn(spec));
+        match r {
+            Ok(p) => Ok(Box::new(p) as Box<dyn RemoteProcess>),
+            Err(e) => Err(self.diagnose(e)),
+        }
+    }
+
+    fn exec(&mut self, argv: &[OsString], timeout: Duration) -> Result<ExecOutput, TargetError> {
+        let r = self.parts().and_then(|(_, r)| r.exec(argv, timeout));
+        r.map_err(|e| self.diagnose(e))
+    }
+
+    fn free_port(&mut self) -> Result<u16, TargetError> {
+        let r = self.parts().and_then(|(_, r)| r.free_port(&FORWARDED_PORTS));
+        r.map_err(|e| self.diagnose(e))
+    }
+
+    fn forward(&mut self, target_port: u16) -> Result<SocketAddr, TargetError> {
+        let (guest, remote) = self.parts()?;
+        match guest.host_addr(target_port) {
+            Ok(a) => Ok(a),
+            Err(_) => {
+                let r = remote.tunnel(target_port);
+                r.map_err(|e| self.diagnose(e))
+            }
+        }
+    }
+
+    /// The guest copies the directory into the 9p share; this side moves it
+    /// into `local`.
+    fn fetch_dir(&mut self, remote_dir: &Path, local: &Path) -> Result<(), TargetError> {
+        self.fetched += 1;
+        let slot = format!("out/{}", self.fetched);
+        let (guest, remote) = self.parts()?;
+        let share_slot = guest.share_dir.join(&slot);
+        let script = format!(
+            "mkdir -p {dst} && cp -a {src}/. {dst}/",
+            src = crate::ssh::shell_quote(&remote_dir.display().to_string()),
+            dst = crate::ssh::shell_quote(&format!("{GUEST_SHARE}/{slot}")),
+        );
+        let out = remote.exec(&["sh".into(), "-c".into(), script.into()], Duration::from_secs(600));
+        match out {
+            Ok(o) if o.success() => {}
+            Ok(o) => {
+                return Err(TargetError::Other(format!(
+                    "copying {} out of the guest failed: {}",
+                    remote_dir.display(),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )))
+            }
+            Err(e) => return Err(self.diagnose(e)),
+        }
+        std::fs::create_dir_all(local).map_err(|source| TargetError::Io { what: "creating", path: local.into(), source })?;
+        move_contents(&share_slot, local)?;
+        let _ = std::fs::remove_dir_all(&share_slot);
+        Ok(())
+    }
+
+    fn teardown(&mut self) -> Result<(), TargetError> {
+        let mut result = Ok(());
+        let alive = self.guest.as_mut().map(|g| g.check_alive().is_ok()).unwrap_or(false);
+        if let Some(mut r) = self.remote.take() {
+            if !alive {
+                // The guest is gone with its processes; its disk was a snapshot.
+                r.forget();
+            } else if let Err(e) = r.teardown() {
+                // Stops the guest's processes (probes detach as they exit).
+                warn!(error = %e, "guest clean-up failed; QEMU is killed anyway");
+                result = Err(e);
+            }
+        }
+        if let Some(mut g) = self.guest.take() {
+            g.shutdown();
+        }
+        let _ = std::fs::remove_dir_all(self.run_dir.join("share"));
+        result
+    }
+}
+
+impl Drop for QemuTarget {
+    fn drop(&mut self) {
+        let _ = self.teardown();
+    }
+}
+
+/// Moves (or copies, across file systems) the contents of `from` into `to`.
+pub(crate) fn move_contents(from: &Path, to: &Path) -> Result<(), TargetError> {
+    let entries = std::fs::read_dir(from).map_err(|source| TargetError::Io { what: "reading", path: from.into(), source })?;
+    for e in entries {
+        let e = e.map_err(|source| TargetError::Io { what: "reading", path: from.into(), source })?;
+        let src = e.path();
+        let dst = to.join(e.file_name());
+        let ft = e.file_type().map_err(|source| TargetError::Io { what: "reading", path: src.clone(), source })?;
+        if ft.is_dir() {
+            std::fs::create_dir_all(&dst).map_err(|source| TargetError::Io { what: "creating", path: dst.clone(), source })?;
+            move_contents(&src, &dst)?;
+        } else if std::fs::rename(&src, &dst).is_err() {
+            std::fs::copy(&src, &dst).map_err(|source| TargetError::Io { what: "copying", path: src.clone(), source })?;
+        }
+    }
+    Ok(())
+}
