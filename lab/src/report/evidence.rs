@@ -425,6 +425,10 @@ impl Bundle {
                 if let Some(p) = &l.prom {
                     samples.extend(parse_prom(p));
                 }
+                if samples.is_empty() {
+                    // a failed scrape (`{"t_ns", "error"}`)
+                    continue;
+                }
                 let t_rel = match t0 {
                     Some(t0) => (t as f64 - t0 as f64) / NS,
                     None => t as f64 / NS,

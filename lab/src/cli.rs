@@ -1,0 +1,66 @@
+//! Command-line arguments of `qfc-lab` (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Scenario files in, reproducible evidence bundles out.
+#[derive(Debug, Parser)]
+#[command(name = "qfc-lab", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario and write its evidence bundle.
+    Run(RunArgs),
+    /// Check scenario files without running them.
+    Validate {
+        /// Scenario files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// `KEY=VALUE` overrides, as for `run`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Recompute every hash of a bundle and name each missing, extra or changed file.
+    Verify {
+        /// Bundle directory.
+        dir: PathBuf,
+    },
+    /// Re-render a bundle's report (report.md, report.html, verdicts.json, timeline.svg);
+    /// exits 1 when an expectation fails.
+    Report(crate::report::cli::ReportArgs),
+    /// Compare two bundles phase by phase (differential flame graphs, verdict sentences).
+    Diff(crate::report::cli::DiffArgs),
+    /// Read a directory in T1's format and show its figures (and a bundle's next to them).
+    #[command(name = "import-t1")]
+    ImportT1(crate::report::cli::ImportT1Args),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file.
+    pub scenario: PathBuf,
+    /// Override a scenario key, e.g. `--set node.refnode.synced_commit=true`
+    /// (dotted path; phases by index: `phase.0.duration_s=5`; VALUE is TOML).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Bundle directory (overrides `[bundle] dir`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print machine-readable events (one JSON object per line) instead of progress bars.
+    #[arg(long)]
+    pub json: bool,
+    /// Node binary (overrides `[node] binary` and the default next to qfc-lab).
+    #[arg(long)]
+    pub node_binary: Option<PathBuf>,
+    /// `qfc-probe` binary (default: next to qfc-lab).
+    #[arg(long)]
+    pub probe_binary: Option<PathBuf>,
+    /// Keep the target's scratch directory (node datadir) after the run.
+    #[arg(long)]
+    pub keep_scratch: bool,
+}

@@ -1,0 +1,590 @@
+//! `qfc-lab run`: prepare target -> seed datadir -> start node -> wait for
+//! RPC -> connect load -> attach probes -> phases in order on one monotonic
+//! clock -> stop probes -> collect -> stop node -> write the bundle. Every
+//! exit path (node death, failed step, SIGINT/SIGTERM) tears down what was
+//! started and still writes the bundle, `incomplete` with the reason.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use vm::{RemoteProcess, SpawnSpec, Target};
+
+use crate::bundle::{self, Layout, Manifest, PluginFailure, Status};
+use crate::cli::RunArgs;
+use crate::clock::{monotonic_ns, utc_compact, utc_now};
+use crate::context::{self, Context};
+use crate::events::{self, Event, Events, Step};
+use crate::load::{self, Endpoints, LoadPlugin};
+use crate::metrics;
+use crate::node::{self, NodePorts};
+use crate::probe::{ProbePlugin, QfcProbe};
+use crate::scenario::{self, Loaded, Scenario, TargetSpec};
+use crate::{signals, Exit};
+
+/// Why a run stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("interrupted by {0}")]
+    Interrupted(&'static str),
+    #[error("node exited ({status}) {when}; see node/stderr.log and node/stdout.log")]
+    NodeDied { status: String, when: String },
+    #[error("{step:?}: {message}")]
+    Step { step: Step, message: String },
+}
+
+fn step_err(step: Step) -> impl Fn(String) -> RunError {
+    move |message| RunError::Step { step, message }
+}
+
+/// `timeline.json`: everything on `CLOCK_MONOTONIC` nanoseconds.
+#[derive(Debug, Default, Serialize)]
+pub struct Timeline {
+    pub clock: &'static str,
+    pub events: Vec<TimelineEvent>,
+    pub phases: Vec<PhaseWindow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TimelineEvent {
+    pub t_ns: u64,
+    pub what: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PhaseWindow {
+    pub name: String,
+    pub start_ns: u64,
+    pub end_ns: Option<u64>,
+    pub planned_s: u64,
+    pub completed: bool,
+}
+
+/// Fills `{name}` and `{utc}` in the bundle directory template.
+pub fn bundle_dir(template: &str, name: &str, utc: &str) -> PathBuf {
+    PathBuf::from(template.replace("{name}", name).replace("{utc}", utc))
+}
+
+/// Entry point of `qfc-lab run`.
+pub fn main(args: RunArgs) -> Exit {
+    if let Err(e) = signals::install() {
+        eprintln!("error: cannot install signal handlers: {e}");
+        return Exit::RunFailed;
+    }
+    let loaded = match scenario::load(&args.scenario, &args.set) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
+    let s = &loaded.scenario;
+    if !matches!(s.target, TargetSpec::Local) {
+        eprintln!("error: {}: {}", args.scenario.display(), vm::TargetError::NotAvailable(format!("{:?}", s.target.kind()).to_lowercase()));
+        return Exit::Usage;
+    }
+    let root = args
+        .out
+        .clone()
+        .unwrap_or_else(|| bundle_dir(&s.bundle.dir, &s.name, &utc_compact()));
+    if root.exists() && std::fs::read_dir(&root).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        eprintln!("error: bundle directory {} exists and is not empty: choose another --out", root.display());
+        return Exit::Usage;
+    }
+    let layout = Layout::new(root.clone());
+    if let Err(e) = layout.create() {
+        eprintln!("error: cannot create bundle directory {}: {e}", root.display());
+        return Exit::RunFailed;
+    }
+    let node_binary = match node::resolve_binary(&s.node, args.node_binary.as_deref()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let _ = std::fs::remove_dir_all(&root);
+            return Exit::Usage;
+        }
+    };
+    let probe_binary = args
+        .probe_binary
+        .clone()
+        .or_else(|| node::sibling_binary("qfc-probe"))
+        .unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|e| e.parent().map(|d| d.join("qfc-probe")))
+                .unwrap_or_else(|| PathBuf::from("qfc-probe"))
+        });
+
+    let (events, ui) = events::spawn_ui(args.json);
+    let _ = events.send(Event::Started {
+        scenario: args.scenario.display().to_string(),
+        bundle: root.display().to_string(),
+    });
+    let started_utc = utc_now();
+    let mut run = Run {
+        s: s.clone(),
+        layout: layout.clone(),
+        events: events.clone(),
+        target: Box::new(vm::LocalTarget::new(vm::LocalTarget::default_scratch(), args.keep_scratch)),
+        node_binary: node_binary.clone(),
+        node: None,
+        pumps: Vec::new(),
+        probe: None,
+        probe_binary,
+        load: load::default_plugin(),
+        timeline: Timeline { clock: "CLOCK_MONOTONIC", ..Default::default() },
+        context: Context::default(),
+        failures: Vec::new(),
+        endpoints: None,
+        verdicts: None,
+    };
+    let result = run.execute();
+    run.teardown();
+    let error = result.err().map(|e| e.to_string());
+    let status = if error.is_some() { Status::Incomplete } else { Status::Complete };
+    let write = run.write_bundle(&loaded, &started_utc, status, error.clone());
+    let (code, error) = match (write, error) {
+        (Err(w), e) => (Exit::RunFailed, Some(format!("{}writing the bundle failed: {w}", e.map(|e| format!("{e}; ")).unwrap_or_default()))),
+        (Ok(()), Some(e)) => (Exit::RunFailed, Some(e)),
+        (Ok(()), None) => match run.verdicts.as_ref().filter(|v| v.any_failed()) {
+            Some(v) => (
+                Exit::CheckFailed,
+                Some(format!(
+                    "expectations failed (see report.md):\n  {}",
+                    v.verdicts
+                        .iter()
+                        .filter(|x| x.status == crate::report::expect::Status::Fail)
+                        .map(|x| x.sentence())
+                        .collect::<Vec<_>>()
+                        .join("\n  ")
+                )),
+            ),
+            None => (Exit::Ok, None),
+        },
+    };
+    let _ = events.send(Event::Finished {
+        status: format!("{status:?}").to_lowercase(),
+        bundle: root.display().to_string(),
+        error,
+        exit_code: code as u8,
+    });
+    drop(run);
+    drop(events);
+    let _ = ui.join();
+    code
+}
+
+struct Run {
+    s: Scenario,
+    layout: Layout,
+    events: Events,
+    target: Box<dyn Target>,
+    node_binary: PathBuf,
+    node: Option<Box<dyn RemoteProcess>>,
+    pumps: Vec<std::thread::JoinHandle<()>>,
+    probe: Option<Box<dyn ProbePlugin>>,
+    probe_binary: PathBuf,
+    load: Box<dyn LoadPlugin>,
+    timeline: Timeline,
+    context: Context,
+    failures: Vec<PluginFailure>,
+    /// Expectation verdicts, once the report is rendered (`write_bundle`).
+    verdicts: Option<crate::report::Verdicts>,
+    endpoints: Option<Endpoints>,
+}
+
+impl Run {
+    fn step(&mut self, step: Step) -> Result<(), RunError> {
+        self.check()?;
+        self.mark(format!("step {step:?}"));
+        let _ = self.events.send(Event::Step { step });
+        Ok(())
+    }
+
+    fn mark(&mut self, what: String) {
+        self.timeline.events.push(TimelineEvent { t_ns: monotonic_ns(), what });
+    }
+
+    fn warn(&mut self, plugin: &str, phase: Option<&str>, error: String) {
+        tracing::warn!(plugin, ?phase, %error, "plug-in failure");
+        let _ = self.events.send(Event::Warning { message: format!("{plugin}: {error}") });
+        self.failures.push(PluginFailure { plugin: plugin.into(), phase: phase.map(Into::into), error });
+    }
+
+    /// Signal or node death ends the run.
+    fn check(&mut self) -> Result<(), RunError> {
+        if let Some(sig) = signals::requested() {
+            return Err(RunError::Interrupted(signals::name(sig)));
+        }
+        if let Some(n) = self.node.as_mut() {
+            if let Ok(Some(status)) = n.try_wait() {
+                return Err(RunError::NodeDied { status: status.to_string(), when: String::new() });
+            }
+        }
+        Ok(())
+    }
+
+    fn execute(&mut self) -> Result<(), RunError> {
+        self.step(Step::PrepareTarget)?;
+        self.target.prepare().map_err(|e| step_err(Step::PrepareTarget)(e.to_string()))?;
+        self.context = context::gather(self.target.as_mut());
+        let scratch = self.target.scratch_dir();
+        let datadir = scratch.join("node-data");
+
+        if let Some(sd) = self.s.node.seed_db.clone() {
+            let seed = self.s.seed;
+            self.load
+                .seed_db(&datadir, sd.keys, sd.value_bytes, seed)
+                .map_err(|e| step_err(Step::StartNode)(format!("seeding the datadir: {e}")))?;
+        }
+
+        self.step(Step::StartNode)?;
+        let se = step_err(Step::StartNode);
+        let ports = NodePorts {
+            rpc: self.target.free_port().map_err(|e| se(e.to_string()))?,
+            metrics: self.target.free_port().map_err(|e| se(e.to_string()))?,
+            p2p: self.target.free_port().map_err(|e| se(e.to_string()))?,
+        };
+        let remote_bin = self.target.ship(&self.node_binary).map_err(|e| se(e.to_string()))?;
+        self.context.node_version = self
+            .target
+            .exec(&[remote_bin.clone().into_os_string(), "--version".into()], Duration::from_secs(5))
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        let mut argv = vec![remote_bin.into_os_string()];
+        argv.extend(node::node_args(&self.s.node, &datadir, ports));
+        let cmdline = serde_json::json!({
+            "argv": argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
+            "env": self.s.node.env,
+            "ports": ports,
+        });
+        bundle::write_atomic(
+            &self.layout.node_dir().join("cmdline.json"),
+            &serde_json::to_vec_pretty(&cmdline).unwrap_or_default(),
+        )
+        .map_err(|e| se(e.to_string()))?;
+        let env = self.s.node.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let mut proc = self
+            .target
+            .spawn(&SpawnSpec { argv, env, cwd: None, stdin: false })
+            .map_err(|e| se(e.to_string()))?;
+        for (reader, name) in [(proc.take_stdout(), "stdout.log"), (proc.take_stderr(), "stderr.log")] {
+            if let Some(mut r) = reader {
+                let path = self.layout.node_dir().join(name);
+                self.pumps.push(std::thread::spawn(move || {
+                    if let Ok(mut f) = std::fs::File::create(path) {
+                        let _ = std::io::copy(&mut r, &mut f);
+                        let _ = f.flush();
+                    }
+                }));
+            }
+        }
+        let pid = proc.pid();
+        self.node = Some(proc);
+        self.context.node_pid = Some(pid);
+        let rpc = self.target.forward(ports.rpc).map_err(|e| se(e.to_string()))?;
+        let metrics_addr = self.target.forward(ports.metrics).map_err(|e| se(e.to_string()))?;
+        let p2p = self.target.forward(ports.p2p).map_err(|e| se(e.to_string()))?;
+        let _ = self.events.send(Event::NodeStarted {
+            pid,
+            rpc: rpc.to_string(),
+            metrics: metrics_addr.to_string(),
+            p2p_port: ports.p2p,
+        });
+        self.mark(format!("node started pid {pid}"));
+
+        self.step(Step::WaitRpc)?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            self.check().map_err(|e| match e {
+                RunError::NodeDied { status, .. } => RunError::NodeDied { status, when: "before its RPC answered".into() },
+                e => e,
+            })?;
+            match metrics::rpc(rpc, "eth_blockNumber", Duration::from_secs(2)) {
+                Ok(_) => break,
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(step_err(Step::WaitRpc)(format!("the node's RPC at {rpc} did not answer eth_blockNumber within 60 s: {e}")))
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+        self.mark("rpc ready".into());
+        self.context.threads_at_ready = context::threads(self.target.as_mut(), pid);
+        let endpoints = Endpoints {
+            rpc,
+            metrics: metrics_addr,
+            p2p: if self.s.node.no_network { None } else { Some(p2p) },
+            chain_id: self.s.node.chain_id,
+            admin_rpc: self.s.node.refnode.as_ref().is_some_and(|r| r.admin),
+        };
+        self.endpoints = Some(endpoints);
+
+        let has_load = self.s.phases.iter().any(|p| !p.load.is_empty());
+        let mut load_ok = false;
+        if has_load {
+            self.step(Step::ConnectLoad)?;
+            match self.load.connect(&endpoints, self.s.seed) {
+                Ok(()) => load_ok = true,
+                Err(e) => self.warn("load", None, e.to_string()),
+            }
+        }
+
+        let probe_out = scratch.join("probes");
+        if !self.s.probes.enable.is_empty() {
+            self.step(Step::StartProbes)?;
+            let mut p: Box<dyn ProbePlugin> = Box::new(QfcProbe::new(
+                self.probe_binary.clone(),
+                self.s.probes.clone(),
+                self.layout.root.join("probes-stderr.log"),
+            ));
+            match p.attach(self.target.as_mut(), pid, &probe_out) {
+                Ok(t) => {
+                    self.timeline.events.push(TimelineEvent { t_ns: t, what: "probes ready".into() });
+                    let _ = self.events.send(Event::ProbesReady { t_ns: t });
+                    self.probe = Some(p);
+                }
+                Err(e) => {
+                    p.abort();
+                    self.warn("probes", None, e.to_string());
+                }
+            }
+        }
+
+        self.step(Step::Phases)?;
+        let series_path = self.layout.metrics_series();
+        let mut series = std::fs::File::create(&series_path).map_err(|e| step_err(Step::Phases)(format!("{}: {e}", series_path.display())))?;
+        let phases = self.s.phases.clone();
+        for (i, phase) in phases.iter().enumerate() {
+            self.check()?;
+            let start_ns = match self.probe.as_mut().map(|p| p.phase(&phase.name)) {
+                Some(Ok(t)) => t,
+                Some(Err(e)) => {
+                    if let Some(mut p) = self.probe.take() {
+                        p.abort();
+                    }
+                    self.warn("probes", Some(&phase.name), e.to_string());
+                    monotonic_ns()
+                }
+                None => monotonic_ns(),
+            };
+            self.timeline.phases.push(PhaseWindow {
+                name: phase.name.clone(),
+                start_ns,
+                end_ns: None,
+                planned_s: phase.duration_s,
+                completed: false,
+            });
+            let _ = self.events.send(Event::PhaseStarted {
+                index: i,
+                count: phases.len(),
+                name: phase.name.clone(),
+                duration_s: phase.duration_s,
+                t_ns: start_ns,
+            });
+            let load_dir = self.layout.load_phase(&phase.name);
+            let cancel = AtomicBool::new(false);
+            let duration = Duration::from_secs(phase.duration_s);
+            let run_load = load_ok && !phase.load.is_empty();
+            if !phase.load.is_empty() && !load_ok {
+                self.warn("load", Some(&phase.name), "phase ran without its load (the load generator is not connected)".into());
+            }
+            let interval = self.s.bundle.metrics_interval_s;
+            // The load runs on its own thread; this one keeps time, watches
+            // the node and signals, and scrapes metrics.
+            let load = &mut self.load;
+            let (outcome, load_result) = std::thread::scope(|sc| {
+                let handle = run_load.then(|| {
+                    let cancel = &cancel;
+                    let dir = load_dir.clone();
+                    sc.spawn(move || {
+                        let _ = std::fs::create_dir_all(&dir);
+                        load.run_phase(phase, &dir, cancel)
+                    })
+                });
+                let begin = Instant::now();
+                let mut next_scrape = begin;
+                let outcome = loop {
+                    if let Some(sig) = signals::requested() {
+                        break Err(RunError::Interrupted(signals::name(sig)));
+                    }
+                    if let Some(n) = self.node.as_mut() {
+                        if let Ok(Some(st)) = n.try_wait() {
+                            break Err(RunError::NodeDied { status: st.to_string(), when: format!("during phase {}", phase.name) });
+                        }
+                    }
+                    let elapsed = begin.elapsed();
+                    if interval > 0 && Instant::now() >= next_scrape {
+                        next_scrape += Duration::from_secs(interval);
+                        scrape_series(&mut series, metrics_addr, &phase.name);
+                    }
+                    let _ = self.events.send(Event::PhaseProgress {
+                        name: phase.name.clone(),
+                        elapsed_ms: elapsed.as_millis() as u64,
+                        duration_ms: duration.as_millis() as u64,
+                    });
+                    if elapsed >= duration {
+                        break Ok(());
+                    }
+                    std::thread::sleep((duration - elapsed).min(Duration::from_millis(200)));
+                };
+                if outcome.is_err() {
+                    cancel.store(true, Ordering::SeqCst);
+                }
+                // Give the load a bounded grace to finish its phase, then cancel it.
+                let load_result = handle.map(|h| {
+                    let grace = Instant::now() + Duration::from_secs(15);
+                    while !h.is_finished() && Instant::now() < grace && signals::requested().is_none() {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    cancel.store(true, Ordering::SeqCst);
+                    h.join().unwrap_or_else(|_| Err(load::LoadPluginError::Failed("load thread panicked".into())))
+                });
+                (outcome, load_result)
+            });
+            match load_result {
+                Some(Ok(summary)) => {
+                    let path = load_dir.join("summary.json");
+                    if !path.exists() {
+                        let _ = bundle::write_atomic(&path, &serde_json::to_vec_pretty(&summary).unwrap_or_default());
+                    }
+                }
+                Some(Err(e)) => self.warn("load", Some(&phase.name), e.to_string()),
+                None => {}
+            }
+            let end_ns = monotonic_ns();
+            if let Some(w) = self.timeline.phases.last_mut() {
+                w.end_ns = Some(end_ns);
+                w.completed = outcome.is_ok();
+            }
+            let _ = self.events.send(Event::PhaseEnded { name: phase.name.clone(), t_ns: end_ns });
+            // Boundary scrape, also for an interrupted phase (what it has).
+            match metrics::http(metrics_addr, "GET", "/metrics", None, Duration::from_secs(3)) {
+                Ok(text) => {
+                    let _ = std::fs::write(self.layout.metrics_phase(&phase.name), text);
+                }
+                Err(e) => self.warn("metrics", Some(&phase.name), e.to_string()),
+            }
+            outcome?;
+        }
+        self.context.threads_at_end = context::threads(self.target.as_mut(), pid);
+
+        if self.probe.is_some() {
+            self.step(Step::StopProbes)?;
+            if let Some(mut p) = self.probe.take() {
+                match p.stop() {
+                    Ok(t) => self.timeline.events.push(TimelineEvent { t_ns: t, what: "probes stopped".into() }),
+                    Err(e) => {
+                        p.abort();
+                        self.warn("probes", None, e.to_string());
+                    }
+                }
+            }
+        }
+        self.step(Step::Collect)?;
+        Ok(())
+    }
+
+    /// Stops everything started, in reverse order; safe to call on any path.
+    fn teardown(&mut self) {
+        if let Some(mut p) = self.probe.take() {
+            p.abort();
+            self.mark("probes aborted".into());
+        }
+        let _ = self.events.send(Event::Step { step: Step::StopNode });
+        if let Some(mut n) = self.node.take() {
+            match n.terminate(Duration::from_secs(10)) {
+                Ok(st) => self.mark(format!("node stopped ({st})")),
+                Err(e) => self.mark(format!("node stop failed: {e}")),
+            }
+        }
+        for h in self.pumps.drain(..) {
+            let _ = h.join();
+        }
+        // Probe output lives on the target until fetched.
+        let probe_out = self.target.scratch_dir().join("probes");
+        if probe_out.exists() || !matches!(self.s.target, TargetSpec::Local) {
+            if let Err(e) = self.target.fetch_dir(&probe_out, &self.layout.probes_dir()) {
+                self.failures.push(PluginFailure { plugin: "probes".into(), phase: None, error: format!("collecting probe output: {e}") });
+            }
+        }
+        if let Err(e) = self.target.teardown() {
+            self.failures.push(PluginFailure { plugin: "target".into(), phase: None, error: format!("teardown: {e}") });
+        }
+    }
+
+    fn write_bundle(&mut self, loaded: &Loaded, started_utc: &str, status: Status, error: Option<String>) -> std::io::Result<()> {
+        let _ = self.events.send(Event::Step { step: Step::WriteBundle });
+        let l = &self.layout;
+        std::fs::write(l.scenario(), &loaded.text)?;
+        let stderr_log = l.root.join("probes-stderr.log");
+        if stderr_log.exists() {
+            std::fs::create_dir_all(l.probes_dir())?;
+            std::fs::rename(&stderr_log, l.probes_dir().join("qfc-probe.stderr.log"))?;
+        }
+        if !self.failures.is_empty() {
+            // One file per plug-in failure list, next to the plug-in's output.
+            for plugin in ["probes", "load"] {
+                let fs: Vec<&PluginFailure> = self.failures.iter().filter(|f| f.plugin == plugin).collect();
+                if !fs.is_empty() {
+                    let dir = l.root.join(plugin);
+                    std::fs::create_dir_all(&dir)?;
+                    std::fs::write(dir.join("failure.json"), serde_json::to_vec_pretty(&fs).map_err(std::io::Error::other)?)?;
+                }
+            }
+        }
+        std::fs::write(l.context_json(), serde_json::to_vec_pretty(&self.context).map_err(std::io::Error::other)?)?;
+        std::fs::write(l.context_txt(), context::render_text(&self.context))?;
+        std::fs::write(l.timeline(), serde_json::to_vec_pretty(&self.timeline).map_err(std::io::Error::other)?)?;
+        // The report reads what was just written; it is sealed into the manifest with it.
+        match crate::report::finish_run(&l.root) {
+            Ok(o) => self.verdicts = Some(o.verdicts),
+            Err(e) => self.failures.push(PluginFailure { plugin: "report".into(), phase: None, error: e.to_string() }),
+        }
+        let expectations = match &self.verdicts {
+            _ if self.s.expects.is_empty() => "none",
+            None => "not_evaluated",
+            Some(v) if v.any_failed() => "fail",
+            Some(v) if v.cannot_evaluate > 0 => "pass_with_cannot_evaluate",
+            Some(_) => "pass",
+        };
+        let mut m = Manifest {
+            format: 1,
+            name: self.s.name.clone(),
+            seed: self.s.seed,
+            status,
+            error,
+            plugin_failures: self.failures.clone(),
+            scenario_file: loaded.file.clone(),
+            scenario_as_written: loaded.text.clone(),
+            overrides: loaded.overrides.clone(),
+            scenario_resolved: serde_json::to_value(&self.s).map_err(std::io::Error::other)?,
+            qfc_lab_version: env!("CARGO_PKG_VERSION").into(),
+            qfc_lab_git_commit: option_env!("QFC_LAB_GIT_COMMIT").unwrap_or("unknown").into(),
+            node_binary: Some(self.node_binary.display().to_string()),
+            node_binary_blake3: bundle::hash_file(&self.node_binary).ok(),
+            started_utc: started_utc.into(),
+            ended_utc: utc_now(),
+            expectations: expectations.into(),
+            files: Default::default(),
+        };
+        bundle::seal(l, &mut m)
+    }
+}
+
+/// One `series.jsonl` line: `{"t_ns":..,"phase":..,"samples":{..}}` or the error.
+fn scrape_series(out: &mut std::fs::File, addr: std::net::SocketAddr, phase: &str) {
+    let t_ns = monotonic_ns();
+    let line = match metrics::http(addr, "GET", "/metrics", None, Duration::from_secs(1)) {
+        Ok(text) => serde_json::json!({"t_ns": t_ns, "phase": phase, "samples": metrics::parse_prom(&text)}),
+        Err(e) => serde_json::json!({"t_ns": t_ns, "phase": phase, "error": e.to_string()}),
+    };
+    let _ = writeln!(out, "{line}");
+}
+
+/// Where `qfc-lab run` writes when `--out` is not given (for messages).
+pub fn default_dir(s: &Scenario) -> PathBuf {
+    bundle_dir(&s.bundle.dir, &s.name, "<utc>")
+}
+

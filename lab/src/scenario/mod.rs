@@ -1,0 +1,180 @@
+//! Scenario files (docs/SCENARIOS.md): parse in two stages, raw serde structs
+//! with `deny_unknown_fields` ([`raw`]) then validated domain types
+//! ([`model`]); errors carry file, line, column, field and a hint
+//! ([`error`]); `--set KEY=VALUE` overrides ([`apply_overrides`]).
+
+pub mod error;
+pub mod model;
+pub mod raw;
+
+use std::path::Path;
+
+pub use error::{Diagnostic, ScenarioError};
+pub use model::*;
+
+/// A scenario as written (text) and as resolved (validated, with defaults).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The file name used in error messages.
+    pub file: String,
+    /// The text as written.
+    pub text: String,
+    /// The `--set` overrides applied, in order.
+    pub overrides: Vec<String>,
+    /// The text after overrides (equal to `text` without overrides).
+    pub effective_text: String,
+    /// The validated scenario.
+    pub scenario: Scenario,
+}
+
+/// Parses and validates scenario text; `file` labels error messages.
+pub fn parse(file: &str, src: &str) -> Result<Scenario, ScenarioError> {
+    let raw: raw::RawScenario = toml::from_str(src)
+        .map_err(|e| ScenarioError::Invalid(Box::new(error::from_toml(file, src, &e))))?;
+    model::validate(raw, 0..src.len()).map_err(|inv| {
+        ScenarioError::Invalid(Box::new(error::locate(
+            file,
+            src,
+            inv.span,
+            inv.field,
+            inv.message,
+            inv.hint,
+        )))
+    })
+}
+
+/// Reads, overrides and validates a scenario file.
+pub fn load(path: &Path, overrides: &[String]) -> Result<Loaded, ScenarioError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path)
+        .map_err(|e| ScenarioError::Read { file: file.clone(), message: e.to_string() })?;
+    let text = String::from_utf8(bytes).map_err(|e| ScenarioError::Read {
+        file: file.clone(),
+        message: format!("not UTF-8 (byte {}): save it as UTF-8", e.utf8_error().valid_up_to()),
+    })?;
+    // Validate the file as written first, so that errors point into it.
+    let mut scenario = parse(&file, &text)?;
+    let mut effective_text = text.clone();
+    if !overrides.is_empty() {
+        effective_text = apply_overrides(&text, overrides)?;
+        scenario = parse(&format!("{file} (after --set)"), &effective_text)?;
+    }
+    Ok(Loaded { file, text, overrides: overrides.to_vec(), effective_text, scenario })
+}
+
+/// Applies `KEY=VALUE` overrides to scenario text. KEY is a dotted path
+/// (`node.refnode.synced_commit`, `phase.1.duration_s` for the second
+/// phase); VALUE is a TOML value (`true`, `42`, `"text"`), or a bare string.
+/// Returns the re-serialised document (comments are not kept).
+pub fn apply_overrides(src: &str, overrides: &[String]) -> Result<String, ScenarioError> {
+    let mut doc: toml::Table = toml::from_str(src).map_err(|e| ScenarioError::Override {
+        arg: overrides.join(" "),
+        message: format!("the scenario is not valid TOML: {}", e.message()),
+    })?;
+    for arg in overrides {
+        let err = |message: String| ScenarioError::Override { arg: arg.clone(), message };
+        let (key, value) = arg
+            .split_once('=')
+            .ok_or_else(|| err("expected KEY=VALUE, e.g. node.refnode.synced_commit=true".into()))?;
+        let value = parse_value(value.trim());
+        let parts: Vec<&str> = key.trim().split('.').collect();
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(err(format!("empty segment in key {key:?}")));
+        }
+        set_path(&mut doc, &parts, value).map_err(err)?;
+    }
+    toml::to_string(&doc).map_err(|e| ScenarioError::Override {
+        arg: overrides.join(" "),
+        message: e.to_string(),
+    })
+}
+
+fn parse_value(s: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {s}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(s.to_string()))
+}
+
+fn set_path(table: &mut toml::Table, parts: &[&str], value: toml::Value) -> Result<(), String> {
+    let (first, rest) = parts.split_first().ok_or("empty key")?;
+    if rest.is_empty() {
+        table.insert((*first).to_string(), value);
+        return Ok(());
+    }
+    let entry = table
+        .entry((*first).to_string())
+        .or_insert_with(|| toml::Value::Table(Default::default()));
+    set_in_value(entry, first, rest, value)
+}
+
+fn set_in_value(v: &mut toml::Value, name: &str, rest: &[&str], value: toml::Value) -> Result<(), String> {
+    match v {
+        toml::Value::Table(t) => set_path(t, rest, value),
+        toml::Value::Array(a) => {
+            let i: usize = rest[0]
+                .parse()
+                .map_err(|_| format!("`{name}` is a list: follow it with an index, e.g. {name}.0"))?;
+            let len = a.len();
+            let item = a.get_mut(i).ok_or(format!("`{name}` has {len} entries, no index {i}"))?;
+            if rest.len() == 1 {
+                *item = value;
+                Ok(())
+            } else {
+                set_in_value(item, rest[0], &rest[1..], value)
+            }
+        }
+        _ => Err(format!("`{name}` is a value, not a table")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINI: &str = "name = \"m\"\nseed = 1\n[[phase]]\nname = \"a\"\nduration_s = 1\n";
+
+    #[test]
+    fn defaults_fill_in() {
+        let s = parse("m.toml", MINI).unwrap();
+        assert!(matches!(s.target, TargetSpec::Local));
+        assert_eq!(s.node.kind, NodeKind::Refnode);
+        assert_eq!(s.probes.enable.len(), 5);
+        assert_eq!(s.bundle.dir, DEFAULT_BUNDLE_DIR);
+    }
+
+    #[test]
+    fn override_sets_nested_key_and_phase_index() {
+        let src = format!("{MINI}[node.refnode]\nsynced_commit = false\n");
+        let out = apply_overrides(
+            &src,
+            &["node.refnode.synced_commit=true".into(), "phase.0.duration_s=7".into()],
+        )
+        .unwrap();
+        let s = parse("x", &out).unwrap();
+        assert!(s.node.refnode.unwrap().synced_commit);
+        assert_eq!(s.phases[0].duration_s, 7);
+    }
+
+    #[test]
+    fn override_errors_name_the_problem() {
+        let e = apply_overrides(MINI, &["phase.x.name=b".into()]).unwrap_err().to_string();
+        assert!(e.contains("follow it with an index"), "{e}");
+        let e = apply_overrides(MINI, &["nokey".into()]).unwrap_err().to_string();
+        assert!(e.contains("KEY=VALUE"), "{e}");
+    }
+
+    #[test]
+    fn field_path_indexes_arrays_of_tables() {
+        let src = "[[phase]]\nname = \"a\"\n[[phase]]\nname = \"b\"\n[phase.load.rpc]\nrate_per_s = -1\n";
+        let off = src.find("rate_per_s").unwrap();
+        assert_eq!(error::field_path_at(src, off), "phase[1].load.rpc.rate_per_s");
+    }
+
+    #[test]
+    fn qfc_node_rejects_refnode_knobs() {
+        let src = format!("{MINI}[node]\nkind = \"qfc-node\"\nbinary = \"/x\"\n[node.refnode]\nadmin = true\n");
+        let e = parse("f.toml", &src).unwrap_err().to_string();
+        assert!(e.contains("node.refnode"), "{e}");
+    }
+}

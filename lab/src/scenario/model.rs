@@ -1,0 +1,750 @@
+//! Stage two of the scenario parse: validated domain types with every
+//! default filled in. This is the "resolved" scenario recorded in the
+//! bundle's manifest.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_spanned::Spanned;
+
+use super::raw::*;
+
+/// Target kinds (`[target] kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    Local,
+    Qemu,
+    Container,
+    Ssh,
+}
+
+/// Guest CPU architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arch {
+    Aarch64,
+    X86_64,
+}
+
+/// Guest accelerator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Accel {
+    Auto,
+    Kvm,
+    Hvf,
+    Tcg,
+}
+
+/// Which node binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeKind {
+    Refnode,
+    QfcNode,
+}
+
+/// qfc-node `--log-level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trace => "trace",
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// The five probes of `qfc-probe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeKind {
+    Fsync,
+    Bio,
+    Offcpu,
+    Writepath,
+    Oncpu,
+}
+
+impl ProbeKind {
+    pub const ALL: [ProbeKind; 5] =
+        [Self::Fsync, Self::Bio, Self::Offcpu, Self::Writepath, Self::Oncpu];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fsync => "fsync",
+            Self::Bio => "bio",
+            Self::Offcpu => "offcpu",
+            Self::Writepath => "writepath",
+            Self::Oncpu => "oncpu",
+        }
+    }
+}
+
+/// What the probes filter on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeScope {
+    Target,
+    System,
+}
+
+/// Open loop (constant arrival rate) or closed loop (N clients).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadModel {
+    Open,
+    Closed,
+}
+
+/// `/qfc/sync/1` request kind of the sync flood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncRequest {
+    Range,
+    Number,
+    Status,
+    Mixed,
+}
+
+/// How to force RocksDB flush and compaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompactionMethod {
+    Auto,
+    Admin,
+    WriteFlood,
+}
+
+/// Comparison of an expectation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CompareOp {
+    #[serde(rename = ">=")]
+    Ge,
+    #[serde(rename = ">")]
+    Gt,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = "<")]
+    Lt,
+    #[serde(rename = "==")]
+    Eq,
+    #[serde(rename = "!=")]
+    Ne,
+}
+
+/// A validated scenario with every default filled in.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    pub name: String,
+    pub description: Option<String>,
+    pub seed: u64,
+    pub target: TargetSpec,
+    pub node: NodeSpec,
+    pub probes: ProbeSpec,
+    pub phases: Vec<Phase>,
+    pub expects: Vec<Expect>,
+    pub bundle: BundleSpec,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TargetSpec {
+    Local,
+    Qemu(QemuSpec),
+    Container { image: Option<String> },
+    Ssh(SshSpec),
+}
+
+impl TargetSpec {
+    pub fn kind(&self) -> TargetKind {
+        match self {
+            Self::Local => TargetKind::Local,
+            Self::Qemu(_) => TargetKind::Qemu,
+            Self::Container { .. } => TargetKind::Container,
+            Self::Ssh(_) => TargetKind::Ssh,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QemuSpec {
+    pub arch: Arch,
+    pub cpus: u32,
+    pub mem_mib: u32,
+    pub accel: Accel,
+    pub boot_timeout_s: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SshSpec {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub key: String,
+    pub known_hosts: String,
+    pub workdir: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeSpec {
+    pub kind: NodeKind,
+    /// `None` for refnode: `qfc-refnode` next to the `qfc-lab` executable.
+    pub binary: Option<PathBuf>,
+    pub dev: bool,
+    pub no_network: bool,
+    pub chain_id: u64,
+    pub log_level: LogLevel,
+    pub mine: bool,
+    pub threads: Option<u32>,
+    pub db_statistics: bool,
+    pub snapshot_interval_secs: u64,
+    pub extra_args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    /// Reference-node-only knobs; `None` for qfc-node.
+    pub refnode: Option<RefnodeSpec>,
+    pub seed_db: Option<SeedDb>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RefnodeSpec {
+    pub block_interval_ms: Option<u64>,
+    pub synced_commit: bool,
+    pub admin: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedDb {
+    pub keys: u64,
+    pub value_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeSpec {
+    pub enable: Vec<ProbeKind>,
+    pub scope: ProbeScope,
+    pub oncpu_hz: u32,
+    pub offcpu_min_us: u64,
+    pub map_entries: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub name: String,
+    pub duration_s: u64,
+    pub load: PhaseLoad,
+}
+
+/// The load of one phase; the lab's domain form of `[phase.load.*]`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PhaseLoad {
+    pub rpc: Option<RpcLoad>,
+    pub tx: Option<TxLoad>,
+    pub sync: Option<SyncLoad>,
+    pub compaction: Option<CompactionLoad>,
+}
+
+impl PhaseLoad {
+    pub fn is_empty(&self) -> bool {
+        self.rpc.is_none() && self.tx.is_none() && self.sync.is_none() && self.compaction.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RpcLoad {
+    pub model: LoadModel,
+    pub rate_per_s: f64,
+    pub ramp_to_per_s: Option<f64>,
+    pub concurrency: u32,
+    pub timeout_ms: u64,
+    pub mix: BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TxLoad {
+    pub rate_per_s: f64,
+    pub accounts: u32,
+    pub sample_receipts: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncLoad {
+    pub peers: u32,
+    pub rate_per_s: f64,
+    pub request: SyncRequest,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CompactionLoad {
+    pub method: CompactionMethod,
+    pub flood_mib: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Expect {
+    pub figure: String,
+    pub phase: Option<String>,
+    pub op: CompareOp,
+    pub value: f64,
+    pub why: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleSpec {
+    /// Template; `{name}` and `{utc}` are filled in at run time.
+    pub dir: String,
+    pub metrics_interval_s: u64,
+}
+
+/// JSON-RPC methods the rpc workload may call (docs/SCENARIOS.md `mix`).
+pub const RPC_METHODS: &[&str] = &[
+    "eth_chainId",
+    "eth_blockNumber",
+    "eth_getBalance",
+    "eth_getTransactionCount",
+    "eth_getCode",
+    "eth_getBlockByNumber",
+    "eth_getBlockByHash",
+    "eth_getTransactionByHash",
+    "eth_getTransactionReceipt",
+    "eth_call",
+    "eth_estimateGas",
+    "eth_gasPrice",
+    "eth_getStorageAt",
+    "eth_feeHistory",
+    "eth_syncing",
+    "net_version",
+    "web3_clientVersion",
+    "qfc_nodeInfo",
+    "qfc_getValidators",
+    "qfc_getEpoch",
+];
+
+/// A stage-two problem: where, which field, what was expected, a hint.
+#[derive(Debug, Clone)]
+pub struct Invalid {
+    pub span: Range<usize>,
+    pub field: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+type V<T> = Result<T, Invalid>;
+
+fn bad(span: Range<usize>, field: impl Into<String>, message: impl Into<String>) -> Invalid {
+    Invalid { span, field: field.into(), message: message.into(), hint: None }
+}
+
+fn positive_f64(v: &Option<Spanned<f64>>, field: String, default: f64) -> V<f64> {
+    match v {
+        None => Ok(default),
+        Some(s) if s.get_ref().is_finite() && *s.get_ref() > 0.0 => Ok(*s.get_ref()),
+        Some(s) => Err(Invalid {
+            hint: Some("rates are arrivals per second: use a positive number such as 100".into()),
+            ..bad(s.span(), field, format!("expected a number > 0, found {}", s.get_ref()))
+        }),
+    }
+}
+
+fn positive_u32(v: &Option<Spanned<u32>>, field: String, default: u32) -> V<u32> {
+    match v {
+        None => Ok(default),
+        Some(s) if *s.get_ref() > 0 => Ok(*s.get_ref()),
+        Some(s) => Err(bad(s.span(), field, "expected an integer > 0, found 0")),
+    }
+}
+
+fn positive_u64(v: &Option<Spanned<u64>>, field: String, default: u64) -> V<u64> {
+    match v {
+        None => Ok(default),
+        Some(s) if *s.get_ref() > 0 => Ok(*s.get_ref()),
+        Some(s) => Err(bad(s.span(), field, "expected an integer > 0, found 0")),
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Validates a raw scenario and fills in defaults.
+pub fn validate(raw: RawScenario, whole: Range<usize>) -> V<Scenario> {
+    if !valid_name(raw.name.get_ref()) {
+        return Err(Invalid {
+            hint: Some("use letters, digits, '-' and '_' only, at most 64 characters".into()),
+            ..bad(raw.name.span(), "name", format!("invalid name {:?}", raw.name.get_ref()))
+        });
+    }
+    let target = validate_target(raw.target)?;
+    let node = validate_node(raw.node)?;
+    let probes = validate_probes(raw.probes)?;
+    let Some(raw_phases) = raw.phase else {
+        return Err(Invalid {
+            hint: Some("add at least one [[phase]] with name and duration_s".into()),
+            ..bad(whole, "phase", "missing: a scenario needs at least one phase")
+        });
+    };
+    let phases_span = raw_phases.span();
+    let raw_phases = raw_phases.into_inner();
+    if raw_phases.is_empty() {
+        return Err(Invalid {
+            hint: Some("add at least one [[phase]] with name and duration_s".into()),
+            ..bad(phases_span, "phase", "expected at least one phase")
+        });
+    }
+    let mut phases: Vec<Phase> = Vec::with_capacity(raw_phases.len());
+    for (i, p) in raw_phases.into_iter().enumerate() {
+        let phase = validate_phase(i, p, &phases)?;
+        phases.push(phase);
+    }
+    let mut expects = Vec::new();
+    for (i, e) in raw.expect.into_iter().enumerate() {
+        if e.figure.get_ref().trim().is_empty() {
+            return Err(bad(e.figure.span(), format!("expect[{i}].figure"), "expected a figure name"));
+        }
+        if let Err(fe) = crate::report::parse_figure(e.figure.get_ref()) {
+            return Err(Invalid {
+                hint: Some("figure names are listed in docs/FIGURES.md".into()),
+                ..bad(e.figure.span(), format!("expect[{i}].figure"), fe.to_string())
+            });
+        }
+        if let Some(p) = &e.phase {
+            if !phases.iter().any(|ph| &ph.name == p.get_ref()) {
+                let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
+                return Err(Invalid {
+                    hint: super::error::did_you_mean(p.get_ref(), &names)
+                        .or_else(|| Some(format!("phases are: {}", names.join(", ")))),
+                    ..bad(p.span(), format!("expect[{i}].phase"), format!("no phase named {:?}", p.get_ref()))
+                });
+            }
+        }
+        if !e.value.is_finite() {
+            return Err(bad(e.figure.span(), format!("expect[{i}].value"), "expected a finite number"));
+        }
+        expects.push(Expect {
+            figure: e.figure.into_inner(),
+            phase: e.phase.map(Spanned::into_inner),
+            op: e.op,
+            value: e.value,
+            why: e.why,
+        });
+    }
+    let bundle = match raw.bundle {
+        None => BundleSpec { dir: DEFAULT_BUNDLE_DIR.into(), metrics_interval_s: 1 },
+        Some(b) => {
+            let dir = match b.dir {
+                None => DEFAULT_BUNDLE_DIR.to_string(),
+                Some(d) if d.get_ref().trim().is_empty() => {
+                    return Err(bad(d.span(), "bundle.dir", "expected a directory path"))
+                }
+                Some(d) => d.into_inner(),
+            };
+            BundleSpec { dir, metrics_interval_s: b.metrics_interval_s.unwrap_or(1) }
+        }
+    };
+    Ok(Scenario {
+        name: raw.name.into_inner(),
+        description: raw.description,
+        seed: raw.seed,
+        target,
+        node,
+        probes,
+        phases,
+        expects,
+        bundle,
+    })
+}
+
+/// Default `[bundle] dir`.
+pub const DEFAULT_BUNDLE_DIR: &str = "runs/{name}-{utc}";
+
+fn validate_target(t: Option<RawTarget>) -> V<TargetSpec> {
+    let Some(t) = t else { return Ok(TargetSpec::Local) };
+    let kind = *t.kind.get_ref();
+    // A table for another kind is a mistake worth naming.
+    let stray = [
+        ("qemu", TargetKind::Qemu, t.qemu.as_ref().map(|s| s.span())),
+        ("container", TargetKind::Container, t.container.as_ref().map(|s| s.span())),
+        ("ssh", TargetKind::Ssh, t.ssh.as_ref().map(|s| s.span())),
+    ];
+    for (name, k, span) in stray {
+        if let Some(span) = span {
+            if k != kind {
+                return Err(Invalid {
+                    hint: Some(format!("set kind = \"{name}\" or remove [target.{name}]")),
+                    ..bad(span, format!("target.{name}"), format!("[target.{name}] given but kind is not \"{name}\""))
+                });
+            }
+        }
+    }
+    Ok(match kind {
+        TargetKind::Local => TargetSpec::Local,
+        TargetKind::Qemu => {
+            let q = t.qemu.map(Spanned::into_inner);
+            let q = q.as_ref();
+            TargetSpec::Qemu(QemuSpec {
+                arch: q.and_then(|q| q.arch).unwrap_or(Arch::Aarch64),
+                cpus: positive_u32(&q.and_then(|q| q.cpus.clone()), "target.qemu.cpus".into(), 2)?,
+                mem_mib: positive_u32(&q.and_then(|q| q.mem_mib.clone()), "target.qemu.mem_mib".into(), 2048)?,
+                accel: q.and_then(|q| q.accel).unwrap_or(Accel::Auto),
+                boot_timeout_s: positive_u64(
+                    &q.and_then(|q| q.boot_timeout_s.clone()),
+                    "target.qemu.boot_timeout_s".into(),
+                    180,
+                )?,
+            })
+        }
+        TargetKind::Container => {
+            TargetSpec::Container { image: t.container.and_then(|c| c.into_inner().image) }
+        }
+        TargetKind::Ssh => {
+            let Some(s) = t.ssh else {
+                return Err(Invalid {
+                    hint: Some("add [target.ssh] with at least host = \"...\"".into()),
+                    ..bad(t.kind.span(), "target.ssh", "missing: kind = \"ssh\" needs a [target.ssh] table")
+                });
+            };
+            let s = s.into_inner();
+            if s.host.get_ref().trim().is_empty() {
+                return Err(bad(s.host.span(), "target.ssh.host", "expected a host name or address"));
+            }
+            TargetSpec::Ssh(SshSpec {
+                host: s.host.into_inner(),
+                port: s.port.unwrap_or(22),
+                user: s.user.unwrap_or_else(|| "root".into()),
+                key: s.key.unwrap_or_else(|| "~/.ssh/id_ed25519".into()),
+                known_hosts: s.known_hosts.unwrap_or_else(|| "~/.ssh/known_hosts".into()),
+                workdir: s.workdir.unwrap_or_else(|| "/tmp/qfc-lab".into()),
+            })
+        }
+    })
+}
+
+fn validate_node(n: Option<RawNode>) -> V<NodeSpec> {
+    let Some(n) = n else {
+        return Ok(NodeSpec {
+            kind: NodeKind::Refnode,
+            binary: None,
+            dev: true,
+            no_network: false,
+            chain_id: 9000,
+            log_level: LogLevel::Info,
+            mine: false,
+            threads: None,
+            db_statistics: true,
+            snapshot_interval_secs: 0,
+            extra_args: Vec::new(),
+            env: BTreeMap::new(),
+            refnode: Some(RefnodeSpec { block_interval_ms: None, synced_commit: false, admin: true }),
+            seed_db: None,
+        });
+    };
+    let kind = n.kind.as_ref().map(|k| *k.get_ref()).unwrap_or(NodeKind::Refnode);
+    let binary = match (&n.binary, kind) {
+        (Some(b), _) if b.get_ref().trim().is_empty() => {
+            return Err(bad(b.span(), "node.binary", "expected a path to a node binary"))
+        }
+        (Some(b), _) => Some(PathBuf::from(b.get_ref())),
+        (None, NodeKind::Refnode) => None,
+        (None, NodeKind::QfcNode) => {
+            let span = n.kind.as_ref().map(|k| k.span()).unwrap_or(0..0);
+            return Err(Invalid {
+                hint: Some("build qfc-node from qfc-core and set binary = \"/path/to/qfc-node\"".into()),
+                ..bad(span, "node.binary", "missing: kind = \"qfc-node\" needs a binary")
+            });
+        }
+    };
+    let refnode = match (n.refnode, kind) {
+        (Some(r), NodeKind::QfcNode) => {
+            return Err(Invalid {
+                hint: Some("remove [node.refnode]: its knobs exist only in the reference node".into()),
+                ..bad(r.span(), "node.refnode", "reference-node-only knobs given with kind = \"qfc-node\"")
+            })
+        }
+        (r, NodeKind::Refnode) => {
+            let r = r.map(Spanned::into_inner);
+            let interval = match r.as_ref().and_then(|r| r.block_interval_ms.clone()) {
+                Some(s) if *s.get_ref() == 0 => {
+                    return Err(bad(s.span(), "node.refnode.block_interval_ms", "expected an integer > 0, found 0"))
+                }
+                s => s.map(Spanned::into_inner),
+            };
+            Some(RefnodeSpec {
+                block_interval_ms: interval,
+                synced_commit: r.as_ref().and_then(|r| r.synced_commit).unwrap_or(false),
+                admin: r.as_ref().and_then(|r| r.admin).unwrap_or(true),
+            })
+        }
+        (None, NodeKind::QfcNode) => None,
+    };
+    let threads = match n.threads {
+        Some(t) if *t.get_ref() == 0 => {
+            return Err(Invalid {
+                hint: Some("leave threads out to let the node use one per CPU".into()),
+                ..bad(t.span(), "node.threads", "expected an integer > 0, found 0")
+            })
+        }
+        t => t.map(Spanned::into_inner),
+    };
+    let seed_db = match n.seed_db {
+        None => None,
+        Some(s) => Some(SeedDb {
+            keys: positive_u64(&Some(s.keys), "node.seed_db.keys".into(), 0)?,
+            value_bytes: positive_u64(&Some(s.value_bytes), "node.seed_db.value_bytes".into(), 0)?,
+        }),
+    };
+    Ok(NodeSpec {
+        kind,
+        binary,
+        dev: n.dev.unwrap_or(true),
+        no_network: n.no_network.unwrap_or(false),
+        chain_id: n.chain_id.unwrap_or(9000),
+        log_level: n.log_level.unwrap_or(LogLevel::Info),
+        mine: n.mine.unwrap_or(false),
+        threads,
+        db_statistics: n.db_statistics.unwrap_or(true),
+        snapshot_interval_secs: n.snapshot_interval_secs.unwrap_or(0),
+        extra_args: n.extra_args.unwrap_or_default(),
+        env: n.env.unwrap_or_default(),
+        refnode,
+        seed_db,
+    })
+}
+
+fn validate_probes(p: Option<RawProbes>) -> V<ProbeSpec> {
+    let p = p.unwrap_or(RawProbes {
+        enable: None,
+        scope: None,
+        oncpu_hz: None,
+        offcpu_min_us: None,
+        map_entries: None,
+    });
+    let enable = match p.enable {
+        None => ProbeKind::ALL.to_vec(),
+        Some(e) => {
+            let span = e.span();
+            let mut v = e.into_inner();
+            let n = v.len();
+            v.sort();
+            v.dedup();
+            if v.len() != n {
+                return Err(bad(span, "probes.enable", "a probe is listed twice"));
+            }
+            v
+        }
+    };
+    Ok(ProbeSpec {
+        enable,
+        scope: p.scope.unwrap_or(ProbeScope::Target),
+        oncpu_hz: positive_u32(&p.oncpu_hz, "probes.oncpu_hz".into(), 99)?,
+        offcpu_min_us: p.offcpu_min_us.unwrap_or(1),
+        map_entries: positive_u32(&p.map_entries, "probes.map_entries".into(), 10240)?,
+    })
+}
+
+fn validate_phase(i: usize, p: RawPhase, before: &[Phase]) -> V<Phase> {
+    let f = |k: &str| format!("phase[{i}].{k}");
+    if !valid_name(p.name.get_ref()) {
+        return Err(Invalid {
+            hint: Some("use letters, digits, '-' and '_' only (it names bundle folders)".into()),
+            ..bad(p.name.span(), f("name"), format!("invalid phase name {:?}", p.name.get_ref()))
+        });
+    }
+    if before.iter().any(|b| &b.name == p.name.get_ref()) {
+        return Err(Invalid {
+            hint: Some("give every phase its own name".into()),
+            ..bad(p.name.span(), f("name"), format!("duplicate phase name {:?}", p.name.get_ref()))
+        });
+    }
+    let duration_s = positive_u64(&Some(p.duration_s), f("duration_s"), 0)?;
+    let load = match p.load {
+        None => PhaseLoad::default(),
+        Some(l) => PhaseLoad {
+            rpc: match l.rpc {
+                None => None,
+                Some(r) => {
+                    let mut mix = BTreeMap::new();
+                    for (method, w) in r.mix.unwrap_or_default() {
+                        if !RPC_METHODS.contains(&method.as_str()) {
+                            return Err(Invalid {
+                                hint: super::error::did_you_mean(&method, RPC_METHODS),
+                                ..bad(w.span(), f(&format!("load.rpc.mix.{method}")), format!("unknown JSON-RPC method {method:?}"))
+                            });
+                        }
+                        mix.insert(method, w.into_inner());
+                    }
+                    if mix.is_empty() {
+                        mix.insert("eth_blockNumber".into(), 1);
+                    }
+                    if mix.values().all(|w| *w == 0) {
+                        return Err(bad(0..0, f("load.rpc.mix"), "every weight is 0: expected at least one > 0"));
+                    }
+                    let ramp = match &r.ramp_to_per_s {
+                        None => None,
+                        some => Some(positive_f64(some, f("load.rpc.ramp_to_per_s"), 0.0)?),
+                    };
+                    Some(RpcLoad {
+                        model: r.model.unwrap_or(LoadModel::Open),
+                        rate_per_s: positive_f64(&r.rate_per_s, f("load.rpc.rate_per_s"), 100.0)?,
+                        ramp_to_per_s: ramp,
+                        concurrency: positive_u32(&r.concurrency, f("load.rpc.concurrency"), 16)?,
+                        timeout_ms: positive_u64(&r.timeout_ms, f("load.rpc.timeout_ms"), 5000)?,
+                        mix,
+                    })
+                }
+            },
+            tx: match l.tx {
+                None => None,
+                Some(t) => {
+                    let share = match &t.sample_receipts {
+                        None => 0.01,
+                        Some(s) if (0.0..=1.0).contains(s.get_ref()) => *s.get_ref(),
+                        Some(s) => {
+                            return Err(bad(
+                                s.span(),
+                                f("load.tx.sample_receipts"),
+                                format!("expected a share between 0 and 1, found {}", s.get_ref()),
+                            ))
+                        }
+                    };
+                    Some(TxLoad {
+                        rate_per_s: positive_f64(&t.rate_per_s, f("load.tx.rate_per_s"), 100.0)?,
+                        accounts: positive_u32(&t.accounts, f("load.tx.accounts"), 16)?,
+                        sample_receipts: share,
+                    })
+                }
+            },
+            sync: match l.sync {
+                None => None,
+                Some(s) => Some(SyncLoad {
+                    peers: positive_u32(&s.peers, f("load.sync.peers"), 4)?,
+                    rate_per_s: positive_f64(&s.rate_per_s, f("load.sync.rate_per_s"), 50.0)?,
+                    request: s.request.unwrap_or(SyncRequest::Range),
+                }),
+            },
+            compaction: match l.compaction {
+                None => None,
+                Some(c) => Some(CompactionLoad {
+                    method: c.method.unwrap_or(CompactionMethod::Auto),
+                    flood_mib: positive_u64(&c.flood_mib, f("load.compaction.flood_mib"), 256)?,
+                }),
+            },
+        },
+    };
+    Ok(Phase { name: p.name.into_inner(), duration_s, load })
+}

@@ -1,0 +1,188 @@
+//! The `Target` trait: the machine a scenario runs its node on, as the lab's
+//! orchestrator drives it (see docs/ARCHITECTURE.md, "Targets").
+//!
+//! The trait is synchronous and small on purpose: the orchestrator calls it
+//! from one thread, in order, and every method either finishes or fails with
+//! a [`TargetError`]. A target owns everything it started (processes, guests,
+//! port forwards, scratch files) and releases it in [`Target::teardown`],
+//! which must be idempotent and is called on every exit path, including
+//! after a failed `prepare`.
+//!
+//! Paths handed to and returned by a target are paths *on the target*
+//! ([`TargetPath`]); paths on this machine are plain [`Path`]s.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// A path on the target machine (equal to a local path for the local target).
+pub type TargetPath = PathBuf;
+
+/// What kind of machine a target is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    /// This machine.
+    Local,
+    /// A QEMU guest booted by the lab.
+    Qemu,
+    /// A container started by the lab.
+    Container,
+    /// An existing host reached over ssh.
+    Ssh,
+}
+
+/// A description of the machine, recorded in the bundle's context.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetInfo {
+    /// Which kind of target.
+    pub kind: TargetKind,
+    /// CPU architecture of the target, as `uname -m` prints it (`x86_64`, `aarch64`).
+    pub arch: String,
+    /// Accelerator for guests (`kvm`, `hvf`, `tcg`); `None` for local and ssh.
+    pub accel: Option<String>,
+    /// True when the target's CPU is emulated (QEMU TCG): timings are not
+    /// comparable with real hardware.
+    pub emulated: bool,
+}
+
+/// A long-running process to start on the target.
+#[derive(Debug, Clone, Default)]
+pub struct SpawnSpec {
+    /// Program (a path on the target) followed by its arguments.
+    pub argv: Vec<OsString>,
+    /// Extra environment variables (added to the target's default environment).
+    pub env: Vec<(OsString, OsString)>,
+    /// Working directory on the target; `None`: the target's scratch directory.
+    pub cwd: Option<TargetPath>,
+    /// Pipe stdin to the caller (otherwise stdin is `/dev/null`).
+    pub stdin: bool,
+}
+
+/// The result of a short command run to completion on the target.
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    /// Exit code; `None` when the command was killed by a signal or timed out.
+    pub code: Option<i32>,
+    /// Captured standard output.
+    pub stdout: Vec<u8>,
+    /// Captured standard error.
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    /// True when the command exited with code 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// How a process on the target ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ExitInfo {
+    /// Exit code, when it exited normally.
+    pub code: Option<i32>,
+    /// Signal number, when a signal ended it.
+    pub signal: Option<i32>,
+}
+
+impl std::fmt::Display for ExitInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.code, self.signal) {
+            (Some(c), _) => write!(f, "exit code {c}"),
+            (None, Some(s)) => write!(f, "signal {s}"),
+            (None, None) => write!(f, "unknown status"),
+        }
+    }
+}
+
+/// A process started by [`Target::spawn`].
+///
+/// Dropping it without calling [`RemoteProcess::terminate`] must still stop
+/// the process (no orphans).
+pub trait RemoteProcess: Send {
+    /// Process id on the target (the probes filter by it).
+    fn pid(&self) -> u32;
+    /// Its standard input, once (only when [`SpawnSpec::stdin`] was set).
+    fn take_stdin(&mut self) -> Option<Box<dyn Write + Send>>;
+    /// Its standard output, once.
+    fn take_stdout(&mut self) -> Option<Box<dyn Read + Send>>;
+    /// Its standard error, once.
+    fn take_stderr(&mut self) -> Option<Box<dyn Read + Send>>;
+    /// `Some` when the process has exited, without blocking.
+    fn try_wait(&mut self) -> Result<Option<ExitInfo>, TargetError>;
+    /// Asks the process (and its process group) to stop with SIGTERM, waits
+    /// up to `grace`, then kills it. Idempotent; returns how it ended.
+    fn terminate(&mut self, grace: Duration) -> Result<ExitInfo, TargetError>;
+}
+
+/// A machine the lab runs a node on.
+pub trait Target: Send {
+    /// Describes the machine.
+    fn info(&self) -> TargetInfo;
+    /// Brings the machine up (boot a guest, open a connection, create the
+    /// scratch directory). Called once, before anything else.
+    fn prepare(&mut self) -> Result<(), TargetError>;
+    /// A scratch directory on the target, private to this run and removed by
+    /// `teardown` (node datadirs and probe output go under it).
+    fn scratch_dir(&self) -> TargetPath;
+    /// Makes a local file available on the target and returns its path there.
+    fn ship(&mut self, local: &Path) -> Result<TargetPath, TargetError>;
+    /// Starts a long-running process with piped stdout and stderr.
+    fn spawn(&mut self, spec: &SpawnSpec) -> Result<Box<dyn RemoteProcess>, TargetError>;
+    /// Runs a short command to completion (killed after `timeout`).
+    fn exec(&mut self, argv: &[OsString], timeout: Duration) -> Result<ExecOutput, TargetError>;
+    /// A TCP port on the target's loopback that is free now.
+    fn free_port(&mut self) -> Result<u16, TargetError>;
+    /// Maps a TCP port listening on the target's loopback to an address on
+    /// this machine's loopback (identity for the local target).
+    fn forward(&mut self, target_port: u16) -> Result<SocketAddr, TargetError>;
+    /// Copies a directory from the target into `local` (created if missing).
+    fn fetch_dir(&mut self, remote: &Path, local: &Path) -> Result<(), TargetError>;
+    /// Stops everything the target started and releases the machine.
+    /// Idempotent; called on every exit path.
+    fn teardown(&mut self) -> Result<(), TargetError>;
+}
+
+/// Errors of every target.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The target kind is parsed but not implemented yet.
+    #[error("target kind `{0}` is not available yet: use kind = \"local\" until its issue lands")]
+    NotAvailable(String),
+    /// A program could not be started.
+    #[error("could not start {program}: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A command did not finish in time.
+    #[error("{program} did not finish within {timeout:?}")]
+    Timeout {
+        /// The program.
+        program: String,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// A local file system operation failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else, with a message naming what failed.
+    #[error("{0}")]
+    Other(String),
+}
