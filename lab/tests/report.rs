@@ -472,6 +472,76 @@ fn bpftrace_known_answer() -> Result<(), Failed> {
     Ok(())
 }
 
+fn qfc_lab() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_qfc-lab"))
+}
+
+/// What the end-to-end trial lacks (reference node, probe binary, BPF), if anything.
+fn e2e_missing() -> Option<String> {
+    let dir = qfc_lab().parent()?.to_path_buf();
+    for b in ["qfc-refnode", "qfc-probe"] {
+        if !dir.join(b).is_file() {
+            return Some(format!("{b} is not built next to qfc-lab (cargo build -p refnode -p probes)"));
+        }
+    }
+    bpf_missing()
+}
+
+fn run_lab(args: &[&str]) -> Result<(i32, String), Failed> {
+    let o = std::process::Command::new(qfc_lab())
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .output()?;
+    Ok((
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+    ))
+}
+
+/// The known answer, end to end with the reference node and real probes:
+/// `scenarios/fsync-policy.toml` with synced commit off exits 1 (fsync.per_block = 0
+/// fails), with it on exits 0, and the diff says fsyncs per block went from 0 to >= 1 and
+/// that a disk-write stall appeared in off-CPU only in the second.
+fn fsync_policy_end_to_end() -> Result<(), Failed> {
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
+    let off = tmp.path().join("off");
+    let on = tmp.path().join("on");
+    let short = ["--set", "phase.0.duration_s=3", "--set", "phase.1.duration_s=12", "--json"];
+    let mut a = vec!["run", "scenarios/fsync-policy.toml", "--out", off.to_str().unwrap()];
+    a.extend(short);
+    let (code, text) = run_lab(&a)?;
+    if code != 1 {
+        return Err(format!("synced commit off: exit {code}, want 1\n{text}").into());
+    }
+    let mut a = vec!["run", "scenarios/fsync-policy.toml", "--set", "node.refnode.synced_commit=true", "--out", on.to_str().unwrap()];
+    a.extend(short);
+    let (code, text) = run_lab(&a)?;
+    if code != 0 {
+        return Err(format!("synced commit on: exit {code}, want 0\n{text}").into());
+    }
+    let v_off: lab::report::Verdicts = serde_json::from_slice(&std::fs::read(off.join("verdicts.json"))?)?;
+    let v_on: lab::report::Verdicts = serde_json::from_slice(&std::fs::read(on.join("verdicts.json"))?)?;
+    if v_off.verdicts[0].value != Some(0.0) || v_on.fail != 0 || v_on.pass != v_on.verdicts.len() {
+        return Err(format!("verdicts off {v_off:?}\non {v_on:?}").into());
+    }
+    let per_block = v_on.verdicts[0].value.unwrap_or(0.0);
+    if per_block < 1.0 {
+        return Err(format!("fsyncs per block with synced commit on: {per_block}").into());
+    }
+    let d = lab::report::diff_bundles(&off, &on, None)?;
+    let load: Vec<&String> = d.sentences.iter().filter(|s| s.starts_with("load: ")).collect();
+    if !load.iter().any(|s| s.starts_with("load: fsyncs per block 0 -> ")) || !load.iter().any(|s| s.starts_with("load: a disk-write stall appeared in off-CPU")) {
+        return Err(format!("diff sentences: {:?}", d.sentences).into());
+    }
+    for b in [&off, &on] {
+        let (code, text) = run_lab(&["verify", b.to_str().unwrap()])?;
+        if code != 0 {
+            return Err(format!("verify {}: {text}", b.display()).into());
+        }
+    }
+    Ok(())
+}
+
 fn bpf_missing() -> Option<String> {
     if !nix_is_root() {
         return Some("needs root for BPF".into());
@@ -512,6 +582,10 @@ fn main() {
     if let Some(why) = &bpf {
         eprintln!("bpftrace_known_answer skipped: {why}");
     }
+    let e2e = e2e_missing();
+    if let Some(why) = &e2e {
+        eprintln!("fsync_policy_end_to_end skipped: {why}");
+    }
     let t1_present = t1_dir().join("05-oncpu.folded").is_file();
     let trials = vec![
         Trial::test("t1_fixture_headlines", t1_fixture_headlines),
@@ -527,6 +601,7 @@ fn main() {
         Trial::test("hdr_and_malformed_inputs", hdr_and_malformed_inputs),
         Trial::test("bpftrace_command_line", bpftrace_command_line),
         Trial::test("bpftrace_known_answer", bpftrace_known_answer).with_ignored_flag(bpf.is_some()),
+        Trial::test("fsync_policy_end_to_end", fsync_policy_end_to_end).with_ignored_flag(e2e.is_some()),
     ];
     if !t1_present {
         eprintln!(

@@ -1,10 +1,9 @@
 //! The report's subcommands for the `qfc-lab` CLI: `report DIR [--baseline T1DIR]`,
 //! `diff A B [--out DIR]`, `import-t1 DIR [--bundle B]`. The spine's CLI flattens these
-//! argument structs and calls the handlers; each returns the process exit code
-//! (1 when an expectation failed).
+//! argument structs and calls the handlers; each returns whether an expectation failed
+//! (exit 1) and the text to print.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Context;
 
@@ -44,7 +43,7 @@ pub struct ImportT1Args {
 }
 
 /// Renders a bundle's report; exit code 1 when any expectation failed.
-pub fn report(args: &ReportArgs) -> anyhow::Result<(ExitCode, String)> {
+pub fn report(args: &ReportArgs) -> anyhow::Result<(bool, String)> {
     let opts = super::RenderOptions {
         baseline: args.baseline.clone(),
     };
@@ -67,31 +66,26 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<(ExitCode, String)> {
             msg.push_str(&format!("  {}\n", v.sentence()));
         }
     }
-    let code = if out.verdicts.any_failed() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    };
-    Ok((code, msg))
+    Ok((out.verdicts.any_failed(), msg))
 }
 
 /// Compares two bundles; prints the Markdown.
-pub fn diff(args: &DiffArgs) -> anyhow::Result<(ExitCode, String)> {
+pub fn diff(args: &DiffArgs) -> anyhow::Result<(bool, String)> {
     let d = super::diff_bundles(&args.a, &args.b, args.out.as_deref()).with_context(|| {
         format!("comparing {} with {}", args.a.display(), args.b.display())
     })?;
-    Ok((ExitCode::SUCCESS, d.markdown))
+    Ok((false, d.markdown))
 }
 
 /// Imports T1's files; prints or writes the Markdown.
-pub fn import_t1(args: &ImportT1Args) -> anyhow::Result<(ExitCode, String)> {
+pub fn import_t1(args: &ImportT1Args) -> anyhow::Result<(bool, String)> {
     let md = super::import_t1(&args.dir, args.bundle.as_deref())
         .with_context(|| format!("importing T1 files from {}", args.dir.display()))?;
     match &args.out {
         Some(p) => {
             std::fs::write(p, &md).with_context(|| format!("writing {}", p.display()))?;
-            Ok((ExitCode::SUCCESS, format!("wrote {}\n", p.display())))
+            Ok((false, format!("wrote {}\n", p.display())))
         }
-        None => Ok((ExitCode::SUCCESS, md)),
+        None => Ok((false, md)),
     }
 }

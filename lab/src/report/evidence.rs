@@ -285,6 +285,7 @@ pub fn offcpu_from_dump(d: &Dump) -> Folded {
                 .collect();
             frames.dedup();
             f.stacks.push(super::folded::Stack {
+                class: None,
                 thread: None,
                 frames,
                 count: v.max(0) as u64,
@@ -398,8 +399,19 @@ impl Bundle {
         let session: Option<SessionJson> =
             soft(json_opt(&dir.join("probes/session.json")), &mut b.notes);
         if let Some(s) = &session {
-            b.run_lost_events = s.lost_events.as_ref().and_then(sum_json_count);
-            b.run_truncated_stack_share = s.truncated_stack_share;
+            b.run_lost_events = s
+                .lost_events_total
+                .or_else(|| s.lost_events.as_ref().and_then(sum_json_count));
+            b.run_truncated_stack_share = s
+                .truncated_stack_share
+                .as_ref()
+                .and_then(max_json_share)
+                .or_else(|| {
+                    s.windows
+                        .iter()
+                        .filter_map(|w| w.truncated_stack_share.as_ref().and_then(max_json_share))
+                        .reduce(f64::max)
+                });
             b.overhead_pct = s.overhead_pct;
         }
 
@@ -424,6 +436,10 @@ impl Bundle {
                 let mut samples = l.samples;
                 if let Some(p) = &l.prom {
                     samples.extend(parse_prom(p));
+                }
+                if samples.is_empty() {
+                    // a failed scrape (`{"t_ns", "error"}`)
+                    continue;
                 }
                 let t_rel = match t0 {
                     Some(t0) => (t as f64 - t0 as f64) / NS,
@@ -497,8 +513,11 @@ impl Bundle {
             prev_prom = prom;
             if let Some(sess) = &session {
                 if let Some(w) = sess.windows.iter().find(|w| &w.phase == name) {
-                    p.lost_events = w.lost_events.as_ref().and_then(sum_json_count);
-                    p.truncated_stack_share = w.truncated_stack_share;
+                    p.lost_events = w
+                        .lost_total
+                        .or_else(|| w.lost_events.as_ref().and_then(sum_json_count));
+                    p.truncated_stack_share =
+                        w.truncated_stack_share.as_ref().and_then(max_json_share);
                 }
             } else {
                 p.missing
@@ -516,10 +535,20 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
     let win = p.duration_s;
     // fsync
     if let Some(j) = soft(json_opt::<FsyncJson>(&pd.join("fsync.json")), &mut p.notes) {
+        let mut calls_by_comm = j.calls_by_comm;
+        let mut by_comm_us: BTreeMap<String, Log2Hist> =
+            j.by_comm_us.iter().map(|(k, h)| (k.clone(), h.to_hist())).collect();
+        for (comm, h) in &j.by_thread {
+            *calls_by_comm.entry(comm.clone()).or_default() += h.calls();
+            by_comm_us.entry(comm.clone()).or_default().merge(&h.to_hist());
+        }
         p.fsync = Some(FsyncData {
-            calls_by_comm: j.calls_by_comm,
-            latency_us: j.latency_us.map(|h| h.to_hist()),
-            by_comm_us: j.by_comm_us.iter().map(|(k, h)| (k.clone(), h.to_hist())).collect(),
+            calls_by_comm,
+            latency_us: j
+                .latency_us
+                .map(|h| h.to_hist())
+                .or_else(|| j.total.as_ref().map(|t| t.to_hist())),
+            by_comm_us,
             window_s: j.window_s.or(win),
         });
     } else if let Some(t) = read_opt(&pd.join("fsync.txt"))? {
@@ -533,10 +562,18 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
     }
     // bio
     if let Some(j) = soft(json_opt::<BioJson>(&pd.join("bio.json")), &mut p.notes) {
+        let mut by_rwbs_us: BTreeMap<String, Log2Hist> =
+            j.by_rwbs_us.iter().map(|(k, h)| (k.clone(), h.to_hist())).collect();
+        for (k, h) in &j.by_rwbs {
+            by_rwbs_us.entry(k.clone()).or_default().merge(&h.to_hist());
+        }
         p.bio = Some(BioData {
-            by_rwbs_us: j.by_rwbs_us.iter().map(|(k, h)| (k.clone(), h.to_hist())).collect(),
+            by_rwbs_us,
             bytes_by_rwbs: j.bytes_by_rwbs,
-            latency_us: j.latency_us.map(|h| h.to_hist()),
+            latency_us: j
+                .latency_us
+                .map(|h| h.to_hist())
+                .or_else(|| j.total.as_ref().map(|t| t.to_hist())),
             window_s: j.window_s.or(win),
         });
     } else if let Some(t) = read_opt(&pd.join("bio.txt"))? {
@@ -561,6 +598,12 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
         }
         for (sc, h) in j.lat_us_by_syscall {
             w.lat_us_by_syscall.entry(syscall_name(&sc)).or_default().merge(&h.to_hist());
+        }
+        for r in &j.rows {
+            *w.ops.entry((r.thread.clone(), syscall_name(&r.syscall))).or_default() += r.count;
+        }
+        for (sc, h) in &j.by_syscall {
+            w.lat_us_by_syscall.entry(syscall_name(sc)).or_default().merge(&h.to_hist());
         }
         p.writepath = Some(w);
     } else if let Some(t) = read_opt(&pd.join("writepath.txt"))? {

@@ -94,11 +94,10 @@ impl Verdict {
         };
         match self.status {
             Status::Pass | Status::Fail => format!(
-                "{} {} {scope}: {} {} (bound {} {})",
+                "{} {} {scope}: {} (bound {} {})",
                 if self.status == Status::Pass { "PASS" } else { "FAIL" },
                 self.figure,
-                super::render::num(self.value.unwrap_or(f64::NAN)),
-                self.unit,
+                super::render::cell(&Ok(self.value.unwrap_or(f64::NAN)), &self.unit),
                 self.op.symbol(),
                 super::render::num(self.bound)
             ),

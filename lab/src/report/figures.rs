@@ -66,6 +66,8 @@ defs! {
     "rocksdb.stall_us" [] "us" "increase of qfc_rocksdb_stall_micros_total";
     "rocksdb.wal_syncs" [] "syncs" "increase of qfc_rocksdb_wal_syncs_total";
     "rocksdb.wal_syncs_per_block" [] "syncs/block" "rocksdb.wal_syncs over node.blocks";
+    "rocksdb.compaction_write_bytes" [] "bytes" "increase of qfc_rocksdb_compaction_write_bytes_total (reference node)";
+    "rocksdb.flush_write_bytes" [] "bytes" "increase of qfc_rocksdb_flush_write_bytes_total (reference node)";
     "load.<workload>.requests" [] "requests" "requests sent (workload: rpc, tx, sync, compaction)";
     "load.<workload>.ok" [] "requests" "requests answered without error";
     "load.<workload>.errors" [] "requests" "requests that failed or timed out";
@@ -477,6 +479,8 @@ pub fn evaluate(f: &FigureRef, p: &PhaseEvidence, ctx: &Ctx) -> Fig {
             .map(|v| if v > 0.0 { 1.0 } else { 0.0 }),
         "rocksdb.stall_us" => metrics(p)?.delta("qfc_rocksdb_stall_micros_total"),
         "rocksdb.wal_syncs" => metrics(p)?.delta("qfc_rocksdb_wal_syncs_total"),
+        "rocksdb.compaction_write_bytes" => metrics(p)?.delta("qfc_rocksdb_compaction_write_bytes_total"),
+        "rocksdb.flush_write_bytes" => metrics(p)?.delta("qfc_rocksdb_flush_write_bytes_total"),
         "rocksdb.wal_syncs_per_block" => {
             let s = metrics(p)?.delta("qfc_rocksdb_wal_syncs_total")?;
             let b = blocks(p)?;

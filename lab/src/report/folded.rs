@@ -11,6 +11,8 @@ use std::sync::OnceLock;
 /// first, and its weight (samples for on-CPU, microseconds for off-CPU).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stack {
+    /// The probe's own wait class (`[futex]`, `[poll]`, `[preempted]`, ...), when given.
+    pub class: Option<String>,
     pub thread: Option<String>,
     pub frames: Vec<String>,
     pub count: u64,
@@ -42,12 +44,19 @@ impl Folded {
                 continue;
             };
             let mut frames: Vec<String> = stack.trim().split(';').map(str::to_string).collect();
+            // the probes prefix off-CPU stacks with their wait class: `[futex];thread;...`
+            let class = if thread_first && frames.len() > 2 && is_class(&frames[0]) {
+                Some(frames.remove(0))
+            } else {
+                None
+            };
             let thread = if thread_first && frames.len() > 1 {
                 Some(frames.remove(0))
             } else {
                 None
             };
             f.stacks.push(Stack {
+                class,
                 thread,
                 frames,
                 count,
@@ -71,6 +80,10 @@ impl Folded {
         let mut m: BTreeMap<String, u64> = BTreeMap::new();
         for s in &self.stacks {
             let mut key = String::new();
+            if let Some(c) = &s.class {
+                key.push_str(c);
+                key.push(';');
+            }
             if let Some(t) = &s.thread {
                 key.push_str(t);
                 key.push(';');
@@ -102,6 +115,15 @@ impl Folded {
             .map(|s| s.count)
             .sum()
     }
+}
+
+/// `[word]` (not `[unknown]`): a class frame.
+fn is_class(f: &str) -> bool {
+    f.len() > 2
+        && f.starts_with('[')
+        && f.ends_with(']')
+        && f != "[unknown]"
+        && f[1..f.len() - 1].chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '-')
 }
 
 /// On-CPU areas, in classification precedence order: a sample belongs to the first area
@@ -347,6 +369,10 @@ mod tests {
     #[test]
     fn parses_thread_first() {
         let f = Folded::parse("tokio-rt-worker;a;b 3\nbad line\nqfc-node;c 2\n", true);
+        let g = Folded::parse("[futex];qfc-node;[libc.so.6];futex_wait_[k] 7\n", true);
+        assert_eq!(g.stacks[0].class.as_deref(), Some("[futex]"));
+        assert_eq!(g.stacks[0].thread.as_deref(), Some("qfc-node"));
+        assert_eq!(g.stacks[0].frames, vec!["[libc.so.6]", "futex_wait_[k]"]);
         assert_eq!(f.total(), 5);
         assert_eq!(f.malformed_lines, 1);
         assert_eq!(f.stacks[0].thread.as_deref(), Some("tokio-rt-worker"));

@@ -74,9 +74,43 @@ impl HistJson {
     }
 }
 
-/// `probes/<phase>/fsync.json`.
+/// A histogram with its call count, as the probes write it:
+/// `{"count": n, "sum_us": x, "buckets": [...]}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CountedHistJson {
+    pub count: Option<u64>,
+    #[serde(default)]
+    pub buckets: Vec<BucketJson>,
+}
+
+impl CountedHistJson {
+    pub fn to_hist(&self) -> Log2Hist {
+        HistJson::List(self.buckets.clone()).to_hist()
+    }
+    /// The call count (the histogram's total when `count` is absent).
+    pub fn calls(&self) -> u64 {
+        self.count.unwrap_or_else(|| self.to_hist().total())
+    }
+}
+
+/// One row of a probe's table: `{"thread", "syscall", "count", ...}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RowJson {
+    #[serde(default, alias = "comm")]
+    pub thread: String,
+    #[serde(default)]
+    pub syscall: String,
+    #[serde(default)]
+    pub count: u64,
+}
+
+/// `probes/<phase>/fsync.json`: the probes write `total`, `by_thread` (comm ->
+/// counted histogram) and `rows`; the flat `calls_by_comm` form is accepted too.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct FsyncJson {
+    pub total: Option<CountedHistJson>,
+    #[serde(default)]
+    pub by_thread: BTreeMap<String, CountedHistJson>,
     #[serde(default, alias = "calls")]
     pub calls_by_comm: BTreeMap<String, u64>,
     #[serde(alias = "fsync_latency_us")]
@@ -86,9 +120,12 @@ pub struct FsyncJson {
     pub window_s: Option<f64>,
 }
 
-/// `probes/<phase>/bio.json`.
+/// `probes/<phase>/bio.json`: `total`, `by_rwbs` (counted histograms), `bytes_by_rwbs`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct BioJson {
+    pub total: Option<CountedHistJson>,
+    #[serde(default)]
+    pub by_rwbs: BTreeMap<String, CountedHistJson>,
     #[serde(default, alias = "bio_by_rwbs_us")]
     pub by_rwbs_us: BTreeMap<String, HistJson>,
     #[serde(default)]
@@ -98,9 +135,14 @@ pub struct BioJson {
     pub window_s: Option<f64>,
 }
 
-/// `probes/<phase>/writepath.json`: counts per thread and syscall, latency per syscall.
+/// `probes/<phase>/writepath.json`: `rows` (thread, syscall, count) and `by_syscall`
+/// (counted histograms); the nested `ops_by_comm` form is accepted too.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct WritePathJson {
+    #[serde(default)]
+    pub rows: Vec<RowJson>,
+    #[serde(default)]
+    pub by_syscall: BTreeMap<String, CountedHistJson>,
     /// `{"tokio-rt-worker": {"write": 5, "fdatasync": 1}}`
     #[serde(default, alias = "op_by_thread")]
     pub ops_by_comm: BTreeMap<String, BTreeMap<String, u64>>,
@@ -112,10 +154,10 @@ pub struct WritePathJson {
 /// `probes/session.json`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct SessionJson {
-    #[serde(alias = "lost_events_total")]
     pub lost_events: Option<Json>,
-    #[serde(alias = "truncated_stack_pct")]
-    pub truncated_stack_share: Option<f64>,
+    pub lost_events_total: Option<u64>,
+    /// A share (0-1), or a map probe -> share.
+    pub truncated_stack_share: Option<Json>,
     #[serde(default)]
     pub windows: Vec<SessionWindowJson>,
     #[serde(alias = "probe_overhead_pct")]
@@ -128,10 +170,19 @@ pub struct SessionWindowJson {
     pub phase: String,
     pub start_ns: Option<u64>,
     pub end_ns: Option<u64>,
-    #[serde(alias = "lost_total", alias = "lost")]
     pub lost_events: Option<Json>,
-    #[serde(alias = "truncated_stack_pct")]
-    pub truncated_stack_share: Option<f64>,
+    pub lost_total: Option<u64>,
+    /// A share (0-1), or a map probe -> share.
+    pub truncated_stack_share: Option<Json>,
+}
+
+/// The largest share in a number or a map of numbers.
+pub fn max_json_share(v: &Json) -> Option<f64> {
+    match v {
+        Json::Number(n) => n.as_f64(),
+        Json::Object(m) => m.values().filter_map(max_json_share).reduce(f64::max),
+        _ => None,
+    }
 }
 
 /// A count that may be a number or a map of numbers (per probe): summed.
