@@ -245,6 +245,29 @@ pub fn parse_version(stdout: &[u8]) -> Option<String> {
         .map(String::from)
 }
 
+/// The version string of a node binary already on `target` (where it can
+/// run: an aarch64 binary runs in the aarch64 guest, not here); `None`,
+/// with a warning, when `--version` fails.
+pub fn version_on(
+    target: &mut dyn crate::target::Target,
+    binary_on_target: &Path,
+) -> Option<String> {
+    match target.exec(
+        &version_argv(binary_on_target),
+        std::time::Duration::from_secs(30),
+    ) {
+        Ok(o) if o.success() => parse_version(&o.stdout),
+        Ok(o) => {
+            tracing::warn!(code = ?o.code, stderr = %String::from_utf8_lossy(&o.stderr), "node --version failed");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "node --version could not run");
+            None
+        }
+    }
+}
+
 /// Which node a scenario runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
