@@ -99,7 +99,9 @@ fn arch_name(a: object::Architecture) -> String {
 pub fn has_fp_prologue(arch: object::Architecture, code: &[u8]) -> bool {
     match arch {
         object::Architecture::X86_64 => {
-            let c = code.strip_prefix(&[0xf3, 0x0f, 0x1e, 0xfa][..]).unwrap_or(code);
+            let c = code
+                .strip_prefix(&[0xf3, 0x0f, 0x1e, 0xfa][..])
+                .unwrap_or(code);
             c.starts_with(&[0x55, 0x48, 0x89, 0xe5])
         }
         object::Architecture::Aarch64 => code.chunks_exact(4).take(8).any(|w| {
@@ -117,7 +119,14 @@ pub fn fp_verdict(with: usize, sampled: usize) -> (Option<f64>, FramePointers) {
         return (None, FramePointers::Unknown);
     }
     let share = with as f64 / sampled as f64;
-    (Some(share), if share >= 0.5 { FramePointers::Yes } else { FramePointers::No })
+    (
+        Some(share),
+        if share >= 0.5 {
+            FramePointers::Yes
+        } else {
+            FramePointers::No
+        },
+    )
 }
 
 /// Inspects a binary's bytes (pure apart from hashing); `target_arch` as
@@ -167,7 +176,10 @@ pub fn inspect_bytes(
             if a >= lo && a + 16 <= hi {
                 let off = (a - lo) as usize;
                 sampled += 1;
-                if has_fp_prologue(file.architecture(), &text_data[off..(off + 32).min(text_data.len())]) {
+                if has_fp_prologue(
+                    file.architecture(),
+                    &text_data[off..(off + 32).min(text_data.len())],
+                ) {
                     with += 1;
                 }
             }
@@ -208,8 +220,10 @@ pub fn inspect_bytes(
 
 /// Inspects a binary file for a target of architecture `target_arch`.
 pub fn inspect(path: &Path, target_arch: &str) -> Result<NodeBinary, NodeBinError> {
-    let data = std::fs::read(path)
-        .map_err(|source| NodeBinError::Read { path: path.to_path_buf(), source })?;
+    let data = std::fs::read(path).map_err(|source| NodeBinError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let nb = inspect_bytes(path, &data, target_arch)?;
     for w in &nb.warnings {
         tracing::warn!("{w}");
@@ -224,7 +238,34 @@ pub fn version_argv(binary: &Path) -> Vec<OsString> {
 
 /// The version string from `--version` output: its first non-empty line.
 pub fn parse_version(stdout: &[u8]) -> Option<String> {
-    String::from_utf8_lossy(stdout).lines().map(str::trim).find(|l| !l.is_empty()).map(String::from)
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(String::from)
+}
+
+/// The version string of a node binary already on `target` (where it can
+/// run: an aarch64 binary runs in the aarch64 guest, not here); `None`,
+/// with a warning, when `--version` fails.
+pub fn version_on(
+    target: &mut dyn crate::target::Target,
+    binary_on_target: &Path,
+) -> Option<String> {
+    match target.exec(
+        &version_argv(binary_on_target),
+        std::time::Duration::from_secs(30),
+    ) {
+        Ok(o) if o.success() => parse_version(&o.stdout),
+        Ok(o) => {
+            tracing::warn!(code = ?o.code, stderr = %String::from_utf8_lossy(&o.stderr), "node --version failed");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "node --version could not run");
+            None
+        }
+    }
 }
 
 /// Which node a scenario runs.
@@ -297,7 +338,10 @@ mod tests {
     fn x86_prologues() {
         use object::Architecture::X86_64;
         assert!(has_fp_prologue(X86_64, &[0x55, 0x48, 0x89, 0xe5, 0x90]));
-        assert!(has_fp_prologue(X86_64, &[0xf3, 0x0f, 0x1e, 0xfa, 0x55, 0x48, 0x89, 0xe5]));
+        assert!(has_fp_prologue(
+            X86_64,
+            &[0xf3, 0x0f, 0x1e, 0xfa, 0x55, 0x48, 0x89, 0xe5]
+        ));
         // sub $0x28,%rsp: no frame pointer.
         assert!(!has_fp_prologue(X86_64, &[0x48, 0x83, 0xec, 0x28]));
     }
@@ -309,7 +353,9 @@ mod tests {
         let a = [0xfd, 0x7b, 0xbf, 0xa9, 0xfd, 0x03, 0x00, 0x91];
         assert!(has_fp_prologue(Aarch64, &a));
         // sub sp, sp, #0x40; stp x29, x30, [sp, #0x30]; add x29, sp, #0x30
-        let b = [0xff, 0x03, 0x01, 0xd1, 0xfd, 0x7b, 0x03, 0xa9, 0xfd, 0xc3, 0x00, 0x91];
+        let b = [
+            0xff, 0x03, 0x01, 0xd1, 0xfd, 0x7b, 0x03, 0xa9, 0xfd, 0xc3, 0x00, 0x91,
+        ];
         assert!(has_fp_prologue(Aarch64, &b));
         // add x0, sp, #0x30 is not a frame pointer.
         assert!(!has_fp_prologue(Aarch64, &[0xe0, 0xc3, 0x00, 0x91]));
@@ -332,23 +378,44 @@ mod tests {
         assert!(nb.function_symbols > 1000, "{nb:?}");
         assert!(nb.build_id.is_some());
         assert_eq!(nb.blake3.len(), 64);
-        assert_eq!(nb.frame_pointers, FramePointers::Yes, "share {:?}", nb.frame_pointer_share);
-        let other = if nb.arch == "x86_64" { "aarch64" } else { "x86_64" };
+        assert_eq!(
+            nb.frame_pointers,
+            FramePointers::Yes,
+            "share {:?}",
+            nb.frame_pointer_share
+        );
+        let other = if nb.arch == "x86_64" {
+            "aarch64"
+        } else {
+            "x86_64"
+        };
         let e = inspect(&me, other).unwrap_err().to_string();
-        assert!(e.contains("but the target is") && e.contains("build the node for"), "{e}");
+        assert!(
+            e.contains("but the target is") && e.contains("build the node for"),
+            "{e}"
+        );
     }
 
     #[test]
     fn not_elf_is_a_clear_error() {
-        let e = inspect_bytes(Path::new("x.sh"), b"#!/bin/sh\n", "x86_64").unwrap_err().to_string();
+        let e = inspect_bytes(Path::new("x.sh"), b"#!/bin/sh\n", "x86_64")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("x.sh is not an ELF executable"), "{e}");
     }
 
     #[test]
     fn versions_and_capabilities() {
-        assert_eq!(parse_version(b"\nqfc-node 0.1.0\nmore\n").as_deref(), Some("qfc-node 0.1.0"));
-        assert_eq!(version_argv(Path::new("/b")), ["/b", "--version"].map(OsString::from));
-        let e = resolve_compaction(NodeKind::QfcNode, CompactionMethod::Admin, "stress").unwrap_err();
+        assert_eq!(
+            parse_version(b"\nqfc-node 0.1.0\nmore\n").as_deref(),
+            Some("qfc-node 0.1.0")
+        );
+        assert_eq!(
+            version_argv(Path::new("/b")),
+            ["/b", "--version"].map(OsString::from)
+        );
+        let e =
+            resolve_compaction(NodeKind::QfcNode, CompactionMethod::Admin, "stress").unwrap_err();
         assert!(e.to_string().contains("phase `stress`") && e.to_string().contains("write_flood"));
         let (m, note) = resolve_compaction(NodeKind::QfcNode, CompactionMethod::Auto, "s").unwrap();
         assert_eq!(m, CompactionMethod::WriteFlood);

@@ -52,21 +52,37 @@ fn known_answers() -> Result<(), Failed> {
     let without = gcc(dir.path(), "without-fp", &["-fomit-frame-pointer"])?;
     let a = nodebin::inspect(&with, arch)?;
     let b = nodebin::inspect(&without, arch)?;
-    eprintln!("with: {:?} {:?}; without: {:?} {:?}", a.frame_pointers, a.frame_pointer_share, b.frame_pointers, b.frame_pointer_share);
+    eprintln!(
+        "with: {:?} {:?}; without: {:?} {:?}",
+        a.frame_pointers, a.frame_pointer_share, b.frame_pointers, b.frame_pointer_share
+    );
     assert_eq!(a.frame_pointers, FramePointers::Yes);
     assert!(a.warnings.is_empty(), "{:?}", a.warnings);
     assert_eq!(b.frame_pointers, FramePointers::No);
-    assert!(b.warnings.iter().any(|w| w.contains("force-frame-pointers")), "{:?}", b.warnings);
+    assert!(
+        b.warnings
+            .iter()
+            .any(|w| w.contains("force-frame-pointers")),
+        "{:?}",
+        b.warnings
+    );
     assert!(a.build_id.is_some() && a.function_symbols >= 60);
 
     let stripped = dir.path().join("stripped");
     std::fs::copy(&with, &stripped).map_err(|e| e.to_string())?;
-    let st = Command::new("strip").arg(&stripped).status().map_err(|e| e.to_string())?;
+    let st = Command::new("strip")
+        .arg(&stripped)
+        .status()
+        .map_err(|e| e.to_string())?;
     assert!(st.success());
     let c = nodebin::inspect(&stripped, arch)?;
     assert_eq!(c.frame_pointers, FramePointers::Unknown);
     assert_eq!(c.function_symbols, 0);
-    assert!(c.warnings.iter().any(|w| w.contains("no symbol table")), "{:?}", c.warnings);
+    assert!(
+        c.warnings.iter().any(|w| w.contains("no symbol table")),
+        "{:?}",
+        c.warnings
+    );
     // Stripping keeps the build id and changes the BLAKE3.
     assert_eq!(c.build_id, a.build_id);
     assert_ne!(c.blake3, a.blake3);
@@ -75,10 +91,15 @@ fn known_answers() -> Result<(), Failed> {
 
 fn main() {
     let args = Arguments::from_args();
-    let has_gcc = Command::new("gcc").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    let has_gcc = Command::new("gcc")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !has_gcc {
         eprintln!("skipping nodebin_known_answers: gcc is not installed (apt-get install gcc)");
     }
-    let trials = vec![Trial::test("nodebin_known_answers", known_answers).with_ignored_flag(!has_gcc)];
+    let trials =
+        vec![Trial::test("nodebin_known_answers", known_answers).with_ignored_flag(!has_gcc)];
     libtest_mimic::run(&args, trials).exit();
 }

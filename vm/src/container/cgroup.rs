@@ -37,7 +37,11 @@ pub fn parse_proc_cgroup(text: &str) -> Vec<CgroupLine> {
             let hierarchy = it.next()?.parse().ok()?;
             let controllers = it.next()?.to_string();
             let path = it.next()?.to_string();
-            Some(CgroupLine { hierarchy, controllers, path })
+            Some(CgroupLine {
+                hierarchy,
+                controllers,
+                path,
+            })
         })
         .collect()
 }
@@ -71,7 +75,10 @@ pub struct ProcessCgroups {
 
 /// Resolves a process's cgroup lines against the mounts (pure).
 pub fn resolve(lines: &[CgroupLine], mounts: &[(String, PathBuf, String)]) -> ProcessCgroups {
-    let v2_mount = mounts.iter().find(|(t, _, _)| t == "cgroup2").map(|(_, m, _)| m.clone());
+    let v2_mount = mounts
+        .iter()
+        .find(|(t, _, _)| t == "cgroup2")
+        .map(|(_, m, _)| m.clone());
     let has_v1 = mounts.iter().any(|(t, _, _)| t == "cgroup");
     let mut out = ProcessCgroups {
         host_version: if has_v1 { 1 } else { 2 },
@@ -83,7 +90,11 @@ pub fn resolve(lines: &[CgroupLine], mounts: &[(String, PathBuf, String)]) -> Pr
         let rel = l.path.trim_start_matches('/');
         if l.hierarchy == 0 && l.controllers.is_empty() {
             if let Some(m) = &v2_mount {
-                out.v2 = Some(if rel.is_empty() { m.clone() } else { m.join(rel) });
+                out.v2 = Some(if rel.is_empty() {
+                    m.clone()
+                } else {
+                    m.join(rel)
+                });
                 out.v2_is_root = rel.is_empty();
             }
             continue;
@@ -96,7 +107,14 @@ pub fn resolve(lines: &[CgroupLine], mounts: &[(String, PathBuf, String)]) -> Pr
                 wanted.iter().all(|w| o.contains(w))
             }
         }) {
-            out.v1.push((l.controllers.clone(), if rel.is_empty() { m.clone() } else { m.join(rel) }));
+            out.v1.push((
+                l.controllers.clone(),
+                if rel.is_empty() {
+                    m.clone()
+                } else {
+                    m.join(rel)
+                },
+            ));
         }
     }
     out
@@ -105,14 +123,20 @@ pub fn resolve(lines: &[CgroupLine], mounts: &[(String, PathBuf, String)]) -> Pr
 /// The cgroups of a process on this host.
 pub fn of_pid(pid: u32) -> Result<ProcessCgroups, TargetError> {
     let p = PathBuf::from(format!("/proc/{pid}/cgroup"));
-    let text = std::fs::read_to_string(&p)
-        .map_err(|source| TargetError::Io { what: "reading", path: p, source })?;
+    let text = std::fs::read_to_string(&p).map_err(|source| TargetError::Io {
+        what: "reading",
+        path: p,
+        source,
+    })?;
     let mounts = std::fs::read_to_string("/proc/mounts").map_err(|source| TargetError::Io {
         what: "reading",
         path: "/proc/mounts".into(),
         source,
     })?;
-    Ok(resolve(&parse_proc_cgroup(&text), &parse_cgroup_mounts(&mounts)))
+    Ok(resolve(
+        &parse_proc_cgroup(&text),
+        &parse_cgroup_mounts(&mounts),
+    ))
 }
 
 /// Gives `pid` a v2 cgroup of its own named `name` when it sits in the v2
@@ -128,11 +152,17 @@ pub fn ensure_v2(pid: u32, name: &str) -> Result<PathBuf, TargetError> {
         return Ok(v2);
     }
     let dir = v2.join("qfc-lab").join(name);
-    std::fs::create_dir_all(&dir)
-        .map_err(|source| TargetError::Io { what: "creating cgroup", path: dir.clone(), source })?;
+    std::fs::create_dir_all(&dir).map_err(|source| TargetError::Io {
+        what: "creating cgroup",
+        path: dir.clone(),
+        source,
+    })?;
     let procs = dir.join("cgroup.procs");
-    std::fs::write(&procs, pid.to_string())
-        .map_err(|source| TargetError::Io { what: "moving the node into", path: procs, source })?;
+    std::fs::write(&procs, pid.to_string()).map_err(|source| TargetError::Io {
+        what: "moving the node into",
+        path: procs,
+        source,
+    })?;
     tracing::info!(pid, cgroup = %dir.display(), "gave the container a cgroup v2 of its own");
     Ok(dir)
 }
@@ -162,14 +192,20 @@ proc /proc proc rw 0 0
     #[test]
     fn hybrid_v1_container_sits_in_v2_root() {
         let text = "9:name=systemd:/docker/abc\n4:memory:/docker/abc\n1:cpu:/docker/abc\n0::/\n";
-        let cg = resolve(&parse_proc_cgroup(text), &parse_cgroup_mounts(HYBRID_MOUNTS));
+        let cg = resolve(
+            &parse_proc_cgroup(text),
+            &parse_cgroup_mounts(HYBRID_MOUNTS),
+        );
         assert_eq!(cg.host_version, 1);
         assert_eq!(cg.v2.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
         assert!(cg.v2_is_root);
-        assert!(cg.v1.contains(&("memory".into(), "/sys/fs/cgroup/memory/docker/abc".into())));
         assert!(cg
             .v1
-            .contains(&("name=systemd".into(), "/sys/fs/cgroup/systemd/docker/abc".into())));
+            .contains(&("memory".into(), "/sys/fs/cgroup/memory/docker/abc".into())));
+        assert!(cg.v1.contains(&(
+            "name=systemd".into(),
+            "/sys/fs/cgroup/systemd/docker/abc".into()
+        )));
         assert_eq!(cg.v1.len(), 3);
     }
 

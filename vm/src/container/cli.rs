@@ -107,7 +107,14 @@ pub struct RunSpec {
 /// 127.0.0.1 only, data on a named volume, no `--platform` (it would pull).
 pub fn run_argv(docker: &Path, spec: &RunSpec) -> Vec<OsString> {
     let mut v = vec![docker.as_os_str().to_owned()];
-    v.extend(os(&["run", "--detach", "--name", &spec.name, "--log-driver", "json-file"]));
+    v.extend(os(&[
+        "run",
+        "--detach",
+        "--name",
+        &spec.name,
+        "--log-driver",
+        "json-file",
+    ]));
     for (k, val) in &spec.labels {
         v.push("--label".into());
         v.push(format!("{k}={val}").into());
@@ -213,17 +220,23 @@ pub fn run(
     env: &[(OsString, OsString)],
     timeout: Duration,
 ) -> Result<ExecOutput, TargetError> {
-    let (program, args) =
-        argv.split_first().ok_or_else(|| TargetError::Other("empty command line".into()))?;
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| TargetError::Other("empty command line".into()))?;
     let name = program.to_string_lossy().into_owned();
     let mut cmd = Command::new(program);
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
     tracing::debug!(?argv, "running");
-    let mut child =
-        cmd.spawn().map_err(|source| TargetError::Spawn { program: name.clone(), source })?;
+    let mut child = cmd.spawn().map_err(|source| TargetError::Spawn {
+        program: name.clone(),
+        source,
+    })?;
     let mut out = child.stdout.take().expect("piped");
     let mut err = child.stderr.take().expect("piped");
     let out_t = std::thread::spawn(move || {
@@ -246,14 +259,26 @@ pub fn run(
                 break None;
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(source) => return Err(TargetError::Spawn { program: name, source }),
+            Err(source) => {
+                return Err(TargetError::Spawn {
+                    program: name,
+                    source,
+                })
+            }
         }
     };
     let stdout = out_t.join().unwrap_or_default();
     let stderr = err_t.join().unwrap_or_default();
     match status {
-        Some(s) => Ok(ExecOutput { code: s.code(), stdout, stderr }),
-        None => Err(TargetError::Timeout { program: describe(argv), timeout }),
+        Some(s) => Ok(ExecOutput {
+            code: s.code(),
+            stdout,
+            stderr,
+        }),
+        None => Err(TargetError::Timeout {
+            program: describe(argv),
+            timeout,
+        }),
     }
 }
 
@@ -271,7 +296,8 @@ pub fn run_ok(
         Err(TargetError::Other(format!(
             "`{}` failed ({}): {}",
             describe(argv),
-            out.code.map_or("killed".to_string(), |c| format!("exit code {c}")),
+            out.code
+                .map_or("killed".to_string(), |c| format!("exit code {c}")),
             String::from_utf8_lossy(&out.stderr).trim()
         )))
     }
@@ -279,7 +305,11 @@ pub fn run_ok(
 
 /// The first words of a command line, for messages.
 pub fn describe(argv: &[OsString]) -> String {
-    argv.iter().take(4).map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+    argv.iter()
+        .take(4)
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -308,14 +338,34 @@ mod tests {
         assert_eq!(
             v,
             [
-                "/usr/bin/docker", "run", "--detach", "--name", "qfc-lab-node-1", "--log-driver",
-                "json-file", "--label", "qfc-lab=1", "--volume", "qfc-lab-data-1:/data",
-                "--publish", "127.0.0.1:8545:8545/tcp", "--publish", "127.0.0.1:6060:6060/tcp",
-                "--env", "QFC_LOG_LEVEL=info", "--workdir", "/data", "qfc-lab/node:abc", "--dev",
-                "--rpc-addr", "0.0.0.0:8545"
+                "/usr/bin/docker",
+                "run",
+                "--detach",
+                "--name",
+                "qfc-lab-node-1",
+                "--log-driver",
+                "json-file",
+                "--label",
+                "qfc-lab=1",
+                "--volume",
+                "qfc-lab-data-1:/data",
+                "--publish",
+                "127.0.0.1:8545:8545/tcp",
+                "--publish",
+                "127.0.0.1:6060:6060/tcp",
+                "--env",
+                "QFC_LOG_LEVEL=info",
+                "--workdir",
+                "/data",
+                "qfc-lab/node:abc",
+                "--dev",
+                "--rpc-addr",
+                "0.0.0.0:8545"
             ]
         );
-        assert!(!v.iter().any(|a| a.contains("platform") || a.contains("privileged")));
+        assert!(!v
+            .iter()
+            .any(|a| a.contains("platform") || a.contains("privileged")));
     }
 
     #[test]
@@ -343,45 +393,88 @@ mod tests {
     #[test]
     fn small_commands() {
         let d = Path::new("docker");
-        assert_eq!(strs(&version_argv(d)), ["docker", "version", "--format", "{{json .}}"]);
+        assert_eq!(
+            strs(&version_argv(d)),
+            ["docker", "version", "--format", "{{json .}}"]
+        );
         assert_eq!(
             strs(&image_id_argv(d, "a:b")),
             ["docker", "image", "inspect", "--format", "{{.Id}}", "a:b"]
         );
         assert_eq!(
             strs(&build_argv(d, "t:1", Path::new("/tmp/ctx"))),
-            ["docker", "build", "--pull=false", "--quiet", "--tag", "t:1", "/tmp/ctx"]
+            [
+                "docker",
+                "build",
+                "--pull=false",
+                "--quiet",
+                "--tag",
+                "t:1",
+                "/tmp/ctx"
+            ]
         );
         assert_eq!(
             strs(&stop_argv(d, "c", Duration::from_millis(300))),
             ["docker", "stop", "--time", "1", "c"]
         );
-        assert_eq!(strs(&rm_argv(d, "c")), ["docker", "rm", "--force", "--volumes", "c"]);
+        assert_eq!(
+            strs(&rm_argv(d, "c")),
+            ["docker", "rm", "--force", "--volumes", "c"]
+        );
         assert_eq!(
             strs(&exec_argv(d, "c", &["uname".into(), "-m".into()])),
             ["docker", "exec", "c", "uname", "-m"]
         );
         assert_eq!(
             strs(&run_rm_argv(d, "img", &["uname".into(), "-m".into()])),
-            ["docker", "run", "--rm", "--log-driver", "none", "--entrypoint", "uname", "img", "-m"]
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--log-driver",
+                "none",
+                "--entrypoint",
+                "uname",
+                "img",
+                "-m"
+            ]
         );
         assert_eq!(
-            strs(&cp_from_argv(d, "c", Path::new("/data/out"), Path::new("/tmp/x"))),
+            strs(&cp_from_argv(
+                d,
+                "c",
+                Path::new("/data/out"),
+                Path::new("/tmp/x")
+            )),
             ["docker", "cp", "c:/data/out/.", "/tmp/x"]
         );
         assert_eq!(
-            strs(&cp_to_argv(d, Path::new("/tmp/f"), "c", Path::new("/opt/f"))),
+            strs(&cp_to_argv(
+                d,
+                Path::new("/tmp/f"),
+                "c",
+                Path::new("/opt/f")
+            )),
             ["docker", "cp", "/tmp/f", "c:/opt/f"]
         );
-        assert_eq!(build_env(), [(OsString::from("DOCKER_BUILDKIT"), OsString::from("0"))]);
+        assert_eq!(
+            build_env(),
+            [(OsString::from("DOCKER_BUILDKIT"), OsString::from("0"))]
+        );
     }
 
     #[test]
     fn run_reports_failure_with_stderr() {
         let argv: Vec<OsString> = vec!["sh".into(), "-c".into(), "echo nope >&2; exit 3".into()];
-        let err = run_ok(&argv, &[], Duration::from_secs(5)).unwrap_err().to_string();
+        let err = run_ok(&argv, &[], Duration::from_secs(5))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("exit code 3") && err.contains("nope"), "{err}");
-        let t = run(&["sleep".into(), "5".into()], &[], Duration::from_millis(100));
+        let t = run(
+            &["sleep".into(), "5".into()],
+            &[],
+            Duration::from_millis(100),
+        );
         assert!(matches!(t, Err(TargetError::Timeout { .. })));
     }
 }

@@ -48,12 +48,19 @@ pub fn default_cache() -> PathBuf {
 /// Makes sure the base image exists in the engine (builds the rootfs
 /// tarball with mmdebstrap the first time, a few minutes) and returns its id.
 pub fn ensure_base(docker: &Path, staging: &Path, cache: &Path) -> Result<String, TargetError> {
-    if let Ok(out) = cli::run_ok(&cli::image_id_argv(docker, BASE_TAG), &[], Duration::from_secs(30)) {
+    if let Ok(out) = cli::run_ok(
+        &cli::image_id_argv(docker, BASE_TAG),
+        &[],
+        Duration::from_secs(30),
+    ) {
         return Ok(String::from_utf8_lossy(&out.stdout).trim().to_string());
     }
     let script = staging.join("base.sh");
-    std::fs::write(&script, BASE_SCRIPT)
-        .map_err(|source| TargetError::Io { what: "writing", path: script.clone(), source })?;
+    std::fs::write(&script, BASE_SCRIPT).map_err(|source| TargetError::Io {
+        what: "writing",
+        path: script.clone(),
+        source,
+    })?;
     tracing::info!(cache = %cache.display(), "building the Debian base image (mmdebstrap, once)");
     let env = vec![("DOCKER".into(), docker.as_os_str().to_owned())];
     let out = cli::run_ok(&base_argv(&script, BASE_TAG, cache), &env, Duration::from_secs(1200))
@@ -62,7 +69,12 @@ pub fn ensure_base(docker: &Path, staging: &Path, cache: &Path) -> Result<String
                 "could not build the container base image {BASE_TAG}: {e}; check that mmdebstrap is installed (scripts/setup.sh) and Debian's archive is reachable"
             ))
         })?;
-    Ok(String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").trim().to_string())
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .trim()
+        .to_string())
 }
 
 /// A node image to build: files to put in [`BIN_DIR`] and the entrypoint.
@@ -82,8 +94,11 @@ impl NodeImage {
     /// binary reuses its image).
     pub fn prepare_context(&self, ctx: &Path) -> Result<String, TargetError> {
         let bin = ctx.join("bin");
-        std::fs::create_dir_all(&bin)
-            .map_err(|source| TargetError::Io { what: "creating", path: bin.clone(), source })?;
+        std::fs::create_dir_all(&bin).map_err(|source| TargetError::Io {
+            what: "creating",
+            path: bin.clone(),
+            source,
+        })?;
         let df = dockerfile(BASE_TAG, &self.entrypoint, &self.workdir);
         let mut h = blake3::Hasher::new();
         h.update(df.as_bytes());
@@ -101,15 +116,24 @@ impl NodeImage {
                     source,
                 })?;
             }
-            let mut file = std::fs::File::open(&dest)
-                .map_err(|source| TargetError::Io { what: "reading", path: dest.clone(), source })?;
+            let mut file = std::fs::File::open(&dest).map_err(|source| TargetError::Io {
+                what: "reading",
+                path: dest.clone(),
+                source,
+            })?;
             h.update(name.as_encoded_bytes());
-            std::io::copy(&mut file, &mut h)
-                .map_err(|source| TargetError::Io { what: "hashing", path: dest.clone(), source })?;
+            std::io::copy(&mut file, &mut h).map_err(|source| TargetError::Io {
+                what: "hashing",
+                path: dest.clone(),
+                source,
+            })?;
         }
         let p = ctx.join("Dockerfile");
-        std::fs::write(&p, &df)
-            .map_err(|source| TargetError::Io { what: "writing", path: p, source })?;
+        std::fs::write(&p, &df).map_err(|source| TargetError::Io {
+            what: "writing",
+            path: p,
+            source,
+        })?;
         Ok(format!("qfc-lab/node:{}", &h.finalize().to_hex()[..16]))
     }
 }
@@ -121,12 +145,24 @@ pub fn build_node_image(
     ctx: &Path,
 ) -> Result<(String, String), TargetError> {
     let tag = image.prepare_context(ctx)?;
-    if let Ok(out) = cli::run_ok(&cli::image_id_argv(docker, &tag), &[], Duration::from_secs(30)) {
+    if let Ok(out) = cli::run_ok(
+        &cli::image_id_argv(docker, &tag),
+        &[],
+        Duration::from_secs(30),
+    ) {
         return Ok((tag, String::from_utf8_lossy(&out.stdout).trim().to_string()));
     }
     tracing::info!(%tag, "building the node image");
-    cli::run_ok(&cli::build_argv(docker, &tag, ctx), &cli::build_env(), Duration::from_secs(600))?;
-    let out = cli::run_ok(&cli::image_id_argv(docker, &tag), &[], Duration::from_secs(30))?;
+    cli::run_ok(
+        &cli::build_argv(docker, &tag, ctx),
+        &cli::build_env(),
+        Duration::from_secs(600),
+    )?;
+    let out = cli::run_ok(
+        &cli::image_id_argv(docker, &tag),
+        &[],
+        Duration::from_secs(30),
+    )?;
     Ok((tag, String::from_utf8_lossy(&out.stdout).trim().to_string()))
 }
 
@@ -140,7 +176,10 @@ mod tests {
         assert!(d.contains("FROM qfc-lab/bookworm-base:local\n"));
         assert!(d.contains("COPY bin/ /opt/qfc-lab/bin/\n"));
         // Exec form: the node is PID 1, no shell in between.
-        assert!(d.contains("ENTRYPOINT [\"/opt/qfc-lab/bin/qfc-refnode\"]\n"), "{d}");
+        assert!(
+            d.contains("ENTRYPOINT [\"/opt/qfc-lab/bin/qfc-refnode\"]\n"),
+            "{d}"
+        );
         assert!(!d.contains("--platform"));
     }
 
@@ -149,7 +188,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("node");
         std::fs::write(&bin, b"one").unwrap();
-        let img = NodeImage { files: vec![bin.clone()], entrypoint: "/x".into(), workdir: "/data".into() };
+        let img = NodeImage {
+            files: vec![bin.clone()],
+            entrypoint: "/x".into(),
+            workdir: "/data".into(),
+        };
         let t1 = img.prepare_context(&dir.path().join("c1")).unwrap();
         let t1b = img.prepare_context(&dir.path().join("c1b")).unwrap();
         std::fs::write(&bin, b"two").unwrap();
@@ -157,7 +200,10 @@ mod tests {
         assert_eq!(t1, t1b);
         assert_ne!(t1, t2);
         assert!(t1.starts_with("qfc-lab/node:"));
-        assert_eq!(std::fs::read(dir.path().join("c2/bin/node")).unwrap(), b"two");
+        assert_eq!(
+            std::fs::read(dir.path().join("c2/bin/node")).unwrap(),
+            b"two"
+        );
     }
 
     #[test]
@@ -165,6 +211,9 @@ mod tests {
         assert!(BASE_SCRIPT.contains("mmdebstrap --arch=amd64 --variant=minbase"));
         assert!(BASE_SCRIPT.contains("librocksdb7.8"));
         let a = base_argv(Path::new("/s/base.sh"), BASE_TAG, Path::new("/c"));
-        assert_eq!(a, ["bash", "/s/base.sh", BASE_TAG, "/c"].map(OsString::from));
+        assert_eq!(
+            a,
+            ["bash", "/s/base.sh", BASE_TAG, "/c"].map(OsString::from)
+        );
     }
 }

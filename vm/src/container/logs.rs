@@ -110,7 +110,11 @@ impl Follower {
                 }
             }
         })?;
-        Ok(Self { stdout: Some(out_r), stderr: Some(err_r), done })
+        Ok(Self {
+            stdout: Some(out_r),
+            stderr: Some(err_r),
+            done,
+        })
     }
 }
 
@@ -121,8 +125,12 @@ pub fn read_all(mut r: impl Read) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     for l in s.lines() {
         if let Some(rec) = parse_record(l) {
-            if rec.stream == "stderr" { &mut err } else { &mut out }
-                .extend_from_slice(rec.log.as_bytes());
+            if rec.stream == "stderr" {
+                &mut err
+            } else {
+                &mut out
+            }
+            .extend_from_slice(rec.log.as_bytes());
         }
     }
     Ok((out, err))

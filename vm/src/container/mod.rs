@@ -194,12 +194,18 @@ impl ContainerTarget {
 /// `(engine version, api version, containerd version)`.
 pub fn parse_version(json: &[u8]) -> Result<(String, String, Option<String>), String> {
     let v: serde_json::Value = serde_json::from_slice(json).map_err(|e| e.to_string())?;
-    let server = v.get("Server").filter(|s| !s.is_null()).ok_or("no server section")?;
+    let server = v
+        .get("Server")
+        .filter(|s| !s.is_null())
+        .ok_or("no server section")?;
     let s = |x: &serde_json::Value, k: &str| x.get(k).and_then(|y| y.as_str()).map(String::from);
     let containerd = server
         .get("Components")
         .and_then(|c| c.as_array())
-        .and_then(|c| c.iter().find(|x| x.get("Name").and_then(|n| n.as_str()) == Some("containerd")))
+        .and_then(|c| {
+            c.iter()
+                .find(|x| x.get("Name").and_then(|n| n.as_str()) == Some("containerd"))
+        })
         .and_then(|c| s(c, "Version"));
     Ok((
         s(server, "Version").ok_or("no server version")?,
@@ -213,7 +219,9 @@ pub fn parse_state(inspect: &serde_json::Value) -> (bool, u32, Option<i32>) {
     let st = &inspect["State"];
     let running = st["Running"].as_bool().unwrap_or(false);
     let pid = st["Pid"].as_u64().unwrap_or(0) as u32;
-    let code = (!running).then(|| st["ExitCode"].as_i64().map(|c| c as i32)).flatten();
+    let code = (!running)
+        .then(|| st["ExitCode"].as_i64().map(|c| c as i32))
+        .flatten();
     (running, pid, code)
 }
 
@@ -245,7 +253,11 @@ impl Target for ContainerTarget {
             path: self.staging.clone(),
             source,
         })?;
-        cli::run_ok(&cli::volume_create_argv(self.docker(), &self.volume), &[], SHORT)?;
+        cli::run_ok(
+            &cli::volume_create_argv(self.docker(), &self.volume),
+            &[],
+            SHORT,
+        )?;
         self.prepared = true;
         Ok(())
     }
@@ -261,7 +273,11 @@ impl Target for ContainerTarget {
         let dest = Path::new(image::BIN_DIR).join(name);
         if self.container_id.is_some() {
             // After start: copy into the running container.
-            cli::run_ok(&cli::cp_to_argv(self.docker(), local, &self.name, &dest), &[], SHORT)?;
+            cli::run_ok(
+                &cli::cp_to_argv(self.docker(), local, &self.name, &dest),
+                &[],
+                SHORT,
+            )?;
         } else {
             if !local.is_file() {
                 return Err(TargetError::Other(format!(
@@ -310,8 +326,14 @@ impl Target for ContainerTarget {
         self.ctx.container_name = self.name.clone();
         let ins = self.inspect()?;
         let (running, pid, code) = parse_state(&ins);
-        self.ctx.log_driver = ins["HostConfig"]["LogConfig"]["Type"].as_str().unwrap_or("").into();
-        self.ctx.log_path = ins["LogPath"].as_str().filter(|s| !s.is_empty()).map(PathBuf::from);
+        self.ctx.log_driver = ins["HostConfig"]["LogConfig"]["Type"]
+            .as_str()
+            .unwrap_or("")
+            .into();
+        self.ctx.log_path = ins["LogPath"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
         self.ctx.main_pid = pid;
         if running && pid > 0 {
             self.ctx.cgroups = cgroup::of_pid(pid).ok();
@@ -322,15 +344,21 @@ impl Target for ContainerTarget {
                     }
                     self.ctx.probe_cgroup = Some(p);
                 }
-                Err(e) => tracing::warn!(error = %e, "no cgroup v2 for the container: probes must filter by pid"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no cgroup v2 for the container: probes must filter by pid")
+                }
             }
         }
         let follower = match &self.ctx.log_path {
-            Some(p) => Some(logs::Follower::start(p.clone()).map_err(|source| TargetError::Io {
-                what: "following",
-                path: p.clone(),
-                source,
-            })?),
+            Some(p) => {
+                Some(
+                    logs::Follower::start(p.clone()).map_err(|source| TargetError::Io {
+                        what: "following",
+                        path: p.clone(),
+                        source,
+                    })?,
+                )
+            }
             None => None,
         };
         if !running {
@@ -349,7 +377,11 @@ impl Target for ContainerTarget {
         let full = if self.container_id.is_some() {
             cli::exec_argv(self.docker(), &self.name, argv)
         } else {
-            let img = self.cfg.image.clone().unwrap_or_else(|| image::BASE_TAG.to_string());
+            let img = self
+                .cfg
+                .image
+                .clone()
+                .unwrap_or_else(|| image::BASE_TAG.to_string());
             cli::run_rm_argv(self.docker(), &img, argv)
         };
         cli::run(&full, &[], timeout)
@@ -392,7 +424,11 @@ impl Target for ContainerTarget {
             path: local.to_path_buf(),
             source,
         })?;
-        cli::run_ok(&cli::cp_from_argv(self.docker(), &self.name, remote, local), &[], SHORT)?;
+        cli::run_ok(
+            &cli::cp_from_argv(self.docker(), &self.name, remote, local),
+            &[],
+            SHORT,
+        )?;
         Ok(())
     }
 
@@ -407,7 +443,11 @@ impl Target for ContainerTarget {
         }
         if self.prepared {
             self.prepared = false;
-            if let Err(e) = cli::run_ok(&cli::volume_rm_argv(self.docker(), &self.volume), &[], SHORT) {
+            if let Err(e) = cli::run_ok(
+                &cli::volume_rm_argv(self.docker(), &self.volume),
+                &[],
+                SHORT,
+            ) {
                 tracing::warn!(error = %e, "removing the data volume");
             }
             let _ = std::fs::remove_dir_all(&self.staging);
@@ -442,8 +482,14 @@ impl ContainerProcess {
     fn finish(&mut self, code: Option<i32>) -> ExitInfo {
         // Docker reports 128+N for a signal death of PID 1.
         let info = match code {
-            Some(c) if c > 128 && c < 160 => ExitInfo { code: None, signal: Some(c - 128) },
-            c => ExitInfo { code: c, signal: None },
+            Some(c) if c > 128 && c < 160 => ExitInfo {
+                code: None,
+                signal: Some(c - 128),
+            },
+            c => ExitInfo {
+                code: c,
+                signal: None,
+            },
         };
         if let Some(f) = &self.follower {
             f.done.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -485,7 +531,11 @@ impl RemoteProcess for ContainerProcess {
             return Ok(e);
         }
         let t0 = Instant::now();
-        cli::run_ok(&cli::stop_argv(&self.docker, &self.name, grace), &[], grace + SHORT)?;
+        cli::run_ok(
+            &cli::stop_argv(&self.docker, &self.name, grace),
+            &[],
+            grace + SHORT,
+        )?;
         let (running, _, code) = self.state()?;
         if running {
             return Err(TargetError::Other(format!(
@@ -501,7 +551,11 @@ impl RemoteProcess for ContainerProcess {
 impl Drop for ContainerProcess {
     fn drop(&mut self) {
         if self.exited.is_none() {
-            let _ = cli::run(&cli::stop_argv(&self.docker, &self.name, Duration::from_secs(2)), &[], SHORT);
+            let _ = cli::run(
+                &cli::stop_argv(&self.docker, &self.name, Duration::from_secs(2)),
+                &[],
+                SHORT,
+            );
         }
         if let Some(f) = &self.follower {
             f.done.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -517,7 +571,10 @@ mod tests {
     fn version_json_of_docker_20_10() {
         let j = br#"{"Client":{"Version":"20.10.24+dfsg1","ApiVersion":"1.41"},"Server":{"Platform":{"Name":""},"Components":[{"Name":"Engine","Version":"20.10.24+dfsg1"},{"Name":"containerd","Version":"1.6.20~ds1"}],"Version":"20.10.24+dfsg1","ApiVersion":"1.41","MinAPIVersion":"1.12"}}"#;
         let (e, a, c) = parse_version(j).unwrap();
-        assert_eq!((e.as_str(), a.as_str(), c.as_deref()), ("20.10.24+dfsg1", "1.41", Some("1.6.20~ds1")));
+        assert_eq!(
+            (e.as_str(), a.as_str(), c.as_deref()),
+            ("20.10.24+dfsg1", "1.41", Some("1.6.20~ds1"))
+        );
         let err = parse_version(br#"{"Client":{"Version":"1"},"Server":null}"#).unwrap_err();
         assert!(err.contains("no server"), "{err}");
     }
@@ -541,7 +598,11 @@ mod tests {
         assert_eq!(t.listen_host(), IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         assert_eq!(t.scratch_dir(), PathBuf::from("/data"));
         t.container_id = Some("x".into());
-        assert!(t.free_port().unwrap_err().to_string().contains("before spawning"));
+        assert!(t
+            .free_port()
+            .unwrap_err()
+            .to_string()
+            .contains("before spawning"));
         t.container_id = None;
     }
 }
