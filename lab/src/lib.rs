@@ -70,11 +70,7 @@ pub fn run(cli: Cli) -> Exit {
                 for p in &problems {
                     eprintln!("{p}");
                 }
-                eprintln!(
-                    "error: {} does not match its manifest ({} problems)",
-                    dir.display(),
-                    problems.len()
-                );
+                eprintln!("error: {} does not match its manifest ({} problems)", dir.display(), problems.len());
                 Exit::CheckFailed
             }
         },

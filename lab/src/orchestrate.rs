@@ -82,34 +82,20 @@ pub fn main(args: RunArgs) -> Exit {
     };
     let s = &loaded.scenario;
     if !matches!(s.target, TargetSpec::Local) {
-        eprintln!(
-            "error: {}: {}",
-            args.scenario.display(),
-            vm::TargetError::NotAvailable(format!("{:?}", s.target.kind()).to_lowercase())
-        );
+        eprintln!("error: {}: {}", args.scenario.display(), vm::TargetError::NotAvailable(format!("{:?}", s.target.kind()).to_lowercase()));
         return Exit::Usage;
     }
     let root = args
         .out
         .clone()
         .unwrap_or_else(|| bundle_dir(&s.bundle.dir, &s.name, &utc_compact()));
-    if root.exists()
-        && std::fs::read_dir(&root)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
-        eprintln!(
-            "error: bundle directory {} exists and is not empty: choose another --out",
-            root.display()
-        );
+    if root.exists() && std::fs::read_dir(&root).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        eprintln!("error: bundle directory {} exists and is not empty: choose another --out", root.display());
         return Exit::Usage;
     }
     let layout = Layout::new(root.clone());
     if let Err(e) = layout.create() {
-        eprintln!(
-            "error: cannot create bundle directory {}: {e}",
-            root.display()
-        );
+        eprintln!("error: cannot create bundle directory {}: {e}", root.display());
         return Exit::RunFailed;
     }
     let node_binary = match node::resolve_binary(&s.node, args.node_binary.as_deref()) {
@@ -141,20 +127,14 @@ pub fn main(args: RunArgs) -> Exit {
         s: s.clone(),
         layout: layout.clone(),
         events: events.clone(),
-        target: Box::new(vm::LocalTarget::new(
-            vm::LocalTarget::default_scratch(),
-            args.keep_scratch,
-        )),
+        target: Box::new(vm::LocalTarget::new(vm::LocalTarget::default_scratch(), args.keep_scratch)),
         node_binary: node_binary.clone(),
         node: None,
         pumps: Vec::new(),
         probe: None,
         probe_binary,
         load: load::default_plugin(),
-        timeline: Timeline {
-            clock: "CLOCK_MONOTONIC",
-            ..Default::default()
-        },
+        timeline: Timeline { clock: "CLOCK_MONOTONIC", ..Default::default() },
         context: Context::default(),
         failures: Vec::new(),
         endpoints: None,
@@ -162,20 +142,10 @@ pub fn main(args: RunArgs) -> Exit {
     let result = run.execute();
     run.teardown();
     let error = result.err().map(|e| e.to_string());
-    let status = if error.is_some() {
-        Status::Incomplete
-    } else {
-        Status::Complete
-    };
+    let status = if error.is_some() { Status::Incomplete } else { Status::Complete };
     let write = run.write_bundle(&loaded, &started_utc, status, error.clone());
     let (code, error) = match (write, error) {
-        (Err(w), e) => (
-            Exit::RunFailed,
-            Some(format!(
-                "{}writing the bundle failed: {w}",
-                e.map(|e| format!("{e}; ")).unwrap_or_default()
-            )),
-        ),
+        (Err(w), e) => (Exit::RunFailed, Some(format!("{}writing the bundle failed: {w}", e.map(|e| format!("{e}; ")).unwrap_or_default()))),
         (Ok(()), Some(e)) => (Exit::RunFailed, Some(e)),
         (Ok(()), None) => (Exit::Ok, None),
     };
@@ -217,22 +187,13 @@ impl Run {
     }
 
     fn mark(&mut self, what: String) {
-        self.timeline.events.push(TimelineEvent {
-            t_ns: monotonic_ns(),
-            what,
-        });
+        self.timeline.events.push(TimelineEvent { t_ns: monotonic_ns(), what });
     }
 
     fn warn(&mut self, plugin: &str, phase: Option<&str>, error: String) {
         tracing::info!(plugin, ?phase, %error, "plug-in failure");
-        let _ = self.events.send(Event::Warning {
-            message: format!("{plugin}: {error}"),
-        });
-        self.failures.push(PluginFailure {
-            plugin: plugin.into(),
-            phase: phase.map(Into::into),
-            error,
-        });
+        let _ = self.events.send(Event::Warning { message: format!("{plugin}: {error}") });
+        self.failures.push(PluginFailure { plugin: plugin.into(), phase: phase.map(Into::into), error });
     }
 
     /// Signal or node death ends the run.
@@ -242,10 +203,7 @@ impl Run {
         }
         if let Some(n) = self.node.as_mut() {
             if let Ok(Some(status)) = n.try_wait() {
-                return Err(RunError::NodeDied {
-                    status: status.to_string(),
-                    when: String::new(),
-                });
+                return Err(RunError::NodeDied { status: status.to_string(), when: String::new() });
             }
         }
         Ok(())
@@ -253,9 +211,7 @@ impl Run {
 
     fn execute(&mut self) -> Result<(), RunError> {
         self.step(Step::PrepareTarget)?;
-        self.target
-            .prepare()
-            .map_err(|e| step_err(Step::PrepareTarget)(e.to_string()))?;
+        self.target.prepare().map_err(|e| step_err(Step::PrepareTarget)(e.to_string()))?;
         self.context = context::gather(self.target.as_mut());
         let scratch = self.target.scratch_dir();
         let datadir = scratch.join("node-data");
@@ -266,8 +222,7 @@ impl Run {
                 .load
                 .seed_db(&datadir, sd.keys, sd.value_bytes, seed)
                 .map_err(|e| step_err(Step::StartNode)(format!("seeding the datadir: {e}")))?;
-            std::fs::create_dir_all(self.layout.load_dir())
-                .map_err(|e| step_err(Step::StartNode)(e.to_string()))?;
+            std::fs::create_dir_all(self.layout.load_dir()).map_err(|e| step_err(Step::StartNode)(e.to_string()))?;
             bundle::write_atomic(
                 &self.layout.load_dir().join("seed_db.json"),
                 &serde_json::to_vec_pretty(&report).unwrap_or_default(),
@@ -283,16 +238,10 @@ impl Run {
             metrics: self.target.free_port().map_err(|e| se(e.to_string()))?,
             p2p: self.target.free_port().map_err(|e| se(e.to_string()))?,
         };
-        let remote_bin = self
-            .target
-            .ship(&self.node_binary)
-            .map_err(|e| se(e.to_string()))?;
+        let remote_bin = self.target.ship(&self.node_binary).map_err(|e| se(e.to_string()))?;
         self.context.node_version = self
             .target
-            .exec(
-                &[remote_bin.clone().into_os_string(), "--version".into()],
-                Duration::from_secs(5),
-            )
+            .exec(&[remote_bin.clone().into_os_string(), "--version".into()], Duration::from_secs(5))
             .ok()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
         let mut argv = vec![remote_bin.into_os_string()];
@@ -307,26 +256,12 @@ impl Run {
             &serde_json::to_vec_pretty(&cmdline).unwrap_or_default(),
         )
         .map_err(|e| se(e.to_string()))?;
-        let env = self
-            .s
-            .node
-            .env
-            .iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
+        let env = self.s.node.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
         let mut proc = self
             .target
-            .spawn(&SpawnSpec {
-                argv,
-                env,
-                cwd: None,
-                stdin: false,
-            })
+            .spawn(&SpawnSpec { argv, env, cwd: None, stdin: false })
             .map_err(|e| se(e.to_string()))?;
-        for (reader, name) in [
-            (proc.take_stdout(), "stdout.log"),
-            (proc.take_stderr(), "stderr.log"),
-        ] {
+        for (reader, name) in [(proc.take_stdout(), "stdout.log"), (proc.take_stderr(), "stderr.log")] {
             if let Some(mut r) = reader {
                 let path = self.layout.node_dir().join(name);
                 self.pumps.push(std::thread::spawn(move || {
@@ -340,18 +275,9 @@ impl Run {
         let pid = proc.pid();
         self.node = Some(proc);
         self.context.node_pid = Some(pid);
-        let rpc = self
-            .target
-            .forward(ports.rpc)
-            .map_err(|e| se(e.to_string()))?;
-        let metrics_addr = self
-            .target
-            .forward(ports.metrics)
-            .map_err(|e| se(e.to_string()))?;
-        let p2p = self
-            .target
-            .forward(ports.p2p)
-            .map_err(|e| se(e.to_string()))?;
+        let rpc = self.target.forward(ports.rpc).map_err(|e| se(e.to_string()))?;
+        let metrics_addr = self.target.forward(ports.metrics).map_err(|e| se(e.to_string()))?;
+        let p2p = self.target.forward(ports.p2p).map_err(|e| se(e.to_string()))?;
         let _ = self.events.send(Event::NodeStarted {
             pid,
             rpc: rpc.to_string(),
@@ -364,18 +290,13 @@ impl Run {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             self.check().map_err(|e| match e {
-                RunError::NodeDied { status, .. } => RunError::NodeDied {
-                    status,
-                    when: "before its RPC answered".into(),
-                },
+                RunError::NodeDied { status, .. } => RunError::NodeDied { status, when: "before its RPC answered".into() },
                 e => e,
             })?;
             match metrics::rpc(rpc, "eth_blockNumber", Duration::from_secs(2)) {
                 Ok(_) => break,
                 Err(e) if Instant::now() >= deadline => {
-                    return Err(step_err(Step::WaitRpc)(format!(
-                        "the node's RPC at {rpc} did not answer eth_blockNumber within 60 s: {e}"
-                    )))
+                    return Err(step_err(Step::WaitRpc)(format!("the node's RPC at {rpc} did not answer eth_blockNumber within 60 s: {e}")))
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }
@@ -385,11 +306,7 @@ impl Run {
         let endpoints = Endpoints {
             rpc,
             metrics: metrics_addr,
-            p2p: if self.s.node.no_network {
-                None
-            } else {
-                Some(p2p)
-            },
+            p2p: if self.s.node.no_network { None } else { Some(p2p) },
             chain_id: self.s.node.chain_id,
             admin_rpc: self.s.node.refnode.as_ref().is_some_and(|r| r.admin),
         };
@@ -415,10 +332,7 @@ impl Run {
             ));
             match p.attach(self.target.as_mut(), pid, &probe_out) {
                 Ok(t) => {
-                    self.timeline.events.push(TimelineEvent {
-                        t_ns: t,
-                        what: "probes ready".into(),
-                    });
+                    self.timeline.events.push(TimelineEvent { t_ns: t, what: "probes ready".into() });
                     let _ = self.events.send(Event::ProbesReady { t_ns: t });
                     self.probe = Some(p);
                 }
@@ -431,8 +345,7 @@ impl Run {
 
         self.step(Step::Phases)?;
         let series_path = self.layout.metrics_series();
-        let mut series = std::fs::File::create(&series_path)
-            .map_err(|e| step_err(Step::Phases)(format!("{}: {e}", series_path.display())))?;
+        let mut series = std::fs::File::create(&series_path).map_err(|e| step_err(Step::Phases)(format!("{}: {e}", series_path.display())))?;
         let phases = self.s.phases.clone();
         for (i, phase) in phases.iter().enumerate() {
             self.check()?;
@@ -466,11 +379,7 @@ impl Run {
             let duration = Duration::from_secs(phase.duration_s);
             let run_load = load_ok && !phase.load.is_empty();
             if !phase.load.is_empty() && !load_ok {
-                self.warn(
-                    "load",
-                    Some(&phase.name),
-                    "phase ran without its load (the load generator is not connected)".into(),
-                );
+                self.warn("load", Some(&phase.name), "phase ran without its load (the load generator is not connected)".into());
             }
             let interval = self.s.bundle.metrics_interval_s;
             // The load runs on its own thread; this one keeps time, watches
@@ -493,10 +402,7 @@ impl Run {
                     }
                     if let Some(n) = self.node.as_mut() {
                         if let Ok(Some(st)) = n.try_wait() {
-                            break Err(RunError::NodeDied {
-                                status: st.to_string(),
-                                when: format!("during phase {}", phase.name),
-                            });
+                            break Err(RunError::NodeDied { status: st.to_string(), when: format!("during phase {}", phase.name) });
                         }
                     }
                     let elapsed = begin.elapsed();
@@ -520,16 +426,11 @@ impl Run {
                 // Give the load a bounded grace to finish its phase, then cancel it.
                 let load_result = handle.map(|h| {
                     let grace = Instant::now() + Duration::from_secs(15);
-                    while !h.is_finished()
-                        && Instant::now() < grace
-                        && signals::requested().is_none()
-                    {
+                    while !h.is_finished() && Instant::now() < grace && signals::requested().is_none() {
                         std::thread::sleep(Duration::from_millis(50));
                     }
                     cancel.store(true, Ordering::SeqCst);
-                    h.join().unwrap_or_else(|_| {
-                        Err(load::LoadPluginError::Failed("load thread panicked".into()))
-                    })
+                    h.join().unwrap_or_else(|_| Err(load::LoadPluginError::Failed("load thread panicked".into())))
                 });
                 (outcome, load_result)
             });
@@ -537,10 +438,7 @@ impl Run {
                 Some(Ok(summary)) => {
                     let path = load_dir.join("summary.json");
                     if !path.exists() {
-                        let _ = bundle::write_atomic(
-                            &path,
-                            &serde_json::to_vec_pretty(&summary).unwrap_or_default(),
-                        );
+                        let _ = bundle::write_atomic(&path, &serde_json::to_vec_pretty(&summary).unwrap_or_default());
                     }
                 }
                 Some(Err(e)) => self.warn("load", Some(&phase.name), e.to_string()),
@@ -551,18 +449,9 @@ impl Run {
                 w.end_ns = Some(end_ns);
                 w.completed = outcome.is_ok();
             }
-            let _ = self.events.send(Event::PhaseEnded {
-                name: phase.name.clone(),
-                t_ns: end_ns,
-            });
+            let _ = self.events.send(Event::PhaseEnded { name: phase.name.clone(), t_ns: end_ns });
             // Boundary scrape, also for an interrupted phase (what it has).
-            match metrics::http(
-                metrics_addr,
-                "GET",
-                "/metrics",
-                None,
-                Duration::from_secs(3),
-            ) {
+            match metrics::http(metrics_addr, "GET", "/metrics", None, Duration::from_secs(3)) {
                 Ok(text) => {
                     let _ = std::fs::write(self.layout.metrics_phase(&phase.name), text);
                 }
@@ -576,10 +465,7 @@ impl Run {
             self.step(Step::StopProbes)?;
             if let Some(mut p) = self.probe.take() {
                 match p.stop() {
-                    Ok(t) => self.timeline.events.push(TimelineEvent {
-                        t_ns: t,
-                        what: "probes stopped".into(),
-                    }),
+                    Ok(t) => self.timeline.events.push(TimelineEvent { t_ns: t, what: "probes stopped".into() }),
                     Err(e) => {
                         p.abort();
                         self.warn("probes", None, e.to_string());
@@ -597,9 +483,7 @@ impl Run {
             p.abort();
             self.mark("probes aborted".into());
         }
-        let _ = self.events.send(Event::Step {
-            step: Step::StopNode,
-        });
+        let _ = self.events.send(Event::Step { step: Step::StopNode });
         if let Some(mut n) = self.node.take() {
             match n.terminate(Duration::from_secs(10)) {
                 Ok(st) => self.mark(format!("node stopped ({st})")),
@@ -613,32 +497,16 @@ impl Run {
         let probe_out = self.target.scratch_dir().join("probes");
         if probe_out.exists() || !matches!(self.s.target, TargetSpec::Local) {
             if let Err(e) = self.target.fetch_dir(&probe_out, &self.layout.probes_dir()) {
-                self.failures.push(PluginFailure {
-                    plugin: "probes".into(),
-                    phase: None,
-                    error: format!("collecting probe output: {e}"),
-                });
+                self.failures.push(PluginFailure { plugin: "probes".into(), phase: None, error: format!("collecting probe output: {e}") });
             }
         }
         if let Err(e) = self.target.teardown() {
-            self.failures.push(PluginFailure {
-                plugin: "target".into(),
-                phase: None,
-                error: format!("teardown: {e}"),
-            });
+            self.failures.push(PluginFailure { plugin: "target".into(), phase: None, error: format!("teardown: {e}") });
         }
     }
 
-    fn write_bundle(
-        &mut self,
-        loaded: &Loaded,
-        started_utc: &str,
-        status: Status,
-        error: Option<String>,
-    ) -> std::io::Result<()> {
-        let _ = self.events.send(Event::Step {
-            step: Step::WriteBundle,
-        });
+    fn write_bundle(&mut self, loaded: &Loaded, started_utc: &str, status: Status, error: Option<String>) -> std::io::Result<()> {
+        let _ = self.events.send(Event::Step { step: Step::WriteBundle });
         let l = &self.layout;
         std::fs::write(l.scenario(), &loaded.text)?;
         let stderr_log = l.root.join("probes-stderr.log");
@@ -649,30 +517,17 @@ impl Run {
         if !self.failures.is_empty() {
             // One file per plug-in failure list, next to the plug-in's output.
             for plugin in ["probes", "load"] {
-                let fs: Vec<&PluginFailure> = self
-                    .failures
-                    .iter()
-                    .filter(|f| f.plugin == plugin)
-                    .collect();
+                let fs: Vec<&PluginFailure> = self.failures.iter().filter(|f| f.plugin == plugin).collect();
                 if !fs.is_empty() {
                     let dir = l.root.join(plugin);
                     std::fs::create_dir_all(&dir)?;
-                    std::fs::write(
-                        dir.join("failure.json"),
-                        serde_json::to_vec_pretty(&fs).map_err(std::io::Error::other)?,
-                    )?;
+                    std::fs::write(dir.join("failure.json"), serde_json::to_vec_pretty(&fs).map_err(std::io::Error::other)?)?;
                 }
             }
         }
-        std::fs::write(
-            l.context_json(),
-            serde_json::to_vec_pretty(&self.context).map_err(std::io::Error::other)?,
-        )?;
+        std::fs::write(l.context_json(), serde_json::to_vec_pretty(&self.context).map_err(std::io::Error::other)?)?;
         std::fs::write(l.context_txt(), context::render_text(&self.context))?;
-        std::fs::write(
-            l.timeline(),
-            serde_json::to_vec_pretty(&self.timeline).map_err(std::io::Error::other)?,
-        )?;
+        std::fs::write(l.timeline(), serde_json::to_vec_pretty(&self.timeline).map_err(std::io::Error::other)?)?;
         let mut m = Manifest {
             format: 1,
             name: self.s.name.clone(),
@@ -685,18 +540,12 @@ impl Run {
             overrides: loaded.overrides.clone(),
             scenario_resolved: serde_json::to_value(&self.s).map_err(std::io::Error::other)?,
             qfc_lab_version: env!("CARGO_PKG_VERSION").into(),
-            qfc_lab_git_commit: option_env!("QFC_LAB_GIT_COMMIT")
-                .unwrap_or("unknown")
-                .into(),
+            qfc_lab_git_commit: option_env!("QFC_LAB_GIT_COMMIT").unwrap_or("unknown").into(),
             node_binary: Some(self.node_binary.display().to_string()),
             node_binary_blake3: bundle::hash_file(&self.node_binary).ok(),
             started_utc: started_utc.into(),
             ended_utc: utc_now(),
-            expectations: if self.s.expects.is_empty() {
-                "none".into()
-            } else {
-                "not_evaluated".into()
-            },
+            expectations: if self.s.expects.is_empty() { "none".into() } else { "not_evaluated".into() },
             files: Default::default(),
         };
         bundle::seal(l, &mut m)
@@ -707,9 +556,7 @@ impl Run {
 fn scrape_series(out: &mut std::fs::File, addr: std::net::SocketAddr, phase: &str) {
     let t_ns = monotonic_ns();
     let line = match metrics::http(addr, "GET", "/metrics", None, Duration::from_secs(1)) {
-        Ok(text) => {
-            serde_json::json!({"t_ns": t_ns, "phase": phase, "samples": metrics::parse_prom(&text)})
-        }
+        Ok(text) => serde_json::json!({"t_ns": t_ns, "phase": phase, "samples": metrics::parse_prom(&text)}),
         Err(e) => serde_json::json!({"t_ns": t_ns, "phase": phase, "error": e.to_string()}),
     };
     let _ = writeln!(out, "{line}");
@@ -719,3 +566,4 @@ fn scrape_series(out: &mut std::fs::File, addr: std::net::SocketAddr, phase: &st
 pub fn default_dir(s: &Scenario) -> PathBuf {
     bundle_dir(&s.bundle.dir, &s.name, "<utc>")
 }
+
