@@ -124,10 +124,16 @@ mod tests {
     fn census_of_this_process_on_the_local_target() {
         let mut t = vm::LocalTarget::new(vm::LocalTarget::default_scratch(), false);
         t.prepare().unwrap();
+        // The thread names itself once running: wait until it has.
+        let (tx, rx) = std::sync::mpsc::channel();
         let _h = std::thread::Builder::new()
             .name("census-probe".into())
-            .spawn(|| std::thread::sleep(Duration::from_secs(2)))
+            .spawn(move || {
+                tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_secs(2))
+            })
             .unwrap();
+        rx.recv().unwrap();
         let m = threads(&mut t, std::process::id());
         assert_eq!(m.get("census-probe"), Some(&1), "{m:?}");
         t.teardown().unwrap();

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod context;
 pub mod events;
 pub mod load;
+pub mod loadgen_adapter;
 pub mod metrics;
 pub mod node;
 pub mod orchestrate;

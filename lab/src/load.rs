@@ -1,8 +1,9 @@
 //! Load plug-ins. [`LoadPlugin`] is what the orchestrator drives, once per
 //! run ([`LoadPlugin::connect`]) and once per phase with load
 //! ([`LoadPlugin::run_phase`], blocking for the phase's duration, on its own
-//! thread). The adapter to `loadgen::LoadSession` lives in `loadgen_adapter`
-//! (see that module); [`Unavailable`] records a clear failure instead.
+//! thread). The adapter to `loadgen::LoadSession` is
+//! [`crate::loadgen_adapter::Loadgen`]; [`Unavailable`] records a clear
+//! failure instead when it cannot start.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -33,7 +34,7 @@ pub enum LoadPluginError {
 /// A load generator driving the node across phases.
 pub trait LoadPlugin: Send {
     /// Seeds a node datadir (on this machine) before the node starts.
-    fn seed_db(&mut self, datadir: &Path, keys: u64, value_bytes: u64, seed: u64) -> Result<(), LoadPluginError>;
+    fn seed_db(&mut self, datadir: &Path, keys: u64, value_bytes: u64, seed: u64) -> Result<serde_json::Value, LoadPluginError>;
     /// Connects once per run (funds accounts, keeps nonces across phases).
     fn connect(&mut self, endpoints: &Endpoints, seed: u64) -> Result<(), LoadPluginError>;
     /// Runs `phase.load` for `phase.duration_s`, writing into `out_dir`;
@@ -47,7 +48,7 @@ pub trait LoadPlugin: Send {
 pub struct Unavailable(pub String);
 
 impl LoadPlugin for Unavailable {
-    fn seed_db(&mut self, _: &Path, _: u64, _: u64, _: u64) -> Result<(), LoadPluginError> {
+    fn seed_db(&mut self, _: &Path, _: u64, _: u64, _: u64) -> Result<serde_json::Value, LoadPluginError> {
         Err(LoadPluginError::Unavailable(self.0.clone()))
     }
     fn connect(&mut self, _: &Endpoints, _: u64) -> Result<(), LoadPluginError> {
@@ -58,9 +59,11 @@ impl LoadPlugin for Unavailable {
     }
 }
 
-/// The load plug-in of this build.
+/// The load plug-in of this build: loadgen, or a recorded failure when its
+/// runtime cannot start.
 pub fn default_plugin() -> Box<dyn LoadPlugin> {
-    Box::new(Unavailable(
-        "loadgen::LoadSession is not merged into this branch yet; phases run for their duration without load".into(),
-    ))
+    match crate::loadgen_adapter::Loadgen::new() {
+        Ok(l) => Box::new(l),
+        Err(e) => Box::new(Unavailable(format!("cannot start the load generator's runtime: {e}"))),
+    }
 }

@@ -208,7 +208,7 @@ impl Run {
     }
 
     fn warn(&mut self, plugin: &str, phase: Option<&str>, error: String) {
-        tracing::warn!(plugin, ?phase, %error, "plug-in failure");
+        tracing::info!(plugin, ?phase, %error, "plug-in failure");
         let _ = self.events.send(Event::Warning { message: format!("{plugin}: {error}") });
         self.failures.push(PluginFailure { plugin: plugin.into(), phase: phase.map(Into::into), error });
     }
@@ -235,9 +235,17 @@ impl Run {
 
         if let Some(sd) = self.s.node.seed_db.clone() {
             let seed = self.s.seed;
-            self.load
+            let report = self
+                .load
                 .seed_db(&datadir, sd.keys, sd.value_bytes, seed)
                 .map_err(|e| step_err(Step::StartNode)(format!("seeding the datadir: {e}")))?;
+            std::fs::create_dir_all(self.layout.load_dir()).map_err(|e| step_err(Step::StartNode)(e.to_string()))?;
+            bundle::write_atomic(
+                &self.layout.load_dir().join("seed_db.json"),
+                &serde_json::to_vec_pretty(&report).unwrap_or_default(),
+            )
+            .map_err(|e| step_err(Step::StartNode)(e.to_string()))?;
+            self.mark("datadir seeded".into());
         }
 
         self.step(Step::StartNode)?;

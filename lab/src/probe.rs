@@ -3,9 +3,11 @@
 //! `--control stdin` and speaks its line protocol (docs/ARCHITECTURE.md,
 //! "Probe session control"):
 //!
-//!     -> (attach)        <- ready <monotonic_ns>
-//!     -> phase <name>    <- phase <name> <monotonic_ns>
-//!     -> stop            <- stopped <monotonic_ns>
+//! ```text
+//! -> (attach)        <- ready <monotonic_ns>
+//! -> phase <name>    <- phase <name> <monotonic_ns>
+//! -> stop            <- stopped <monotonic_ns>
+//! ```
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};

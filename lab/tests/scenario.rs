@@ -48,10 +48,10 @@ fn golden_errors_name_line_and_field() {
         ("unknown-key", 9, "phase[0].durration_s", Some("did you mean `duration_s`?")),
         ("wrong-type", 9, "phase[0].duration_s", None),
         ("missing-phase-duration", 11, "phase[1].duration_s", None),
-        ("negative-rate", 15, "phase[1].load.rpc.rate_per_s", None),
+        ("negative-rate", 16, "phase[1].load.rpc.rate_per_s", None),
         ("unknown-target-kind", 5, "target.kind", None),
-        ("refnode-knobs-on-qfc-node", 9, "node.refnode", None),
-        ("unknown-rpc-method", 11, "phase[0].load.rpc.mix.eth_blockNumbr", Some("did you mean `eth_blockNumber`?")),
+        ("refnode-knobs-on-qfc-node", 8, "node.refnode", None),
+        ("unknown-rpc-method", 12, "phase[0].load.rpc.mix.eth_blockNumbr", Some("did you mean `eth_blockNumber`?")),
     ];
     for (case, line, field, hint) in want {
         let src = std::fs::read_to_string(data().join(case).join("input.toml")).unwrap();
@@ -85,7 +85,7 @@ fn check_no_panic(src: &str) {
         Ok(_) => {}
         Err(lab::scenario::ScenarioError::Invalid(d)) => {
             assert!(d.line >= 1 && d.column >= 1);
-            assert!(!d.message.is_empty() && !d.field.is_empty());
+            assert!(!d.message.is_empty() && !d.field.is_empty(), "{d:?}");
             let _ = d.to_string();
         }
         Err(e) => panic!("parse returned a non-located error: {e}"),

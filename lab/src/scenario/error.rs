@@ -162,7 +162,10 @@ fn quoted(s: &str) -> Vec<&str> {
 pub fn from_toml(file: &str, src: &str, e: &toml::de::Error) -> Diagnostic {
     let span = e.span().unwrap_or(0..0);
     let mut field = field_path_at(src, span.start);
-    let msg = e.message().trim().to_string();
+    let msg = match e.message().trim() {
+        "" => "invalid TOML".to_string(),
+        m => m.to_string(),
+    };
     let (message, hint) = if let Some(rest) = msg.strip_prefix("unknown field ") {
         let names = quoted(rest);
         let (unknown, expected) = names.split_first().map(|(u, e)| (*u, e.to_vec())).unwrap_or(("", vec![]));

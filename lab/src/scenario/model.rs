@@ -279,6 +279,7 @@ pub struct TxLoad {
     pub rate_per_s: f64,
     pub accounts: u32,
     pub sample_receipts: f64,
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -286,6 +287,7 @@ pub struct SyncLoad {
     pub peers: u32,
     pub rate_per_s: f64,
     pub request: SyncRequest,
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -310,28 +312,18 @@ pub struct BundleSpec {
     pub metrics_interval_s: u64,
 }
 
-/// JSON-RPC methods the rpc workload may call (docs/SCENARIOS.md `mix`).
+/// JSON-RPC methods the rpc workload may call (docs/SCENARIOS.md `mix`;
+/// the methods `loadgen::RpcMethod` implements).
 pub const RPC_METHODS: &[&str] = &[
-    "eth_chainId",
     "eth_blockNumber",
+    "eth_getBlockByNumber",
     "eth_getBalance",
     "eth_getTransactionCount",
-    "eth_getCode",
-    "eth_getBlockByNumber",
-    "eth_getBlockByHash",
-    "eth_getTransactionByHash",
-    "eth_getTransactionReceipt",
-    "eth_call",
-    "eth_estimateGas",
+    "eth_chainId",
     "eth_gasPrice",
-    "eth_getStorageAt",
-    "eth_feeHistory",
     "eth_syncing",
     "net_version",
     "web3_clientVersion",
-    "qfc_nodeInfo",
-    "qfc_getValidators",
-    "qfc_getEpoch",
 ];
 
 /// A stage-two problem: where, which field, what was expected, a hint.
@@ -726,15 +718,17 @@ fn validate_phase(i: usize, p: RawPhase, before: &[Phase]) -> V<Phase> {
                         rate_per_s: positive_f64(&t.rate_per_s, f("load.tx.rate_per_s"), 100.0)?,
                         accounts: positive_u32(&t.accounts, f("load.tx.accounts"), 16)?,
                         sample_receipts: share,
+                        timeout_ms: positive_u64(&t.timeout_ms, f("load.tx.timeout_ms"), 5000)?,
                     })
                 }
             },
             sync: match l.sync {
                 None => None,
                 Some(s) => Some(SyncLoad {
-                    peers: positive_u32(&s.peers, f("load.sync.peers"), 4)?,
+                    peers: positive_u32(&s.peers, f("load.sync.peers"), 8)?,
                     rate_per_s: positive_f64(&s.rate_per_s, f("load.sync.rate_per_s"), 50.0)?,
                     request: s.request.unwrap_or(SyncRequest::Range),
+                    timeout_ms: positive_u64(&s.timeout_ms, f("load.sync.timeout_ms"), 30_000)?,
                 }),
             },
             compaction: match l.compaction {

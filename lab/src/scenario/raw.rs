@@ -141,6 +141,7 @@ pub struct RawTx {
     pub rate_per_s: Option<Spanned<f64>>,
     pub accounts: Option<Spanned<u32>>,
     pub sample_receipts: Option<Spanned<f64>>,
+    pub timeout_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,6 +150,7 @@ pub struct RawSync {
     pub peers: Option<Spanned<u32>>,
     pub rate_per_s: Option<Spanned<f64>>,
     pub request: Option<SyncRequest>,
+    pub timeout_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

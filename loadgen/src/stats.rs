@@ -1,0 +1,487 @@
+//! Per-workload recording for one phase: an HdrHistogram of latencies (µs),
+//! errors by kind, requests dropped (could not be sent on time, like k6's
+//! dropped iterations) and a per-second series; then the serializable
+//! summary and the files written into the phase's output directory.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::serialization::{Serializer, V2Serializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Anchor;
+use crate::model::LoadModel;
+use crate::LoadError;
+
+/// Highest latency the histograms hold: one hour, in µs (higher values saturate).
+const MAX_US: u64 = 3_600_000_000;
+
+/// Why a request failed; the key under which `errors` counts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fail {
+    /// No answer within the timeout.
+    Timeout,
+    /// Could not open a connection.
+    Connect,
+    /// The connection broke while sending or receiving.
+    Io,
+    /// HTTP answered with a status other than 2xx.
+    HttpStatus(u16),
+    /// JSON-RPC answered with an error object of this code.
+    Rpc(i64),
+    /// The answer could not be decoded.
+    Decode,
+    /// Still in flight when the phase ended (aborted).
+    Unfinished,
+    /// A protocol-specific failure (e.g. `sync_not_found`).
+    Other(&'static str),
+}
+
+impl fmt::Display for Fail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fail::Timeout => f.write_str("timeout"),
+            Fail::Connect => f.write_str("connect"),
+            Fail::Io => f.write_str("io"),
+            Fail::HttpStatus(s) => write!(f, "http_{s}"),
+            Fail::Rpc(c) => write!(f, "rpc_{c}"),
+            Fail::Decode => f.write_str("decode"),
+            Fail::Unfinished => f.write_str("unfinished"),
+            Fail::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Latency percentiles of the successful requests, in µs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// Successful requests measured.
+    pub count: u64,
+    /// Smallest latency.
+    pub min_us: u64,
+    /// Mean latency.
+    pub mean_us: f64,
+    /// Median.
+    pub p50_us: u64,
+    /// 90th percentile.
+    pub p90_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// Largest latency.
+    pub max_us: u64,
+}
+
+impl LatencySummary {
+    /// Percentiles of a histogram (all zero when empty).
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        Self {
+            count: h.len(),
+            min_us: h.min(),
+            mean_us: h.mean(),
+            p50_us: h.value_at_quantile(0.50),
+            p90_us: h.value_at_quantile(0.90),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+        }
+    }
+}
+
+/// One second of a workload in a phase.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    /// Start of the second on CLOCK_MONOTONIC, ns.
+    pub t_ns: u64,
+    /// Seconds since the start of the phase.
+    pub second: u64,
+    /// Requests whose intended start fell in this second (open loop) or
+    /// that were sent in it (closed loop).
+    pub scheduled: u64,
+    /// Requests that completed successfully in this second.
+    pub ok: u64,
+    /// Requests that failed in this second.
+    pub errors: u64,
+    /// Requests dropped whose intended start fell in this second.
+    pub dropped: u64,
+    /// Response bytes received in this second.
+    pub bytes: u64,
+    /// Median latency of this second's successes, µs.
+    pub p50_us: u64,
+    /// 99th percentile of this second's successes, µs.
+    pub p99_us: u64,
+    /// Largest latency of this second's successes, µs.
+    pub max_us: u64,
+}
+
+/// What one workload did in one phase (`summary.json` holds one per workload).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadSummary {
+    /// `rpc`, `tx`, `sync`.
+    pub workload: String,
+    /// Open or closed loop.
+    pub model: LoadModel,
+    /// Open loop: the target rate at the start of the phase.
+    pub target_rate_per_s: Option<f64>,
+    /// Open loop: the rate at the end of a ramp.
+    pub ramp_to_per_s: Option<f64>,
+    /// Closed loop: clients; open loop: maximum in flight.
+    pub concurrency: u32,
+    /// Start of the phase on CLOCK_MONOTONIC, ns.
+    pub start_ns: u64,
+    /// When the last request finished (or was given up), CLOCK_MONOTONIC ns.
+    pub end_ns: u64,
+    /// The sending window, seconds.
+    pub duration_s: f64,
+    /// Arrivals the schedule asked for (open loop) or requests started (closed).
+    pub scheduled: u64,
+    /// Requests actually sent.
+    pub sent: u64,
+    /// Requests answered successfully.
+    pub ok: u64,
+    /// Failed requests by kind (`timeout`, `connect`, `http_503`, `rpc_-32000`, ...).
+    pub errors: BTreeMap<String, u64>,
+    /// Requests not sent because no slot freed up within the timeout after
+    /// their intended start or because the phase ended first.
+    pub dropped: u64,
+    /// Successes per second over the sending window.
+    pub throughput_per_s: f64,
+    /// Latency of successful requests (open loop: from the intended start).
+    pub latency: LatencySummary,
+    /// Response bytes received.
+    pub bytes_received: u64,
+    /// Workload-specific figures (e.g. tx inclusion, sync response kinds).
+    pub details: BTreeMap<String, serde_json::Value>,
+}
+
+impl WorkloadSummary {
+    /// Total failed requests.
+    pub fn errors_total(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+struct Second {
+    scheduled: u64,
+    ok: u64,
+    errors: u64,
+    dropped: u64,
+    bytes: u64,
+    hist: Histogram<u64>,
+}
+
+impl Second {
+    fn new() -> Self {
+        Self {
+            scheduled: 0,
+            ok: 0,
+            errors: 0,
+            dropped: 0,
+            bytes: 0,
+            hist: Histogram::new_with_bounds(1, MAX_US, 2).expect("static histogram bounds"),
+        }
+    }
+}
+
+struct Inner {
+    hist: Histogram<u64>,
+    errors: BTreeMap<String, u64>,
+    scheduled: u64,
+    sent: u64,
+    ok: u64,
+    dropped: u64,
+    bytes: u64,
+    last_done: Instant,
+    seconds: Vec<Second>,
+}
+
+/// Thread-safe recorder of one workload in one phase.
+pub struct Recorder {
+    anchor: Anchor,
+    inner: Mutex<Inner>,
+}
+
+impl Recorder {
+    /// A recorder whose second 0 starts at `anchor`.
+    pub fn new(anchor: Anchor) -> Self {
+        Self {
+            anchor,
+            inner: Mutex::new(Inner {
+                hist: Histogram::new_with_bounds(1, MAX_US, 3).expect("static histogram bounds"),
+                errors: BTreeMap::new(),
+                scheduled: 0,
+                sent: 0,
+                ok: 0,
+                dropped: 0,
+                bytes: 0,
+                last_done: anchor.instant(),
+                seconds: Vec::new(),
+            }),
+        }
+    }
+
+    /// The phase start this recorder measures from.
+    pub fn anchor(&self) -> Anchor {
+        self.anchor
+    }
+
+    fn second_of(&self, t: Instant) -> usize {
+        // Bounded: phases are at most hours long; a day caps the vector.
+        (t.saturating_duration_since(self.anchor.instant()).as_secs() as usize).min(86_400)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn bucket(inner: &mut Inner, s: usize) -> &mut Second {
+        while inner.seconds.len() <= s {
+            inner.seconds.push(Second::new());
+        }
+        &mut inner.seconds[s]
+    }
+
+    /// An arrival (open loop) or a request start (closed loop) at `intended`.
+    pub fn scheduled(&self, intended: Instant) {
+        let s = self.second_of(intended);
+        let mut g = self.lock();
+        g.scheduled += 1;
+        Self::bucket(&mut g, s).scheduled += 1;
+    }
+
+    /// A request actually went out.
+    pub fn sent(&self) {
+        self.lock().sent += 1;
+    }
+
+    /// `n` arrivals that could not be sent on time, intended at `intended`.
+    pub fn dropped(&self, intended: Instant, n: u64) {
+        let s = self.second_of(intended);
+        let mut g = self.lock();
+        g.dropped += n;
+        Self::bucket(&mut g, s).dropped += n;
+    }
+
+    /// `n` arrivals that were never reached because the phase ended or was
+    /// cancelled; they count as scheduled and dropped.
+    pub fn dropped_unscheduled(&self, intended: Instant, n: u64) {
+        let s = self.second_of(intended);
+        let mut g = self.lock();
+        g.scheduled += n;
+        g.dropped += n;
+        let b = Self::bucket(&mut g, s);
+        b.scheduled += n;
+        b.dropped += n;
+    }
+
+    /// A finished request: latency from `start` (the intended start in the
+    /// open loop) to `done`; `Ok(bytes)` or the failure.
+    pub fn finished(&self, start: Instant, done: Instant, outcome: Result<u64, Fail>) {
+        let s = self.second_of(done);
+        let us = done
+            .saturating_duration_since(start)
+            .as_micros()
+            .clamp(1, MAX_US as u128) as u64;
+        let mut g = self.lock();
+        g.last_done = g.last_done.max(done);
+        match outcome {
+            Ok(bytes) => {
+                g.ok += 1;
+                g.bytes += bytes;
+                g.hist.saturating_record(us);
+                let b = Self::bucket(&mut g, s);
+                b.ok += 1;
+                b.bytes += bytes;
+                b.hist.saturating_record(us);
+            }
+            Err(f) => {
+                *g.errors.entry(f.to_string()).or_default() += 1;
+                Self::bucket(&mut g, s).errors += 1;
+            }
+        }
+    }
+
+    /// Requests completed or failed so far.
+    pub fn completed(&self) -> u64 {
+        let g = self.lock();
+        g.ok + g.errors.values().sum::<u64>()
+    }
+
+    /// Requests sent so far.
+    pub fn sent_count(&self) -> u64 {
+        self.lock().sent
+    }
+
+    /// A copy of the latency histogram.
+    pub fn histogram(&self) -> Histogram<u64> {
+        self.lock().hist.clone()
+    }
+
+    /// The per-second series.
+    pub fn series(&self) -> Vec<SeriesPoint> {
+        let g = self.lock();
+        g.seconds
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let l = LatencySummary::of(&b.hist);
+                SeriesPoint {
+                    t_ns: self.anchor.ns() + i as u64 * 1_000_000_000,
+                    second: i as u64,
+                    scheduled: b.scheduled,
+                    ok: b.ok,
+                    errors: b.errors,
+                    dropped: b.dropped,
+                    bytes: b.bytes,
+                    p50_us: l.p50_us,
+                    p99_us: l.p99_us,
+                    max_us: l.max_us,
+                }
+            })
+            .collect()
+    }
+
+    /// The summary; `shape` carries what the recorder does not know.
+    pub fn summary(&self, shape: Shape) -> WorkloadSummary {
+        let g = self.lock();
+        let secs = shape.duration.as_secs_f64().max(1e-9);
+        WorkloadSummary {
+            workload: shape.workload,
+            model: shape.model,
+            target_rate_per_s: shape.target_rate_per_s,
+            ramp_to_per_s: shape.ramp_to_per_s,
+            concurrency: shape.concurrency,
+            start_ns: self.anchor.ns(),
+            end_ns: self.anchor.ns_of(g.last_done),
+            duration_s: shape.duration.as_secs_f64(),
+            scheduled: g.scheduled,
+            sent: g.sent,
+            ok: g.ok,
+            errors: g.errors.clone(),
+            dropped: g.dropped,
+            throughput_per_s: g.ok as f64 / secs,
+            latency: LatencySummary::of(&g.hist),
+            bytes_received: g.bytes,
+            details: BTreeMap::new(),
+        }
+    }
+}
+
+/// The parts of a summary the recorder cannot know.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    /// Workload name.
+    pub workload: String,
+    /// Model.
+    pub model: LoadModel,
+    /// Open loop rate.
+    pub target_rate_per_s: Option<f64>,
+    /// Ramp end.
+    pub ramp_to_per_s: Option<f64>,
+    /// Clients or max in flight.
+    pub concurrency: u32,
+    /// Sending window.
+    pub duration: Duration,
+}
+
+/// Writes `h` in the HdrHistogram V2 format (readable by every HdrHistogram
+/// implementation; `read_histogram` reads it back).
+pub fn write_histogram(path: &Path, h: &Histogram<u64>) -> Result<(), LoadError> {
+    let mut buf = Vec::new();
+    V2Serializer::new()
+        .serialize(h, &mut buf)
+        .map_err(|e| LoadError::Output {
+            path: path.to_owned(),
+            why: format!("cannot serialize histogram: {e:?}"),
+        })?;
+    std::fs::write(path, buf).map_err(|e| LoadError::Output {
+        path: path.to_owned(),
+        why: e.to_string(),
+    })
+}
+
+/// Reads a histogram written by [`write_histogram`].
+pub fn read_histogram(path: &Path) -> Result<Histogram<u64>, LoadError> {
+    let bytes = std::fs::read(path).map_err(|e| LoadError::Output {
+        path: path.to_owned(),
+        why: e.to_string(),
+    })?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| LoadError::Output {
+            path: path.to_owned(),
+            why: format!("not an HdrHistogram V2 file: {e:?}"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_and_summarizes() {
+        let a = Anchor::now();
+        let r = Recorder::new(a);
+        let t0 = a.instant();
+        for i in 0..100u64 {
+            r.scheduled(t0);
+            r.sent();
+            r.finished(t0, t0 + Duration::from_millis(i + 1), Ok(10));
+        }
+        r.finished(t0, t0 + Duration::from_millis(5), Err(Fail::Timeout));
+        r.finished(
+            t0,
+            t0 + Duration::from_millis(5),
+            Err(Fail::HttpStatus(503)),
+        );
+        r.dropped(t0 + Duration::from_millis(1500), 3);
+        let s = r.summary(Shape {
+            workload: "rpc".into(),
+            model: LoadModel::Open,
+            target_rate_per_s: Some(100.0),
+            ramp_to_per_s: None,
+            concurrency: 4,
+            duration: Duration::from_secs(1),
+        });
+        assert_eq!((s.ok, s.dropped, s.bytes_received), (100, 3, 1000));
+        assert_eq!(s.errors["timeout"], 1);
+        assert_eq!(s.errors["http_503"], 1);
+        assert!(
+            (49_900..=50_100).contains(&s.latency.p50_us),
+            "{:?}",
+            s.latency
+        );
+        assert!(
+            (99_000..=100_100).contains(&s.latency.max_us),
+            "{:?}",
+            s.latency
+        );
+        let series = r.series();
+        assert_eq!(series.len(), 2);
+        assert_eq!(series[1].dropped, 3);
+        assert_eq!(series[0].ok, 100);
+        assert_eq!(series[1].t_ns, a.ns() + 1_000_000_000);
+    }
+
+    #[test]
+    fn histogram_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = Histogram::<u64>::new_with_bounds(1, MAX_US, 3).unwrap();
+        for v in [1u64, 10, 100, 1000, 1_000_000] {
+            h.record(v).unwrap();
+        }
+        let p = dir.path().join("rpc.hdr");
+        write_histogram(&p, &h).unwrap();
+        let back = read_histogram(&p).unwrap();
+        assert_eq!(back.len(), 5);
+        assert_eq!(back.value_at_quantile(0.5), h.value_at_quantile(0.5));
+    }
+}
