@@ -102,7 +102,8 @@ pub struct Manifest {
     /// Wall-clock time, metadata only (RFC 3339 UTC).
     pub started_utc: String,
     pub ended_utc: String,
-    /// Expectations are evaluated by the report; until then `not_evaluated`.
+    /// Expectation outcome from the report: `none`, `pass`, `pass_with_cannot_evaluate`,
+    /// `fail`, or `not_evaluated` (the report could not be rendered); details in verdicts.json.
     pub expectations: String,
     /// BLAKE3 (hex) of every other file, by path relative to the bundle root.
     pub files: BTreeMap<String, String>,

@@ -30,6 +30,14 @@ pub enum Command {
         /// Bundle directory.
         dir: PathBuf,
     },
+    /// Re-render a bundle's report (report.md, report.html, verdicts.json, timeline.svg);
+    /// exits 1 when an expectation fails.
+    Report(crate::report::cli::ReportArgs),
+    /// Compare two bundles phase by phase (differential flame graphs, verdict sentences).
+    Diff(crate::report::cli::DiffArgs),
+    /// Read a directory in T1's format and show its figures (and a bundle's next to them).
+    #[command(name = "import-t1")]
+    ImportT1(crate::report::cli::ImportT1Args),
 }
 
 #[derive(Debug, Args)]

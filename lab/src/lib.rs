@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod node;
 pub mod orchestrate;
 pub mod probe;
+pub mod report;
 pub mod scenario;
 pub mod signals;
 
@@ -75,5 +76,26 @@ pub fn run(cli: Cli) -> Exit {
             }
         },
         Command::Run(args) => orchestrate::main(args),
+        Command::Report(a) => report_command(report::cli::report(&a)),
+        Command::Diff(a) => report_command(report::cli::diff(&a)),
+        Command::ImportT1(a) => report_command(report::cli::import_t1(&a)),
+    }
+}
+
+/// Prints a report command's output; 1 when an expectation failed, 2 on bad input.
+fn report_command(r: anyhow::Result<(bool, String)>) -> Exit {
+    match r {
+        Ok((failed, text)) => {
+            print!("{text}");
+            if failed {
+                Exit::CheckFailed
+            } else {
+                Exit::Ok
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Exit::Usage
+        }
     }
 }

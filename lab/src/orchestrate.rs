@@ -138,6 +138,7 @@ pub fn main(args: RunArgs) -> Exit {
         context: Context::default(),
         failures: Vec::new(),
         endpoints: None,
+        verdicts: None,
     };
     let result = run.execute();
     run.teardown();
@@ -147,7 +148,21 @@ pub fn main(args: RunArgs) -> Exit {
     let (code, error) = match (write, error) {
         (Err(w), e) => (Exit::RunFailed, Some(format!("{}writing the bundle failed: {w}", e.map(|e| format!("{e}; ")).unwrap_or_default()))),
         (Ok(()), Some(e)) => (Exit::RunFailed, Some(e)),
-        (Ok(()), None) => (Exit::Ok, None),
+        (Ok(()), None) => match run.verdicts.as_ref().filter(|v| v.any_failed()) {
+            Some(v) => (
+                Exit::CheckFailed,
+                Some(format!(
+                    "expectations failed (see report.md):\n  {}",
+                    v.verdicts
+                        .iter()
+                        .filter(|x| x.status == crate::report::expect::Status::Fail)
+                        .map(|x| x.sentence())
+                        .collect::<Vec<_>>()
+                        .join("\n  ")
+                )),
+            ),
+            None => (Exit::Ok, None),
+        },
     };
     let _ = events.send(Event::Finished {
         status: format!("{status:?}").to_lowercase(),
@@ -175,6 +190,8 @@ struct Run {
     timeline: Timeline,
     context: Context,
     failures: Vec<PluginFailure>,
+    /// Expectation verdicts, once the report is rendered (`write_bundle`).
+    verdicts: Option<crate::report::Verdicts>,
     endpoints: Option<Endpoints>,
 }
 
@@ -528,6 +545,18 @@ impl Run {
         std::fs::write(l.context_json(), serde_json::to_vec_pretty(&self.context).map_err(std::io::Error::other)?)?;
         std::fs::write(l.context_txt(), context::render_text(&self.context))?;
         std::fs::write(l.timeline(), serde_json::to_vec_pretty(&self.timeline).map_err(std::io::Error::other)?)?;
+        // The report reads what was just written; it is sealed into the manifest with it.
+        match crate::report::finish_run(&l.root) {
+            Ok(o) => self.verdicts = Some(o.verdicts),
+            Err(e) => self.failures.push(PluginFailure { plugin: "report".into(), phase: None, error: e.to_string() }),
+        }
+        let expectations = match &self.verdicts {
+            _ if self.s.expects.is_empty() => "none",
+            None => "not_evaluated",
+            Some(v) if v.any_failed() => "fail",
+            Some(v) if v.cannot_evaluate > 0 => "pass_with_cannot_evaluate",
+            Some(_) => "pass",
+        };
         let mut m = Manifest {
             format: 1,
             name: self.s.name.clone(),
@@ -545,7 +574,7 @@ impl Run {
             node_binary_blake3: bundle::hash_file(&self.node_binary).ok(),
             started_utc: started_utc.into(),
             ended_utc: utc_now(),
-            expectations: if self.s.expects.is_empty() { "none".into() } else { "not_evaluated".into() },
+            expectations: expectations.into(),
             files: Default::default(),
         };
         bundle::seal(l, &mut m)

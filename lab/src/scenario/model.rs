@@ -409,6 +409,12 @@ pub fn validate(raw: RawScenario, whole: Range<usize>) -> V<Scenario> {
         if e.figure.get_ref().trim().is_empty() {
             return Err(bad(e.figure.span(), format!("expect[{i}].figure"), "expected a figure name"));
         }
+        if let Err(fe) = crate::report::parse_figure(e.figure.get_ref()) {
+            return Err(Invalid {
+                hint: Some("figure names are listed in docs/FIGURES.md".into()),
+                ..bad(e.figure.span(), format!("expect[{i}].figure"), fe.to_string())
+            });
+        }
         if let Some(p) = &e.phase {
             if !phases.iter().any(|ph| &ph.name == p.get_ref()) {
                 let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();

@@ -1,0 +1,91 @@
+//! The report's subcommands for the `qfc-lab` CLI: `report DIR [--baseline T1DIR]`,
+//! `diff A B [--out DIR]`, `import-t1 DIR [--bundle B]`. The spine's CLI flattens these
+//! argument structs and calls the handlers; each returns whether an expectation failed
+//! (exit 1) and the text to print.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+/// `qfc-lab report DIR`: re-render report.md, report.html, verdicts.json, timeline.svg.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    /// The bundle directory (written by `qfc-lab run`)
+    pub dir: PathBuf,
+    /// A directory in T1's format to compare the bundle's figures with
+    #[arg(long, value_name = "T1DIR")]
+    pub baseline: Option<PathBuf>,
+}
+
+/// `qfc-lab diff A B`: compare two bundles phase by phase.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DiffArgs {
+    /// The bundle before the change
+    pub a: PathBuf,
+    /// The bundle after the change
+    pub b: PathBuf,
+    /// Write diff.md, diff.html and differential flame graphs here
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// `qfc-lab import-t1 DIR`: T1's production figures, optionally next to a bundle's.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportT1Args {
+    /// A directory holding T1's files (01-fsync-latency.txt ... 05-oncpu.folded)
+    pub dir: PathBuf,
+    /// A lab bundle to compare with T1
+    #[arg(long, value_name = "BUNDLE")]
+    pub bundle: Option<PathBuf>,
+    /// Write the Markdown here instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// Renders a bundle's report; exit code 1 when any expectation failed.
+pub fn report(args: &ReportArgs) -> anyhow::Result<(bool, String)> {
+    let opts = super::RenderOptions {
+        baseline: args.baseline.clone(),
+    };
+    let out = super::render_bundle(&args.dir, &opts)
+        .with_context(|| format!("rendering the report of {}", args.dir.display()))?;
+    let mut msg = format!(
+        "{}: {} pass, {} fail, {} cannot be evaluated; wrote {}\n",
+        args.dir.display(),
+        out.verdicts.pass,
+        out.verdicts.fail,
+        out.verdicts.cannot_evaluate,
+        out.written
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for v in &out.verdicts.verdicts {
+        if v.status != super::expect::Status::Pass {
+            msg.push_str(&format!("  {}\n", v.sentence()));
+        }
+    }
+    Ok((out.verdicts.any_failed(), msg))
+}
+
+/// Compares two bundles; prints the Markdown.
+pub fn diff(args: &DiffArgs) -> anyhow::Result<(bool, String)> {
+    let d = super::diff_bundles(&args.a, &args.b, args.out.as_deref()).with_context(|| {
+        format!("comparing {} with {}", args.a.display(), args.b.display())
+    })?;
+    Ok((false, d.markdown))
+}
+
+/// Imports T1's files; prints or writes the Markdown.
+pub fn import_t1(args: &ImportT1Args) -> anyhow::Result<(bool, String)> {
+    let md = super::import_t1(&args.dir, args.bundle.as_deref())
+        .with_context(|| format!("importing T1 files from {}", args.dir.display()))?;
+    match &args.out {
+        Some(p) => {
+            std::fs::write(p, &md).with_context(|| format!("writing {}", p.display()))?;
+            Ok((false, format!("wrote {}\n", p.display())))
+        }
+        None => Ok((false, md)),
+    }
+}

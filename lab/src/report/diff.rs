@@ -1,0 +1,284 @@
+//! `qfc-lab diff A B`: two bundles compared phase by phase: differential flame graphs,
+//! histogram shifts, load changes, and plain verdict sentences such as
+//! "fsyncs per block 0 -> 1; a disk-write stall appeared in off-CPU (12% of off-CPU time)".
+
+use super::charts::diff_flame_svg;
+use super::evidence::{Bundle, PhaseEvidence};
+use super::figures::{eval_name, Ctx};
+use super::render::{cell, num, Block, Doc};
+
+/// Figures shown side by side for every phase.
+pub const DIFF_FIGURES: &[&str] = &[
+    "node.blocks",
+    "fsync.count",
+    "fsync.per_block",
+    "fsync.p50_us",
+    "fsync.p99_us",
+    "writepath.writes_per_s",
+    "writepath.fsyncs_per_s",
+    "bio.p50_us{rwbs=W}",
+    "bio.p99_us{rwbs=W}",
+    "bio.p99_us{rwbs=WS}",
+    "bio.p99_us{rwbs=FWS}",
+    "offcpu.total_s",
+    "offcpu.share{reason=disk}",
+    "offcpu.share{reason=futex}",
+    "offcpu.disk_write_stall",
+    "oncpu.samples",
+    "oncpu.share{area=hashing}",
+    "oncpu.share{area=log_formatting}",
+    "oncpu.share{area=allocator}",
+    "oncpu.share{area=rocksdb}",
+    "oncpu.share{area=network}",
+    "oncpu.share{area=kernel}",
+    "rocksdb.l0_files.max",
+    "rocksdb.pending_compaction_bytes.max",
+    "rocksdb.stall_us",
+    "rocksdb.wal_syncs",
+];
+
+const LOAD_STATS: &[&str] = &["throughput_per_s", "p50_ms", "p99_ms", "max_ms", "errors"];
+
+/// Result of a diff: the document and the flame graphs to write (file name, SVG).
+pub struct DiffResult {
+    pub doc: Doc,
+    pub sentences: Vec<String>,
+    pub files: Vec<(String, String)>,
+}
+
+fn change(a: f64, b: f64) -> String {
+    if a == 0.0 {
+        if b == 0.0 { "=".into() } else { "new".into() }
+    } else {
+        let pct = 100.0 * (b - a) / a.abs();
+        format!("{}{}%", if pct >= 0.0 { "+" } else { "" }, num(pct))
+    }
+}
+
+/// Plain sentences for one phase.
+pub fn phase_sentences(a: &PhaseEvidence, b: &PhaseEvidence, ca: &Ctx, cb: &Ctx) -> Vec<String> {
+    let mut out = Vec::new();
+    let f = |name: &str, p: &PhaseEvidence, c: &Ctx| eval_name(name, p, c);
+    match (f("fsync.per_block", a, ca), f("fsync.per_block", b, cb)) {
+        (Ok(x), Ok(y)) => out.push(format!("fsyncs per block {} -> {}", num(x), num(y))),
+        (x, y) => {
+            if let (Ok(cx), Ok(cy)) = (f("fsync.count", a, ca), f("fsync.count", b, cb)) {
+                out.push(format!(
+                    "fsync calls {} -> {} (per block: {})",
+                    num(cx),
+                    num(cy),
+                    [x.err().map(|e| format!("A: {e}")), y.err().map(|e| format!("B: {e}"))]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ));
+            }
+        }
+    }
+    match (f("offcpu.disk_write_stall", a, ca), f("offcpu.disk_write_stall", b, cb)) {
+        (Ok(x), Ok(y)) if x == 0.0 && y > 0.0 => out.push(format!(
+            "a disk-write stall appeared in off-CPU ({}% of off-CPU time)",
+            num(y)
+        )),
+        (Ok(x), Ok(y)) if x > 0.0 && y == 0.0 => out.push(format!(
+            "the disk-write stall disappeared from off-CPU (was {}% of off-CPU time)",
+            num(x)
+        )),
+        (Ok(x), Ok(y)) if x > 0.0 => out.push(format!(
+            "a disk-write stall is in off-CPU in both ({}% -> {}% of off-CPU time)",
+            num(x),
+            num(y)
+        )),
+        (Ok(_), Ok(_)) => out.push("no disk-write stall in off-CPU in either".into()),
+        _ => {}
+    }
+    for area in ["hashing", "log_formatting", "allocator", "rocksdb", "network", "kernel"] {
+        let n = format!("oncpu.share{{area={area}}}");
+        if let (Ok(x), Ok(y)) = (f(&n, a, ca), f(&n, b, cb)) {
+            if (y - x).abs() >= 5.0 {
+                out.push(format!("on-CPU {area} share {}% -> {}%", num(x), num(y)));
+            }
+        }
+    }
+    for n in ["fsync.p99_us", "bio.p99_us{rwbs=W}"] {
+        if let (Ok(x), Ok(y)) = (f(n, a, ca), f(n, b, cb)) {
+            if x > 0.0 && (y / x >= 2.0 || y / x <= 0.5) {
+                out.push(format!("{n} moved {} -> {} us (bucket upper edges)", num(x), num(y)));
+            }
+        }
+    }
+    let mut workloads: Vec<&String> = a
+        .load
+        .iter()
+        .chain(b.load.iter())
+        .flat_map(|l| l.keys())
+        .collect();
+    workloads.sort();
+    workloads.dedup();
+    for w in workloads {
+        let n = format!("load.{w}.p99_ms");
+        if let (Ok(x), Ok(y)) = (f(&n, a, ca), f(&n, b, cb)) {
+            if x > 0.0 && ((y - x) / x).abs() >= 0.2 {
+                out.push(format!("{w} p99 latency {} -> {} ms ({})", num(x), num(y), change(x, y)));
+            }
+        }
+        let n = format!("load.{w}.errors");
+        if let (Ok(x), Ok(y)) = (f(&n, a, ca), f(&n, b, cb)) {
+            if x != y {
+                out.push(format!("{w} errors {} -> {}", num(x), num(y)));
+            }
+        }
+    }
+    out
+}
+
+/// Compares bundle `a` (before) with bundle `b` (after).
+pub fn diff(a: &Bundle, b: &Bundle) -> DiffResult {
+    let ca = Ctx { emulated: a.emulated };
+    let cb = Ctx { emulated: b.emulated };
+    let mut doc = Doc {
+        title: "qfc-lab diff".into(),
+        blocks: Vec::new(),
+    };
+    let mut files = Vec::new();
+    let mut all_sentences = Vec::new();
+    doc.list(vec![
+        format!("A (before): {} ({}, seed {})", dir_name(&a.dir), a.scenario.name, a.scenario.seed.map(|s| s.to_string()).unwrap_or_else(|| "?".into())),
+        format!("B (after): {} ({}, seed {})", dir_name(&b.dir), b.scenario.name, b.scenario.seed.map(|s| s.to_string()).unwrap_or_else(|| "?".into())),
+    ]);
+    if a.scenario.name != b.scenario.name {
+        doc.warn(format!(
+            "the bundles come from different scenarios ({:?} and {:?}): differences may come from the scenarios, not from the change under test",
+            a.scenario.name, b.scenario.name
+        ));
+    }
+    if a.scenario.seed != b.scenario.seed {
+        doc.warn(format!(
+            "the bundles used different seeds ({} and {}): load and data differ between them",
+            a.scenario.seed.map(|s| s.to_string()).unwrap_or_else(|| "?".into()),
+            b.scenario.seed.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
+        ));
+    }
+    if a.emulated != b.emulated {
+        doc.warn("one bundle comes from an emulated target and the other does not: timings are not comparable");
+    } else if a.emulated == Some(true) {
+        doc.warn("both bundles come from an emulated target (QEMU TCG): compare counts and paths, not times");
+    }
+    let only_a: Vec<&str> = a.phases.iter().filter(|p| !b.phases.iter().any(|q| q.name == p.name)).map(|p| p.name.as_str()).collect();
+    let only_b: Vec<&str> = b.phases.iter().filter(|p| !a.phases.iter().any(|q| q.name == p.name)).map(|p| p.name.as_str()).collect();
+    if !only_a.is_empty() || !only_b.is_empty() {
+        doc.warn(format!(
+            "phases only in A: {}; only in B: {}",
+            if only_a.is_empty() { "none".into() } else { only_a.join(", ") },
+            if only_b.is_empty() { "none".into() } else { only_b.join(", ") }
+        ));
+    }
+    for pa in &a.phases {
+        let Some(pb) = b.phases.iter().find(|q| q.name == pa.name) else { continue };
+        doc.h(1, format!("Phase {}", pa.name));
+        let sentences = phase_sentences(pa, pb, &ca, &cb);
+        if sentences.is_empty() {
+            doc.p("No figure comparable in both bundles.");
+        } else {
+            doc.p(format!("**{}.**", sentences.join("; ")));
+        }
+        all_sentences.extend(sentences.iter().map(|s| format!("{}: {s}", pa.name)));
+        let mut rows = Vec::new();
+        for n in DIFF_FIGURES {
+            let unit = super::figures::parse_figure(n).map(|f| f.unit).unwrap_or("");
+            let (x, y) = (eval_name(n, pa, &ca), eval_name(n, pb, &cb));
+            if x.is_err() && y.is_err() {
+                continue;
+            }
+            let ch = match (&x, &y) {
+                (Ok(x), Ok(y)) => change(*x, *y),
+                _ => String::new(),
+            };
+            rows.push(vec![format!("`{n}`"), cell(&x, unit), cell(&y, unit), ch]);
+        }
+        let mut workloads: Vec<&String> = pa.load.iter().chain(pb.load.iter()).flat_map(|l| l.keys()).collect();
+        workloads.sort();
+        workloads.dedup();
+        for w in workloads {
+            for s in LOAD_STATS {
+                let n = format!("load.{w}.{s}");
+                let unit = super::figures::parse_figure(&n).map(|f| f.unit).unwrap_or("");
+                let (x, y) = (eval_name(&n, pa, &ca), eval_name(&n, pb, &cb));
+                let ch = match (&x, &y) {
+                    (Ok(x), Ok(y)) => change(*x, *y),
+                    _ => String::new(),
+                };
+                rows.push(vec![format!("`{n}`"), cell(&x, unit), cell(&y, unit), ch]);
+            }
+        }
+        doc.table(&["figure", "A", "B", "change"], rows);
+        // histogram shifts: bucket by bucket for fsync and bio W
+        let hist_rows = |ha: Option<&super::hist::Log2Hist>, hb: Option<&super::hist::Log2Hist>| {
+            let mut m: std::collections::BTreeMap<(u64, u64), (u64, u64)> = Default::default();
+            if let Some(h) = ha {
+                for bk in h.buckets() {
+                    m.entry((bk.lo, bk.hi)).or_default().0 += bk.count;
+                }
+            }
+            if let Some(h) = hb {
+                for bk in h.buckets() {
+                    m.entry((bk.lo, bk.hi)).or_default().1 += bk.count;
+                }
+            }
+            m.into_iter()
+                .map(|((lo, hi), (x, y))| vec![format!("[{lo}, {hi})"), x.to_string(), y.to_string()])
+                .collect::<Vec<_>>()
+        };
+        let fa = pa.fsync.as_ref().and_then(|f| f.latency_us.as_ref());
+        let fb = pb.fsync.as_ref().and_then(|f| f.latency_us.as_ref());
+        let r = hist_rows(fa, fb);
+        if !r.is_empty() {
+            doc.h(2, "fsync latency histogram (us)");
+            doc.table(&["bucket", "A", "B"], r);
+        }
+        let mut rwbs: Vec<&String> = pa.bio.iter().chain(pb.bio.iter()).flat_map(|x| x.by_rwbs_us.keys()).collect();
+        rwbs.sort();
+        rwbs.dedup();
+        for k in rwbs {
+            let r = hist_rows(
+                pa.bio.as_ref().and_then(|x| x.by_rwbs_us.get(k)),
+                pb.bio.as_ref().and_then(|x| x.by_rwbs_us.get(k)),
+            );
+            if !r.is_empty() {
+                doc.h(2, format!("block-IO latency histogram, RWBS {k} (us)"));
+                doc.table(&["bucket", "A", "B"], r);
+            }
+        }
+        for (which, sa, sb, unit) in [
+            ("oncpu", &pa.oncpu, &pb.oncpu, "samples"),
+            ("offcpu", &pa.offcpu, &pb.offcpu, "us"),
+        ] {
+            let ta = sa.as_ref().map(|s| s.folded.to_text()).unwrap_or_default();
+            let tb = sb.as_ref().map(|s| s.folded.to_text()).unwrap_or_default();
+            let name = format!("{}-{which}-diff.svg", pa.name);
+            let svg = diff_flame_svg(&ta, &tb, &format!("{which} {}: A -> B (red grew, blue shrank)", pa.name), unit);
+            if let Some(s) = &svg {
+                files.push((name.clone(), s.clone()));
+            }
+            doc.blocks.push(Block::Svg {
+                title: format!("differential {which} flame graph, phase {}", pa.name),
+                link: svg.as_ref().map(|_| name.clone()),
+                svg,
+            });
+        }
+    }
+    DiffResult {
+        doc,
+        sentences: all_sentences,
+        files,
+    }
+}
+
+/// The bundle's directory name (not its full path, so that output does not depend on where
+/// the bundles live).
+fn dir_name(p: &std::path::Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.display().to_string())
+}

@@ -1,0 +1,595 @@
+//! The registry of named figures computed from a phase's evidence (`fsync.per_block`,
+//! `oncpu.share{area=hashing}`, `load.rpc.p99_ms`, ...). Names, selectors and units are
+//! documented in docs/FIGURES.md; a figure that cannot be computed says why.
+
+use regex::Regex;
+use std::collections::BTreeMap;
+
+use super::evidence::{MetricsWindow, PhaseEvidence};
+use super::folded::{classify_offcpu, classify_oncpu, is_disk_write_stall, Area, Reason};
+
+/// A figure's value, or the reason it cannot be evaluated.
+pub type Fig = Result<f64, String>;
+
+/// Context shared by all phases of a bundle.
+#[derive(Debug, Clone, Default)]
+pub struct Ctx {
+    pub emulated: Option<bool>,
+}
+
+pub struct FigureDef {
+    pub name: &'static str,
+    pub selectors: &'static [&'static str],
+    pub unit: &'static str,
+    pub doc: &'static str,
+}
+
+macro_rules! defs {
+    ($( $name:literal [$($sel:literal),*] $unit:literal $doc:literal ;)*) => {
+        pub const FIGURES: &[FigureDef] = &[ $( FigureDef { name: $name, selectors: &[$($sel),*], unit: $unit, doc: $doc }, )* ];
+    };
+}
+
+defs! {
+    "oncpu.samples" ["thread"] "samples" "on-CPU samples in the phase";
+    "oncpu.share" ["area", "thread"] "%" "share of on-CPU samples in an area (hashing, log_formatting, rocksdb, allocator, network, kernel, other) or on a thread";
+    "oncpu.share_matching:<regex>" [] "%" "share of on-CPU samples with any frame matching the regex";
+    "oncpu.unknown_root_share" [] "%" "share of on-CPU samples whose root frame is [unknown] (broken unwind)";
+    "offcpu.total_s" ["thread"] "s" "off-CPU time summed over threads";
+    "offcpu.share" ["reason", "thread"] "%" "share of off-CPU time by wait reason (disk, futex, network, poll, sleep, other) or thread";
+    "offcpu.share_matching:<regex>" [] "%" "share of off-CPU time in stacks with a frame matching the regex";
+    "offcpu.disk_write_stall" [] "%" "share of off-CPU time on a disk-write stall path (fsync/fdatasync, writeback wait, journal commit, dirty throttling); 0 means no such path";
+    "fsync.count" ["comm"] "calls" "fsync + fdatasync calls seen by the fsync probe";
+    "fsync.per_s" ["comm"] "calls/s" "fsync.count over the probe window";
+    "fsync.per_block" ["comm"] "calls/block" "fsync.count over node.blocks";
+    "fsync.p50_us" ["comm"] "us" "fsync latency median (upper edge of its log2 bucket)";
+    "fsync.p99_us" ["comm"] "us" "fsync latency p99 (upper edge of its log2 bucket)";
+    "fsync.max_us" ["comm"] "us" "upper edge of the highest non-empty fsync latency bucket";
+    "writepath.writes" ["comm"] "calls" "write, pwrite64, writev, pwritev calls";
+    "writepath.writes_per_s" ["comm"] "calls/s" "writepath.writes over the probe window";
+    "writepath.fsyncs" ["comm"] "calls" "fsync, fdatasync, sync_file_range calls seen by the write-path probe";
+    "writepath.fsyncs_per_s" ["comm"] "calls/s" "writepath.fsyncs over the probe window";
+    "writepath.syscalls" ["comm", "syscall"] "calls" "all write-path syscalls";
+    "writepath.p99_us" ["syscall"] "us" "write-path syscall latency p99 (upper edge of its log2 bucket)";
+    "bio.count" ["rwbs"] "requests" "completed block-IO requests";
+    "bio.p50_us" ["rwbs"] "us" "block-IO service time median (upper edge of its log2 bucket)";
+    "bio.p99_us" ["rwbs"] "us" "block-IO service time p99 (upper edge of its log2 bucket)";
+    "bio.max_us" ["rwbs"] "us" "upper edge of the highest non-empty block-IO bucket";
+    "bio.bytes" ["rwbs"] "bytes" "bytes of completed block-IO requests";
+    "bio.write_mib_per_s" [] "MiB/s" "bytes of requests whose RWBS contains W, over the probe window";
+    "node.blocks" [] "blocks" "increase of qfc_block_height over the phase (metrics)";
+    "node.blocks_per_s" [] "blocks/s" "node.blocks over the phase";
+    "rocksdb.l0_files.max" [] "files" "largest qfc_rocksdb_l0_files of any column family in any sample";
+    "rocksdb.pending_compaction_bytes.max" [] "bytes" "largest sum over column families of qfc_rocksdb_pending_compaction_bytes";
+    "rocksdb.memtable_bytes.max" [] "bytes" "largest sum over column families of qfc_rocksdb_memtable_bytes";
+    "rocksdb.write_stopped.max" [] "0/1" "whether any column family reported qfc_rocksdb_write_stopped";
+    "rocksdb.stall_us" [] "us" "increase of qfc_rocksdb_stall_micros_total";
+    "rocksdb.wal_syncs" [] "syncs" "increase of qfc_rocksdb_wal_syncs_total";
+    "rocksdb.wal_syncs_per_block" [] "syncs/block" "rocksdb.wal_syncs over node.blocks";
+    "rocksdb.compaction_write_bytes" [] "bytes" "increase of qfc_rocksdb_compaction_write_bytes_total (reference node)";
+    "rocksdb.flush_write_bytes" [] "bytes" "increase of qfc_rocksdb_flush_write_bytes_total (reference node)";
+    "load.<workload>.requests" [] "requests" "requests sent (workload: rpc, tx, sync, compaction)";
+    "load.<workload>.ok" [] "requests" "requests answered without error";
+    "load.<workload>.errors" [] "requests" "requests that failed or timed out";
+    "load.<workload>.dropped" [] "requests" "open loop: arrivals never sent (no free slot in time, or the phase ended)";
+    "load.<workload>.error_pct" [] "%" "errors over requests";
+    "load.<workload>.throughput_per_s" [] "requests/s" "answered requests per second";
+    "load.<workload>.p50_ms" [] "ms" "latency median (from the intended start in open loop)";
+    "load.<workload>.p90_ms" [] "ms" "latency p90";
+    "load.<workload>.p99_ms" [] "ms" "latency p99";
+    "load.<workload>.p999_ms" [] "ms" "latency p99.9";
+    "load.<workload>.max_ms" [] "ms" "largest latency";
+    "capture.lost_events" [] "events" "events the probes dropped (map or ring-buffer overflow)";
+    "capture.truncated_stack_pct" [] "%" "share of stacks cut short";
+    "capture.emulated" [] "0/1" "1 when the target is emulated (QEMU TCG): timings are not comparable with hardware";
+}
+
+const LOAD_STATS: &[&str] = &[
+    "requests",
+    "ok",
+    "errors",
+    "dropped",
+    "error_pct",
+    "throughput_per_s",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "p999_ms",
+    "max_ms",
+];
+
+/// A parsed figure name: base, selectors, and the regex of `*_matching:` figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FigureRef {
+    pub text: String,
+    pub base: String,
+    pub selectors: BTreeMap<String, String>,
+    pub pattern: Option<String>,
+    pub unit: &'static str,
+}
+
+/// Why a figure name is not valid.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FigureError {
+    #[error("unknown figure {name:?}{hint}; the figure names are listed in docs/FIGURES.md")]
+    Unknown { name: String, hint: String },
+    #[error("figure {name:?} takes no selector {selector:?}; it takes {allowed}")]
+    BadSelector {
+        name: String,
+        selector: String,
+        allowed: String,
+    },
+    #[error("figure {name:?}: malformed selector {text:?}; write name{{key=value}}")]
+    Malformed { name: String, text: String },
+    #[error("figure {name:?}: invalid regex: {why}")]
+    BadRegex { name: String, why: String },
+    #[error("figure {name:?}: unknown {key} {value:?}; one of {allowed}")]
+    BadValue {
+        name: String,
+        key: String,
+        value: String,
+        allowed: String,
+    },
+}
+
+/// Parses and checks a figure name against the registry.
+pub fn parse_figure(text: &str) -> Result<FigureRef, FigureError> {
+    let text = text.trim();
+    // `*_matching:<regex>` carries a regex that may contain braces
+    for prefix in ["oncpu.share_matching:", "offcpu.share_matching:"] {
+        if let Some(re) = text.strip_prefix(prefix) {
+            Regex::new(re).map_err(|e| FigureError::BadRegex {
+                name: text.into(),
+                why: e.to_string(),
+            })?;
+            return Ok(FigureRef {
+                text: text.into(),
+                base: prefix.trim_end_matches(':').into(),
+                selectors: BTreeMap::new(),
+                pattern: Some(re.into()),
+                unit: "%",
+            });
+        }
+    }
+    let (base, sel_text) = match text.find('{') {
+        Some(i) => {
+            let Some(inner) = text[i + 1..].strip_suffix('}') else {
+                return Err(FigureError::Malformed {
+                    name: text.into(),
+                    text: text[i..].into(),
+                });
+            };
+            (&text[..i], Some(inner))
+        }
+        None => (text, None),
+    };
+    let def_name = if let Some(rest) = base.strip_prefix("load.") {
+        match rest.split_once('.') {
+            Some((w, stat)) if !w.is_empty() && LOAD_STATS.contains(&stat) => {
+                format!("load.<workload>.{stat}")
+            }
+            _ => base.to_string(),
+        }
+    } else {
+        base.to_string()
+    };
+    let Some(def) = FIGURES.iter().find(|d| d.name == def_name) else {
+        let best = FIGURES
+            .iter()
+            .map(|d| (strsim::jaro_winkler(d.name, base), d.name))
+            .fold((0.0, ""), |a, b| if b.0 > a.0 { b } else { a });
+        let hint = if best.0 > 0.8 {
+            format!(" (did you mean {:?}?)", best.1)
+        } else {
+            String::new()
+        };
+        return Err(FigureError::Unknown {
+            name: text.into(),
+            hint,
+        });
+    };
+    let mut selectors = BTreeMap::new();
+    if let Some(inner) = sel_text {
+        for part in inner.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let Some((k, v)) = part.split_once('=') else {
+                return Err(FigureError::Malformed {
+                    name: text.into(),
+                    text: part.into(),
+                });
+            };
+            let (k, v) = (k.trim(), v.trim().trim_matches('"'));
+            if !def.selectors.contains(&k) {
+                return Err(FigureError::BadSelector {
+                    name: text.into(),
+                    selector: k.into(),
+                    allowed: if def.selectors.is_empty() {
+                        "none".into()
+                    } else {
+                        def.selectors.join(", ")
+                    },
+                });
+            }
+            if k == "area" && Area::from_name(v).is_none() {
+                return Err(FigureError::BadValue {
+                    name: text.into(),
+                    key: k.into(),
+                    value: v.into(),
+                    allowed: Area::ALL.map(Area::name).join(", "),
+                });
+            }
+            if k == "reason" && Reason::from_name(v).is_none() {
+                return Err(FigureError::BadValue {
+                    name: text.into(),
+                    key: k.into(),
+                    value: v.into(),
+                    allowed: Reason::ALL.map(Reason::name).join(", "),
+                });
+            }
+            selectors.insert(k.to_string(), v.to_string());
+        }
+    }
+    Ok(FigureRef {
+        text: text.into(),
+        base: base.into(),
+        selectors,
+        pattern: None,
+        unit: def.unit,
+    })
+}
+
+fn pct(part: f64, whole: f64, what: &str) -> Fig {
+    if whole <= 0.0 {
+        Err(format!("no {what} in this phase"))
+    } else {
+        Ok(100.0 * part / whole)
+    }
+}
+
+fn missing(p: &PhaseEvidence, src: &str) -> String {
+    match p.missing.get(src) {
+        Some(r) => format!("no {src} evidence: {r}"),
+        None => format!("no {src} evidence"),
+    }
+}
+
+fn per_s(n: f64, window: Option<f64>) -> Fig {
+    match window {
+        Some(w) if w > 0.0 => Ok(n / w),
+        _ => Err("the probe window length is unknown".into()),
+    }
+}
+
+const WRITES: &[&str] = &["write", "pwrite64", "writev", "pwritev", "pwritev2"];
+const SYNCS: &[&str] = &["fsync", "fdatasync", "sync_file_range"];
+
+/// Evaluates a figure on one phase.
+pub fn evaluate(f: &FigureRef, p: &PhaseEvidence, ctx: &Ctx) -> Fig {
+    let sel = |k: &str| f.selectors.get(k).map(String::as_str);
+    match f.base.as_str() {
+        "oncpu.samples" | "oncpu.share" | "oncpu.share_matching" | "oncpu.unknown_root_share" => {
+            let s = p.oncpu.as_ref().ok_or_else(|| missing(p, "oncpu"))?;
+            let total = s.folded.total() as f64;
+            if let Some(t) = sel("thread") {
+                if !s.has_threads {
+                    return Err("these on-CPU stacks carry no thread names".into());
+                }
+                let n: u64 = s
+                    .folded
+                    .stacks
+                    .iter()
+                    .filter(|x| x.thread.as_deref() == Some(t))
+                    .map(|x| x.count)
+                    .sum();
+                return if f.base == "oncpu.samples" {
+                    Ok(n as f64)
+                } else {
+                    pct(n as f64, total, "on-CPU samples")
+                };
+            }
+            match f.base.as_str() {
+                "oncpu.samples" => Ok(total),
+                "oncpu.share" => {
+                    let area = sel("area")
+                        .and_then(Area::from_name)
+                        .ok_or("oncpu.share needs {area=...} or {thread=...}")?;
+                    let n: u64 = s
+                        .folded
+                        .stacks
+                        .iter()
+                        .filter(|x| classify_oncpu(&x.frames) == area)
+                        .map(|x| x.count)
+                        .sum();
+                    pct(n as f64, total, "on-CPU samples")
+                }
+                "oncpu.unknown_root_share" => {
+                    pct(s.folded.unknown_root_weight() as f64, total, "on-CPU samples")
+                }
+                _ => {
+                    let re = Regex::new(f.pattern.as_deref().unwrap_or(""))
+                        .map_err(|e| e.to_string())?;
+                    pct(s.folded.matching(&re) as f64, total, "on-CPU samples")
+                }
+            }
+        }
+        "offcpu.total_s" | "offcpu.share" | "offcpu.share_matching" | "offcpu.disk_write_stall" => {
+            let s = p.offcpu.as_ref().ok_or_else(|| missing(p, "offcpu"))?;
+            let total = s.folded.total() as f64;
+            let on_thread = |x: &super::folded::Stack| match sel("thread") {
+                Some(t) => x.thread.as_deref() == Some(t),
+                None => true,
+            };
+            if sel("thread").is_some() && !s.has_threads {
+                return Err("these off-CPU stacks carry no thread names".into());
+            }
+            match f.base.as_str() {
+                "offcpu.total_s" => Ok(s
+                    .folded
+                    .stacks
+                    .iter()
+                    .filter(|x| on_thread(x))
+                    .map(|x| x.count)
+                    .sum::<u64>() as f64
+                    / 1e6),
+                "offcpu.share" => {
+                    let reason = sel("reason").and_then(Reason::from_name);
+                    let n: u64 = s
+                        .folded
+                        .stacks
+                        .iter()
+                        .filter(|x| on_thread(x))
+                        .filter(|x| reason.is_none_or(|r| classify_offcpu(&x.frames) == r))
+                        .map(|x| x.count)
+                        .sum();
+                    if reason.is_none() && sel("thread").is_none() {
+                        return Err("offcpu.share needs {reason=...} or {thread=...}".into());
+                    }
+                    pct(n as f64, total, "off-CPU time")
+                }
+                "offcpu.disk_write_stall" => {
+                    let n: u64 = s
+                        .folded
+                        .stacks
+                        .iter()
+                        .filter(|x| is_disk_write_stall(&x.frames))
+                        .map(|x| x.count)
+                        .sum();
+                    pct(n as f64, total, "off-CPU time")
+                }
+                _ => {
+                    let re = Regex::new(f.pattern.as_deref().unwrap_or(""))
+                        .map_err(|e| e.to_string())?;
+                    pct(s.folded.matching(&re) as f64, total, "off-CPU time")
+                }
+            }
+        }
+        "fsync.count" | "fsync.per_s" | "fsync.per_block" | "fsync.p50_us" | "fsync.p99_us"
+        | "fsync.max_us" => {
+            let d = p.fsync.as_ref().ok_or_else(|| missing(p, "fsync"))?;
+            let count = match sel("comm") {
+                Some(c) => d.calls_by_comm.get(c).copied().unwrap_or(0),
+                None => d.calls_by_comm.values().sum(),
+            } as f64;
+            match f.base.as_str() {
+                "fsync.count" => Ok(count),
+                "fsync.per_s" => per_s(count, d.window_s),
+                "fsync.per_block" => {
+                    let blocks = blocks(p)?;
+                    if blocks <= 0.0 {
+                        Err("the node produced no block in this phase".into())
+                    } else {
+                        Ok(count / blocks)
+                    }
+                }
+                _ => {
+                    let h = match sel("comm") {
+                        Some(c) => d.by_comm_us.get(c),
+                        None => d.latency_us.as_ref(),
+                    }
+                    .filter(|h| !h.is_empty())
+                    .ok_or("no fsync latency recorded (no calls)")?;
+                    let q = match f.base.as_str() {
+                        "fsync.p50_us" => 0.5,
+                        "fsync.p99_us" => 0.99,
+                        _ => 1.0,
+                    };
+                    h.quantile(q).map(|v| v as f64).ok_or("empty histogram".into())
+                }
+            }
+        }
+        "writepath.writes" | "writepath.writes_per_s" | "writepath.fsyncs"
+        | "writepath.fsyncs_per_s" | "writepath.syscalls" => {
+            let d = p.writepath.as_ref().ok_or_else(|| missing(p, "writepath"))?;
+            let n: u64 = d
+                .ops
+                .iter()
+                .filter(|((c, _), _)| sel("comm").is_none_or(|x| x == c))
+                .filter(|((_, sc), _)| match f.base.as_str() {
+                    "writepath.writes" | "writepath.writes_per_s" => WRITES.contains(&sc.as_str()),
+                    "writepath.fsyncs" | "writepath.fsyncs_per_s" => SYNCS.contains(&sc.as_str()),
+                    _ => sel("syscall").is_none_or(|x| x == sc),
+                })
+                .map(|(_, n)| *n)
+                .sum();
+            if f.base.ends_with("_per_s") {
+                per_s(n as f64, d.window_s)
+            } else {
+                Ok(n as f64)
+            }
+        }
+        "writepath.p99_us" => {
+            let d = p.writepath.as_ref().ok_or_else(|| missing(p, "writepath"))?;
+            let sc = sel("syscall").unwrap_or("write");
+            d.lat_us_by_syscall
+                .get(sc)
+                .and_then(|h| h.quantile(0.99))
+                .map(|v| v as f64)
+                .ok_or_else(|| format!("no {sc} latency recorded"))
+        }
+        "bio.count" | "bio.p50_us" | "bio.p99_us" | "bio.max_us" | "bio.bytes"
+        | "bio.write_mib_per_s" => {
+            let d = p.bio.as_ref().ok_or_else(|| missing(p, "bio"))?;
+            if f.base == "bio.write_mib_per_s" {
+                let b: u64 = d
+                    .bytes_by_rwbs
+                    .iter()
+                    .filter(|(k, _)| k.contains('W'))
+                    .map(|(_, v)| v)
+                    .sum();
+                return per_s(b as f64 / (1024.0 * 1024.0), d.window_s);
+            }
+            if f.base == "bio.bytes" {
+                return Ok(match sel("rwbs") {
+                    Some(r) => d.bytes_by_rwbs.get(r).copied().unwrap_or(0),
+                    None => d.bytes_by_rwbs.values().sum(),
+                } as f64);
+            }
+            let h = match sel("rwbs") {
+                Some(r) => d.by_rwbs_us.get(r).cloned().unwrap_or_default(),
+                None => match &d.latency_us {
+                    Some(h) => h.clone(),
+                    None => {
+                        let mut all = super::hist::Log2Hist::default();
+                        for h in d.by_rwbs_us.values() {
+                            all.merge(h);
+                        }
+                        all
+                    }
+                },
+            };
+            if f.base == "bio.count" {
+                return Ok(h.total() as f64);
+            }
+            let q = match f.base.as_str() {
+                "bio.p50_us" => 0.5,
+                "bio.p99_us" => 0.99,
+                _ => 1.0,
+            };
+            h.quantile(q).map(|v| v as f64).ok_or_else(|| match sel("rwbs") {
+                Some(r) => format!("no block-IO request with RWBS {r} in this phase"),
+                None => "no block-IO request in this phase".into(),
+            })
+        }
+        "node.blocks" => blocks(p),
+        "node.blocks_per_s" => per_s(blocks(p)?, p.duration_s),
+        "rocksdb.l0_files.max" => metrics(p)?.max_over("qfc_rocksdb_l0_files", MetricsWindow::max_label),
+        "rocksdb.pending_compaction_bytes.max" => {
+            metrics(p)?.max_over("qfc_rocksdb_pending_compaction_bytes", MetricsWindow::sum)
+        }
+        "rocksdb.memtable_bytes.max" => metrics(p)?.max_over("qfc_rocksdb_memtable_bytes", MetricsWindow::sum),
+        "rocksdb.write_stopped.max" => metrics(p)?
+            .max_over("qfc_rocksdb_write_stopped", MetricsWindow::max_label)
+            .map(|v| if v > 0.0 { 1.0 } else { 0.0 }),
+        "rocksdb.stall_us" => metrics(p)?.delta("qfc_rocksdb_stall_micros_total"),
+        "rocksdb.wal_syncs" => metrics(p)?.delta("qfc_rocksdb_wal_syncs_total"),
+        "rocksdb.compaction_write_bytes" => metrics(p)?.delta("qfc_rocksdb_compaction_write_bytes_total"),
+        "rocksdb.flush_write_bytes" => metrics(p)?.delta("qfc_rocksdb_flush_write_bytes_total"),
+        "rocksdb.wal_syncs_per_block" => {
+            let s = metrics(p)?.delta("qfc_rocksdb_wal_syncs_total")?;
+            let b = blocks(p)?;
+            if b <= 0.0 {
+                Err("the node produced no block in this phase".into())
+            } else {
+                Ok(s / b)
+            }
+        }
+        "capture.lost_events" => p
+            .lost_events
+            .map(|v| v as f64)
+            .ok_or_else(|| missing(p, "session")),
+        "capture.truncated_stack_pct" => p
+            .truncated_stack_share
+            .map(|v| v * 100.0)
+            .ok_or_else(|| "probes/session.json gives no truncated-stack share for this phase".into()),
+        "capture.emulated" => ctx
+            .emulated
+            .map(|e| if e { 1.0 } else { 0.0 })
+            .ok_or_else(|| "neither context.json nor manifest.json says whether the target is emulated".into()),
+        b if b.starts_with("load.") => {
+            let (w, stat) = b[5..].split_once('.').ok_or("malformed load figure")?;
+            let l = p.load.as_ref().ok_or_else(|| missing(p, "load"))?;
+            let d = l
+                .get(w)
+                .ok_or_else(|| format!("no {w} workload ran in this phase"))?;
+            let need = |v: Option<f64>, what: &str| {
+                v.ok_or_else(|| format!("the load summary gives no {what} for {w}"))
+            };
+            match stat {
+                "requests" => need(d.requests.map(|v| v as f64), "request count"),
+                "ok" => need(d.ok.map(|v| v as f64), "ok count"),
+                "errors" => need(d.errors.map(|v| v as f64), "error count"),
+                "dropped" => need(d.dropped.map(|v| v as f64), "dropped count"),
+                "error_pct" => {
+                    let e = need(d.errors.map(|v| v as f64), "error count")?;
+                    let r = need(d.requests.map(|v| v as f64), "request count")?;
+                    pct(e, r, "requests")
+                }
+                "throughput_per_s" => need(d.throughput_per_s, "throughput"),
+                "p50_ms" => need(d.p50_ms, "p50 latency"),
+                "p90_ms" => need(d.p90_ms, "p90 latency"),
+                "p99_ms" => need(d.p99_ms, "p99 latency (percentiles of several phases cannot be merged from summaries)"),
+                "p999_ms" => need(d.p999_ms, "p99.9 latency"),
+                "max_ms" => need(d.max_ms, "max latency"),
+                _ => Err(format!("unknown load statistic {stat}")),
+            }
+        }
+        other => Err(format!("figure {other} has no evaluator (a defect: report it)")),
+    }
+}
+
+fn metrics(p: &PhaseEvidence) -> Result<&MetricsWindow, String> {
+    p.metrics.as_ref().ok_or_else(|| missing(p, "metrics"))
+}
+
+/// Blocks produced in the phase, from the node's `qfc_block_height` (or
+/// `qfc_blocks_produced_total`).
+pub fn blocks(p: &PhaseEvidence) -> Fig {
+    let m = metrics(p)?;
+    m.delta("qfc_block_height")
+        .or_else(|e| m.delta("qfc_blocks_produced_total").map_err(|_| e))
+}
+
+/// Parses and evaluates in one step (for the report's tables).
+pub fn eval_name(name: &str, p: &PhaseEvidence, ctx: &Ctx) -> Fig {
+    let f = parse_figure(name).map_err(|e| e.to_string())?;
+    evaluate(&f, p, ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_and_are_checked() {
+        let f = parse_figure("bio.p99_us{rwbs=W}").unwrap();
+        assert_eq!(f.base, "bio.p99_us");
+        assert_eq!(f.selectors["rwbs"], "W");
+        assert!(parse_figure("load.rpc.p99_ms").is_ok());
+        assert!(parse_figure("oncpu.share_matching:blake3::").is_ok());
+        assert!(matches!(
+            parse_figure("fsync.per_blok"),
+            Err(FigureError::Unknown { hint, .. }) if hint.contains("fsync.per_block")
+        ));
+        assert!(matches!(
+            parse_figure("fsync.count{rwbs=W}"),
+            Err(FigureError::BadSelector { .. })
+        ));
+        assert!(matches!(
+            parse_figure("oncpu.share{area=hash}"),
+            Err(FigureError::BadValue { .. })
+        ));
+        assert!(matches!(
+            parse_figure("oncpu.share_matching:("),
+            Err(FigureError::BadRegex { .. })
+        ));
+    }
+
+    #[test]
+    fn missing_evidence_gives_reason_not_number() {
+        let mut p = PhaseEvidence::default();
+        p.missing.insert("fsync", "fsync.json absent".into());
+        let e = eval_name("fsync.count", &p, &Ctx::default()).unwrap_err();
+        assert!(e.contains("fsync.json absent"), "{e}");
+        let e = eval_name("fsync.per_block", &p, &Ctx::default()).unwrap_err();
+        assert!(e.contains("no fsync evidence"), "{e}");
+    }
+}

@@ -1,0 +1,382 @@
+//! Folded stacks (`root;...;leaf count`): parsing, on-CPU areas (hashing, log formatting,
+//! RocksDB, allocator, network, kernel, other), thread roles, and off-CPU wait reasons
+//! with the disk-write stall path. The classification rules live here and are documented
+//! in docs/FIGURES.md.
+
+use regex::Regex;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// One folded stack: thread (when the file carries it as the first frame), frames root
+/// first, and its weight (samples for on-CPU, microseconds for off-CPU).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stack {
+    /// The probe's own wait class (`[futex]`, `[poll]`, `[preempted]`, ...), when given.
+    pub class: Option<String>,
+    pub thread: Option<String>,
+    pub frames: Vec<String>,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Folded {
+    pub stacks: Vec<Stack>,
+    /// Lines that had no trailing count and were skipped.
+    pub malformed_lines: usize,
+}
+
+impl Folded {
+    /// Parses folded text. With `thread_first`, the first frame of every line is the thread
+    /// name (comm), as the lab's probes write it; T1's file has no thread frame.
+    pub fn parse(text: &str, thread_first: bool) -> Folded {
+        let mut f = Folded::default();
+        for line in text.lines() {
+            let line = line.trim_end();
+            if line.trim().is_empty() {
+                continue;
+            }
+            let Some((stack, count)) = line.rsplit_once(' ') else {
+                f.malformed_lines += 1;
+                continue;
+            };
+            let Ok(count) = count.trim().parse::<u64>() else {
+                f.malformed_lines += 1;
+                continue;
+            };
+            let mut frames: Vec<String> = stack.trim().split(';').map(str::to_string).collect();
+            // the probes prefix off-CPU stacks with their wait class: `[futex];thread;...`
+            let class = if thread_first && frames.len() > 2 && is_class(&frames[0]) {
+                Some(frames.remove(0))
+            } else {
+                None
+            };
+            let thread = if thread_first && frames.len() > 1 {
+                Some(frames.remove(0))
+            } else {
+                None
+            };
+            f.stacks.push(Stack {
+                class,
+                thread,
+                frames,
+                count,
+            });
+        }
+        f
+    }
+
+    pub fn total(&self) -> u64 {
+        self.stacks.iter().map(|s| s.count).sum()
+    }
+
+    pub fn merge(&mut self, other: &Folded) {
+        self.stacks.extend(other.stacks.iter().cloned());
+        self.malformed_lines += other.malformed_lines;
+    }
+
+    /// Folded text again (thread first when known), lines sorted and merged: the input of
+    /// inferno.
+    pub fn to_text(&self) -> String {
+        let mut m: BTreeMap<String, u64> = BTreeMap::new();
+        for s in &self.stacks {
+            let mut key = String::new();
+            if let Some(c) = &s.class {
+                key.push_str(c);
+                key.push(';');
+            }
+            if let Some(t) = &s.thread {
+                key.push_str(t);
+                key.push(';');
+            }
+            key.push_str(&s.frames.join(";"));
+            *m.entry(key).or_default() += s.count;
+        }
+        let mut out = String::new();
+        for (k, v) in m {
+            out.push_str(&format!("{k} {v}\n"));
+        }
+        out
+    }
+
+    /// Weight of stacks with any frame matching `re`.
+    pub fn matching(&self, re: &Regex) -> u64 {
+        self.stacks
+            .iter()
+            .filter(|s| s.frames.iter().any(|f| re.is_match(f)))
+            .map(|s| s.count)
+            .sum()
+    }
+
+    /// Share of weight in stacks whose root frame is `[unknown]` (a broken unwind).
+    pub fn unknown_root_weight(&self) -> u64 {
+        self.stacks
+            .iter()
+            .filter(|s| s.frames.first().is_some_and(|f| f == "[unknown]"))
+            .map(|s| s.count)
+            .sum()
+    }
+}
+
+/// `[word]` (not `[unknown]`): a class frame.
+fn is_class(f: &str) -> bool {
+    f.len() > 2
+        && f.starts_with('[')
+        && f.ends_with(']')
+        && f != "[unknown]"
+        && f[1..f.len() - 1].chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '-')
+}
+
+/// On-CPU areas, in classification precedence order: a sample belongs to the first area
+/// any of its frames matches (kernel: the leaf frame is a kernel frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Area {
+    Hashing,
+    LogFormatting,
+    RocksDb,
+    Allocator,
+    Network,
+    Kernel,
+    Other,
+}
+
+impl Area {
+    pub const ALL: [Area; 7] = [
+        Area::Hashing,
+        Area::LogFormatting,
+        Area::RocksDb,
+        Area::Allocator,
+        Area::Network,
+        Area::Kernel,
+        Area::Other,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Area::Hashing => "hashing",
+            Area::LogFormatting => "log_formatting",
+            Area::RocksDb => "rocksdb",
+            Area::Allocator => "allocator",
+            Area::Network => "network",
+            Area::Kernel => "kernel",
+            Area::Other => "other",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Area> {
+        Area::ALL.into_iter().find(|a| a.name() == s)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Area::Hashing => "hashing (blake3)",
+            Area::LogFormatting => "log formatting (tracing_subscriber fmt, Debug)",
+            Area::RocksDb => "RocksDB",
+            Area::Allocator => "allocator (malloc/free)",
+            Area::Network => "network (libp2p, yamux, TCP)",
+            Area::Kernel => "kernel",
+            Area::Other => "other",
+        }
+    }
+}
+
+struct Rules {
+    hashing: Regex,
+    logfmt: Regex,
+    rocksdb: Regex,
+    alloc: Regex,
+    network: Regex,
+    kernel: Regex,
+    tokio: Regex,
+    rocksdb_bg: Regex,
+    std_thread: Regex,
+    disk_stall: Regex,
+    disk: Regex,
+    futex: Regex,
+    net_wait: Regex,
+    poll: Regex,
+    sleep: Regex,
+}
+
+fn rules() -> &'static Rules {
+    static R: OnceLock<Rules> = OnceLock::new();
+    R.get_or_init(|| {
+        let r = |s: &str| Regex::new(s).expect("built-in classification regex");
+        Rules {
+            hashing: r(r"blake3"),
+            logfmt: r(r"tracing_subscriber|tracing_core::field|core::fmt::|as core::fmt::Debug>|::fmt::Debug"),
+            rocksdb: r(r"(?i)rocksdb"),
+            alloc: r(r"^(malloc|free|cfree|calloc|realloc|__libc_malloc|__libc_free|_int_malloc|_int_free|_int_realloc|malloc_consolidate|__rust_alloc|__rust_dealloc|__rust_realloc|alloc::alloc::)"),
+            network: r(r"libp2p|yamux|multistream|snow::|ring_core_.*chacha|hyper::|jsonrpsee|tokio::net::|mio::net|(^|[^a-z])(tcp_|inet_|sock_|__sys_sendto|__sys_recvfrom|ip_|__ip_|netif|__netif|nf_conntrack|nf_confirm|skb_|__skb_|napi_|net_rx)"),
+            kernel: r(r"_\[k\]$|^(el0|el1|__el0|__arm64_|__x64_|__do_sys|do_syscall|entry_SYSCALL|syscall_exit|invoke_syscall|do_el0_svc|ret_from_fork|__schedule|schedule|finish_task_switch|try_to_wake_up|__wake_up|wake_up|do_notify_resume|exit_to_user|irq|__irq|handle_|gic_|_raw_spin|raw_spin|__softirq|do_softirq|hrtimer|ktime|perf_|rcu_|update_|enqueue_|dequeue_|pick_next|__switch_to|cpu_|arch_|__arch_copy|copy_|ksys_|vfs_|__vfs|ext4_|xfs_|blk_|bio_|__sys_|futex|__futex|kmem_|__kmalloc|kmalloc|kfree|__kfree|page_|folio_|filemap_|__filemap|mutex_|__mutex|tcp_|inet_|sock_|ip_|__ip|nf_|netif|__netif|skb_|__skb|napi_|__napi|el0t_)"),
+            tokio: r(r"tokio::runtime::(scheduler|task)|tokio::runtime::blocking"),
+            rocksdb_bg: r(r"rocksdb::(ThreadPoolImpl|BGThread|DBImpl::BGWork|DBImpl::Background)"),
+            std_thread: r(r"std::sys::.*thread.*thread_start|std::thread::"),
+            disk_stall: r(r"(^|[^a-z_])(do_fsync|__x64_sys_fsync|__x64_sys_fdatasync|__arm64_sys_fsync|__arm64_sys_fdatasync|vfs_fsync_range|file_write_and_wait_range|__filemap_fdatawait_range|filemap_fdatawait|folio_wait_writeback|wait_on_page_writeback|jbd2_log_wait_commit|jbd2_complete_transaction|blkdev_issue_flush|submit_bio_wait|balance_dirty_pages|ext4_sync_file|xfs_file_fsync|xfs_log_force|btrfs_sync_file)|fdatasync|fsync|rocksdb::.*(SyncWAL|::Sync\(|::Fsync\(|SyncClosedLogs)"),
+            disk: r(r"io_schedule|blk_mq_|bit_wait_io|wait_on_buffer|__lock_page|folio_wait_bit|__folio_lock|jbd2_|ext4_|xfs_"),
+            futex: r(r"futex"),
+            net_wait: r(r"tcp_recvmsg|sk_wait_data|sk_stream_wait|inet_csk_accept|unix_stream_read|sock_recvmsg|__sys_recvfrom|__sys_recvmsg|tcp_sendmsg"),
+            poll: r(r"ep_poll|do_epoll_wait|do_sys_poll|do_select|core_sys_select|__sys_epoll"),
+            sleep: r(r"nanosleep|hrtimer_nanosleep|do_nanosleep|schedule_hrtimeout|msleep"),
+        }
+    })
+}
+
+fn strip_k(f: &str) -> &str {
+    f.strip_suffix("_[k]").unwrap_or(f)
+}
+
+/// Whether a frame looks like a kernel frame (`_[k]` suffix, or a known kernel symbol).
+pub fn is_kernel_frame(f: &str) -> bool {
+    rules().kernel.is_match(f)
+}
+
+pub fn classify_oncpu(frames: &[String]) -> Area {
+    let r = rules();
+    let any = |re: &Regex| frames.iter().any(|f| re.is_match(strip_k(f)));
+    if any(&r.hashing) {
+        Area::Hashing
+    } else if any(&r.logfmt) {
+        Area::LogFormatting
+    } else if any(&r.rocksdb) {
+        Area::RocksDb
+    } else if any(&r.alloc) {
+        Area::Allocator
+    } else if any(&r.network) {
+        Area::Network
+    } else if frames.last().is_some_and(|f| is_kernel_frame(f)) {
+        Area::Kernel
+    } else {
+        Area::Other
+    }
+}
+
+/// What kind of thread a stack ran on, judged from its frames (T1 has no thread names).
+pub fn thread_role(frames: &[String]) -> &'static str {
+    let r = rules();
+    let any = |re: &Regex| frames.iter().any(|f| re.is_match(f));
+    if any(&r.tokio) {
+        "tokio worker"
+    } else if any(&r.rocksdb_bg) {
+        "RocksDB background"
+    } else if any(&r.std_thread) {
+        "plain std::thread (no tokio frames)"
+    } else if frames.iter().all(|f| is_kernel_frame(f) || f == "[unknown]") {
+        "kernel or unknown"
+    } else {
+        "other"
+    }
+}
+
+/// Off-CPU wait reasons, in precedence order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reason {
+    Disk,
+    Futex,
+    Network,
+    Poll,
+    Sleep,
+    Other,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 6] = [
+        Reason::Disk,
+        Reason::Futex,
+        Reason::Network,
+        Reason::Poll,
+        Reason::Sleep,
+        Reason::Other,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Disk => "disk",
+            Reason::Futex => "futex",
+            Reason::Network => "network",
+            Reason::Poll => "poll",
+            Reason::Sleep => "sleep",
+            Reason::Other => "other",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|a| a.name() == s)
+    }
+}
+
+/// Whether an off-CPU stack is a disk-write stall path (fsync/fdatasync, waiting for
+/// writeback, journal commit, dirty-page throttling, RocksDB WAL sync).
+pub fn is_disk_write_stall(frames: &[String]) -> bool {
+    frames.iter().any(|f| rules().disk_stall.is_match(strip_k(f)))
+}
+
+pub fn classify_offcpu(frames: &[String]) -> Reason {
+    let r = rules();
+    let any = |re: &Regex| frames.iter().any(|f| re.is_match(strip_k(f)));
+    if is_disk_write_stall(frames) || any(&r.disk) {
+        Reason::Disk
+    } else if any(&r.futex) {
+        Reason::Futex
+    } else if any(&r.net_wait) {
+        Reason::Network
+    } else if any(&r.poll) {
+        Reason::Poll
+    } else if any(&r.sleep) {
+        Reason::Sleep
+    } else {
+        Reason::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fr(s: &str) -> Vec<String> {
+        s.split(';').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn areas_follow_precedence() {
+        assert_eq!(
+            classify_oncpu(&fr("thread_start;blake3::portable::compress_in_place;el0t_64_irq")),
+            Area::Hashing
+        );
+        assert_eq!(
+            classify_oncpu(&fr("x;<tracing_subscriber::fmt::Subscriber<N,E,F,W>;malloc")),
+            Area::LogFormatting
+        );
+        assert_eq!(classify_oncpu(&fr("x;y;cfree;[unknown]")), Area::Allocator);
+        assert_eq!(classify_oncpu(&fr("x;rocksdb::DBImpl::Get(rocksdb::ReadOptions")), Area::RocksDb);
+        assert_eq!(classify_oncpu(&fr("x;finish_task_switch.isra.0")), Area::Kernel);
+        assert_eq!(classify_oncpu(&fr("x;do_work_[k]")), Area::Kernel);
+        assert_eq!(classify_oncpu(&fr("main;my_crate::work")), Area::Other);
+    }
+
+    #[test]
+    fn offcpu_reasons() {
+        assert_eq!(
+            classify_offcpu(&fr("el0t_64_sync;__arm64_sys_futex;futex_wait;schedule")),
+            Reason::Futex
+        );
+        assert_eq!(
+            classify_offcpu(&fr("entry_SYSCALL_64_[k];__x64_sys_fdatasync_[k];file_write_and_wait_range_[k];io_schedule_[k]")),
+            Reason::Disk
+        );
+        assert!(is_disk_write_stall(&fr("a;__x64_sys_fdatasync_[k];schedule_[k]")));
+        assert!(!is_disk_write_stall(&fr("a;tcp_recvmsg;schedule")));
+        assert_eq!(classify_offcpu(&fr("a;tcp_recvmsg;schedule")), Reason::Network);
+    }
+
+    #[test]
+    fn parses_thread_first() {
+        let f = Folded::parse("tokio-rt-worker;a;b 3\nbad line\nqfc-node;c 2\n", true);
+        let g = Folded::parse("[futex];qfc-node;[libc.so.6];futex_wait_[k] 7\n", true);
+        assert_eq!(g.stacks[0].class.as_deref(), Some("[futex]"));
+        assert_eq!(g.stacks[0].thread.as_deref(), Some("qfc-node"));
+        assert_eq!(g.stacks[0].frames, vec!["[libc.so.6]", "futex_wait_[k]"]);
+        assert_eq!(f.total(), 5);
+        assert_eq!(f.malformed_lines, 1);
+        assert_eq!(f.stacks[0].thread.as_deref(), Some("tokio-rt-worker"));
+        assert_eq!(f.stacks[0].frames, vec!["a", "b"]);
+        assert_eq!(f.to_text(), "qfc-node;c 2\ntokio-rt-worker;a;b 3\n");
+    }
+}
