@@ -58,6 +58,8 @@ pub fn probe_args(spec: &ProbeSpec, pid: u32, out: &Path) -> Vec<OsString> {
     let names: Vec<&str> = spec.enable.iter().map(|p| p.as_str()).collect();
     a.extend(["--probes".into(), names.join(",").into()]);
     a.extend(["--hz".into(), spec.oncpu_hz.to_string().into()]);
+    a.extend(["--min-offcpu-us".into(), spec.offcpu_min_us.to_string().into()]);
+    a.extend(["--map-entries".into(), spec.map_entries.to_string().into()]);
     a.extend(["--control".into(), "stdin".into()]);
     a
 }
@@ -218,7 +220,7 @@ mod tests {
         };
         let a: Vec<String> =
             probe_args(&spec, 7, Path::new("/o")).into_iter().map(|s| s.into_string().unwrap()).collect();
-        assert_eq!(a.join(" "), "--pid 7 --out /o --probes fsync,oncpu --hz 49 --control stdin");
+        assert_eq!(a.join(" "), "--pid 7 --out /o --probes fsync,oncpu --hz 49 --min-offcpu-us 1 --map-entries 10 --control stdin");
     }
 
     /// The protocol against a stand-in speaking it (a shell script), on the
