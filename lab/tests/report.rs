@@ -363,6 +363,26 @@ fn hdr_and_malformed_inputs() -> Result<(), Failed> {
     Ok(())
 }
 
+/// `validate` rejects an unknown figure name, at its line, with a did-you-mean.
+fn validate_checks_figure_names() -> Result<(), Failed> {
+    let src = std::fs::read_to_string(data().join("report/synced-on/bundle/scenario.toml"))?;
+    if let Err(e) = lab::scenario::parse("ok.toml", &src) {
+        return Err(format!("the fixture scenario must validate: {e}").into());
+    }
+    let bad = src.replace("figure = \"fsync.per_block\"", "figure = \"fsync.per_blok\"");
+    match lab::scenario::parse("bad.toml", &bad) {
+        Ok(_) => Err("an unknown figure name was accepted".into()),
+        Err(e) => {
+            let t = e.to_string();
+            if t.contains("expect[0].figure") && t.contains("did you mean \"fsync.per_block\"") {
+                Ok(())
+            } else {
+                Err(format!("error does not name the field and the fix: {t}").into())
+            }
+        }
+    }
+}
+
 /// docs/FIGURES.md documents every figure of the registry.
 fn figures_documented() -> Result<(), Failed> {
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/FIGURES.md"))?;
@@ -597,6 +617,7 @@ fn main() {
         Trial::test("missing_evidence_cannot_evaluate", missing_evidence_cannot_evaluate),
         Trial::test("baseline_t1", baseline_t1),
         Trial::test("figures_documented", figures_documented),
+        Trial::test("validate_checks_figure_names", validate_checks_figure_names),
         Trial::test("emulated_warning", emulated_warning),
         Trial::test("hdr_and_malformed_inputs", hdr_and_malformed_inputs),
         Trial::test("bpftrace_command_line", bpftrace_command_line),
