@@ -198,6 +198,7 @@ impl Session {
         raise_memlock();
         std::fs::create_dir_all(&opts.out_dir).map_err(|e| ProbeError::io("creating output directory", &opts.out_dir, e))?;
 
+        let ksyms = crate::symbolize::read_kallsyms();
         let mut loader = EbpfLoader::new();
         if let Some(n) = opts.map_entries {
             for m in AGG_MAPS {
@@ -277,7 +278,7 @@ impl Session {
         let renderer = std::thread::Builder::new()
             .name("probe-render".into())
             .spawn(move || {
-                let mut sym = crate::symbolize::Symbolizer::new();
+                let mut sym = crate::symbolize::Symbolizer::with_kernel_symbols(ksyms);
                 let mut out = Vec::new();
                 for raw in rx {
                     out.push(render::write_phase(&raw, &probes, &ropts, &mut sym)?);

@@ -42,10 +42,11 @@ impl Default for Symbolizer {
 impl Symbolizer {
     /// Reads kallsyms (empty if unreadable: kernel frames then stay unresolved).
     pub fn new() -> Self {
-        let ksyms = aya::util::kernel_symbols().unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot read /proc/kallsyms: kernel frames will be [unknown]");
-            BTreeMap::new()
-        });
+        Self::with_kernel_symbols(read_kallsyms())
+    }
+
+    /// With kernel symbols read beforehand (see [`read_kallsyms`]).
+    pub fn with_kernel_symbols(ksyms: BTreeMap<u64, String>) -> Self {
         let blaze = Blaze::builder().enable_code_info(false).enable_inlined_fns(false).enable_demangling(true).build();
         Self { blaze, ksyms, cache: HashMap::new() }
     }
@@ -121,6 +122,16 @@ impl Symbolizer {
         }
         out
     }
+}
+
+/// `/proc/kallsyms` as address -> name (empty if unreadable). Read before
+/// the probes attach: parsing it costs CPU the measured windows should not
+/// pay.
+pub fn read_kallsyms() -> BTreeMap<u64, String> {
+    aya::util::kernel_symbols().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read /proc/kallsyms: kernel frames will be [unknown]");
+        BTreeMap::new()
+    })
 }
 
 /// Keeps the full name; only `;` (the folded-stack separator) is replaced.

@@ -295,6 +295,92 @@ fn tiny_maps_count_drops() -> Result<(), Failed> {
     Ok(())
 }
 
+const QFC_PROBE: &str = env!("CARGO_BIN_EXE_qfc-probe");
+
+/// Lockstep through the `qfc-probe --control stdin` protocol: boundaries
+/// cut a running fdatasync loop into three windows; the windows are
+/// contiguous, carry the announced timestamps, and their counts add up to
+/// exactly what the workload did (nothing lost or doubled at a boundary).
+fn lockstep_windows_lose_nothing() -> Result<(), Failed> {
+    let dir = scratch()?;
+    let file = dir.path().join("f");
+    let out = dir.path().join("out");
+    let mut w = Workload::spawn(&["fdatasync", "--count", "1200", "--file", file.to_str().ok_or("path")?])?;
+    let mut p = Command::new(QFC_PROBE)
+        .args(["--pid", &w.pid.to_string(), "--probes", "fsync,writepath", "--control", "stdin", "--out"])
+        .arg(&out)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("spawning {QFC_PROBE}: {e}"))?;
+    let mut pin = p.stdin.take().ok_or("no stdin")?;
+    let mut pout = BufReader::new(p.stdout.take().ok_or("no stdout")?);
+    let mut say = |cmd: &str| -> Result<String, Failed> {
+        if !cmd.is_empty() {
+            writeln!(pin, "{cmd}").map_err(|e| e.to_string())?;
+            pin.flush().map_err(|e| e.to_string())?;
+        }
+        let mut line = String::new();
+        pout.read_line(&mut line).map_err(|e| e.to_string())?;
+        Ok(line.trim().to_owned())
+    };
+    let ready = say("")?;
+    if !ready.starts_with("ready ") {
+        return Err(format!("first line {ready:?}, want ready <ns>").into());
+    }
+    let mut bounds = Vec::new();
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        let ans = say(&format!("phase {name}"))?;
+        let ns: u64 = ans.strip_prefix(&format!("phase {name} ")).and_then(|n| n.parse().ok()).ok_or(format!("answer {ans:?}"))?;
+        bounds.push(ns);
+        if i == 0 {
+            let stdin = w.stdin.as_mut().ok_or("stdin")?;
+            stdin.write_all(b"go\n").map_err(|e| e.to_string())?;
+            stdin.flush().map_err(|e| e.to_string())?;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(400));
+    }
+    let bad = say("phase bad/name")?;
+    if !bad.starts_with("error ") {
+        return Err(format!("invalid phase name answered {bad:?}, want error ...").into());
+    }
+    let mut line = String::new();
+    w.stdout.read_line(&mut line).map_err(|e| e.to_string())?;
+    let stopped = say("stop")?;
+    let end: u64 = stopped.strip_prefix("stopped ").and_then(|n| n.parse().ok()).ok_or(format!("answer {stopped:?}"))?;
+    bounds.push(end);
+    let _ = p.wait();
+    let pid = u64::from(w.pid);
+    w.finish()?;
+    let session: Value = serde_json::from_str(&std::fs::read_to_string(out.join("session.json")).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let windows = session["windows"].as_array().ok_or("no windows")?;
+    let got: Vec<(String, u64, u64)> = windows
+        .iter()
+        .map(|w| (w["phase"].as_str().unwrap_or("").to_owned(), w["start_ns"].as_u64().unwrap_or(0), w["end_ns"].as_u64().unwrap_or(0)))
+        .collect();
+    let want: Vec<(String, u64, u64)> = ["a", "b", "c"].iter().enumerate().map(|(i, n)| ((*n).to_owned(), bounds[i], bounds[i + 1])).collect();
+    if got != want {
+        return Err(format!("windows {got:?}, want {want:?}").into());
+    }
+    let mut per = Vec::new();
+    for probe in ["fsync", "writepath"] {
+        let mut counts = Vec::new();
+        for phase in ["a", "b", "c"] {
+            let v = json(&out.join(phase), probe)?;
+            counts.push(rows(&v).iter().filter(|r| r.0 == pid && r.2 == "fdatasync").map(|r| r.3).sum::<u64>());
+        }
+        per.push((probe, counts));
+    }
+    for (probe, counts) in &per {
+        if counts.iter().sum::<u64>() != 1200 || counts[0] == 0 || counts[1] == 0 {
+            return Err(format!("{probe}: fdatasync per window {counts:?}, want non-zero a and b adding up to 1200").into());
+        }
+    }
+    Ok(())
+}
+
 /// Why the trials cannot run here, if they cannot.
 fn capability() -> Option<String> {
     // SAFETY: no preconditions.
@@ -329,6 +415,7 @@ fn main() {
         ("bio_direct_writes_under_w_rwbs", bio_direct_writes),
         ("writepath_two_thread_counts_match", writepath_two_threads),
         ("tiny_maps_count_their_drops", tiny_maps_count_drops),
+        ("lockstep_windows_lose_nothing", lockstep_windows_lose_nothing),
     ];
     let trials = trials
         .into_iter()
