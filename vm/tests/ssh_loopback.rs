@@ -305,7 +305,8 @@ fn ssh_target_flow(s: &Server) -> Result<(), Failed> {
 
 fn main() {
     let args = Arguments::from_args();
-    let names: [(&str, fn(&Server) -> Result<(), Failed>); 7] = [
+    type Case = (&'static str, fn(&Server) -> Result<(), Failed>);
+    let names: [Case; 7] = [
         ("ssh_target_trait_flow_leaves_nothing", ssh_target_flow),
         ("ssh_exec_runs_a_command", exec_runs_a_command),
         ("ssh_ship_spawn_fetch_cleanup_leaves_nothing", ship_spawn_fetch_cleanup),
