@@ -11,7 +11,7 @@ use crate::target::{ExecOutput, ExitInfo, RemoteProcess, SpawnSpec, TargetError}
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -283,6 +283,12 @@ impl Remote {
         Ok(port)
     }
 
+    /// Local addresses listening on TCP `port` in the target (`ss -Htln`).
+    pub fn listeners(&self, port: u16) -> Result<Vec<String>, TargetError> {
+        let out = exec_timeout(self.host.dest(), "ss -Htln", Duration::from_secs(60))?;
+        Ok(parse_listeners(&String::from_utf8_lossy(&out.stdout), port))
+    }
+
     /// `ssh -N -L 127.0.0.1:<free>:127.0.0.1:<target_port>`, kept until teardown.
     pub fn tunnel(&mut self, target_port: u16) -> Result<SocketAddr, TargetError> {
         let local = crate::qemu::free_ports(1)
@@ -306,7 +312,9 @@ impl Remote {
                     err.trim()
                 )));
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            // Not a test connection: ssh would forward it and use up a
+            // one-shot server on the target.
+            if local_listening(local) {
                 break;
             }
             if Instant::now() > deadline {
@@ -333,6 +341,31 @@ impl Remote {
         }
         self.host.cleanup(Duration::from_secs(5)).map_err(target_err)
     }
+}
+
+/// Local addresses of `ss -Htln` lines listening on `port`.
+pub fn parse_listeners(ss: &str, port: u16) -> Vec<String> {
+    ss.lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .filter(|a| a.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()) == Some(port))
+        .map(|a| a.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default())
+        .collect()
+}
+
+/// True when something listens on TCP `port` on this machine (/proc/net/tcp).
+fn local_listening(port: u16) -> bool {
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
+        std::fs::read_to_string(f)
+            .map(|t| {
+                t.lines().skip(1).any(|l| {
+                    let mut w = l.split_whitespace();
+                    let local = w.nth(1).unwrap_or("");
+                    let state = w.nth(1).unwrap_or("");
+                    state == "0A" && local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()) == Some(port)
+                })
+            })
+            .unwrap_or(false)
+    })
 }
 
 /// argv of an `ssh -L` tunnel bound to 127.0.0.1 only. Pure.
@@ -378,6 +411,15 @@ mod tests {
         r.read_to_string(&mut rest).unwrap();
         assert_eq!(rest, "ready 1\n");
         assert_eq!(read_pid_line(&mut std::io::Cursor::new(b"".to_vec())).unwrap(), None);
+    }
+
+    #[test]
+    fn listeners_from_ss() {
+        let ss = "LISTEN 0 128 127.0.0.1:8545 0.0.0.0:*\nLISTEN 0 128 0.0.0.0:22 0.0.0.0:*\nLISTEN 0 128 [::]:22 [::]:*\nLISTEN 0 5 *:6060 *:*\n";
+        assert_eq!(parse_listeners(ss, 8545), ["127.0.0.1"]);
+        assert_eq!(parse_listeners(ss, 22), ["0.0.0.0", "[::]"]);
+        assert_eq!(parse_listeners(ss, 6060), ["*"]);
+        assert!(parse_listeners(ss, 30303).is_empty());
     }
 
     #[test]
