@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/services.sh
 export PATH="${QFC_LAB_CACHE:-/var/cache/qfc-lab}/tools/bin:$PATH"
-cargo build --workspace --bins
+# Default members only: probes-ebpf is built for bpfel by probes/build.rs, never for the host.
+cargo build --bins
 # The aarch64 guest image (vm/recipe): seconds from the cache, minutes when cold.
 if command -v qemu-system-aarch64 >/dev/null; then
   cargo xtask image-build --arch aarch64 >/dev/null
 fi
-cargo nextest run --workspace --no-fail-fast "$@"
+cargo nextest run --no-fail-fast "$@"
