@@ -38,6 +38,12 @@ pub enum Command {
     /// Read a directory in T1's format and show its figures (and a bundle's next to them).
     #[command(name = "import-t1")]
     ImportT1(crate::report::cli::ImportT1Args),
+    /// Capture with the probes alone, like T1's runner but all probes at once
+    /// (the same program and flags as `qfc-probe`).
+    Probe(probes::cli::Args),
+    /// Drive a node for one phase with the load generator and print the summary
+    /// (the same flags as `qfc-load`).
+    Load(loadgen::cli::LoadArgs),
 }
 
 #[derive(Debug, Args)]

@@ -79,6 +79,48 @@ pub fn run(cli: Cli) -> Exit {
         Command::Report(a) => report_command(report::cli::report(&a)),
         Command::Diff(a) => report_command(report::cli::diff(&a)),
         Command::ImportT1(a) => report_command(report::cli::import_t1(&a)),
+        Command::Probe(a) => probe_command(&a),
+        Command::Load(a) => load_command(&a),
+    }
+}
+
+/// `qfc-lab probe`: the probe session of `qfc-probe`, with its control
+/// protocol on this process's stdin/stdout.
+fn probe_command(args: &probes::cli::Args) -> Exit {
+    let stdin = std::io::BufReader::new(std::io::stdin());
+    match probes::cli::run(args, stdin, std::io::stdout()) {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Exit::RunFailed
+        }
+    }
+}
+
+/// `qfc-lab load`: one load phase against a running node, summary as JSON.
+fn load_command(args: &loadgen::cli::LoadArgs) -> Exit {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the tokio runtime: {e}");
+            return Exit::RunFailed;
+        }
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let c = cancel.clone();
+    rt.spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        c.cancel();
+    });
+    match rt.block_on(loadgen::cli::run(args, cancel)) {
+        Ok(summary) => {
+            println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::RunFailed
+        }
     }
 }
 
