@@ -30,7 +30,7 @@ echo "== max req/s, closed loop, $C connections, ${D}s, eth_blockNumber on $RPC"
 oha_run -c "$C" -z "${D}s" >"$OUT/oha-max.json"
 ours=$(jq '.workloads.rpc.throughput_per_s' "$OUT/max.json")
 theirs=$(jq '.summary.requestsPerSec' "$OUT/oha-max.json")
-echo "qfc-load: $ours req/s   oha: $theirs req/s   ratio: $(echo "$ours / $theirs" | bc -l | cut -c1-5)"
+echo "qfc-load: $ours req/s   oha: $theirs req/s   ratio: $(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.2f", a / b }')"
 
 echo "== latency at $R req/s, ${D}s, max $((C * 4)) in flight (ms)"
 "$LOAD" --rpc "$RPC" --rpc-rate "$R" --concurrency $((C * 4)) --mix eth_blockNumber=1 --duration-s "$D" --out "$OUT/fixed" >"$OUT/fixed.json"
@@ -38,5 +38,5 @@ oha_run -c $((C * 4)) -q "$R" -z "${D}s" --latency-correction >"$OUT/oha-fixed.j
 printf '%-10s %8s %8s %8s %8s %8s %8s\n' tool ok p50 p90 p99 p99.9 max
 jq -r '.workloads.rpc | [ "qfc-load", .ok, (.latency | .p50_us, .p90_us, .p99_us, .p999_us, .max_us | . / 1000) ] | @tsv' "$OUT/fixed.json" |
   awk -F'\t' '{ printf "%-10s %8d %8.3f %8.3f %8.3f %8.3f %8.3f\n", $1, $2, $3, $4, $5, $6, $7 }'
-jq -r '[ "oha", .statusCodeDistribution."200", (.latencyPercentiles | .p50, .p90, .p99, ."p99.9"), .summary.slowest | . * 1000 ] | @tsv' "$OUT/oha-fixed.json" 2>/dev/null |
-  awk -F'\t' '{ printf "%-10s %8d %8.3f %8.3f %8.3f %8.3f %8.3f\n", "oha", $2/1000, $3, $4, $5, $6, $7 }' || true
+jq -r '[ "oha", (.statusCodeDistribution."200" // 0), (.latencyPercentiles | .p50, .p90, .p99, ."p99.9" | . * 1000), (.summary.slowest * 1000) ] | @tsv' "$OUT/oha-fixed.json" |
+  awk -F'\t' '{ printf "%-10s %8d %8.3f %8.3f %8.3f %8.3f %8.3f\n", $1, $2, $3, $4, $5, $6, $7 }'

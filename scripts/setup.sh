@@ -71,6 +71,14 @@ if [ ! -x "$TOOLS/bin/bpf-linker" ]; then
     --no-default-features --features llvm-22
 fi
 
+# --- oha: the reference of the load generator's benchmark (opt-in) ---
+# loadgen/bench.sh compares qfc-load with oha. Building oha takes 25-30
+# minutes on 2 shared cores, so only with QFC_LAB_BENCH_TOOLS=1.
+if [ "${QFC_LAB_BENCH_TOOLS:-0}" = 1 ] && [ ! -x "$TOOLS/bin/oha" ]; then
+  log "building oha 1.16.0 (25-30 minutes on 2 cores, once)"
+  CARGO_TARGET_DIR="$CACHE/build/oha" cargo install oha@1.16.0 --locked --root "$TOOLS"
+fi
+
 # --- tracefs (aya and bpftrace need it) -------------------------------
 if [ ! -d /sys/kernel/tracing/events ]; then
   as_root mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || log "could not mount tracefs"

@@ -18,6 +18,9 @@ use tokio_util::sync::CancellationToken;
 use crate::schedule::Schedule;
 use crate::stats::{Fail, Recorder};
 
+/// Resolution of tokio's timer.
+const TICK: Duration = Duration::from_millis(1);
+
 /// Closed loops stop after this many requests even if time remains.
 pub const CLOSED_LOOP_MAX_REQUESTS: u64 = 100_000_000;
 
@@ -69,7 +72,9 @@ pub async fn run_open<W: Workload>(
                 rec.dropped_unscheduled(intended.into_std(), total - i);
                 break;
             }
-            _ = tokio::time::sleep_until(intended) => {}
+            // The timer wheel has 1 ms ticks and rounds up: aim one tick
+            // early so arrivals go out within [intended - 1 ms, intended].
+            _ = tokio::time::sleep_until(intended.checked_sub(TICK).unwrap_or(intended)) => {}
         }
         rec.scheduled(intended.into_std());
         let req = w.make(i, &mut rng);
@@ -92,12 +97,15 @@ pub async fn run_open<W: Workload>(
         rec.sent();
         spawned += 1;
         let (w, rec, timeout) = (w.clone(), rec.clone(), cfg.timeout);
+        // Latency runs from the intended start, or from the send when the
+        // request went out up to one tick early.
+        let start = intended.into_std().min(std::time::Instant::now());
         tasks.spawn(async move {
             let outcome = match tokio::time::timeout(timeout, w.execute(req)).await {
                 Ok(r) => r,
                 Err(_) => Err(Fail::Timeout),
             };
-            rec.finished(intended.into_std(), std::time::Instant::now(), outcome);
+            rec.finished(start, std::time::Instant::now(), outcome);
             drop(permit);
         });
         while tasks.try_join_next().is_some() {}
@@ -171,8 +179,7 @@ pub async fn run_closed<W: Workload>(
                     w.make(i, &mut g.1)
                 };
                 let t0 = std::time::Instant::now();
-                rec.scheduled(t0);
-                rec.sent();
+                rec.started(t0);
                 let outcome = tokio::select! {
                     r = tokio::time::timeout(cfg.timeout, w.execute(req)) => r.unwrap_or(Err(Fail::Timeout)),
                     _ = cancel.cancelled() => Err(Fail::Unfinished),

@@ -89,6 +89,29 @@ impl HttpPool {
         Ok(body)
     }
 
+    /// One JSON-RPC call whose result is not kept (the `rpc` workload): a
+    /// reply without an error object (a `null` result included) is a
+    /// success. `Ok(bytes received)` or the failure.
+    pub async fn call_discard(&self, id: u64, method: &str, params: &Value) -> Result<u64, Fail> {
+        #[derive(serde::Deserialize)]
+        struct ErrorObject {
+            #[serde(default)]
+            code: i64,
+        }
+        #[derive(serde::Deserialize)]
+        struct Response {
+            error: Option<ErrorObject>,
+        }
+        let body =
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#);
+        let resp = self.post(Bytes::from(body)).await?;
+        let r: Response = serde_json::from_slice(&resp).map_err(|_| Fail::Decode)?;
+        match r.error {
+            Some(e) => Err(Fail::Rpc(e.code)),
+            None => Ok(resp.len() as u64),
+        }
+    }
+
     /// One JSON-RPC call: `Ok((result, bytes received))`, or the failure
     /// (`Fail::Rpc(code)` for an error object).
     pub async fn call(&self, id: u64, method: &str, params: Value) -> Result<(Value, u64), Fail> {

@@ -257,6 +257,15 @@ impl Recorder {
         Self::bucket(&mut g, s).scheduled += 1;
     }
 
+    /// Closed loop: a request scheduled and sent at `t` (one lock).
+    pub fn started(&self, t: Instant) {
+        let s = self.second_of(t);
+        let mut g = self.lock();
+        g.scheduled += 1;
+        g.sent += 1;
+        Self::bucket(&mut g, s).scheduled += 1;
+    }
+
     /// A request actually went out.
     pub fn sent(&self) {
         self.lock().sent += 1;

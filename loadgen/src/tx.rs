@@ -309,15 +309,65 @@ pub struct TxCheck {
     pub accounts: u64,
     /// Nonces rejected and never refilled.
     pub nonce_gaps: u64,
+    /// Refused nonces re-sent after the phase (accepted).
+    pub gaps_refilled: u64,
     /// Seconds spent waiting for inclusion.
     pub wait_s: f64,
 }
 
-/// After the phase: waits (at most `wait`) until every account's confirmed
+impl TxWorkload {
+    /// Re-sends a transfer for every nonce the node refused and no later
+    /// transfer reused, retrying until `deadline`; returns how many it filled.
+    async fn refill_gaps(&self, deadline: tokio::time::Instant) -> u64 {
+        let mut filled = 0;
+        // Bounded: each nonce is retried until the deadline at most.
+        loop {
+            let next = {
+                let mut g = self.lock();
+                (0..self.accounts.len()).find_map(|i| g.free[i].pop_first().map(|n| (i, n)))
+            };
+            let Some((sender, nonce)) = next else {
+                return filled;
+            };
+            let to = self.accounts[(sender + 1) % self.accounts.len()].address;
+            let tx = Transaction::transfer(
+                self.chain_id,
+                nonce,
+                to,
+                U256::from_u64(1),
+                U256::from_u64(MIN_GAS_PRICE),
+            )
+            .signed(&self.accounts[sender].secret);
+            let hex = tx.encode_hex();
+            loop {
+                match self
+                    .pool
+                    .call(0, "eth_sendRawTransaction", json!([hex]))
+                    .await
+                {
+                    Ok(_) => {
+                        self.lock().accepted[sender] += 1;
+                        filled += 1;
+                        break;
+                    }
+                    Err(e) if tokio::time::Instant::now() >= deadline => {
+                        tracing::warn!(error = %e, nonce, "could not refill a refused nonce before the deadline");
+                        self.lock().free[sender].insert(nonce);
+                        return filled;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                }
+            }
+        }
+    }
+}
+
+/// After the phase: refills refused nonces, then waits (at most `wait`) until every account's confirmed
 /// nonce reaches the last assigned one and the sampled receipts exist.
 pub async fn check(pool: &HttpPool, w: &TxWorkload, wait: Duration) -> TxCheck {
     let t0 = tokio::time::Instant::now();
     let deadline = t0 + wait;
+    let gaps_refilled = w.refill_gaps(deadline).await;
     let want = w.next_nonces();
     let mut missing: Vec<Hash> = w.sampled();
     let mut found: BTreeMap<Hash, Value> = BTreeMap::new();
@@ -365,6 +415,7 @@ pub async fn check(pool: &HttpPool, w: &TxWorkload, wait: Duration) -> TxCheck {
         accounts_caught_up: caught as u64,
         accounts: want.len() as u64,
         nonce_gaps: w.unfilled_gaps(),
+        gaps_refilled,
         wait_s: t0.elapsed().as_secs_f64(),
     }
 }
