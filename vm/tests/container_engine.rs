@@ -489,8 +489,17 @@ fn qfc_node_container(bin: &Path) -> Result<(), Failed> {
             t.context().image_id
         );
         assert_eq!(chain.as_str(), Some("0x2328"));
+        let t0 = Instant::now();
         let ex = node.terminate(Duration::from_secs(10))?;
-        eprintln!("qfc-node stopped: {ex}");
+        eprintln!("qfc-node stopped: {ex} after {:?}", t0.elapsed());
+        // SIGINT (ctrl_c) is the signal qfc-node handles: a clean exit, not
+        // SIGKILL at the end of the grace.
+        assert_eq!(
+            ex.signal,
+            None,
+            "qfc-node did not stop on {}",
+            t.context().stop_signal
+        );
         Ok(())
     })();
     t.teardown()?;

@@ -65,10 +65,21 @@ fn rate(series: &[(f64, std::collections::BTreeMap<String, f64>)], name: &str) -
         .iter()
         .filter_map(|(t, s)| MetricsWindow::sum(s, name).map(|v| (*t, v)))
         .collect();
-    pts.windows(2)
-        .filter(|w| w[1].0 > w[0].0)
-        .map(|w| (w[1].0, ((w[1].1 - w[0].1) / (w[1].0 - w[0].0)).max(0.0)))
-        .collect()
+    // scrapes closer than half a second (e.g. a phase-boundary scrape next to a periodic
+    // one) would make noisy rates: measure from the last point at least 0.5 s before
+    let mut out = Vec::new();
+    let mut last: Option<(f64, f64)> = None;
+    for (t, v) in pts {
+        match last {
+            None => last = Some((t, v)),
+            Some((t0, v0)) if t - t0 >= 0.5 => {
+                out.push((t, ((v - v0) / (t - t0)).max(0.0)));
+                last = Some((t, v));
+            }
+            Some(_) => {}
+        }
+    }
+    out
 }
 
 fn gauge(
@@ -188,9 +199,8 @@ pub fn timeline_svg(b: &Bundle) -> (Option<String>, Vec<String>) {
                 .lines
                 .iter()
                 .flat_map(|l| l.1.iter().map(|x| x.1))
-                .fold(0.0f64, f64::max)
-                .max(1e-9)
-                * 1.1;
+                .fold(0.0f64, f64::max);
+            let y_max = if y_max > 0.0 { y_max * 1.1 } else { 1.0 };
             let Ok(mut chart) = ChartBuilder::on(area)
                 .caption(&panel.title, ("sans-serif", 14))
                 .margin(6)

@@ -48,6 +48,8 @@ pub struct WorkloadData {
     pub requests: Option<u64>,
     pub ok: Option<u64>,
     pub errors: Option<u64>,
+    /// Open loop: arrivals never sent (no free slot in time, or the phase ended).
+    pub dropped: Option<u64>,
     pub throughput_per_s: Option<f64>,
     pub p50_ms: Option<f64>,
     pub p90_ms: Option<f64>,
@@ -652,11 +654,16 @@ fn load_load(dir: &Path, p: &mut PhaseEvidence, t0: Option<u64>) -> Result<(), R
         soft(json_opt(&ld.join("series.json")), &mut p.notes).unwrap_or_default();
     let mut out = BTreeMap::new();
     for (w, s) in sum.workloads {
-        let lat = s.latency_ms.clone().unwrap_or_default();
+        let lat = s
+            .latency_ms
+            .clone()
+            .or_else(|| s.latency.as_ref().and_then(|l| l.to_ms()))
+            .unwrap_or_default();
         let mut wd = WorkloadData {
             requests: s.requests,
             ok: s.ok,
             errors: s.errors.as_ref().and_then(sum_json_count),
+            dropped: s.dropped,
             throughput_per_s: s.throughput_per_s,
             p50_ms: lat.p50,
             p90_ms: lat.p90,
@@ -702,7 +709,12 @@ fn load_load(dir: &Path, p: &mut PhaseEvidence, t0: Option<u64>) -> Result<(), R
                     (_, _, Some(ts)) => start + ts,
                     _ => continue,
                 };
-                wd.series.push((t, pt.ok, pt.p99_ms));
+                // a second without successes has no latency (loadgen writes 0)
+                let p99 = pt
+                    .p99_ms
+                    .or(pt.p99_us.map(|u| u / 1000.0))
+                    .filter(|_| pt.ok.is_none_or(|ok| ok > 0.0));
+                wd.series.push((t, pt.ok, p99));
             }
         }
         out.insert(w, wd);
@@ -780,6 +792,7 @@ pub fn merge_phases(phases: &[PhaseEvidence], all_metrics: &[(f64, BTreeMap<Stri
                     requests: Some(0),
                     ok: Some(0),
                     errors: Some(0),
+                    dropped: Some(0),
                     ..Default::default()
                 });
                 let add = |a: Option<u64>, b: Option<u64>| match (a, b) {
@@ -789,6 +802,7 @@ pub fn merge_phases(phases: &[PhaseEvidence], all_metrics: &[(f64, BTreeMap<Stri
                 e.requests = add(e.requests, d.requests);
                 e.ok = add(e.ok, d.ok);
                 e.errors = add(e.errors, d.errors);
+                e.dropped = add(e.dropped, d.dropped);
                 e.series.extend(d.series.iter().cloned());
                 match (&mut e.hdr, &d.hdr) {
                     (Some(a), Some(h)) => {

@@ -71,6 +71,7 @@ defs! {
     "load.<workload>.requests" [] "requests" "requests sent (workload: rpc, tx, sync, compaction)";
     "load.<workload>.ok" [] "requests" "requests answered without error";
     "load.<workload>.errors" [] "requests" "requests that failed or timed out";
+    "load.<workload>.dropped" [] "requests" "open loop: arrivals never sent (no free slot in time, or the phase ended)";
     "load.<workload>.error_pct" [] "%" "errors over requests";
     "load.<workload>.throughput_per_s" [] "requests/s" "answered requests per second";
     "load.<workload>.p50_ms" [] "ms" "latency median (from the intended start in open loop)";
@@ -87,6 +88,7 @@ const LOAD_STATS: &[&str] = &[
     "requests",
     "ok",
     "errors",
+    "dropped",
     "error_pct",
     "throughput_per_s",
     "p50_ms",
@@ -515,6 +517,7 @@ pub fn evaluate(f: &FigureRef, p: &PhaseEvidence, ctx: &Ctx) -> Fig {
                 "requests" => need(d.requests.map(|v| v as f64), "request count"),
                 "ok" => need(d.ok.map(|v| v as f64), "ok count"),
                 "errors" => need(d.errors.map(|v| v as f64), "error count"),
+                "dropped" => need(d.dropped.map(|v| v as f64), "dropped count"),
                 "error_pct" => {
                     let e = need(d.errors.map(|v| v as f64), "error count")?;
                     let r = need(d.requests.map(|v| v as f64), "request count")?;

@@ -303,6 +303,7 @@ fn load_section(doc: &mut Doc, p: &PhaseEvidence) {
                 u(d.requests),
                 u(d.ok),
                 u(d.errors),
+                u(d.dropped),
                 o(d.throughput_per_s),
                 o(d.p50_ms),
                 o(d.p90_ms),
@@ -311,7 +312,7 @@ fn load_section(doc: &mut Doc, p: &PhaseEvidence) {
             ]
         })
         .collect();
-    doc.table(&["workload", "requests", "ok", "errors", "ok/s", "p50 ms", "p90 ms", "p99 ms", "max ms"], rows);
+    doc.table(&["workload", "requests", "ok", "errors", "dropped", "ok/s", "p50 ms", "p90 ms", "p99 ms", "max ms"], rows);
 }
 
 fn quality_section(doc: &mut Doc, p: &PhaseEvidence, ctx: &Ctx) {

@@ -212,9 +212,39 @@ pub struct WorkloadSummaryJson {
     pub errors: Option<Json>,
     #[serde(alias = "throughput", alias = "ok_per_s")]
     pub throughput_per_s: Option<f64>,
-    #[serde(alias = "latency")]
     pub latency_ms: Option<LatencyMsJson>,
+    /// loadgen's `LatencySummary` (microseconds; all zero when `count` is 0).
+    pub latency: Option<LatencyUsJson>,
+    /// Requests not sent (no slot within the timeout, or the phase ended first).
+    pub dropped: Option<u64>,
     pub duration_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LatencyUsJson {
+    pub count: Option<u64>,
+    pub p50_us: Option<f64>,
+    pub p90_us: Option<f64>,
+    pub p99_us: Option<f64>,
+    pub p999_us: Option<f64>,
+    pub max_us: Option<f64>,
+}
+
+impl LatencyUsJson {
+    /// The same figures in milliseconds; `None` when nothing was measured.
+    pub fn to_ms(&self) -> Option<LatencyMsJson> {
+        if self.count == Some(0) {
+            return None;
+        }
+        let ms = |v: Option<f64>| v.map(|x| x / 1000.0);
+        Some(LatencyMsJson {
+            p50: ms(self.p50_us),
+            p90: ms(self.p90_us),
+            p99: ms(self.p99_us),
+            p999: ms(self.p999_us),
+            max: ms(self.max_us),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -227,7 +257,7 @@ pub struct LatencyMsJson {
 }
 
 /// `load/<phase>/series.json`: per-second points per workload,
-/// `{"rpc": [{"t_ns": .., "ok": .., "errors": .., "p99_ms": ..}]}`.
+/// `{"rpc": [{"t_ns": .., "second": .., "ok": .., "errors": .., "p99_us": ..}]}`.
 pub type LoadSeriesJson = BTreeMap<String, Vec<LoadPointJson>>;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -241,6 +271,8 @@ pub struct LoadPointJson {
     pub ok: Option<f64>,
     pub errors: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// loadgen writes microseconds.
+    pub p99_us: Option<f64>,
 }
 
 /// One line of `metrics/series.jsonl`: `{"t_ns": .., "prom": "<exposition text>"}` or

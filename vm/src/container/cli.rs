@@ -101,6 +101,8 @@ pub struct RunSpec {
     pub workdir: Option<String>,
     /// Labels (the lab marks its containers so that leftovers can be found).
     pub labels: Vec<(String, String)>,
+    /// Signal `docker stop` sends to PID 1 (`--stop-signal`); `None`: SIGTERM.
+    pub stop_signal: Option<String>,
 }
 
 /// `docker run -d` of a [`RunSpec`]: json-file log driver, ports on
@@ -131,6 +133,10 @@ pub fn run_argv(docker: &Path, spec: &RunSpec) -> Vec<OsString> {
         kv.push("=");
         kv.push(val);
         v.push(kv);
+    }
+    if let Some(sig) = &spec.stop_signal {
+        v.push("--stop-signal".into());
+        v.push(sig.into());
     }
     if let Some(w) = &spec.workdir {
         v.push("--workdir".into());
@@ -333,6 +339,7 @@ mod tests {
             env: vec![("QFC_LOG_LEVEL".into(), "info".into())],
             workdir: Some("/data".into()),
             labels: vec![("qfc-lab".into(), "1".into())],
+            stop_signal: Some("SIGINT".into()),
         };
         let v = strs(&run_argv(Path::new("/usr/bin/docker"), &spec));
         assert_eq!(
@@ -355,6 +362,8 @@ mod tests {
                 "127.0.0.1:6060:6060/tcp",
                 "--env",
                 "QFC_LOG_LEVEL=info",
+                "--stop-signal",
+                "SIGINT",
                 "--workdir",
                 "/data",
                 "qfc-lab/node:abc",
@@ -381,6 +390,7 @@ mod tests {
             env: vec![],
             workdir: None,
             labels: vec![],
+            stop_signal: None,
         };
         let v = strs(&run_argv(Path::new("docker"), &spec));
         let e = v.iter().position(|a| a == "--entrypoint").unwrap();

@@ -144,6 +144,10 @@ pub fn build_node_image(
     image: &NodeImage,
     ctx: &Path,
 ) -> Result<(String, String), TargetError> {
+    // One build at a time in this process: two targets building the same
+    // tag at once would leave a dangling duplicate.
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let tag = image.prepare_context(ctx)?;
     if let Ok(out) = cli::run_ok(
         &cli::image_id_argv(docker, &tag),

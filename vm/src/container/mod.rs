@@ -53,6 +53,13 @@ pub struct ContainerConfig {
     pub cache_dir: PathBuf,
     /// Suffix that makes container, volume and cgroup names unique to the run.
     pub run_id: String,
+    /// Signal that stops the node (`docker run --stop-signal`). SIGINT by
+    /// default: qfc-node (rev 204af41) waits only for `ctrl_c`, and as PID 1
+    /// of a container it ignores SIGTERM (no handler, and the kernel drops
+    /// default-action signals to a namespace's init), so `docker stop` with
+    /// SIGTERM ends it with SIGKILL after the grace, without closing RocksDB.
+    /// The reference node handles both.
+    pub stop_signal: String,
 }
 
 impl ContainerConfig {
@@ -68,6 +75,7 @@ impl ContainerConfig {
             image,
             cache_dir: image::default_cache(),
             run_id: format!("{}-{}", std::process::id(), nanos % 1_000_000_000),
+            stop_signal: "SIGINT".into(),
         }
     }
 }
@@ -102,6 +110,8 @@ pub struct ContainerContext {
     pub cgroups: Option<cgroup::ProcessCgroups>,
     /// The cgroup v2 directory to give `qfc-probe --cgroup`.
     pub probe_cgroup: Option<PathBuf>,
+    /// Signal that stops the node.
+    pub stop_signal: String,
 }
 
 /// A Docker container on this machine as a target.
@@ -318,7 +328,9 @@ impl Target for ContainerTarget {
             env: spec.env.clone(),
             workdir: spec.cwd.as_ref().map(|p| p.to_string_lossy().into_owned()),
             labels: vec![("qfc-lab.run".into(), self.cfg.run_id.clone())],
+            stop_signal: Some(self.cfg.stop_signal.clone()),
         };
+        self.ctx.stop_signal = self.cfg.stop_signal.clone();
         let out = cli::run_ok(&cli::run_argv(self.docker(), &run), &[], SHORT)?;
         let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
         self.container_id = Some(id.clone());

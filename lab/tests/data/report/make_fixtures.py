@@ -143,12 +143,24 @@ why = "no tx load in this scenario: cannot be evaluated"
         off += "tokio-rt-worker;std::sys::thread::unix::Thread::new::thread_start;mio::poll::Poll::poll;epoll_wait;entry_SYSCALL_64_[k];do_epoll_wait_[k];ep_poll_[k];schedule_hrtimeout_range_[k];schedule_[k] 120000\n"
     w(f"{d}/probes/stress/offcpu.folded", off)
     p99 = 8.5 if not synced else 14.0
-    w(f"{d}/load/stress/summary.json", json.dumps({"workloads": {"rpc": {
-        "requests": 1000, "ok": 998, "errors": {"timeout": 2},
-        "throughput_per_s": 99.8,
-        "latency_ms": {"p50": 1.2, "p90": 3.0, "p99": p99, "max": 20.0}}}}, indent=1) + "\n")
-    w(f"{d}/load/stress/series.json", json.dumps({"rpc": [
-        {"t_s": i + 1, "ok": 100 - (i % 3), "errors": 0, "p99_ms": p99 + (i % 4)} for i in range(10)]}) + "\n")
+    if synced:
+        # the load generator's own shape (loadgen::PhaseSummary, microseconds)
+        w(f"{d}/load/stress/summary.json", json.dumps({"phase": "stress", "seed": 7, "workloads": {"rpc": {
+            "workload": "rpc", "sent": 1000, "ok": 998, "errors": {"timeout": 2}, "dropped": 0,
+            "throughput_per_s": 99.8,
+            "latency": {"count": 998, "min_us": 300, "mean_us": 2000.0, "p50_us": 1200, "p90_us": 3000,
+                        "p99_us": int(p99 * 1000), "p999_us": 19000, "max_us": 20000}}}}, indent=1) + "\n")
+        w(f"{d}/load/stress/series.json", json.dumps({"rpc": [
+            {"t_ns": T0 + (6 + i) * 10**9, "second": i, "scheduled": 100, "ok": 100 - (i % 3), "errors": 0,
+             "dropped": 0, "bytes": 0, "p50_us": 1000, "p99_us": int((p99 + (i % 4)) * 1000), "max_us": 20000}
+            for i in range(10)]}) + "\n")
+    else:
+        w(f"{d}/load/stress/summary.json", json.dumps({"workloads": {"rpc": {
+            "requests": 1000, "ok": 998, "errors": {"timeout": 2},
+            "throughput_per_s": 99.8,
+            "latency_ms": {"p50": 1.2, "p90": 3.0, "p99": p99, "max": 20.0}}}}, indent=1) + "\n")
+        w(f"{d}/load/stress/series.json", json.dumps({"rpc": [
+            {"t_s": i + 1, "ok": 100 - (i % 3), "errors": 0, "p99_ms": p99 + (i % 4)} for i in range(10)]}) + "\n")
 
 bundle("synced-off", False)
 bundle("synced-on", True)
