@@ -11,7 +11,7 @@ use crate::target::{ExecOutput, ExitInfo, RemoteProcess, SpawnSpec, TargetError}
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -306,7 +306,9 @@ impl Remote {
                     err.trim()
                 )));
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            // Not a test connection: ssh would forward it and use up a
+            // one-shot server on the target.
+            if local_listening(local) {
                 break;
             }
             if Instant::now() > deadline {
@@ -333,6 +335,22 @@ impl Remote {
         }
         self.host.cleanup(Duration::from_secs(5)).map_err(target_err)
     }
+}
+
+/// True when something listens on TCP `port` on this machine (/proc/net/tcp).
+fn local_listening(port: u16) -> bool {
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
+        std::fs::read_to_string(f)
+            .map(|t| {
+                t.lines().skip(1).any(|l| {
+                    let mut w = l.split_whitespace();
+                    let local = w.nth(1).unwrap_or("");
+                    let state = w.nth(1).unwrap_or("");
+                    state == "0A" && local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()) == Some(port)
+                })
+            })
+            .unwrap_or(false)
+    })
 }
 
 /// argv of an `ssh -L` tunnel bound to 127.0.0.1 only. Pure.

@@ -219,9 +219,95 @@ fn wrong_user_key_is_refused(s: &Server) -> Result<(), Failed> {
     }
 }
 
+/// The same flow through the `Target` trait, as `qfc-lab run` drives it.
+fn ssh_target_flow(s: &Server) -> Result<(), Failed> {
+    use std::ffi::OsString;
+    use vm::{SpawnSpec, SshTarget, SshTargetConfig, Target, TargetKind};
+    let workdir = s.path("target-work");
+    let mut t = SshTarget::new(SshTargetConfig {
+        host: "127.0.0.1".into(),
+        port: s.port,
+        user: s.user.clone(),
+        key: s.path("id_user"),
+        known_hosts: s.path("known_hosts"),
+        workdir: workdir.display().to_string(),
+    });
+    t.prepare()?;
+    let info = t.info();
+    assert_eq!(info.kind, TargetKind::Ssh);
+    assert_eq!(info.arch, std::env::consts::ARCH);
+    assert!(!info.emulated);
+    let local = tempfile::tempdir()?;
+    let script = local.path().join("probe.sh");
+    std::fs::write(&script, "#!/bin/sh\necho ready; while read -r l; do echo \"ack $l\"; done\n")?;
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let shipped = t.ship(&script)?;
+    assert!(shipped.starts_with(&workdir));
+    let mut p = t.spawn(&SpawnSpec {
+        argv: vec![shipped.into_os_string()],
+        env: vec![("QFC_X".into(), "1".into())],
+        stdin: true,
+        ..Default::default()
+    })?;
+    let pid = p.pid();
+    let mut stdin = p.take_stdin().unwrap();
+    let mut out = BufReader::new(p.take_stdout().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line)?;
+    assert_eq!(line, "ready\n", "first stdout line after the pid line");
+    // The program has exec'ed by now: the reported pid is the program itself.
+    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))?;
+    assert!(cmdline.contains("probe.sh"), "pid {pid} is not the spawned program: {cmdline}");
+    let environ = std::fs::read(format!("/proc/{pid}/environ"))?;
+    assert!(environ.split(|b| *b == 0).any(|e| e == b"QFC_X=1"));
+    writeln!(stdin, "stop")?;
+    line.clear();
+    out.read_line(&mut line)?;
+    assert_eq!(line, "ack stop\n");
+    // Any target port comes back through an ssh -L tunnel on 127.0.0.1.
+    let port = t.free_port()?;
+    let mut server = t.spawn(&SpawnSpec {
+        argv: ["busybox", "nc", "-l", "-p", &port.to_string(), "-e", "echo", "pong"].iter().map(OsString::from).collect(),
+        ..Default::default()
+    })?;
+    let addr = t.forward(port)?;
+    assert!(addr.ip().is_loopback());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let reply = loop {
+        let mut got = String::new();
+        if let Ok(mut c) = TcpStream::connect(addr) {
+            c.set_read_timeout(Some(Duration::from_secs(3)))?;
+            let _ = std::io::Read::read_to_string(&mut c, &mut got);
+        }
+        if got.contains("pong") || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(reply.trim(), "pong");
+    let _ = server.terminate(Duration::from_secs(1));
+    let outdir = workdir.join("out");
+    let mk = format!("mkdir -p {0}/p && echo 5 > {0}/p/n.txt", outdir.display());
+    assert!(t.exec(&["sh".into(), "-c".into(), mk.into()], Duration::from_secs(30))?.success());
+    let back = local.path().join("back");
+    t.fetch_dir(&outdir, &back)?;
+    assert_eq!(std::fs::read_to_string(back.join("p/n.txt"))?, "5\n");
+    // Teardown leaves nothing: the still-running probe is stopped, the workdir is gone.
+    assert!(process_alive(pid as i32));
+    t.teardown()?;
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!process_alive(pid as i32), "spawned process {pid} survived teardown");
+    assert!(!workdir.exists(), "workdir left behind");
+    t.teardown()?;
+    drop(p);
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
-    let names: [(&str, fn(&Server) -> Result<(), Failed>); 6] = [
+    type Case = (&'static str, fn(&Server) -> Result<(), Failed>);
+    let names: [Case; 7] = [
+        ("ssh_target_trait_flow_leaves_nothing", ssh_target_flow),
         ("ssh_exec_runs_a_command", exec_runs_a_command),
         ("ssh_ship_spawn_fetch_cleanup_leaves_nothing", ship_spawn_fetch_cleanup),
         ("ssh_existing_workdir_is_refused", existing_workdir_is_refused),
