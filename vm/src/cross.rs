@@ -211,10 +211,13 @@ pub fn cargo_command(opts: &CrossOptions, tc: &Toolchain) -> (Vec<OsString>, Vec
     let libdir = tc.lib_sysroot.join("usr/lib/aarch64-linux-gnu");
     let upper = target.to_uppercase().replace('-', "_");
     let lower = target.replace('-', "_");
+    // zlib and bzip2 ship in /lib/<triple> (not /usr/lib) in bookworm.
+    let libdir2 = tc.lib_sysroot.join("lib/aarch64-linux-gnu");
     let rustflags = format!(
-        "--sysroot={} -C force-frame-pointers=yes -C link-arg=-Wl,-rpath-link,{} -C link-arg=-L{}",
+        "--sysroot={} -C force-frame-pointers=yes -C link-arg=-Wl,-rpath-link,{}:{} -C link-arg=-L{}",
         tc.rust_sysroot.join("usr").display(),
         libdir.display(),
+        libdir2.display(),
         libdir.display()
     );
     let env: Vec<(OsString, OsString)> = vec![
@@ -324,7 +327,9 @@ mod tests {
         let flags = get("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS");
         assert!(flags.contains("-C force-frame-pointers=yes"), "{flags}");
         assert!(flags.contains("--sysroot=/c/cross/rust-sysroot-arm64/usr"), "{flags}");
-        assert!(flags.contains("-rpath-link,/c/cross/lib-sysroot-arm64/usr/lib/aarch64-linux-gnu"));
+        assert!(flags.contains(
+            "-rpath-link,/c/cross/lib-sysroot-arm64/usr/lib/aarch64-linux-gnu:/c/cross/lib-sysroot-arm64/lib/aarch64-linux-gnu"
+        ));
         assert_eq!(get("ROCKSDB_LIB_DIR"), "/c/cross/lib-sysroot-arm64/usr/lib/aarch64-linux-gnu");
         assert_eq!(get("RUSTC"), "/usr/bin/rustc");
         assert_eq!(

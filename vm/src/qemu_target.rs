@@ -105,6 +105,34 @@ impl QemuTarget {
     }
 }
 
+/// How long `forward` waits for a guest listener before deciding.
+pub const LISTEN_WAIT: Duration = Duration::from_secs(90);
+
+impl QemuTarget {
+    fn forward_inner(&mut self, target_port: u16) -> Result<SocketAddr, TargetError> {
+        let (guest, remote) = self.parts()?;
+        let Ok(fast) = guest.host_addr(target_port) else {
+            return remote.tunnel(target_port);
+        };
+        let deadline = std::time::Instant::now() + LISTEN_WAIT;
+        loop {
+            let hosts = remote.listeners(target_port)?;
+            if hosts.iter().any(|h| matches!(h.as_str(), "0.0.0.0" | "*" | "[::]" | "10.0.2.15")) {
+                return Ok(fast);
+            }
+            if !hosts.is_empty() {
+                tracing::info!(target_port, "guest listener is loopback-only: forwarding through ssh (bind 0.0.0.0 in the guest for the faster hostfwd path)");
+                return remote.tunnel(target_port);
+            }
+            if std::time::Instant::now() > deadline {
+                warn!(target_port, "nothing listens on the guest port yet: returning its hostfwd address");
+                return Ok(fast);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
 impl Target for QemuTarget {
     fn info(&self) -> TargetInfo {
         let accel = self.guest.as_ref().map(|g| g.accel.clone());
@@ -198,15 +226,14 @@ impl Target for QemuTarget {
         r.map_err(|e| self.diagnose(e))
     }
 
+    /// QEMU's `hostfwd` reaches the guest's 10.0.2.15, not its loopback: a
+    /// listener on 0.0.0.0 (or 10.0.2.15) of a pre-forwarded port gets the
+    /// fast hostfwd address; a loopback-only listener (or any other port)
+    /// gets an `ssh -L` tunnel. Waits up to [`LISTEN_WAIT`] for the listener
+    /// to appear, since the orchestrator forwards right after spawning.
     fn forward(&mut self, target_port: u16) -> Result<SocketAddr, TargetError> {
-        let (guest, remote) = self.parts()?;
-        match guest.host_addr(target_port) {
-            Ok(a) => Ok(a),
-            Err(_) => {
-                let r = remote.tunnel(target_port);
-                r.map_err(|e| self.diagnose(e))
-            }
-        }
+        let r = self.forward_inner(target_port);
+        r.map_err(|e| self.diagnose(e))
     }
 
     /// The guest copies the directory into the 9p share; this side moves it

@@ -283,6 +283,12 @@ impl Remote {
         Ok(port)
     }
 
+    /// Local addresses listening on TCP `port` in the target (`ss -Htln`).
+    pub fn listeners(&self, port: u16) -> Result<Vec<String>, TargetError> {
+        let out = exec_timeout(self.host.dest(), "ss -Htln", Duration::from_secs(60))?;
+        Ok(parse_listeners(&String::from_utf8_lossy(&out.stdout), port))
+    }
+
     /// `ssh -N -L 127.0.0.1:<free>:127.0.0.1:<target_port>`, kept until teardown.
     pub fn tunnel(&mut self, target_port: u16) -> Result<SocketAddr, TargetError> {
         let local = crate::qemu::free_ports(1)
@@ -335,6 +341,15 @@ impl Remote {
         }
         self.host.cleanup(Duration::from_secs(5)).map_err(target_err)
     }
+}
+
+/// Local addresses of `ss -Htln` lines listening on `port`.
+pub fn parse_listeners(ss: &str, port: u16) -> Vec<String> {
+    ss.lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .filter(|a| a.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()) == Some(port))
+        .map(|a| a.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default())
+        .collect()
 }
 
 /// True when something listens on TCP `port` on this machine (/proc/net/tcp).
@@ -396,6 +411,15 @@ mod tests {
         r.read_to_string(&mut rest).unwrap();
         assert_eq!(rest, "ready 1\n");
         assert_eq!(read_pid_line(&mut std::io::Cursor::new(b"".to_vec())).unwrap(), None);
+    }
+
+    #[test]
+    fn listeners_from_ss() {
+        let ss = "LISTEN 0 128 127.0.0.1:8545 0.0.0.0:*\nLISTEN 0 128 0.0.0.0:22 0.0.0.0:*\nLISTEN 0 128 [::]:22 [::]:*\nLISTEN 0 5 *:6060 *:*\n";
+        assert_eq!(parse_listeners(ss, 8545), ["127.0.0.1"]);
+        assert_eq!(parse_listeners(ss, 22), ["0.0.0.0", "[::]"]);
+        assert_eq!(parse_listeners(ss, 6060), ["*"]);
+        assert!(parse_listeners(ss, 30303).is_empty());
     }
 
     #[test]
