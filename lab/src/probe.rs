@@ -61,6 +61,8 @@ pub fn probe_args(spec: &ProbeSpec, pid: u32, cgroup: Option<&Path>, out: &Path)
     let names: Vec<&str> = spec.enable.iter().map(|p| p.as_str()).collect();
     a.extend(["--probes".into(), names.join(",").into()]);
     a.extend(["--hz".into(), spec.oncpu_hz.to_string().into()]);
+    a.extend(["--min-offcpu-us".into(), spec.offcpu_min_us.to_string().into()]);
+    a.extend(["--map-entries".into(), spec.map_entries.to_string().into()]);
     a.extend(["--control".into(), "stdin".into()]);
     a
 }
@@ -229,7 +231,7 @@ mod tests {
         };
         let a: Vec<String> =
             probe_args(&spec, 7, None, Path::new("/o")).into_iter().map(|s| s.into_string().unwrap()).collect();
-        assert_eq!(a.join(" "), "--pid 7 --out /o --probes fsync,oncpu --hz 49 --control stdin");
+        assert_eq!(a.join(" "), "--pid 7 --out /o --probes fsync,oncpu --hz 49 --min-offcpu-us 1 --map-entries 10 --control stdin");
         let c: Vec<String> = probe_args(&spec, 7, Some(Path::new("/sys/fs/cgroup/x")), Path::new("/o"))
             .into_iter()
             .map(|s| s.into_string().unwrap())
