@@ -105,6 +105,15 @@ pub struct Manifest {
     /// Expectation outcome from the report: `none`, `pass`, `pass_with_cannot_evaluate`,
     /// `fail`, or `not_evaluated` (the report could not be rendered); details in verdicts.json.
     pub expectations: String,
+    /// The target that ran (kind, arch, accelerator, emulated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<serde_json::Value>,
+    /// Key of the guest image (qemu target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_key: Option<String>,
+    /// The node binary as inspected: BLAKE3, build id, arch, symbols, frame pointers, version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_binary_info: Option<serde_json::Value>,
     /// BLAKE3 (hex) of every other file, by path relative to the bundle root.
     pub files: BTreeMap<String, String>,
 }
@@ -235,6 +244,9 @@ mod tests {
             started_utc: String::new(),
             ended_utc: String::new(),
             expectations: "not_evaluated".into(),
+            target: None,
+            image_key: None,
+            node_binary_info: None,
             files: BTreeMap::new(),
         }
     }

@@ -46,6 +46,8 @@ pub fn census(names: &str) -> BTreeMap<String, u32> {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Context {
     pub target: Option<vm::TargetInfo>,
+    /// Target-specific facts: container engine/image/cgroup, guest image and accelerator.
+    pub target_details: crate::targets::TargetDetails,
     /// Label -> command output (or the error).
     pub facts: BTreeMap<String, String>,
     pub node_pid: Option<u32>,
@@ -92,6 +94,9 @@ pub fn render_text(c: &Context) -> String {
             t.accel.as_deref().unwrap_or("-"),
             t.emulated
         ));
+        if t.emulated {
+            s.push_str("WARNING: the target's CPU is emulated (QEMU TCG): timings are not comparable with real hardware\n\n");
+        }
     }
     for (k, v) in &c.facts {
         s.push_str(&format!("== {k}\n{v}\n\n"));

@@ -16,16 +16,17 @@ pub struct NodePorts {
 
 /// The node's command line after the program: qfc-node flags, then the
 /// reference node's `--lab-*` knobs, then `extra_args` verbatim.
-pub fn node_args(spec: &NodeSpec, datadir: &Path, ports: NodePorts) -> Vec<OsString> {
+/// `host` is the address the listeners bind ([`vm::Target::listen_host`]).
+pub fn node_args(spec: &NodeSpec, datadir: &Path, ports: NodePorts, host: std::net::IpAddr) -> Vec<OsString> {
     let mut a: Vec<OsString> = vec![
         "--datadir".into(),
         datadir.into(),
         "--chain-id".into(),
         spec.chain_id.to_string().into(),
         "--rpc-addr".into(),
-        format!("127.0.0.1:{}", ports.rpc).into(),
+        format!("{host}:{}", ports.rpc).into(),
         "--metrics-addr".into(),
-        format!("127.0.0.1:{}", ports.metrics).into(),
+        format!("{host}:{}", ports.metrics).into(),
         "--p2p-port".into(),
         ports.p2p.to_string().into(),
         "--log-level".into(),
@@ -53,7 +54,7 @@ pub fn node_args(spec: &NodeSpec, datadir: &Path, ports: NodePorts) -> Vec<OsStr
         flag(&mut a, r.synced_commit, "--lab-synced-commit");
         flag(&mut a, r.admin, "--lab-admin");
         // The reference node can keep p2p on loopback; qfc-node cannot.
-        a.extend(["--lab-p2p-host".into(), "127.0.0.1".into()]);
+        a.extend(["--lab-p2p-host".into(), host.to_string().into()]);
     }
     a.extend(spec.extra_args.iter().map(OsString::from));
     a
@@ -90,7 +91,7 @@ mod tests {
     fn args(extra: &str) -> Vec<String> {
         let src = format!("name = \"n\"\nseed = 1\n{extra}\n[[phase]]\nname = \"a\"\nduration_s = 1\n");
         let s = parse("n.toml", &src).unwrap();
-        node_args(&s.node, Path::new("/d"), NodePorts { rpc: 1, metrics: 2, p2p: 3 })
+        node_args(&s.node, Path::new("/d"), NodePorts { rpc: 1, metrics: 2, p2p: 3 }, std::net::Ipv4Addr::LOCALHOST.into())
             .into_iter()
             .map(|a| a.into_string().unwrap())
             .collect()

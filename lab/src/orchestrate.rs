@@ -22,6 +22,7 @@ use crate::metrics;
 use crate::node::{self, NodePorts};
 use crate::probe::{ProbePlugin, QfcProbe};
 use crate::scenario::{self, Loaded, Scenario, TargetSpec};
+use crate::targets::{self, AnyTarget};
 use crate::{signals, Exit};
 
 /// Why a run stopped early.
@@ -81,10 +82,6 @@ pub fn main(args: RunArgs) -> Exit {
         }
     };
     let s = &loaded.scenario;
-    if !matches!(s.target, TargetSpec::Local) {
-        eprintln!("error: {}: {}", args.scenario.display(), vm::TargetError::NotAvailable(format!("{:?}", s.target.kind()).to_lowercase()));
-        return Exit::Usage;
-    }
     let root = args
         .out
         .clone()
@@ -98,7 +95,23 @@ pub fn main(args: RunArgs) -> Exit {
         eprintln!("error: cannot create bundle directory {}: {e}", root.display());
         return Exit::RunFailed;
     }
-    let node_binary = match node::resolve_binary(&s.node, args.node_binary.as_deref()) {
+    // The target, with what it needs first (guest image, cross-built binaries).
+    let run_dir = root.join(".target");
+    let built = targets::build(s, args.keep_scratch, &run_dir, &|m| {
+        if !args.json {
+            eprintln!("{m}");
+        }
+        tracing::info!(message = %m, "target preparation");
+    });
+    let (target, cross_bins) = match built {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: target {:?}: {e}", args.scenario.display(), s.target.kind());
+            let _ = std::fs::remove_dir_all(&root);
+            return Exit::RunFailed;
+        }
+    };
+    let node_binary = match cross_bins.node.clone().map(Ok).unwrap_or_else(|| node::resolve_binary(&s.node, args.node_binary.as_deref())) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: {e}");
@@ -106,9 +119,10 @@ pub fn main(args: RunArgs) -> Exit {
             return Exit::Usage;
         }
     };
-    let probe_binary = args
-        .probe_binary
+    let probe_binary = cross_bins
+        .probe
         .clone()
+        .or_else(|| args.probe_binary.clone())
         .or_else(|| node::sibling_binary("qfc-probe"))
         .unwrap_or_else(|| {
             std::env::current_exe()
@@ -127,7 +141,8 @@ pub fn main(args: RunArgs) -> Exit {
         s: s.clone(),
         layout: layout.clone(),
         events: events.clone(),
-        target: Box::new(vm::LocalTarget::new(vm::LocalTarget::default_scratch(), args.keep_scratch)),
+        target,
+        host: None,
         node_binary: node_binary.clone(),
         node: None,
         pumps: Vec::new(),
@@ -139,6 +154,7 @@ pub fn main(args: RunArgs) -> Exit {
         failures: Vec::new(),
         endpoints: None,
         verdicts: None,
+        node_info: None,
     };
     let result = run.execute();
     run.teardown();
@@ -180,7 +196,9 @@ struct Run {
     s: Scenario,
     layout: Layout,
     events: Events,
-    target: Box<dyn Target>,
+    target: AnyTarget,
+    /// This machine, for probes of a container target (they run on the host).
+    host: Option<vm::LocalTarget>,
     node_binary: PathBuf,
     node: Option<Box<dyn RemoteProcess>>,
     pumps: Vec<std::thread::JoinHandle<()>>,
@@ -193,6 +211,8 @@ struct Run {
     /// Expectation verdicts, once the report is rendered (`write_bundle`).
     verdicts: Option<crate::report::Verdicts>,
     endpoints: Option<Endpoints>,
+    /// `vm::nodebin::inspect` of the node binary, for the manifest.
+    node_info: Option<serde_json::Value>,
 }
 
 impl Run {
@@ -201,6 +221,15 @@ impl Run {
         self.mark(format!("step {step:?}"));
         let _ = self.events.send(Event::Step { step });
         Ok(())
+    }
+
+    /// Thread census of the node: through the host for a container (its
+    /// pid is a host pid), through the target otherwise.
+    fn census(&mut self, pid: u32) -> std::collections::BTreeMap<String, u32> {
+        match self.host.as_mut() {
+            Some(h) => context::threads(h, pid),
+            None => context::threads(self.target.t(), pid),
+        }
     }
 
     fn mark(&mut self, what: String) {
@@ -228,12 +257,29 @@ impl Run {
 
     fn execute(&mut self) -> Result<(), RunError> {
         self.step(Step::PrepareTarget)?;
-        self.target.prepare().map_err(|e| step_err(Step::PrepareTarget)(e.to_string()))?;
-        self.context = context::gather(self.target.as_mut());
-        let scratch = self.target.scratch_dir();
+        self.target.t().prepare().map_err(|e| step_err(Step::PrepareTarget)(e.to_string()))?;
+        // A container shares this host's kernel: the host's facts are the
+        // context (and the probes run here, against its cgroup).
+        if self.target.probes_on_host() {
+            let mut h = vm::LocalTarget::new(vm::LocalTarget::default_scratch(), false);
+            h.prepare().map_err(|e| step_err(Step::PrepareTarget)(format!("host scratch for the probes: {e}")))?;
+            self.context = context::gather(&mut h);
+            self.context.target = Some(self.target.r().info());
+            self.host = Some(h);
+        } else {
+            self.context = context::gather(self.target.t());
+        }
+        self.context.target_details = self.target.details();
+        let scratch = self.target.t().scratch_dir();
         let datadir = scratch.join("node-data");
 
         if let Some(sd) = self.s.node.seed_db.clone() {
+            if !matches!(self.s.target, TargetSpec::Local) {
+                return Err(step_err(Step::StartNode)(format!(
+                    "[node.seed_db] is supported on the local target only so far (the datadir is seeded on this machine), not on {:?}: remove [node.seed_db] or use kind = \"local\"",
+                    self.s.target.kind()
+                )));
+            }
             let seed = self.s.seed;
             let report = self
                 .load
@@ -251,18 +297,34 @@ impl Run {
         self.step(Step::StartNode)?;
         let se = step_err(Step::StartNode);
         let ports = NodePorts {
-            rpc: self.target.free_port().map_err(|e| se(e.to_string()))?,
-            metrics: self.target.free_port().map_err(|e| se(e.to_string()))?,
-            p2p: self.target.free_port().map_err(|e| se(e.to_string()))?,
+            rpc: self.target.t().free_port().map_err(|e| se(e.to_string()))?,
+            metrics: self.target.t().free_port().map_err(|e| se(e.to_string()))?,
+            p2p: self.target.t().free_port().map_err(|e| se(e.to_string()))?,
         };
-        let remote_bin = self.target.ship(&self.node_binary).map_err(|e| se(e.to_string()))?;
-        self.context.node_version = self
-            .target
-            .exec(&[remote_bin.clone().into_os_string(), "--version".into()], Duration::from_secs(5))
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        let remote_bin = self.target.t().ship(&self.node_binary).map_err(|e| se(e.to_string()))?;
+        let arch = self.target.r().info().arch;
+        self.node_info = match vm::nodebin::inspect(&self.node_binary, &arch) {
+            Ok(b) => {
+                for w in &b.warnings {
+                    let _ = self.events.send(Event::Warning { message: format!("node binary: {w}") });
+                }
+                serde_json::to_value(&b).ok()
+            }
+            Err(e @ vm::nodebin::NodeBinError::ArchMismatch { .. }) => return Err(se(e.to_string())),
+            // A script or unreadable ELF still runs; the manifest just lacks the facts.
+            Err(e) => {
+                let _ = self.events.send(Event::Warning { message: format!("node binary not inspected: {e}") });
+                None
+            }
+        };
+        // The container's image is built at spawn: ask the binary here (same arch).
+        self.context.node_version = if self.target.probes_on_host() {
+            self.host.as_mut().and_then(|h| vm::nodebin::version_on(h, &self.node_binary))
+        } else {
+            vm::nodebin::version_on(self.target.t(), &remote_bin)
+        };
         let mut argv = vec![remote_bin.into_os_string()];
-        argv.extend(node::node_args(&self.s.node, &datadir, ports));
+        argv.extend(node::node_args(&self.s.node, &datadir, ports, self.target.r().listen_host()));
         let cmdline = serde_json::json!({
             "argv": argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
             "env": self.s.node.env,
@@ -276,7 +338,7 @@ impl Run {
         let env = self.s.node.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
         let mut proc = self
             .target
-            .spawn(&SpawnSpec { argv, env, cwd: None, stdin: false })
+            .t().spawn(&SpawnSpec { argv, env, cwd: None, stdin: false })
             .map_err(|e| se(e.to_string()))?;
         for (reader, name) in [(proc.take_stdout(), "stdout.log"), (proc.take_stderr(), "stderr.log")] {
             if let Some(mut r) = reader {
@@ -292,9 +354,11 @@ impl Run {
         let pid = proc.pid();
         self.node = Some(proc);
         self.context.node_pid = Some(pid);
-        let rpc = self.target.forward(ports.rpc).map_err(|e| se(e.to_string()))?;
-        let metrics_addr = self.target.forward(ports.metrics).map_err(|e| se(e.to_string()))?;
-        let p2p = self.target.forward(ports.p2p).map_err(|e| se(e.to_string()))?;
+        self.context.target = Some(self.target.r().info());
+        self.context.target_details = self.target.details();
+        let rpc = self.target.t().forward(ports.rpc).map_err(|e| se(e.to_string()))?;
+        let metrics_addr = self.target.t().forward(ports.metrics).map_err(|e| se(e.to_string()))?;
+        let p2p = self.target.t().forward(ports.p2p).map_err(|e| se(e.to_string()))?;
         let _ = self.events.send(Event::NodeStarted {
             pid,
             rpc: rpc.to_string(),
@@ -304,7 +368,9 @@ impl Run {
         self.mark(format!("node started pid {pid}"));
 
         self.step(Step::WaitRpc)?;
-        let deadline = Instant::now() + Duration::from_secs(60);
+        // An emulated guest (QEMU TCG) starts the node several times slower.
+        let rpc_wait_s = if self.target.r().info().emulated { 300 } else { 60 };
+        let deadline = Instant::now() + Duration::from_secs(rpc_wait_s);
         loop {
             self.check().map_err(|e| match e {
                 RunError::NodeDied { status, .. } => RunError::NodeDied { status, when: "before its RPC answered".into() },
@@ -313,13 +379,13 @@ impl Run {
             match metrics::rpc(rpc, "eth_blockNumber", Duration::from_secs(2)) {
                 Ok(_) => break,
                 Err(e) if Instant::now() >= deadline => {
-                    return Err(step_err(Step::WaitRpc)(format!("the node's RPC at {rpc} did not answer eth_blockNumber within 60 s: {e}")))
+                    return Err(step_err(Step::WaitRpc)(format!("the node's RPC at {rpc} did not answer eth_blockNumber within {rpc_wait_s} s: {e}")))
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }
         }
         self.mark("rpc ready".into());
-        self.context.threads_at_ready = context::threads(self.target.as_mut(), pid);
+        self.context.threads_at_ready = self.census(pid);
         let endpoints = Endpoints {
             rpc,
             metrics: metrics_addr,
@@ -339,15 +405,24 @@ impl Run {
             }
         }
 
-        let probe_out = scratch.join("probes");
+        let probe_out = if self.target.probes_on_host() { self.layout.probes_dir() } else { scratch.join("probes") };
         if !self.s.probes.enable.is_empty() {
             self.step(Step::StartProbes)?;
-            let mut p: Box<dyn ProbePlugin> = Box::new(QfcProbe::new(
+            let mut qp = QfcProbe::new(
                 self.probe_binary.clone(),
                 self.s.probes.clone(),
                 self.layout.root.join("probes-stderr.log"),
-            ));
-            match p.attach(self.target.as_mut(), pid, &probe_out) {
+            );
+            let cgroup = self.context.target_details.container.as_ref().and_then(|c| c.probe_cgroup.clone());
+            if let Some(cg) = cgroup {
+                qp = qp.with_cgroup(cg);
+            }
+            let mut p: Box<dyn ProbePlugin> = Box::new(qp);
+            let attached = match self.host.as_mut() {
+                Some(h) => p.attach(h, pid, &probe_out),
+                None => p.attach(self.target.t(), pid, &probe_out),
+            };
+            match attached {
                 Ok(t) => {
                     self.timeline.events.push(TimelineEvent { t_ns: t, what: "probes ready".into() });
                     let _ = self.events.send(Event::ProbesReady { t_ns: t });
@@ -476,7 +551,7 @@ impl Run {
             }
             outcome?;
         }
-        self.context.threads_at_end = context::threads(self.target.as_mut(), pid);
+        self.context.threads_at_end = self.census(pid);
 
         if self.probe.is_some() {
             self.step(Step::StopProbes)?;
@@ -511,15 +586,25 @@ impl Run {
             let _ = h.join();
         }
         // Probe output lives on the target until fetched.
-        let probe_out = self.target.scratch_dir().join("probes");
-        if probe_out.exists() || !matches!(self.s.target, TargetSpec::Local) {
-            if let Err(e) = self.target.fetch_dir(&probe_out, &self.layout.probes_dir()) {
+        let probe_out = self.target.t().scratch_dir().join("probes");
+        if !self.target.probes_on_host() && (probe_out.exists() || !matches!(self.s.target, TargetSpec::Local)) {
+            if let Err(e) = self.target.t().fetch_dir(&probe_out, &self.layout.probes_dir()) {
                 self.failures.push(PluginFailure { plugin: "probes".into(), phase: None, error: format!("collecting probe output: {e}") });
             }
         }
-        if let Err(e) = self.target.teardown() {
+        if let Err(e) = self.target.t().teardown() {
             self.failures.push(PluginFailure { plugin: "target".into(), phase: None, error: format!("teardown: {e}") });
         }
+        if let Some(mut h) = self.host.take() {
+            let _ = h.teardown();
+        }
+        // The guest's serial console goes into the bundle.
+        if let Some(serial) = self.target.details().serial_log {
+            if serial.is_file() {
+                let _ = std::fs::copy(&serial, self.layout.root.join("serial.log"));
+            }
+        }
+        let _ = std::fs::remove_dir_all(self.layout.root.join(".target"));
     }
 
     fn write_bundle(&mut self, loaded: &Loaded, started_utc: &str, status: Status, error: Option<String>) -> std::io::Result<()> {
@@ -575,6 +660,9 @@ impl Run {
             started_utc: started_utc.into(),
             ended_utc: utc_now(),
             expectations: expectations.into(),
+            target: self.context.target.as_ref().and_then(|t| serde_json::to_value(t).ok()),
+            image_key: self.context.target_details.image.as_ref().map(|i| i.key.clone()),
+            node_binary_info: self.node_info.clone(),
             files: Default::default(),
         };
         bundle::seal(l, &mut m)

@@ -48,11 +48,14 @@ pub trait ProbePlugin {
 }
 
 /// `qfc-probe`'s command line after the program.
-pub fn probe_args(spec: &ProbeSpec, pid: u32, out: &Path) -> Vec<OsString> {
+/// `cgroup`: a cgroup v2 directory that replaces `--pid` for scope
+/// `target` (a container's processes).
+pub fn probe_args(spec: &ProbeSpec, pid: u32, cgroup: Option<&Path>, out: &Path) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
-    match spec.scope {
-        ProbeScope::Target => a.extend(["--pid".into(), pid.to_string().into()]),
-        ProbeScope::System => a.push("--system".into()),
+    match (spec.scope, cgroup) {
+        (ProbeScope::Target, Some(cg)) => a.extend(["--cgroup".into(), cg.into()]),
+        (ProbeScope::Target, None) => a.extend(["--pid".into(), pid.to_string().into()]),
+        (ProbeScope::System, _) => a.push("--system".into()),
     }
     a.extend(["--out".into(), out.into()]);
     let names: Vec<&str> = spec.enable.iter().map(|p| p.as_str()).collect();
@@ -68,6 +71,7 @@ pub fn probe_args(spec: &ProbeSpec, pid: u32, out: &Path) -> Vec<OsString> {
 pub struct QfcProbe {
     binary: PathBuf,
     spec: ProbeSpec,
+    cgroup: Option<PathBuf>,
     /// Local file receiving the probe's stderr.
     stderr_log: PathBuf,
     attach_timeout: Duration,
@@ -82,6 +86,7 @@ impl QfcProbe {
         Self {
             binary,
             spec,
+            cgroup: None,
             stderr_log,
             attach_timeout: Duration::from_secs(90),
             proc: None,
@@ -89,6 +94,12 @@ impl QfcProbe {
             lines: None,
             stderr_pump: None,
         }
+    }
+
+    /// Filters by this cgroup v2 directory instead of the pid (scope `target`).
+    pub fn with_cgroup(mut self, cgroup: PathBuf) -> Self {
+        self.cgroup = Some(cgroup);
+        self
     }
 
     fn stderr_tail(&mut self) -> String {
@@ -146,7 +157,7 @@ impl ProbePlugin for QfcProbe {
         }
         let remote: TargetPath = target.ship(&self.binary).map_err(|e| ProbeError::Start(e.to_string()))?;
         let mut argv = vec![remote.into_os_string()];
-        argv.extend(probe_args(&self.spec, pid, out));
+        argv.extend(probe_args(&self.spec, pid, self.cgroup.as_deref(), out));
         let mut p = target
             .spawn(&SpawnSpec { argv, stdin: true, ..Default::default() })
             .map_err(|e| ProbeError::Start(e.to_string()))?;
@@ -219,8 +230,13 @@ mod tests {
             map_entries: 10,
         };
         let a: Vec<String> =
-            probe_args(&spec, 7, Path::new("/o")).into_iter().map(|s| s.into_string().unwrap()).collect();
+            probe_args(&spec, 7, None, Path::new("/o")).into_iter().map(|s| s.into_string().unwrap()).collect();
         assert_eq!(a.join(" "), "--pid 7 --out /o --probes fsync,oncpu --hz 49 --min-offcpu-us 1 --map-entries 10 --control stdin");
+        let c: Vec<String> = probe_args(&spec, 7, Some(Path::new("/sys/fs/cgroup/x")), Path::new("/o"))
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        assert_eq!(c[..2].join(" "), "--cgroup /sys/fs/cgroup/x");
     }
 
     /// The protocol against a stand-in speaking it (a shell script), on the

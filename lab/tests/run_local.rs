@@ -200,10 +200,17 @@ fn usage_errors_exit_2() -> Result<(), Failed> {
     ensure(o.status.code() == Some(2) && err.contains("did you mean `duration_s`?"), format!("{:?} {err}", o.status.code()))?;
     let tmp = tempfile::tempdir()?;
     let q = tmp.path().join("q.toml");
-    std::fs::write(&q, "name = \"q\"\nseed = 1\n[target]\nkind = \"qemu\"\n[[phase]]\nname = \"a\"\nduration_s = 1\n")?;
-    let o = Command::new(lab()).arg("run").arg(&q).output()?;
+    // An ssh host nobody listens on (loopback port 1): the run fails at
+    // prepare, exit 3, with an incomplete bundle naming the step.
+    std::fs::write(
+        &q,
+        "name = \"q\"\nseed = 1\n[target]\nkind = \"ssh\"\n[target.ssh]\nhost = \"127.0.0.1\"\nport = 1\n[[phase]]\nname = \"a\"\nduration_s = 1\n",
+    )?;
+    let out = tmp.path().join("bundle");
+    let o = Command::new(lab()).arg("run").arg(&q).arg("--out").arg(&out).output()?;
     let err = String::from_utf8_lossy(&o.stderr);
-    ensure(o.status.code() == Some(2) && err.contains("not available yet"), format!("{:?} {err}", o.status.code()))?;
+    ensure(o.status.code() == Some(3) && err.contains("PrepareTarget"), format!("{:?} {err}", o.status.code()))?;
+    ensure(manifest(&out)["status"] == "incomplete", "unreachable ssh host: bundle not incomplete")?;
     let o = Command::new(lab()).args(["validate", "scenarios/smoke.toml", "scenarios/compaction.toml"]).current_dir(repo()).output()?;
     ensure(o.status.code() == Some(0), String::from_utf8_lossy(&o.stderr).into_owned())
 }

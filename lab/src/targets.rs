@@ -1,0 +1,247 @@
+//! Building the scenario's target (`[target] kind`): local, container, ssh
+//! or qemu, and what each needs before the run starts (the guest image and
+//! aarch64 cross-built binaries for qemu). [`AnyTarget`] keeps the concrete
+//! type so the orchestrator can read target-specific facts (the container's
+//! cgroup and main pid, the guest's accelerator and image key) for the
+//! bundle's context.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::channel;
+
+use serde::Serialize;
+use vm::container::{ContainerConfig, ContainerTarget};
+use vm::{LocalTarget, QemuConfig, QemuTarget, SshTarget, SshTargetConfig, Target};
+
+use crate::scenario::{Accel, Arch, NodeKind, QemuSpec, Scenario, SshSpec, TargetSpec};
+
+/// The scenario's target with its concrete type.
+pub enum AnyTarget {
+    Local(LocalTarget),
+    Container(Box<ContainerTarget>),
+    Ssh(SshTarget),
+    Qemu(Box<QemuTarget>),
+}
+
+impl AnyTarget {
+    /// The target behind the trait.
+    pub fn t(&mut self) -> &mut dyn Target {
+        match self {
+            Self::Local(t) => t,
+            Self::Container(t) => t.as_mut(),
+            Self::Ssh(t) => t,
+            Self::Qemu(t) => t.as_mut(),
+        }
+    }
+
+    /// Read-only access behind the trait.
+    pub fn r(&self) -> &dyn Target {
+        match self {
+            Self::Local(t) => t,
+            Self::Container(t) => t.as_ref(),
+            Self::Ssh(t) => t,
+            Self::Qemu(t) => t.as_ref(),
+        }
+    }
+
+    /// True when the probes run on this host instead of through the
+    /// target's spawn (the container target spawns only the node).
+    pub fn probes_on_host(&self) -> bool {
+        matches!(self, Self::Container(_))
+    }
+
+    /// Target-specific facts for `context.json` (after the node started).
+    pub fn details(&self) -> TargetDetails {
+        match self {
+            Self::Local(_) | Self::Ssh(_) => TargetDetails::default(),
+            Self::Container(c) => TargetDetails {
+                container: Some(c.context().clone()),
+                ..Default::default()
+            },
+            Self::Qemu(q) => TargetDetails {
+                image: Some(q.image()),
+                accel_reason: q.accel().map(|a| format!("{a:?}")),
+                launch_to_ready_ms: q.launch_to_ready().map(|d| d.as_millis() as u64),
+                qemu_argv: q
+                    .qemu_argv()
+                    .map(|a| a.iter().map(|x| x.to_string_lossy().into_owned()).collect()),
+                serial_log: Some(q.serial_log()),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// What a target adds to `context.json` beyond [`vm::TargetInfo`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TargetDetails {
+    /// Container engine, image, cgroup, log driver (container target).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<vm::container::ContainerContext>,
+    /// The guest image (its key goes in the manifest too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<vm::ImageSummary>,
+    /// The accelerator choice with its reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accel_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launch_to_ready_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qemu_argv: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial_log: Option<PathBuf>,
+}
+
+/// Binaries for the target's architecture, when they differ from the host's.
+#[derive(Debug, Clone, Default)]
+pub struct Binaries {
+    pub node: Option<PathBuf>,
+    pub probe: Option<PathBuf>,
+}
+
+fn vm_arch(a: Arch) -> vm::Arch {
+    match a {
+        Arch::Aarch64 => vm::Arch::Aarch64,
+        Arch::X86_64 => vm::Arch::X86_64,
+    }
+}
+
+fn vm_accel(a: Accel) -> vm::Accel {
+    match a {
+        Accel::Auto => vm::Accel::Auto,
+        Accel::Kvm => vm::Accel::Kvm,
+        Accel::Hvf => vm::Accel::Hvf,
+        Accel::Tcg => vm::Accel::Tcg,
+    }
+}
+
+/// The workspace this qfc-lab was built from (for cross-builds).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Expands a leading `~/` with `$HOME`.
+pub fn expand_home(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+/// `[target.ssh]` in the vm crate's form.
+pub fn ssh_config(s: &SshSpec) -> SshTargetConfig {
+    SshTargetConfig {
+        host: s.host.clone(),
+        port: s.port,
+        user: s.user.clone(),
+        key: expand_home(&s.key),
+        known_hosts: expand_home(&s.known_hosts),
+        workdir: format!("{}/run-{}", s.workdir.trim_end_matches('/'), std::process::id()),
+    }
+}
+
+/// `[target.qemu]` in the vm crate's form.
+pub fn qemu_config(q: &QemuSpec) -> QemuConfig {
+    QemuConfig {
+        arch: vm_arch(q.arch),
+        cpus: q.cpus,
+        mem_mib: q.mem_mib,
+        accel: vm_accel(q.accel),
+        boot_timeout_s: q.boot_timeout_s,
+    }
+}
+
+/// Builds the target; for qemu this finds or builds the guest image and
+/// cross-builds the reference node and qfc-probe for the guest (both cached),
+/// reporting each step through `progress`.
+pub fn build(
+    s: &Scenario,
+    keep_scratch: bool,
+    run_dir: &Path,
+    progress: &dyn Fn(String),
+) -> Result<(AnyTarget, Binaries), String> {
+    match &s.target {
+        TargetSpec::Local => Ok((
+            AnyTarget::Local(LocalTarget::new(LocalTarget::default_scratch(), keep_scratch)),
+            Binaries::default(),
+        )),
+        TargetSpec::Container { image } => Ok((
+            AnyTarget::Container(Box::new(ContainerTarget::new(ContainerConfig::new(image.clone())))),
+            Binaries::default(),
+        )),
+        TargetSpec::Ssh(spec) => Ok((AnyTarget::Ssh(SshTarget::new(ssh_config(spec))), Binaries::default())),
+        TargetSpec::Qemu(q) => {
+            let cfg = qemu_config(q);
+            let opts = vm::BuildOptions::new(cfg.arch);
+            let image = match vm::image::cached(&opts.clone()).map_err(|e| e.to_string())? {
+                Some(i) => {
+                    progress(format!("guest image {} (cached)", &i.key[..16.min(i.key.len())]));
+                    i
+                }
+                None => {
+                    progress(format!("building the {} guest image (first use: minutes)", cfg.arch.as_str()));
+                    let (tx, rx) = channel::<vm::image::Progress>();
+                    let built = std::thread::scope(|sc| {
+                        let h = sc.spawn(move || vm::image::build(&opts, &tx));
+                        for p in rx {
+                            progress(format!("image: {p:?}"));
+                        }
+                        h.join().map_err(|_| "the image build thread panicked".to_string())
+                    })?;
+                    built.map_err(|e| format!("building the guest image: {e}"))?
+                }
+            };
+            let mut bins = Binaries::default();
+            let host_arch = vm::Arch::host();
+            if host_arch != Some(cfg.arch) {
+                progress(format!(
+                    "cross-building qfc-refnode and qfc-probe for {} (cached by cargo)",
+                    cfg.arch.as_str()
+                ));
+                let mut copts = vm::cross::CrossOptions::lab_binaries(cfg.arch, workspace_root());
+                if s.node.kind != NodeKind::Refnode || s.node.binary.is_some() {
+                    copts.bins.retain(|(_, b)| b == "qfc-probe");
+                }
+                let built = vm::cross::build(&copts).map_err(|e| format!("cross-building for the guest: {e}"))?;
+                for (name, path) in built {
+                    match name.as_str() {
+                        "qfc-refnode" => bins.node = Some(path),
+                        "qfc-probe" => bins.probe = Some(path),
+                        _ => {}
+                    }
+                }
+            }
+            Ok((AnyTarget::Qemu(Box::new(QemuTarget::new(cfg, image, run_dir.to_path_buf()))), bins))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_config_expands_home_and_gives_each_run_its_workdir() {
+        let spec = SshSpec {
+            host: "127.0.0.1".into(),
+            port: 2222,
+            user: "root".into(),
+            key: "~/.ssh/k".into(),
+            known_hosts: "/etc/kh".into(),
+            workdir: "/tmp/qfc-lab/".into(),
+        };
+        let c = ssh_config(&spec);
+        assert_eq!(c.known_hosts, PathBuf::from("/etc/kh"));
+        assert!(!c.key.starts_with("~"), "{:?}", c.key);
+        assert_eq!(c.workdir, format!("/tmp/qfc-lab/run-{}", std::process::id()));
+    }
+
+    #[test]
+    fn qemu_config_maps_every_field() {
+        let q = QemuSpec { arch: Arch::Aarch64, cpus: 3, mem_mib: 1024, accel: Accel::Tcg, boot_timeout_s: 90 };
+        let c = qemu_config(&q);
+        assert_eq!(
+            c,
+            QemuConfig { arch: vm::Arch::Aarch64, cpus: 3, mem_mib: 1024, accel: vm::Accel::Tcg, boot_timeout_s: 90 }
+        );
+    }
+}
