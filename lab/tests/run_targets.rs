@@ -131,6 +131,15 @@ fn qemu_ready() -> Result<(), String> {
     if vm::qemu::which("qemu-system-aarch64").is_none() {
         return Err("qemu-system-aarch64 not found: run scripts/setup.sh".into());
     }
+    // The run cross-builds what is missing; from a cold cache that takes
+    // longer than a test should (about 11 minutes per binary here), so the
+    // trial needs them warm: `cargo xtask cross --bin refnode:qfc-refnode --bin probes:qfc-probe`.
+    let cross = vm::image::cache_root().join("cross/target/aarch64-unknown-linux-gnu/release");
+    for b in ["qfc-refnode", "qfc-probe"] {
+        if !cross.join(b).is_file() {
+            return Err(format!("no warm cross-built aarch64 {b} under {}: run `cargo xtask cross`", cross.display()));
+        }
+    }
     match vm::image::cached(&vm::BuildOptions::new(vm::Arch::Aarch64)) {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err("no warm aarch64 guest image: run `qfc-lab image build --arch aarch64` first".into()),
