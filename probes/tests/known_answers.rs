@@ -305,7 +305,9 @@ fn lockstep_windows_lose_nothing() -> Result<(), Failed> {
     let dir = scratch()?;
     let file = dir.path().join("f");
     let out = dir.path().join("out");
-    let mut w = Workload::spawn(&["fdatasync", "--count", "1200", "--file", file.to_str().ok_or("path")?])?;
+    // Paced (1 ms after each call: at least 1.2 s of work) so that the work
+    // always spans the 400 ms windows a and b, however fast the disk is.
+    let mut w = Workload::spawn(&["fdatasync", "--count", "1200", "--gap-us", "1000", "--file", file.to_str().ok_or("path")?])?;
     let mut p = Command::new(QFC_PROBE)
         .args(["--pid", &w.pid.to_string(), "--probes", "fsync,writepath", "--control", "stdin", "--out"])
         .arg(&out)

@@ -31,6 +31,9 @@ enum Work {
         count: u64,
         #[arg(long)]
         file: PathBuf,
+        /// Pause this long after each call (paces the work across windows).
+        #[arg(long, default_value_t = 0)]
+        gap_us: u64,
     },
     /// Burn CPU in `qfc_probe_burn_cpu_7c1e` for this long.
     Burn {
@@ -113,11 +116,14 @@ burner!(qfc_probe_mix_c);
 
 fn run(work: &Work) -> Result<()> {
     match work {
-        Work::Fdatasync { count, file } => {
+        Work::Fdatasync { count, file, gap_us } => {
             let f = OpenOptions::new().create(true).write(true).truncate(true).open(file).with_context(|| format!("opening {}", file.display()))?;
             for i in 0..*count {
                 f.write_at(&[i as u8], i).context("write")?;
                 f.sync_data().context("fdatasync")?;
+                if *gap_us > 0 {
+                    std::thread::sleep(Duration::from_micros(*gap_us));
+                }
             }
         }
         Work::Burn { ms } => {
