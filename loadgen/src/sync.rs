@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use futures::{AsyncRead, AsyncWrite, AsyncWriteExt, StreamExt};
 use hdrhistogram::Histogram;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
@@ -20,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use wire::sync::{
-    frame, frame_len, FrameKind, MAX_RANGE_SPAN, REQUEST_TIMEOUT_SECS, SYNC_PROTOCOL,
+    frame, FrameKind, MAX_RANGE_SPAN, REQUEST_TIMEOUT_SECS, SYNC_PROTOCOL,
 };
 use wire::{SyncRequest, SyncResponse};
 
@@ -37,17 +37,6 @@ pub struct SizedResponse(pub SyncResponse, pub u64);
 #[derive(Debug, Clone, Default)]
 pub struct ClientCodec;
 
-async fn read_body<T: AsyncRead + Unpin + Send>(
-    io: &mut T,
-    kind: FrameKind,
-) -> io::Result<Vec<u8>> {
-    let mut prefix = [0u8; 4];
-    io.read_exact(&mut prefix).await?;
-    let len = frame_len(prefix, kind).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    let mut body = vec![0u8; len];
-    io.read_exact(&mut body).await?;
-    Ok(body)
-}
 
 fn invalid(e: wire::WireError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
@@ -64,7 +53,7 @@ impl request_response::Codec for ClientCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<SyncRequest> {
-        SyncRequest::decode(&read_body(io, FrameKind::Request).await?).map_err(invalid)
+        SyncRequest::decode(&wire::sync::read_frame_async(io, FrameKind::Request).await?).map_err(invalid)
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(
@@ -72,7 +61,7 @@ impl request_response::Codec for ClientCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<SizedResponse> {
-        let body = read_body(io, FrameKind::Response).await?;
+        let body = wire::sync::read_frame_async(io, FrameKind::Response).await?;
         let n = body.len() as u64;
         Ok(SizedResponse(
             SyncResponse::decode(&body).map_err(invalid)?,

@@ -8,7 +8,7 @@
 
 use crate::chain::Chain;
 use crate::metrics::Counters;
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use futures::{AsyncRead, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use wire::sync::{
-    frame, frame_len, FrameKind, MAX_RANGE_SPAN, REQUEST_TIMEOUT_SECS, SYNC_PROTOCOL,
+    frame, FrameKind, MAX_RANGE_SPAN, REQUEST_TIMEOUT_SECS, SYNC_PROTOCOL,
 };
 use wire::{SyncRequest, SyncResponse};
 
@@ -29,17 +29,6 @@ use wire::{SyncRequest, SyncResponse};
 #[derive(Debug, Clone, Default)]
 pub struct SyncCodec;
 
-async fn read_body<T: AsyncRead + Unpin + Send>(
-    io: &mut T,
-    kind: FrameKind,
-) -> io::Result<Vec<u8>> {
-    let mut prefix = [0u8; 4];
-    io.read_exact(&mut prefix).await?;
-    let len = frame_len(prefix, kind).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    let mut body = vec![0u8; len];
-    io.read_exact(&mut body).await?;
-    Ok(body)
-}
 
 async fn write_body<T: AsyncWrite + Unpin + Send>(io: &mut T, body: &[u8]) -> io::Result<()> {
     io.write_all(&frame(body)).await?;
@@ -60,14 +49,14 @@ impl request_response::Codec for SyncCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        SyncRequest::decode(&read_body(io, FrameKind::Request).await?).map_err(invalid)
+        SyncRequest::decode(&wire::sync::read_frame_async(io, FrameKind::Request).await?).map_err(invalid)
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse>
     where
         T: AsyncRead + Unpin + Send,
     {
-        SyncResponse::decode(&read_body(io, FrameKind::Response).await?).map_err(invalid)
+        SyncResponse::decode(&wire::sync::read_frame_async(io, FrameKind::Response).await?).map_err(invalid)
     }
 
     async fn write_request<T>(

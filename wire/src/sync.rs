@@ -66,6 +66,23 @@ impl FrameKind {
     }
 }
 
+/// Reads one frame (length prefix checked against the cap of `kind`) and
+/// returns its body: the read half of the `/qfc/sync/1` codec, shared by the
+/// node's server side and the load generator's client side.
+#[cfg(feature = "futures-io")]
+pub async fn read_frame_async<T: futures::AsyncRead + Unpin + Send>(
+    io: &mut T,
+    kind: FrameKind,
+) -> std::io::Result<Vec<u8>> {
+    use futures::AsyncReadExt;
+    let mut prefix = [0u8; 4];
+    io.read_exact(&mut prefix).await?;
+    let len = frame_len(prefix, kind).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let mut body = vec![0u8; len];
+    io.read_exact(&mut body).await?;
+    Ok(body)
+}
+
 /// Check a 4-byte big-endian length prefix against the cap of `kind`.
 pub fn frame_len(prefix: [u8; 4], kind: FrameKind) -> Result<usize, WireError> {
     let len = u32::from_be_bytes(prefix) as usize;
