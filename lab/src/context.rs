@@ -52,6 +52,10 @@ pub struct Context {
     pub facts: BTreeMap<String, String>,
     pub node_pid: Option<u32>,
     pub node_version: Option<String>,
+    /// How the lab fitted the node's command line to the flags the binary
+    /// lists in `--help` (flags dropped, `--rpc` added); empty when nothing changed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub node_flag_notes: Vec<String>,
     /// Thread census at RPC-ready and at the end of the last phase.
     pub threads_at_ready: BTreeMap<String, u32>,
     pub threads_at_end: BTreeMap<String, u32>,
@@ -103,6 +107,13 @@ pub fn render_text(c: &Context) -> String {
     }
     if let Some(v) = &c.node_version {
         s.push_str(&format!("== node version\n{v}\n\n"));
+    }
+    if !c.node_flag_notes.is_empty() {
+        s.push_str("== node command line fitted to the binary's --help\n");
+        for n in &c.node_flag_notes {
+            s.push_str(&format!("{n}\n"));
+        }
+        s.push('\n');
     }
     for (title, t) in [("threads at ready", &c.threads_at_ready), ("threads at end", &c.threads_at_end)] {
         s.push_str(&format!("== node {title} (pid {})\n", c.node_pid.unwrap_or(0)));

@@ -5,7 +5,7 @@
 //! started and still writes the bundle, `incomplete` with the reason.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -57,7 +57,12 @@ pub struct TimelineEvent {
 #[derive(Debug, Serialize)]
 pub struct PhaseWindow {
     pub name: String,
+    /// This machine's CLOCK_MONOTONIC, like every other `t_ns` here.
     pub start_ns: u64,
+    /// The probe's own clock at the phase marker when the probes run on
+    /// another kernel (QEMU guest, SSH host): the key into `probes/session.json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_start_ns: Option<u64>,
     pub end_ns: Option<u64>,
     pub planned_s: u64,
     pub completed: bool,
@@ -232,6 +237,22 @@ impl Run {
         }
     }
 
+    /// True when the probes read this machine's CLOCK_MONOTONIC (they run
+    /// on this kernel: local and container targets).
+    fn probe_clock_is_ours(&self) -> bool {
+        matches!(self.s.target, TargetSpec::Local | TargetSpec::Container { .. })
+    }
+
+    /// A probe-reported time as a timeline entry on this machine's clock:
+    /// the probe's own reading is kept in the text when it is another kernel's.
+    fn on_host_clock(&self, probe_t: u64, what: &str) -> (u64, String) {
+        if self.probe_clock_is_ours() {
+            (probe_t, what.to_string())
+        } else {
+            (monotonic_ns(), format!("{what} (target clock {probe_t} ns)"))
+        }
+    }
+
     fn mark(&mut self, what: String) {
         self.timeline.events.push(TimelineEvent { t_ns: monotonic_ns(), what });
     }
@@ -255,6 +276,68 @@ impl Run {
         Ok(())
     }
 
+    /// Seeds the node's datadir before the node starts. On the local target
+    /// the load plug-in writes it in place; on a guest or SSH host it is
+    /// written here, packed with `tar`, shipped and unpacked at `datadir`
+    /// (RocksDB's files are the same on every little-endian machine).
+    fn seed_datadir(&mut self, datadir: &Path, keys: u64, value_bytes: u64) -> Result<serde_json::Value, RunError> {
+        let se = step_err(Step::StartNode);
+        let seed = self.s.seed;
+        match self.s.target {
+            TargetSpec::Local => {
+                return self
+                    .load
+                    .seed_db(datadir, keys, value_bytes, seed)
+                    .map_err(|e| se(format!("seeding the datadir: {e}")))
+            }
+            TargetSpec::Container { .. } => {
+                return Err(se(
+                    "[node.seed_db] is not supported on the container target (its datadir is a Docker volume created at start): remove [node.seed_db] or use kind = \"local\", \"qemu\" or \"ssh\"".into(),
+                ))
+            }
+            TargetSpec::Ssh(_) | TargetSpec::Qemu(_) => {}
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix("qfc-lab-seed-")
+            .tempdir()
+            .map_err(|e| se(format!("a temporary directory for the seeded datadir: {e}")))?;
+        let local = tmp.path().join("node-data");
+        let report = self
+            .load
+            .seed_db(&local, keys, value_bytes, seed)
+            .map_err(|e| se(format!("seeding the datadir: {e}")))?;
+        let tarball = tmp.path().join("seed-db.tar");
+        let st = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&local)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg(".")
+            .status()
+            .map_err(|e| se(format!("running tar to pack the seeded datadir: {e}")))?;
+        if !st.success() {
+            return Err(se(format!("tar could not pack the seeded datadir {}: {st}", local.display())));
+        }
+        let remote = self.target.t().ship(&tarball).map_err(|e| se(format!("shipping the seeded datadir: {e}")))?;
+        let script = format!(
+            "mkdir -p '{d}' && tar -xf '{t}' -C '{d}' && rm -f '{t}'",
+            d = datadir.display(),
+            t = remote.display()
+        );
+        let out = self
+            .target
+            .t()
+            .exec(&["sh".into(), "-c".into(), script.into()], Duration::from_secs(600))
+            .map_err(|e| se(format!("unpacking the seeded datadir on the target: {e}")))?;
+        if !out.success() {
+            return Err(se(format!(
+                "unpacking the seeded datadir on the target failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(report)
+    }
+
     fn execute(&mut self) -> Result<(), RunError> {
         self.step(Step::PrepareTarget)?;
         self.target.t().prepare().map_err(|e| step_err(Step::PrepareTarget)(e.to_string()))?;
@@ -274,17 +357,7 @@ impl Run {
         let datadir = scratch.join("node-data");
 
         if let Some(sd) = self.s.node.seed_db.clone() {
-            if !matches!(self.s.target, TargetSpec::Local) {
-                return Err(step_err(Step::StartNode)(format!(
-                    "[node.seed_db] is supported on the local target only so far (the datadir is seeded on this machine), not on {:?}: remove [node.seed_db] or use kind = \"local\"",
-                    self.s.target.kind()
-                )));
-            }
-            let seed = self.s.seed;
-            let report = self
-                .load
-                .seed_db(&datadir, sd.keys, sd.value_bytes, seed)
-                .map_err(|e| step_err(Step::StartNode)(format!("seeding the datadir: {e}")))?;
+            let report = self.seed_datadir(&datadir, sd.keys, sd.value_bytes)?;
             std::fs::create_dir_all(self.layout.load_dir()).map_err(|e| step_err(Step::StartNode)(e.to_string()))?;
             bundle::write_atomic(
                 &self.layout.load_dir().join("seed_db.json"),
@@ -323,8 +396,24 @@ impl Run {
         } else {
             vm::nodebin::version_on(self.target.t(), &remote_bin)
         };
+        // The real qfc-node's flags differ between revisions: fit the command
+        // line to what this binary's --help lists, and say what changed.
+        let wanted = node::node_args(&self.s.node, &datadir, ports, self.target.r().listen_host());
+        let accepted = if self.target.probes_on_host() {
+            self.host.as_mut().and_then(|h| vm::nodebin::flags_on(h, &self.node_binary))
+        } else {
+            vm::nodebin::flags_on(self.target.t(), &remote_bin)
+        };
+        // `extra_args` are the user's own words: passed as written.
+        let split = wanted.len() - self.s.node.extra_args.len();
+        let (mut fitted, notes) = vm::nodebin::fit_args(&wanted[..split], accepted.as_deref());
+        fitted.extend_from_slice(&wanted[split..]);
+        for n in &notes {
+            let _ = self.events.send(Event::Warning { message: format!("node command line: {n}") });
+        }
+        self.context.node_flag_notes = notes;
         let mut argv = vec![remote_bin.into_os_string()];
-        argv.extend(node::node_args(&self.s.node, &datadir, ports, self.target.r().listen_host()));
+        argv.extend(fitted);
         let cmdline = serde_json::json!({
             "argv": argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
             "env": self.s.node.env,
@@ -424,7 +513,8 @@ impl Run {
             };
             match attached {
                 Ok(t) => {
-                    self.timeline.events.push(TimelineEvent { t_ns: t, what: "probes ready".into() });
+                    let (t, what) = self.on_host_clock(t, "probes ready");
+                    self.timeline.events.push(TimelineEvent { t_ns: t, what });
                     let _ = self.events.send(Event::ProbesReady { t_ns: t });
                     self.probe = Some(p);
                 }
@@ -441,8 +531,13 @@ impl Run {
         let phases = self.s.phases.clone();
         for (i, phase) in phases.iter().enumerate() {
             self.check()?;
+            let mut probe_start_ns = None;
             let start_ns = match self.probe.as_mut().map(|p| p.phase(&phase.name)) {
-                Some(Ok(t)) => t,
+                Some(Ok(t)) if self.probe_clock_is_ours() => t,
+                Some(Ok(t)) => {
+                    probe_start_ns = Some(t);
+                    monotonic_ns()
+                }
                 Some(Err(e)) => {
                     if let Some(mut p) = self.probe.take() {
                         p.abort();
@@ -455,6 +550,7 @@ impl Run {
             self.timeline.phases.push(PhaseWindow {
                 name: phase.name.clone(),
                 start_ns,
+                probe_start_ns,
                 end_ns: None,
                 planned_s: phase.duration_s,
                 completed: false,
@@ -557,7 +653,10 @@ impl Run {
             self.step(Step::StopProbes)?;
             if let Some(mut p) = self.probe.take() {
                 match p.stop() {
-                    Ok(t) => self.timeline.events.push(TimelineEvent { t_ns: t, what: "probes stopped".into() }),
+                    Ok(t) => {
+                        let (t, what) = self.on_host_clock(t, "probes stopped");
+                        self.timeline.events.push(TimelineEvent { t_ns: t, what });
+                    }
                     Err(e) => {
                         p.abort();
                         self.warn("probes", None, e.to_string());

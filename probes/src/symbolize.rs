@@ -96,11 +96,20 @@ impl Symbolizer {
                 let src = Source::Elf(elf);
                 match self.blaze.symbolize(&src, Input::FileOffset(&todo)) {
                     Ok(syms) => {
-                        for (off, s) in todo.iter().zip(syms) {
-                            let name = match s {
+                        let names: Vec<Option<String>> = syms
+                            .iter()
+                            .map(|s| match s {
+                                // aarch64 and arm ELF mapping symbols (`$x`, `$d`,
+                                // `$x.12`) mark code/data runs inside functions:
+                                // look past them for the function that covers it.
+                                Symbolized::Sym(sym) if is_mapping_symbol(&sym.name) => {
+                                    function_behind_mapping_symbol(&self.blaze, &src, sym.addr, sym.addr + sym.offset as u64)
+                                }
                                 Symbolized::Sym(sym) => Some(clean(&sym.name)),
                                 Symbolized::Unknown(_) => None,
-                            };
+                            })
+                            .collect();
+                        for (off, name) in todo.iter().zip(names) {
                             self.cache.insert((path.to_owned(), *off), name);
                         }
                     }
@@ -122,6 +131,31 @@ impl Symbolizer {
         }
         out
     }
+}
+
+/// The function symbol covering virtual address `va` of an ELF file when
+/// the nearest symbol below it is the mapping symbol at `mapping_addr`:
+/// steps back from one mapping symbol to the next (at most 16) and accepts
+/// the first real symbol whose size reaches `va` (or that has no size).
+fn function_behind_mapping_symbol(blaze: &Blaze, src: &Source, mut mapping_addr: u64, va: u64) -> Option<String> {
+    for _ in 0..16 {
+        let below = mapping_addr.checked_sub(1)?;
+        match blaze.symbolize_single(src, Input::VirtOffset(below)).ok()? {
+            Symbolized::Sym(s) if is_mapping_symbol(&s.name) => mapping_addr = s.addr,
+            Symbolized::Sym(s) => {
+                return s.size.is_none_or(|z| s.addr + z as u64 > va).then(|| clean(&s.name));
+            }
+            Symbolized::Unknown(_) => return None,
+        }
+    }
+    None
+}
+
+/// ELF mapping symbols of aarch64 and arm (`$x`, `$d`, `$a`, `$t`, with an
+/// optional `.suffix`): they mark instruction and data runs, never a function.
+pub fn is_mapping_symbol(name: &str) -> bool {
+    let base = name.split('.').next().unwrap_or(name);
+    matches!(base, "$x" | "$d" | "$a" | "$t")
 }
 
 /// `/proc/kallsyms` as address -> name (empty if unreadable). Read before
@@ -147,6 +181,16 @@ mod tests {
     #[inline(never)]
     fn qfc_probe_symbolize_self_test_marker() -> u64 {
         std::hint::black_box(42)
+    }
+
+    #[test]
+    fn mapping_symbols_are_not_functions() {
+        for m in ["$x", "$d", "$x.12", "$d.3", "$a", "$t"] {
+            assert!(is_mapping_symbol(m), "{m}");
+        }
+        for f in ["$LT$impl", "main", "x", "$xyz", "_$d"] {
+            assert!(!is_mapping_symbol(f), "{f}");
+        }
     }
 
     #[test]

@@ -268,6 +268,93 @@ pub fn version_on(
     }
 }
 
+/// `BINARY --help` (pure).
+pub fn help_argv(binary: &Path) -> Vec<OsString> {
+    vec![binary.as_os_str().to_owned(), "--help".into()]
+}
+
+/// The long flags (`--name`) a clap `--help` text lists, in order, once each.
+pub fn parse_help_flags(stdout: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(stdout);
+    let mut flags: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let l = line.trim_start();
+        // Option lines start with `-x, --name` or `--name`; descriptions do not.
+        if !l.starts_with('-') {
+            continue;
+        }
+        for word in l.split(|c: char| c.is_whitespace() || c == ',' || c == '=' || c == '[' || c == '<') {
+            if let Some(name) = word.strip_prefix("--") {
+                if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                    let f = format!("--{name}");
+                    if !flags.contains(&f) {
+                        flags.push(f);
+                    }
+                }
+            }
+        }
+    }
+    flags
+}
+
+/// The long flags the node binary on `target` accepts, from its `--help`;
+/// `None` (with a warning) when `--help` fails or lists none.
+pub fn flags_on(target: &mut dyn crate::target::Target, binary_on_target: &Path) -> Option<Vec<String>> {
+    match target.exec(&help_argv(binary_on_target), std::time::Duration::from_secs(30)) {
+        Ok(o) if o.success() => Some(parse_help_flags(&o.stdout)).filter(|f| !f.is_empty()),
+        Ok(o) => {
+            tracing::warn!(code = ?o.code, stderr = %String::from_utf8_lossy(&o.stderr), "node --help failed");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "node --help could not run");
+            None
+        }
+    }
+}
+
+/// Fits a node command line to the flags the binary accepts: every
+/// `--flag` it does not list is dropped with its value (when the next
+/// argument is not itself a flag) and named in the returned notes, and
+/// `--rpc` is added when the binary lists it (qfc-node before the notes'
+/// version serves JSON-RPC only with `--rpc`). `accepted = None` (unknown)
+/// keeps the command line as it is. Pure.
+pub fn fit_args(args: &[OsString], accepted: Option<&[String]>) -> (Vec<OsString>, Vec<String>) {
+    let Some(accepted) = accepted else {
+        return (args.to_vec(), Vec::new());
+    };
+    let mut out = Vec::with_capacity(args.len() + 1);
+    let mut notes = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        let is_flag = a.starts_with("--");
+        let name = a.split('=').next().unwrap_or_default().to_string();
+        let takes_value = !a.contains('=')
+            && args.get(i + 1).is_some_and(|n| !n.to_string_lossy().starts_with("--"));
+        if is_flag && !accepted.iter().any(|f| *f == name) {
+            if takes_value {
+                notes.push(format!(
+                    "{name} {} dropped: the node binary does not list {name} in --help",
+                    args[i + 1].to_string_lossy()
+                ));
+                i += 2;
+            } else {
+                notes.push(format!("{name} dropped: the node binary does not list {name} in --help"));
+                i += 1;
+            }
+            continue;
+        }
+        out.push(args[i].clone());
+        i += 1;
+    }
+    if accepted.iter().any(|f| f == "--rpc") && !out.iter().any(|a| a == "--rpc") {
+        out.push("--rpc".into());
+        notes.push("--rpc added: this node binary serves JSON-RPC only when --rpc is given".into());
+    }
+    (out, notes)
+}
+
 /// Which node a scenario runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -402,6 +489,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("x.sh is not an ELF executable"), "{e}");
+    }
+
+    #[test]
+    fn help_flags_and_fitting() {
+        let help = b"Usage: qfc-node [OPTIONS]\n\nOptions:\n  -d, --datadir <DATADIR>\n          Data directory [default: ./data]\n      --rpc\n          Enable RPC\n      --log-level <LOG_LEVEL>\n          Log level; see --foo in text\n      --dev\n  -h, --help\n";
+        let f = parse_help_flags(help);
+        assert_eq!(f, ["--datadir", "--rpc", "--log-level", "--dev", "--help"]);
+        let args: Vec<OsString> = ["--datadir", "/d", "--db-statistics", "--dev", "--snapshot-interval-secs", "5", "--log-level", "info"]
+            .map(OsString::from)
+            .to_vec();
+        let (out, notes) = fit_args(&args, Some(&f));
+        assert_eq!(out, ["--datadir", "/d", "--dev", "--log-level", "info", "--rpc"].map(OsString::from));
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(notes[0].starts_with("--db-statistics dropped"), "{notes:?}");
+        assert!(notes[1].starts_with("--snapshot-interval-secs 5 dropped"), "{notes:?}");
+        assert!(notes[2].starts_with("--rpc added"), "{notes:?}");
+        assert_eq!(fit_args(&args, None), (args.clone(), vec![]));
     }
 
     #[test]

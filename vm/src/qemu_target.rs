@@ -226,6 +226,14 @@ impl Target for QemuTarget {
         r.map_err(|e| self.diagnose(e))
     }
 
+    /// The guest's only network is QEMU's user-mode NAT, reachable from this
+    /// machine solely through `hostfwd` rules bound to 127.0.0.1: binding
+    /// 0.0.0.0 in the guest exposes nothing further and lets the node's
+    /// pre-forwarded ports take the direct hostfwd path instead of an ssh tunnel.
+    fn listen_host(&self) -> std::net::IpAddr {
+        std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+    }
+
     /// QEMU's `hostfwd` reaches the guest's 10.0.2.15, not its loopback: a
     /// listener on 0.0.0.0 (or 10.0.2.15) of a pre-forwarded port gets the
     /// fast hostfwd address; a loopback-only listener (or any other port)
