@@ -11,7 +11,10 @@ export PATH="${QFC_LAB_CACHE:-/var/cache/qfc-lab}/tools/bin:$PATH"
 # Default members only: probes-ebpf is built for bpfel by probes/build.rs, never for the host.
 cargo build --bins
 # The aarch64 guest image (vm/recipe): seconds from the cache, minutes when cold.
+# The guest's aarch64 qfc-refnode and qfc-probe (vm/src/cross.rs): seconds
+# when cargo's cache under the same directory is warm, about 20 minutes cold.
 if command -v qemu-system-aarch64 >/dev/null; then
   cargo xtask image-build --arch aarch64 >/dev/null
+  cargo xtask cross --arch aarch64 >/dev/null
 fi
 cargo nextest run --no-fail-fast "$@"

@@ -41,6 +41,9 @@ pub enum Command {
     /// Capture with the probes alone, like T1's runner but all probes at once
     /// (the same program and flags as `qfc-probe`).
     Probe(probes::cli::Args),
+    /// Guest images for the qemu target.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Drive a node for one phase with the load generator and print the summary
     /// (the same flags as `qfc-load`).
     Load(loadgen::cli::LoadArgs),
@@ -69,4 +72,18 @@ pub struct RunArgs {
     /// Keep the target's scratch directory (node datadir) after the run.
     #[arg(long)]
     pub keep_scratch: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build the Debian bookworm guest image offline (or find it in the cache,
+    /// keyed by the recipe and package versions) and print its summary.
+    Build {
+        /// Guest architecture.
+        #[arg(long, default_value = "aarch64")]
+        arch: vm::Arch,
+        /// Re-resolve package versions and rebuild the root filesystem.
+        #[arg(long)]
+        refresh: bool,
+    },
 }

@@ -82,6 +82,20 @@ pub fn run(cli: Cli) -> Exit {
         Command::ImportT1(a) => report_command(report::cli::import_t1(&a)),
         Command::Probe(a) => probe_command(&a),
         Command::Load(a) => load_command(&a),
+        Command::Image(cli::ImageCommand::Build { arch, refresh }) => {
+            let mut opts = vm::BuildOptions::new(arch);
+            opts.refresh = refresh;
+            match vm::image::build_verbose(&opts) {
+                Ok(img) => {
+                    println!("{}", serde_json::to_string_pretty(&img.summary()).unwrap_or_default());
+                    Exit::Ok
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Exit::RunFailed
+                }
+            }
+        }
     }
 }
 

@@ -113,7 +113,72 @@ fn qemu_smoke() -> Result<(), Failed> {
     ensure(ctx["facts"]["kernel"].as_str().is_some_and(|k| k.contains("aarch64")), format!("kernel {}", ctx["facts"]["kernel"]))?;
     ensure(m["node_binary_info"]["arch"] == "aarch64", format!("node binary {}", m["node_binary_info"]))?;
     ensure(out.join("serial.log").is_file(), "no serial console log in the bundle")?;
+    // The probes ran in the guest, in lockstep: every phase has all five
+    // probes' files, and the on-CPU flame carries symbolized aarch64 frames
+    // of the reference node (not mapping symbols, not bare addresses).
+    for phase in ["warmup", "stress"] {
+        for f in ["fsync.json", "bio.json", "offcpu.folded", "writepath.json", "oncpu.folded"] {
+            ensure(out.join("probes").join(phase).join(f).is_file(), format!("probes/{phase}/{f} missing"))?;
+        }
+    }
+    let session = json(&out.join("probes/session.json"))?;
+    ensure(session["arch"] == "aarch64", format!("probe session arch {}", session["arch"]))?;
+    let folded = std::fs::read_to_string(out.join("probes/stress/oncpu.folded"))?;
+    let frames: Vec<&str> = folded
+        .lines()
+        .filter_map(|l| l.rsplit_once(' ').map(|(stack, _)| stack))
+        .flat_map(|stack| stack.split(';'))
+        .collect();
+    let refnode_frames = frames.iter().filter(|f| f.contains("refnode::") || f.starts_with("refnode")).count();
+    ensure(refnode_frames > 0, "no symbolized qfc-refnode frame in the guest's on-CPU flame")?;
+    ensure(frames.iter().any(|f| f.contains("tokio::runtime")), "no tokio frame in the guest's on-CPU flame")?;
+    let mapping = frames.iter().filter(|f| matches!(f.split('.').next(), Some("$x" | "$d"))).count();
+    ensure(mapping == 0, format!("{mapping} frames are aarch64 mapping symbols ($x/$d), not functions"))?;
     Ok(())
+}
+
+/// `qfc-lab run` on the SSH target against an sshd on loopback: the node and
+/// the probes are shipped into the run's working directory over ssh, ports
+/// tunnelled, evidence fetched back; nothing of the run stays on the host.
+fn ssh_smoke() -> Result<(), Failed> {
+    let sshd = vm::testing::LoopbackSshd::start()?;
+    let tmp = tempfile::tempdir()?;
+    let workdir = tmp.path().join("remote");
+    let sets = [
+        "target.kind=\"ssh\"".to_string(),
+        "target.ssh.host=\"127.0.0.1\"".into(),
+        format!("target.ssh.port={}", sshd.port),
+        format!("target.ssh.user=\"{}\"", sshd.user),
+        format!("target.ssh.key=\"{}\"", sshd.path("id_user").display()),
+        format!("target.ssh.known_hosts=\"{}\"", sshd.path("known_hosts").display()),
+        format!("target.ssh.workdir=\"{}\"", workdir.display()),
+        // Short: the point is the flow, not the load.
+        "phase.1.duration_s=5".into(),
+    ];
+    let mut args: Vec<&str> = vec!["scenarios/smoke.toml"];
+    for s in &sets {
+        args.extend(["--set", s.as_str()]);
+    }
+    let out = run(tmp.path(), &args)?;
+    let m = json(&out.join("manifest.json"))?;
+    ensure(m["status"] == "complete", format!("status {}", m["status"]))?;
+    let ctx = json(&out.join("context.json"))?;
+    ensure(ctx["target"]["kind"] == "ssh", format!("target {}", ctx["target"]))?;
+    let w = writes_in(&out, "stress")?;
+    ensure(w > 0, "the probes on the SSH host saw no write of the node during stress")?;
+    let load = json(&out.join("load/stress/summary.json"))?;
+    ensure(load.to_string().contains("\"ok\""), format!("no load summary: {load}"))?;
+    // Nothing left behind: the run's working directory is gone.
+    let left: Vec<_> = std::fs::read_dir(&workdir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    ensure(left.is_empty(), format!("left on the SSH host: {left:?}"))?;
+    Ok(())
+}
+
+fn sshd_available() -> Result<(), String> {
+    match vm::testing::LoopbackSshd::unavailable() {
+        Some(why) => Err(why.into()),
+        None => Ok(()),
+    }
 }
 
 fn docker_reachable() -> Result<(), String> {
@@ -172,6 +237,7 @@ fn main() {
     let trials = vec![
         trial("container_smoke_verifies_and_probes_see_the_containers_writes", container_smoke, need_root(docker_reachable())),
         trial("qemu_aarch64_smoke_verifies_with_arch_and_accel_in_context", qemu_smoke, need_root(qemu_ready())),
+        trial("ssh_loopback_smoke_verifies_and_leaves_nothing", ssh_smoke, need_root(sshd_available())),
     ];
     libtest_mimic::run(&args, trials).exit();
 }

@@ -170,7 +170,8 @@ pub fn read_kallsyms() -> BTreeMap<u64, String> {
 
 /// Keeps the full name; only `;` (the folded-stack separator) is replaced.
 fn clean(name: &str) -> String {
-    name.replace(';', ",")
+    // kallsyms separates a module's name with a tab (`vp_notify\t[virtio_pci]`).
+    name.replace(';', ",").replace('\t', " ")
 }
 
 #[cfg(test)]

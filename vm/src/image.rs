@@ -182,6 +182,8 @@ impl Image {
 /// What went wrong building or loading an image.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    #[error("the image build thread panicked")]
+    Panicked,
     #[error("image step `{step}` failed: `{command}` exited with {status}; last output:\n{output_tail}\n(full log: {log})")]
     StepFailed {
         step: &'static str,
@@ -395,6 +397,33 @@ pub fn cached(opts: &BuildOptions) -> Result<Option<Image>, ImageError> {
     } else {
         Ok(None)
     }
+}
+
+/// [`build`] with each step printed to stderr as `[image] ...` lines (the
+/// progress display of `qfc-lab image build` and `cargo xtask image-build`).
+pub fn build_verbose(opts: &BuildOptions) -> Result<Image, ImageError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let started = Instant::now();
+    let image = std::thread::scope(|sc| {
+        let worker = sc.spawn(move || build(opts, &tx));
+        for p in rx {
+            match p {
+                Progress::Started { step } => eprintln!("[image] {} ...", step.describe()),
+                Progress::Cached { step } => eprintln!("[image] {}: cached", step.describe()),
+                Progress::Finished { step, elapsed_ms } => {
+                    eprintln!("[image] {}: done in {:.1} s", step.describe(), elapsed_ms as f64 / 1000.0)
+                }
+                Progress::Ready { key, dir, from_cache } => eprintln!(
+                    "[image] ready{}: key {key}\n[image] {}",
+                    if from_cache { " (from cache)" } else { "" },
+                    dir.display()
+                ),
+            }
+        }
+        worker.join().unwrap_or_else(|_| Err(ImageError::Panicked))
+    })?;
+    eprintln!("[image] {:.1} s in all", started.elapsed().as_secs_f64());
+    Ok(image)
 }
 
 /// Builds the image for `opts.arch`, or returns it from the cache.

@@ -19,6 +19,7 @@ pub mod remote;
 pub mod ssh;
 pub mod ssh_target;
 pub mod target;
+pub mod testing;
 
 pub use arch::{Accel, AccelChoice, Arch, HostFacts, ResolvedAccel};
 pub use image::{BuildOptions, Image, ImageSummary};

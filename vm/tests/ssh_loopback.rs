@@ -7,91 +7,13 @@
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::net::TcpStream;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use vm::process::{spawn_group, GroupChild};
-use vm::ssh::{self, SshDest, SshError, SshHost};
+use vm::ssh::{self, SshError, SshHost};
 
-struct Server {
-    _child: GroupChild,
-    dir: tempfile::TempDir,
-    port: u16,
-    user: String,
-}
-
-impl Server {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn dest(&self) -> SshDest {
-        SshDest {
-            host: "127.0.0.1".into(),
-            port: self.port,
-            user: self.user.clone(),
-            key: self.path("id_user"),
-            known_hosts: self.path("known_hosts"),
-            host_key_alias: None,
-            connect_timeout_s: 10,
-        }
-    }
-}
-
-fn keygen(path: &Path) -> Result<(), String> {
-    let st = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(path)
-        .status()
-        .map_err(|e| format!("ssh-keygen: {e}"))?;
-    st.success().then_some(()).ok_or_else(|| format!("ssh-keygen failed: {st}"))
-}
-
-fn start_server() -> Result<Server, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let d = dir.path();
-    keygen(&d.join("host_key"))?;
-    keygen(&d.join("id_user"))?;
-    keygen(&d.join("other_host_key"))?;
-    std::fs::copy(d.join("id_user.pub"), d.join("authorized_keys")).map_err(|e| e.to_string())?;
-    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let user = String::from_utf8_lossy(&Command::new("id").arg("-un").output().map_err(|e| e.to_string())?.stdout)
-        .trim()
-        .to_string();
-    let cfg = format!(
-        "ListenAddress 127.0.0.1:{port}\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPidFile {pid}\n\
-         PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-         UsePAM no\nStrictModes no\nUseDNS no\nPrintMotd no\nMaxSessions 32\nMaxStartups 32\n",
-        hk = d.join("host_key").display(),
-        ak = d.join("authorized_keys").display(),
-        pid = d.join("sshd.pid").display(),
-    );
-    std::fs::write(d.join("sshd_config"), cfg).map_err(|e| e.to_string())?;
-    // sshd insists on its privilege-separation directory.
-    let _ = std::fs::create_dir_all("/run/sshd");
-    let host_pub = std::fs::read_to_string(d.join("host_key.pub")).map_err(|e| e.to_string())?;
-    let mut f = host_pub.split_whitespace();
-    let (kt, kb) = (f.next().unwrap(), f.next().unwrap());
-    std::fs::write(d.join("known_hosts"), format!("[127.0.0.1]:{port} {kt} {kb}\n")).map_err(|e| e.to_string())?;
-    let mut cmd = Command::new("/usr/sbin/sshd");
-    cmd.arg("-D").arg("-e").arg("-f").arg(d.join("sshd_config"));
-    cmd.stderr(std::fs::File::create(d.join("sshd.log")).map_err(|e| e.to_string())?);
-    let child = spawn_group(cmd).map_err(|e| format!("starting sshd: {e}"))?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-        if Instant::now() > deadline {
-            let log = std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default();
-            return Err(format!("sshd did not listen on 127.0.0.1:{port}: {log}"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(Server { _child: child, dir, port, user })
-}
+type Server = vm::testing::LoopbackSshd;
 
 fn exec_runs_a_command(s: &Server) -> Result<(), Failed> {
     let out = ssh::exec(&s.dest(), "echo hello; uname -m")?;
@@ -315,15 +237,9 @@ fn main() {
         ("ssh_changed_host_key_is_refused", changed_host_key_is_refused),
         ("ssh_wrong_user_key_is_refused", wrong_user_key_is_refused),
     ];
-    let skip = if !Path::new("/usr/sbin/sshd").exists() {
-        Some("/usr/sbin/sshd is missing (apt-get install openssh-server)")
-    } else if vm::qemu::which("ssh").is_none() || vm::qemu::which("ssh-keygen").is_none() {
-        Some("the ssh client is missing (apt-get install openssh-client)")
-    } else {
-        None
-    };
+    let skip = Server::unavailable();
     let server = if skip.is_none() && !args.list {
-        match start_server() {
+        match Server::start() {
             Ok(s) => Some(Arc::new(s)),
             Err(e) => {
                 eprintln!("could not start the loopback sshd: {e}");

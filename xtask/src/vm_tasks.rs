@@ -18,25 +18,7 @@ pub struct ImageBuildArgs {
 pub fn image_build(a: ImageBuildArgs) -> anyhow::Result<()> {
     let mut opts = image::BuildOptions::new(a.arch);
     opts.refresh = a.refresh;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let started = Instant::now();
-    let worker = std::thread::spawn(move || image::build(&opts, &tx));
-    for p in rx {
-        match p {
-            image::Progress::Started { step } => eprintln!("[image] {} ...", step.describe()),
-            image::Progress::Cached { step } => eprintln!("[image] {}: cached", step.describe()),
-            image::Progress::Finished { step, elapsed_ms } => {
-                eprintln!("[image] {}: done in {:.1} s", step.describe(), elapsed_ms as f64 / 1000.0)
-            }
-            image::Progress::Ready { key, dir, from_cache } => eprintln!(
-                "[image] ready{}: key {key}\n[image] {}",
-                if from_cache { " (from cache)" } else { "" },
-                dir.display()
-            ),
-        }
-    }
-    let img = worker.join().expect("image build thread").context("building the guest image")?;
-    eprintln!("[image] {:.1} s in all", started.elapsed().as_secs_f64());
+    let img = image::build_verbose(&opts).context("building the guest image")?;
     println!("{}", serde_json::to_string_pretty(&img.summary())?);
     Ok(())
 }
