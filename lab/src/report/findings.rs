@@ -121,6 +121,9 @@ fn writepath_section(doc: &mut Doc, p: &PhaseEvidence, ctx: &Ctx) {
         win.map(|x| format!(" in {} s", num(x))).unwrap_or_default(),
         cell(&eval_name("writepath.writes_per_s", p, ctx), "")
     ));
+    if let Some(line) = runtime_mirroring(&per_comm) {
+        doc.p(line);
+    }
     let mut v: Vec<_> = per_comm.into_iter().collect();
     v.sort_by(|a, b| (b.1 .0 + b.1 .1).cmp(&(a.1 .0 + a.1 .1)).then(a.0.cmp(&b.0)));
     let rate = |n: u64| win.filter(|w| *w > 0.0).map(|w| num(n as f64 / w)).unwrap_or_else(|| "n/a".into());
@@ -132,6 +135,31 @@ fn writepath_section(doc: &mut Doc, p: &PhaseEvidence, ctx: &Ctx) {
         })
         .collect();
     doc.table(&["thread (comm)", "writes", "writes/s", "fsync-family", "fsyncs/s", "other"], rows);
+}
+
+/// True for the threads of a container runtime that copy a container's
+/// stdout into its log (T1's finding 2): `containerd-shim*` and `dockerd`.
+fn is_container_runtime(comm: &str) -> bool {
+    comm.starts_with("containerd-shim") || comm == "dockerd" || comm.starts_with("containerd")
+}
+
+/// With system-wide write-path evidence of a containerised node: how many
+/// writes the container runtime made next to the node's own (T1's finding
+/// 2: every log line the node writes is written again by containerd-shim
+/// and by dockerd's json-file driver). `None` when no runtime thread wrote.
+fn runtime_mirroring(per_comm: &BTreeMap<String, (u64, u64, u64)>) -> Option<String> {
+    let runtime: Vec<(&String, u64)> =
+        per_comm.iter().filter(|(c, _)| is_container_runtime(c)).map(|(c, v)| (c, v.0)).filter(|(_, n)| *n > 0).collect();
+    if runtime.is_empty() {
+        return None;
+    }
+    let runtime_total: u64 = runtime.iter().map(|(_, n)| n).sum();
+    let others: u64 = per_comm.iter().filter(|(c, _)| !is_container_runtime(c)).map(|(_, v)| v.0).sum();
+    let parts: Vec<String> = runtime.iter().map(|(c, n)| format!("{c} {n}")).collect();
+    Some(format!(
+        "Container runtime writes (T1 finding 2: the node's stdout copied by containerd-shim and written again by dockerd's json-file driver): {runtime_total} ({}), next to {others} writes by every other thread in scope (the node's among them).",
+        parts.join(", "),
+    ))
 }
 
 fn latency_section(doc: &mut Doc, p: &PhaseEvidence) {
@@ -503,4 +531,23 @@ pub fn build_report(b: &Bundle, v: &Verdicts, baseline: Option<&PhaseEvidence>) 
         doc.list(b.notes.clone());
     }
     doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_mirroring_names_shim_and_dockerd() {
+        let mut m = BTreeMap::new();
+        m.insert("tokio-rt-worker".to_string(), (100, 0, 0));
+        m.insert("containerd-shim".to_string(), (100, 0, 0));
+        m.insert("dockerd".to_string(), (50, 0, 0));
+        let line = runtime_mirroring(&m).unwrap();
+        assert!(line.contains(": 150 (containerd-shim 100, dockerd 50)"), "{line}");
+        assert!(line.contains("next to 100 writes by every other thread"), "{line}");
+        m.remove("containerd-shim");
+        m.remove("dockerd");
+        assert_eq!(runtime_mirroring(&m), None);
+    }
 }
