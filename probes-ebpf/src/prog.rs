@@ -149,6 +149,12 @@ fn add_agg<K>(map: &PerCpuHashMap<K, Agg>, key: &K, ns: u64) -> bool {
     false
 }
 
+/// Entry side of a syscall latency probe. A thread's entry in `start` stays
+/// once inserted and is overwritten in place on its next call (a lookup, no
+/// hash update or delete: the two costliest steps of the old insert/remove
+/// cycle, measured in docs/BENCHMARKS.md); `start_ns == 0` marks it idle.
+/// The first call of a thread inserts; a full map counts a drop. Userspace
+/// prunes the entries of exited threads at phase boundaries.
 #[inline(always)]
 fn syscall_enter(start: &HashMap<u64, SyscallStart>, syscall: u32, full: u32) {
     let Some(cfg) = config() else { return };
@@ -156,7 +162,17 @@ fn syscall_enter(start: &HashMap<u64, SyscallStart>, syscall: u32, full: u32) {
     if !in_scope(cfg, (pid_tgid >> 32) as u32) {
         return;
     }
-    let st = SyscallStart { start_ns: now_ns(), syscall, _pad: 0 };
+    let now = now_ns();
+    if let Some(p) = start.get_ptr_mut(&pid_tgid) {
+        // SAFETY: this thread's own entry; only this thread writes it while
+        // it is in the syscall.
+        unsafe {
+            (*p).start_ns = now;
+            (*p).syscall = syscall;
+        }
+        return;
+    }
+    let st = SyscallStart { start_ns: now, syscall, _pad: 0 };
     if start.insert(&pid_tgid, &st, 0).is_err() {
         count_drop(slot(), full);
     }
@@ -169,10 +185,14 @@ fn syscall_exit(
     agg: &PerCpuHashMap<SyscallKey, Agg>,
     full: u32,
 ) {
-    let Some(st) = start.get_ptr(&pid_tgid) else { return };
-    // SAFETY: value of a live entry, copied before removal.
-    let st = unsafe { *st };
-    let _ = start.remove(&pid_tgid);
+    let Some(p) = start.get_ptr_mut(&pid_tgid) else { return };
+    // SAFETY: this thread's own entry (see syscall_enter).
+    let st = unsafe { *p };
+    if st.start_ns == 0 {
+        return;
+    }
+    // SAFETY: as above.
+    unsafe { (*p).start_ns = 0 };
     let ns = now_ns().saturating_sub(st.start_ns);
     let slot = slot();
     let key = SyscallKey {

@@ -23,7 +23,7 @@ use aya::{
     Ebpf, EbpfLoader, Pod,
 };
 use probes_common::{
-    drop_kind, Agg, BioAgg, BioKey, Config, OffcpuKey, OncpuKey, SyscallKey, SCOPE_CGROUPS, SCOPE_SYSTEM,
+    drop_kind, Agg, BioAgg, BioKey, Config, OffcpuKey, OncpuKey, SyscallKey, SyscallStart, SCOPE_CGROUPS, SCOPE_SYSTEM,
     SCOPE_TGIDS, SLOTS,
 };
 use serde::Serialize;
@@ -374,7 +374,32 @@ impl Session {
         Ok((old, ns))
     }
 
+    /// Removes the syscall start entries of threads that no longer exist
+    /// (the programs keep a thread's entry between calls, see
+    /// `syscall_enter` in probes-ebpf): an exited thread runs no program, so
+    /// removing its entry races with nothing.
+    fn prune_exited_threads(&mut self) -> Result<(), ProbeError> {
+        for name in ["FSYNC_START", "WP_START"] {
+            let Some(map) = self.ebpf.map_mut(name) else { continue };
+            let mut m: aya::maps::HashMap<&mut MapData, u64, SyscallStart> =
+                aya::maps::HashMap::try_from(map).map_err(|e| ProbeError::map(name, e))?;
+            let gone: Vec<u64> = m
+                .keys()
+                .filter_map(Result::ok)
+                .filter(|k| {
+                    let (tgid, tid) = ((k >> 32) as u32, *k as u32);
+                    !std::path::Path::new(&format!("/proc/{tgid}/task/{tid}")).exists()
+                })
+                .collect();
+            for k in gone {
+                let _ = m.remove(&k);
+            }
+        }
+        Ok(())
+    }
+
     fn drain(&mut self, slot: u32) -> Result<RawPhase, ProbeError> {
+        self.prune_exited_threads()?;
         let mut raw = RawPhase {
             fsync: drain_hash(&mut self.ebpf, "FSYNC_AGG", slot, add_agg)?,
             bio: drain_hash(&mut self.ebpf, "BIO_AGG", slot, add_bio)?,
