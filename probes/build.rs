@@ -17,7 +17,8 @@ use anyhow::{Context as _, Result};
 fn main() -> Result<()> {
     println!("cargo:rerun-if-env-changed=QFC_LAB_CACHE");
     println!("cargo:rerun-if-env-changed=AYA_BUILD_SKIP");
-    let cache = env::var_os("QFC_LAB_CACHE").map_or_else(|| PathBuf::from("/var/cache/qfc-lab"), PathBuf::from);
+    let cache = env::var_os("QFC_LAB_CACHE")
+        .map_or_else(|| PathBuf::from("/var/cache/qfc-lab"), PathBuf::from);
     let tools = cache.join("tools").join("bin");
     let mut path = vec![tools.clone()];
     path.extend(env::split_paths(&env::var_os("PATH").unwrap_or_default()));
@@ -34,13 +35,21 @@ fn main() -> Result<()> {
             tools.display()
         );
     }
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR not set")?);
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR not set")?);
     let ebpf_dir = manifest_dir.join("..").join("probes-ebpf");
     let ebpf_dir_str = ebpf_dir.to_str().context("probes-ebpf path is not UTF-8")?;
     // The eBPF crate depends on probes-common too: rebuild when it changes.
-    println!("cargo:rerun-if-changed={}", manifest_dir.join("..").join("probes-common").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest_dir.join("..").join("probes-common").display()
+    );
     aya_build::build_ebpf(
-        [aya_build::Package { name: "probes-ebpf", root_dir: ebpf_dir_str, ..Default::default() }],
+        [aya_build::Package {
+            name: "probes-ebpf",
+            root_dir: ebpf_dir_str,
+            ..Default::default()
+        }],
         aya_build::Toolchain::Custom("/usr"),
     )
     .context("building probes-ebpf for bpfel-unknown-none (see probes/build.rs for the recipe)")?;
@@ -55,5 +64,7 @@ fn main() -> Result<()> {
 }
 
 fn which_on_path(name: &str) -> Option<PathBuf> {
-    env::split_paths(&env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.exists())
+    env::split_paths(&env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.exists())
 }

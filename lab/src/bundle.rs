@@ -135,7 +135,11 @@ pub fn list_files(root: &Path) -> std::io::Result<Vec<String>> {
             if ft.is_dir() {
                 walk(root, &p, out)?;
             } else {
-                let rel = p.strip_prefix(root).unwrap_or(&p).to_string_lossy().into_owned();
+                let rel = p
+                    .strip_prefix(root)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .into_owned();
                 if rel != MANIFEST {
                     out.push(rel);
                 }
@@ -189,18 +193,33 @@ impl std::fmt::Display for Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     #[error("cannot read {path}: {source}; is this a qfc-lab bundle directory?")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a valid manifest: {source}")]
-    Manifest { path: PathBuf, source: serde_json::Error },
+    Manifest {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 /// Recomputes every hash; returns the manifest and each problem found.
 pub fn verify(root: &Path) -> Result<(Manifest, Vec<Problem>), VerifyError> {
     let mpath = root.join(MANIFEST);
-    let bytes = std::fs::read(&mpath).map_err(|source| VerifyError::Io { path: mpath.clone(), source })?;
-    let manifest: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|source| VerifyError::Manifest { path: mpath.clone(), source })?;
-    let present = list_files(root).map_err(|source| VerifyError::Io { path: root.to_path_buf(), source })?;
+    let bytes = std::fs::read(&mpath).map_err(|source| VerifyError::Io {
+        path: mpath.clone(),
+        source,
+    })?;
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).map_err(|source| VerifyError::Manifest {
+            path: mpath.clone(),
+            source,
+        })?;
+    let present = list_files(root).map_err(|source| VerifyError::Io {
+        path: root.to_path_buf(),
+        source,
+    })?;
     let mut problems = Vec::new();
     for (rel, want) in &manifest.files {
         let p = root.join(rel);

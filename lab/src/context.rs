@@ -14,23 +14,45 @@ pub fn context_commands() -> Vec<(&'static str, Vec<OsString>)> {
     let sh = |s: &str| vec![OsString::from("sh"), "-c".into(), s.into()];
     vec![
         ("kernel", vec!["uname".into(), "-a".into()]),
-        ("os", sh("grep PRETTY_NAME /etc/os-release | cut -d= -f2 | tr -d '\"'")),
-        ("cpu", sh("lscpu 2>/dev/null || grep -m1 'model name' /proc/cpuinfo; nproc")),
-        ("memory", sh("grep -E 'MemTotal|MemAvailable|SwapTotal' /proc/meminfo")),
-        ("disks", sh("lsblk -o NAME,SIZE,ROTA,TYPE,MOUNTPOINT 2>/dev/null; df -h / /tmp 2>/dev/null")),
+        (
+            "os",
+            sh("grep PRETTY_NAME /etc/os-release | cut -d= -f2 | tr -d '\"'"),
+        ),
+        (
+            "cpu",
+            sh("lscpu 2>/dev/null || grep -m1 'model name' /proc/cpuinfo; nproc"),
+        ),
+        (
+            "memory",
+            sh("grep -E 'MemTotal|MemAvailable|SwapTotal' /proc/meminfo"),
+        ),
+        (
+            "disks",
+            sh("lsblk -o NAME,SIZE,ROTA,TYPE,MOUNTPOINT 2>/dev/null; df -h / /tmp 2>/dev/null"),
+        ),
         ("cgroup", sh("cat /proc/self/cgroup")),
         ("rustc", vec!["rustc".into(), "--version".into()]),
         ("bpftool", vec!["bpftool".into(), "version".into()]),
         ("bpftrace", vec!["bpftrace".into(), "--version".into()]),
         ("perf", vec!["perf".into(), "--version".into()]),
-        ("qemu", vec!["qemu-system-aarch64".into(), "--version".into()]),
-        ("rocksdb", sh("dpkg-query -W -f='${Version}' librocksdb-dev 2>/dev/null")),
+        (
+            "qemu",
+            vec!["qemu-system-aarch64".into(), "--version".into()],
+        ),
+        (
+            "rocksdb",
+            sh("dpkg-query -W -f='${Version}' librocksdb-dev 2>/dev/null"),
+        ),
     ]
 }
 
 /// The command that lists a process's thread names, one per line.
 pub fn thread_census_command(pid: u32) -> Vec<OsString> {
-    vec!["sh".into(), "-c".into(), format!("cat /proc/{pid}/task/*/comm").into()]
+    vec![
+        "sh".into(),
+        "-c".into(),
+        format!("cat /proc/{pid}/task/*/comm").into(),
+    ]
 }
 
 /// Thread names -> count.
@@ -63,13 +85,18 @@ pub struct Context {
 
 /// Runs every context command on the target (each bounded to 5 s).
 pub fn gather(target: &mut dyn Target) -> Context {
-    let mut c = Context { target: Some(target.info()), ..Default::default() };
+    let mut c = Context {
+        target: Some(target.info()),
+        ..Default::default()
+    };
     for (label, argv) in context_commands() {
         let text = match target.exec(&argv, Duration::from_secs(5)) {
             Ok(o) if o.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
             Ok(o) => format!(
                 "(failed: {}) {}",
-                o.code.map(|c| c.to_string()).unwrap_or_else(|| "signal".into()),
+                o.code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "signal".into()),
                 String::from_utf8_lossy(&o.stderr).trim()
             ),
             Err(e) => format!("(unavailable: {e})"),
@@ -115,8 +142,14 @@ pub fn render_text(c: &Context) -> String {
         }
         s.push('\n');
     }
-    for (title, t) in [("threads at ready", &c.threads_at_ready), ("threads at end", &c.threads_at_end)] {
-        s.push_str(&format!("== node {title} (pid {})\n", c.node_pid.unwrap_or(0)));
+    for (title, t) in [
+        ("threads at ready", &c.threads_at_ready),
+        ("threads at end", &c.threads_at_end),
+    ] {
+        s.push_str(&format!(
+            "== node {title} (pid {})\n",
+            c.node_pid.unwrap_or(0)
+        ));
         for (name, n) in t {
             s.push_str(&format!("{n:4} {name}\n"));
         }

@@ -27,15 +27,47 @@ pub enum Step {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    Started { scenario: String, bundle: String },
-    Step { step: Step },
-    NodeStarted { pid: u32, rpc: String, metrics: String, p2p_port: u16 },
-    ProbesReady { t_ns: u64 },
-    PhaseStarted { index: usize, count: usize, name: String, duration_s: u64, t_ns: u64 },
-    PhaseProgress { name: String, elapsed_ms: u64, duration_ms: u64 },
-    PhaseEnded { name: String, t_ns: u64 },
-    Warning { message: String },
-    Finished { status: String, bundle: String, error: Option<String>, exit_code: u8 },
+    Started {
+        scenario: String,
+        bundle: String,
+    },
+    Step {
+        step: Step,
+    },
+    NodeStarted {
+        pid: u32,
+        rpc: String,
+        metrics: String,
+        p2p_port: u16,
+    },
+    ProbesReady {
+        t_ns: u64,
+    },
+    PhaseStarted {
+        index: usize,
+        count: usize,
+        name: String,
+        duration_s: u64,
+        t_ns: u64,
+    },
+    PhaseProgress {
+        name: String,
+        elapsed_ms: u64,
+        duration_ms: u64,
+    },
+    PhaseEnded {
+        name: String,
+        t_ns: u64,
+    },
+    Warning {
+        message: String,
+    },
+    Finished {
+        status: String,
+        bundle: String,
+        error: Option<String>,
+        exit_code: u8,
+    },
 }
 
 /// Sends events; cloning is cheap.
@@ -74,7 +106,13 @@ fn bar_ui(rx: Receiver<Event>) {
                 spinner.println(format!("node pid {pid}, RPC http://{rpc}"))
             }
             Event::ProbesReady { .. } => spinner.println("probes attached"),
-            Event::PhaseStarted { index, count, name, duration_s, .. } => {
+            Event::PhaseStarted {
+                index,
+                count,
+                name,
+                duration_s,
+                ..
+            } => {
                 let b = ProgressBar::new(duration_s * 1000);
                 b.set_style(
                     ProgressStyle::with_template("{prefix} [{bar:40}] {msg}")
@@ -83,10 +121,18 @@ fn bar_ui(rx: Receiver<Event>) {
                 b.set_prefix(format!("phase {}/{count} {name}", index + 1));
                 phase_bar = Some(b);
             }
-            Event::PhaseProgress { elapsed_ms, duration_ms, .. } => {
+            Event::PhaseProgress {
+                elapsed_ms,
+                duration_ms,
+                ..
+            } => {
                 if let Some(b) = &phase_bar {
                     b.set_position(elapsed_ms.min(duration_ms));
-                    b.set_message(format!("{:.0}/{:.0} s", elapsed_ms as f64 / 1e3, duration_ms as f64 / 1e3));
+                    b.set_message(format!(
+                        "{:.0}/{:.0} s",
+                        elapsed_ms as f64 / 1e3,
+                        duration_ms as f64 / 1e3
+                    ));
                 }
             }
             Event::PhaseEnded { .. } => {
@@ -95,7 +141,12 @@ fn bar_ui(rx: Receiver<Event>) {
                 }
             }
             Event::Warning { message } => spinner.println(format!("warning: {message}")),
-            Event::Finished { status, bundle, error, .. } => {
+            Event::Finished {
+                status,
+                bundle,
+                error,
+                ..
+            } => {
                 if let Some(b) = phase_bar.take() {
                     b.abandon();
                 }

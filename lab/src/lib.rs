@@ -72,7 +72,11 @@ pub fn run(cli: Cli) -> Exit {
                 for p in &problems {
                     eprintln!("{p}");
                 }
-                eprintln!("error: {} does not match its manifest ({} problems)", dir.display(), problems.len());
+                eprintln!(
+                    "error: {} does not match its manifest ({} problems)",
+                    dir.display(),
+                    problems.len()
+                );
                 Exit::CheckFailed
             }
         },
@@ -87,7 +91,10 @@ pub fn run(cli: Cli) -> Exit {
             opts.refresh = refresh;
             match vm::image::build_verbose(&opts) {
                 Ok(img) => {
-                    println!("{}", serde_json::to_string_pretty(&img.summary()).unwrap_or_default());
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&img.summary()).unwrap_or_default()
+                    );
                     Exit::Ok
                 }
                 Err(e) => {
@@ -129,7 +136,10 @@ fn load_command(args: &loadgen::cli::LoadArgs) -> Exit {
     });
     match rt.block_on(loadgen::cli::run(args, cancel)) {
         Ok(summary) => {
-            println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&summary).unwrap_or_default()
+            );
             Exit::Ok
         }
         Err(e) => {

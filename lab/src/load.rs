@@ -34,12 +34,23 @@ pub enum LoadPluginError {
 /// A load generator driving the node across phases.
 pub trait LoadPlugin: Send {
     /// Seeds a node datadir (on this machine) before the node starts.
-    fn seed_db(&mut self, datadir: &Path, keys: u64, value_bytes: u64, seed: u64) -> Result<serde_json::Value, LoadPluginError>;
+    fn seed_db(
+        &mut self,
+        datadir: &Path,
+        keys: u64,
+        value_bytes: u64,
+        seed: u64,
+    ) -> Result<serde_json::Value, LoadPluginError>;
     /// Connects once per run (funds accounts, keeps nonces across phases).
     fn connect(&mut self, endpoints: &Endpoints, seed: u64) -> Result<(), LoadPluginError>;
     /// Runs `phase.load` for `phase.duration_s`, writing into `out_dir`;
     /// returns the phase summary. Returns early when `cancel` becomes true.
-    fn run_phase(&mut self, phase: &Phase, out_dir: &Path, cancel: &AtomicBool) -> Result<serde_json::Value, LoadPluginError>;
+    fn run_phase(
+        &mut self,
+        phase: &Phase,
+        out_dir: &Path,
+        cancel: &AtomicBool,
+    ) -> Result<serde_json::Value, LoadPluginError>;
 }
 
 /// Stand-in when no load generator is linked: every call fails with a reason
@@ -48,13 +59,24 @@ pub trait LoadPlugin: Send {
 pub struct Unavailable(pub String);
 
 impl LoadPlugin for Unavailable {
-    fn seed_db(&mut self, _: &Path, _: u64, _: u64, _: u64) -> Result<serde_json::Value, LoadPluginError> {
+    fn seed_db(
+        &mut self,
+        _: &Path,
+        _: u64,
+        _: u64,
+        _: u64,
+    ) -> Result<serde_json::Value, LoadPluginError> {
         Err(LoadPluginError::Unavailable(self.0.clone()))
     }
     fn connect(&mut self, _: &Endpoints, _: u64) -> Result<(), LoadPluginError> {
         Err(LoadPluginError::Unavailable(self.0.clone()))
     }
-    fn run_phase(&mut self, _: &Phase, _: &Path, _: &AtomicBool) -> Result<serde_json::Value, LoadPluginError> {
+    fn run_phase(
+        &mut self,
+        _: &Phase,
+        _: &Path,
+        _: &AtomicBool,
+    ) -> Result<serde_json::Value, LoadPluginError> {
         Err(LoadPluginError::Unavailable(self.0.clone()))
     }
 }
@@ -64,6 +86,8 @@ impl LoadPlugin for Unavailable {
 pub fn default_plugin() -> Box<dyn LoadPlugin> {
     match crate::loadgen_adapter::Loadgen::new() {
         Ok(l) => Box::new(l),
-        Err(e) => Box::new(Unavailable(format!("cannot start the load generator's runtime: {e}"))),
+        Err(e) => Box::new(Unavailable(format!(
+            "cannot start the load generator's runtime: {e}"
+        ))),
     }
 }

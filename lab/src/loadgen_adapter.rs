@@ -20,7 +20,9 @@ pub fn to_loadgen(l: &PhaseLoad) -> Result<loadgen::PhaseLoad, LoadPluginError> 
             let mut mix = std::collections::BTreeMap::new();
             for (name, w) in &r.mix {
                 let m = loadgen::RpcMethod::from_name(name).ok_or_else(|| {
-                    LoadPluginError::Failed(format!("the load generator has no RPC method {name:?}"))
+                    LoadPluginError::Failed(format!(
+                        "the load generator has no RPC method {name:?}"
+                    ))
                 })?;
                 mix.insert(m, *w);
             }
@@ -85,7 +87,13 @@ impl Loadgen {
 }
 
 impl LoadPlugin for Loadgen {
-    fn seed_db(&mut self, datadir: &Path, keys: u64, value_bytes: u64, seed: u64) -> Result<serde_json::Value, LoadPluginError> {
+    fn seed_db(
+        &mut self,
+        datadir: &Path,
+        keys: u64,
+        value_bytes: u64,
+        seed: u64,
+    ) -> Result<serde_json::Value, LoadPluginError> {
         let r = loadgen::seed_db(datadir, keys, value_bytes as usize, seed)
             .map_err(|e| LoadPluginError::Failed(e.to_string()))?;
         serde_json::to_value(&r).map_err(|e| LoadPluginError::Failed(e.to_string()))
@@ -107,7 +115,12 @@ impl LoadPlugin for Loadgen {
         Ok(())
     }
 
-    fn run_phase(&mut self, phase: &Phase, out_dir: &Path, cancel: &AtomicBool) -> Result<serde_json::Value, LoadPluginError> {
+    fn run_phase(
+        &mut self,
+        phase: &Phase,
+        out_dir: &Path,
+        cancel: &AtomicBool,
+    ) -> Result<serde_json::Value, LoadPluginError> {
         let session = self
             .session
             .as_ref()
@@ -152,9 +165,15 @@ mod tests {
                    [phase.load.compaction]\nmethod = \"write_flood\"\nflood_mib = 9\n";
         let s = scenario::parse("c.toml", src).unwrap();
         let l = to_loadgen(&s.phases[0].load).unwrap();
-        assert_eq!(l.rpc.as_ref().unwrap().mix[&loadgen::RpcMethod::EthSyncing], 2);
+        assert_eq!(
+            l.rpc.as_ref().unwrap().mix[&loadgen::RpcMethod::EthSyncing],
+            2
+        );
         assert_eq!(l.tx.as_ref().unwrap().timeout_ms, 900);
-        assert_eq!(l.sync.as_ref().unwrap().request, loadgen::SyncRequestKind::Mixed);
+        assert_eq!(
+            l.sync.as_ref().unwrap().request,
+            loadgen::SyncRequestKind::Mixed
+        );
         assert_eq!(l.compaction.as_ref().unwrap().flood_mib, 9);
         l.validate().unwrap();
     }

@@ -7,7 +7,10 @@ fn main() -> std::process::ExitCode {
     let cli = lab::cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("QFC_LAB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let code = lab::run(cli);
     std::process::ExitCode::from(code as u8)
 }

@@ -10,9 +10,16 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error("connect to {addr}: {source}")]
-    Connect { addr: SocketAddr, source: std::io::Error },
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("{addr}{path}: {message}")]
-    Protocol { addr: SocketAddr, path: String, message: String },
+    Protocol {
+        addr: SocketAddr,
+        path: String,
+        message: String,
+    },
 }
 
 /// Sends one request and returns the body of a 2xx response.
@@ -23,7 +30,11 @@ pub fn http(
     body: Option<&str>,
     timeout: Duration,
 ) -> Result<String, HttpError> {
-    let proto = |message: String| HttpError::Protocol { addr, path: path.to_string(), message };
+    let proto = |message: String| HttpError::Protocol {
+        addr,
+        path: path.to_string(),
+        message,
+    };
     let mut s = TcpStream::connect_timeout(&addr, timeout)
         .map_err(|source| HttpError::Connect { addr, source })?;
     let _ = s.set_read_timeout(Some(timeout));
@@ -33,16 +44,26 @@ pub fn http(
         "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    s.write_all(req.as_bytes()).map_err(|e| proto(e.to_string()))?;
+    s.write_all(req.as_bytes())
+        .map_err(|e| proto(e.to_string()))?;
     let mut buf = Vec::new();
-    s.take(64 << 20).read_to_end(&mut buf).map_err(|e| proto(e.to_string()))?;
+    s.take(64 << 20)
+        .read_to_end(&mut buf)
+        .map_err(|e| proto(e.to_string()))?;
     let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| proto("no HTTP header".into()))?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| proto("no HTTP header".into()))?;
     let status: u16 = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| proto(format!("bad status line {:?}", head.lines().next().unwrap_or(""))))?;
+        .ok_or_else(|| {
+            proto(format!(
+                "bad status line {:?}",
+                head.lines().next().unwrap_or("")
+            ))
+        })?;
     if !(200..300).contains(&status) {
         return Err(proto(format!("HTTP {status}")));
     }
@@ -50,7 +71,11 @@ pub fn http(
         let l = l.to_ascii_lowercase();
         l.starts_with("transfer-encoding:") && l.contains("chunked")
     });
-    Ok(if chunked { dechunk(body) } else { body.to_string() })
+    Ok(if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    })
 }
 
 fn dechunk(mut s: &str) -> String {
@@ -67,15 +92,26 @@ fn dechunk(mut s: &str) -> String {
 }
 
 /// One JSON-RPC call; returns `result` or the error object as a message.
-pub fn rpc(addr: SocketAddr, method: &str, timeout: Duration) -> Result<serde_json::Value, HttpError> {
+pub fn rpc(
+    addr: SocketAddr,
+    method: &str,
+    timeout: Duration,
+) -> Result<serde_json::Value, HttpError> {
     let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":[]}}"#);
     let text = http(addr, "POST", "/", Some(&body), timeout)?;
-    let proto = |message: String| HttpError::Protocol { addr, path: "/".into(), message };
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| proto(format!("not JSON: {e}")))?;
+    let proto = |message: String| HttpError::Protocol {
+        addr,
+        path: "/".into(),
+        message,
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| proto(format!("not JSON: {e}")))?;
     match (v.get("result"), v.get("error")) {
         (Some(r), _) => Ok(r.clone()),
         (None, Some(e)) => Err(proto(format!("{method} failed: {e}"))),
-        _ => Err(proto(format!("{method}: neither result nor error in {text}"))),
+        _ => Err(proto(format!(
+            "{method}: neither result nor error in {text}"
+        ))),
     }
 }
 
@@ -94,7 +130,11 @@ pub fn parse_prom(text: &str) -> BTreeMap<String, f64> {
                 None => continue,
             },
         };
-        if let Some(v) = rest.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()) {
+        if let Some(v) = rest
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+        {
             out.insert(key.trim().to_string(), v);
         }
     }
@@ -127,8 +167,13 @@ mod tests {
             let (mut c, _) = l.accept().unwrap();
             let mut buf = [0u8; 1024];
             let n = c.read(&mut buf).unwrap();
-            assert!(std::str::from_utf8(&buf[..n]).unwrap().contains("eth_blockNumber"));
-            c.write_all(b"HTTP/1.0 200 OK\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x2a\"}").unwrap();
+            assert!(std::str::from_utf8(&buf[..n])
+                .unwrap()
+                .contains("eth_blockNumber"));
+            c.write_all(
+                b"HTTP/1.0 200 OK\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x2a\"}",
+            )
+            .unwrap();
         });
         let r = rpc(addr, "eth_blockNumber", Duration::from_secs(2)).unwrap();
         assert_eq!(r, "0x2a");

@@ -17,7 +17,12 @@ pub struct NodePorts {
 /// The node's command line after the program: qfc-node flags, then the
 /// reference node's `--lab-*` knobs, then `extra_args` verbatim.
 /// `host` is the address the listeners bind ([`vm::Target::listen_host`]).
-pub fn node_args(spec: &NodeSpec, datadir: &Path, ports: NodePorts, host: std::net::IpAddr) -> Vec<OsString> {
+pub fn node_args(
+    spec: &NodeSpec,
+    datadir: &Path,
+    ports: NodePorts,
+    host: std::net::IpAddr,
+) -> Vec<OsString> {
     let mut a: Vec<OsString> = vec![
         "--datadir".into(),
         datadir.into(),
@@ -45,7 +50,10 @@ pub fn node_args(spec: &NodeSpec, datadir: &Path, ports: NodePorts, host: std::n
     }
     flag(&mut a, spec.db_statistics, "--db-statistics");
     if spec.snapshot_interval_secs > 0 {
-        a.extend(["--snapshot-interval-secs".into(), spec.snapshot_interval_secs.to_string().into()]);
+        a.extend([
+            "--snapshot-interval-secs".into(),
+            spec.snapshot_interval_secs.to_string().into(),
+        ]);
     }
     if let (NodeKind::Refnode, Some(r)) = (spec.kind, &spec.refnode) {
         if let Some(ms) = r.block_interval_ms {
@@ -65,7 +73,9 @@ pub fn node_args(spec: &NodeSpec, datadir: &Path, ports: NodePorts, host: std::n
 pub fn sibling_binary(name: &str) -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let dir = exe.parent()?;
-    [dir.join(name), dir.parent()?.join(name)].into_iter().find(|p| p.is_file())
+    [dir.join(name), dir.parent()?.join(name)]
+        .into_iter()
+        .find(|p| p.is_file())
 }
 
 /// Resolves the node binary: `--node-binary`, then `[node] binary`, then
@@ -75,7 +85,10 @@ pub fn resolve_binary(spec: &NodeSpec, cli: Option<&Path>) -> Result<PathBuf, St
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(format!("node binary {} does not exist: build it or fix [node] binary", p.display()))
+            Err(format!(
+                "node binary {} does not exist: build it or fix [node] binary",
+                p.display()
+            ))
         };
     }
     sibling_binary("qfc-refnode").ok_or_else(|| {
@@ -89,12 +102,22 @@ mod tests {
     use crate::scenario::parse;
 
     fn args(extra: &str) -> Vec<String> {
-        let src = format!("name = \"n\"\nseed = 1\n{extra}\n[[phase]]\nname = \"a\"\nduration_s = 1\n");
+        let src =
+            format!("name = \"n\"\nseed = 1\n{extra}\n[[phase]]\nname = \"a\"\nduration_s = 1\n");
         let s = parse("n.toml", &src).unwrap();
-        node_args(&s.node, Path::new("/d"), NodePorts { rpc: 1, metrics: 2, p2p: 3 }, std::net::Ipv4Addr::LOCALHOST.into())
-            .into_iter()
-            .map(|a| a.into_string().unwrap())
-            .collect()
+        node_args(
+            &s.node,
+            Path::new("/d"),
+            NodePorts {
+                rpc: 1,
+                metrics: 2,
+                p2p: 3,
+            },
+            std::net::Ipv4Addr::LOCALHOST.into(),
+        )
+        .into_iter()
+        .map(|a| a.into_string().unwrap())
+        .collect()
     }
 
     #[test]

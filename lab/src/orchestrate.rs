@@ -91,13 +91,23 @@ pub fn main(args: RunArgs) -> Exit {
         .out
         .clone()
         .unwrap_or_else(|| bundle_dir(&s.bundle.dir, &s.name, &utc_compact()));
-    if root.exists() && std::fs::read_dir(&root).map(|mut d| d.next().is_some()).unwrap_or(true) {
-        eprintln!("error: bundle directory {} exists and is not empty: choose another --out", root.display());
+    if root.exists()
+        && std::fs::read_dir(&root)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        eprintln!(
+            "error: bundle directory {} exists and is not empty: choose another --out",
+            root.display()
+        );
         return Exit::Usage;
     }
     let layout = Layout::new(root.clone());
     if let Err(e) = layout.create() {
-        eprintln!("error: cannot create bundle directory {}: {e}", root.display());
+        eprintln!(
+            "error: cannot create bundle directory {}: {e}",
+            root.display()
+        );
         return Exit::RunFailed;
     }
     // The target, with what it needs first (guest image, cross-built binaries).
@@ -111,12 +121,21 @@ pub fn main(args: RunArgs) -> Exit {
     let (target, cross_bins) = match built {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {}: target {:?}: {e}", args.scenario.display(), s.target.kind());
+            eprintln!(
+                "error: {}: target {:?}: {e}",
+                args.scenario.display(),
+                s.target.kind()
+            );
             let _ = std::fs::remove_dir_all(&root);
             return Exit::RunFailed;
         }
     };
-    let node_binary = match cross_bins.node.clone().map(Ok).unwrap_or_else(|| node::resolve_binary(&s.node, args.node_binary.as_deref())) {
+    let node_binary = match cross_bins
+        .node
+        .clone()
+        .map(Ok)
+        .unwrap_or_else(|| node::resolve_binary(&s.node, args.node_binary.as_deref()))
+    {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: {e}");
@@ -154,7 +173,10 @@ pub fn main(args: RunArgs) -> Exit {
         probe: None,
         probe_binary,
         load: load::default_plugin(),
-        timeline: Timeline { clock: "CLOCK_MONOTONIC", ..Default::default() },
+        timeline: Timeline {
+            clock: "CLOCK_MONOTONIC",
+            ..Default::default()
+        },
         context: Context::default(),
         failures: Vec::new(),
         endpoints: None,
@@ -164,10 +186,20 @@ pub fn main(args: RunArgs) -> Exit {
     let result = run.execute();
     run.teardown();
     let error = result.err().map(|e| e.to_string());
-    let status = if error.is_some() { Status::Incomplete } else { Status::Complete };
+    let status = if error.is_some() {
+        Status::Incomplete
+    } else {
+        Status::Complete
+    };
     let write = run.write_bundle(&loaded, &started_utc, status, error.clone());
     let (code, error) = match (write, error) {
-        (Err(w), e) => (Exit::RunFailed, Some(format!("{}writing the bundle failed: {w}", e.map(|e| format!("{e}; ")).unwrap_or_default()))),
+        (Err(w), e) => (
+            Exit::RunFailed,
+            Some(format!(
+                "{}writing the bundle failed: {w}",
+                e.map(|e| format!("{e}; ")).unwrap_or_default()
+            )),
+        ),
         (Ok(()), Some(e)) => (Exit::RunFailed, Some(e)),
         (Ok(()), None) => match run.verdicts.as_ref().filter(|v| v.any_failed()) {
             Some(v) => (
@@ -240,7 +272,10 @@ impl Run {
     /// True when the probes read this machine's CLOCK_MONOTONIC (they run
     /// on this kernel: local and container targets).
     fn probe_clock_is_ours(&self) -> bool {
-        matches!(self.s.target, TargetSpec::Local | TargetSpec::Container { .. })
+        matches!(
+            self.s.target,
+            TargetSpec::Local | TargetSpec::Container { .. }
+        )
     }
 
     /// A probe-reported time as a timeline entry on this machine's clock:
@@ -249,18 +284,30 @@ impl Run {
         if self.probe_clock_is_ours() {
             (probe_t, what.to_string())
         } else {
-            (monotonic_ns(), format!("{what} (target clock {probe_t} ns)"))
+            (
+                monotonic_ns(),
+                format!("{what} (target clock {probe_t} ns)"),
+            )
         }
     }
 
     fn mark(&mut self, what: String) {
-        self.timeline.events.push(TimelineEvent { t_ns: monotonic_ns(), what });
+        self.timeline.events.push(TimelineEvent {
+            t_ns: monotonic_ns(),
+            what,
+        });
     }
 
     fn warn(&mut self, plugin: &str, phase: Option<&str>, error: String) {
         tracing::info!(plugin, ?phase, %error, "plug-in failure");
-        let _ = self.events.send(Event::Warning { message: format!("{plugin}: {error}") });
-        self.failures.push(PluginFailure { plugin: plugin.into(), phase: phase.map(Into::into), error });
+        let _ = self.events.send(Event::Warning {
+            message: format!("{plugin}: {error}"),
+        });
+        self.failures.push(PluginFailure {
+            plugin: plugin.into(),
+            phase: phase.map(Into::into),
+            error,
+        });
     }
 
     /// Signal or node death ends the run.
@@ -270,7 +317,10 @@ impl Run {
         }
         if let Some(n) = self.node.as_mut() {
             if let Ok(Some(status)) = n.try_wait() {
-                return Err(RunError::NodeDied { status: status.to_string(), when: String::new() });
+                return Err(RunError::NodeDied {
+                    status: status.to_string(),
+                    when: String::new(),
+                });
             }
         }
         Ok(())
@@ -280,7 +330,12 @@ impl Run {
     /// the load plug-in writes it in place; on a guest or SSH host it is
     /// written here, packed with `tar`, shipped and unpacked at `datadir`
     /// (RocksDB's files are the same on every little-endian machine).
-    fn seed_datadir(&mut self, datadir: &Path, keys: u64, value_bytes: u64) -> Result<serde_json::Value, RunError> {
+    fn seed_datadir(
+        &mut self,
+        datadir: &Path,
+        keys: u64,
+        value_bytes: u64,
+    ) -> Result<serde_json::Value, RunError> {
         let se = step_err(Step::StartNode);
         let seed = self.s.seed;
         match self.s.target {
@@ -316,9 +371,16 @@ impl Run {
             .status()
             .map_err(|e| se(format!("running tar to pack the seeded datadir: {e}")))?;
         if !st.success() {
-            return Err(se(format!("tar could not pack the seeded datadir {}: {st}", local.display())));
+            return Err(se(format!(
+                "tar could not pack the seeded datadir {}: {st}",
+                local.display()
+            )));
         }
-        let remote = self.target.t().ship(&tarball).map_err(|e| se(format!("shipping the seeded datadir: {e}")))?;
+        let remote = self
+            .target
+            .t()
+            .ship(&tarball)
+            .map_err(|e| se(format!("shipping the seeded datadir: {e}")))?;
         let script = format!(
             "mkdir -p '{d}' && tar -xf '{t}' -C '{d}' && rm -f '{t}'",
             d = datadir.display(),
@@ -327,7 +389,10 @@ impl Run {
         let out = self
             .target
             .t()
-            .exec(&["sh".into(), "-c".into(), script.into()], Duration::from_secs(600))
+            .exec(
+                &["sh".into(), "-c".into(), script.into()],
+                Duration::from_secs(600),
+            )
             .map_err(|e| se(format!("unpacking the seeded datadir on the target: {e}")))?;
         if !out.success() {
             return Err(se(format!(
@@ -340,12 +405,17 @@ impl Run {
 
     fn execute(&mut self) -> Result<(), RunError> {
         self.step(Step::PrepareTarget)?;
-        self.target.t().prepare().map_err(|e| step_err(Step::PrepareTarget)(e.to_string()))?;
+        self.target
+            .t()
+            .prepare()
+            .map_err(|e| step_err(Step::PrepareTarget)(e.to_string()))?;
         // A container shares this host's kernel: the host's facts are the
         // context (and the probes run here, against its cgroup).
         if self.target.probes_on_host() {
             let mut h = vm::LocalTarget::new(vm::LocalTarget::default_scratch(), false);
-            h.prepare().map_err(|e| step_err(Step::PrepareTarget)(format!("host scratch for the probes: {e}")))?;
+            h.prepare().map_err(|e| {
+                step_err(Step::PrepareTarget)(format!("host scratch for the probes: {e}"))
+            })?;
             self.context = context::gather(&mut h);
             self.context.target = Some(self.target.r().info());
             self.host = Some(h);
@@ -358,7 +428,8 @@ impl Run {
 
         if let Some(sd) = self.s.node.seed_db.clone() {
             let report = self.seed_datadir(&datadir, sd.keys, sd.value_bytes)?;
-            std::fs::create_dir_all(self.layout.load_dir()).map_err(|e| step_err(Step::StartNode)(e.to_string()))?;
+            std::fs::create_dir_all(self.layout.load_dir())
+                .map_err(|e| step_err(Step::StartNode)(e.to_string()))?;
             bundle::write_atomic(
                 &self.layout.load_dir().join("seed_db.json"),
                 &serde_json::to_vec_pretty(&report).unwrap_or_default(),
@@ -374,25 +445,37 @@ impl Run {
             metrics: self.target.t().free_port().map_err(|e| se(e.to_string()))?,
             p2p: self.target.t().free_port().map_err(|e| se(e.to_string()))?,
         };
-        let remote_bin = self.target.t().ship(&self.node_binary).map_err(|e| se(e.to_string()))?;
+        let remote_bin = self
+            .target
+            .t()
+            .ship(&self.node_binary)
+            .map_err(|e| se(e.to_string()))?;
         let arch = self.target.r().info().arch;
         self.node_info = match vm::nodebin::inspect(&self.node_binary, &arch) {
             Ok(b) => {
                 for w in &b.warnings {
-                    let _ = self.events.send(Event::Warning { message: format!("node binary: {w}") });
+                    let _ = self.events.send(Event::Warning {
+                        message: format!("node binary: {w}"),
+                    });
                 }
                 serde_json::to_value(&b).ok()
             }
-            Err(e @ vm::nodebin::NodeBinError::ArchMismatch { .. }) => return Err(se(e.to_string())),
+            Err(e @ vm::nodebin::NodeBinError::ArchMismatch { .. }) => {
+                return Err(se(e.to_string()))
+            }
             // A script or unreadable ELF still runs; the manifest just lacks the facts.
             Err(e) => {
-                let _ = self.events.send(Event::Warning { message: format!("node binary not inspected: {e}") });
+                let _ = self.events.send(Event::Warning {
+                    message: format!("node binary not inspected: {e}"),
+                });
                 None
             }
         };
         // The container's image is built at spawn: ask the binary here (same arch).
         self.context.node_version = if self.target.probes_on_host() {
-            self.host.as_mut().and_then(|h| vm::nodebin::version_on(h, &self.node_binary))
+            self.host
+                .as_mut()
+                .and_then(|h| vm::nodebin::version_on(h, &self.node_binary))
         } else {
             vm::nodebin::version_on(self.target.t(), &remote_bin)
         };
@@ -400,7 +483,9 @@ impl Run {
         // line to what this binary's --help lists, and say what changed.
         let wanted = node::node_args(&self.s.node, &datadir, ports, self.target.r().listen_host());
         let accepted = if self.target.probes_on_host() {
-            self.host.as_mut().and_then(|h| vm::nodebin::flags_on(h, &self.node_binary))
+            self.host
+                .as_mut()
+                .and_then(|h| vm::nodebin::flags_on(h, &self.node_binary))
         } else {
             vm::nodebin::flags_on(self.target.t(), &remote_bin)
         };
@@ -409,7 +494,9 @@ impl Run {
         let (mut fitted, notes) = vm::nodebin::fit_args(&wanted[..split], accepted.as_deref());
         fitted.extend_from_slice(&wanted[split..]);
         for n in &notes {
-            let _ = self.events.send(Event::Warning { message: format!("node command line: {n}") });
+            let _ = self.events.send(Event::Warning {
+                message: format!("node command line: {n}"),
+            });
         }
         self.context.node_flag_notes = notes;
         let mut argv = vec![remote_bin.into_os_string()];
@@ -424,12 +511,27 @@ impl Run {
             &serde_json::to_vec_pretty(&cmdline).unwrap_or_default(),
         )
         .map_err(|e| se(e.to_string()))?;
-        let env = self.s.node.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let env = self
+            .s
+            .node
+            .env
+            .iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
         let mut proc = self
             .target
-            .t().spawn(&SpawnSpec { argv, env, cwd: None, stdin: false })
+            .t()
+            .spawn(&SpawnSpec {
+                argv,
+                env,
+                cwd: None,
+                stdin: false,
+            })
             .map_err(|e| se(e.to_string()))?;
-        for (reader, name) in [(proc.take_stdout(), "stdout.log"), (proc.take_stderr(), "stderr.log")] {
+        for (reader, name) in [
+            (proc.take_stdout(), "stdout.log"),
+            (proc.take_stderr(), "stderr.log"),
+        ] {
             if let Some(mut r) = reader {
                 let path = self.layout.node_dir().join(name);
                 self.pumps.push(std::thread::spawn(move || {
@@ -445,9 +547,21 @@ impl Run {
         self.context.node_pid = Some(pid);
         self.context.target = Some(self.target.r().info());
         self.context.target_details = self.target.details();
-        let rpc = self.target.t().forward(ports.rpc).map_err(|e| se(e.to_string()))?;
-        let metrics_addr = self.target.t().forward(ports.metrics).map_err(|e| se(e.to_string()))?;
-        let p2p = self.target.t().forward(ports.p2p).map_err(|e| se(e.to_string()))?;
+        let rpc = self
+            .target
+            .t()
+            .forward(ports.rpc)
+            .map_err(|e| se(e.to_string()))?;
+        let metrics_addr = self
+            .target
+            .t()
+            .forward(ports.metrics)
+            .map_err(|e| se(e.to_string()))?;
+        let p2p = self
+            .target
+            .t()
+            .forward(ports.p2p)
+            .map_err(|e| se(e.to_string()))?;
         let _ = self.events.send(Event::NodeStarted {
             pid,
             rpc: rpc.to_string(),
@@ -458,11 +572,18 @@ impl Run {
 
         self.step(Step::WaitRpc)?;
         // An emulated guest (QEMU TCG) starts the node several times slower.
-        let rpc_wait_s = if self.target.r().info().emulated { 300 } else { 60 };
+        let rpc_wait_s = if self.target.r().info().emulated {
+            300
+        } else {
+            60
+        };
         let deadline = Instant::now() + Duration::from_secs(rpc_wait_s);
         loop {
             self.check().map_err(|e| match e {
-                RunError::NodeDied { status, .. } => RunError::NodeDied { status, when: "before its RPC answered".into() },
+                RunError::NodeDied { status, .. } => RunError::NodeDied {
+                    status,
+                    when: "before its RPC answered".into(),
+                },
                 e => e,
             })?;
             match metrics::rpc(rpc, "eth_blockNumber", Duration::from_secs(2)) {
@@ -478,7 +599,11 @@ impl Run {
         let endpoints = Endpoints {
             rpc,
             metrics: metrics_addr,
-            p2p: if self.s.node.no_network { None } else { Some(p2p) },
+            p2p: if self.s.node.no_network {
+                None
+            } else {
+                Some(p2p)
+            },
             chain_id: self.s.node.chain_id,
             admin_rpc: self.s.node.refnode.as_ref().is_some_and(|r| r.admin),
         };
@@ -494,7 +619,11 @@ impl Run {
             }
         }
 
-        let probe_out = if self.target.probes_on_host() { self.layout.probes_dir() } else { scratch.join("probes") };
+        let probe_out = if self.target.probes_on_host() {
+            self.layout.probes_dir()
+        } else {
+            scratch.join("probes")
+        };
         if !self.s.probes.enable.is_empty() {
             self.step(Step::StartProbes)?;
             let mut qp = QfcProbe::new(
@@ -502,7 +631,12 @@ impl Run {
                 self.s.probes.clone(),
                 self.layout.root.join("probes-stderr.log"),
             );
-            let cgroup = self.context.target_details.container.as_ref().and_then(|c| c.probe_cgroup.clone());
+            let cgroup = self
+                .context
+                .target_details
+                .container
+                .as_ref()
+                .and_then(|c| c.probe_cgroup.clone());
             if let Some(cg) = cgroup {
                 qp = qp.with_cgroup(cg);
             }
@@ -527,7 +661,8 @@ impl Run {
 
         self.step(Step::Phases)?;
         let series_path = self.layout.metrics_series();
-        let mut series = std::fs::File::create(&series_path).map_err(|e| step_err(Step::Phases)(format!("{}: {e}", series_path.display())))?;
+        let mut series = std::fs::File::create(&series_path)
+            .map_err(|e| step_err(Step::Phases)(format!("{}: {e}", series_path.display())))?;
         let phases = self.s.phases.clone();
         for (i, phase) in phases.iter().enumerate() {
             self.check()?;
@@ -567,7 +702,11 @@ impl Run {
             let duration = Duration::from_secs(phase.duration_s);
             let run_load = load_ok && !phase.load.is_empty();
             if !phase.load.is_empty() && !load_ok {
-                self.warn("load", Some(&phase.name), "phase ran without its load (the load generator is not connected)".into());
+                self.warn(
+                    "load",
+                    Some(&phase.name),
+                    "phase ran without its load (the load generator is not connected)".into(),
+                );
             }
             let interval = self.s.bundle.metrics_interval_s;
             // The load runs on its own thread; this one keeps time, watches
@@ -590,7 +729,10 @@ impl Run {
                     }
                     if let Some(n) = self.node.as_mut() {
                         if let Ok(Some(st)) = n.try_wait() {
-                            break Err(RunError::NodeDied { status: st.to_string(), when: format!("during phase {}", phase.name) });
+                            break Err(RunError::NodeDied {
+                                status: st.to_string(),
+                                when: format!("during phase {}", phase.name),
+                            });
                         }
                     }
                     let elapsed = begin.elapsed();
@@ -614,11 +756,16 @@ impl Run {
                 // Give the load a bounded grace to finish its phase, then cancel it.
                 let load_result = handle.map(|h| {
                     let grace = Instant::now() + Duration::from_secs(15);
-                    while !h.is_finished() && Instant::now() < grace && signals::requested().is_none() {
+                    while !h.is_finished()
+                        && Instant::now() < grace
+                        && signals::requested().is_none()
+                    {
                         std::thread::sleep(Duration::from_millis(50));
                     }
                     cancel.store(true, Ordering::SeqCst);
-                    h.join().unwrap_or_else(|_| Err(load::LoadPluginError::Failed("load thread panicked".into())))
+                    h.join().unwrap_or_else(|_| {
+                        Err(load::LoadPluginError::Failed("load thread panicked".into()))
+                    })
                 });
                 (outcome, load_result)
             });
@@ -626,7 +773,10 @@ impl Run {
                 Some(Ok(summary)) => {
                     let path = load_dir.join("summary.json");
                     if !path.exists() {
-                        let _ = bundle::write_atomic(&path, &serde_json::to_vec_pretty(&summary).unwrap_or_default());
+                        let _ = bundle::write_atomic(
+                            &path,
+                            &serde_json::to_vec_pretty(&summary).unwrap_or_default(),
+                        );
                     }
                 }
                 Some(Err(e)) => self.warn("load", Some(&phase.name), e.to_string()),
@@ -637,9 +787,18 @@ impl Run {
                 w.end_ns = Some(end_ns);
                 w.completed = outcome.is_ok();
             }
-            let _ = self.events.send(Event::PhaseEnded { name: phase.name.clone(), t_ns: end_ns });
+            let _ = self.events.send(Event::PhaseEnded {
+                name: phase.name.clone(),
+                t_ns: end_ns,
+            });
             // Boundary scrape, also for an interrupted phase (what it has).
-            match metrics::http(metrics_addr, "GET", "/metrics", None, Duration::from_secs(3)) {
+            match metrics::http(
+                metrics_addr,
+                "GET",
+                "/metrics",
+                None,
+                Duration::from_secs(3),
+            ) {
                 Ok(text) => {
                     let _ = std::fs::write(self.layout.metrics_phase(&phase.name), text);
                 }
@@ -674,7 +833,9 @@ impl Run {
             p.abort();
             self.mark("probes aborted".into());
         }
-        let _ = self.events.send(Event::Step { step: Step::StopNode });
+        let _ = self.events.send(Event::Step {
+            step: Step::StopNode,
+        });
         if let Some(mut n) = self.node.take() {
             match n.terminate(Duration::from_secs(10)) {
                 Ok(st) => self.mark(format!("node stopped ({st})")),
@@ -686,13 +847,27 @@ impl Run {
         }
         // Probe output lives on the target until fetched.
         let probe_out = self.target.t().scratch_dir().join("probes");
-        if !self.target.probes_on_host() && (probe_out.exists() || !matches!(self.s.target, TargetSpec::Local)) {
-            if let Err(e) = self.target.t().fetch_dir(&probe_out, &self.layout.probes_dir()) {
-                self.failures.push(PluginFailure { plugin: "probes".into(), phase: None, error: format!("collecting probe output: {e}") });
+        if !self.target.probes_on_host()
+            && (probe_out.exists() || !matches!(self.s.target, TargetSpec::Local))
+        {
+            if let Err(e) = self
+                .target
+                .t()
+                .fetch_dir(&probe_out, &self.layout.probes_dir())
+            {
+                self.failures.push(PluginFailure {
+                    plugin: "probes".into(),
+                    phase: None,
+                    error: format!("collecting probe output: {e}"),
+                });
             }
         }
         if let Err(e) = self.target.t().teardown() {
-            self.failures.push(PluginFailure { plugin: "target".into(), phase: None, error: format!("teardown: {e}") });
+            self.failures.push(PluginFailure {
+                plugin: "target".into(),
+                phase: None,
+                error: format!("teardown: {e}"),
+            });
         }
         if let Some(mut h) = self.host.take() {
             let _ = h.teardown();
@@ -706,8 +881,16 @@ impl Run {
         let _ = std::fs::remove_dir_all(self.layout.root.join(".target"));
     }
 
-    fn write_bundle(&mut self, loaded: &Loaded, started_utc: &str, status: Status, error: Option<String>) -> std::io::Result<()> {
-        let _ = self.events.send(Event::Step { step: Step::WriteBundle });
+    fn write_bundle(
+        &mut self,
+        loaded: &Loaded,
+        started_utc: &str,
+        status: Status,
+        error: Option<String>,
+    ) -> std::io::Result<()> {
+        let _ = self.events.send(Event::Step {
+            step: Step::WriteBundle,
+        });
         let l = &self.layout;
         std::fs::write(l.scenario(), &loaded.text)?;
         let stderr_log = l.root.join("probes-stderr.log");
@@ -718,21 +901,38 @@ impl Run {
         if !self.failures.is_empty() {
             // One file per plug-in failure list, next to the plug-in's output.
             for plugin in ["probes", "load"] {
-                let fs: Vec<&PluginFailure> = self.failures.iter().filter(|f| f.plugin == plugin).collect();
+                let fs: Vec<&PluginFailure> = self
+                    .failures
+                    .iter()
+                    .filter(|f| f.plugin == plugin)
+                    .collect();
                 if !fs.is_empty() {
                     let dir = l.root.join(plugin);
                     std::fs::create_dir_all(&dir)?;
-                    std::fs::write(dir.join("failure.json"), serde_json::to_vec_pretty(&fs).map_err(std::io::Error::other)?)?;
+                    std::fs::write(
+                        dir.join("failure.json"),
+                        serde_json::to_vec_pretty(&fs).map_err(std::io::Error::other)?,
+                    )?;
                 }
             }
         }
-        std::fs::write(l.context_json(), serde_json::to_vec_pretty(&self.context).map_err(std::io::Error::other)?)?;
+        std::fs::write(
+            l.context_json(),
+            serde_json::to_vec_pretty(&self.context).map_err(std::io::Error::other)?,
+        )?;
         std::fs::write(l.context_txt(), context::render_text(&self.context))?;
-        std::fs::write(l.timeline(), serde_json::to_vec_pretty(&self.timeline).map_err(std::io::Error::other)?)?;
+        std::fs::write(
+            l.timeline(),
+            serde_json::to_vec_pretty(&self.timeline).map_err(std::io::Error::other)?,
+        )?;
         // The report reads what was just written; it is sealed into the manifest with it.
         match crate::report::finish_run(&l.root) {
             Ok(o) => self.verdicts = Some(o.verdicts),
-            Err(e) => self.failures.push(PluginFailure { plugin: "report".into(), phase: None, error: e.to_string() }),
+            Err(e) => self.failures.push(PluginFailure {
+                plugin: "report".into(),
+                phase: None,
+                error: e.to_string(),
+            }),
         }
         let expectations = match &self.verdicts {
             _ if self.s.expects.is_empty() => "none",
@@ -753,14 +953,25 @@ impl Run {
             overrides: loaded.overrides.clone(),
             scenario_resolved: serde_json::to_value(&self.s).map_err(std::io::Error::other)?,
             qfc_lab_version: env!("CARGO_PKG_VERSION").into(),
-            qfc_lab_git_commit: option_env!("QFC_LAB_GIT_COMMIT").unwrap_or("unknown").into(),
+            qfc_lab_git_commit: option_env!("QFC_LAB_GIT_COMMIT")
+                .unwrap_or("unknown")
+                .into(),
             node_binary: Some(self.node_binary.display().to_string()),
             node_binary_blake3: bundle::hash_file(&self.node_binary).ok(),
             started_utc: started_utc.into(),
             ended_utc: utc_now(),
             expectations: expectations.into(),
-            target: self.context.target.as_ref().and_then(|t| serde_json::to_value(t).ok()),
-            image_key: self.context.target_details.image.as_ref().map(|i| i.key.clone()),
+            target: self
+                .context
+                .target
+                .as_ref()
+                .and_then(|t| serde_json::to_value(t).ok()),
+            image_key: self
+                .context
+                .target_details
+                .image
+                .as_ref()
+                .map(|i| i.key.clone()),
             node_binary_info: self.node_info.clone(),
             files: Default::default(),
         };
@@ -772,7 +983,9 @@ impl Run {
 fn scrape_series(out: &mut std::fs::File, addr: std::net::SocketAddr, phase: &str) {
     let t_ns = monotonic_ns();
     let line = match metrics::http(addr, "GET", "/metrics", None, Duration::from_secs(1)) {
-        Ok(text) => serde_json::json!({"t_ns": t_ns, "phase": phase, "samples": metrics::parse_prom(&text)}),
+        Ok(text) => {
+            serde_json::json!({"t_ns": t_ns, "phase": phase, "samples": metrics::parse_prom(&text)})
+        }
         Err(e) => serde_json::json!({"t_ns": t_ns, "phase": phase, "error": e.to_string()}),
     };
     let _ = writeln!(out, "{line}");
@@ -782,4 +995,3 @@ fn scrape_series(out: &mut std::fs::File, addr: std::net::SocketAddr, phase: &st
 pub fn default_dir(s: &Scenario) -> PathBuf {
     bundle_dir(&s.bundle.dir, &s.name, "<utc>")
 }
-

@@ -29,7 +29,11 @@ pub enum ProbeError {
     #[error("qfc-probe did not answer `{command}` within {timeout_s} s")]
     Timeout { command: String, timeout_s: u64 },
     #[error("qfc-probe exited while waiting for `{command}` ({status}); its stderr: {stderr}")]
-    Exited { command: String, status: String, stderr: String },
+    Exited {
+        command: String,
+        status: String,
+        stderr: String,
+    },
     #[error("qfc-probe answered {line:?} to `{command}`")]
     Protocol { command: String, line: String },
 }
@@ -61,7 +65,10 @@ pub fn probe_args(spec: &ProbeSpec, pid: u32, cgroup: Option<&Path>, out: &Path)
     let names: Vec<&str> = spec.enable.iter().map(|p| p.as_str()).collect();
     a.extend(["--probes".into(), names.join(",").into()]);
     a.extend(["--hz".into(), spec.oncpu_hz.to_string().into()]);
-    a.extend(["--min-offcpu-us".into(), spec.offcpu_min_us.to_string().into()]);
+    a.extend([
+        "--min-offcpu-us".into(),
+        spec.offcpu_min_us.to_string().into(),
+    ]);
     a.extend(["--map-entries".into(), spec.map_entries.to_string().into()]);
     a.extend(["--control".into(), "stdin".into()]);
     a
@@ -116,30 +123,53 @@ impl QfcProbe {
         }
     }
 
-    fn expect(&mut self, command: &str, prefix: &str, timeout: Duration) -> Result<u64, ProbeError> {
-        let rx = self.lines.as_ref().ok_or_else(|| ProbeError::Start("session not attached".into()))?;
+    fn expect(
+        &mut self,
+        command: &str,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<u64, ProbeError> {
+        let rx = self
+            .lines
+            .as_ref()
+            .ok_or_else(|| ProbeError::Start("session not attached".into()))?;
         match rx.recv_timeout(timeout) {
             Ok(line) => {
                 let rest = line.strip_prefix(prefix).map(str::trim);
                 rest.and_then(|r| r.rsplit(' ').next())
                     .and_then(|ns| ns.parse::<u64>().ok())
-                    .ok_or(ProbeError::Protocol { command: command.into(), line })
+                    .ok_or(ProbeError::Protocol {
+                        command: command.into(),
+                        line,
+                    })
             }
-            Err(RecvTimeoutError::Timeout) => {
-                Err(ProbeError::Timeout { command: command.into(), timeout_s: timeout.as_secs() })
-            }
+            Err(RecvTimeoutError::Timeout) => Err(ProbeError::Timeout {
+                command: command.into(),
+                timeout_s: timeout.as_secs(),
+            }),
             Err(RecvTimeoutError::Disconnected) => {
-                let status = match self.proc.as_mut().map(|p| p.terminate(Duration::from_secs(2))) {
+                let status = match self
+                    .proc
+                    .as_mut()
+                    .map(|p| p.terminate(Duration::from_secs(2)))
+                {
                     Some(Ok(s)) => s.to_string(),
                     _ => "unknown status".into(),
                 };
-                Err(ProbeError::Exited { command: command.into(), status, stderr: self.stderr_tail() })
+                Err(ProbeError::Exited {
+                    command: command.into(),
+                    status,
+                    stderr: self.stderr_tail(),
+                })
             }
         }
     }
 
     fn send(&mut self, line: &str) -> Result<(), ProbeError> {
-        let w = self.stdin.as_mut().ok_or_else(|| ProbeError::Start("session not attached".into()))?;
+        let w = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| ProbeError::Start("session not attached".into()))?;
         w.write_all(format!("{line}\n").as_bytes())
             .and_then(|_| w.flush())
             .map_err(|e| ProbeError::Exited {
@@ -155,11 +185,17 @@ impl ProbePlugin for QfcProbe {
         if !self.binary.is_file() {
             return Err(ProbeError::Missing(self.binary.clone()));
         }
-        let remote: TargetPath = target.ship(&self.binary).map_err(|e| ProbeError::Start(e.to_string()))?;
+        let remote: TargetPath = target
+            .ship(&self.binary)
+            .map_err(|e| ProbeError::Start(e.to_string()))?;
         let mut argv = vec![remote.into_os_string()];
         argv.extend(probe_args(&self.spec, pid, self.cgroup.as_deref(), out));
         let mut p = target
-            .spawn(&SpawnSpec { argv, stdin: true, ..Default::default() })
+            .spawn(&SpawnSpec {
+                argv,
+                stdin: true,
+                ..Default::default()
+            })
             .map_err(|e| ProbeError::Start(e.to_string()))?;
         self.stdin = p.take_stdin();
         let (tx, rx) = channel();
@@ -229,13 +265,20 @@ mod tests {
             offcpu_min_us: 1,
             map_entries: 10,
         };
-        let a: Vec<String> =
-            probe_args(&spec, 7, None, Path::new("/o")).into_iter().map(|s| s.into_string().unwrap()).collect();
-        assert_eq!(a.join(" "), "--pid 7 --out /o --probes fsync,oncpu --hz 49 --min-offcpu-us 1 --map-entries 10 --control stdin");
-        let c: Vec<String> = probe_args(&spec, 7, Some(Path::new("/sys/fs/cgroup/x")), Path::new("/o"))
+        let a: Vec<String> = probe_args(&spec, 7, None, Path::new("/o"))
             .into_iter()
             .map(|s| s.into_string().unwrap())
             .collect();
+        assert_eq!(a.join(" "), "--pid 7 --out /o --probes fsync,oncpu --hz 49 --min-offcpu-us 1 --map-entries 10 --control stdin");
+        let c: Vec<String> = probe_args(
+            &spec,
+            7,
+            Some(Path::new("/sys/fs/cgroup/x")),
+            Path::new("/o"),
+        )
+        .into_iter()
+        .map(|s| s.into_string().unwrap())
+        .collect();
         assert_eq!(c[..2].join(" "), "--cgroup /sys/fs/cgroup/x");
     }
 
@@ -250,7 +293,11 @@ mod tests {
             "#!/bin/sh\necho ready 10\nwhile read cmd arg; do\n  case $cmd in\n    phase) echo \"phase $arg 20\";;\n    stop) echo stopped 30; exit 0;;\n  esac\ndone\n",
         )
         .unwrap();
-        std::process::Command::new("chmod").arg("+x").arg(&script).status().unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&script)
+            .status()
+            .unwrap();
         let mut t = vm::LocalTarget::new(dir.path().join("scratch"), false);
         t.prepare().unwrap();
         let spec = ProbeSpec {
@@ -280,7 +327,10 @@ mod tests {
             map_entries: 10,
         };
         let mut p = QfcProbe::new("/nonexistent/qfc-probe".into(), spec, "/tmp/x.log".into());
-        let e = p.attach(&mut t, 1, Path::new("/tmp")).unwrap_err().to_string();
+        let e = p
+            .attach(&mut t, 1, Path::new("/tmp"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/nonexistent/qfc-probe"), "{e}");
         t.teardown().unwrap();
     }

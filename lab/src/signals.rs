@@ -12,7 +12,11 @@ extern "C" fn record(sig: libc::c_int) {
 /// Installs the handlers for SIGINT and SIGTERM.
 pub fn install() -> nix::Result<()> {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    let action = SigAction::new(SigHandler::Handler(record), SaFlags::SA_RESTART, SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(record),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
     for s in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: the handler only stores into an atomic (async-signal-safe).
         unsafe { sigaction(s, &action) }?;

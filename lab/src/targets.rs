@@ -116,7 +116,10 @@ fn vm_accel(a: Accel) -> vm::Accel {
 
 /// The workspace this qfc-lab was built from (for cross-builds).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// Expands a leading `~/` with `$HOME`.
@@ -135,7 +138,11 @@ pub fn ssh_config(s: &SshSpec) -> SshTargetConfig {
         user: s.user.clone(),
         key: expand_home(&s.key),
         known_hosts: expand_home(&s.known_hosts),
-        workdir: format!("{}/run-{}", s.workdir.trim_end_matches('/'), std::process::id()),
+        workdir: format!(
+            "{}/run-{}",
+            s.workdir.trim_end_matches('/'),
+            std::process::id()
+        ),
     }
 }
 
@@ -161,31 +168,46 @@ pub fn build(
 ) -> Result<(AnyTarget, Binaries), String> {
     match &s.target {
         TargetSpec::Local => Ok((
-            AnyTarget::Local(LocalTarget::new(LocalTarget::default_scratch(), keep_scratch)),
+            AnyTarget::Local(LocalTarget::new(
+                LocalTarget::default_scratch(),
+                keep_scratch,
+            )),
             Binaries::default(),
         )),
         TargetSpec::Container { image } => Ok((
-            AnyTarget::Container(Box::new(ContainerTarget::new(ContainerConfig::new(image.clone())))),
+            AnyTarget::Container(Box::new(ContainerTarget::new(ContainerConfig::new(
+                image.clone(),
+            )))),
             Binaries::default(),
         )),
-        TargetSpec::Ssh(spec) => Ok((AnyTarget::Ssh(SshTarget::new(ssh_config(spec))), Binaries::default())),
+        TargetSpec::Ssh(spec) => Ok((
+            AnyTarget::Ssh(SshTarget::new(ssh_config(spec))),
+            Binaries::default(),
+        )),
         TargetSpec::Qemu(q) => {
             let cfg = qemu_config(q);
             let opts = vm::BuildOptions::new(cfg.arch);
             let image = match vm::image::cached(&opts.clone()).map_err(|e| e.to_string())? {
                 Some(i) => {
-                    progress(format!("guest image {} (cached)", &i.key[..16.min(i.key.len())]));
+                    progress(format!(
+                        "guest image {} (cached)",
+                        &i.key[..16.min(i.key.len())]
+                    ));
                     i
                 }
                 None => {
-                    progress(format!("building the {} guest image (first use: minutes)", cfg.arch.as_str()));
+                    progress(format!(
+                        "building the {} guest image (first use: minutes)",
+                        cfg.arch.as_str()
+                    ));
                     let (tx, rx) = channel::<vm::image::Progress>();
                     let built = std::thread::scope(|sc| {
                         let h = sc.spawn(move || vm::image::build(&opts, &tx));
                         for p in rx {
                             progress(format!("image: {p:?}"));
                         }
-                        h.join().map_err(|_| "the image build thread panicked".to_string())
+                        h.join()
+                            .map_err(|_| "the image build thread panicked".to_string())
                     })?;
                     built.map_err(|e| format!("building the guest image: {e}"))?
                 }
@@ -201,7 +223,8 @@ pub fn build(
                 if s.node.kind != NodeKind::Refnode || s.node.binary.is_some() {
                     copts.bins.retain(|(_, b)| b == "qfc-probe");
                 }
-                let built = vm::cross::build(&copts).map_err(|e| format!("cross-building for the guest: {e}"))?;
+                let built = vm::cross::build(&copts)
+                    .map_err(|e| format!("cross-building for the guest: {e}"))?;
                 for (name, path) in built {
                     match name.as_str() {
                         "qfc-refnode" => bins.node = Some(path),
@@ -210,7 +233,10 @@ pub fn build(
                     }
                 }
             }
-            Ok((AnyTarget::Qemu(Box::new(QemuTarget::new(cfg, image, run_dir.to_path_buf()))), bins))
+            Ok((
+                AnyTarget::Qemu(Box::new(QemuTarget::new(cfg, image, run_dir.to_path_buf()))),
+                bins,
+            ))
         }
     }
 }
@@ -232,16 +258,31 @@ mod tests {
         let c = ssh_config(&spec);
         assert_eq!(c.known_hosts, PathBuf::from("/etc/kh"));
         assert!(!c.key.starts_with("~"), "{:?}", c.key);
-        assert_eq!(c.workdir, format!("/tmp/qfc-lab/run-{}", std::process::id()));
+        assert_eq!(
+            c.workdir,
+            format!("/tmp/qfc-lab/run-{}", std::process::id())
+        );
     }
 
     #[test]
     fn qemu_config_maps_every_field() {
-        let q = QemuSpec { arch: Arch::Aarch64, cpus: 3, mem_mib: 1024, accel: Accel::Tcg, boot_timeout_s: 90 };
+        let q = QemuSpec {
+            arch: Arch::Aarch64,
+            cpus: 3,
+            mem_mib: 1024,
+            accel: Accel::Tcg,
+            boot_timeout_s: 90,
+        };
         let c = qemu_config(&q);
         assert_eq!(
             c,
-            QemuConfig { arch: vm::Arch::Aarch64, cpus: 3, mem_mib: 1024, accel: vm::Accel::Tcg, boot_timeout_s: 90 }
+            QemuConfig {
+                arch: vm::Arch::Aarch64,
+                cpus: 3,
+                mem_mib: 1024,
+                accel: vm::Accel::Tcg,
+                boot_timeout_s: 90
+            }
         );
     }
 }

@@ -33,30 +33,66 @@ fn t1_fixture_headlines() -> Result<(), Failed> {
     let p = t1::import(&data().join("t1"))?;
     close("oncpu.samples", fig(&p, "oncpu.samples")?, 100.0)?;
     close("hashing", fig(&p, "oncpu.share{area=hashing}")?, 47.0)?;
-    close("log formatting", fig(&p, "oncpu.share{area=log_formatting}")?, 17.0)?;
+    close(
+        "log formatting",
+        fig(&p, "oncpu.share{area=log_formatting}")?,
+        17.0,
+    )?;
     close("allocator", fig(&p, "oncpu.share{area=allocator}")?, 10.0)?;
     close("rocksdb", fig(&p, "oncpu.share{area=rocksdb}")?, 3.0)?;
     close("network", fig(&p, "oncpu.share{area=network}")?, 8.0)?;
     close("kernel", fig(&p, "oncpu.share{area=kernel}")?, 10.0)?;
     close("other", fig(&p, "oncpu.share{area=other}")?, 5.0)?;
-    close("blake3 frames", fig(&p, "oncpu.share_matching:blake3::")?, 47.0)?;
+    close(
+        "blake3 frames",
+        fig(&p, "oncpu.share_matching:blake3::")?,
+        47.0,
+    )?;
     close("alloy fsyncs", fig(&p, "fsync.count{comm=alloy}")?, 6.0)?;
-    close("node_exporter fsyncs", fig(&p, "fsync.count{comm=node_exporter}")?, 2.0)?;
-    close("qfc-node fsyncs", fig(&p, "fsync.count{comm=qfc-node}")?, 0.0)?;
+    close(
+        "node_exporter fsyncs",
+        fig(&p, "fsync.count{comm=node_exporter}")?,
+        2.0,
+    )?;
+    close(
+        "qfc-node fsyncs",
+        fig(&p, "fsync.count{comm=qfc-node}")?,
+        0.0,
+    )?;
     close("fsync p99", fig(&p, "fsync.p99_us{comm=alloy}")?, 8192.0)?;
     // the two @bio_by_rwbs_us[W] are merged: 50 + 50 requests, 2 in [32K, 64K)
     close("bio W count", fig(&p, "bio.count{rwbs=W}")?, 100.0)?;
     close("bio W p99", fig(&p, "bio.p99_us{rwbs=W}")?, 65536.0)?;
     close("bio W bytes", fig(&p, "bio.bytes{rwbs=W}")?, 409600.0)?;
     close("writes", fig(&p, "writepath.writes")?, 1502.0)?;
-    close("writes/s over 25 s", fig(&p, "writepath.writes_per_s")?, 1502.0 / 25.0)?;
-    close("tokio writes", fig(&p, "writepath.writes{comm=tokio-rt-worker}")?, 500.0)?;
-    close("runc writes", fig(&p, "writepath.writes{comm=runc:[0:PARENT]}")?, 18.0)?;
+    close(
+        "writes/s over 25 s",
+        fig(&p, "writepath.writes_per_s")?,
+        1502.0 / 25.0,
+    )?;
+    close(
+        "tokio writes",
+        fig(&p, "writepath.writes{comm=tokio-rt-worker}")?,
+        500.0,
+    )?;
+    close(
+        "runc writes",
+        fig(&p, "writepath.writes{comm=runc:[0:PARENT]}")?,
+        18.0,
+    )?;
     close("wp fsyncs", fig(&p, "writepath.fsyncs")?, 3.0)?;
-    close("write p99 ([0], [1] buckets)", fig(&p, "writepath.p99_us{syscall=write}")?, 4.0)?;
+    close(
+        "write p99 ([0], [1] buckets)",
+        fig(&p, "writepath.p99_us{syscall=write}")?,
+        4.0,
+    )?;
     close("offcpu total", fig(&p, "offcpu.total_s")?, 10.0)?;
     close("offcpu futex", fig(&p, "offcpu.share{reason=futex}")?, 75.0)?;
-    close("offcpu network", fig(&p, "offcpu.share{reason=network}")?, 25.0)?;
+    close(
+        "offcpu network",
+        fig(&p, "offcpu.share{reason=network}")?,
+        25.0,
+    )?;
     close("no disk stall", fig(&p, "offcpu.disk_write_stall")?, 0.0)?;
     let notes = p.notes.join("\n");
     for want in [
@@ -89,10 +125,26 @@ fn t1_dir() -> PathBuf {
 fn t1_real_capture() -> Result<(), Failed> {
     let p = t1::import(&t1_dir())?;
     close("samples", fig(&p, "oncpu.samples")?, 1987.0)?;
-    close("blake3", fig(&p, "oncpu.share_matching:blake3")?, 100.0 * 935.0 / 1987.0)?;
-    close("tracing", fig(&p, "oncpu.share_matching:tracing_subscriber")?, 100.0 * 335.0 / 1987.0)?;
-    close("hashing area", fig(&p, "oncpu.share{area=hashing}")?, 100.0 * 935.0 / 1987.0)?;
-    close("log area", fig(&p, "oncpu.share{area=log_formatting}")?, 100.0 * 335.0 / 1987.0)?;
+    close(
+        "blake3",
+        fig(&p, "oncpu.share_matching:blake3")?,
+        100.0 * 935.0 / 1987.0,
+    )?;
+    close(
+        "tracing",
+        fig(&p, "oncpu.share_matching:tracing_subscriber")?,
+        100.0 * 335.0 / 1987.0,
+    )?;
+    close(
+        "hashing area",
+        fig(&p, "oncpu.share{area=hashing}")?,
+        100.0 * 935.0 / 1987.0,
+    )?;
+    close(
+        "log area",
+        fig(&p, "oncpu.share{area=log_formatting}")?,
+        100.0 * 335.0 / 1987.0,
+    )?;
     let alloc = fig(&p, "oncpu.share{area=allocator}")?;
     if !(9.0..=11.0).contains(&alloc) {
         return Err(format!("allocator share {alloc}%, T1 says about 10%").into());
@@ -104,11 +156,23 @@ fn t1_real_capture() -> Result<(), Failed> {
     close("alloy fsyncs", fig(&p, "fsync.count{comm=alloy}")?, 6.0)?;
     close("all fsyncs", fig(&p, "fsync.count")?, 6.0)?;
     close("writes", fig(&p, "writepath.writes")?, 1_336_096.0)?;
-    close("tokio writes", fig(&p, "writepath.writes{comm=tokio-rt-worker}")?, 503_774.0)?;
+    close(
+        "tokio writes",
+        fig(&p, "writepath.writes{comm=tokio-rt-worker}")?,
+        503_774.0,
+    )?;
     close("no disk stall", fig(&p, "offcpu.disk_write_stall")?, 0.0)?;
     let futex = fig(&p, "offcpu.share{reason=futex}")?;
-    close("futex share", futex, 100.0 * (14997651.0 + 60000926.0) / (14997651.0 + 14997714.0 + 60000926.0))?;
-    if !p.notes.iter().any(|n| n.contains("@bio_by_rwbs_us[W] appeared more than once")) {
+    close(
+        "futex share",
+        futex,
+        100.0 * (14997651.0 + 60000926.0) / (14997651.0 + 14997714.0 + 60000926.0),
+    )?;
+    if !p
+        .notes
+        .iter()
+        .any(|n| n.contains("@bio_by_rwbs_us[W] appeared more than once"))
+    {
         return Err("the duplicated @bio_by_rwbs_us[W] was not reported".into());
     }
     Ok(())
@@ -193,9 +257,15 @@ fn golden_synced_on() -> Result<(), Failed> {
     let out = render_case("synced-on")?;
     let v = &out.verdicts;
     if v.any_failed() || v.pass != 4 || v.cannot_evaluate != 1 {
-        return Err(format!("synced commit on: want 4 pass, 0 fail, 1 cannot evaluate; got {v:?}").into());
+        return Err(
+            format!("synced commit on: want 4 pass, 0 fail, 1 cannot evaluate; got {v:?}").into(),
+        );
     }
-    let c = v.verdicts.iter().find(|x| x.status == Status::CannotEvaluate).unwrap();
+    let c = v
+        .verdicts
+        .iter()
+        .find(|x| x.status == Status::CannotEvaluate)
+        .unwrap();
     if c.reason.as_deref() != Some("no tx workload ran in this phase") {
         return Err(format!("cannot-evaluate reason: {:?}", c.reason).into());
     }
@@ -219,15 +289,27 @@ fn diff_off_on() -> Result<(), Failed> {
             return Err(format!("diff sentences lack {want:?}:\n{s}").into());
         }
     }
-    for f in ["stress-oncpu-diff.svg", "stress-offcpu-diff.svg", "diff.md", "diff.html"] {
+    for f in [
+        "stress-oncpu-diff.svg",
+        "stress-offcpu-diff.svg",
+        "diff.md",
+        "diff.html",
+    ] {
         if !tmp.path().join(f).is_file() {
             return Err(format!("diff --out wrote no {f}").into());
         }
     }
-    golden(&data().join("report/diff-off-on/expected/diff.md"), &d.markdown)?;
+    golden(
+        &data().join("report/diff-off-on/expected/diff.md"),
+        &d.markdown,
+    )?;
     // and the other way round
     let r = report::diff_bundles(&b, &a, None)?;
-    if !r.sentences.iter().any(|l| l.contains("the disk-write stall disappeared")) {
+    if !r
+        .sentences
+        .iter()
+        .any(|l| l.contains("the disk-write stall disappeared"))
+    {
         return Err(format!("reverse diff: {:?}", r.sentences).into());
     }
     Ok(())
@@ -241,7 +323,10 @@ fn diff_warns_on_seed() -> Result<(), Failed> {
     let scen = std::fs::read_to_string(b.join("scenario.toml"))?.replace("seed = 7", "seed = 8");
     std::fs::write(b.join("scenario.toml"), scen)?;
     let d = report::diff_bundles(&data().join("report/synced-off/bundle"), &b, None)?;
-    if !d.markdown.contains("**Warning:** the bundles used different seeds (7 and 8)") {
+    if !d
+        .markdown
+        .contains("**Warning:** the bundles used different seeds (7 and 8)")
+    {
         return Err("no seed warning".into());
     }
     Ok(())
@@ -260,8 +345,15 @@ fn missing_evidence_cannot_evaluate() -> Result<(), Failed> {
     if v.cannot_evaluate != 3 || v.any_failed() {
         return Err(format!("{v:?}").into());
     }
-    let r: Vec<&str> = v.verdicts.iter().map(|x| x.reason.as_deref().unwrap_or("")).collect();
-    if !r[0].contains("no fsync evidence") || !r[1].contains("unknown figure") || !r[2].contains("no phase \"gone\"") {
+    let r: Vec<&str> = v
+        .verdicts
+        .iter()
+        .map(|x| x.reason.as_deref().unwrap_or(""))
+        .collect();
+    if !r[0].contains("no fsync evidence")
+        || !r[1].contains("unknown figure")
+        || !r[2].contains("no phase \"gone\"")
+    {
         return Err(format!("reasons: {r:?}").into());
     }
     Ok(())
@@ -269,7 +361,10 @@ fn missing_evidence_cannot_evaluate() -> Result<(), Failed> {
 
 /// A baseline comparison with T1 shows T1's figures next to the bundle's.
 fn baseline_t1() -> Result<(), Failed> {
-    let md = report::import_t1(&data().join("t1"), Some(&data().join("report/synced-on/bundle")))?;
+    let md = report::import_t1(
+        &data().join("t1"),
+        Some(&data().join("report/synced-on/bundle")),
+    )?;
     if !md.contains("| `oncpu.share{area=hashing}` | 60% | 40% | 47% |") {
         return Err(format!("baseline table:\n{md}").into());
     }
@@ -287,12 +382,21 @@ fn emulated_warning() -> Result<(), Failed> {
     )?;
     report::render_bundle(&dir, &report::RenderOptions::default())?;
     let md = std::fs::read_to_string(dir.join("report.md"))?;
-    if !md.contains("> **Warning:** the target is emulated (QEMU TCG)") || !md.contains("- target: qemu, aarch64, tcg") {
+    if !md.contains("> **Warning:** the target is emulated (QEMU TCG)")
+        || !md.contains("- target: qemu, aarch64, tcg")
+    {
         return Err("no emulation warning in report.md".into());
     }
     let b = Bundle::load(&dir)?;
     let p = &b.phases[1];
-    let v = eval_name("capture.emulated", p, &Ctx { emulated: b.emulated }).map_err(|e| e.to_string())?;
+    let v = eval_name(
+        "capture.emulated",
+        p,
+        &Ctx {
+            emulated: b.emulated,
+        },
+    )
+    .map_err(|e| e.to_string())?;
     close("capture.emulated", v, 1.0)
 }
 
@@ -325,7 +429,10 @@ fn hdr_and_malformed_inputs() -> Result<(), Failed> {
     v.push(500_000);
     write_hdr(&dir.join("load/stress/rpc.hdr"), &v)?;
     std::fs::create_dir_all(dir.join("load/warmup"))?;
-    std::fs::write(dir.join("load/warmup/summary.json"), r#"{"workloads": {"rpc": {"requests": 100, "errors": 0}}}"#)?;
+    std::fs::write(
+        dir.join("load/warmup/summary.json"),
+        r#"{"workloads": {"rpc": {"requests": 100, "errors": 0}}}"#,
+    )?;
     write_hdr(&dir.join("load/warmup/rpc.hdr"), &[2000u64; 100])?;
     let b = Bundle::load(&dir)?;
     let ctx = Ctx::default();
@@ -354,7 +461,10 @@ fn hdr_and_malformed_inputs() -> Result<(), Failed> {
     std::fs::write(dir.join("load/warmup/summary.json"), "{not json")?;
     let b = Bundle::load(&dir)?;
     let w = &b.phases[0];
-    if !w.missing.get("load").is_some_and(|r| r.contains("absent or unreadable"))
+    if !w
+        .missing
+        .get("load")
+        .is_some_and(|r| r.contains("absent or unreadable"))
         || !w.notes.iter().any(|n| n.contains("skipped: malformed"))
     {
         return Err(format!("missing: {:?}, notes: {:?}", w.missing, w.notes).into());
@@ -369,7 +479,10 @@ fn validate_checks_figure_names() -> Result<(), Failed> {
     if let Err(e) = lab::scenario::parse("ok.toml", &src) {
         return Err(format!("the fixture scenario must validate: {e}").into());
     }
-    let bad = src.replace("figure = \"fsync.per_block\"", "figure = \"fsync.per_blok\"");
+    let bad = src.replace(
+        "figure = \"fsync.per_block\"",
+        "figure = \"fsync.per_blok\"",
+    );
     match lab::scenario::parse("bad.toml", &bad) {
         Ok(_) => Err("an unknown figure name was accepted".into()),
         Err(e) => {
@@ -385,7 +498,8 @@ fn validate_checks_figure_names() -> Result<(), Failed> {
 
 /// docs/FIGURES.md documents every figure of the registry.
 fn figures_documented() -> Result<(), Failed> {
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/FIGURES.md"))?;
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/FIGURES.md"))?;
     let missing: Vec<&str> = report::figures::FIGURES
         .iter()
         .map(|f| f.name)
@@ -444,7 +558,10 @@ fn run_bpftrace(script: &str, n: u32, dir: &Path) -> Result<String, Failed> {
     let me = std::env::current_exe()?;
     let mut cmd = std::process::Command::new("bpftrace");
     cmd.args(bpftrace_args(script, &me))
-        .env(CHILD_ENV, format!("{n}:{}", dir.join("fsync.dat").display()))
+        .env(
+            CHILD_ENV,
+            format!("{n}:{}", dir.join("fsync.dat").display()),
+        )
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut c = cmd.spawn()?;
@@ -475,17 +592,36 @@ fn bpftrace_known_answer() -> Result<(), Failed> {
     for (n, stall) in [(10u32, true), (0, false)] {
         let tmp = tempfile::tempdir_in(base)?;
         let d = tmp.path();
-        std::fs::write(d.join("01-fsync-latency.txt"), run_bpftrace(FSYNC_BT, n, d)?)?;
-        std::fs::write(d.join("03-offcpu-qfcnode.txt"), run_bpftrace(OFFCPU_BT, n, d)?)?;
+        std::fs::write(
+            d.join("01-fsync-latency.txt"),
+            run_bpftrace(FSYNC_BT, n, d)?,
+        )?;
+        std::fs::write(
+            d.join("03-offcpu-qfcnode.txt"),
+            run_bpftrace(OFFCPU_BT, n, d)?,
+        )?;
         let p = t1::import(d)?;
         close("fsync.count", fig(&p, "fsync.count")?, n as f64)?;
-        let hist_total = p.fsync.as_ref().and_then(|f| f.latency_us.as_ref()).map(|h| h.total()).unwrap_or(0);
+        let hist_total = p
+            .fsync
+            .as_ref()
+            .and_then(|f| f.latency_us.as_ref())
+            .map(|h| h.total())
+            .unwrap_or(0);
         close("fsync latency samples", hist_total as f64, n as f64)?;
         let s = fig(&p, "offcpu.disk_write_stall")?;
         if stall != (s > 0.0) {
-            return Err(format!("{n} fsyncs: disk-write stall share {s}%, want {}", if stall { "> 0" } else { "0" }).into());
+            return Err(format!(
+                "{n} fsyncs: disk-write stall share {s}%, want {}",
+                if stall { "> 0" } else { "0" }
+            )
+            .into());
         }
-        if !p.notes.iter().any(|x| x.contains("helper maps ignored: @ks")) {
+        if !p
+            .notes
+            .iter()
+            .any(|x| x.contains("helper maps ignored: @ks"))
+        {
             return Err(format!("helper maps not reported: {:?}", p.notes).into());
         }
     }
@@ -501,7 +637,9 @@ fn e2e_missing() -> Option<String> {
     let dir = qfc_lab().parent()?.to_path_buf();
     for b in ["qfc-refnode", "qfc-probe"] {
         if !dir.join(b).is_file() {
-            return Some(format!("{b} is not built next to qfc-lab (cargo build -p refnode -p probes)"));
+            return Some(format!(
+                "{b} is not built next to qfc-lab (cargo build -p refnode -p probes)"
+            ));
         }
     }
     bpf_missing()
@@ -526,21 +664,41 @@ fn fsync_policy_end_to_end() -> Result<(), Failed> {
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
     let off = tmp.path().join("off");
     let on = tmp.path().join("on");
-    let short = ["--set", "phase.0.duration_s=3", "--set", "phase.1.duration_s=12", "--json"];
-    let mut a = vec!["run", "scenarios/fsync-policy.toml", "--out", off.to_str().unwrap()];
+    let short = [
+        "--set",
+        "phase.0.duration_s=3",
+        "--set",
+        "phase.1.duration_s=12",
+        "--json",
+    ];
+    let mut a = vec![
+        "run",
+        "scenarios/fsync-policy.toml",
+        "--out",
+        off.to_str().unwrap(),
+    ];
     a.extend(short);
     let (code, text) = run_lab(&a)?;
     if code != 1 {
         return Err(format!("synced commit off: exit {code}, want 1\n{text}").into());
     }
-    let mut a = vec!["run", "scenarios/fsync-policy.toml", "--set", "node.refnode.synced_commit=true", "--out", on.to_str().unwrap()];
+    let mut a = vec![
+        "run",
+        "scenarios/fsync-policy.toml",
+        "--set",
+        "node.refnode.synced_commit=true",
+        "--out",
+        on.to_str().unwrap(),
+    ];
     a.extend(short);
     let (code, text) = run_lab(&a)?;
     if code != 0 {
         return Err(format!("synced commit on: exit {code}, want 0\n{text}").into());
     }
-    let v_off: lab::report::Verdicts = serde_json::from_slice(&std::fs::read(off.join("verdicts.json"))?)?;
-    let v_on: lab::report::Verdicts = serde_json::from_slice(&std::fs::read(on.join("verdicts.json"))?)?;
+    let v_off: lab::report::Verdicts =
+        serde_json::from_slice(&std::fs::read(off.join("verdicts.json"))?)?;
+    let v_on: lab::report::Verdicts =
+        serde_json::from_slice(&std::fs::read(on.join("verdicts.json"))?)?;
     if v_off.verdicts[0].value != Some(0.0) || v_on.fail != 0 || v_on.pass != v_on.verdicts.len() {
         return Err(format!("verdicts off {v_off:?}\non {v_on:?}").into());
     }
@@ -549,8 +707,18 @@ fn fsync_policy_end_to_end() -> Result<(), Failed> {
         return Err(format!("fsyncs per block with synced commit on: {per_block}").into());
     }
     let d = lab::report::diff_bundles(&off, &on, None)?;
-    let load: Vec<&String> = d.sentences.iter().filter(|s| s.starts_with("load: ")).collect();
-    if !load.iter().any(|s| s.starts_with("load: fsyncs per block 0 -> ")) || !load.iter().any(|s| s.starts_with("load: a disk-write stall appeared in off-CPU")) {
+    let load: Vec<&String> = d
+        .sentences
+        .iter()
+        .filter(|s| s.starts_with("load: "))
+        .collect();
+    if !load
+        .iter()
+        .any(|s| s.starts_with("load: fsyncs per block 0 -> "))
+        || !load
+            .iter()
+            .any(|s| s.starts_with("load: a disk-write stall appeared in off-CPU"))
+    {
         return Err(format!("diff sentences: {:?}", d.sentences).into());
     }
     for b in [&off, &on] {
@@ -567,7 +735,9 @@ fn bpf_missing() -> Option<String> {
         return Some("needs root for BPF".into());
     }
     if !Path::new("/sys/kernel/tracing/events/syscalls").is_dir() {
-        return Some("tracefs is not mounted at /sys/kernel/tracing (run scripts/services.sh)".into());
+        return Some(
+            "tracefs is not mounted at /sys/kernel/tracing (run scripts/services.sh)".into(),
+        );
     }
     let ok = std::process::Command::new("bpftrace")
         .arg("--version")
@@ -614,15 +784,20 @@ fn main() {
         Trial::test("golden_synced_on", golden_synced_on),
         Trial::test("diff_off_on", diff_off_on),
         Trial::test("diff_warns_on_seed", diff_warns_on_seed),
-        Trial::test("missing_evidence_cannot_evaluate", missing_evidence_cannot_evaluate),
+        Trial::test(
+            "missing_evidence_cannot_evaluate",
+            missing_evidence_cannot_evaluate,
+        ),
         Trial::test("baseline_t1", baseline_t1),
         Trial::test("figures_documented", figures_documented),
         Trial::test("validate_checks_figure_names", validate_checks_figure_names),
         Trial::test("emulated_warning", emulated_warning),
         Trial::test("hdr_and_malformed_inputs", hdr_and_malformed_inputs),
         Trial::test("bpftrace_command_line", bpftrace_command_line),
-        Trial::test("bpftrace_known_answer", bpftrace_known_answer).with_ignored_flag(bpf.is_some()),
-        Trial::test("fsync_policy_end_to_end", fsync_policy_end_to_end).with_ignored_flag(e2e.is_some()),
+        Trial::test("bpftrace_known_answer", bpftrace_known_answer)
+            .with_ignored_flag(bpf.is_some()),
+        Trial::test("fsync_policy_end_to_end", fsync_policy_end_to_end)
+            .with_ignored_flag(e2e.is_some()),
     ];
     if !t1_present {
         eprintln!(

@@ -30,7 +30,10 @@ fn refnode() -> Option<PathBuf> {
 
 fn verify(dir: &Path) -> (i32, String) {
     let o = Command::new(lab()).arg("verify").arg(dir).output().unwrap();
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+    )
 }
 
 fn manifest(dir: &Path) -> serde_json::Value {
@@ -54,29 +57,71 @@ fn smoke_bundle_verifies_and_detects_any_changed_byte() -> Result<(), Failed> {
         .current_dir(repo())
         .output()?;
     let stdout = String::from_utf8_lossy(&o.stdout);
-    ensure(o.status.code() == Some(0), format!("run exit {:?}\n{stdout}\n{}", o.status.code(), String::from_utf8_lossy(&o.stderr)))?;
+    ensure(
+        o.status.code() == Some(0),
+        format!(
+            "run exit {:?}\n{stdout}\n{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )?;
     let m = manifest(&out);
     ensure(m["status"] == "complete", format!("status {}", m["status"]))?;
-    ensure(stdout.lines().any(|l| l.contains("\"event\":\"phase_started\"")), "no phase_started event")?;
-    let timeline: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("timeline.json"))?)?;
-    let phases = timeline["phases"].as_array().ok_or("no phases in timeline")?;
+    ensure(
+        stdout
+            .lines()
+            .any(|l| l.contains("\"event\":\"phase_started\"")),
+        "no phase_started event",
+    )?;
+    let timeline: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("timeline.json"))?)?;
+    let phases = timeline["phases"]
+        .as_array()
+        .ok_or("no phases in timeline")?;
     ensure(phases.len() == 2, "two phases expected")?;
     for w in phases {
-        let (s, e) = (w["start_ns"].as_u64().unwrap(), w["end_ns"].as_u64().unwrap());
+        let (s, e) = (
+            w["start_ns"].as_u64().unwrap(),
+            w["end_ns"].as_u64().unwrap(),
+        );
         let secs = (e - s) as f64 / 1e9;
         let planned = w["planned_s"].as_f64().unwrap();
-        ensure(secs >= planned && secs < planned + 20.0, format!("phase {} lasted {secs} s", w["name"]))?;
+        ensure(
+            secs >= planned && secs < planned + 20.0,
+            format!("phase {} lasted {secs} s", w["name"]),
+        )?;
     }
-    for f in ["metrics/warmup.prom", "metrics/stress.prom", "metrics/series.jsonl", "node/stdout.log", "node/stderr.log", "context.json", "context.txt", "scenario.toml"] {
+    for f in [
+        "metrics/warmup.prom",
+        "metrics/stress.prom",
+        "metrics/series.jsonl",
+        "node/stdout.log",
+        "node/stderr.log",
+        "context.json",
+        "context.txt",
+        "scenario.toml",
+    ] {
         ensure(out.join(f).is_file(), format!("{f} missing"))?;
     }
     let prom = std::fs::read_to_string(out.join("metrics/stress.prom"))?;
-    ensure(prom.lines().any(|l| !l.starts_with('#') && !l.trim().is_empty()), "empty /metrics scrape")?;
+    ensure(
+        prom.lines()
+            .any(|l| !l.starts_with('#') && !l.trim().is_empty()),
+        "empty /metrics scrape",
+    )?;
     let ctx: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("context.json"))?)?;
-    ensure(ctx["threads_at_ready"].as_object().is_some_and(|m| !m.is_empty()), "no thread census")?;
+    ensure(
+        ctx["threads_at_ready"]
+            .as_object()
+            .is_some_and(|m| !m.is_empty()),
+        "no thread census",
+    )?;
 
     let (code, text) = verify(&out);
-    ensure(code == 0, format!("verify of a fresh bundle failed: {text}"))?;
+    ensure(
+        code == 0,
+        format!("verify of a fresh bundle failed: {text}"),
+    )?;
     let files: Vec<String> = m["files"].as_object().unwrap().keys().cloned().collect();
     ensure(files.len() >= 8, format!("only {} files", files.len()))?;
     for f in &files {
@@ -92,17 +137,29 @@ fn smoke_bundle_verifies_and_detects_any_changed_byte() -> Result<(), Failed> {
         std::fs::write(&p, &changed)?;
         let (code, text) = verify(&out);
         std::fs::write(&p, &orig)?;
-        ensure(code != 0 && text.contains(&format!("changed: {f}")), format!("flipping a byte of {f}: exit {code}, {text}"))?;
+        ensure(
+            code != 0 && text.contains(&format!("changed: {f}")),
+            format!("flipping a byte of {f}: exit {code}, {text}"),
+        )?;
     }
     std::fs::write(out.join("stray.txt"), b"x")?;
     let (code, text) = verify(&out);
-    ensure(code != 0 && text.contains("extra: stray.txt"), format!("extra file: {text}"))?;
+    ensure(
+        code != 0 && text.contains("extra: stray.txt"),
+        format!("extra file: {text}"),
+    )?;
     Ok(())
 }
 
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
         .unwrap_or(false)
 }
 
@@ -151,20 +208,42 @@ fn sigint_mid_phase_leaves_incomplete_verifiable_bundle_and_no_child() -> Result
     let node_pid = node_pid.ok_or("no node_started event")?;
     std::thread::sleep(Duration::from_secs(1));
     ensure(alive(node_pid), "node not running mid-phase")?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(lab_pid as i32), nix::sys::signal::Signal::SIGINT)?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(lab_pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )?;
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait()?;
-    ensure(status.code() == Some(3), format!("exit {:?}, events after SIGINT: {rest:?}", status.code()))?;
-    ensure(!alive(node_pid), format!("node pid {node_pid} still running"))?;
+    ensure(
+        status.code() == Some(3),
+        format!("exit {:?}, events after SIGINT: {rest:?}", status.code()),
+    )?;
+    ensure(
+        !alive(node_pid),
+        format!("node pid {node_pid} still running"),
+    )?;
     let left = procs_mentioning(&format!("qfc-lab-{lab_pid}-"));
     ensure(left.is_empty(), format!("processes left behind: {left:?}"))?;
     let m = manifest(&out);
-    ensure(m["status"] == "incomplete", format!("status {}", m["status"]))?;
-    ensure(m["error"].as_str().is_some_and(|e| e.contains("SIGINT")), format!("error {}", m["error"]))?;
-    let timeline: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("timeline.json"))?)?;
-    ensure(timeline["phases"][1]["completed"] == false, "interrupted phase marked completed")?;
+    ensure(
+        m["status"] == "incomplete",
+        format!("status {}", m["status"]),
+    )?;
+    ensure(
+        m["error"].as_str().is_some_and(|e| e.contains("SIGINT")),
+        format!("error {}", m["error"]),
+    )?;
+    let timeline: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("timeline.json"))?)?;
+    ensure(
+        timeline["phases"][1]["completed"] == false,
+        "interrupted phase marked completed",
+    )?;
     let (code, text) = verify(&out);
-    ensure(code == 0, format!("incomplete bundle does not verify: {text}"))?;
+    ensure(
+        code == 0,
+        format!("incomplete bundle does not verify: {text}"),
+    )?;
     Ok(())
 }
 
@@ -172,7 +251,10 @@ fn node_dying_at_start_gives_exit_3_and_incomplete_bundle() -> Result<(), Failed
     let tmp = tempfile::tempdir()?;
     let out = tmp.path().join("bundle");
     let fake = tmp.path().join("dying-node");
-    std::fs::write(&fake, "#!/bin/sh\necho 'cannot open database' >&2\nexit 7\n")?;
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'cannot open database' >&2\nexit 7\n",
+    )?;
     Command::new("chmod").arg("+x").arg(&fake).status()?;
     let o = Command::new(lab())
         .args(["run", "scenarios/smoke.toml", "--json", "--node-binary"])
@@ -181,12 +263,21 @@ fn node_dying_at_start_gives_exit_3_and_incomplete_bundle() -> Result<(), Failed
         .arg(&out)
         .current_dir(repo())
         .output()?;
-    ensure(o.status.code() == Some(3), format!("exit {:?}", o.status.code()))?;
+    ensure(
+        o.status.code() == Some(3),
+        format!("exit {:?}", o.status.code()),
+    )?;
     let m = manifest(&out);
     ensure(m["status"] == "incomplete", "status")?;
     let err = m["error"].as_str().unwrap_or("");
-    ensure(err.contains("node exited (exit code 7)"), format!("error {err}"))?;
-    ensure(std::fs::read_to_string(out.join("node/stderr.log"))?.contains("cannot open database"), "stderr not kept")?;
+    ensure(
+        err.contains("node exited (exit code 7)"),
+        format!("error {err}"),
+    )?;
+    ensure(
+        std::fs::read_to_string(out.join("node/stderr.log"))?.contains("cannot open database"),
+        "stderr not kept",
+    )?;
     let (code, text) = verify(&out);
     ensure(code == 0, text)
 }
@@ -197,7 +288,10 @@ fn usage_errors_exit_2() -> Result<(), Failed> {
         .current_dir(repo())
         .output()?;
     let err = String::from_utf8_lossy(&o.stderr);
-    ensure(o.status.code() == Some(2) && err.contains("did you mean `duration_s`?"), format!("{:?} {err}", o.status.code()))?;
+    ensure(
+        o.status.code() == Some(2) && err.contains("did you mean `duration_s`?"),
+        format!("{:?} {err}", o.status.code()),
+    )?;
     let tmp = tempfile::tempdir()?;
     let q = tmp.path().join("q.toml");
     // An ssh host nobody listens on (loopback port 1): the run fails at
@@ -207,12 +301,33 @@ fn usage_errors_exit_2() -> Result<(), Failed> {
         "name = \"q\"\nseed = 1\n[target]\nkind = \"ssh\"\n[target.ssh]\nhost = \"127.0.0.1\"\nport = 1\n[[phase]]\nname = \"a\"\nduration_s = 1\n",
     )?;
     let out = tmp.path().join("bundle");
-    let o = Command::new(lab()).arg("run").arg(&q).arg("--out").arg(&out).output()?;
+    let o = Command::new(lab())
+        .arg("run")
+        .arg(&q)
+        .arg("--out")
+        .arg(&out)
+        .output()?;
     let err = String::from_utf8_lossy(&o.stderr);
-    ensure(o.status.code() == Some(3) && err.contains("PrepareTarget"), format!("{:?} {err}", o.status.code()))?;
-    ensure(manifest(&out)["status"] == "incomplete", "unreachable ssh host: bundle not incomplete")?;
-    let o = Command::new(lab()).args(["validate", "scenarios/smoke.toml", "scenarios/compaction.toml"]).current_dir(repo()).output()?;
-    ensure(o.status.code() == Some(0), String::from_utf8_lossy(&o.stderr).into_owned())
+    ensure(
+        o.status.code() == Some(3) && err.contains("PrepareTarget"),
+        format!("{:?} {err}", o.status.code()),
+    )?;
+    ensure(
+        manifest(&out)["status"] == "incomplete",
+        "unreachable ssh host: bundle not incomplete",
+    )?;
+    let o = Command::new(lab())
+        .args([
+            "validate",
+            "scenarios/smoke.toml",
+            "scenarios/compaction.toml",
+        ])
+        .current_dir(repo())
+        .output()?;
+    ensure(
+        o.status.code() == Some(0),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn main() {
@@ -223,11 +338,20 @@ fn main() {
         eprintln!("run_local: ignoring the reference-node trials: {why}");
     }
     let trials = vec![
-        Trial::test("smoke_bundle_verifies_and_detects_any_changed_byte", smoke_bundle_verifies_and_detects_any_changed_byte)
-            .with_ignored_flag(no_node),
-        Trial::test("sigint_mid_phase_leaves_incomplete_verifiable_bundle_and_no_child", sigint_mid_phase_leaves_incomplete_verifiable_bundle_and_no_child)
-            .with_ignored_flag(no_node),
-        Trial::test("node_dying_at_start_gives_exit_3_and_incomplete_bundle", node_dying_at_start_gives_exit_3_and_incomplete_bundle),
+        Trial::test(
+            "smoke_bundle_verifies_and_detects_any_changed_byte",
+            smoke_bundle_verifies_and_detects_any_changed_byte,
+        )
+        .with_ignored_flag(no_node),
+        Trial::test(
+            "sigint_mid_phase_leaves_incomplete_verifiable_bundle_and_no_child",
+            sigint_mid_phase_leaves_incomplete_verifiable_bundle_and_no_child,
+        )
+        .with_ignored_flag(no_node),
+        Trial::test(
+            "node_dying_at_start_gives_exit_3_and_incomplete_bundle",
+            node_dying_at_start_gives_exit_3_and_incomplete_bundle,
+        ),
         Trial::test("usage_errors_exit_2", usage_errors_exit_2),
     ];
     libtest_mimic::run(&args, trials).exit();

@@ -43,12 +43,17 @@ fn ensure(cond: bool, msg: impl Into<String>) -> Result<(), Failed> {
 }
 
 fn json(path: &Path) -> Result<serde_json::Value, Failed> {
-    Ok(serde_json::from_slice(&std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?)?)
+    Ok(serde_json::from_slice(
+        &std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?,
+    )?)
 }
 
 fn verify(dir: &Path) -> (i32, String) {
     let o = Command::new(lab()).arg("verify").arg(dir).output().unwrap();
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+    )
 }
 
 /// Runs `qfc-lab run ARGS --out DIR`; returns the bundle dir (kept in `tmp`).
@@ -60,14 +65,28 @@ fn run(tmp: &Path, args: &[&str]) -> Result<PathBuf, Failed> {
 fn run_with(tmp: &Path, args: &[&str], codes: &[i32]) -> Result<PathBuf, Failed> {
     let out = tmp.join("bundle");
     let t0 = Instant::now();
-    let o = Command::new(lab()).arg("run").args(args).arg("--json").arg("--out").arg(&out).current_dir(repo()).output()?;
-    eprintln!("qfc-lab run {} took {:.1} s", args.join(" "), t0.elapsed().as_secs_f64());
+    let o = Command::new(lab())
+        .arg("run")
+        .args(args)
+        .arg("--json")
+        .arg("--out")
+        .arg(&out)
+        .current_dir(repo())
+        .output()?;
+    eprintln!(
+        "qfc-lab run {} took {:.1} s",
+        args.join(" "),
+        t0.elapsed().as_secs_f64()
+    );
     let stdout = String::from_utf8_lossy(&o.stdout);
     let stderr = String::from_utf8_lossy(&o.stderr);
     let tail: Vec<&str> = stdout.lines().rev().take(8).collect();
     ensure(
         o.status.code().is_some_and(|c| codes.contains(&c)),
-        format!("run exit {:?}\nlast events: {tail:#?}\nstderr: {stderr}", o.status.code()),
+        format!(
+            "run exit {:?}\nlast events: {tail:#?}\nstderr: {stderr}",
+            o.status.code()
+        ),
     )?;
     let (code, text) = verify(&out);
     ensure(code == 0, format!("verify failed: {text}"))?;
@@ -78,10 +97,16 @@ fn run_with(tmp: &Path, args: &[&str], codes: &[i32]) -> Result<PathBuf, Failed>
 /// in a phase, over every thread (`rows: [{thread, syscall, count}]`).
 fn writes_in(out: &Path, phase: &str) -> Result<u64, Failed> {
     let v = json(&out.join("probes").join(phase).join("writepath.json"))?;
-    let rows = v["rows"].as_array().ok_or(format!("writepath.json of {phase} has no rows"))?;
+    let rows = v["rows"]
+        .as_array()
+        .ok_or(format!("writepath.json of {phase} has no rows"))?;
     Ok(rows
         .iter()
-        .filter(|r| r["syscall"].as_str().is_some_and(|s| s.contains("write") && !s.contains("sync")))
+        .filter(|r| {
+            r["syscall"]
+                .as_str()
+                .is_some_and(|s| s.contains("write") && !s.contains("sync"))
+        })
         .filter_map(|r| r["count"].as_u64())
         .sum())
 }
@@ -91,59 +116,140 @@ fn container_smoke() -> Result<(), Failed> {
     let out = run(tmp.path(), &["scenarios/smoke-container.toml"])?;
     let m = json(&out.join("manifest.json"))?;
     ensure(m["status"] == "complete", format!("status {}", m["status"]))?;
-    ensure(m["target"]["kind"] == "container", format!("manifest target {}", m["target"]))?;
+    ensure(
+        m["target"]["kind"] == "container",
+        format!("manifest target {}", m["target"]),
+    )?;
     let ctx = json(&out.join("context.json"))?;
     let c = &ctx["target_details"]["container"];
-    ensure(c["engine_version"].as_str().is_some_and(|v| !v.is_empty()), format!("no engine version: {c}"))?;
-    ensure(c["image_id"].as_str().is_some_and(|v| v.starts_with("sha256:")), format!("no image id: {c}"))?;
-    ensure(c["log_driver"] == "json-file", format!("log driver {}", c["log_driver"]))?;
-    let cg = c["probe_cgroup"].as_str().ok_or(format!("no probe cgroup in the context: {c}"))?.to_string();
+    ensure(
+        c["engine_version"].as_str().is_some_and(|v| !v.is_empty()),
+        format!("no engine version: {c}"),
+    )?;
+    ensure(
+        c["image_id"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("sha256:")),
+        format!("no image id: {c}"),
+    )?;
+    ensure(
+        c["log_driver"] == "json-file",
+        format!("log driver {}", c["log_driver"]),
+    )?;
+    let cg = c["probe_cgroup"]
+        .as_str()
+        .ok_or(format!("no probe cgroup in the context: {c}"))?
+        .to_string();
     // The probes ran with --cgroup <the container's cgroup> ...
     let session = std::fs::read_to_string(out.join("probes").join("session.json"))?;
-    let leaf = Path::new(&cg).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    ensure(!leaf.is_empty() && session.contains(&leaf), format!("session.json does not name the container's cgroup {cg}"))?;
+    let leaf = Path::new(&cg)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    ensure(
+        !leaf.is_empty() && session.contains(&leaf),
+        format!("session.json does not name the container's cgroup {cg}"),
+    )?;
     // ... and saw the node's writes in it.
     let w = writes_in(&out, "stress")?;
-    ensure(w > 0, "writepath saw no write in the container's cgroup during stress")?;
+    ensure(
+        w > 0,
+        "writepath saw no write in the container's cgroup during stress",
+    )?;
     eprintln!("writes by the container's cgroup during stress: {w}");
-    ensure(std::fs::read_to_string(out.join("node/stdout.log"))?.len() + std::fs::read_to_string(out.join("node/stderr.log"))?.len() > 0, "no node log")?;
+    ensure(
+        std::fs::read_to_string(out.join("node/stdout.log"))?.len()
+            + std::fs::read_to_string(out.join("node/stderr.log"))?.len()
+            > 0,
+        "no node log",
+    )?;
     Ok(())
 }
 
 fn qemu_smoke() -> Result<(), Failed> {
     let tmp = tempfile::tempdir()?;
-    let out = run(tmp.path(), &["scenarios/smoke.toml", "--set", "target.kind=qemu"])?;
+    let out = run(
+        tmp.path(),
+        &["scenarios/smoke.toml", "--set", "target.kind=qemu"],
+    )?;
     let m = json(&out.join("manifest.json"))?;
     ensure(m["status"] == "complete", format!("status {}", m["status"]))?;
-    ensure(m["image_key"].as_str().is_some_and(|k| k.len() >= 16), format!("no image key: {}", m["image_key"]))?;
+    ensure(
+        m["image_key"].as_str().is_some_and(|k| k.len() >= 16),
+        format!("no image key: {}", m["image_key"]),
+    )?;
     let ctx = json(&out.join("context.json"))?;
     let t = &ctx["target"];
-    ensure(t["kind"] == "qemu" && t["arch"] == "aarch64", format!("target {t}"))?;
-    ensure(t["accel"].as_str().is_some_and(|a| !a.is_empty()), format!("no accelerator in the context: {t}"))?;
-    ensure(ctx["facts"]["kernel"].as_str().is_some_and(|k| k.contains("aarch64")), format!("kernel {}", ctx["facts"]["kernel"]))?;
-    ensure(m["node_binary_info"]["arch"] == "aarch64", format!("node binary {}", m["node_binary_info"]))?;
-    ensure(out.join("serial.log").is_file(), "no serial console log in the bundle")?;
+    ensure(
+        t["kind"] == "qemu" && t["arch"] == "aarch64",
+        format!("target {t}"),
+    )?;
+    ensure(
+        t["accel"].as_str().is_some_and(|a| !a.is_empty()),
+        format!("no accelerator in the context: {t}"),
+    )?;
+    ensure(
+        ctx["facts"]["kernel"]
+            .as_str()
+            .is_some_and(|k| k.contains("aarch64")),
+        format!("kernel {}", ctx["facts"]["kernel"]),
+    )?;
+    ensure(
+        m["node_binary_info"]["arch"] == "aarch64",
+        format!("node binary {}", m["node_binary_info"]),
+    )?;
+    ensure(
+        out.join("serial.log").is_file(),
+        "no serial console log in the bundle",
+    )?;
     // The probes ran in the guest, in lockstep: every phase has all five
     // probes' files, and the on-CPU flame carries symbolized aarch64 frames
     // of the reference node (not mapping symbols, not bare addresses).
     for phase in ["warmup", "stress"] {
-        for f in ["fsync.json", "bio.json", "offcpu.folded", "writepath.json", "oncpu.folded"] {
-            ensure(out.join("probes").join(phase).join(f).is_file(), format!("probes/{phase}/{f} missing"))?;
+        for f in [
+            "fsync.json",
+            "bio.json",
+            "offcpu.folded",
+            "writepath.json",
+            "oncpu.folded",
+        ] {
+            ensure(
+                out.join("probes").join(phase).join(f).is_file(),
+                format!("probes/{phase}/{f} missing"),
+            )?;
         }
     }
     let session = json(&out.join("probes/session.json"))?;
-    ensure(session["arch"] == "aarch64", format!("probe session arch {}", session["arch"]))?;
+    ensure(
+        session["arch"] == "aarch64",
+        format!("probe session arch {}", session["arch"]),
+    )?;
     let folded = std::fs::read_to_string(out.join("probes/stress/oncpu.folded"))?;
     let frames: Vec<&str> = folded
         .lines()
         .filter_map(|l| l.rsplit_once(' ').map(|(stack, _)| stack))
         .flat_map(|stack| stack.split(';'))
         .collect();
-    let refnode_frames = frames.iter().filter(|f| f.contains("refnode::") || f.starts_with("refnode")).count();
-    ensure(refnode_frames > 0, "no symbolized qfc-refnode frame in the guest's on-CPU flame")?;
-    ensure(frames.iter().any(|f| f.contains("tokio::runtime")), "no tokio frame in the guest's on-CPU flame")?;
-    let mapping = frames.iter().filter(|f| matches!(f.split('.').next(), Some("$x" | "$d"))).count();
-    ensure(mapping == 0, format!("{mapping} frames are aarch64 mapping symbols ($x/$d), not functions"))?;
+    let refnode_frames = frames
+        .iter()
+        .filter(|f| f.contains("refnode::") || f.starts_with("refnode"))
+        .count();
+    ensure(
+        refnode_frames > 0,
+        "no symbolized qfc-refnode frame in the guest's on-CPU flame",
+    )?;
+    ensure(
+        frames.iter().any(|f| f.contains("tokio::runtime")),
+        "no tokio frame in the guest's on-CPU flame",
+    )?;
+    let mapping = frames
+        .iter()
+        .filter(|f| matches!(f.split('.').next(), Some("$x" | "$d")))
+        .count();
+    ensure(
+        mapping == 0,
+        format!("{mapping} frames are aarch64 mapping symbols ($x/$d), not functions"),
+    )?;
     Ok(())
 }
 
@@ -153,22 +259,43 @@ fn qemu_smoke() -> Result<(), Failed> {
 /// says so.
 fn container_system_scope() -> Result<(), Failed> {
     let tmp = tempfile::tempdir()?;
-    let out = run(tmp.path(), &["scenarios/smoke-container.toml", "--set", "probes.scope=\"system\""])?;
+    let out = run(
+        tmp.path(),
+        &[
+            "scenarios/smoke-container.toml",
+            "--set",
+            "probes.scope=\"system\"",
+        ],
+    )?;
     let v = json(&out.join("probes/stress/writepath.json"))?;
     let mut by_name: std::collections::BTreeMap<String, u64> = Default::default();
-    for p in v["by_process"].as_object().into_iter().flat_map(|o| o.values()) {
+    for p in v["by_process"]
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.values())
+    {
         let name = p["process"].as_str().unwrap_or("").to_string();
         *by_name.entry(name).or_default() += p["hist"]["count"].as_u64().unwrap_or(0);
     }
     eprintln!("system-wide write-path calls by process during stress: {by_name:?}");
     let node = by_name.get("qfc-refnode").copied().unwrap_or(0);
-    let shim: u64 = by_name.iter().filter(|(k, _)| k.starts_with("containerd-shim")).map(|(_, v)| v).sum();
+    let shim: u64 = by_name
+        .iter()
+        .filter(|(k, _)| k.starts_with("containerd-shim"))
+        .map(|(_, v)| v)
+        .sum();
     let dockerd = by_name.get("dockerd").copied().unwrap_or(0);
     ensure(node > 0, format!("no write by the node: {by_name:?}"))?;
-    ensure(shim > 0, format!("no write by containerd-shim: {by_name:?}"))?;
+    ensure(
+        shim > 0,
+        format!("no write by containerd-shim: {by_name:?}"),
+    )?;
     ensure(dockerd > 0, format!("no write by dockerd: {by_name:?}"))?;
     let report = std::fs::read_to_string(out.join("report.md"))?;
-    ensure(report.contains("Container runtime writes"), "the report does not name the container runtime's writes")?;
+    ensure(
+        report.contains("Container runtime writes"),
+        "the report does not name the container runtime's writes",
+    )?;
     Ok(())
 }
 
@@ -185,7 +312,10 @@ fn ssh_smoke() -> Result<(), Failed> {
         format!("target.ssh.port={}", sshd.port),
         format!("target.ssh.user=\"{}\"", sshd.user),
         format!("target.ssh.key=\"{}\"", sshd.path("id_user").display()),
-        format!("target.ssh.known_hosts=\"{}\"", sshd.path("known_hosts").display()),
+        format!(
+            "target.ssh.known_hosts=\"{}\"",
+            sshd.path("known_hosts").display()
+        ),
         format!("target.ssh.workdir=\"{}\"", workdir.display()),
         // Short: the point is the flow, not the load.
         "phase.1.duration_s=5".into(),
@@ -198,13 +328,24 @@ fn ssh_smoke() -> Result<(), Failed> {
     let m = json(&out.join("manifest.json"))?;
     ensure(m["status"] == "complete", format!("status {}", m["status"]))?;
     let ctx = json(&out.join("context.json"))?;
-    ensure(ctx["target"]["kind"] == "ssh", format!("target {}", ctx["target"]))?;
+    ensure(
+        ctx["target"]["kind"] == "ssh",
+        format!("target {}", ctx["target"]),
+    )?;
     let w = writes_in(&out, "stress")?;
-    ensure(w > 0, "the probes on the SSH host saw no write of the node during stress")?;
+    ensure(
+        w > 0,
+        "the probes on the SSH host saw no write of the node during stress",
+    )?;
     let load = json(&out.join("load/stress/summary.json"))?;
-    ensure(load.to_string().contains("\"ok\""), format!("no load summary: {load}"))?;
+    ensure(
+        load.to_string().contains("\"ok\""),
+        format!("no load summary: {load}"),
+    )?;
     // Nothing left behind: the run's working directory is gone.
-    let left: Vec<_> = std::fs::read_dir(&workdir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    let left: Vec<_> = std::fs::read_dir(&workdir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
     ensure(left.is_empty(), format!("left on the SSH host: {left:?}"))?;
     Ok(())
 }
@@ -218,19 +359,41 @@ fn qfc_node_steady() -> Result<(), Failed> {
     let set = format!("node.binary=\"{bin}\"");
     let out = run_with(
         tmp.path(),
-        &["scenarios/qfc-node-steady.toml", "--set", &set, "--set", "phase.0.duration_s=25"],
+        &[
+            "scenarios/qfc-node-steady.toml",
+            "--set",
+            &set,
+            "--set",
+            "phase.0.duration_s=25",
+        ],
         &[0, 1],
     )?;
     let m = json(&out.join("manifest.json"))?;
     ensure(m["status"] == "complete", format!("status {}", m["status"]))?;
-    ensure(m["node_binary_info"]["blake3"].as_str().is_some_and(|h| h.len() == 64), "no node BLAKE3 in the manifest")?;
+    ensure(
+        m["node_binary_info"]["blake3"]
+            .as_str()
+            .is_some_and(|h| h.len() == 64),
+        "no node BLAKE3 in the manifest",
+    )?;
     let ctx = json(&out.join("context.json"))?;
-    ensure(ctx["node_version"].as_str().is_some_and(|v| v.contains("qfc")), format!("node version {}", ctx["node_version"]))?;
+    ensure(
+        ctx["node_version"]
+            .as_str()
+            .is_some_and(|v| v.contains("qfc")),
+        format!("node version {}", ctx["node_version"]),
+    )?;
     eprintln!("node command line notes: {}", ctx["node_flag_notes"]);
     let load = json(&out.join("load/steady/summary.json"))?;
     let ok = |w: &str| load["workloads"][w]["ok"].as_u64().unwrap_or(0);
-    ensure(ok("rpc") > 0, format!("no RPC answered: {}", load["workloads"]["rpc"]))?;
-    ensure(ok("sync") > 0, format!("no sync response: {}", load["workloads"]["sync"]))?;
+    ensure(
+        ok("rpc") > 0,
+        format!("no RPC answered: {}", load["workloads"]["rpc"]),
+    )?;
+    ensure(
+        ok("sync") > 0,
+        format!("no sync response: {}", load["workloads"]["sync"]),
+    )?;
     qfc_node_frames(&out, "steady")
 }
 
@@ -239,12 +402,19 @@ fn qfc_node_sync_flood() -> Result<(), Failed> {
     let bin = std::env::var("QFC_NODE_BINARY")?;
     let tmp = tempfile::tempdir()?;
     let set = format!("node.binary=\"{bin}\"");
-    let out = run_with(tmp.path(), &["scenarios/qfc-node-sync-flood.toml", "--set", &set], &[0, 1])?;
+    let out = run_with(
+        tmp.path(),
+        &["scenarios/qfc-node-sync-flood.toml", "--set", &set],
+        &[0, 1],
+    )?;
     let m = json(&out.join("manifest.json"))?;
     ensure(m["status"] == "complete", format!("status {}", m["status"]))?;
     let load = json(&out.join("load/flood/summary.json"))?;
     let sync = &load["workloads"]["sync"];
-    ensure(sync["ok"].as_u64().unwrap_or(0) > 100, format!("sync flood barely answered: {sync}"))?;
+    ensure(
+        sync["ok"].as_u64().unwrap_or(0) > 100,
+        format!("sync flood barely answered: {sync}"),
+    )?;
     let w = writes_in(&out, "flood")?;
     ensure(w > 0, "no write by the node during the flood")?;
     qfc_node_frames(&out, "flood")
@@ -254,7 +424,10 @@ fn qfc_node_sync_flood() -> Result<(), Failed> {
 fn qfc_node_frames(out: &Path, phase: &str) -> Result<(), Failed> {
     let folded = std::fs::read_to_string(out.join("probes").join(phase).join("oncpu.folded"))?;
     let n = folded.lines().filter(|l| l.contains("qfc_")).count();
-    ensure(n > 0, format!("no symbolized qfc_* frame in probes/{phase}/oncpu.folded"))?;
+    ensure(
+        n > 0,
+        format!("no symbolized qfc_* frame in probes/{phase}/oncpu.folded"),
+    )?;
     Ok(())
 }
 
@@ -274,13 +447,18 @@ fn sshd_available() -> Result<(), String> {
 }
 
 fn docker_reachable() -> Result<(), String> {
-    match Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]).output() {
+    match Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+    {
         Ok(o) if o.status.success() => Ok(()),
         Ok(o) => Err(format!(
             "dockerd is not reachable ({}): start it with scripts/services.sh",
             String::from_utf8_lossy(&o.stderr).trim()
         )),
-        Err(e) => Err(format!("docker client not found ({e}): run scripts/setup.sh")),
+        Err(e) => Err(format!(
+            "docker client not found ({e}): run scripts/setup.sh"
+        )),
     }
 }
 
@@ -294,12 +472,17 @@ fn qemu_ready() -> Result<(), String> {
     let cross = vm::image::cache_root().join("cross/target/aarch64-unknown-linux-gnu/release");
     for b in ["qfc-refnode", "qfc-probe"] {
         if !cross.join(b).is_file() {
-            return Err(format!("no warm cross-built aarch64 {b} under {}: run `cargo xtask cross`", cross.display()));
+            return Err(format!(
+                "no warm cross-built aarch64 {b} under {}: run `cargo xtask cross`",
+                cross.display()
+            ));
         }
     }
     match vm::image::cached(&vm::BuildOptions::new(vm::Arch::Aarch64)) {
         Ok(Some(_)) => Ok(()),
-        Ok(None) => Err("no warm aarch64 guest image: run `qfc-lab image build --arch aarch64` first".into()),
+        Ok(None) => Err(
+            "no warm aarch64 guest image: run `qfc-lab image build --arch aarch64` first".into(),
+        ),
         Err(e) => Err(format!("guest image cache unreadable: {e}")),
     }
 }
@@ -308,7 +491,9 @@ fn trial(name: &str, f: fn() -> Result<(), Failed>, need: Result<(), String>) ->
     let need = need.and_then(|_| {
         for b in ["qfc-refnode", "qfc-probe"] {
             if sibling(b).is_none() {
-                return Err(format!("{b} is not built next to qfc-lab: cargo build -p refnode -p probes"));
+                return Err(format!(
+                    "{b} is not built next to qfc-lab: cargo build -p refnode -p probes"
+                ));
             }
         }
         Ok(())
@@ -325,14 +510,44 @@ fn trial(name: &str, f: fn() -> Result<(), Failed>, need: Result<(), String>) ->
 fn main() {
     let args = Arguments::from_args();
     let root = nix::unistd::Uid::effective().is_root();
-    let need_root = |r: Result<(), String>| if root { r } else { Err("needs root for the eBPF probes".into()) };
+    let need_root = |r: Result<(), String>| {
+        if root {
+            r
+        } else {
+            Err("needs root for the eBPF probes".into())
+        }
+    };
     let trials = vec![
-        trial("container_smoke_verifies_and_probes_see_the_containers_writes", container_smoke, need_root(docker_reachable())),
-        trial("container_system_scope_shows_the_runtime_mirroring_the_nodes_log", container_system_scope, need_root(docker_reachable())),
-        trial("qemu_aarch64_smoke_verifies_with_arch_and_accel_in_context", qemu_smoke, need_root(qemu_ready())),
-        trial("ssh_loopback_smoke_verifies_and_leaves_nothing", ssh_smoke, need_root(sshd_available())),
-        trial("qfc_node_steady_local_verifies_with_rpc_sync_and_qfc_frames", qfc_node_steady, need_root(qfc_node_given())),
-        trial("qfc_node_sync_flood_local_verifies_with_responses_and_qfc_frames", qfc_node_sync_flood, need_root(qfc_node_given())),
+        trial(
+            "container_smoke_verifies_and_probes_see_the_containers_writes",
+            container_smoke,
+            need_root(docker_reachable()),
+        ),
+        trial(
+            "container_system_scope_shows_the_runtime_mirroring_the_nodes_log",
+            container_system_scope,
+            need_root(docker_reachable()),
+        ),
+        trial(
+            "qemu_aarch64_smoke_verifies_with_arch_and_accel_in_context",
+            qemu_smoke,
+            need_root(qemu_ready()),
+        ),
+        trial(
+            "ssh_loopback_smoke_verifies_and_leaves_nothing",
+            ssh_smoke,
+            need_root(sshd_available()),
+        ),
+        trial(
+            "qfc_node_steady_local_verifies_with_rpc_sync_and_qfc_frames",
+            qfc_node_steady,
+            need_root(qfc_node_given()),
+        ),
+        trial(
+            "qfc_node_sync_flood_local_verifies_with_responses_and_qfc_frames",
+            qfc_node_sync_flood,
+            need_root(qfc_node_given()),
+        ),
     ];
     libtest_mimic::run(&args, trials).exit();
 }

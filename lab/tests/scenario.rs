@@ -21,9 +21,16 @@ fn render(src: &str) -> String {
 #[test]
 fn golden_errors() {
     let bless = std::env::var_os("QFC_BLESS").is_some();
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(data()).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(data())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     cases.sort();
-    assert!(cases.len() >= 5, "golden cases missing under {}", data().display());
+    assert!(
+        cases.len() >= 5,
+        "golden cases missing under {}",
+        data().display()
+    );
     let mut failures = Vec::new();
     for case in cases {
         let src = std::fs::read_to_string(case.join("input.toml")).unwrap();
@@ -35,28 +42,47 @@ fn golden_errors() {
         }
         let want = std::fs::read_to_string(&expected).unwrap();
         if want != got {
-            failures.push(format!("{}:\n--- expected\n{want}--- got\n{got}", case.display()));
+            failures.push(format!(
+                "{}:\n--- expected\n{want}--- got\n{got}",
+                case.display()
+            ));
         }
     }
-    assert!(failures.is_empty(), "golden mismatch (QFC_BLESS=1 to accept):\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "golden mismatch (QFC_BLESS=1 to accept):\n{}",
+        failures.join("\n")
+    );
 }
 
 /// Each golden case must be an error naming the line and the field.
 #[test]
 fn golden_errors_name_line_and_field() {
     let want = [
-        ("unknown-key", 9, "phase[0].durration_s", Some("did you mean `duration_s`?")),
+        (
+            "unknown-key",
+            9,
+            "phase[0].durration_s",
+            Some("did you mean `duration_s`?"),
+        ),
         ("wrong-type", 9, "phase[0].duration_s", None),
         ("missing-phase-duration", 11, "phase[1].duration_s", None),
         ("negative-rate", 16, "phase[1].load.rpc.rate_per_s", None),
         ("unknown-target-kind", 5, "target.kind", None),
         ("refnode-knobs-on-qfc-node", 8, "node.refnode", None),
-        ("unknown-rpc-method", 12, "phase[0].load.rpc.mix.eth_blockNumbr", Some("did you mean `eth_blockNumber`?")),
+        (
+            "unknown-rpc-method",
+            12,
+            "phase[0].load.rpc.mix.eth_blockNumbr",
+            Some("did you mean `eth_blockNumber`?"),
+        ),
     ];
     for (case, line, field, hint) in want {
         let src = std::fs::read_to_string(data().join(case).join("input.toml")).unwrap();
         let err = lab::scenario::parse("input.toml", &src).expect_err(case);
-        let lab::scenario::ScenarioError::Invalid(d) = err else { panic!("{case}: not a located error") };
+        let lab::scenario::ScenarioError::Invalid(d) = err else {
+            panic!("{case}: not a located error")
+        };
         assert_eq!((d.line, d.field.as_str()), (line, field), "{case}: {d}");
         if let Some(h) = hint {
             assert_eq!(d.hint.as_deref(), Some(h), "{case}");
@@ -76,7 +102,11 @@ fn every_scenario_file_parses() {
         }
     }
     assert!(n >= 5, "expected the five scenarios, found {n}");
-    let on = lab::scenario::load(&dir.join("fsync-policy.toml"), &["node.refnode.synced_commit=true".into()]).unwrap();
+    let on = lab::scenario::load(
+        &dir.join("fsync-policy.toml"),
+        &["node.refnode.synced_commit=true".into()],
+    )
+    .unwrap();
     assert!(on.scenario.node.refnode.unwrap().synced_commit);
 }
 

@@ -19,9 +19,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use wire::sync::{
-    frame, FrameKind, MAX_RANGE_SPAN, REQUEST_TIMEOUT_SECS, SYNC_PROTOCOL,
-};
+use wire::sync::{frame, FrameKind, MAX_RANGE_SPAN, REQUEST_TIMEOUT_SECS, SYNC_PROTOCOL};
 use wire::{SyncRequest, SyncResponse};
 
 use crate::engine::Workload;
@@ -36,7 +34,6 @@ pub struct SizedResponse(pub SyncResponse, pub u64);
 /// Client side of the `/qfc/sync/1` codec.
 #[derive(Debug, Clone, Default)]
 pub struct ClientCodec;
-
 
 fn invalid(e: wire::WireError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
@@ -53,7 +50,8 @@ impl request_response::Codec for ClientCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<SyncRequest> {
-        SyncRequest::decode(&wire::sync::read_frame_async(io, FrameKind::Request).await?).map_err(invalid)
+        SyncRequest::decode(&wire::sync::read_frame_async(io, FrameKind::Request).await?)
+            .map_err(invalid)
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(

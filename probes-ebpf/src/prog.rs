@@ -133,7 +133,10 @@ fn add_agg<K>(map: &PerCpuHashMap<K, Agg>, key: &K, ns: u64) -> bool {
         }
         return true;
     }
-    let v = Agg { count: 1, sum_ns: ns };
+    let v = Agg {
+        count: 1,
+        sum_ns: ns,
+    };
     if map.insert(key, &v, u64::from(BPF_NOEXIST)).is_ok() {
         return true;
     }
@@ -172,7 +175,11 @@ fn syscall_enter(start: &HashMap<u64, SyscallStart>, syscall: u32, full: u32) {
         }
         return;
     }
-    let st = SyscallStart { start_ns: now, syscall, _pad: 0 };
+    let st = SyscallStart {
+        start_ns: now,
+        syscall,
+        _pad: 0,
+    };
     if start.insert(&pid_tgid, &st, 0).is_err() {
         count_drop(slot(), full);
     }
@@ -185,7 +192,9 @@ fn syscall_exit(
     agg: &PerCpuHashMap<SyscallKey, Agg>,
     full: u32,
 ) {
-    let Some(p) = start.get_ptr_mut(&pid_tgid) else { return };
+    let Some(p) = start.get_ptr_mut(&pid_tgid) else {
+        return;
+    };
     // SAFETY: this thread's own entry (see syscall_enter).
     let st = unsafe { *p };
     if st.start_ns == 0 {
@@ -315,7 +324,11 @@ pub fn bio_complete(ctx: TracePointContext) -> u32 {
         }
         return 0;
     }
-    let v = BioAgg { count: 1, sum_ns: ns, bytes: st.bytes };
+    let v = BioAgg {
+        count: 1,
+        sum_ns: ns,
+        bytes: st.bytes,
+    };
     if BIO_AGG.insert(&key, &v, u64::from(BPF_NOEXIST)).is_err() {
         if let Some(p) = BIO_AGG.get_ptr_mut(&key) {
             // SAFETY: this CPU's value.
@@ -375,7 +388,9 @@ pub fn offcpu_switch(ctx: TracePointContext) -> u32 {
     if next == 0 {
         return 0;
     }
-    let Some(st) = OFFCPU_START.get_ptr(&next) else { return 0 };
+    let Some(st) = OFFCPU_START.get_ptr(&next) else {
+        return 0;
+    };
     // SAFETY: value of a live entry, copied before removal.
     let st = unsafe { *st };
     let _ = OFFCPU_START.remove(&next);
@@ -509,7 +524,10 @@ pub fn oncpu_sample(ctx: PerfEventContext) -> u32 {
         unsafe { *p += 1 }
         return 0;
     }
-    if ONCPU_AGG.insert(&key, &1u64, u64::from(BPF_NOEXIST)).is_err() {
+    if ONCPU_AGG
+        .insert(&key, &1u64, u64::from(BPF_NOEXIST))
+        .is_err()
+    {
         if let Some(p) = ONCPU_AGG.get_ptr_mut(&key) {
             // SAFETY: this CPU's value.
             unsafe { *p += 1 }

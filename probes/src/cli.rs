@@ -39,7 +39,11 @@ pub struct Args {
     #[arg(long)]
     pub system: bool,
     /// Probes to attach, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "fsync,bio,offcpu,writepath,oncpu")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "fsync,bio,offcpu,writepath,oncpu"
+    )]
     pub probes: Vec<ProbeKind>,
     /// On-CPU sampling frequency (software cpu-clock event).
     #[arg(long, default_value_t = 99, value_parser = clap::value_parser!(u64).range(1..=10_000))]
@@ -110,7 +114,9 @@ pub fn parse_command(line: &str) -> Result<Command, String> {
     match (it.next(), it.next(), it.next()) {
         (Some("phase"), Some(name), None) => Ok(Command::Phase(name.to_owned())),
         (Some("stop"), None, None) => Ok(Command::Stop),
-        _ => Err(format!("unknown command {line:?}: expected `phase <name>` or `stop`")),
+        _ => Err(format!(
+            "unknown command {line:?}: expected `phase <name>` or `stop`"
+        )),
     }
 }
 
@@ -118,7 +124,12 @@ pub fn parse_command(line: &str) -> Result<Command, String> {
 pub fn run(args: &Args, input: impl BufRead + Send + 'static, mut out: impl Write) -> Result<()> {
     let opts = args.session_options()?;
     let out_dir = opts.out_dir.clone();
-    let mut session = Session::start(opts).with_context(|| format!("starting the probe session writing to {}", out_dir.display()))?;
+    let mut session = Session::start(opts).with_context(|| {
+        format!(
+            "starting the probe session writing to {}",
+            out_dir.display()
+        )
+    })?;
     writeln!(out, "ready {}", session.ready_ns())?;
     out.flush()?;
     match (args.duration_s, args.control) {
@@ -128,7 +139,9 @@ pub fn run(args: &Args, input: impl BufRead + Send + 'static, mut out: impl Writ
             out.flush()?;
             let end = Instant::now() + Duration::from_secs(secs);
             while Instant::now() < end {
-                std::thread::sleep(Duration::from_secs(1).min(end.saturating_duration_since(Instant::now())));
+                std::thread::sleep(
+                    Duration::from_secs(1).min(end.saturating_duration_since(Instant::now())),
+                );
                 session.refresh_processes();
             }
         }
@@ -186,7 +199,10 @@ mod tests {
 
     #[test]
     fn parses_protocol_lines() {
-        assert_eq!(parse_command("phase warmup"), Ok(Command::Phase("warmup".into())));
+        assert_eq!(
+            parse_command("phase warmup"),
+            Ok(Command::Phase("warmup".into()))
+        );
         assert_eq!(parse_command("  stop "), Ok(Command::Stop));
         assert!(parse_command("phase").unwrap_err().contains("expected"));
         assert!(parse_command("phase a b").is_err());
@@ -195,20 +211,64 @@ mod tests {
 
     #[test]
     fn scope_is_exactly_one() {
-        let t = Top::try_parse_from(["x", "--pid", "1", "--out", "o", "--duration-s", "1"]).unwrap();
+        let t =
+            Top::try_parse_from(["x", "--pid", "1", "--out", "o", "--duration-s", "1"]).unwrap();
         assert_eq!(t.args.session_options().unwrap().scope, Scope::Pid(1));
-        assert!(Top::try_parse_from(["x", "--pid", "1", "--system", "--out", "o", "--duration-s", "1"]).is_err());
+        assert!(Top::try_parse_from([
+            "x",
+            "--pid",
+            "1",
+            "--system",
+            "--out",
+            "o",
+            "--duration-s",
+            "1"
+        ])
+        .is_err());
         assert!(Top::try_parse_from(["x", "--out", "o", "--duration-s", "1"]).is_err());
-        assert!(Top::try_parse_from(["x", "--system", "--out", "o"]).is_err(), "needs a duration or control");
+        assert!(
+            Top::try_parse_from(["x", "--system", "--out", "o"]).is_err(),
+            "needs a duration or control"
+        );
     }
 
     #[test]
     fn probe_list_and_defaults() {
-        let t = Top::try_parse_from(["x", "--system", "--out", "o", "--control", "stdin", "--probes", "oncpu,fsync,oncpu"]).unwrap();
+        let t = Top::try_parse_from([
+            "x",
+            "--system",
+            "--out",
+            "o",
+            "--control",
+            "stdin",
+            "--probes",
+            "oncpu,fsync,oncpu",
+        ])
+        .unwrap();
         let o = t.args.session_options().unwrap();
         assert_eq!(o.probes, vec![ProbeKind::Fsync, ProbeKind::Oncpu]);
         assert_eq!(o.hz, 99);
-        assert!(Top::try_parse_from(["x", "--system", "--out", "o", "--control", "stdin", "--probes", "kprobe"]).is_err());
-        assert!(Top::try_parse_from(["x", "--system", "--out", "o", "--control", "stdin", "--hz", "0"]).is_err());
+        assert!(Top::try_parse_from([
+            "x",
+            "--system",
+            "--out",
+            "o",
+            "--control",
+            "stdin",
+            "--probes",
+            "kprobe"
+        ])
+        .is_err());
+        assert!(Top::try_parse_from([
+            "x",
+            "--system",
+            "--out",
+            "o",
+            "--control",
+            "stdin",
+            "--hz",
+            "0"
+        ])
+        .is_err());
     }
 }

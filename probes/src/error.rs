@@ -63,10 +63,17 @@ pub enum ProbeError {
 
 impl ProbeError {
     pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { what, path: path.into(), source }
+        Self::Io {
+            what,
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn map(map: &str, detail: impl std::fmt::Display) -> Self {
-        Self::Map { map: map.to_owned(), detail: detail.to_string() }
+        Self::Map {
+            map: map.to_owned(),
+            detail: detail.to_string(),
+        }
     }
 }

@@ -147,7 +147,9 @@ pub fn write_hist(out: &mut String, name: &str, key: Option<&str>, h: &Hist) {
             let _ = writeln!(out, "@{name}: ");
         }
     }
-    let (Some((&lo, _)), Some((&hi, _))) = (h.buckets.first_key_value(), h.buckets.last_key_value()) else {
+    let (Some((&lo, _)), Some((&hi, _))) =
+        (h.buckets.first_key_value(), h.buckets.last_key_value())
+    else {
         out.push('\n');
         return;
     };
@@ -171,7 +173,8 @@ fn comm_str(c: &[u8]) -> String {
 
 fn dev_name(dev: u32) -> String {
     let (major, minor) = (dev >> 20, dev & 0xfffff);
-    let uevent = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/uevent")).unwrap_or_default();
+    let uevent = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/uevent"))
+        .unwrap_or_default();
     uevent
         .lines()
         .find_map(|l| l.strip_prefix("DEVNAME="))
@@ -187,12 +190,16 @@ fn write_file(path: &Path, data: &[u8]) -> Result<(), ProbeError> {
 }
 
 fn write_json(path: &Path, v: &impl Serialize) -> Result<(), ProbeError> {
-    let data = serde_json::to_vec_pretty(v).map_err(|e| ProbeError::io("serializing", path, std::io::Error::other(e)))?;
+    let data = serde_json::to_vec_pretty(v)
+        .map_err(|e| ProbeError::io("serializing", path, std::io::Error::other(e)))?;
     write_file(path, &data)
 }
 
 fn lost_lines(out: &mut String, lost: &BTreeMap<String, u64>, prefix: &str) {
-    for (k, v) in lost.iter().filter(|(k, _)| k.starts_with(prefix) || k.starts_with("tgid")) {
+    for (k, v) in lost
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix) || k.starts_with("tgid"))
+    {
         write_counter(out, "lost_events", k, v);
     }
     out.push('\n');
@@ -235,17 +242,42 @@ pub fn write_phase(
         start_ns: raw.start_ns,
         end_ns: raw.end_ns,
         scope: &opts.scope,
-        lost_events: lost.iter().filter(|(k, _)| k.starts_with(probe) || k.starts_with("tgid")).map(|(k, v)| (k.clone(), *v)).collect(),
+        lost_events: lost
+            .iter()
+            .filter(|(k, _)| k.starts_with(probe) || k.starts_with("tgid"))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
     };
-    let proc_name = |tgid: u32| raw.procs.get(&tgid).map(|p| p.name.clone()).unwrap_or_default();
+    let proc_name = |tgid: u32| {
+        raw.procs
+            .get(&tgid)
+            .map(|p| p.name.clone())
+            .unwrap_or_default()
+    };
     for p in probes {
         match p {
             ProbeKind::Fsync => {
-                let n = write_syscalls(&dir, "fsync", raw, &raw.fsync, header("fsync"), &proc_name, &lost)?;
+                let n = write_syscalls(
+                    &dir,
+                    "fsync",
+                    raw,
+                    &raw.fsync,
+                    header("fsync"),
+                    &proc_name,
+                    &lost,
+                )?;
                 summary.events.insert("fsync".into(), n);
             }
             ProbeKind::Writepath => {
-                let n = write_syscalls(&dir, "writepath", raw, &raw.writepath, header("writepath"), &proc_name, &lost)?;
+                let n = write_syscalls(
+                    &dir,
+                    "writepath",
+                    raw,
+                    &raw.writepath,
+                    header("writepath"),
+                    &proc_name,
+                    &lost,
+                )?;
                 summary.events.insert("writepath".into(), n);
             }
             ProbeKind::Bio => {
@@ -316,16 +348,32 @@ fn write_syscalls(
         let comm = comm_str(&k.comm);
         let sys = syscall_name(k.syscall);
         total.add(k.bucket, a.count, a.sum_ns);
-        by_sys.entry(sys).or_default().add(k.bucket, a.count, a.sum_ns);
-        by_comm.entry(comm.clone()).or_default().add(k.bucket, a.count, a.sum_ns);
-        by_proc.entry(k.tgid).or_default().add(k.bucket, a.count, a.sum_ns);
-        by_comm_sys.entry((comm.clone(), sys)).or_default().add(k.bucket, a.count, a.sum_ns);
+        by_sys
+            .entry(sys)
+            .or_default()
+            .add(k.bucket, a.count, a.sum_ns);
+        by_comm
+            .entry(comm.clone())
+            .or_default()
+            .add(k.bucket, a.count, a.sum_ns);
+        by_proc
+            .entry(k.tgid)
+            .or_default()
+            .add(k.bucket, a.count, a.sum_ns);
+        by_comm_sys
+            .entry((comm.clone(), sys))
+            .or_default()
+            .add(k.bucket, a.count, a.sum_ns);
         let e = flat.entry((k.tgid, comm, sys)).or_default();
         e.0 += a.count;
         e.1 += a.sum_ns;
     }
     let mut txt = String::new();
-    let (total_name, by_comm_name) = if probe == "fsync" { ("fsync_latency_us", "by_comm_us") } else { ("write_path_latency_us", "lat_by_comm_us") };
+    let (total_name, by_comm_name) = if probe == "fsync" {
+        ("fsync_latency_us", "by_comm_us")
+    } else {
+        ("write_path_latency_us", "lat_by_comm_us")
+    };
     write_hist(&mut txt, total_name, None, &total);
     for (s, h) in &by_sys {
         write_hist(&mut txt, "lat_us", Some(s), h);
@@ -334,7 +382,12 @@ fn write_syscalls(
         write_hist(&mut txt, by_comm_name, Some(c), h);
     }
     for (t, h) in &by_proc {
-        write_hist(&mut txt, "by_process_us", Some(&format!("{t} {}", proc_name(*t))), h);
+        write_hist(
+            &mut txt,
+            "by_process_us",
+            Some(&format!("{t} {}", proc_name(*t))),
+            h,
+        );
     }
     if probe == "writepath" {
         for ((c, s), h) in &by_comm_sys {
@@ -342,9 +395,16 @@ fn write_syscalls(
         }
     }
     txt.push('\n');
-    let mut calls: Vec<(String, u64)> = by_comm_sys.iter().map(|((c, s), h)| (format!("{c}, {s}"), h.count)).collect();
+    let mut calls: Vec<(String, u64)> = by_comm_sys
+        .iter()
+        .map(|((c, s), h)| (format!("{c}, {s}"), h.count))
+        .collect();
     calls.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-    let counter = if probe == "fsync" { "calls" } else { "op_by_thread" };
+    let counter = if probe == "fsync" {
+        "calls"
+    } else {
+        "op_by_thread"
+    };
     for (k, n) in &calls {
         write_counter(&mut txt, counter, k, n);
     }
@@ -352,18 +412,49 @@ fn write_syscalls(
         write_counter(&mut txt, "calls_by_syscall", s, h.count);
     }
     for (t, h) in &by_proc {
-        write_counter(&mut txt, "calls_by_process", &format!("{t} {}", proc_name(*t)), h.count);
+        write_counter(
+            &mut txt,
+            "calls_by_process",
+            &format!("{t} {}", proc_name(*t)),
+            h.count,
+        );
     }
     txt.push('\n');
-    lost_lines(&mut txt, lost, if probe == "fsync" { "fsync" } else { "writepath" });
+    lost_lines(
+        &mut txt,
+        lost,
+        if probe == "fsync" {
+            "fsync"
+        } else {
+            "writepath"
+        },
+    );
     write_file(&dir.join(format!("{probe}.txt")), txt.as_bytes())?;
     let json = SyscallJson {
         header,
         total: hist_json(&total),
         by_syscall: by_sys.iter().map(|(k, h)| (*k, hist_json(h))).collect(),
-        by_thread: by_comm.iter().map(|(k, h)| (k.clone(), hist_json(h))).collect(),
-        by_process: by_proc.iter().map(|(t, h)| (*t, ProcessHist { tgid: *t, process: proc_name(*t), hist: hist_json(h) })).collect(),
-        by_thread_syscall: by_comm_sys.iter().map(|((c, s), h)| (format!("{c}, {s}"), hist_json(h))).collect(),
+        by_thread: by_comm
+            .iter()
+            .map(|(k, h)| (k.clone(), hist_json(h)))
+            .collect(),
+        by_process: by_proc
+            .iter()
+            .map(|(t, h)| {
+                (
+                    *t,
+                    ProcessHist {
+                        tgid: *t,
+                        process: proc_name(*t),
+                        hist: hist_json(h),
+                    },
+                )
+            })
+            .collect(),
+        by_thread_syscall: by_comm_sys
+            .iter()
+            .map(|((c, s), h)| (format!("{c}, {s}"), hist_json(h)))
+            .collect(),
         rows: flat
             .into_iter()
             .map(|((tgid, thread, syscall), (count, ns))| SyscallRow {
@@ -391,7 +482,12 @@ struct BioJson<'a> {
     bytes_by_dev: BTreeMap<String, u64>,
 }
 
-fn write_bio(dir: &Path, raw: &RawPhase, header: Header<'_>, lost: &BTreeMap<String, u64>) -> Result<u64, ProbeError> {
+fn write_bio(
+    dir: &Path,
+    raw: &RawPhase,
+    header: Header<'_>,
+    lost: &BTreeMap<String, u64>,
+) -> Result<u64, ProbeError> {
     let mut total = Hist::default();
     let mut by_dev: BTreeMap<String, Hist> = BTreeMap::new();
     let mut by_rwbs: BTreeMap<String, Hist> = BTreeMap::new();
@@ -399,11 +495,20 @@ fn write_bio(dir: &Path, raw: &RawPhase, header: Header<'_>, lost: &BTreeMap<Str
     let mut bytes_dev: BTreeMap<String, u64> = BTreeMap::new();
     let mut names: HashMap<u32, String> = HashMap::new();
     for (k, a) in &raw.bio {
-        let dev = names.entry(k.dev).or_insert_with(|| dev_name(k.dev)).clone();
+        let dev = names
+            .entry(k.dev)
+            .or_insert_with(|| dev_name(k.dev))
+            .clone();
         let rwbs = comm_str(&k.rwbs);
         total.add(k.bucket, a.count, a.sum_ns);
-        by_dev.entry(dev.clone()).or_default().add(k.bucket, a.count, a.sum_ns);
-        by_rwbs.entry(rwbs.clone()).or_default().add(k.bucket, a.count, a.sum_ns);
+        by_dev
+            .entry(dev.clone())
+            .or_default()
+            .add(k.bucket, a.count, a.sum_ns);
+        by_rwbs
+            .entry(rwbs.clone())
+            .or_default()
+            .add(k.bucket, a.count, a.sum_ns);
         *bytes_rwbs.entry(rwbs).or_default() += a.bytes;
         *bytes_dev.entry(dev).or_default() += a.bytes;
     }
@@ -428,8 +533,14 @@ fn write_bio(dir: &Path, raw: &RawPhase, header: Header<'_>, lost: &BTreeMap<Str
     let json = BioJson {
         header,
         total: hist_json(&total),
-        by_dev: by_dev.iter().map(|(k, h)| (k.clone(), hist_json(h))).collect(),
-        by_rwbs: by_rwbs.iter().map(|(k, h)| (k.clone(), hist_json(h))).collect(),
+        by_dev: by_dev
+            .iter()
+            .map(|(k, h)| (k.clone(), hist_json(h)))
+            .collect(),
+        by_rwbs: by_rwbs
+            .iter()
+            .map(|(k, h)| (k.clone(), hist_json(h)))
+            .collect(),
         bytes_by_rwbs: bytes_rwbs,
         bytes_by_dev: bytes_dev,
     };
@@ -486,7 +597,11 @@ fn resolve(raw: &RawPhase, sym: &mut Symbolizer, tgid: u32, ustack: i32, kstack:
         }
         Vec::new()
     };
-    Stacks { user, kernel, truncated }
+    Stacks {
+        user,
+        kernel,
+        truncated,
+    }
 }
 
 /// Folded form, root first: prefix frames, user root..leaf, kernel root..leaf (`_[k]`).
@@ -497,7 +612,13 @@ fn fold(prefix: &[&str], s: &Stacks) -> String {
     parts.join(";")
 }
 
-fn write_flame(dir: &Path, probe: &str, title: &str, count_name: &str, folded: &BTreeMap<String, u64>) -> Result<(), ProbeError> {
+fn write_flame(
+    dir: &Path,
+    probe: &str,
+    title: &str,
+    count_name: &str,
+    folded: &BTreeMap<String, u64>,
+) -> Result<(), ProbeError> {
     let lines: Vec<String> = folded.iter().map(|(s, c)| format!("{s} {c}")).collect();
     let mut text = lines.join("\n");
     if !text.is_empty() {
@@ -516,7 +637,8 @@ fn write_flame(dir: &Path, probe: &str, title: &str, count_name: &str, folded: &
     o.count_name = count_name.to_owned();
     o.deterministic = true;
     o.hash = true;
-    o.colors = inferno::flamegraph::color::Palette::Multi(inferno::flamegraph::color::MultiPalette::Rust);
+    o.colors =
+        inferno::flamegraph::color::Palette::Multi(inferno::flamegraph::color::MultiPalette::Rust);
     let mut svg = Vec::new();
     inferno::flamegraph::from_lines(&mut o, lines.iter().map(String::as_str), &mut svg)
         .map_err(|e| ProbeError::io("rendering flame graph", &svg_path, e))?;
@@ -574,8 +696,13 @@ fn write_oncpu(
         *folded.entry(fold(&[&comm], &s)).or_default() += n;
         *by_thread.entry(comm.clone()).or_default() += n;
         *by_proc.entry(k.tgid).or_default() += n;
-        let leaf = s.kernel.first().map(|f| format!("{}_[k]", f.name)).or_else(|| s.user.first().map(|f| f.name.clone()));
-        *top.entry(leaf.unwrap_or_else(|| "[unknown]".into())).or_default() += n;
+        let leaf = s
+            .kernel
+            .first()
+            .map(|f| format!("{}_[k]", f.name))
+            .or_else(|| s.user.first().map(|f| f.name.clone()));
+        *top.entry(leaf.unwrap_or_else(|| "[unknown]".into()))
+            .or_default() += n;
         stacks.push(StackJson {
             count: *n,
             tgid: k.tgid,
@@ -587,7 +714,11 @@ fn write_oncpu(
             state: None,
         });
     }
-    let share = if total == 0 { 0.0 } else { trunc as f64 / total as f64 };
+    let share = if total == 0 {
+        0.0
+    } else {
+        trunc as f64 / total as f64
+    };
     let mut top: Vec<(String, u64)> = top.into_iter().collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     stacks.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.user.cmp(&b.user)));
@@ -600,12 +731,23 @@ fn write_oncpu(
     }
     txt.push('\n');
     for (f, n) in top.iter().take(40) {
-        write_counter(&mut txt, "top_frame", f, format!("{n} ({:.2}%)", pct(*n, total)));
+        write_counter(
+            &mut txt,
+            "top_frame",
+            f,
+            format!("{n} ({:.2}%)", pct(*n, total)),
+        );
     }
     txt.push('\n');
     lost_lines(&mut txt, lost, "oncpu");
     write_file(&dir.join("oncpu.txt"), txt.as_bytes())?;
-    write_flame(dir, "oncpu", &format!("on-CPU, phase {} ({hz} Hz)", raw.name), "samples", &folded)?;
+    write_flame(
+        dir,
+        "oncpu",
+        &format!("on-CPU, phase {} ({hz} Hz)", raw.name),
+        "samples",
+        &folded,
+    )?;
     let json = OncpuJson {
         header,
         hz,
@@ -685,7 +827,18 @@ pub fn classify(state: u32, kernel_leaf_first: &[&str]) -> WaitClass {
         "writeback",
         "blkdev_",
     ];
-    const NET: [&str; 10] = ["tcp_", "udp_", "sk_wait", "sock_", "inet_", "unix_stream", "unix_dgram", "skb_recv", "__skb_wait", "sk_stream_wait"];
+    const NET: [&str; 10] = [
+        "tcp_",
+        "udp_",
+        "sk_wait",
+        "sock_",
+        "inet_",
+        "unix_stream",
+        "unix_dgram",
+        "skb_recv",
+        "__skb_wait",
+        "sk_stream_wait",
+    ];
     const POLL: [&str; 4] = ["ep_poll", "do_epoll_wait", "do_select", "do_sys_poll"];
     const SLEEP: [&str; 4] = ["nanosleep", "hrtimer_nanosleep", "do_nanosleep", "msleep"];
     for f in kernel_leaf_first {
@@ -746,7 +899,9 @@ fn write_offcpu(
             trunc_ns += a.sum_ns;
         }
         let us = a.sum_ns / 1000;
-        *folded.entry(fold(&[&format!("[{}]", class.name()), &comm], &s)).or_default() += us;
+        *folded
+            .entry(fold(&[&format!("[{}]", class.name()), &comm], &s))
+            .or_default() += us;
         *by_class.entry(class.name()).or_default() += a.sum_ns;
         *by_thread.entry(comm.clone()).or_default() += a.sum_ns;
         *by_proc.entry(k.tgid).or_default() += a.sum_ns;
@@ -762,7 +917,11 @@ fn write_offcpu(
         });
     }
     folded.retain(|_, v| *v > 0);
-    let share = if total_ns == 0 { 0.0 } else { trunc_ns as f64 / total_ns as f64 };
+    let share = if total_ns == 0 {
+        0.0
+    } else {
+        trunc_ns as f64 / total_ns as f64
+    };
     stacks.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.user.cmp(&b.user)));
     let us = |ns: u64| ns as f64 / 1000.0;
     let mut txt = String::new();
@@ -779,7 +938,12 @@ fn write_offcpu(
     txt.push('\n');
     // Top stacks in bpftrace's stack-key layout.
     for s in stacks.iter().take(50) {
-        let _ = writeln!(txt, "@offcpu_us[{}, {},", s.class.unwrap_or("other"), s.thread);
+        let _ = writeln!(
+            txt,
+            "@offcpu_us[{}, {},",
+            s.class.unwrap_or("other"),
+            s.thread
+        );
         for f in &s.kernel {
             let _ = writeln!(txt, "        {f}");
         }
@@ -791,7 +955,13 @@ fn write_offcpu(
     txt.push('\n');
     lost_lines(&mut txt, lost, "offcpu");
     write_file(&dir.join("offcpu.txt"), txt.as_bytes())?;
-    write_flame(dir, "offcpu", &format!("off-CPU time, phase {}", raw.name), "us", &folded)?;
+    write_flame(
+        dir,
+        "offcpu",
+        &format!("off-CPU time, phase {}", raw.name),
+        "us",
+        &folded,
+    )?;
     let json = OffcpuJson {
         header,
         total_us: us(total_ns),
@@ -833,9 +1003,18 @@ mod tests {
         let mut out = String::new();
         write_hist(&mut out, "lat_us", None, &h);
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines[1], "[0]               264343 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@                 |");
-        assert_eq!(lines[3], "[2, 4)                 0 |                                                    |");
-        assert_eq!(lines[4], "[4, 8)            385269 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|");
+        assert_eq!(
+            lines[1],
+            "[0]               264343 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@                 |"
+        );
+        assert_eq!(
+            lines[3],
+            "[2, 4)                 0 |                                                    |"
+        );
+        assert_eq!(
+            lines[4],
+            "[4, 8)            385269 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|"
+        );
     }
 
     #[test]
@@ -847,10 +1026,51 @@ mod tests {
 
     #[test]
     fn wait_classes() {
-        assert_eq!(classify(1, &["__schedule", "schedule", "futex_do_wait", "__futex_wait"]), WaitClass::Futex);
-        assert_eq!(classify(2, &["__schedule", "schedule", "io_schedule", "folio_wait_bit_common"]), WaitClass::DiskIo);
-        assert_eq!(classify(1, &["__schedule", "schedule", "schedule_timeout", "wait_woken", "sk_wait_data", "tcp_recvmsg_locked"]), WaitClass::Network);
-        assert_eq!(classify(1, &["__schedule", "schedule", "do_nanosleep", "hrtimer_nanosleep"]), WaitClass::Sleep);
+        assert_eq!(
+            classify(
+                1,
+                &["__schedule", "schedule", "futex_do_wait", "__futex_wait"]
+            ),
+            WaitClass::Futex
+        );
+        assert_eq!(
+            classify(
+                2,
+                &[
+                    "__schedule",
+                    "schedule",
+                    "io_schedule",
+                    "folio_wait_bit_common"
+                ]
+            ),
+            WaitClass::DiskIo
+        );
+        assert_eq!(
+            classify(
+                1,
+                &[
+                    "__schedule",
+                    "schedule",
+                    "schedule_timeout",
+                    "wait_woken",
+                    "sk_wait_data",
+                    "tcp_recvmsg_locked"
+                ]
+            ),
+            WaitClass::Network
+        );
+        assert_eq!(
+            classify(
+                1,
+                &[
+                    "__schedule",
+                    "schedule",
+                    "do_nanosleep",
+                    "hrtimer_nanosleep"
+                ]
+            ),
+            WaitClass::Sleep
+        );
         assert_eq!(classify(0x100, &["futex_wait"]), WaitClass::Preempted);
         assert_eq!(classify(1, &["__schedule", "schedule"]), WaitClass::Other);
     }
@@ -858,10 +1078,31 @@ mod tests {
     #[test]
     fn fold_is_root_first_with_kernel_suffix() {
         let s = Stacks {
-            user: vec![Frame { name: "leaf".into(), resolved: true }, Frame { name: "main".into(), resolved: true }],
-            kernel: vec![Frame { name: "schedule".into(), resolved: true }, Frame { name: "do_syscall_64".into(), resolved: true }],
+            user: vec![
+                Frame {
+                    name: "leaf".into(),
+                    resolved: true,
+                },
+                Frame {
+                    name: "main".into(),
+                    resolved: true,
+                },
+            ],
+            kernel: vec![
+                Frame {
+                    name: "schedule".into(),
+                    resolved: true,
+                },
+                Frame {
+                    name: "do_syscall_64".into(),
+                    resolved: true,
+                },
+            ],
             truncated: false,
         };
-        assert_eq!(fold(&["app"], &s), "app;main;leaf;do_syscall_64_[k];schedule_[k]");
+        assert_eq!(
+            fold(&["app"], &s),
+            "app;main;leaf;do_syscall_64_[k];schedule_[k]"
+        );
     }
 }

@@ -32,7 +32,9 @@ impl fmt::Display for Scope {
 }
 
 /// One of the five probes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ProbeKind {
     /// fsync/fdatasync latency.
@@ -49,7 +51,13 @@ pub enum ProbeKind {
 
 impl ProbeKind {
     /// All probes, in output order.
-    pub const ALL: [Self; 5] = [Self::Fsync, Self::Bio, Self::Offcpu, Self::Writepath, Self::Oncpu];
+    pub const ALL: [Self; 5] = [
+        Self::Fsync,
+        Self::Bio,
+        Self::Offcpu,
+        Self::Writepath,
+        Self::Oncpu,
+    ];
 
     /// The name used in file names and on the command line.
     pub fn name(self) -> &'static str {
@@ -69,7 +77,9 @@ impl FromStr for ProbeKind {
         Self::ALL
             .into_iter()
             .find(|p| p.name() == s)
-            .ok_or_else(|| format!("unknown probe {s:?}: expected one of fsync, bio, offcpu, writepath, oncpu"))
+            .ok_or_else(|| {
+                format!("unknown probe {s:?}: expected one of fsync, bio, offcpu, writepath, oncpu")
+            })
     }
 }
 
@@ -82,7 +92,13 @@ pub fn process_tree(pid: u32) -> Result<Vec<u32>, ProbeError> {
     let mut parents = Vec::new();
     let dir = std::fs::read_dir("/proc").map_err(|e| ProbeError::io("listing", "/proc", e))?;
     for entry in dir.flatten() {
-        let Some(p) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Some(p) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
         if let Some(pp) = parent_of(p) {
             parents.push((p, pp));
         }
@@ -160,13 +176,19 @@ mod tests {
         for p in ProbeKind::ALL {
             assert_eq!(p.name().parse::<ProbeKind>().unwrap(), p);
         }
-        assert!("kprobe".parse::<ProbeKind>().unwrap_err().contains("fsync, bio"));
+        assert!("kprobe"
+            .parse::<ProbeKind>()
+            .unwrap_err()
+            .contains("fsync, bio"));
     }
 
     #[test]
     fn tree_contains_self_and_children() {
         let me = std::process::id();
-        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
         let tree = process_tree(me).unwrap();
         child.kill().unwrap();
         child.wait().unwrap();

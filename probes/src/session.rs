@@ -23,8 +23,8 @@ use aya::{
     Ebpf, EbpfLoader, Pod,
 };
 use probes_common::{
-    drop_kind, Agg, BioAgg, BioKey, Config, OffcpuKey, OncpuKey, SyscallKey, SyscallStart, SCOPE_CGROUPS, SCOPE_SYSTEM,
-    SCOPE_TGIDS, SLOTS,
+    drop_kind, Agg, BioAgg, BioKey, Config, OffcpuKey, OncpuKey, SyscallKey, SyscallStart,
+    SCOPE_CGROUPS, SCOPE_SYSTEM, SCOPE_TGIDS, SLOTS,
 };
 use serde::Serialize;
 
@@ -144,7 +144,10 @@ pub struct Session {
 
 /// `CLOCK_MONOTONIC` now, in ns (the clock of `bpf_ktime_get_ns`).
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid pointer to a timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -196,7 +199,8 @@ impl Session {
         }
         tracefs::ensure_mounted()?;
         raise_memlock();
-        std::fs::create_dir_all(&opts.out_dir).map_err(|e| ProbeError::io("creating output directory", &opts.out_dir, e))?;
+        std::fs::create_dir_all(&opts.out_dir)
+            .map_err(|e| ProbeError::io("creating output directory", &opts.out_dir, e))?;
 
         let ksyms = crate::symbolize::read_kallsyms();
         let mut loader = EbpfLoader::new();
@@ -222,37 +226,96 @@ impl Session {
             m.set(0, cfg, 0).map_err(|e| ProbeError::map("CONFIG", e))?;
         }
         {
-            let mut m: aya::maps::HashMap<&mut MapData, u32, u8> = map_mut(&mut ebpf, "TARGET_TGIDS")?;
+            let mut m: aya::maps::HashMap<&mut MapData, u32, u8> =
+                map_mut(&mut ebpf, "TARGET_TGIDS")?;
             for t in &tgids {
-                m.insert(t, 1, 0).map_err(|e| ProbeError::map("TARGET_TGIDS", e))?;
+                m.insert(t, 1, 0)
+                    .map_err(|e| ProbeError::map("TARGET_TGIDS", e))?;
             }
         }
         {
-            let mut m: aya::maps::HashMap<&mut MapData, u64, u8> = map_mut(&mut ebpf, "TARGET_CGROUPS")?;
+            let mut m: aya::maps::HashMap<&mut MapData, u64, u8> =
+                map_mut(&mut ebpf, "TARGET_CGROUPS")?;
             for c in &cgroups {
-                m.insert(c, 1, 0).map_err(|e| ProbeError::map("TARGET_CGROUPS", e))?;
+                m.insert(c, 1, 0)
+                    .map_err(|e| ProbeError::map("TARGET_CGROUPS", e))?;
             }
         }
 
         let mut loaded = HashSet::new();
         if matches!(opts.scope, Scope::Pid(_)) {
-            attach_tp(&mut ebpf, &mut loaded, "scope_newtask", "task", "task_newtask")?;
-            attach_tp(&mut ebpf, &mut loaded, "scope_exit", "sched", "sched_process_exit")?;
+            attach_tp(
+                &mut ebpf,
+                &mut loaded,
+                "scope_newtask",
+                "task",
+                "task_newtask",
+            )?;
+            attach_tp(
+                &mut ebpf,
+                &mut loaded,
+                "scope_exit",
+                "sched",
+                "sched_process_exit",
+            )?;
         }
-        let nr_cpus = aya::util::nr_cpus().map_err(|(what, e)| ProbeError::io("counting CPUs", what, e))?;
+        let nr_cpus =
+            aya::util::nr_cpus().map_err(|(what, e)| ProbeError::io("counting CPUs", what, e))?;
         for p in &opts.probes {
             match p {
                 ProbeKind::Fsync => {
-                    attach_tp(&mut ebpf, &mut loaded, "fsync_enter", "syscalls", "sys_enter_fsync")?;
-                    attach_tp(&mut ebpf, &mut loaded, "fdatasync_enter", "syscalls", "sys_enter_fdatasync")?;
-                    attach_tp(&mut ebpf, &mut loaded, "fsync_exit", "syscalls", "sys_exit_fsync")?;
-                    attach_tp(&mut ebpf, &mut loaded, "fsync_exit", "syscalls", "sys_exit_fdatasync")?;
+                    attach_tp(
+                        &mut ebpf,
+                        &mut loaded,
+                        "fsync_enter",
+                        "syscalls",
+                        "sys_enter_fsync",
+                    )?;
+                    attach_tp(
+                        &mut ebpf,
+                        &mut loaded,
+                        "fdatasync_enter",
+                        "syscalls",
+                        "sys_enter_fdatasync",
+                    )?;
+                    attach_tp(
+                        &mut ebpf,
+                        &mut loaded,
+                        "fsync_exit",
+                        "syscalls",
+                        "sys_exit_fsync",
+                    )?;
+                    attach_tp(
+                        &mut ebpf,
+                        &mut loaded,
+                        "fsync_exit",
+                        "syscalls",
+                        "sys_exit_fdatasync",
+                    )?;
                 }
                 ProbeKind::Bio => {
-                    attach_tp(&mut ebpf, &mut loaded, "bio_issue", "block", "block_rq_issue")?;
-                    attach_tp(&mut ebpf, &mut loaded, "bio_complete", "block", "block_rq_complete")?;
+                    attach_tp(
+                        &mut ebpf,
+                        &mut loaded,
+                        "bio_issue",
+                        "block",
+                        "block_rq_issue",
+                    )?;
+                    attach_tp(
+                        &mut ebpf,
+                        &mut loaded,
+                        "bio_complete",
+                        "block",
+                        "block_rq_complete",
+                    )?;
                 }
-                ProbeKind::Offcpu => attach_tp(&mut ebpf, &mut loaded, "offcpu_switch", "sched", "sched_switch")?,
+                ProbeKind::Offcpu => attach_tp(
+                    &mut ebpf,
+                    &mut loaded,
+                    "offcpu_switch",
+                    "sched",
+                    "sched_switch",
+                )?,
                 ProbeKind::Writepath => match opts.writepath_attach {
                     WritepathAttach::Raw => {
                         attach_raw(&mut ebpf, "writepath_enter", "sys_enter")?;
@@ -260,9 +323,22 @@ impl Session {
                     }
                     WritepathAttach::Syscalls => {
                         for name in probes_common::SYSCALL_NAMES {
-                            let (enter, exit) = (format!("sys_enter_{name}"), format!("sys_exit_{name}"));
-                            attach_tp(&mut ebpf, &mut loaded, "writepath_enter_tp", "syscalls", &enter)?;
-                            attach_tp(&mut ebpf, &mut loaded, "writepath_exit_tp", "syscalls", &exit)?;
+                            let (enter, exit) =
+                                (format!("sys_enter_{name}"), format!("sys_exit_{name}"));
+                            attach_tp(
+                                &mut ebpf,
+                                &mut loaded,
+                                "writepath_enter_tp",
+                                "syscalls",
+                                &enter,
+                            )?;
+                            attach_tp(
+                                &mut ebpf,
+                                &mut loaded,
+                                "writepath_exit_tp",
+                                "syscalls",
+                                &exit,
+                            )?;
                         }
                     }
                 },
@@ -273,7 +349,11 @@ impl Session {
         tracing::info!(probes = ?opts.probes, ready_ns, "probes attached");
 
         let (tx, rx) = mpsc::channel::<RawPhase>();
-        let ropts = RenderOptions { out_dir: opts.out_dir.clone(), scope: opts.scope.clone(), hz: opts.hz };
+        let ropts = RenderOptions {
+            out_dir: opts.out_dir.clone(),
+            scope: opts.scope.clone(),
+            hz: opts.hz,
+        };
         let probes = opts.probes.clone();
         let renderer = std::thread::Builder::new()
             .name("probe-render".into())
@@ -317,7 +397,12 @@ impl Session {
         let (old, ns) = self.flip()?;
         let raw = self.drain(old)?;
         match self.current.take() {
-            Some((prev, start)) => self.send(RawPhase { name: prev, start_ns: start, end_ns: ns, ..raw })?,
+            Some((prev, start)) => self.send(RawPhase {
+                name: prev,
+                start_ns: start,
+                end_ns: ns,
+                ..raw
+            })?,
             None => self.discarded += count_events(&raw),
         }
         self.current = Some((name.to_owned(), ns));
@@ -330,7 +415,12 @@ impl Session {
         let (old, ns) = self.flip()?;
         let raw = self.drain(old)?;
         if let Some((prev, start)) = self.current.take() {
-            self.send(RawPhase { name: prev, start_ns: start, end_ns: ns, ..raw })?;
+            self.send(RawPhase {
+                name: prev,
+                start_ns: start,
+                end_ns: ns,
+                ..raw
+            })?;
         }
         drop(self.tx.take());
         let windows = match self.renderer.take().map(JoinHandle::join) {
@@ -342,7 +432,10 @@ impl Session {
         let summary = SessionSummary {
             options: self.opts.clone(),
             arch: std::env::consts::ARCH,
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
             clock: "CLOCK_MONOTONIC",
             ready_ns: self.ready_ns,
             stopped_ns: ns,
@@ -358,7 +451,9 @@ impl Session {
 
     fn send(&self, raw: RawPhase) -> Result<(), ProbeError> {
         match &self.tx {
-            Some(tx) => tx.send(raw).map_err(|_| ProbeError::State("the render thread stopped early (see the log)".into())),
+            Some(tx) => tx.send(raw).map_err(|_| {
+                ProbeError::State("the render thread stopped early (see the log)".into())
+            }),
             None => Err(ProbeError::State("session already stopped".into())),
         }
     }
@@ -380,7 +475,9 @@ impl Session {
     /// removing its entry races with nothing.
     fn prune_exited_threads(&mut self) -> Result<(), ProbeError> {
         for name in ["FSYNC_START", "WP_START"] {
-            let Some(map) = self.ebpf.map_mut(name) else { continue };
+            let Some(map) = self.ebpf.map_mut(name) else {
+                continue;
+            };
             let mut m: aya::maps::HashMap<&mut MapData, u64, SyscallStart> =
                 aya::maps::HashMap::try_from(map).map_err(|e| ProbeError::map(name, e))?;
             let gone: Vec<u64> = m
@@ -418,13 +515,16 @@ impl Session {
             .filter(|id| *id >= 0)
             .collect();
         let stacks: StackTraceMap<&MapData> = StackTraceMap::try_from(
-            self.ebpf.map("STACKS").ok_or_else(|| ProbeError::map("STACKS", "missing from the object"))?,
+            self.ebpf
+                .map("STACKS")
+                .ok_or_else(|| ProbeError::map("STACKS", "missing from the object"))?,
         )
         .map_err(|e| ProbeError::map("STACKS", e))?;
         for id in ids {
             if !self.stack_cache.contains_key(&id) {
                 if let Ok(st) = stacks.get(&(id as u32), 0) {
-                    self.stack_cache.insert(id, Arc::new(st.frames().iter().map(|f| f.ip).collect()));
+                    self.stack_cache
+                        .insert(id, Arc::new(st.frames().iter().map(|f| f.ip).collect()));
                 }
             }
             if let Some(s) = self.stack_cache.get(&id) {
@@ -459,8 +559,10 @@ impl Session {
             let v = m.get(&idx, 0).map_err(|e| ProbeError::map("DROPS", e))?;
             out[kind as usize] = v.iter().sum();
             if out[kind as usize] != 0 {
-                let zeros = PerCpuValues::try_from(vec![0u64; self.nr_cpus]).map_err(|e| ProbeError::map("DROPS", e))?;
-                m.set(idx, zeros, 0).map_err(|e| ProbeError::map("DROPS", e))?;
+                let zeros = PerCpuValues::try_from(vec![0u64; self.nr_cpus])
+                    .map_err(|e| ProbeError::map("DROPS", e))?;
+                m.set(idx, zeros, 0)
+                    .map_err(|e| ProbeError::map("DROPS", e))?;
             }
         }
         Ok(out)
@@ -472,14 +574,24 @@ impl Session {
     pub fn refresh_processes(&mut self) {
         let tgids: Vec<u32> = match &self.opts.scope {
             Scope::Pid(_) => {
-                let Ok(m) = map_ref::<aya::maps::HashMap<&MapData, u32, u8>>(&self.ebpf, "TARGET_TGIDS") else { return };
+                let Ok(m) =
+                    map_ref::<aya::maps::HashMap<&MapData, u32, u8>>(&self.ebpf, "TARGET_TGIDS")
+                else {
+                    return;
+                };
                 m.keys().filter_map(Result::ok).collect()
             }
             _ => {
                 // Processes seen so far in the current slot.
-                let Ok(m) = map_ref::<PerCpuHashMap<&MapData, OncpuKey, u64>>(&self.ebpf, "ONCPU_AGG") else { return };
+                let Ok(m) =
+                    map_ref::<PerCpuHashMap<&MapData, OncpuKey, u64>>(&self.ebpf, "ONCPU_AGG")
+                else {
+                    return;
+                };
                 let mut v: Vec<u32> = m.keys().filter_map(Result::ok).map(|k| k.tgid).collect();
-                if let Ok(o) = map_ref::<PerCpuHashMap<&MapData, OffcpuKey, Agg>>(&self.ebpf, "OFFCPU_AGG") {
+                if let Ok(o) =
+                    map_ref::<PerCpuHashMap<&MapData, OffcpuKey, Agg>>(&self.ebpf, "OFFCPU_AGG")
+                {
                     v.extend(o.keys().filter_map(Result::ok).map(|k| k.tgid));
                 }
                 v.sort_unstable();
@@ -510,7 +622,9 @@ pub fn validate_phase_name(name: &str) -> Result<(), ProbeError> {
         && name.len() <= 64
         && name != "."
         && name != ".."
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(())
     } else {
@@ -521,7 +635,10 @@ pub fn validate_phase_name(name: &str) -> Result<(), ProbeError> {
 }
 
 fn raise_memlock() {
-    let lim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    let lim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
     // SAFETY: valid pointer to an rlimit.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) } != 0 {
         // Kernels >= 5.11 account BPF memory to the cgroup: not needed there.
@@ -564,7 +681,9 @@ fn map_mut<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<T, ProbeError>
 where
     T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
 {
-    let m = ebpf.map_mut(name).ok_or_else(|| ProbeError::map(name, "missing from the object"))?;
+    let m = ebpf
+        .map_mut(name)
+        .ok_or_else(|| ProbeError::map(name, "missing from the object"))?;
     T::try_from(m).map_err(|e| ProbeError::map(name, e))
 }
 
@@ -572,17 +691,28 @@ fn map_ref<'a, T>(ebpf: &'a Ebpf, name: &str) -> Result<T, ProbeError>
 where
     T: TryFrom<&'a aya::maps::Map, Error = aya::maps::MapError>,
 {
-    let m = ebpf.map(name).ok_or_else(|| ProbeError::map(name, "missing from the object"))?;
+    let m = ebpf
+        .map(name)
+        .ok_or_else(|| ProbeError::map(name, "missing from the object"))?;
     T::try_from(m).map_err(|e| ProbeError::map(name, e))
 }
 
-fn drain_hash<K, V>(ebpf: &mut Ebpf, name: &str, slot: u32, sum: fn(&mut V, &V)) -> Result<Vec<(K, V)>, ProbeError>
+fn drain_hash<K, V>(
+    ebpf: &mut Ebpf,
+    name: &str,
+    slot: u32,
+    sum: fn(&mut V, &V),
+) -> Result<Vec<(K, V)>, ProbeError>
 where
     K: Pod + Slotted,
     V: Pod,
 {
     let mut m: PerCpuHashMap<&mut MapData, K, V> = map_mut(ebpf, name)?;
-    let keys: Vec<K> = m.keys().filter_map(Result::ok).filter(|k| k.slot() == slot).collect();
+    let keys: Vec<K> = m
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| k.slot() == slot)
+        .collect();
     let mut out = Vec::with_capacity(keys.len());
     for k in keys {
         if let Ok(vals) = m.get(&k, 0) {
@@ -600,7 +730,11 @@ where
 }
 
 fn attach_err(program: &str, point: &str, source: aya::programs::ProgramError) -> ProbeError {
-    ProbeError::Attach { program: program.to_owned(), point: point.to_owned(), source }
+    ProbeError::Attach {
+        program: program.to_owned(),
+        point: point.to_owned(),
+        source,
+    }
 }
 
 fn attach_tp(
@@ -619,7 +753,8 @@ fn attach_tp(
     if loaded.insert(prog) {
         p.load().map_err(|e| attach_err(prog, &point, e))?;
     }
-    p.attach(category, name).map_err(|e| attach_err(prog, &point, e))?;
+    p.attach(category, name)
+        .map_err(|e| attach_err(prog, &point, e))?;
     Ok(())
 }
 
@@ -644,7 +779,8 @@ fn attach_oncpu(ebpf: &mut Ebpf, hz: u64) -> Result<(), ProbeError> {
         .try_into()
         .map_err(|e| attach_err(prog, &point, e))?;
     p.load().map_err(|e| attach_err(prog, &point, e))?;
-    let cpus = aya::util::online_cpus().map_err(|(what, e)| ProbeError::io("listing online CPUs", what, e))?;
+    let cpus = aya::util::online_cpus()
+        .map_err(|(what, e)| ProbeError::io("listing online CPUs", what, e))?;
     for cpu in cpus {
         p.attach(
             perf_event::PerfEventConfig::Software(perf_event::SoftwareEvent::CpuClock),

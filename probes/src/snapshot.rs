@@ -33,20 +33,31 @@ pub fn parse_maps(text: &str) -> Vec<Mapping> {
     let mut out = Vec::new();
     for line in text.lines() {
         let mut it = line.split_whitespace();
-        let (Some(range), Some(perms), Some(offset)) = (it.next(), it.next(), it.next()) else { continue };
+        let (Some(range), Some(perms), Some(offset)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
         if !perms.contains('x') {
             continue;
         }
         let (_dev, _inode) = (it.next(), it.next());
         // The path may contain spaces: take the rest of the line.
         let path = it.collect::<Vec<_>>().join(" ");
-        let Some((s, e)) = range.split_once('-') else { continue };
-        let (Ok(start), Ok(end), Ok(offset)) =
-            (u64::from_str_radix(s, 16), u64::from_str_radix(e, 16), u64::from_str_radix(offset, 16))
-        else {
+        let Some((s, e)) = range.split_once('-') else {
             continue;
         };
-        out.push(Mapping { start, end, offset, path });
+        let (Ok(start), Ok(end), Ok(offset)) = (
+            u64::from_str_radix(s, 16),
+            u64::from_str_radix(e, 16),
+            u64::from_str_radix(offset, 16),
+        ) else {
+            continue;
+        };
+        out.push(Mapping {
+            start,
+            end,
+            offset,
+            path,
+        });
     }
     out.sort_by_key(|m| m.start);
     out
@@ -55,8 +66,14 @@ pub fn parse_maps(text: &str) -> Vec<Mapping> {
 /// Reads a live process's name and maps; `None` once it has exited.
 pub fn read_proc(tgid: u32) -> Option<ProcInfo> {
     let maps = std::fs::read_to_string(format!("/proc/{tgid}/maps")).ok()?;
-    let name = std::fs::read_to_string(format!("/proc/{tgid}/comm")).unwrap_or_default().trim_end().to_owned();
-    Some(ProcInfo { name, maps: parse_maps(&maps) })
+    let name = std::fs::read_to_string(format!("/proc/{tgid}/comm"))
+        .unwrap_or_default()
+        .trim_end()
+        .to_owned();
+    Some(ProcInfo {
+        name,
+        maps: parse_maps(&maps),
+    })
 }
 
 /// Lost-event counters of one window, by `drop_kind`.
@@ -102,6 +119,14 @@ mod tests {
         let m = parse_maps(text);
         assert_eq!(m.len(), 2);
         assert_eq!(m[0].path, "[vdso]");
-        assert_eq!(m[1], Mapping { start: 0x55d0c0010000, end: 0x55d0c0020000, offset: 0x10000, path: "/opt/my app/bin x".into() });
+        assert_eq!(
+            m[1],
+            Mapping {
+                start: 0x55d0c0010000,
+                end: 0x55d0c0020000,
+                offset: 0x10000,
+                path: "/opt/my app/bin x".into()
+            }
+        );
     }
 }

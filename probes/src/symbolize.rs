@@ -47,8 +47,16 @@ impl Symbolizer {
 
     /// With kernel symbols read beforehand (see [`read_kallsyms`]).
     pub fn with_kernel_symbols(ksyms: BTreeMap<u64, String>) -> Self {
-        let blaze = Blaze::builder().enable_code_info(false).enable_inlined_fns(false).enable_demangling(true).build();
-        Self { blaze, ksyms, cache: HashMap::new() }
+        let blaze = Blaze::builder()
+            .enable_code_info(false)
+            .enable_inlined_fns(false)
+            .enable_demangling(true)
+            .build();
+        Self {
+            blaze,
+            ksyms,
+            cache: HashMap::new(),
+        }
     }
 
     /// Kernel frames, leaf first.
@@ -58,8 +66,14 @@ impl Symbolizer {
             .map(|(i, ip)| {
                 let addr = if i == 0 { *ip } else { ip.saturating_sub(1) };
                 match self.ksyms.range(..=addr).next_back() {
-                    Some((_, name)) => Frame { name: clean(name), resolved: true },
-                    None => Frame { name: UNKNOWN.into(), resolved: false },
+                    Some((_, name)) => Frame {
+                        name: clean(name),
+                        resolved: true,
+                    },
+                    None => Frame {
+                        name: UNKNOWN.into(),
+                        resolved: false,
+                    },
                 }
             })
             .collect()
@@ -68,21 +82,43 @@ impl Symbolizer {
     /// User frames of a process, leaf first. Return addresses (all but the
     /// leaf) are looked up one byte back, inside the call instruction.
     pub fn user(&mut self, proc: Option<&ProcInfo>, ips: &[u64]) -> Vec<Frame> {
-        let mut out: Vec<Frame> = vec![Frame { name: UNKNOWN.into(), resolved: false }; ips.len()];
+        let mut out: Vec<Frame> = vec![
+            Frame {
+                name: UNKNOWN.into(),
+                resolved: false
+            };
+            ips.len()
+        ];
         let Some(proc) = proc else { return out };
         // path -> [(frame index, file offset)]
         let mut wanted: BTreeMap<&str, Vec<(usize, u64)>> = BTreeMap::new();
         for (i, ip) in ips.iter().enumerate() {
             let addr = if i == 0 { *ip } else { ip.saturating_sub(1) };
             let idx = proc.maps.partition_point(|m| m.start <= addr);
-            let Some(m) = idx.checked_sub(1).map(|j| &proc.maps[j]).filter(|m| addr < m.end) else { continue };
+            let Some(m) = idx
+                .checked_sub(1)
+                .map(|j| &proc.maps[j])
+                .filter(|m| addr < m.end)
+            else {
+                continue;
+            };
             if !m.path.starts_with('/') {
                 // [vdso], [anon:...], JIT code: a real frame without a file.
-                let name = if m.path.is_empty() { "[anon]".to_owned() } else { m.path.clone() };
-                out[i] = Frame { name, resolved: true };
+                let name = if m.path.is_empty() {
+                    "[anon]".to_owned()
+                } else {
+                    m.path.clone()
+                };
+                out[i] = Frame {
+                    name,
+                    resolved: true,
+                };
                 continue;
             }
-            wanted.entry(m.path.as_str()).or_default().push((i, addr - m.start + m.offset));
+            wanted
+                .entry(m.path.as_str())
+                .or_default()
+                .push((i, addr - m.start + m.offset));
         }
         for (path, frames) in wanted {
             let todo: Vec<u64> = frames
@@ -103,7 +139,12 @@ impl Symbolizer {
                                 // `$x.12`) mark code/data runs inside functions:
                                 // look past them for the function that covers it.
                                 Symbolized::Sym(sym) if is_mapping_symbol(&sym.name) => {
-                                    function_behind_mapping_symbol(&self.blaze, &src, sym.addr, sym.addr + sym.offset as u64)
+                                    function_behind_mapping_symbol(
+                                        &self.blaze,
+                                        &src,
+                                        sym.addr,
+                                        sym.addr + sym.offset as u64,
+                                    )
                                 }
                                 Symbolized::Sym(sym) => Some(clean(&sym.name)),
                                 Symbolized::Unknown(_) => None,
@@ -124,8 +165,14 @@ impl Symbolizer {
             let module = path.rsplit('/').next().unwrap_or(path);
             for (i, off) in frames {
                 out[i] = match self.cache.get(&(path.to_owned(), off)) {
-                    Some(Some(name)) => Frame { name: name.clone(), resolved: true },
-                    _ => Frame { name: format!("[{module}]"), resolved: true },
+                    Some(Some(name)) => Frame {
+                        name: name.clone(),
+                        resolved: true,
+                    },
+                    _ => Frame {
+                        name: format!("[{module}]"),
+                        resolved: true,
+                    },
                 };
             }
         }
@@ -137,13 +184,21 @@ impl Symbolizer {
 /// the nearest symbol below it is the mapping symbol at `mapping_addr`:
 /// steps back from one mapping symbol to the next (at most 16) and accepts
 /// the first real symbol whose size reaches `va` (or that has no size).
-fn function_behind_mapping_symbol(blaze: &Blaze, src: &Source, mut mapping_addr: u64, va: u64) -> Option<String> {
+fn function_behind_mapping_symbol(
+    blaze: &Blaze,
+    src: &Source,
+    mut mapping_addr: u64,
+    va: u64,
+) -> Option<String> {
     for _ in 0..16 {
         let below = mapping_addr.checked_sub(1)?;
         match blaze.symbolize_single(src, Input::VirtOffset(below)).ok()? {
             Symbolized::Sym(s) if is_mapping_symbol(&s.name) => mapping_addr = s.addr,
             Symbolized::Sym(s) => {
-                return s.size.is_none_or(|z| s.addr + z as u64 > va).then(|| clean(&s.name));
+                return s
+                    .size
+                    .is_none_or(|z| s.addr + z as u64 > va)
+                    .then(|| clean(&s.name));
             }
             Symbolized::Unknown(_) => return None,
         }
@@ -202,13 +257,24 @@ mod tests {
         let mut s = Symbolizer::new();
         let frames = s.user(Some(&proc), &[addr + 1]);
         assert!(frames[0].resolved, "{frames:?}");
-        assert!(frames[0].name.ends_with("qfc_probe_symbolize_self_test_marker"), "{frames:?}");
-        assert!(!frames[0].name.contains("::h"), "hash suffix kept: {frames:?}");
+        assert!(
+            frames[0]
+                .name
+                .ends_with("qfc_probe_symbolize_self_test_marker"),
+            "{frames:?}"
+        );
+        assert!(
+            !frames[0].name.contains("::h"),
+            "hash suffix kept: {frames:?}"
+        );
     }
 
     #[test]
     fn names_keep_spaces_and_lose_semicolons() {
-        assert_eq!(clean("<[u8; 32] as core::fmt::Debug>::fmt"), "<[u8, 32] as core::fmt::Debug>::fmt");
+        assert_eq!(
+            clean("<[u8; 32] as core::fmt::Debug>::fmt"),
+            "<[u8, 32] as core::fmt::Debug>::fmt"
+        );
     }
 
     #[test]

@@ -14,12 +14,20 @@ pub fn ensure_mounted() -> Result<(), ProbeError> {
         return Ok(());
     }
     tracing::info!(path = TRACEFS, "mounting tracefs");
-    nix::mount::mount(Some("tracefs"), TRACEFS, Some("tracefs"), nix::mount::MsFlags::empty(), None::<&str>)
-        .map_err(|e| ProbeError::Tracefs(e.to_string()))?;
+    nix::mount::mount(
+        Some("tracefs"),
+        TRACEFS,
+        Some("tracefs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|e| ProbeError::Tracefs(e.to_string()))?;
     if events.is_dir() {
         Ok(())
     } else {
-        Err(ProbeError::Tracefs("mounted, but events/ is missing".into()))
+        Err(ProbeError::Tracefs(
+            "mounted, but events/ is missing".into(),
+        ))
     }
 }
 
@@ -34,8 +42,13 @@ pub struct Format {
 impl Format {
     /// Reads `events/<category>/<name>/format`.
     pub fn read(category: &str, name: &str) -> Result<Self, ProbeError> {
-        let path = Path::new(TRACEFS).join("events").join(category).join(name).join("format");
-        let text = std::fs::read_to_string(&path).map_err(|e| ProbeError::io("reading tracepoint format", &path, e))?;
+        let path = Path::new(TRACEFS)
+            .join("events")
+            .join(category)
+            .join(name)
+            .join("format");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ProbeError::io("reading tracepoint format", &path, e))?;
         Ok(Self::parse(&format!("{category}/{name}"), path, &text))
     }
 
@@ -44,7 +57,9 @@ impl Format {
         let mut fields = Vec::new();
         for line in text.lines() {
             let line = line.trim();
-            let Some(rest) = line.strip_prefix("field:") else { continue };
+            let Some(rest) = line.strip_prefix("field:") else {
+                continue;
+            };
             let mut decl = None;
             let mut offset = None;
             for part in rest.split(';') {
@@ -56,7 +71,8 @@ impl Format {
                 }
             }
             // The declaration is the first part ("char prev_comm[16]").
-            let decl = decl.unwrap_or_else(|| rest.split(';').next().unwrap_or("").trim().to_owned());
+            let decl =
+                decl.unwrap_or_else(|| rest.split(';').next().unwrap_or("").trim().to_owned());
             let name = decl
                 .split_whitespace()
                 .last()
@@ -69,16 +85,24 @@ impl Format {
                 fields.push((name, off));
             }
         }
-        Self { tracepoint: tracepoint.to_owned(), path, fields }
+        Self {
+            tracepoint: tracepoint.to_owned(),
+            path,
+            fields,
+        }
     }
 
     /// The offset of `field`.
     pub fn offset(&self, field: &str) -> Result<u32, ProbeError> {
-        self.fields.iter().find(|(n, _)| n == field).map(|(_, o)| *o).ok_or_else(|| ProbeError::Format {
-            tracepoint: self.tracepoint.clone(),
-            field: field.to_owned(),
-            path: self.path.clone(),
-        })
+        self.fields
+            .iter()
+            .find(|(n, _)| n == field)
+            .map(|(_, o)| *o)
+            .ok_or_else(|| ProbeError::Format {
+                tracepoint: self.tracepoint.clone(),
+                field: field.to_owned(),
+                path: self.path.clone(),
+            })
     }
 }
 
@@ -97,6 +121,9 @@ mod tests {
         assert_eq!(f.offset("next_pid").unwrap(), 56);
         assert_eq!(f.offset("cmd").unwrap(), 60);
         let err = f.offset("nope").unwrap_err().to_string();
-        assert!(err.contains("sched/sched_switch") && err.contains("nope"), "{err}");
+        assert!(
+            err.contains("sched/sched_switch") && err.contains("nope"),
+            "{err}"
+        );
     }
 }

@@ -36,8 +36,17 @@ impl Workload {
         let mut stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
         let mut line = String::new();
         stdout.read_line(&mut line).map_err(|e| e.to_string())?;
-        let pid = line.trim().strip_prefix("ready ").and_then(|p| p.parse().ok()).ok_or(format!("bad ready line {line:?}"))?;
-        Ok(Self { child, stdin, stdout, pid })
+        let pid = line
+            .trim()
+            .strip_prefix("ready ")
+            .and_then(|p| p.parse().ok())
+            .ok_or(format!("bad ready line {line:?}"))?;
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+            pid,
+        })
     }
 
     /// Lets the workload run and waits until it has done its work.
@@ -46,7 +55,9 @@ impl Workload {
         stdin.write_all(b"go\n").map_err(|e| e.to_string())?;
         stdin.flush().map_err(|e| e.to_string())?;
         let mut line = String::new();
-        self.stdout.read_line(&mut line).map_err(|e| e.to_string())?;
+        self.stdout
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
         if line.trim() != "done" {
             return Err(format!("workload said {line:?} instead of done").into());
         }
@@ -97,7 +108,8 @@ fn json(dir: &Path, probe: &str) -> Result<Value, Failed> {
 
 /// A scratch directory on a real block device (not tmpfs), for bio.
 fn scratch() -> Result<tempfile::TempDir, Failed> {
-    let base = std::env::var_os("CARGO_TARGET_TMPDIR").map_or_else(|| PathBuf::from("/var/tmp"), PathBuf::from);
+    let base = std::env::var_os("CARGO_TARGET_TMPDIR")
+        .map_or_else(|| PathBuf::from("/var/tmp"), PathBuf::from);
     tempfile::tempdir_in(base).map_err(|e| e.to_string().into())
 }
 
@@ -122,15 +134,37 @@ fn rows(v: &Value) -> Vec<(u64, String, String, u64)> {
 fn fsync_count_500() -> Result<(), Failed> {
     let dir = scratch()?;
     let file = dir.path().join("f");
-    let mut w = Workload::spawn(&["fdatasync", "--count", "500", "--file", file.to_str().ok_or("path")?])?;
-    let out = capture(opts(Scope::Pid(w.pid), &[ProbeKind::Fsync], &dir.path().join("out")), &mut w)?;
+    let mut w = Workload::spawn(&[
+        "fdatasync",
+        "--count",
+        "500",
+        "--file",
+        file.to_str().ok_or("path")?,
+    ])?;
+    let out = capture(
+        opts(
+            Scope::Pid(w.pid),
+            &[ProbeKind::Fsync],
+            &dir.path().join("out"),
+        ),
+        &mut w,
+    )?;
     let v = json(&out, "fsync")?;
     let pid = u64::from(w.pid);
-    let n: u64 = rows(&v).iter().filter(|r| r.0 == pid && r.2 == "fdatasync").map(|r| r.3).sum();
-    let by_proc = v["by_process"][w.pid.to_string()]["hist"]["count"].as_u64().unwrap_or(0);
+    let n: u64 = rows(&v)
+        .iter()
+        .filter(|r| r.0 == pid && r.2 == "fdatasync")
+        .map(|r| r.3)
+        .sum();
+    let by_proc = v["by_process"][w.pid.to_string()]["hist"]["count"]
+        .as_u64()
+        .unwrap_or(0);
     w.finish()?;
     if n != 500 || by_proc != 500 {
-        return Err(format!("fdatasync count for pid {pid}: rows {n}, by_process {by_proc}, want 500").into());
+        return Err(format!(
+            "fdatasync count for pid {pid}: rows {n}, by_process {by_proc}, want 500"
+        )
+        .into());
     }
     Ok(())
 }
@@ -138,9 +172,25 @@ fn fsync_count_500() -> Result<(), Failed> {
 fn fsync_other_pid_is_zero() -> Result<(), Failed> {
     let dir = scratch()?;
     let file = dir.path().join("f");
-    let mut other = Command::new("sleep").arg("60").spawn().map_err(|e| e.to_string())?;
-    let mut w = Workload::spawn(&["fdatasync", "--count", "500", "--file", file.to_str().ok_or("path")?])?;
-    let res = capture(opts(Scope::Pid(other.id()), &[ProbeKind::Fsync], &dir.path().join("out")), &mut w);
+    let mut other = Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut w = Workload::spawn(&[
+        "fdatasync",
+        "--count",
+        "500",
+        "--file",
+        file.to_str().ok_or("path")?,
+    ])?;
+    let res = capture(
+        opts(
+            Scope::Pid(other.id()),
+            &[ProbeKind::Fsync],
+            &dir.path().join("out"),
+        ),
+        &mut w,
+    );
     let _ = other.kill();
     let _ = other.wait();
     let v = json(&res?, "fsync")?;
@@ -149,7 +199,10 @@ fn fsync_other_pid_is_zero() -> Result<(), Failed> {
     let total = v["total"]["count"].as_u64().unwrap_or(u64::MAX);
     w.finish()?;
     if seen != 0 || total != 0 {
-        return Err(format!("filter on another pid still saw {seen} calls of pid {pid} ({total} in all)").into());
+        return Err(format!(
+            "filter on another pid still saw {seen} calls of pid {pid} ({total} in all)"
+        )
+        .into());
     }
     Ok(())
 }
@@ -158,7 +211,14 @@ fn oncpu_burn_frame() -> Result<(), Failed> {
     const FRAME: &str = "qfc_probe_burn_cpu_7c1e";
     let dir = scratch()?;
     let mut w = Workload::spawn(&["burn", "--ms", "3000"])?;
-    let out = capture(opts(Scope::Pid(w.pid), &[ProbeKind::Oncpu], &dir.path().join("out")), &mut w)?;
+    let out = capture(
+        opts(
+            Scope::Pid(w.pid),
+            &[ProbeKind::Oncpu],
+            &dir.path().join("out"),
+        ),
+        &mut w,
+    )?;
     let v = json(&out, "oncpu")?;
     let pid = u64::from(w.pid);
     let (mut all, mut hit) = (0u64, 0u64);
@@ -168,7 +228,10 @@ fn oncpu_burn_frame() -> Result<(), Failed> {
         }
         let n = s["count"].as_u64().unwrap_or(0);
         all += n;
-        let has = s["user"].as_array().is_some_and(|u| u.iter().any(|f| f.as_str().is_some_and(|f| f.ends_with(FRAME))));
+        let has = s["user"].as_array().is_some_and(|u| {
+            u.iter()
+                .any(|f| f.as_str().is_some_and(|f| f.ends_with(FRAME)))
+        });
         if has {
             hit += n;
         }
@@ -180,10 +243,16 @@ fn oncpu_burn_frame() -> Result<(), Failed> {
     }
     let share = hit as f64 / all as f64;
     if share < 0.9 {
-        return Err(format!("{FRAME} in {hit}/{all} samples ({:.1}%), want >= 90%", share * 100.0).into());
+        return Err(format!(
+            "{FRAME} in {hit}/{all} samples ({:.1}%), want >= 90%",
+            share * 100.0
+        )
+        .into());
     }
     if !folded.contains(&format!("probe_workload::{FRAME}")) {
-        return Err(format!("folded stacks lack the symbolized frame probe_workload::{FRAME}").into());
+        return Err(
+            format!("folded stacks lack the symbolized frame probe_workload::{FRAME}").into(),
+        );
     }
     Ok(())
 }
@@ -191,7 +260,14 @@ fn oncpu_burn_frame() -> Result<(), Failed> {
 fn offcpu_sleep_time() -> Result<(), Failed> {
     let dir = scratch()?;
     let mut w = Workload::spawn(&["sleep", "--ms", "20", "--count", "100"])?;
-    let out = capture(opts(Scope::Pid(w.pid), &[ProbeKind::Offcpu], &dir.path().join("out")), &mut w)?;
+    let out = capture(
+        opts(
+            Scope::Pid(w.pid),
+            &[ProbeKind::Offcpu],
+            &dir.path().join("out"),
+        ),
+        &mut w,
+    )?;
     let v = json(&out, "offcpu")?;
     let pid = u64::from(w.pid);
     let mut sleep_us = 0.0;
@@ -203,21 +279,39 @@ fn offcpu_sleep_time() -> Result<(), Failed> {
     w.finish()?;
     let want_us = 100.0 * 20_000.0;
     if (sleep_us - want_us).abs() > want_us * 0.10 {
-        return Err(format!("off-CPU sleep time {sleep_us:.0} µs, want {want_us:.0} µs ± 10%").into());
+        return Err(
+            format!("off-CPU sleep time {sleep_us:.0} µs, want {want_us:.0} µs ± 10%").into(),
+        );
     }
     Ok(())
 }
 
 fn bio_direct_writes() -> Result<(), Failed> {
     let dir = scratch()?;
-    let dev = std::fs::metadata(dir.path()).map_err(|e| e.to_string())?.dev();
+    let dev = std::fs::metadata(dir.path())
+        .map_err(|e| e.to_string())?
+        .dev();
     let (major, minor) = (libc::major(dev), libc::minor(dev));
     if !Path::new(&format!("/sys/dev/block/{major}:{minor}")).exists() {
         return Err(format!("{} is not on a block device ({major}:{minor}); set CARGO_TARGET_TMPDIR to a disk-backed directory", dir.path().display()).into());
     }
     let file = dir.path().join("direct");
-    let mut w = Workload::spawn(&["write", "--file", file.to_str().ok_or("path")?, "--count", "200", "--direct"])?;
-    let out = capture(opts(Scope::Pid(w.pid), &[ProbeKind::Bio], &dir.path().join("out")), &mut w)?;
+    let mut w = Workload::spawn(&[
+        "write",
+        "--file",
+        file.to_str().ok_or("path")?,
+        "--count",
+        "200",
+        "--direct",
+    ])?;
+    let out = capture(
+        opts(
+            Scope::Pid(w.pid),
+            &[ProbeKind::Bio],
+            &dir.path().join("out"),
+        ),
+        &mut w,
+    )?;
     w.finish()?;
     let v = json(&out, "bio")?;
     let (mut n, mut bytes) = (0u64, 0u64);
@@ -229,9 +323,16 @@ fn bio_direct_writes() -> Result<(), Failed> {
     }
     // bio is device-wide: other writers may add to these, never subtract.
     if n < 200 || bytes < 200 * 4096 {
-        return Err(format!("W* requests {n} ({bytes} bytes), want >= 200 (819200 bytes); by_rwbs: {}", v["by_rwbs"]).into());
+        return Err(format!(
+            "W* requests {n} ({bytes} bytes), want >= 200 (819200 bytes); by_rwbs: {}",
+            v["by_rwbs"]
+        )
+        .into());
     }
-    if v["by_rwbs"].as_object().is_some_and(|m| m.keys().any(|k| k.contains('\0') || k.is_empty())) {
+    if v["by_rwbs"]
+        .as_object()
+        .is_some_and(|m| m.keys().any(|k| k.contains('\0') || k.is_empty()))
+    {
         return Err("an RWBS key is not a clean C string".into());
     }
     Ok(())
@@ -240,13 +341,34 @@ fn bio_direct_writes() -> Result<(), Failed> {
 fn writepath_two_threads() -> Result<(), Failed> {
     let dir = scratch()?;
     let file = dir.path().join("t");
-    let mut w = Workload::spawn(&["threads", "--file", file.to_str().ok_or("path")?, "--writes", "3000", "--pwrites", "2000", "--syncs", "20"])?;
-    let out = capture(opts(Scope::Pid(w.pid), &[ProbeKind::Writepath, ProbeKind::Fsync], &dir.path().join("out")), &mut w)?;
+    let mut w = Workload::spawn(&[
+        "threads",
+        "--file",
+        file.to_str().ok_or("path")?,
+        "--writes",
+        "3000",
+        "--pwrites",
+        "2000",
+        "--syncs",
+        "20",
+    ])?;
+    let out = capture(
+        opts(
+            Scope::Pid(w.pid),
+            &[ProbeKind::Writepath, ProbeKind::Fsync],
+            &dir.path().join("out"),
+        ),
+        &mut w,
+    )?;
     let pid = u64::from(w.pid);
     w.finish()?;
     let v = json(&out, "writepath")?;
     let count = |thread: &str, sys: &str| -> u64 {
-        rows(&v).iter().filter(|r| r.0 == pid && r.1 == thread && r.2 == sys).map(|r| r.3).sum()
+        rows(&v)
+            .iter()
+            .filter(|r| r.0 == pid && r.1 == thread && r.2 == sys)
+            .map(|r| r.3)
+            .sum()
     };
     let got = [
         ("qfc-wr-a", "write", count("qfc-wr-a", "write"), 3000),
@@ -255,11 +377,23 @@ fn writepath_two_threads() -> Result<(), Failed> {
         ("qfc-wr-a", "pwrite64", count("qfc-wr-a", "pwrite64"), 0),
         ("qfc-wr-b", "write", count("qfc-wr-b", "write"), 0),
     ];
-    let bad: Vec<String> = got.iter().filter(|g| g.2 != g.3).map(|g| format!("({}, {}) = {} want {}", g.0, g.1, g.2, g.3)).collect();
+    let bad: Vec<String> = got
+        .iter()
+        .filter(|g| g.2 != g.3)
+        .map(|g| format!("({}, {}) = {} want {}", g.0, g.1, g.2, g.3))
+        .collect();
     let f = json(&out, "fsync")?;
-    let fs: u64 = rows(&f).iter().filter(|r| r.0 == pid && r.1 == "qfc-wr-b" && r.2 == "fdatasync").map(|r| r.3).sum();
+    let fs: u64 = rows(&f)
+        .iter()
+        .filter(|r| r.0 == pid && r.1 == "qfc-wr-b" && r.2 == "fdatasync")
+        .map(|r| r.3)
+        .sum();
     if !bad.is_empty() || fs != 20 {
-        return Err(format!("per (thread, syscall) counts: {}; fsync probe saw {fs} fdatasync (want 20)", bad.join(", ")).into());
+        return Err(format!(
+            "per (thread, syscall) counts: {}; fsync probe saw {fs} fdatasync (want 20)",
+            bad.join(", ")
+        )
+        .into());
     }
     Ok(())
 }
@@ -267,8 +401,22 @@ fn writepath_two_threads() -> Result<(), Failed> {
 fn tiny_maps_count_drops() -> Result<(), Failed> {
     let dir = scratch()?;
     let file = dir.path().join("t");
-    let mut w = Workload::spawn(&["threads", "--file", file.to_str().ok_or("path")?, "--writes", "3000", "--pwrites", "2000", "--syncs", "20"])?;
-    let mut o = opts(Scope::Pid(w.pid), &[ProbeKind::Writepath], &dir.path().join("out"));
+    let mut w = Workload::spawn(&[
+        "threads",
+        "--file",
+        file.to_str().ok_or("path")?,
+        "--writes",
+        "3000",
+        "--pwrites",
+        "2000",
+        "--syncs",
+        "20",
+    ])?;
+    let mut o = opts(
+        Scope::Pid(w.pid),
+        &[ProbeKind::Writepath],
+        &dir.path().join("out"),
+    );
     o.map_entries = Some(2);
     let out_root = o.out_dir.clone();
     let out = capture(o, &mut w)?;
@@ -278,19 +426,27 @@ fn tiny_maps_count_drops() -> Result<(), Failed> {
     let lost = &v["lost_events"];
     let full = lost["writepath_map_full"].as_u64().unwrap_or(0);
     let inflight = lost["writepath_inflight_full"].as_u64().unwrap_or(0);
-    let session: Value = serde_json::from_str(&std::fs::read_to_string(out_root.join("session.json")).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
+    let session: Value = serde_json::from_str(
+        &std::fs::read_to_string(out_root.join("session.json")).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
     let session_lost = session["lost_events_total"].as_u64().unwrap_or(0);
     // 5020 calls by the two threads plus the main thread's one write of "done".
     let expect = 3000 + 2000 + 20 + 1;
     if full == 0 {
-        return Err(format!("a 2-entry aggregate map recorded {recorded} events and lost none").into());
+        return Err(
+            format!("a 2-entry aggregate map recorded {recorded} events and lost none").into(),
+        );
     }
     if recorded + full + inflight != expect {
         return Err(format!("recorded {recorded} + map full {full} + in-flight full {inflight} != {expect} syscalls").into());
     }
     if session_lost != full + inflight {
-        return Err(format!("session.json lost_events_total {session_lost} != {}", full + inflight).into());
+        return Err(format!(
+            "session.json lost_events_total {session_lost} != {}",
+            full + inflight
+        )
+        .into());
     }
     Ok(())
 }
@@ -307,9 +463,25 @@ fn lockstep_windows_lose_nothing() -> Result<(), Failed> {
     let out = dir.path().join("out");
     // Paced (1 ms after each call: at least 1.2 s of work) so that the work
     // always spans the 400 ms windows a and b, however fast the disk is.
-    let mut w = Workload::spawn(&["fdatasync", "--count", "1200", "--gap-us", "1000", "--file", file.to_str().ok_or("path")?])?;
+    let mut w = Workload::spawn(&[
+        "fdatasync",
+        "--count",
+        "1200",
+        "--gap-us",
+        "1000",
+        "--file",
+        file.to_str().ok_or("path")?,
+    ])?;
     let mut p = Command::new(QFC_PROBE)
-        .args(["--pid", &w.pid.to_string(), "--probes", "fsync,writepath", "--control", "stdin", "--out"])
+        .args([
+            "--pid",
+            &w.pid.to_string(),
+            "--probes",
+            "fsync,writepath",
+            "--control",
+            "stdin",
+            "--out",
+        ])
         .arg(&out)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -334,7 +506,10 @@ fn lockstep_windows_lose_nothing() -> Result<(), Failed> {
     let mut bounds = Vec::new();
     for (i, name) in ["a", "b", "c"].iter().enumerate() {
         let ans = say(&format!("phase {name}"))?;
-        let ns: u64 = ans.strip_prefix(&format!("phase {name} ")).and_then(|n| n.parse().ok()).ok_or(format!("answer {ans:?}"))?;
+        let ns: u64 = ans
+            .strip_prefix(&format!("phase {name} "))
+            .and_then(|n| n.parse().ok())
+            .ok_or(format!("answer {ans:?}"))?;
         bounds.push(ns);
         if i == 0 {
             let stdin = w.stdin.as_mut().ok_or("stdin")?;
@@ -350,19 +525,34 @@ fn lockstep_windows_lose_nothing() -> Result<(), Failed> {
     let mut line = String::new();
     w.stdout.read_line(&mut line).map_err(|e| e.to_string())?;
     let stopped = say("stop")?;
-    let end: u64 = stopped.strip_prefix("stopped ").and_then(|n| n.parse().ok()).ok_or(format!("answer {stopped:?}"))?;
+    let end: u64 = stopped
+        .strip_prefix("stopped ")
+        .and_then(|n| n.parse().ok())
+        .ok_or(format!("answer {stopped:?}"))?;
     bounds.push(end);
     let _ = p.wait();
     let pid = u64::from(w.pid);
     w.finish()?;
-    let session: Value = serde_json::from_str(&std::fs::read_to_string(out.join("session.json")).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
+    let session: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("session.json")).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
     let windows = session["windows"].as_array().ok_or("no windows")?;
     let got: Vec<(String, u64, u64)> = windows
         .iter()
-        .map(|w| (w["phase"].as_str().unwrap_or("").to_owned(), w["start_ns"].as_u64().unwrap_or(0), w["end_ns"].as_u64().unwrap_or(0)))
+        .map(|w| {
+            (
+                w["phase"].as_str().unwrap_or("").to_owned(),
+                w["start_ns"].as_u64().unwrap_or(0),
+                w["end_ns"].as_u64().unwrap_or(0),
+            )
+        })
         .collect();
-    let want: Vec<(String, u64, u64)> = ["a", "b", "c"].iter().enumerate().map(|(i, n)| ((*n).to_owned(), bounds[i], bounds[i + 1])).collect();
+    let want: Vec<(String, u64, u64)> = ["a", "b", "c"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| ((*n).to_owned(), bounds[i], bounds[i + 1]))
+        .collect();
     if got != want {
         return Err(format!("windows {got:?}, want {want:?}").into());
     }
@@ -371,13 +561,22 @@ fn lockstep_windows_lose_nothing() -> Result<(), Failed> {
         let mut counts = Vec::new();
         for phase in ["a", "b", "c"] {
             let v = json(&out.join(phase), probe)?;
-            counts.push(rows(&v).iter().filter(|r| r.0 == pid && r.2 == "fdatasync").map(|r| r.3).sum::<u64>());
+            counts.push(
+                rows(&v)
+                    .iter()
+                    .filter(|r| r.0 == pid && r.2 == "fdatasync")
+                    .map(|r| r.3)
+                    .sum::<u64>(),
+            );
         }
         per.push((probe, counts));
     }
     for (probe, counts) in &per {
         if counts.iter().sum::<u64>() != 1200 || counts[0] == 0 || counts[1] == 0 {
-            return Err(format!("{probe}: fdatasync per window {counts:?}, want non-zero a and b adding up to 1200").into());
+            return Err(format!(
+                "{probe}: fdatasync per window {counts:?}, want non-zero a and b adding up to 1200"
+            )
+            .into());
         }
     }
     Ok(())
@@ -393,9 +592,16 @@ fn capability() -> Option<String> {
         Ok(d) => d,
         Err(e) => return Some(format!("no temporary directory: {e}")),
     };
-    let o = opts(Scope::Pid(std::process::id()), &[ProbeKind::Fsync], dir.path());
+    let o = opts(
+        Scope::Pid(std::process::id()),
+        &[ProbeKind::Fsync],
+        dir.path(),
+    );
     match Session::start(o) {
-        Ok(s) => s.stop().err().map(|e| format!("cannot run a probe session: {e}")),
+        Ok(s) => s
+            .stop()
+            .err()
+            .map(|e| format!("cannot run a probe session: {e}")),
         Err(e) => Some(format!("cannot load and attach the probes: {e}")),
     }
 }
@@ -411,13 +617,19 @@ fn main() {
     }
     let trials: Vec<(&str, fn() -> Result<(), Failed>)> = vec![
         ("fsync_counts_exactly_500_fdatasync", fsync_count_500),
-        ("fsync_filter_on_other_pid_sees_zero", fsync_other_pid_is_zero),
+        (
+            "fsync_filter_on_other_pid_sees_zero",
+            fsync_other_pid_is_zero,
+        ),
         ("oncpu_burn_frame_in_90pct_of_samples", oncpu_burn_frame),
         ("offcpu_sleep_time_within_10pct", offcpu_sleep_time),
         ("bio_direct_writes_under_w_rwbs", bio_direct_writes),
         ("writepath_two_thread_counts_match", writepath_two_threads),
         ("tiny_maps_count_their_drops", tiny_maps_count_drops),
-        ("lockstep_windows_lose_nothing", lockstep_windows_lose_nothing),
+        (
+            "lockstep_windows_lose_nothing",
+            lockstep_windows_lose_nothing,
+        ),
     ];
     let trials = trials
         .into_iter()

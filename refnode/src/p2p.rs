@@ -20,15 +20,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use wire::sync::{
-    frame, FrameKind, MAX_RANGE_SPAN, REQUEST_TIMEOUT_SECS, SYNC_PROTOCOL,
-};
+use wire::sync::{frame, FrameKind, MAX_RANGE_SPAN, REQUEST_TIMEOUT_SECS, SYNC_PROTOCOL};
 use wire::{SyncRequest, SyncResponse};
 
 /// The `/qfc/sync/1` codec: u32 big-endian length, then borsh.
 #[derive(Debug, Clone, Default)]
 pub struct SyncCodec;
-
 
 async fn write_body<T: AsyncWrite + Unpin + Send>(io: &mut T, body: &[u8]) -> io::Result<()> {
     io.write_all(&frame(body)).await?;
@@ -49,14 +46,16 @@ impl request_response::Codec for SyncCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        SyncRequest::decode(&wire::sync::read_frame_async(io, FrameKind::Request).await?).map_err(invalid)
+        SyncRequest::decode(&wire::sync::read_frame_async(io, FrameKind::Request).await?)
+            .map_err(invalid)
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse>
     where
         T: AsyncRead + Unpin + Send,
     {
-        SyncResponse::decode(&wire::sync::read_frame_async(io, FrameKind::Response).await?).map_err(invalid)
+        SyncResponse::decode(&wire::sync::read_frame_async(io, FrameKind::Response).await?)
+            .map_err(invalid)
     }
 
     async fn write_request<T>(

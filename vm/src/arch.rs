@@ -318,7 +318,9 @@ mod tests {
             kvm: KvmState::Absent,
         };
         assert_eq!(
-            resolve_accel(Accel::Auto, Arch::Aarch64, &host).unwrap().accel,
+            resolve_accel(Accel::Auto, Arch::Aarch64, &host)
+                .unwrap()
+                .accel,
             ResolvedAccel::Hvf
         );
     }
@@ -328,8 +330,12 @@ mod tests {
         let host = linux(Arch::X86_64, KvmState::Paravirtual);
         let e = resolve_accel(Accel::Kvm, Arch::X86_64, &host).unwrap_err();
         assert!(e.to_string().contains("kvm_pvm"), "{e}");
-        let e = resolve_accel(Accel::Kvm, Arch::Aarch64, &linux(Arch::X86_64, KvmState::Usable))
-            .unwrap_err();
+        let e = resolve_accel(
+            Accel::Kvm,
+            Arch::Aarch64,
+            &linux(Arch::X86_64, KvmState::Usable),
+        )
+        .unwrap_err();
         assert!(matches!(e, AccelError::KvmWrongArch { .. }));
         let e = resolve_accel(Accel::Hvf, Arch::Aarch64, &host).unwrap_err();
         assert!(matches!(e, AccelError::HvfUnavailable { .. }));

@@ -68,10 +68,15 @@ pub struct Toolchain {
 /// What went wrong cross-compiling.
 #[derive(Debug, thiserror::Error)]
 pub enum CrossError {
-    #[error("cross-compiling for {arch} is not supported from this host: build on a {arch} machine")]
+    #[error(
+        "cross-compiling for {arch} is not supported from this host: build on a {arch} machine"
+    )]
     Unsupported { arch: Arch },
     #[error("{tool} is missing: run scripts/setup.sh (it installs {package})")]
-    ToolMissing { tool: &'static str, package: &'static str },
+    ToolMissing {
+        tool: &'static str,
+        package: &'static str,
+    },
     #[error("`{command}` failed with {status}:\n{output_tail}")]
     Failed {
         command: String,
@@ -148,7 +153,8 @@ pub fn prepare_toolchain(arch: Arch, cache_dir: &Path) -> Result<Toolchain, Cros
     }
     let debs = root.join(format!("debs-{}", arch.debian()));
     let recipe_dir = root.join("recipe");
-    std::fs::create_dir_all(&recipe_dir).map_err(io_err(format!("creating {}", recipe_dir.display())))?;
+    std::fs::create_dir_all(&recipe_dir)
+        .map_err(io_err(format!("creating {}", recipe_dir.display())))?;
     let fetch = recipe_dir.join("fetch-debs.sh");
     let text = crate::image::RECIPE
         .iter()
@@ -178,7 +184,10 @@ pub fn prepare_toolchain(arch: Arch, cache_dir: &Path) -> Result<Toolchain, Cros
         } else {
             &tc.lib_sysroot
         };
-        run(Command::new("dpkg-deb").arg("-x").arg(debs.join(file)).arg(dest))?;
+        run(Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(debs.join(file))
+            .arg(dest))?;
     }
     let std_dir = tc
         .rust_sysroot
@@ -193,7 +202,10 @@ pub fn prepare_toolchain(arch: Arch, cache_dir: &Path) -> Result<Toolchain, Cros
 }
 
 /// The cargo invocation (argv, program first) and its environment. Pure.
-pub fn cargo_command(opts: &CrossOptions, tc: &Toolchain) -> (Vec<OsString>, Vec<(OsString, OsString)>) {
+pub fn cargo_command(
+    opts: &CrossOptions,
+    tc: &Toolchain,
+) -> (Vec<OsString>, Vec<(OsString, OsString)>) {
     let target = opts.arch.rust_target();
     let mut argv: Vec<OsString> = vec![
         "/usr/bin/cargo".into(),
@@ -223,15 +235,25 @@ pub fn cargo_command(opts: &CrossOptions, tc: &Toolchain) -> (Vec<OsString>, Vec
     let env: Vec<(OsString, OsString)> = vec![
         ("RUSTC".into(), "/usr/bin/rustc".into()),
         ("CARGO_TARGET_DIR".into(), tc.target_dir.clone().into()),
-        (format!("CARGO_TARGET_{upper}_LINKER").into(), "aarch64-linux-gnu-gcc".into()),
-        (format!("CARGO_TARGET_{upper}_RUSTFLAGS").into(), rustflags.into()),
+        (
+            format!("CARGO_TARGET_{upper}_LINKER").into(),
+            "aarch64-linux-gnu-gcc".into(),
+        ),
+        (
+            format!("CARGO_TARGET_{upper}_RUSTFLAGS").into(),
+            rustflags.into(),
+        ),
         (format!("CC_{lower}").into(), "aarch64-linux-gnu-gcc".into()),
-        (format!("CXX_{lower}").into(), "aarch64-linux-gnu-g++".into()),
+        (
+            format!("CXX_{lower}").into(),
+            "aarch64-linux-gnu-g++".into(),
+        ),
         (format!("AR_{lower}").into(), "aarch64-linux-gnu-ar".into()),
         ("ROCKSDB_LIB_DIR".into(), libdir.clone().into()),
         (
             format!("BINDGEN_EXTRA_CLANG_ARGS_{lower}").into(),
-            "--sysroot=/usr/aarch64-linux-gnu -I/usr/lib/gcc-cross/aarch64-linux-gnu/12/include".into(),
+            "--sysroot=/usr/aarch64-linux-gnu -I/usr/lib/gcc-cross/aarch64-linux-gnu/12/include"
+                .into(),
         ),
         ("PKG_CONFIG_ALLOW_CROSS".into(), "1".into()),
     ];
@@ -254,7 +276,13 @@ pub fn build(opts: &CrossOptions) -> Result<Vec<(String, PathBuf)>, CrossError> 
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]).current_dir(&opts.workspace);
     // The rustup proxy's and the host build's settings must not leak in.
-    for k in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "RUSTC_WRAPPER", "RUSTUP_TOOLCHAIN", "CARGO_BUILD_TARGET"] {
+    for k in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTUP_TOOLCHAIN",
+        "CARGO_BUILD_TARGET",
+    ] {
         cmd.env_remove(k);
     }
     for (k, v) in &env {
@@ -314,8 +342,16 @@ mod tests {
         assert_eq!(
             argv,
             [
-                "/usr/bin/cargo", "build", "--locked", "--target", "aarch64-unknown-linux-gnu", "--release",
-                "-p", "refnode", "--bin", "qfc-refnode"
+                "/usr/bin/cargo",
+                "build",
+                "--locked",
+                "--target",
+                "aarch64-unknown-linux-gnu",
+                "--release",
+                "-p",
+                "refnode",
+                "--bin",
+                "qfc-refnode"
             ]
         );
         let get = |k: &str| {
@@ -326,11 +362,17 @@ mod tests {
         };
         let flags = get("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS");
         assert!(flags.contains("-C force-frame-pointers=yes"), "{flags}");
-        assert!(flags.contains("--sysroot=/c/cross/rust-sysroot-arm64/usr"), "{flags}");
+        assert!(
+            flags.contains("--sysroot=/c/cross/rust-sysroot-arm64/usr"),
+            "{flags}"
+        );
         assert!(flags.contains(
             "-rpath-link,/c/cross/lib-sysroot-arm64/usr/lib/aarch64-linux-gnu:/c/cross/lib-sysroot-arm64/lib/aarch64-linux-gnu"
         ));
-        assert_eq!(get("ROCKSDB_LIB_DIR"), "/c/cross/lib-sysroot-arm64/usr/lib/aarch64-linux-gnu");
+        assert_eq!(
+            get("ROCKSDB_LIB_DIR"),
+            "/c/cross/lib-sysroot-arm64/usr/lib/aarch64-linux-gnu"
+        );
         assert_eq!(get("RUSTC"), "/usr/bin/rustc");
         assert_eq!(
             output_path(&opts, &tc, "qfc-refnode"),

@@ -27,7 +27,10 @@ pub const RECIPE: [(&str, &str); 6] = [
     ("rootfs.sh", include_str!("../recipe/rootfs.sh")),
     ("fetch-debs.sh", include_str!("../recipe/fetch-debs.sh")),
     ("image.sh", include_str!("../recipe/image.sh")),
-    ("initramfs-init.sh", include_str!("../recipe/initramfs-init.sh")),
+    (
+        "initramfs-init.sh",
+        include_str!("../recipe/initramfs-init.sh"),
+    ),
     ("guest-init.sh", include_str!("../recipe/guest-init.sh")),
 ];
 
@@ -99,10 +102,21 @@ impl Step {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Progress {
-    Started { step: Step },
-    Cached { step: Step },
-    Finished { step: Step, elapsed_ms: u64 },
-    Ready { key: String, dir: PathBuf, from_cache: bool },
+    Started {
+        step: Step,
+    },
+    Cached {
+        step: Step,
+    },
+    Finished {
+        step: Step,
+        elapsed_ms: u64,
+    },
+    Ready {
+        key: String,
+        dir: PathBuf,
+        from_cache: bool,
+    },
 }
 
 /// A built image, as described by its `image.json`.
@@ -139,12 +153,19 @@ impl Image {
     /// Loads `dir/image.json`.
     pub fn load(dir: &Path) -> Result<Image, ImageError> {
         let path = dir.join("image.json");
-        let text = std::fs::read_to_string(&path).map_err(io_err(format!("reading {}", path.display())))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(io_err(format!("reading {}", path.display())))?;
         let img: Image = serde_json::from_str(&text).map_err(|e| ImageError::Corrupt {
             path: path.clone(),
             why: e.to_string(),
         })?;
-        for f in [&img.kernel, &img.initrd, &img.disk, &img.ssh_key, &img.known_hosts] {
+        for f in [
+            &img.kernel,
+            &img.initrd,
+            &img.disk,
+            &img.ssh_key,
+            &img.known_hosts,
+        ] {
             if !f.is_file() {
                 return Err(ImageError::Corrupt {
                     path: path.clone(),
@@ -193,7 +214,10 @@ pub enum ImageError {
         log: PathBuf,
     },
     #[error("{tool} is missing: run scripts/setup.sh (it installs {package})")]
-    ToolMissing { tool: &'static str, package: &'static str },
+    ToolMissing {
+        tool: &'static str,
+        package: &'static str,
+    },
     #[error("foreign binaries do not run: register binfmt_misc for {arch} (run `bash scripts/services.sh`)")]
     NoBinfmt { arch: Arch },
     #[error("cached image description {path} is unusable: {why}; delete that image folder to rebuild it")]
@@ -230,7 +254,10 @@ pub fn rootfs_key(arch: Arch) -> String {
     let mut h = blake3::Hasher::new();
     h.update(b"qfc-lab rootfs\0");
     h.update(arch.debian().as_bytes());
-    for (name, text) in RECIPE.iter().filter(|(n, _)| *n == "rootfs.sh" || *n == "packages.txt") {
+    for (name, text) in RECIPE
+        .iter()
+        .filter(|(n, _)| *n == "rootfs.sh" || *n == "packages.txt")
+    {
         h.update(name.as_bytes());
         h.update(&[0]);
         h.update(text.as_bytes());
@@ -291,7 +318,12 @@ impl Ctx<'_> {
     }
 
     /// Runs a recipe command, appending its output to the build log.
-    fn run(&self, step: &'static str, argv: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Result<String, ImageError> {
+    fn run(
+        &self,
+        step: &'static str,
+        argv: &[&std::ffi::OsStr],
+        env: &[(&str, &str)],
+    ) -> Result<String, ImageError> {
         let mut cmd = Command::new(argv[0]);
         cmd.args(&argv[1..])
             .env("RECIPE_DIR", &self.recipe_dir)
@@ -372,21 +404,30 @@ fn check_tools(arch: Arch) -> Result<(), ImageError> {
 /// Returns the cached image for `opts` when there is one, without building.
 pub fn cached(opts: &BuildOptions) -> Result<Option<Image>, ImageError> {
     let images = opts.cache_dir.join("images");
-    let rootfs_versions = images
-        .join("rootfs")
-        .join(format!("{}-{}.versions.json", opts.arch.debian(), &rootfs_key(opts.arch)[..16]));
-    let debs_file = images.join("debs").join(format!("{}.resolved.json", opts.arch.debian()));
-    let (Ok(rv), Ok(dv)) = (std::fs::read_to_string(&rootfs_versions), std::fs::read_to_string(&debs_file)) else {
+    let rootfs_versions = images.join("rootfs").join(format!(
+        "{}-{}.versions.json",
+        opts.arch.debian(),
+        &rootfs_key(opts.arch)[..16]
+    ));
+    let debs_file = images
+        .join("debs")
+        .join(format!("{}.resolved.json", opts.arch.debian()));
+    let (Ok(rv), Ok(dv)) = (
+        std::fs::read_to_string(&rootfs_versions),
+        std::fs::read_to_string(&debs_file),
+    ) else {
         return Ok(None);
     };
-    let mut packages: BTreeMap<String, String> = serde_json::from_str(&rv).map_err(|e| ImageError::Corrupt {
-        path: rootfs_versions.clone(),
-        why: e.to_string(),
-    })?;
-    let debs: Vec<(String, String, String)> = serde_json::from_str(&dv).map_err(|e| ImageError::Corrupt {
-        path: debs_file.clone(),
-        why: e.to_string(),
-    })?;
+    let mut packages: BTreeMap<String, String> =
+        serde_json::from_str(&rv).map_err(|e| ImageError::Corrupt {
+            path: rootfs_versions.clone(),
+            why: e.to_string(),
+        })?;
+    let debs: Vec<(String, String, String)> =
+        serde_json::from_str(&dv).map_err(|e| ImageError::Corrupt {
+            path: debs_file.clone(),
+            why: e.to_string(),
+        })?;
     for (name, version, _) in debs {
         packages.insert(name, version);
     }
@@ -411,9 +452,17 @@ pub fn build_verbose(opts: &BuildOptions) -> Result<Image, ImageError> {
                 Progress::Started { step } => eprintln!("[image] {} ...", step.describe()),
                 Progress::Cached { step } => eprintln!("[image] {}: cached", step.describe()),
                 Progress::Finished { step, elapsed_ms } => {
-                    eprintln!("[image] {}: done in {:.1} s", step.describe(), elapsed_ms as f64 / 1000.0)
+                    eprintln!(
+                        "[image] {}: done in {:.1} s",
+                        step.describe(),
+                        elapsed_ms as f64 / 1000.0
+                    )
                 }
-                Progress::Ready { key, dir, from_cache } => eprintln!(
+                Progress::Ready {
+                    key,
+                    dir,
+                    from_cache,
+                } => eprintln!(
                     "[image] ready{}: key {key}\n[image] {}",
                     if from_cache { " (from cache)" } else { "" },
                     dir.display()
@@ -434,7 +483,8 @@ pub fn build(opts: &BuildOptions, progress: &Sender<Progress>) -> Result<Image, 
     let images = opts.cache_dir.join("images");
     let recipe = recipe_hash();
     let recipe_dir = images.join("recipes").join(&recipe[..16]);
-    std::fs::create_dir_all(&recipe_dir).map_err(io_err(format!("creating {}", recipe_dir.display())))?;
+    std::fs::create_dir_all(&recipe_dir)
+        .map_err(io_err(format!("creating {}", recipe_dir.display())))?;
     for (name, text) in RECIPE {
         let p = recipe_dir.join(name);
         if std::fs::read_to_string(&p).ok().as_deref() != Some(text) {
@@ -445,14 +495,19 @@ pub fn build(opts: &BuildOptions, progress: &Sender<Progress>) -> Result<Image, 
     std::fs::create_dir_all(&logs).map_err(io_err(format!("creating {}", logs.display())))?;
     let ctx = Ctx {
         progress,
-        log: logs.join(format!("build-{}-{}.log", arch.debian(), std::process::id())),
+        log: logs.join(format!(
+            "build-{}-{}.log",
+            arch.debian(),
+            std::process::id()
+        )),
         recipe_dir: recipe_dir.clone(),
     };
     let sh = |name: &str| recipe_dir.join(name).into_os_string();
 
     // 1. Root filesystem tarball (cached by rootfs recipe; versions read from its dpkg status).
     let rootfs_dir = images.join("rootfs");
-    std::fs::create_dir_all(&rootfs_dir).map_err(io_err(format!("creating {}", rootfs_dir.display())))?;
+    std::fs::create_dir_all(&rootfs_dir)
+        .map_err(io_err(format!("creating {}", rootfs_dir.display())))?;
     let rkey = &rootfs_key(arch)[..16];
     let tarball = rootfs_dir.join(format!("{}-{rkey}.tar", arch.debian()));
     let versions_file = rootfs_dir.join(format!("{}-{rkey}.versions.json", arch.debian()));
@@ -465,22 +520,39 @@ pub fn build(opts: &BuildOptions, progress: &Sender<Progress>) -> Result<Image, 
         let _ = std::fs::remove_file(&versions_file);
         ctx.run(
             "rootfs",
-            &["sh".as_ref(), &sh("rootfs.sh"), arch.debian().as_ref(), &sh("packages.txt"), tarball.as_os_str()],
+            &[
+                "sh".as_ref(),
+                &sh("rootfs.sh"),
+                arch.debian().as_ref(),
+                &sh("packages.txt"),
+                tarball.as_os_str(),
+            ],
             &[("TMPDIR", &images.display().to_string())],
         )?;
-        ctx.send(Progress::Finished { step: Step::Rootfs, elapsed_ms: ms(t.elapsed()) });
+        ctx.send(Progress::Finished {
+            step: Step::Rootfs,
+            elapsed_ms: ms(t.elapsed()),
+        });
     }
     if !versions_file.is_file() {
         let status = ctx.run(
             "rootfs",
-            &["tar".as_ref(), "-xOf".as_ref(), tarball.as_os_str(), "./var/lib/dpkg/status".as_ref()],
+            &[
+                "tar".as_ref(),
+                "-xOf".as_ref(),
+                tarball.as_os_str(),
+                "./var/lib/dpkg/status".as_ref(),
+            ],
             &[],
         )?;
         let versions = parse_dpkg_status(&status);
         if versions.is_empty() {
             return Err(ImageError::BadOutput {
                 step: "rootfs",
-                why: format!("no installed packages in the dpkg status of {}", tarball.display()),
+                why: format!(
+                    "no installed packages in the dpkg status of {}",
+                    tarball.display()
+                ),
             });
         }
         write_json(&versions_file, &versions)?;
@@ -491,7 +563,9 @@ pub fn build(opts: &BuildOptions, progress: &Sender<Progress>) -> Result<Image, 
     let debs_dir = images.join("debs");
     let resolved_file = debs_dir.join(format!("{}.resolved.json", arch.debian()));
     let apt_dir = opts.cache_dir.join("apt").join(arch.debian());
-    ctx.send(Progress::Started { step: Step::Packages });
+    ctx.send(Progress::Started {
+        step: Step::Packages,
+    });
     let t = Instant::now();
     let refresh = if opts.refresh { "1" } else { "0" };
     let out = ctx.run(
@@ -511,15 +585,24 @@ pub fn build(opts: &BuildOptions, progress: &Sender<Progress>) -> Result<Image, 
     for line in out.lines().filter(|l| !l.trim().is_empty()) {
         let parts: Vec<&str> = line.split_whitespace().collect();
         let [name, version, file] = parts[..] else {
-            return Err(ImageError::BadOutput { step: "packages", why: format!("line `{line}`") });
+            return Err(ImageError::BadOutput {
+                step: "packages",
+                why: format!("line `{line}`"),
+            });
         };
         debs.push((name.into(), version.into(), file.into()));
     }
     if debs.len() != 2 {
-        return Err(ImageError::BadOutput { step: "packages", why: format!("expected 2 packages, got {out}") });
+        return Err(ImageError::BadOutput {
+            step: "packages",
+            why: format!("expected 2 packages, got {out}"),
+        });
     }
     write_json(&resolved_file, &debs)?;
-    ctx.send(Progress::Finished { step: Step::Packages, elapsed_ms: ms(t.elapsed()) });
+    ctx.send(Progress::Finished {
+        step: Step::Packages,
+        elapsed_ms: ms(t.elapsed()),
+    });
     for (name, version, _) in &debs {
         packages.insert(name.clone(), version.clone());
     }
@@ -534,7 +617,11 @@ pub fn build(opts: &BuildOptions, progress: &Sender<Progress>) -> Result<Image, 
         for step in [Step::Kernel, Step::Initramfs, Step::Keys, Step::Disk] {
             ctx.send(Progress::Cached { step });
         }
-        ctx.send(Progress::Ready { key, dir, from_cache: true });
+        ctx.send(Progress::Ready {
+            key,
+            dir,
+            from_cache: true,
+        });
         let _ = std::fs::remove_file(&ctx.log);
         return Ok(img);
     }
@@ -548,49 +635,109 @@ pub fn build(opts: &BuildOptions, progress: &Sender<Progress>) -> Result<Image, 
 
     ctx.send(Progress::Started { step: Step::Kernel });
     let t = Instant::now();
-    let kver = ctx.run("kernel", &["sh".as_ref(), &sh("image.sh"), "kernel".as_ref(), kernel_deb.as_os_str(), work.as_os_str()], &[])?;
+    let kver = ctx.run(
+        "kernel",
+        &[
+            "sh".as_ref(),
+            &sh("image.sh"),
+            "kernel".as_ref(),
+            kernel_deb.as_os_str(),
+            work.as_os_str(),
+        ],
+        &[],
+    )?;
     let kernel_release = kver.lines().last().unwrap_or_default().trim().to_string();
     if kernel_release.is_empty() {
-        return Err(ImageError::BadOutput { step: "kernel", why: "no kernel release printed".into() });
+        return Err(ImageError::BadOutput {
+            step: "kernel",
+            why: "no kernel release printed".into(),
+        });
     }
-    ctx.send(Progress::Finished { step: Step::Kernel, elapsed_ms: ms(t.elapsed()) });
+    ctx.send(Progress::Finished {
+        step: Step::Kernel,
+        elapsed_ms: ms(t.elapsed()),
+    });
 
-    ctx.send(Progress::Started { step: Step::Initramfs });
+    ctx.send(Progress::Started {
+        step: Step::Initramfs,
+    });
     let t = Instant::now();
     ctx.run(
         "initramfs",
-        &["sh".as_ref(), &sh("image.sh"), "initramfs".as_ref(), busybox_deb.as_os_str(), work.as_os_str(), partial.as_os_str()],
+        &[
+            "sh".as_ref(),
+            &sh("image.sh"),
+            "initramfs".as_ref(),
+            busybox_deb.as_os_str(),
+            work.as_os_str(),
+            partial.as_os_str(),
+        ],
         &[],
     )?;
-    ctx.send(Progress::Finished { step: Step::Initramfs, elapsed_ms: ms(t.elapsed()) });
+    ctx.send(Progress::Finished {
+        step: Step::Initramfs,
+        elapsed_ms: ms(t.elapsed()),
+    });
 
     ctx.send(Progress::Started { step: Step::Keys });
     let t = Instant::now();
-    for (file, comment) in [("ssh_host_ed25519_key", "qfc-lab guest host key"), ("id_ed25519", "qfc-lab lab user")] {
+    for (file, comment) in [
+        ("ssh_host_ed25519_key", "qfc-lab guest host key"),
+        ("id_ed25519", "qfc-lab lab user"),
+    ] {
         let path = partial.join(file);
         ctx.run(
             "keys",
-            &["ssh-keygen".as_ref(), "-q".as_ref(), "-t".as_ref(), "ed25519".as_ref(), "-N".as_ref(), "".as_ref(), "-C".as_ref(), comment.as_ref(), "-f".as_ref(), path.as_os_str()],
+            &[
+                "ssh-keygen".as_ref(),
+                "-q".as_ref(),
+                "-t".as_ref(),
+                "ed25519".as_ref(),
+                "-N".as_ref(),
+                "".as_ref(),
+                "-C".as_ref(),
+                comment.as_ref(),
+                "-f".as_ref(),
+                path.as_os_str(),
+            ],
             &[],
         )?;
     }
-    let host_pub = std::fs::read_to_string(partial.join("ssh_host_ed25519_key.pub")).map_err(io_err("reading the host public key"))?;
+    let host_pub = std::fs::read_to_string(partial.join("ssh_host_ed25519_key.pub"))
+        .map_err(io_err("reading the host public key"))?;
     let mut fields = host_pub.split_whitespace();
     let (Some(kt), Some(kb)) = (fields.next(), fields.next()) else {
-        return Err(ImageError::BadOutput { step: "keys", why: "malformed host public key".into() });
+        return Err(ImageError::BadOutput {
+            step: "keys",
+            why: "malformed host public key".into(),
+        });
     };
     let known_hosts = partial.join("known_hosts");
-    std::fs::write(&known_hosts, format!("{HOST_KEY_ALIAS} {kt} {kb}\n")).map_err(io_err("writing known_hosts"))?;
-    ctx.send(Progress::Finished { step: Step::Keys, elapsed_ms: ms(t.elapsed()) });
+    std::fs::write(&known_hosts, format!("{HOST_KEY_ALIAS} {kt} {kb}\n"))
+        .map_err(io_err("writing known_hosts"))?;
+    ctx.send(Progress::Finished {
+        step: Step::Keys,
+        elapsed_ms: ms(t.elapsed()),
+    });
 
     ctx.send(Progress::Started { step: Step::Disk });
     let t = Instant::now();
     ctx.run(
         "disk",
-        &["sh".as_ref(), &sh("image.sh"), "disk".as_ref(), tarball.as_os_str(), work.as_os_str(), partial.as_os_str()],
+        &[
+            "sh".as_ref(),
+            &sh("image.sh"),
+            "disk".as_ref(),
+            tarball.as_os_str(),
+            work.as_os_str(),
+            partial.as_os_str(),
+        ],
         &[],
     )?;
-    ctx.send(Progress::Finished { step: Step::Disk, elapsed_ms: ms(t.elapsed()) });
+    ctx.send(Progress::Finished {
+        step: Step::Disk,
+        elapsed_ms: ms(t.elapsed()),
+    });
     // The host's private key is baked into the disk; keep only the public half.
     let _ = std::fs::remove_file(partial.join("ssh_host_ed25519_key"));
     let _ = std::fs::remove_dir_all(&work);
@@ -611,10 +758,18 @@ pub fn build(opts: &BuildOptions, progress: &Sender<Progress>) -> Result<Image, 
     };
     write_json(&partial.join("image.json"), &image)?;
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::rename(&partial, &dir).map_err(io_err(format!("moving {} to {}", partial.display(), dir.display())))?;
+    std::fs::rename(&partial, &dir).map_err(io_err(format!(
+        "moving {} to {}",
+        partial.display(),
+        dir.display()
+    )))?;
     let _ = std::fs::copy(&ctx.log, dir.join("build.log"));
     let _ = std::fs::remove_file(&ctx.log);
-    ctx.send(Progress::Ready { key, dir: dir.clone(), from_cache: false });
+    ctx.send(Progress::Ready {
+        key,
+        dir: dir.clone(),
+        from_cache: false,
+    });
     Image::load(&dir)
 }
 
@@ -630,8 +785,12 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ImageError> {
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ImageError> {
-    let text = std::fs::read_to_string(path).map_err(io_err(format!("reading {}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| ImageError::Corrupt { path: path.to_path_buf(), why: e.to_string() })
+    let text =
+        std::fs::read_to_string(path).map_err(io_err(format!("reading {}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| ImageError::Corrupt {
+        path: path.to_path_buf(),
+        why: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -666,7 +825,16 @@ mod tests {
     #[test]
     fn recipe_names_what_the_probes_need() {
         let pk = RECIPE[0].1;
-        for p in ["bpftool", "linux-perf", "strace", "librocksdb7.8", "openssh-server", "iproute2", "busybox", "ca-certificates"] {
+        for p in [
+            "bpftool",
+            "linux-perf",
+            "strace",
+            "librocksdb7.8",
+            "openssh-server",
+            "iproute2",
+            "busybox",
+            "ca-certificates",
+        ] {
             assert!(pk.lines().any(|l| l.trim() == p), "packages.txt lacks {p}");
         }
     }

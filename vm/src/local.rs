@@ -40,7 +40,12 @@ impl LocalTarget {
     /// A local target whose scratch directory is `scratch` (created by
     /// `prepare`, removed by `teardown` unless `keep_scratch`).
     pub fn new(scratch: PathBuf, keep_scratch: bool) -> Self {
-        Self { scratch, keep_scratch, groups: Groups::default(), prepared: false }
+        Self {
+            scratch,
+            keep_scratch,
+            groups: Groups::default(),
+            prepared: false,
+        }
     }
 
     /// A fresh scratch directory path under the system temporary directory.
@@ -54,12 +59,16 @@ impl LocalTarget {
 }
 
 fn exit_info(status: ExitStatus) -> ExitInfo {
-    ExitInfo { code: status.code(), signal: status.signal() }
+    ExitInfo {
+        code: status.code(),
+        signal: status.signal(),
+    }
 }
 
 fn command(argv: &[OsString]) -> Result<Command, TargetError> {
-    let (program, args) =
-        argv.split_first().ok_or_else(|| TargetError::Other("empty command line".into()))?;
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| TargetError::Other("empty command line".into()))?;
     let mut cmd = Command::new(program);
     cmd.args(args);
     Ok(cmd)
@@ -115,7 +124,11 @@ impl Target for LocalTarget {
         let mut cmd = command(&spec.argv)?;
         cmd.envs(spec.env.iter().map(|(k, v)| (k, v)))
             .current_dir(spec.cwd.as_deref().unwrap_or(&self.scratch))
-            .stdin(if spec.stdin { Stdio::piped() } else { Stdio::null() })
+            .stdin(if spec.stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         isolate(&mut cmd);
@@ -124,18 +137,32 @@ impl Target for LocalTarget {
             source,
         })?;
         let pid = child.id();
-        self.groups.lock().unwrap_or_else(|e| e.into_inner()).insert(pid as i32);
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(pid as i32);
         tracing::debug!(pid, argv = ?spec.argv, "spawned");
-        Ok(Box::new(LocalProcess { child, exited: None, groups: self.groups.clone() }))
+        Ok(Box::new(LocalProcess {
+            child,
+            exited: None,
+            groups: self.groups.clone(),
+        }))
     }
 
     fn exec(&mut self, argv: &[OsString], timeout: Duration) -> Result<ExecOutput, TargetError> {
-        let program = argv.first().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let program = argv
+            .first()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let mut cmd = command(argv)?;
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         isolate(&mut cmd);
-        let mut child =
-            cmd.spawn().map_err(|source| TargetError::Spawn { program: program.clone(), source })?;
+        let mut child = cmd.spawn().map_err(|source| TargetError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
         let out = drain(child.stdout.take());
         let err = drain(child.stderr.take());
         let deadline = Instant::now() + timeout;
@@ -154,7 +181,11 @@ impl Target for LocalTarget {
         let stdout = out.join().unwrap_or_default();
         let stderr = err.join().unwrap_or_default();
         match status {
-            Some(s) => Ok(ExecOutput { code: s.code(), stdout, stderr }),
+            Some(s) => Ok(ExecOutput {
+                code: s.code(),
+                stdout,
+                stderr,
+            }),
             None => Err(TargetError::Timeout { program, timeout }),
         }
     }
@@ -165,7 +196,9 @@ impl Target for LocalTarget {
             path: PathBuf::from("127.0.0.1:0"),
             source,
         })?;
-        l.local_addr().map(|a| a.port()).map_err(|e| TargetError::Other(e.to_string()))
+        l.local_addr()
+            .map(|a| a.port())
+            .map_err(|e| TargetError::Other(e.to_string()))
     }
 
     fn forward(&mut self, target_port: u16) -> Result<SocketAddr, TargetError> {
@@ -177,8 +210,12 @@ impl Target for LocalTarget {
     }
 
     fn teardown(&mut self) -> Result<(), TargetError> {
-        let groups: Vec<i32> =
-            self.groups.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
+        let groups: Vec<i32> = self
+            .groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
         for g in groups {
             // Still running (never reaped): kill the whole group.
             let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
@@ -248,7 +285,10 @@ impl LocalProcess {
         // The leader is gone; kill stragglers of its group before forgetting it.
         let pgid = self.child.id() as i32;
         let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-        self.groups.lock().unwrap_or_else(|e| e.into_inner()).remove(&pgid);
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&pgid);
         info
     }
 }
@@ -258,13 +298,22 @@ impl RemoteProcess for LocalProcess {
         self.child.id()
     }
     fn take_stdin(&mut self) -> Option<Box<dyn Write + Send>> {
-        self.child.stdin.take().map(|s| Box::new(s) as Box<dyn Write + Send>)
+        self.child
+            .stdin
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Write + Send>)
     }
     fn take_stdout(&mut self) -> Option<Box<dyn Read + Send>> {
-        self.child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>)
+        self.child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>)
     }
     fn take_stderr(&mut self) -> Option<Box<dyn Read + Send>> {
-        self.child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>)
+        self.child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>)
     }
     fn try_wait(&mut self) -> Result<Option<ExitInfo>, TargetError> {
         if let Some(e) = self.exited {
@@ -273,7 +322,10 @@ impl RemoteProcess for LocalProcess {
         match self.child.try_wait() {
             Ok(Some(s)) => Ok(Some(self.reaped(s))),
             Ok(None) => Ok(None),
-            Err(e) => Err(TargetError::Other(format!("wait for pid {}: {e}", self.child.id()))),
+            Err(e) => Err(TargetError::Other(format!(
+                "wait for pid {}: {e}",
+                self.child.id()
+            ))),
         }
     }
     fn terminate(&mut self, grace: Duration) -> Result<ExitInfo, TargetError> {
@@ -321,7 +373,14 @@ mod tests {
     fn exec_captures_output_and_code() {
         let mut t = target();
         let out = t
-            .exec(&["sh".into(), "-c".into(), "echo hi; echo err >&2; exit 3".into()], Duration::from_secs(5))
+            .exec(
+                &[
+                    "sh".into(),
+                    "-c".into(),
+                    "echo hi; echo err >&2; exit 3".into(),
+                ],
+                Duration::from_secs(5),
+            )
             .unwrap();
         assert_eq!(out.code, Some(3));
         assert_eq!(out.stdout, b"hi\n");
@@ -332,7 +391,9 @@ mod tests {
     #[test]
     fn exec_times_out() {
         let mut t = target();
-        let err = t.exec(&["sleep".into(), "5".into()], Duration::from_millis(100)).unwrap_err();
+        let err = t
+            .exec(&["sleep".into(), "5".into()], Duration::from_millis(100))
+            .unwrap_err();
         assert!(matches!(err, TargetError::Timeout { .. }), "{err}");
         t.teardown().unwrap();
     }
@@ -351,7 +412,11 @@ mod tests {
         let mut out = p.take_stdout().unwrap();
         let mut buf = [0u8; 32];
         let n = out.read(&mut buf).unwrap();
-        let grandchild: i32 = std::str::from_utf8(&buf[..n]).unwrap().trim().parse().unwrap();
+        let grandchild: i32 = std::str::from_utf8(&buf[..n])
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         let info = p.terminate(Duration::from_secs(2)).unwrap();
         assert_eq!(info.signal, Some(libc::SIGTERM));
         std::thread::sleep(Duration::from_millis(100));
@@ -363,7 +428,13 @@ mod tests {
 
     fn is_zombie(pid: i32) -> bool {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
             .unwrap_or(true)
     }
 

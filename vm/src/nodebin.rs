@@ -252,17 +252,24 @@ pub fn version_on(
     target: &mut dyn crate::target::Target,
     binary_on_target: &Path,
 ) -> Option<String> {
-    match target.exec(
-        &version_argv(binary_on_target),
-        std::time::Duration::from_secs(30),
-    ) {
-        Ok(o) if o.success() => parse_version(&o.stdout),
+    stdout_on(target, &version_argv(binary_on_target)).and_then(|o| parse_version(&o))
+}
+
+/// The stdout of a short node command on `target` (`--version`, `--help`);
+/// `None`, with a warning naming the command, when it fails or cannot run.
+fn stdout_on(target: &mut dyn crate::target::Target, argv: &[OsString]) -> Option<Vec<u8>> {
+    let what = argv
+        .get(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match target.exec(argv, std::time::Duration::from_secs(30)) {
+        Ok(o) if o.success() => Some(o.stdout),
         Ok(o) => {
-            tracing::warn!(code = ?o.code, stderr = %String::from_utf8_lossy(&o.stderr), "node --version failed");
+            tracing::warn!(code = ?o.code, stderr = %String::from_utf8_lossy(&o.stderr), "node {what} failed");
             None
         }
         Err(e) => {
-            tracing::warn!(error = %e, "node --version could not run");
+            tracing::warn!(error = %e, "node {what} could not run");
             None
         }
     }
@@ -283,7 +290,9 @@ pub fn parse_help_flags(stdout: &[u8]) -> Vec<String> {
         if !l.starts_with('-') {
             continue;
         }
-        for word in l.split(|c: char| c.is_whitespace() || c == ',' || c == '=' || c == '[' || c == '<') {
+        for word in
+            l.split(|c: char| c.is_whitespace() || c == ',' || c == '=' || c == '[' || c == '<')
+        {
             if let Some(name) = word.strip_prefix("--") {
                 if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
                     let f = format!("--{name}");
@@ -299,18 +308,13 @@ pub fn parse_help_flags(stdout: &[u8]) -> Vec<String> {
 
 /// The long flags the node binary on `target` accepts, from its `--help`;
 /// `None` (with a warning) when `--help` fails or lists none.
-pub fn flags_on(target: &mut dyn crate::target::Target, binary_on_target: &Path) -> Option<Vec<String>> {
-    match target.exec(&help_argv(binary_on_target), std::time::Duration::from_secs(30)) {
-        Ok(o) if o.success() => Some(parse_help_flags(&o.stdout)).filter(|f| !f.is_empty()),
-        Ok(o) => {
-            tracing::warn!(code = ?o.code, stderr = %String::from_utf8_lossy(&o.stderr), "node --help failed");
-            None
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "node --help could not run");
-            None
-        }
-    }
+pub fn flags_on(
+    target: &mut dyn crate::target::Target,
+    binary_on_target: &Path,
+) -> Option<Vec<String>> {
+    stdout_on(target, &help_argv(binary_on_target))
+        .map(|o| parse_help_flags(&o))
+        .filter(|f| !f.is_empty())
 }
 
 /// Fits a node command line to the flags the binary accepts: every
@@ -331,7 +335,9 @@ pub fn fit_args(args: &[OsString], accepted: Option<&[String]>) -> (Vec<OsString
         let is_flag = a.starts_with("--");
         let name = a.split('=').next().unwrap_or_default().to_string();
         let takes_value = !a.contains('=')
-            && args.get(i + 1).is_some_and(|n| !n.to_string_lossy().starts_with("--"));
+            && args
+                .get(i + 1)
+                .is_some_and(|n| !n.to_string_lossy().starts_with("--"));
         if is_flag && !accepted.iter().any(|f| *f == name) {
             if takes_value {
                 notes.push(format!(
@@ -340,7 +346,9 @@ pub fn fit_args(args: &[OsString], accepted: Option<&[String]>) -> (Vec<OsString
                 ));
                 i += 2;
             } else {
-                notes.push(format!("{name} dropped: the node binary does not list {name} in --help"));
+                notes.push(format!(
+                    "{name} dropped: the node binary does not list {name} in --help"
+                ));
                 i += 1;
             }
             continue;
@@ -496,14 +504,29 @@ mod tests {
         let help = b"Usage: qfc-node [OPTIONS]\n\nOptions:\n  -d, --datadir <DATADIR>\n          Data directory [default: ./data]\n      --rpc\n          Enable RPC\n      --log-level <LOG_LEVEL>\n          Log level; see --foo in text\n      --dev\n  -h, --help\n";
         let f = parse_help_flags(help);
         assert_eq!(f, ["--datadir", "--rpc", "--log-level", "--dev", "--help"]);
-        let args: Vec<OsString> = ["--datadir", "/d", "--db-statistics", "--dev", "--snapshot-interval-secs", "5", "--log-level", "info"]
-            .map(OsString::from)
-            .to_vec();
+        let args: Vec<OsString> = [
+            "--datadir",
+            "/d",
+            "--db-statistics",
+            "--dev",
+            "--snapshot-interval-secs",
+            "5",
+            "--log-level",
+            "info",
+        ]
+        .map(OsString::from)
+        .to_vec();
         let (out, notes) = fit_args(&args, Some(&f));
-        assert_eq!(out, ["--datadir", "/d", "--dev", "--log-level", "info", "--rpc"].map(OsString::from));
+        assert_eq!(
+            out,
+            ["--datadir", "/d", "--dev", "--log-level", "info", "--rpc"].map(OsString::from)
+        );
         assert_eq!(notes.len(), 3, "{notes:?}");
         assert!(notes[0].starts_with("--db-statistics dropped"), "{notes:?}");
-        assert!(notes[1].starts_with("--snapshot-interval-secs 5 dropped"), "{notes:?}");
+        assert!(
+            notes[1].starts_with("--snapshot-interval-secs 5 dropped"),
+            "{notes:?}"
+        );
         assert!(notes[2].starts_with("--rpc added"), "{notes:?}");
         assert_eq!(fit_args(&args, None), (args.clone(), vec![]));
     }

@@ -161,7 +161,10 @@ mod tests {
         let zombie = std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
             .map(|s| s.contains(") Z "))
             .unwrap_or(true);
-        assert!(!alive || zombie, "grandchild {grandchild} survived the drop");
+        assert!(
+            !alive || zombie,
+            "grandchild {grandchild} survived the drop"
+        );
     }
 
     #[test]
@@ -175,7 +178,10 @@ mod tests {
         .unwrap();
         let mut child = child;
         std::thread::sleep(Duration::from_millis(200));
-        assert!(child.try_wait().unwrap().is_none(), "child died with its spawning thread");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "child died with its spawning thread"
+        );
         child.kill().unwrap();
     }
 }

@@ -119,7 +119,10 @@ pub fn qemu_args(spec: &LaunchSpec) -> Vec<OsString> {
         "-monitor",
         "none",
     ]);
-    push(&["-chardev", &format!("file,id=serial0,path={}", qopt(&spec.serial_log))]);
+    push(&[
+        "-chardev",
+        &format!("file,id=serial0,path={}", qopt(&spec.serial_log)),
+    ]);
     push(&["-serial", "chardev:serial0"]);
     // -kernel and -initrd take the path verbatim (no option-list parsing).
     push(&["-kernel", &spec.kernel.display().to_string()]);
@@ -135,7 +138,10 @@ pub fn qemu_args(spec: &LaunchSpec) -> Vec<OsString> {
     push(&["-device", "virtio-blk-pci,drive=disk0"]);
     let mut netdev = "user,id=net0,restrict=on,ipv6=off".to_string();
     for f in &spec.forwards {
-        netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{}-:{}", f.host_port, f.guest_port));
+        netdev.push_str(&format!(
+            ",hostfwd=tcp:127.0.0.1:{}-:{}",
+            f.host_port, f.guest_port
+        ));
     }
     push(&["-netdev", &netdev]);
     push(&["-device", "virtio-net-pci,netdev=net0"]);
@@ -146,7 +152,10 @@ pub fn qemu_args(spec: &LaunchSpec) -> Vec<OsString> {
             qopt(&spec.share_dir)
         ),
     ]);
-    push(&["-device", &format!("virtio-9p-pci,fsdev=fs0,mount_tag={SHARE_TAG}")]);
+    push(&[
+        "-device",
+        &format!("virtio-9p-pci,fsdev=fs0,mount_tag={SHARE_TAG}"),
+    ]);
     a.into_iter().map(OsString::from).collect()
 }
 
@@ -245,7 +254,11 @@ pub struct Guest {
 impl Guest {
     /// Boots `image` and waits until it is reachable over ssh.
     #[instrument(skip(image, opts, host), fields(arch = %opts.config.arch))]
-    pub fn launch(image: &Image, opts: &GuestOptions, host: &HostFacts) -> Result<Guest, QemuError> {
+    pub fn launch(
+        image: &Image,
+        opts: &GuestOptions,
+        host: &HostFacts,
+    ) -> Result<Guest, QemuError> {
         let cfg = &opts.config;
         if image.arch != cfg.arch {
             return Err(QemuError::ArchMismatch {
@@ -264,7 +277,8 @@ impl Guest {
             });
         }
         let share_dir = opts.run_dir.join("share");
-        std::fs::create_dir_all(&share_dir).map_err(io_err(format!("creating {}", share_dir.display())))?;
+        std::fs::create_dir_all(&share_dir)
+            .map_err(io_err(format!("creating {}", share_dir.display())))?;
         let serial_log = opts.run_dir.join("serial.log");
         let mut guest_ports = vec![22u16];
         for p in &opts.guest_ports {
@@ -276,11 +290,15 @@ impl Guest {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let host_ports = free_ports(guest_ports.len()).map_err(io_err("picking free ports on 127.0.0.1"))?;
+            let host_ports =
+                free_ports(guest_ports.len()).map_err(io_err("picking free ports on 127.0.0.1"))?;
             let forwards: Vec<Forward> = guest_ports
                 .iter()
                 .zip(host_ports)
-                .map(|(&guest_port, host_port)| Forward { guest_port, host_port })
+                .map(|(&guest_port, host_port)| Forward {
+                    guest_port,
+                    host_port,
+                })
                 .collect();
             let spec = LaunchSpec {
                 arch: cfg.arch,
@@ -297,7 +315,8 @@ impl Guest {
             let argv = qemu_args(&spec);
             let _ = std::fs::remove_file(&serial_log);
             let qemu_log = opts.run_dir.join("qemu.stderr.log");
-            let stderr = std::fs::File::create(&qemu_log).map_err(io_err(format!("creating {}", qemu_log.display())))?;
+            let stderr = std::fs::File::create(&qemu_log)
+                .map_err(io_err(format!("creating {}", qemu_log.display())))?;
             let mut cmd = Command::new(&argv[0]);
             cmd.args(&argv[1..])
                 .stdin(std::process::Stdio::null())
@@ -308,10 +327,22 @@ impl Guest {
             let mut child = spawn_group(cmd).map_err(io_err(format!("starting {program}")))?;
             let ssh_port = forwards[0].host_port;
             let ssh = image.ssh_dest(ssh_port);
-            match wait_ready(&mut child, &serial_log, &qemu_log, Duration::from_secs(cfg.boot_timeout_s), accel.accel) {
+            match wait_ready(
+                &mut child,
+                &serial_log,
+                &qemu_log,
+                Duration::from_secs(cfg.boot_timeout_s),
+                accel.accel,
+            ) {
                 Ok(()) => {}
-                Err(QemuError::Died { status, serial_tail, .. })
-                    if attempt < 3 && std::fs::read_to_string(&qemu_log).unwrap_or_default().contains("host forwarding") =>
+                Err(QemuError::Died {
+                    status,
+                    serial_tail,
+                    ..
+                }) if attempt < 3
+                    && std::fs::read_to_string(&qemu_log)
+                        .unwrap_or_default()
+                        .contains("host forwarding") =>
                 {
                     warn!(%status, %serial_tail, "a forwarded port was taken; retrying with other ports");
                     continue;
@@ -329,7 +360,10 @@ impl Guest {
                 });
             }
             let launch_to_ready = started.elapsed();
-            info!(launch_to_ready_ms = launch_to_ready.as_millis() as u64, "guest ready");
+            info!(
+                launch_to_ready_ms = launch_to_ready.as_millis() as u64,
+                "guest ready"
+            );
             return Ok(Guest {
                 child: Some(child),
                 arch: cfg.arch,
@@ -412,7 +446,10 @@ fn wait_ready(
     let deadline = Instant::now() + timeout;
     loop {
         if std::fs::read(serial_log)
-            .map(|b| b.windows(READY_MARKER.len()).any(|w| w == READY_MARKER.as_bytes()))
+            .map(|b| {
+                b.windows(READY_MARKER.len())
+                    .any(|w| w == READY_MARKER.as_bytes())
+            })
             .unwrap_or(false)
         {
             return Ok(());

@@ -13,7 +13,9 @@ use crate::image::{Image, ImageSummary};
 use crate::qemu::{Guest, GuestOptions, QemuConfig, GUEST_SHARE};
 use crate::remote::Remote;
 use crate::ssh::SshHost;
-use crate::target::{ExecOutput, RemoteProcess, SpawnSpec, Target, TargetError, TargetInfo, TargetKind, TargetPath};
+use crate::target::{
+    ExecOutput, RemoteProcess, SpawnSpec, Target, TargetError, TargetInfo, TargetKind, TargetPath,
+};
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -87,7 +89,9 @@ impl QemuTarget {
     fn parts(&mut self) -> Result<(&mut Guest, &mut Remote), TargetError> {
         match (self.guest.as_mut(), self.remote.as_mut()) {
             (Some(g), Some(r)) => Ok((g, r)),
-            _ => Err(TargetError::Other("the QEMU guest is not running (not prepared, or torn down)".into())),
+            _ => Err(TargetError::Other(
+                "the QEMU guest is not running (not prepared, or torn down)".into(),
+            )),
         }
     }
 
@@ -98,7 +102,10 @@ impl QemuTarget {
                 return TargetError::Other(format!("{e}; the guest is gone: {dead}"));
             }
             if matches!(e, TargetError::Other(_) | TargetError::Timeout { .. }) {
-                return TargetError::Other(format!("{e}\nserial console tail:\n{}", g.serial_tail(20)));
+                return TargetError::Other(format!(
+                    "{e}\nserial console tail:\n{}",
+                    g.serial_tail(20)
+                ));
             }
         }
         e
@@ -117,7 +124,10 @@ impl QemuTarget {
         let deadline = std::time::Instant::now() + LISTEN_WAIT;
         loop {
             let hosts = remote.listeners(target_port)?;
-            if hosts.iter().any(|h| matches!(h.as_str(), "0.0.0.0" | "*" | "[::]" | "10.0.2.15")) {
+            if hosts
+                .iter()
+                .any(|h| matches!(h.as_str(), "0.0.0.0" | "*" | "[::]" | "10.0.2.15"))
+            {
                 return Ok(fast);
             }
             if !hosts.is_empty() {
@@ -125,7 +135,10 @@ impl QemuTarget {
                 return remote.tunnel(target_port);
             }
             if std::time::Instant::now() > deadline {
-                warn!(target_port, "nothing listens on the guest port yet: returning its hostfwd address");
+                warn!(
+                    target_port,
+                    "nothing listens on the guest port yet: returning its hostfwd address"
+                );
                 return Ok(fast);
             }
             std::thread::sleep(Duration::from_millis(500));
@@ -145,25 +158,35 @@ impl Target for QemuTarget {
     }
 
     fn prepare(&mut self) -> Result<(), TargetError> {
-        std::fs::create_dir_all(&self.run_dir)
-            .map_err(|source| TargetError::Io { what: "creating", path: self.run_dir.clone(), source })?;
+        std::fs::create_dir_all(&self.run_dir).map_err(|source| TargetError::Io {
+            what: "creating",
+            path: self.run_dir.clone(),
+            source,
+        })?;
         let opts = GuestOptions {
             config: self.config.clone(),
             guest_ports: FORWARDED_PORTS.to_vec(),
             run_dir: self.run_dir.clone(),
         };
-        let guest = Guest::launch(&self.image, &opts, &self.host).map_err(|e| TargetError::Other(e.to_string()))?;
+        let guest = Guest::launch(&self.image, &opts, &self.host)
+            .map_err(|e| TargetError::Other(e.to_string()))?;
         let host = match SshHost::connect(guest.ssh_dest().clone(), GUEST_SCRATCH) {
             Ok(h) => h,
             Err(e) => {
                 let tail = guest.serial_tail(30);
                 drop(guest);
-                return Err(TargetError::Other(format!("{e}\nserial console tail:\n{tail}")));
+                return Err(TargetError::Other(format!(
+                    "{e}\nserial console tail:\n{tail}"
+                )));
             }
         };
         for d in ["in", "out"] {
             let p = guest.share_dir.join(d);
-            std::fs::create_dir_all(&p).map_err(|source| TargetError::Io { what: "creating", path: p, source })?;
+            std::fs::create_dir_all(&p).map_err(|source| TargetError::Io {
+                what: "creating",
+                path: p,
+                source,
+            })?;
         }
         self.guest = Some(guest);
         self.remote = Some(Remote::new(host));
@@ -185,18 +208,31 @@ impl Target for QemuTarget {
         let slot = format!("in/{}", self.shipped);
         let (guest, remote) = self.parts()?;
         let dir = guest.share_dir.join(&slot);
-        std::fs::create_dir_all(&dir).map_err(|source| TargetError::Io { what: "creating", path: dir.clone(), source })?;
-        std::fs::copy(local, dir.join(&name))
-            .map_err(|source| TargetError::Io { what: "copying into the 9p share", path: local.into(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| TargetError::Io {
+            what: "creating",
+            path: dir.clone(),
+            source,
+        })?;
+        std::fs::copy(local, dir.join(&name)).map_err(|source| TargetError::Io {
+            what: "copying into the 9p share",
+            path: local.into(),
+            source,
+        })?;
         let target = PathBuf::from(GUEST_SCRATCH).join("bin").join(&name);
         let script = format!(
             "mkdir -p {bin} && cp {src} {dst} && rm -rf {slotdir}",
             bin = crate::ssh::shell_quote(&format!("{GUEST_SCRATCH}/bin")),
-            src = crate::ssh::shell_quote(&format!("{GUEST_SHARE}/{slot}/{}", name.to_string_lossy())),
+            src = crate::ssh::shell_quote(&format!(
+                "{GUEST_SHARE}/{slot}/{}",
+                name.to_string_lossy()
+            )),
             dst = crate::ssh::shell_quote(&target.display().to_string()),
             slotdir = crate::ssh::shell_quote(&format!("{GUEST_SHARE}/{slot}")),
         );
-        let out = remote.exec(&["sh".into(), "-c".into(), script.into()], Duration::from_secs(300));
+        let out = remote.exec(
+            &["sh".into(), "-c".into(), script.into()],
+            Duration::from_secs(300),
+        );
         match out {
             Ok(o) if o.success() => Ok(target),
             Ok(o) => Err(TargetError::Other(format!(
@@ -222,7 +258,9 @@ impl Target for QemuTarget {
     }
 
     fn free_port(&mut self) -> Result<u16, TargetError> {
-        let r = self.parts().and_then(|(_, r)| r.free_port(&FORWARDED_PORTS));
+        let r = self
+            .parts()
+            .and_then(|(_, r)| r.free_port(&FORWARDED_PORTS));
         r.map_err(|e| self.diagnose(e))
     }
 
@@ -256,7 +294,10 @@ impl Target for QemuTarget {
             src = crate::ssh::shell_quote(&remote_dir.display().to_string()),
             dst = crate::ssh::shell_quote(&format!("{GUEST_SHARE}/{slot}")),
         );
-        let out = remote.exec(&["sh".into(), "-c".into(), script.into()], Duration::from_secs(600));
+        let out = remote.exec(
+            &["sh".into(), "-c".into(), script.into()],
+            Duration::from_secs(600),
+        );
         match out {
             Ok(o) if o.success() => {}
             Ok(o) => {
@@ -268,7 +309,11 @@ impl Target for QemuTarget {
             }
             Err(e) => return Err(self.diagnose(e)),
         }
-        std::fs::create_dir_all(local).map_err(|source| TargetError::Io { what: "creating", path: local.into(), source })?;
+        std::fs::create_dir_all(local).map_err(|source| TargetError::Io {
+            what: "creating",
+            path: local.into(),
+            source,
+        })?;
         move_contents(&share_slot, local)?;
         let _ = std::fs::remove_dir_all(&share_slot);
         Ok(())
@@ -276,7 +321,11 @@ impl Target for QemuTarget {
 
     fn teardown(&mut self) -> Result<(), TargetError> {
         let mut result = Ok(());
-        let alive = self.guest.as_mut().map(|g| g.check_alive().is_ok()).unwrap_or(false);
+        let alive = self
+            .guest
+            .as_mut()
+            .map(|g| g.check_alive().is_ok())
+            .unwrap_or(false);
         if let Some(mut r) = self.remote.take() {
             if !alive {
                 // The guest is gone with its processes; its disk was a snapshot.
@@ -303,17 +352,37 @@ impl Drop for QemuTarget {
 
 /// Moves (or copies, across file systems) the contents of `from` into `to`.
 pub(crate) fn move_contents(from: &Path, to: &Path) -> Result<(), TargetError> {
-    let entries = std::fs::read_dir(from).map_err(|source| TargetError::Io { what: "reading", path: from.into(), source })?;
+    let entries = std::fs::read_dir(from).map_err(|source| TargetError::Io {
+        what: "reading",
+        path: from.into(),
+        source,
+    })?;
     for e in entries {
-        let e = e.map_err(|source| TargetError::Io { what: "reading", path: from.into(), source })?;
+        let e = e.map_err(|source| TargetError::Io {
+            what: "reading",
+            path: from.into(),
+            source,
+        })?;
         let src = e.path();
         let dst = to.join(e.file_name());
-        let ft = e.file_type().map_err(|source| TargetError::Io { what: "reading", path: src.clone(), source })?;
+        let ft = e.file_type().map_err(|source| TargetError::Io {
+            what: "reading",
+            path: src.clone(),
+            source,
+        })?;
         if ft.is_dir() {
-            std::fs::create_dir_all(&dst).map_err(|source| TargetError::Io { what: "creating", path: dst.clone(), source })?;
+            std::fs::create_dir_all(&dst).map_err(|source| TargetError::Io {
+                what: "creating",
+                path: dst.clone(),
+                source,
+            })?;
             move_contents(&src, &dst)?;
         } else if std::fs::rename(&src, &dst).is_err() {
-            std::fs::copy(&src, &dst).map_err(|source| TargetError::Io { what: "copying", path: src.clone(), source })?;
+            std::fs::copy(&src, &dst).map_err(|source| TargetError::Io {
+                what: "copying",
+                path: src.clone(),
+                source,
+            })?;
         }
     }
     Ok(())

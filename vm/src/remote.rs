@@ -24,17 +24,29 @@ pub(crate) fn target_err(e: SshError) -> TargetError {
 }
 
 fn lossy(argv: &[OsString]) -> Vec<String> {
-    argv.iter().map(|a| a.to_string_lossy().into_owned()).collect()
+    argv.iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
 }
 
 /// Runs `remote` (a shell command line) with a timeout. A non-zero exit is
 /// returned in [`ExecOutput`]; transport failures (exit 255: host key,
 /// auth, connection) are errors.
-pub(crate) fn exec_timeout(dest: &SshDest, remote: &str, timeout: Duration) -> Result<ExecOutput, TargetError> {
+pub(crate) fn exec_timeout(
+    dest: &SshDest,
+    remote: &str,
+    timeout: Duration,
+) -> Result<ExecOutput, TargetError> {
     let argv = dest.ssh_args(remote);
     let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = spawn_group(cmd).map_err(|source| TargetError::Spawn { program: "ssh".into(), source })?;
+    cmd.args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = spawn_group(cmd).map_err(|source| TargetError::Spawn {
+        program: "ssh".into(),
+        source,
+    })?;
     let mut out = child.child_mut().stdout.take().expect("piped");
     let mut err = child.child_mut().stderr.take().expect("piped");
     let t_out = std::thread::spawn(move || {
@@ -49,12 +61,18 @@ pub(crate) fn exec_timeout(dest: &SshDest, remote: &str, timeout: Duration) -> R
     });
     let deadline = Instant::now() + timeout;
     let status = loop {
-        if let Some(s) = child.try_wait().map_err(|e| TargetError::Other(format!("waiting for ssh: {e}")))? {
+        if let Some(s) = child
+            .try_wait()
+            .map_err(|e| TargetError::Other(format!("waiting for ssh: {e}")))?
+        {
             break s;
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
-            return Err(TargetError::Timeout { program: format!("ssh {}: {remote}", dest.host), timeout });
+            return Err(TargetError::Timeout {
+                program: format!("ssh {}: {remote}", dest.host),
+                timeout,
+            });
         }
         std::thread::sleep(Duration::from_millis(10));
     };
@@ -64,10 +82,19 @@ pub(crate) fn exec_timeout(dest: &SshDest, remote: &str, timeout: Duration) -> R
         // Same classification as ssh::exec (host key, auth, reachability).
         return Err(target_err(ssh_failure(dest, remote, status, &stderr)));
     }
-    Ok(ExecOutput { code: status.code(), stdout, stderr })
+    Ok(ExecOutput {
+        code: status.code(),
+        stdout,
+        stderr,
+    })
 }
 
-fn ssh_failure(dest: &SshDest, remote: &str, status: std::process::ExitStatus, stderr: &[u8]) -> SshError {
+fn ssh_failure(
+    dest: &SshDest,
+    remote: &str,
+    status: std::process::ExitStatus,
+    stderr: &[u8],
+) -> SshError {
     ssh::classify_failure(dest, remote, status, stderr)
 }
 
@@ -127,12 +154,18 @@ pub struct SshProcess {
 
 impl std::fmt::Debug for SshProcess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SshProcess").field("pid", &self.pid).field("host", &self.dest.host).finish()
+        f.debug_struct("SshProcess")
+            .field("pid", &self.pid)
+            .field("host", &self.dest.host)
+            .finish()
     }
 }
 
 fn exit_info(status: std::process::ExitStatus) -> ExitInfo {
-    ExitInfo { code: status.code(), signal: status.signal() }
+    ExitInfo {
+        code: status.code(),
+        signal: status.signal(),
+    }
 }
 
 impl SshProcess {
@@ -152,7 +185,11 @@ impl RemoteProcess for SshProcess {
     }
 
     fn take_stdin(&mut self) -> Option<Box<dyn Write + Send>> {
-        self.child.child_mut().stdin.take().map(|s| Box::new(s) as Box<dyn Write + Send>)
+        self.child
+            .child_mut()
+            .stdin
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Write + Send>)
     }
 
     fn take_stdout(&mut self) -> Option<Box<dyn Read + Send>> {
@@ -160,7 +197,11 @@ impl RemoteProcess for SshProcess {
     }
 
     fn take_stderr(&mut self) -> Option<Box<dyn Read + Send>> {
-        self.child.child_mut().stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>)
+        self.child
+            .child_mut()
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>)
     }
 
     fn try_wait(&mut self) -> Result<Option<ExitInfo>, TargetError> {
@@ -168,7 +209,10 @@ impl RemoteProcess for SshProcess {
             return Ok(Some(e));
         }
         // The ssh client exits when the remote command does (or the channel dies).
-        let st = self.child.try_wait().map_err(|e| TargetError::Other(format!("polling ssh: {e}")))?;
+        let st = self
+            .child
+            .try_wait()
+            .map_err(|e| TargetError::Other(format!("polling ssh: {e}")))?;
         if let Some(st) = st {
             self.ended = Some(exit_info(st));
         }
@@ -213,14 +257,23 @@ pub(crate) struct Remote {
 
 impl Remote {
     pub fn new(host: SshHost) -> Remote {
-        Remote { host, handed_ports: HashSet::new(), tunnels: Vec::new(), spawned: 0 }
+        Remote {
+            host,
+            handed_ports: HashSet::new(),
+            tunnels: Vec::new(),
+            spawned: 0,
+        }
     }
 
     pub fn exec(&self, argv: &[OsString], timeout: Duration) -> Result<ExecOutput, TargetError> {
         if argv.is_empty() {
             return Err(TargetError::Other("empty command line".into()));
         }
-        let remote = format!("cd {} && {}", shell_quote(self.host.workdir()), shell_join(&lossy(argv)));
+        let remote = format!(
+            "cd {} && {}",
+            shell_quote(self.host.workdir()),
+            shell_join(&lossy(argv))
+        );
         exec_timeout(self.host.dest(), &remote, timeout)
     }
 
@@ -232,7 +285,10 @@ impl Remote {
         let name = format!(
             "{}-{}",
             self.spawned,
-            Path::new(&spec.argv[0]).file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+            Path::new(&spec.argv[0])
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
         );
         let pidfile = self.host.path(&format!(".qfc-pids/{name}"));
         let script = spawn_script(spec, &pidfile, self.host.workdir());
@@ -240,12 +296,20 @@ impl Remote {
         let argv = dest.ssh_args(&script);
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
-            .stdin(if spec.stdin { Stdio::piped() } else { Stdio::null() })
+            .stdin(if spec.stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = spawn_group(cmd).map_err(|source| TargetError::Spawn { program: "ssh".into(), source })?;
+        let mut child = spawn_group(cmd).map_err(|source| TargetError::Spawn {
+            program: "ssh".into(),
+            source,
+        })?;
         let mut stdout = child.child_mut().stdout.take().expect("piped");
-        let pid = read_pid_line(&mut stdout).map_err(|e| TargetError::Other(format!("reading from ssh: {e}")))?;
+        let pid = read_pid_line(&mut stdout)
+            .map_err(|e| TargetError::Other(format!("reading from ssh: {e}")))?;
         let Some(pid) = pid else {
             let st = child.terminate(Duration::from_secs(2)).ok();
             let mut err = String::new();
@@ -253,19 +317,34 @@ impl Remote {
                 let _ = e.read_to_string(&mut err);
             }
             let e = match st {
-                Some(st) if st.code() == Some(255) => ssh_failure(&dest, &script, st, err.as_bytes()).to_string(),
+                Some(st) if st.code() == Some(255) => {
+                    ssh_failure(&dest, &script, st, err.as_bytes()).to_string()
+                }
                 _ => format!("{}: {}", lossy(&spec.argv).join(" "), err.trim()),
             };
-            return Err(TargetError::Other(format!("could not start a process on {}: {e}", dest.host)));
+            return Err(TargetError::Other(format!(
+                "could not start a process on {}: {e}",
+                dest.host
+            )));
         };
         debug!(pid, name, "remote process started");
-        Ok(SshProcess { child, pid, dest, ended: None, stdout: Some(Box::new(stdout)) })
+        Ok(SshProcess {
+            child,
+            pid,
+            dest,
+            ended: None,
+            stdout: Some(Box::new(stdout)),
+        })
     }
 
     /// A port that nothing listens on in the target, not handed out before.
     /// `preferred` ports (forwarded ones, for QEMU) are tried first.
     pub fn free_port(&mut self, preferred: &[u16]) -> Result<u16, TargetError> {
-        let out = exec_timeout(self.host.dest(), "ss -Htln 2>/dev/null || netstat -tln", Duration::from_secs(60))?;
+        let out = exec_timeout(
+            self.host.dest(),
+            "ss -Htln 2>/dev/null || netstat -tln",
+            Duration::from_secs(60),
+        )?;
         let text = String::from_utf8_lossy(&out.stdout);
         let listening: HashSet<u16> = text
             .lines()
@@ -278,7 +357,8 @@ impl Remote {
             .copied()
             .chain((0..2000u32).map(|i| 20000 + ((i * 7919 + std::process::id()) % 30000) as u16))
             .find(|p| !listening.contains(p) && !self.handed_ports.contains(p));
-        let port = pick.ok_or_else(|| TargetError::Other("no free port found on the target".into()))?;
+        let port =
+            pick.ok_or_else(|| TargetError::Other("no free port found on the target".into()))?;
         self.handed_ports.insert(port);
         Ok(port)
     }
@@ -296,12 +376,21 @@ impl Remote {
         let dest = self.host.dest();
         let argv = tunnel_args(dest, local, target_port);
         let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = spawn_group(cmd).map_err(|source| TargetError::Spawn { program: "ssh".into(), source })?;
+        cmd.args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = spawn_group(cmd).map_err(|source| TargetError::Spawn {
+            program: "ssh".into(),
+            source,
+        })?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, local));
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(st) = child.try_wait().map_err(|e| TargetError::Other(e.to_string()))? {
+            if let Some(st) = child
+                .try_wait()
+                .map_err(|e| TargetError::Other(e.to_string()))?
+            {
                 let mut err = String::new();
                 if let Some(mut e) = child.child_mut().stderr.take() {
                     let _ = e.read_to_string(&mut err);
@@ -318,7 +407,10 @@ impl Remote {
                 break;
             }
             if Instant::now() > deadline {
-                return Err(TargetError::Timeout { program: "ssh tunnel".into(), timeout: Duration::from_secs(30) });
+                return Err(TargetError::Timeout {
+                    program: "ssh tunnel".into(),
+                    timeout: Duration::from_secs(30),
+                });
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -339,7 +431,9 @@ impl Remote {
         for mut t in self.tunnels.drain(..) {
             let _ = t.kill();
         }
-        self.host.cleanup(Duration::from_secs(5)).map_err(target_err)
+        self.host
+            .cleanup(Duration::from_secs(5))
+            .map_err(target_err)
     }
 }
 
@@ -348,7 +442,11 @@ pub fn parse_listeners(ss: &str, port: u16) -> Vec<String> {
     ss.lines()
         .filter_map(|l| l.split_whitespace().nth(3))
         .filter(|a| a.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()) == Some(port))
-        .map(|a| a.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default())
+        .map(|a| {
+            a.rsplit_once(':')
+                .map(|(h, _)| h.to_string())
+                .unwrap_or_default()
+        })
         .collect()
 }
 
@@ -361,7 +459,12 @@ fn local_listening(port: u16) -> bool {
                     let mut w = l.split_whitespace();
                     let local = w.nth(1).unwrap_or("");
                     let state = w.nth(1).unwrap_or("");
-                    state == "0A" && local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()) == Some(port)
+                    state == "0A"
+                        && local
+                            .rsplit(':')
+                            .next()
+                            .and_then(|p| u16::from_str_radix(p, 16).ok())
+                            == Some(port)
                 })
             })
             .unwrap_or(false)
@@ -392,7 +495,11 @@ mod tests {
     #[test]
     fn spawn_script_reports_pid_and_quotes() {
         let spec = SpawnSpec {
-            argv: vec!["/w/bin/qfc-refnode".into(), "--datadir".into(), "/w/data dir".into()],
+            argv: vec![
+                "/w/bin/qfc-refnode".into(),
+                "--datadir".into(),
+                "/w/data dir".into(),
+            ],
             env: vec![("RUST_LOG".into(), "info".into())],
             cwd: None,
             stdin: false,
@@ -410,7 +517,10 @@ mod tests {
         let mut rest = String::new();
         r.read_to_string(&mut rest).unwrap();
         assert_eq!(rest, "ready 1\n");
-        assert_eq!(read_pid_line(&mut std::io::Cursor::new(b"".to_vec())).unwrap(), None);
+        assert_eq!(
+            read_pid_line(&mut std::io::Cursor::new(b"".to_vec())).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -433,9 +543,15 @@ mod tests {
             host_key_alias: None,
             connect_timeout_s: 5,
         };
-        let a: Vec<String> = tunnel_args(&d, 41000, 8545).into_iter().map(|s| s.into_string().unwrap()).collect();
+        let a: Vec<String> = tunnel_args(&d, 41000, 8545)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
         let j = a.join(" ");
-        assert!(j.ends_with("-N -o ExitOnForwardFailure=yes -L 127.0.0.1:41000:127.0.0.1:8545 h"), "{j}");
+        assert!(
+            j.ends_with("-N -o ExitOnForwardFailure=yes -L 127.0.0.1:41000:127.0.0.1:8545 h"),
+            "{j}"
+        );
         assert!(j.contains("StrictHostKeyChecking=yes"));
     }
 }

@@ -75,8 +75,7 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SshError {
 /// Quotes `s` for a POSIX shell (single quotes).
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@+%".contains(&b))
     {
         return s.to_string();
@@ -102,7 +101,10 @@ impl SshDest {
         };
         opt("BatchMode", "yes");
         opt("StrictHostKeyChecking", "yes");
-        opt("UserKnownHostsFile", &self.known_hosts.display().to_string());
+        opt(
+            "UserKnownHostsFile",
+            &self.known_hosts.display().to_string(),
+        );
         opt("GlobalKnownHostsFile", "/dev/null");
         opt("UpdateHostKeys", "no");
         opt("CheckHostIP", "no");
@@ -149,7 +151,12 @@ fn command_from(argv: &[OsString]) -> Command {
     c
 }
 
-pub(crate) fn classify_failure(dest: &SshDest, command: &str, status: ExitStatus, stderr: &[u8]) -> SshError {
+pub(crate) fn classify_failure(
+    dest: &SshDest,
+    command: &str,
+    status: ExitStatus,
+    stderr: &[u8],
+) -> SshError {
     let text = String::from_utf8_lossy(stderr).trim().to_string();
     let host = dest.label();
     if status.code() == Some(255) {
@@ -208,7 +215,12 @@ pub fn exec(dest: &SshDest, remote_command: &str) -> Result<Output, SshError> {
     if out.status.success() {
         Ok(out)
     } else {
-        Err(classify_failure(dest, remote_command, out.status, &out.stderr))
+        Err(classify_failure(
+            dest,
+            remote_command,
+            out.status,
+            &out.stderr,
+        ))
     }
 }
 
@@ -272,7 +284,11 @@ impl SshHost {
 
     /// Absolute remote path of `rel` inside the working directory.
     pub fn path(&self, rel: &str) -> String {
-        format!("{}/{}", self.workdir.trim_end_matches('/'), rel.trim_start_matches('/'))
+        format!(
+            "{}/{}",
+            self.workdir.trim_end_matches('/'),
+            rel.trim_start_matches('/')
+        )
     }
 
     /// Runs a shell command line in the working directory.
@@ -291,32 +307,43 @@ impl SshHost {
         let mut tar = Command::new("tar");
         tar.arg("-cf").arg("-");
         for s in sources {
-            let parent = s.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let parent = s
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             let name = s.file_name().ok_or_else(|| SshError::Io {
                 what: format!("shipping {}", s.display()),
                 source: std::io::Error::other("path has no file name"),
             })?;
             tar.arg("-C").arg(parent).arg(name);
         }
-        let remote = format!(
-            "mkdir -p {t} && tar -C {t} -xf -",
-            t = shell_quote(&target)
-        );
-        pipe(tar, command_from(&self.dest.ssh_args(&remote)), &self.dest, &remote)
+        let remote = format!("mkdir -p {t} && tar -C {t} -xf -", t = shell_quote(&target));
+        pipe(
+            tar,
+            command_from(&self.dest.ssh_args(&remote)),
+            &self.dest,
+            &remote,
+        )
     }
 
     /// Copies the remote `remote_rel` (file or directory, inside the working
     /// directory) into the local directory `local_dir`.
     #[instrument(skip(self), fields(host = %self.dest.host))]
     pub fn fetch(&self, remote_rel: &str, local_dir: &Path) -> Result<(), SshError> {
-        std::fs::create_dir_all(local_dir).map_err(io_err(format!("creating {}", local_dir.display())))?;
+        std::fs::create_dir_all(local_dir)
+            .map_err(io_err(format!("creating {}", local_dir.display())))?;
         let full = self.path(remote_rel);
         let (parent, name) = full.rsplit_once('/').unwrap_or((".", full.as_str()));
         let parent = if parent.is_empty() { "/" } else { parent };
         let remote = format!("tar -C {} -cf - {}", shell_quote(parent), shell_quote(name));
         let mut untar = Command::new("tar");
         untar.arg("-C").arg(local_dir).arg("-xf").arg("-");
-        pipe(command_from(&self.dest.ssh_args(&remote)), untar, &self.dest, &remote)
+        pipe(
+            command_from(&self.dest.ssh_args(&remote)),
+            untar,
+            &self.dest,
+            &remote,
+        )
     }
 
     /// Starts a long-running command in the working directory with piped
@@ -388,12 +415,24 @@ fn pipe(
     dest: &SshDest,
     remote: &str,
 ) -> Result<(), SshError> {
-    producer.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut p = producer.spawn().map_err(io_err("starting the sending side"))?;
+    producer
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut p = producer
+        .spawn()
+        .map_err(io_err("starting the sending side"))?;
     let out = p.stdout.take().expect("piped stdout");
-    consumer.stdin(out).stdout(Stdio::null()).stderr(Stdio::piped());
-    let c = consumer.spawn().map_err(io_err("starting the receiving side"))?;
-    let c_out = c.wait_with_output().map_err(io_err("waiting for the receiving side"))?;
+    consumer
+        .stdin(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let c = consumer
+        .spawn()
+        .map_err(io_err("starting the receiving side"))?;
+    let c_out = c
+        .wait_with_output()
+        .map_err(io_err("waiting for the receiving side"))?;
     let mut p_err = Vec::new();
     if let Some(mut e) = p.stderr.take() {
         let _ = e.read_to_end(&mut p_err);

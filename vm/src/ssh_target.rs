@@ -7,7 +7,9 @@
 
 use crate::remote::{target_err, Remote, SshProcess};
 use crate::ssh::{SshDest, SshHost};
-use crate::target::{ExecOutput, RemoteProcess, SpawnSpec, Target, TargetError, TargetInfo, TargetKind, TargetPath};
+use crate::target::{
+    ExecOutput, RemoteProcess, SpawnSpec, Target, TargetError, TargetInfo, TargetKind, TargetPath,
+};
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,7 +37,11 @@ pub struct SshTarget {
 
 impl SshTarget {
     pub fn new(config: SshTargetConfig) -> SshTarget {
-        SshTarget { config, remote: None, arch: String::new() }
+        SshTarget {
+            config,
+            remote: None,
+            arch: String::new(),
+        }
     }
 
     fn dest(&self) -> SshDest {
@@ -51,15 +57,20 @@ impl SshTarget {
     }
 
     fn remote(&mut self) -> Result<&mut Remote, TargetError> {
-        self.remote
-            .as_mut()
-            .ok_or_else(|| TargetError::Other("the ssh target is not prepared (or already torn down)".into()))
+        self.remote.as_mut().ok_or_else(|| {
+            TargetError::Other("the ssh target is not prepared (or already torn down)".into())
+        })
     }
 }
 
 impl Target for SshTarget {
     fn info(&self) -> TargetInfo {
-        TargetInfo { kind: TargetKind::Ssh, arch: self.arch.clone(), accel: None, emulated: false }
+        TargetInfo {
+            kind: TargetKind::Ssh,
+            arch: self.arch.clone(),
+            accel: None,
+            emulated: false,
+        }
     }
 
     fn prepare(&mut self) -> Result<(), TargetError> {
@@ -77,7 +88,9 @@ impl Target for SshTarget {
     fn ship(&mut self, local: &Path) -> Result<TargetPath, TargetError> {
         let r = self.remote()?;
         r.host.ship(&[local], "bin").map_err(target_err)?;
-        let name = local.file_name().ok_or_else(|| TargetError::Other(format!("{} has no file name", local.display())))?;
+        let name = local
+            .file_name()
+            .ok_or_else(|| TargetError::Other(format!("{} has no file name", local.display())))?;
         Ok(PathBuf::from(r.host.path("bin")).join(name))
     }
 
@@ -127,10 +140,21 @@ pub(crate) fn fetch_into(host: &SshHost, remote: &Path, local: &Path) -> Result<
         .strip_prefix(host.workdir())
         .map(|r| r.trim_start_matches('/').to_string())
         .filter(|r| !r.is_empty())
-        .ok_or_else(|| TargetError::Other(format!("{remote} is outside the target's scratch directory {}", host.workdir())))?;
+        .ok_or_else(|| {
+            TargetError::Other(format!(
+                "{remote} is outside the target's scratch directory {}",
+                host.workdir()
+            ))
+        })?;
     host.fetch(&rel, &staging).map_err(target_err)?;
-    let name = Path::new(&rel).file_name().expect("non-empty relative path");
-    std::fs::create_dir_all(local).map_err(|source| TargetError::Io { what: "creating", path: local.into(), source })?;
+    let name = Path::new(&rel)
+        .file_name()
+        .expect("non-empty relative path");
+    std::fs::create_dir_all(local).map_err(|source| TargetError::Io {
+        what: "creating",
+        path: local.into(),
+        source,
+    })?;
     crate::qemu_target::move_contents(&staging.join(name), local)?;
     let _ = std::fs::remove_dir_all(&staging);
     Ok(())

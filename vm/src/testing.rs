@@ -25,7 +25,8 @@ impl LoopbackSshd {
     pub fn unavailable() -> Option<&'static str> {
         if !Path::new("/usr/sbin/sshd").exists() {
             Some("/usr/sbin/sshd is missing (apt-get install openssh-server)")
-        } else if crate::qemu::which("ssh").is_none() || crate::qemu::which("ssh-keygen").is_none() {
+        } else if crate::qemu::which("ssh").is_none() || crate::qemu::which("ssh-keygen").is_none()
+        {
             Some("the ssh client is missing (apt-get install openssh-client)")
         } else {
             None
@@ -41,14 +42,21 @@ impl LoopbackSshd {
         keygen(&d.join("host_key"))?;
         keygen(&d.join("id_user"))?;
         keygen(&d.join("other_host_key"))?;
-        std::fs::copy(d.join("id_user.pub"), d.join("authorized_keys")).map_err(|e| e.to_string())?;
+        std::fs::copy(d.join("id_user.pub"), d.join("authorized_keys"))
+            .map_err(|e| e.to_string())?;
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
             .port();
-        let user = String::from_utf8_lossy(&Command::new("id").arg("-un").output().map_err(|e| e.to_string())?.stdout)
-            .trim()
-            .to_string();
+        let user = String::from_utf8_lossy(
+            &Command::new("id")
+                .arg("-un")
+                .output()
+                .map_err(|e| e.to_string())?
+                .stdout,
+        )
+        .trim()
+        .to_string();
         let cfg = format!(
             "ListenAddress 127.0.0.1:{port}\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPidFile {pid}\n\
              PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
@@ -60,10 +68,15 @@ impl LoopbackSshd {
         std::fs::write(d.join("sshd_config"), cfg).map_err(|e| e.to_string())?;
         // sshd insists on its privilege-separation directory.
         let _ = std::fs::create_dir_all("/run/sshd");
-        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).map_err(|e| e.to_string())?;
+        let host_pub =
+            std::fs::read_to_string(d.join("host_key.pub")).map_err(|e| e.to_string())?;
         let mut f = host_pub.split_whitespace();
         let (kt, kb) = (f.next().unwrap_or_default(), f.next().unwrap_or_default());
-        std::fs::write(d.join("known_hosts"), format!("[127.0.0.1]:{port} {kt} {kb}\n")).map_err(|e| e.to_string())?;
+        std::fs::write(
+            d.join("known_hosts"),
+            format!("[127.0.0.1]:{port} {kt} {kb}\n"),
+        )
+        .map_err(|e| e.to_string())?;
         let mut cmd = Command::new("/usr/sbin/sshd");
         cmd.arg("-D").arg("-e").arg("-f").arg(d.join("sshd_config"));
         cmd.stderr(std::fs::File::create(d.join("sshd.log")).map_err(|e| e.to_string())?);
@@ -76,7 +89,12 @@ impl LoopbackSshd {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(LoopbackSshd { _child: child, dir, port, user })
+        Ok(LoopbackSshd {
+            _child: child,
+            dir,
+            port,
+            user,
+        })
     }
 
     /// A file of its temporary directory (`known_hosts`, `id_user`, `sshd.log`, ...).
@@ -104,5 +122,7 @@ fn keygen(path: &Path) -> Result<(), String> {
         .arg(path)
         .status()
         .map_err(|e| format!("ssh-keygen: {e}"))?;
-    st.success().then_some(()).ok_or_else(|| format!("ssh-keygen failed: {st}"))
+    st.success()
+        .then_some(())
+        .ok_or_else(|| format!("ssh-keygen failed: {st}"))
 }

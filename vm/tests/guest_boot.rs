@@ -41,7 +41,11 @@ fn boots_and_runs() -> Result<(), Failed> {
     if let Err(e) = r {
         let tail = vm::qemu::log_tail(&t.serial_log(), 30);
         let _ = t.teardown();
-        return Err(format!("{}\nserial console tail:\n{tail}", e.message().unwrap_or("failed")).into());
+        return Err(format!(
+            "{}\nserial console tail:\n{tail}",
+            e.message().unwrap_or("failed")
+        )
+        .into());
     }
     Ok(())
 }
@@ -49,10 +53,17 @@ fn boots_and_runs() -> Result<(), Failed> {
 fn run_guest(t: &mut QemuTarget) -> Result<(), Failed> {
     let started = Instant::now();
     t.prepare()?;
-    eprintln!("launch-to-ready {:.2} s, prepare {:.2} s", t.launch_to_ready().unwrap().as_secs_f64(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "launch-to-ready {:.2} s, prepare {:.2} s",
+        t.launch_to_ready().unwrap().as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
     let info = t.info();
     assert_eq!(info.arch, "aarch64");
-    assert_eq!(info.accel.as_deref(), Some(t.accel().unwrap().accel.as_str()));
+    assert_eq!(
+        info.accel.as_deref(),
+        Some(t.accel().unwrap().accel.as_str())
+    );
     assert_eq!(info.emulated, t.accel().unwrap().emulated);
     let qemu = t.qemu_pid().expect("QEMU pid");
     assert!(qemu_running(qemu));
@@ -60,9 +71,17 @@ fn run_guest(t: &mut QemuTarget) -> Result<(), Failed> {
     let long = Duration::from_secs(120);
     let out = t.exec(&os(&["uname", "-m"]), long)?;
     assert!(out.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "aarch64", "uname -m in the guest");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "aarch64",
+        "uname -m in the guest"
+    );
     let out = t.exec(&os(&["stat", "-c", "%s", "/sys/kernel/btf/vmlinux"]), long)?;
-    assert!(out.success(), "no BTF in the guest kernel: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.success(),
+        "no BTF in the guest kernel: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let btf_bytes: u64 = String::from_utf8_lossy(&out.stdout).trim().parse()?;
     assert!(btf_bytes > 1_000_000, "BTF only {btf_bytes} bytes");
     let out = t.exec(&os(&["sh", "-c", "exit 7"]), long)?;
@@ -77,12 +96,19 @@ fn run_guest(t: &mut QemuTarget) -> Result<(), Failed> {
     let shipped = t.ship(&script)?;
     assert!(shipped.starts_with(t.scratch_dir()));
     let out = t.exec(&[shipped.into_os_string(), "x".into()], long)?;
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from aarch64 x\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello from aarch64 x\n"
+    );
 
     eprintln!("guest test step: line protocol");
     // A line protocol over the ssh session's stdin/stdout (as qfc-probe --control stdin).
     let mut p = t.spawn(&SpawnSpec {
-        argv: os(&["sh", "-c", "echo ready; while read -r l; do echo \"ack $l\"; [ \"$l\" = stop ] && exit 0; done"]),
+        argv: os(&[
+            "sh",
+            "-c",
+            "echo ready; while read -r l; do echo \"ack $l\"; [ \"$l\" = stop ] && exit 0; done",
+        ]),
         stdin: true,
         ..Default::default()
     })?;
@@ -105,7 +131,10 @@ fn run_guest(t: &mut QemuTarget) -> Result<(), Failed> {
         if let Some(e) = p.try_wait()? {
             break e;
         }
-        assert!(Instant::now() < deadline, "remote process did not exit after stop");
+        assert!(
+            Instant::now() < deadline,
+            "remote process did not exit after stop"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(exit.code, Some(0));
@@ -115,7 +144,16 @@ fn run_guest(t: &mut QemuTarget) -> Result<(), Failed> {
     let port = t.free_port()?;
     assert_eq!(port, 8545, "forwarded ports are handed out first");
     let mut server = t.spawn(&SpawnSpec {
-        argv: os(&["busybox", "nc", "-l", "-p", &port.to_string(), "-e", "echo", "pong"]),
+        argv: os(&[
+            "busybox",
+            "nc",
+            "-l",
+            "-p",
+            &port.to_string(),
+            "-e",
+            "echo",
+            "pong",
+        ]),
         ..Default::default()
     })?;
     let addr = t.forward(port)?;
@@ -138,11 +176,17 @@ fn run_guest(t: &mut QemuTarget) -> Result<(), Failed> {
     eprintln!("guest test step: fetch");
     // Evidence comes back through the share.
     let out_dir = t.scratch_dir().join("out");
-    let mk = format!("mkdir -p {0}/phase1 && printf 'n=3\\n' > {0}/phase1/fsync.txt", out_dir.display());
+    let mk = format!(
+        "mkdir -p {0}/phase1 && printf 'n=3\\n' > {0}/phase1/fsync.txt",
+        out_dir.display()
+    );
     assert!(t.exec(&os(&["sh", "-c", &mk]), long)?.success());
     let back = local.path().join("back");
     t.fetch_dir(&out_dir, &back)?;
-    assert_eq!(std::fs::read_to_string(back.join("phase1/fsync.txt"))?, "n=3\n");
+    assert_eq!(
+        std::fs::read_to_string(back.join("phase1/fsync.txt"))?,
+        "n=3\n"
+    );
 
     eprintln!("guest test step: death");
     // A guest that dies mid-run is reported with its serial console.
@@ -150,25 +194,39 @@ fn run_guest(t: &mut QemuTarget) -> Result<(), Failed> {
     // SAFETY: signals QEMU, which this test started.
     unsafe { libc::kill(qemu as i32, libc::SIGKILL) };
     std::thread::sleep(Duration::from_millis(300));
-    let err = t.exec(&os(&["true"]), Duration::from_secs(30)).expect_err("exec on a dead guest");
+    let err = t
+        .exec(&os(&["true"]), Duration::from_secs(30))
+        .expect_err("exec on a dead guest");
     let msg = err.to_string();
-    assert!(msg.contains("guest is gone") && msg.contains(vm::qemu::READY_MARKER), "{msg}");
+    assert!(
+        msg.contains("guest is gone") && msg.contains(vm::qemu::READY_MARKER),
+        "{msg}"
+    );
     t.teardown()?;
     t.teardown()?; // idempotent
     assert!(!qemu_running(qemu), "QEMU {qemu} outlived teardown");
-    assert!(std::fs::read_to_string(&serial)?.contains(vm::qemu::READY_MARKER), "serial log kept");
+    assert!(
+        std::fs::read_to_string(&serial)?.contains(vm::qemu::READY_MARKER),
+        "serial log kept"
+    );
     Ok(())
 }
 
 fn boot_timeout_is_reported() -> Result<(), Failed> {
     let img = image()?;
     let run = tempfile::tempdir()?;
-    let cfg = QemuConfig { boot_timeout_s: 2, ..QemuConfig::default() };
+    let cfg = QemuConfig {
+        boot_timeout_s: 2,
+        ..QemuConfig::default()
+    };
     let run_dir = run.path().join("guest");
     let mut t = QemuTarget::new(cfg, img, run_dir.clone());
     let err = t.prepare().expect_err("a 2 s boot timeout under TCG");
     let msg = err.to_string();
-    assert!(msg.contains("did not print its ready marker within 2 s"), "{msg}");
+    assert!(
+        msg.contains("did not print its ready marker within 2 s"),
+        "{msg}"
+    );
     assert!(msg.contains("serial console tail"), "{msg}");
     // No QEMU with this run directory survives.
     let needle = run_dir.display().to_string();
@@ -176,7 +234,10 @@ fn boot_timeout_is_reported() -> Result<(), Failed> {
         if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
             let cmd = String::from_utf8_lossy(&cmd);
             let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-            assert!(!cmd.contains(&needle) || stat.contains(") Z "), "QEMU left running: {cmd}");
+            assert!(
+                !cmd.contains(&needle) || stat.contains(") Z "),
+                "QEMU left running: {cmd}"
+            );
         }
     }
     t.teardown()?;
@@ -205,8 +266,15 @@ fn refnode_in_guest() -> Result<(), Failed> {
     let mut t = QemuTarget::new(QemuConfig::default(), img, run.path().join("guest"));
     t.prepare()?;
     let bin = t.ship(&refnode_binary())?;
-    let out = t.exec(&[bin.clone().into_os_string(), "--version".into()], Duration::from_secs(120))?;
-    assert!(out.success(), "qfc-refnode --version: {}", String::from_utf8_lossy(&out.stderr));
+    let out = t.exec(
+        &[bin.clone().into_os_string(), "--version".into()],
+        Duration::from_secs(120),
+    )?;
+    assert!(
+        out.success(),
+        "qfc-refnode --version: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rpc_port = t.free_port()?;
     let metrics_port = t.free_port()?;
     let p2p_port = t.free_port()?;
@@ -243,7 +311,10 @@ fn refnode_in_guest() -> Result<(), Failed> {
             }
             return Err(format!("qfc-refnode exited ({e}) in the guest: {err}").into());
         }
-        assert!(Instant::now() < deadline, "no JSON-RPC answer from the guest's node via {addr}");
+        assert!(
+            Instant::now() < deadline,
+            "no JSON-RPC answer from the guest's node via {addr}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     };
     assert!(reply.contains("\"result\":\"0x"), "{reply}");
@@ -265,9 +336,18 @@ fn main() {
     };
     type Case = (&'static str, fn() -> Result<(), Failed>);
     let tests: [Case; 3] = [
-        ("qemu_refnode_cross_built_serves_rpc_from_the_guest", refnode_in_guest),
-        ("qemu_aarch64_guest_boots_runs_over_ssh_and_is_killed", boots_and_runs),
-        ("qemu_boot_timeout_reports_serial_tail", boot_timeout_is_reported),
+        (
+            "qemu_refnode_cross_built_serves_rpc_from_the_guest",
+            refnode_in_guest,
+        ),
+        (
+            "qemu_aarch64_guest_boots_runs_over_ssh_and_is_killed",
+            boots_and_runs,
+        ),
+        (
+            "qemu_boot_timeout_reports_serial_tail",
+            boot_timeout_is_reported,
+        ),
     ];
     let trials = tests
         .into_iter()

@@ -19,10 +19,22 @@ fn spec(arch: Arch, accel: ResolvedAccel) -> LaunchSpec {
         share_dir: "/runs/r1/guest/share".into(),
         serial_log: "/runs/r1/guest/serial.log".into(),
         forwards: vec![
-            Forward { guest_port: 22, host_port: 40022 },
-            Forward { guest_port: 8545, host_port: 48545 },
-            Forward { guest_port: 30303, host_port: 40303 },
-            Forward { guest_port: 6060, host_port: 46060 },
+            Forward {
+                guest_port: 22,
+                host_port: 40022,
+            },
+            Forward {
+                guest_port: 8545,
+                host_port: 48545,
+            },
+            Forward {
+                guest_port: 30303,
+                host_port: 40303,
+            },
+            Forward {
+                guest_port: 6060,
+                host_port: 46060,
+            },
         ],
     }
 }
@@ -43,7 +55,12 @@ fn check(case: &str, spec: &LaunchSpec) {
         return;
     }
     let want = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(text, want, "{case}: argv differs from {} (QFC_BLESS=1 to accept)", path.display());
+    assert_eq!(
+        text,
+        want,
+        "{case}: argv differs from {} (QFC_BLESS=1 to accept)",
+        path.display()
+    );
 }
 
 #[test]
@@ -90,15 +107,30 @@ fn invariants_snapshot_loopback_only_serial_to_file() {
                 .map(|a| a.into_string().unwrap())
                 .collect();
             let joined = argv.join(" ");
-            let drive = argv.iter().find(|a| a.starts_with("if=none,id=disk0")).unwrap();
-            assert!(drive.contains("snapshot=on"), "disk not in snapshot mode: {drive}");
+            let drive = argv
+                .iter()
+                .find(|a| a.starts_with("if=none,id=disk0"))
+                .unwrap();
+            assert!(
+                drive.contains("snapshot=on"),
+                "disk not in snapshot mode: {drive}"
+            );
             let netdev = argv.iter().find(|a| a.starts_with("user,id=net0")).unwrap();
-            let fwds: Vec<&str> = netdev.split(',').filter(|p| p.starts_with("hostfwd=")).collect();
+            let fwds: Vec<&str> = netdev
+                .split(',')
+                .filter(|p| p.starts_with("hostfwd="))
+                .collect();
             assert_eq!(fwds.len(), 4);
             for f in fwds {
-                assert!(f.starts_with("hostfwd=tcp:127.0.0.1:"), "forward not on loopback: {f}");
+                assert!(
+                    f.starts_with("hostfwd=tcp:127.0.0.1:"),
+                    "forward not on loopback: {f}"
+                );
             }
-            assert!(netdev.contains("restrict=on"), "guest may reach the outside: {netdev}");
+            assert!(
+                netdev.contains("restrict=on"),
+                "guest may reach the outside: {netdev}"
+            );
             assert!(joined.contains("-serial chardev:serial0"));
             assert!(joined.contains("mount_tag=host0"));
             assert!(joined.contains(&format!("-accel {}", accel.as_str())));

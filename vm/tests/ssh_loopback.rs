@@ -42,8 +42,18 @@ fn ship_spawn_fetch_cleanup(s: &Server) -> Result<(), Failed> {
     let script = local.path().join("tool.sh");
     std::fs::write(&script, "#!/bin/sh\necho tool-ran \"$@\"\n")?;
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-    host.ship(&[&local.path().join("blob.bin"), &local.path().join("tree"), &script], "in")?;
-    assert_eq!(std::fs::read(Path::new(&remote_wd).join("in/blob.bin"))?, payload);
+    host.ship(
+        &[
+            &local.path().join("blob.bin"),
+            &local.path().join("tree"),
+            &script,
+        ],
+        "in",
+    )?;
+    assert_eq!(
+        std::fs::read(Path::new(&remote_wd).join("in/blob.bin"))?,
+        payload
+    );
     let out = host.exec("./in/tool.sh x y")?;
     assert_eq!(String::from_utf8_lossy(&out.stdout), "tool-ran x y\n");
 
@@ -75,12 +85,18 @@ fn ship_spawn_fetch_cleanup(s: &Server) -> Result<(), Failed> {
     host.exec("mkdir -p out/phase1 && printf 'n=3\\n' > out/phase1/fsync.txt")?;
     let back = tempfile::tempdir()?;
     host.fetch("out", back.path())?;
-    assert_eq!(std::fs::read_to_string(back.path().join("out/phase1/fsync.txt"))?, "n=3\n");
+    assert_eq!(
+        std::fs::read_to_string(back.path().join("out/phase1/fsync.txt"))?,
+        "n=3\n"
+    );
 
     host.cleanup(Duration::from_secs(2))?;
     assert!(!Path::new(&remote_wd).exists(), "workdir left behind");
     std::thread::sleep(Duration::from_millis(200));
-    assert!(!process_alive(sleeper_pid), "remote process {sleeper_pid} survived clean-up");
+    assert!(
+        !process_alive(sleeper_pid),
+        "remote process {sleeper_pid} survived clean-up"
+    );
     host.cleanup(Duration::from_secs(1))?; // idempotent
     drop(stdin);
     Ok(())
@@ -123,7 +139,15 @@ fn changed_host_key_is_refused(s: &Server) -> Result<(), Failed> {
     let other = std::fs::read_to_string(s.path("other_host_key.pub"))?;
     let mut f = other.split_whitespace();
     let wrong = s.path("known_hosts.wrong");
-    std::fs::write(&wrong, format!("[127.0.0.1]:{} {} {}\n", s.port, f.next().unwrap(), f.next().unwrap()))?;
+    std::fs::write(
+        &wrong,
+        format!(
+            "[127.0.0.1]:{} {} {}\n",
+            s.port,
+            f.next().unwrap(),
+            f.next().unwrap()
+        ),
+    )?;
     let mut d = s.dest();
     d.known_hosts = wrong;
     match ssh::exec(&d, "true") {
@@ -161,7 +185,10 @@ fn ssh_target_flow(s: &Server) -> Result<(), Failed> {
     assert!(!info.emulated);
     let local = tempfile::tempdir()?;
     let script = local.path().join("probe.sh");
-    std::fs::write(&script, "#!/bin/sh\necho ready; while read -r l; do echo \"ack $l\"; done\n")?;
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho ready; while read -r l; do echo \"ack $l\"; done\n",
+    )?;
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let shipped = t.ship(&script)?;
     assert!(shipped.starts_with(&workdir));
@@ -179,7 +206,10 @@ fn ssh_target_flow(s: &Server) -> Result<(), Failed> {
     assert_eq!(line, "ready\n", "first stdout line after the pid line");
     // The program has exec'ed by now: the reported pid is the program itself.
     let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))?;
-    assert!(cmdline.contains("probe.sh"), "pid {pid} is not the spawned program: {cmdline}");
+    assert!(
+        cmdline.contains("probe.sh"),
+        "pid {pid} is not the spawned program: {cmdline}"
+    );
     let environ = std::fs::read(format!("/proc/{pid}/environ"))?;
     assert!(environ.split(|b| *b == 0).any(|e| e == b"QFC_X=1"));
     writeln!(stdin, "stop")?;
@@ -189,7 +219,19 @@ fn ssh_target_flow(s: &Server) -> Result<(), Failed> {
     // Any target port comes back through an ssh -L tunnel on 127.0.0.1.
     let port = t.free_port()?;
     let mut server = t.spawn(&SpawnSpec {
-        argv: ["busybox", "nc", "-l", "-p", &port.to_string(), "-e", "echo", "pong"].iter().map(OsString::from).collect(),
+        argv: [
+            "busybox",
+            "nc",
+            "-l",
+            "-p",
+            &port.to_string(),
+            "-e",
+            "echo",
+            "pong",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect(),
         ..Default::default()
     })?;
     let addr = t.forward(port)?;
@@ -210,7 +252,12 @@ fn ssh_target_flow(s: &Server) -> Result<(), Failed> {
     let _ = server.terminate(Duration::from_secs(1));
     let outdir = workdir.join("out");
     let mk = format!("mkdir -p {0}/p && echo 5 > {0}/p/n.txt", outdir.display());
-    assert!(t.exec(&["sh".into(), "-c".into(), mk.into()], Duration::from_secs(30))?.success());
+    assert!(t
+        .exec(
+            &["sh".into(), "-c".into(), mk.into()],
+            Duration::from_secs(30)
+        )?
+        .success());
     let back = local.path().join("back");
     t.fetch_dir(&outdir, &back)?;
     assert_eq!(std::fs::read_to_string(back.join("p/n.txt"))?, "5\n");
@@ -218,7 +265,10 @@ fn ssh_target_flow(s: &Server) -> Result<(), Failed> {
     assert!(process_alive(pid as i32));
     t.teardown()?;
     std::thread::sleep(Duration::from_millis(200));
-    assert!(!process_alive(pid as i32), "spawned process {pid} survived teardown");
+    assert!(
+        !process_alive(pid as i32),
+        "spawned process {pid} survived teardown"
+    );
     assert!(!workdir.exists(), "workdir left behind");
     t.teardown()?;
     drop(p);
@@ -231,10 +281,22 @@ fn main() {
     let names: [Case; 7] = [
         ("ssh_target_trait_flow_leaves_nothing", ssh_target_flow),
         ("ssh_exec_runs_a_command", exec_runs_a_command),
-        ("ssh_ship_spawn_fetch_cleanup_leaves_nothing", ship_spawn_fetch_cleanup),
-        ("ssh_existing_workdir_is_refused", existing_workdir_is_refused),
-        ("ssh_unknown_host_key_is_refused", unknown_host_key_is_refused),
-        ("ssh_changed_host_key_is_refused", changed_host_key_is_refused),
+        (
+            "ssh_ship_spawn_fetch_cleanup_leaves_nothing",
+            ship_spawn_fetch_cleanup,
+        ),
+        (
+            "ssh_existing_workdir_is_refused",
+            existing_workdir_is_refused,
+        ),
+        (
+            "ssh_unknown_host_key_is_refused",
+            unknown_host_key_is_refused,
+        ),
+        (
+            "ssh_changed_host_key_is_refused",
+            changed_host_key_is_refused,
+        ),
         ("ssh_wrong_user_key_is_refused", wrong_user_key_is_refused),
     ];
     let skip = Server::unavailable();

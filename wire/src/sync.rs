@@ -77,7 +77,8 @@ pub async fn read_frame_async<T: futures::AsyncRead + Unpin + Send>(
     use futures::AsyncReadExt;
     let mut prefix = [0u8; 4];
     io.read_exact(&mut prefix).await?;
-    let len = frame_len(prefix, kind).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let len = frame_len(prefix, kind)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
     let mut body = vec![0u8; len];
     io.read_exact(&mut body).await?;
     Ok(body)

@@ -69,20 +69,32 @@ pub struct BenchArgs {
 
 pub fn guest_bench(a: BenchArgs) -> anyhow::Result<()> {
     let opts = image::BuildOptions::new(a.arch);
-    let img = image::cached(&opts)?
-        .with_context(|| format!("no cached {} image: run `cargo xtask image-build --arch {}` first", a.arch, a.arch))?;
+    let img = image::cached(&opts)?.with_context(|| {
+        format!(
+            "no cached {} image: run `cargo xtask image-build --arch {}` first",
+            a.arch, a.arch
+        )
+    })?;
     let host = vm::HostFacts::detect();
     let mut times = Vec::new();
     for i in 0..a.runs {
         let dir = tempfile_dir()?;
         let gopts = vm::GuestOptions {
-            config: vm::QemuConfig { arch: a.arch, ..Default::default() },
+            config: vm::QemuConfig {
+                arch: a.arch,
+                ..Default::default()
+            },
             guest_ports: vec![],
             run_dir: dir.clone(),
         };
         let mut g = vm::Guest::launch(&img, &gopts, &host).context("booting the guest")?;
         let t = g.launch_to_ready.as_secs_f64();
-        println!("run {}: launch-to-ready {t:.2} s (accel {}, {})", i + 1, g.accel.accel, g.accel.reason);
+        println!(
+            "run {}: launch-to-ready {t:.2} s (accel {}, {})",
+            i + 1,
+            g.accel.accel,
+            g.accel.reason
+        );
         times.push(t);
         g.shutdown();
         let _ = std::fs::remove_dir_all(&dir);
@@ -99,8 +111,17 @@ pub fn guest_bench(a: BenchArgs) -> anyhow::Result<()> {
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let d = std::env::temp_dir().join(format!("qfc-guest-bench-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos()));
-    let d = d.with_extension(format!("{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos()));
+    let d = std::env::temp_dir().join(format!(
+        "qfc-guest-bench-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    ));
+    let d = d.with_extension(format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos()
+    ));
     std::fs::create_dir_all(&d)?;
     Ok(d)
 }

@@ -277,7 +277,10 @@ mod tests {
             ])
         );
         assert_eq!(d.hists("x")["W"].total(), 4);
-        assert!(d.notes.iter().any(|n| n.contains("@x[W] appeared more than once")));
+        assert!(d
+            .notes
+            .iter()
+            .any(|n| n.contains("@x[W] appeared more than once")));
         let off = d.scalars("offcpu_us");
         assert_eq!(
             off[0],
@@ -287,7 +290,17 @@ mod tests {
             )
         );
         assert!(matches!(d.entries("ks")[0].1, Value::Stack(ref f) if f.len() == 2));
-        let unused = d.unused(&["by_comm_us", "calls", "fsync_latency_us", "op_by_thread", "x", "offcpu_us"]);
-        assert_eq!(unused, vec![("ks".to_string(), 1), ("start".to_string(), 1)]);
+        let unused = d.unused(&[
+            "by_comm_us",
+            "calls",
+            "fsync_latency_us",
+            "op_by_thread",
+            "x",
+            "offcpu_us",
+        ]);
+        assert_eq!(
+            unused,
+            vec![("ks".to_string(), 1), ("start".to_string(), 1)]
+        );
     }
 }

@@ -134,25 +134,60 @@ pub fn timeline_svg(b: &Bundle) -> (Option<String>, Vec<String>) {
     if thr.is_empty() {
         absent.push("load throughput per second (load/<phase>/series.json)".into());
     } else {
-        panels.push(Panel { title: "load: answered requests per second".into(), lines: thr });
+        panels.push(Panel {
+            title: "load: answered requests per second".into(),
+            lines: thr,
+        });
     }
     if p99.is_empty() {
         absent.push("load p99 per second (load/<phase>/series.json)".into());
     } else {
-        panels.push(Panel { title: "load: p99 latency per second (ms)".into(), lines: p99 });
+        panels.push(Panel {
+            title: "load: p99 latency per second (ms)".into(),
+            lines: p99,
+        });
     }
     let s = &b.metrics_series;
     let metric_panels: [MetricPanel; 4] = [
-        ("RocksDB WAL syncs per second (metrics)", rate(s, "qfc_rocksdb_wal_syncs_total"), "qfc_rocksdb_wal_syncs_total"),
-        ("RocksDB L0 files (largest column family)", gauge(s, "qfc_rocksdb_l0_files", MetricsWindow::max_label), "qfc_rocksdb_l0_files"),
-        ("RocksDB pending compaction (MiB, all column families)", gauge(s, "qfc_rocksdb_pending_compaction_bytes", MetricsWindow::sum).into_iter().map(|(t, v)| (t, v / 1048576.0)).collect(), "qfc_rocksdb_pending_compaction_bytes"),
-        ("RocksDB write stall (ms per second)", rate(s, "qfc_rocksdb_stall_micros_total").into_iter().map(|(t, v)| (t, v / 1000.0)).collect(), "qfc_rocksdb_stall_micros_total"),
+        (
+            "RocksDB WAL syncs per second (metrics)",
+            rate(s, "qfc_rocksdb_wal_syncs_total"),
+            "qfc_rocksdb_wal_syncs_total",
+        ),
+        (
+            "RocksDB L0 files (largest column family)",
+            gauge(s, "qfc_rocksdb_l0_files", MetricsWindow::max_label),
+            "qfc_rocksdb_l0_files",
+        ),
+        (
+            "RocksDB pending compaction (MiB, all column families)",
+            gauge(
+                s,
+                "qfc_rocksdb_pending_compaction_bytes",
+                MetricsWindow::sum,
+            )
+            .into_iter()
+            .map(|(t, v)| (t, v / 1048576.0))
+            .collect(),
+            "qfc_rocksdb_pending_compaction_bytes",
+        ),
+        (
+            "RocksDB write stall (ms per second)",
+            rate(s, "qfc_rocksdb_stall_micros_total")
+                .into_iter()
+                .map(|(t, v)| (t, v / 1000.0))
+                .collect(),
+            "qfc_rocksdb_stall_micros_total",
+        ),
     ];
     for (title, pts, metric) in metric_panels {
         if pts.is_empty() {
             absent.push(format!("{metric} (metrics/series.jsonl)"));
         } else {
-            panels.push(Panel { title: title.into(), lines: vec![(metric.into(), pts)] });
+            panels.push(Panel {
+                title: title.into(),
+                lines: vec![(metric.into(), pts)],
+            });
         }
     }
     // probes' fsync rate per phase, as a step
@@ -230,7 +265,9 @@ pub fn timeline_svg(b: &Bundle) -> (Option<String>, Vec<String>) {
             }
             for (i, (label, pts)) in panel.lines.iter().enumerate() {
                 let c = colors[i % colors.len()];
-                if let Ok(s) = chart.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2))) {
+                if let Ok(s) =
+                    chart.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
+                {
                     s.label(label.clone()).legend(move |(x, y)| {
                         PathElement::new(vec![(x, y), (x + 14, y)], c.stroke_width(2))
                     });

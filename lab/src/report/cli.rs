@@ -71,9 +71,8 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<(bool, String)> {
 
 /// Compares two bundles; prints the Markdown.
 pub fn diff(args: &DiffArgs) -> anyhow::Result<(bool, String)> {
-    let d = super::diff_bundles(&args.a, &args.b, args.out.as_deref()).with_context(|| {
-        format!("comparing {} with {}", args.a.display(), args.b.display())
-    })?;
+    let d = super::diff_bundles(&args.a, &args.b, args.out.as_deref())
+        .with_context(|| format!("comparing {} with {}", args.a.display(), args.b.display()))?;
     Ok((false, d.markdown))
 }
 

@@ -48,7 +48,11 @@ pub struct DiffResult {
 
 fn change(a: f64, b: f64) -> String {
     if a == 0.0 {
-        if b == 0.0 { "=".into() } else { "new".into() }
+        if b == 0.0 {
+            "=".into()
+        } else {
+            "new".into()
+        }
     } else {
         let pct = 100.0 * (b - a) / a.abs();
         format!("{}{}%", if pct >= 0.0 { "+" } else { "" }, num(pct))
@@ -67,16 +71,22 @@ pub fn phase_sentences(a: &PhaseEvidence, b: &PhaseEvidence, ca: &Ctx, cb: &Ctx)
                     "fsync calls {} -> {} (per block: {})",
                     num(cx),
                     num(cy),
-                    [x.err().map(|e| format!("A: {e}")), y.err().map(|e| format!("B: {e}"))]
-                        .into_iter()
-                        .flatten()
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                    [
+                        x.err().map(|e| format!("A: {e}")),
+                        y.err().map(|e| format!("B: {e}"))
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("; ")
                 ));
             }
         }
     }
-    match (f("offcpu.disk_write_stall", a, ca), f("offcpu.disk_write_stall", b, cb)) {
+    match (
+        f("offcpu.disk_write_stall", a, ca),
+        f("offcpu.disk_write_stall", b, cb),
+    ) {
         (Ok(x), Ok(y)) if x == 0.0 && y > 0.0 => out.push(format!(
             "a disk-write stall appeared in off-CPU ({}% of off-CPU time)",
             num(y)
@@ -93,7 +103,14 @@ pub fn phase_sentences(a: &PhaseEvidence, b: &PhaseEvidence, ca: &Ctx, cb: &Ctx)
         (Ok(_), Ok(_)) => out.push("no disk-write stall in off-CPU in either".into()),
         _ => {}
     }
-    for area in ["hashing", "log_formatting", "allocator", "rocksdb", "network", "kernel"] {
+    for area in [
+        "hashing",
+        "log_formatting",
+        "allocator",
+        "rocksdb",
+        "network",
+        "kernel",
+    ] {
         let n = format!("oncpu.share{{area={area}}}");
         if let (Ok(x), Ok(y)) = (f(&n, a, ca), f(&n, b, cb)) {
             if (y - x).abs() >= 5.0 {
@@ -104,7 +121,11 @@ pub fn phase_sentences(a: &PhaseEvidence, b: &PhaseEvidence, ca: &Ctx, cb: &Ctx)
     for n in ["fsync.p99_us", "bio.p99_us{rwbs=W}"] {
         if let (Ok(x), Ok(y)) = (f(n, a, ca), f(n, b, cb)) {
             if x > 0.0 && (y / x >= 2.0 || y / x <= 0.5) {
-                out.push(format!("{n} moved {} -> {} us (bucket upper edges)", num(x), num(y)));
+                out.push(format!(
+                    "{n} moved {} -> {} us (bucket upper edges)",
+                    num(x),
+                    num(y)
+                ));
             }
         }
     }
@@ -120,7 +141,12 @@ pub fn phase_sentences(a: &PhaseEvidence, b: &PhaseEvidence, ca: &Ctx, cb: &Ctx)
         let n = format!("load.{w}.p99_ms");
         if let (Ok(x), Ok(y)) = (f(&n, a, ca), f(&n, b, cb)) {
             if x > 0.0 && ((y - x) / x).abs() >= 0.2 {
-                out.push(format!("{w} p99 latency {} -> {} ms ({})", num(x), num(y), change(x, y)));
+                out.push(format!(
+                    "{w} p99 latency {} -> {} ms ({})",
+                    num(x),
+                    num(y),
+                    change(x, y)
+                ));
             }
         }
         let n = format!("load.{w}.errors");
@@ -135,8 +161,12 @@ pub fn phase_sentences(a: &PhaseEvidence, b: &PhaseEvidence, ca: &Ctx, cb: &Ctx)
 
 /// Compares bundle `a` (before) with bundle `b` (after).
 pub fn diff(a: &Bundle, b: &Bundle) -> DiffResult {
-    let ca = Ctx { emulated: a.emulated };
-    let cb = Ctx { emulated: b.emulated };
+    let ca = Ctx {
+        emulated: a.emulated,
+    };
+    let cb = Ctx {
+        emulated: b.emulated,
+    };
     let mut doc = Doc {
         title: "qfc-lab diff".into(),
         blocks: Vec::new(),
@@ -144,8 +174,24 @@ pub fn diff(a: &Bundle, b: &Bundle) -> DiffResult {
     let mut files = Vec::new();
     let mut all_sentences = Vec::new();
     doc.list(vec![
-        format!("A (before): {} ({}, seed {})", dir_name(&a.dir), a.scenario.name, a.scenario.seed.map(|s| s.to_string()).unwrap_or_else(|| "?".into())),
-        format!("B (after): {} ({}, seed {})", dir_name(&b.dir), b.scenario.name, b.scenario.seed.map(|s| s.to_string()).unwrap_or_else(|| "?".into())),
+        format!(
+            "A (before): {} ({}, seed {})",
+            dir_name(&a.dir),
+            a.scenario.name,
+            a.scenario
+                .seed
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "?".into())
+        ),
+        format!(
+            "B (after): {} ({}, seed {})",
+            dir_name(&b.dir),
+            b.scenario.name,
+            b.scenario
+                .seed
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "?".into())
+        ),
     ]);
     if a.scenario.name != b.scenario.name {
         doc.warn(format!(
@@ -156,8 +202,14 @@ pub fn diff(a: &Bundle, b: &Bundle) -> DiffResult {
     if a.scenario.seed != b.scenario.seed {
         doc.warn(format!(
             "the bundles used different seeds ({} and {}): load and data differ between them",
-            a.scenario.seed.map(|s| s.to_string()).unwrap_or_else(|| "?".into()),
-            b.scenario.seed.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
+            a.scenario
+                .seed
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "?".into()),
+            b.scenario
+                .seed
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "?".into())
         ));
     }
     if a.emulated != b.emulated {
@@ -165,17 +217,37 @@ pub fn diff(a: &Bundle, b: &Bundle) -> DiffResult {
     } else if a.emulated == Some(true) {
         doc.warn("both bundles come from an emulated target (QEMU TCG): compare counts and paths, not times");
     }
-    let only_a: Vec<&str> = a.phases.iter().filter(|p| !b.phases.iter().any(|q| q.name == p.name)).map(|p| p.name.as_str()).collect();
-    let only_b: Vec<&str> = b.phases.iter().filter(|p| !a.phases.iter().any(|q| q.name == p.name)).map(|p| p.name.as_str()).collect();
+    let only_a: Vec<&str> = a
+        .phases
+        .iter()
+        .filter(|p| !b.phases.iter().any(|q| q.name == p.name))
+        .map(|p| p.name.as_str())
+        .collect();
+    let only_b: Vec<&str> = b
+        .phases
+        .iter()
+        .filter(|p| !a.phases.iter().any(|q| q.name == p.name))
+        .map(|p| p.name.as_str())
+        .collect();
     if !only_a.is_empty() || !only_b.is_empty() {
         doc.warn(format!(
             "phases only in A: {}; only in B: {}",
-            if only_a.is_empty() { "none".into() } else { only_a.join(", ") },
-            if only_b.is_empty() { "none".into() } else { only_b.join(", ") }
+            if only_a.is_empty() {
+                "none".into()
+            } else {
+                only_a.join(", ")
+            },
+            if only_b.is_empty() {
+                "none".into()
+            } else {
+                only_b.join(", ")
+            }
         ));
     }
     for pa in &a.phases {
-        let Some(pb) = b.phases.iter().find(|q| q.name == pa.name) else { continue };
+        let Some(pb) = b.phases.iter().find(|q| q.name == pa.name) else {
+            continue;
+        };
         doc.h(1, format!("Phase {}", pa.name));
         let sentences = phase_sentences(pa, pb, &ca, &cb);
         if sentences.is_empty() {
@@ -186,7 +258,9 @@ pub fn diff(a: &Bundle, b: &Bundle) -> DiffResult {
         all_sentences.extend(sentences.iter().map(|s| format!("{}: {s}", pa.name)));
         let mut rows = Vec::new();
         for n in DIFF_FIGURES {
-            let unit = super::figures::parse_figure(n).map(|f| f.unit).unwrap_or("");
+            let unit = super::figures::parse_figure(n)
+                .map(|f| f.unit)
+                .unwrap_or("");
             let (x, y) = (eval_name(n, pa, &ca), eval_name(n, pb, &cb));
             if x.is_err() && y.is_err() {
                 continue;
@@ -197,13 +271,20 @@ pub fn diff(a: &Bundle, b: &Bundle) -> DiffResult {
             };
             rows.push(vec![format!("`{n}`"), cell(&x, unit), cell(&y, unit), ch]);
         }
-        let mut workloads: Vec<&String> = pa.load.iter().chain(pb.load.iter()).flat_map(|l| l.keys()).collect();
+        let mut workloads: Vec<&String> = pa
+            .load
+            .iter()
+            .chain(pb.load.iter())
+            .flat_map(|l| l.keys())
+            .collect();
         workloads.sort();
         workloads.dedup();
         for w in workloads {
             for s in LOAD_STATS {
                 let n = format!("load.{w}.{s}");
-                let unit = super::figures::parse_figure(&n).map(|f| f.unit).unwrap_or("");
+                let unit = super::figures::parse_figure(&n)
+                    .map(|f| f.unit)
+                    .unwrap_or("");
                 let (x, y) = (eval_name(&n, pa, &ca), eval_name(&n, pb, &cb));
                 let ch = match (&x, &y) {
                     (Ok(x), Ok(y)) => change(*x, *y),
@@ -227,7 +308,9 @@ pub fn diff(a: &Bundle, b: &Bundle) -> DiffResult {
                 }
             }
             m.into_iter()
-                .map(|((lo, hi), (x, y))| vec![format!("[{lo}, {hi})"), x.to_string(), y.to_string()])
+                .map(|((lo, hi), (x, y))| {
+                    vec![format!("[{lo}, {hi})"), x.to_string(), y.to_string()]
+                })
                 .collect::<Vec<_>>()
         };
         let fa = pa.fsync.as_ref().and_then(|f| f.latency_us.as_ref());
@@ -237,7 +320,12 @@ pub fn diff(a: &Bundle, b: &Bundle) -> DiffResult {
             doc.h(2, "fsync latency histogram (us)");
             doc.table(&["bucket", "A", "B"], r);
         }
-        let mut rwbs: Vec<&String> = pa.bio.iter().chain(pb.bio.iter()).flat_map(|x| x.by_rwbs_us.keys()).collect();
+        let mut rwbs: Vec<&String> = pa
+            .bio
+            .iter()
+            .chain(pb.bio.iter())
+            .flat_map(|x| x.by_rwbs_us.keys())
+            .collect();
         rwbs.sort();
         rwbs.dedup();
         for k in rwbs {
@@ -257,7 +345,12 @@ pub fn diff(a: &Bundle, b: &Bundle) -> DiffResult {
             let ta = sa.as_ref().map(|s| s.folded.to_text()).unwrap_or_default();
             let tb = sb.as_ref().map(|s| s.folded.to_text()).unwrap_or_default();
             let name = format!("{}-{which}-diff.svg", pa.name);
-            let svg = diff_flame_svg(&ta, &tb, &format!("{which} {}: A -> B (red grew, blue shrank)", pa.name), unit);
+            let svg = diff_flame_svg(
+                &ta,
+                &tb,
+                &format!("{which} {}: A -> B (red grew, blue shrank)", pa.name),
+                unit,
+            );
             if let Some(s) = &svg {
                 files.push((name.clone(), s.clone()));
             }

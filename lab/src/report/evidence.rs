@@ -333,7 +333,8 @@ impl Bundle {
                 .notes
                 .push("scenario.toml absent: no expectations, name or seed".into()),
         }
-        let timeline: Option<TimelineJson> = soft(json_opt(&dir.join("timeline.json")), &mut b.notes);
+        let timeline: Option<TimelineJson> =
+            soft(json_opt(&dir.join("timeline.json")), &mut b.notes);
         let mut windows: Vec<(String, Option<u64>, Option<u64>)> = match &timeline {
             Some(t) => t
                 .phases
@@ -368,11 +369,8 @@ impl Bundle {
         let t0 = windows.iter().filter_map(|w| w.1).min();
         for (name, s, e) in &windows {
             if let (Some(t0), Some(s), Some(e)) = (t0, s, e) {
-                b.boundaries.push((
-                    name.clone(),
-                    (*s - t0) as f64 / NS,
-                    (*e - t0) as f64 / NS,
-                ));
+                b.boundaries
+                    .push((name.clone(), (*s - t0) as f64 / NS, (*e - t0) as f64 / NS));
             }
         }
 
@@ -493,7 +491,8 @@ impl Bundle {
             if mw.samples.is_empty() {
                 if let Some(pr) = &prom {
                     mw.before = prev_prom.clone();
-                    mw.samples.push((p.span_s.map(|x| x.1).unwrap_or(0.0), pr.clone()));
+                    mw.samples
+                        .push((p.span_s.map(|x| x.1).unwrap_or(0.0), pr.clone()));
                 }
             }
             let mut names = std::collections::BTreeSet::new();
@@ -538,11 +537,17 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
     // fsync
     if let Some(j) = soft(json_opt::<FsyncJson>(&pd.join("fsync.json")), &mut p.notes) {
         let mut calls_by_comm = j.calls_by_comm;
-        let mut by_comm_us: BTreeMap<String, Log2Hist> =
-            j.by_comm_us.iter().map(|(k, h)| (k.clone(), h.to_hist())).collect();
+        let mut by_comm_us: BTreeMap<String, Log2Hist> = j
+            .by_comm_us
+            .iter()
+            .map(|(k, h)| (k.clone(), h.to_hist()))
+            .collect();
         for (comm, h) in &j.by_thread {
             *calls_by_comm.entry(comm.clone()).or_default() += h.calls();
-            by_comm_us.entry(comm.clone()).or_default().merge(&h.to_hist());
+            by_comm_us
+                .entry(comm.clone())
+                .or_default()
+                .merge(&h.to_hist());
         }
         p.fsync = Some(FsyncData {
             calls_by_comm,
@@ -555,17 +560,24 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
         });
     } else if let Some(t) = read_opt(&pd.join("fsync.txt"))? {
         let d = Dump::parse(&t);
-        p.notes.extend(d.notes.iter().map(|n| format!("fsync.txt: {n}")));
+        p.notes
+            .extend(d.notes.iter().map(|n| format!("fsync.txt: {n}")));
         let mut f = fsync_from_dump(&d);
         f.window_s = win;
         p.fsync = Some(f);
     } else {
-        p.missing.insert("fsync", format!("neither fsync.json nor fsync.txt in {rel}"));
+        p.missing.insert(
+            "fsync",
+            format!("neither fsync.json nor fsync.txt in {rel}"),
+        );
     }
     // bio
     if let Some(j) = soft(json_opt::<BioJson>(&pd.join("bio.json")), &mut p.notes) {
-        let mut by_rwbs_us: BTreeMap<String, Log2Hist> =
-            j.by_rwbs_us.iter().map(|(k, h)| (k.clone(), h.to_hist())).collect();
+        let mut by_rwbs_us: BTreeMap<String, Log2Hist> = j
+            .by_rwbs_us
+            .iter()
+            .map(|(k, h)| (k.clone(), h.to_hist()))
+            .collect();
         for (k, h) in &j.by_rwbs {
             by_rwbs_us.entry(k.clone()).or_default().merge(&h.to_hist());
         }
@@ -580,15 +592,20 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
         });
     } else if let Some(t) = read_opt(&pd.join("bio.txt"))? {
         let d = Dump::parse(&t);
-        p.notes.extend(d.notes.iter().map(|n| format!("bio.txt: {n}")));
+        p.notes
+            .extend(d.notes.iter().map(|n| format!("bio.txt: {n}")));
         let mut b = bio_from_dump(&d);
         b.window_s = win;
         p.bio = Some(b);
     } else {
-        p.missing.insert("bio", format!("neither bio.json nor bio.txt in {rel}"));
+        p.missing
+            .insert("bio", format!("neither bio.json nor bio.txt in {rel}"));
     }
     // writepath
-    if let Some(j) = soft(json_opt::<WritePathJson>(&pd.join("writepath.json")), &mut p.notes) {
+    if let Some(j) = soft(
+        json_opt::<WritePathJson>(&pd.join("writepath.json")),
+        &mut p.notes,
+    ) {
         let mut w = WritePathData {
             window_s: j.window_s.or(win),
             ..Default::default()
@@ -599,18 +616,27 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
             }
         }
         for (sc, h) in j.lat_us_by_syscall {
-            w.lat_us_by_syscall.entry(syscall_name(&sc)).or_default().merge(&h.to_hist());
+            w.lat_us_by_syscall
+                .entry(syscall_name(&sc))
+                .or_default()
+                .merge(&h.to_hist());
         }
         for r in &j.rows {
-            *w.ops.entry((r.thread.clone(), syscall_name(&r.syscall))).or_default() += r.count;
+            *w.ops
+                .entry((r.thread.clone(), syscall_name(&r.syscall)))
+                .or_default() += r.count;
         }
         for (sc, h) in &j.by_syscall {
-            w.lat_us_by_syscall.entry(syscall_name(sc)).or_default().merge(&h.to_hist());
+            w.lat_us_by_syscall
+                .entry(syscall_name(sc))
+                .or_default()
+                .merge(&h.to_hist());
         }
         p.writepath = Some(w);
     } else if let Some(t) = read_opt(&pd.join("writepath.txt"))? {
         let d = Dump::parse(&t);
-        p.notes.extend(d.notes.iter().map(|n| format!("writepath.txt: {n}")));
+        p.notes
+            .extend(d.notes.iter().map(|n| format!("writepath.txt: {n}")));
         let mut w = writepath_from_dump(&d);
         w.window_s = win;
         p.writepath = Some(w);
@@ -643,7 +669,10 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
 
 fn load_load(dir: &Path, p: &mut PhaseEvidence, t0: Option<u64>) -> Result<(), ReportError> {
     let ld = dir.join("load").join(&p.name);
-    let Some(sum) = soft(json_opt::<LoadSummaryJson>(&ld.join("summary.json")), &mut p.notes) else {
+    let Some(sum) = soft(
+        json_opt::<LoadSummaryJson>(&ld.join("summary.json")),
+        &mut p.notes,
+    ) else {
         p.missing.insert(
             "load",
             format!("load/{}/summary.json absent or unreadable", p.name),
@@ -689,9 +718,10 @@ fn load_load(dir: &Path, p: &mut PhaseEvidence, t0: Option<u64>) -> Result<(), R
                     wd.hdr = Some(h);
                 }
                 Ok(_) => {}
-                Err(e) => p
-                    .notes
-                    .push(format!("load/{}/{w}.hdr: unreadable HdrHistogram ({e:?})", p.name)),
+                Err(e) => p.notes.push(format!(
+                    "load/{}/{w}.hdr: unreadable HdrHistogram ({e:?})",
+                    p.name
+                )),
             }
         }
         if wd.throughput_per_s.is_none() {
@@ -725,7 +755,10 @@ fn load_load(dir: &Path, p: &mut PhaseEvidence, t0: Option<u64>) -> Result<(), R
 
 /// Merges phases into one "whole run" evidence: stacks, histograms and counts add up,
 /// windows add up; percentiles of load cannot be merged from summaries and are dropped.
-pub fn merge_phases(phases: &[PhaseEvidence], all_metrics: &[(f64, BTreeMap<String, f64>)]) -> PhaseEvidence {
+pub fn merge_phases(
+    phases: &[PhaseEvidence],
+    all_metrics: &[(f64, BTreeMap<String, f64>)],
+) -> PhaseEvidence {
     let mut m = PhaseEvidence {
         name: "(whole run)".into(),
         ..Default::default()
@@ -737,9 +770,16 @@ pub fn merge_phases(phases: &[PhaseEvidence], all_metrics: &[(f64, BTreeMap<Stri
     let mut first = true;
     let mut no_hdr = std::collections::BTreeSet::new();
     for p in phases {
-        m.duration_s = if first { p.duration_s } else { sum_opt(m.duration_s, p.duration_s) };
+        m.duration_s = if first {
+            p.duration_s
+        } else {
+            sum_opt(m.duration_s, p.duration_s)
+        };
         if let Some(f) = &p.fsync {
-            let t = m.fsync.get_or_insert_with(|| FsyncData { window_s: Some(0.0), ..Default::default() });
+            let t = m.fsync.get_or_insert_with(|| FsyncData {
+                window_s: Some(0.0),
+                ..Default::default()
+            });
             for (k, v) in &f.calls_by_comm {
                 *t.calls_by_comm.entry(k.clone()).or_default() += v;
             }
@@ -752,7 +792,10 @@ pub fn merge_phases(phases: &[PhaseEvidence], all_metrics: &[(f64, BTreeMap<Stri
             t.window_s = sum_opt(t.window_s, f.window_s);
         }
         if let Some(f) = &p.bio {
-            let t = m.bio.get_or_insert_with(|| BioData { window_s: Some(0.0), ..Default::default() });
+            let t = m.bio.get_or_insert_with(|| BioData {
+                window_s: Some(0.0),
+                ..Default::default()
+            });
             for (k, h) in &f.by_rwbs_us {
                 t.by_rwbs_us.entry(k.clone()).or_default().merge(h);
             }
@@ -765,7 +808,10 @@ pub fn merge_phases(phases: &[PhaseEvidence], all_metrics: &[(f64, BTreeMap<Stri
             t.window_s = sum_opt(t.window_s, f.window_s);
         }
         if let Some(f) = &p.writepath {
-            let t = m.writepath.get_or_insert_with(|| WritePathData { window_s: Some(0.0), ..Default::default() });
+            let t = m.writepath.get_or_insert_with(|| WritePathData {
+                window_s: Some(0.0),
+                ..Default::default()
+            });
             for (k, v) in &f.ops {
                 *t.ops.entry(k.clone()).or_default() += v;
             }
@@ -875,7 +921,8 @@ pub fn merge_phases(phases: &[PhaseEvidence], all_metrics: &[(f64, BTreeMap<Stri
         }
         m.metrics = Some(mw);
     } else {
-        m.missing.insert("metrics", "no metrics/series.jsonl samples".into());
+        m.missing
+            .insert("metrics", "no metrics/series.jsonl samples".into());
     }
     m
 }

@@ -95,7 +95,11 @@ impl Verdict {
         match self.status {
             Status::Pass | Status::Fail => format!(
                 "{} {} {scope}: {} (bound {} {})",
-                if self.status == Status::Pass { "PASS" } else { "FAIL" },
+                if self.status == Status::Pass {
+                    "PASS"
+                } else {
+                    "FAIL"
+                },
                 self.figure,
                 super::render::cell(&Ok(self.value.unwrap_or(f64::NAN)), &self.unit),
                 self.op.symbol(),
@@ -160,11 +164,16 @@ pub fn evaluate_all(b: &Bundle, specs: &[ExpectSpec]) -> Verdicts {
                         Some(p) => evaluate(&f, p, &ctx),
                         None => Err(format!(
                             "the bundle has no phase {name:?} (phases: {})",
-                            b.phases.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                            b.phases
+                                .iter()
+                                .map(|p| p.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         )),
                     },
                     None => {
-                        let w = whole.get_or_insert_with(|| merge_phases(&b.phases, &b.metrics_series));
+                        let w =
+                            whole.get_or_insert_with(|| merge_phases(&b.phases, &b.metrics_series));
                         evaluate(&f, w, &ctx)
                     }
                 }
@@ -216,6 +225,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.expect[0].op, Op::Ge);
-        assert!(toml::from_str::<S>("[[expect]]\nfigure = \"x\"\nop = \"=>\"\nvalue = 1\n").is_err());
+        assert!(
+            toml::from_str::<S>("[[expect]]\nfigure = \"x\"\nop = \"=>\"\nvalue = 1\n").is_err()
+        );
     }
 }

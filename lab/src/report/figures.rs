@@ -301,9 +301,11 @@ pub fn evaluate(f: &FigureRef, p: &PhaseEvidence, ctx: &Ctx) -> Fig {
                         .sum();
                     pct(n as f64, total, "on-CPU samples")
                 }
-                "oncpu.unknown_root_share" => {
-                    pct(s.folded.unknown_root_weight() as f64, total, "on-CPU samples")
-                }
+                "oncpu.unknown_root_share" => pct(
+                    s.folded.unknown_root_weight() as f64,
+                    total,
+                    "on-CPU samples",
+                ),
                 _ => {
                     let re = Regex::new(f.pattern.as_deref().unwrap_or(""))
                         .map_err(|e| e.to_string())?;
@@ -392,13 +394,21 @@ pub fn evaluate(f: &FigureRef, p: &PhaseEvidence, ctx: &Ctx) -> Fig {
                         "fsync.p99_us" => 0.99,
                         _ => 1.0,
                     };
-                    h.quantile(q).map(|v| v as f64).ok_or("empty histogram".into())
+                    h.quantile(q)
+                        .map(|v| v as f64)
+                        .ok_or("empty histogram".into())
                 }
             }
         }
-        "writepath.writes" | "writepath.writes_per_s" | "writepath.fsyncs"
-        | "writepath.fsyncs_per_s" | "writepath.syscalls" => {
-            let d = p.writepath.as_ref().ok_or_else(|| missing(p, "writepath"))?;
+        "writepath.writes"
+        | "writepath.writes_per_s"
+        | "writepath.fsyncs"
+        | "writepath.fsyncs_per_s"
+        | "writepath.syscalls" => {
+            let d = p
+                .writepath
+                .as_ref()
+                .ok_or_else(|| missing(p, "writepath"))?;
             let n: u64 = d
                 .ops
                 .iter()
@@ -417,7 +427,10 @@ pub fn evaluate(f: &FigureRef, p: &PhaseEvidence, ctx: &Ctx) -> Fig {
             }
         }
         "writepath.p99_us" => {
-            let d = p.writepath.as_ref().ok_or_else(|| missing(p, "writepath"))?;
+            let d = p
+                .writepath
+                .as_ref()
+                .ok_or_else(|| missing(p, "writepath"))?;
             let sc = sel("syscall").unwrap_or("write");
             d.lat_us_by_syscall
                 .get(sc)
@@ -425,7 +438,11 @@ pub fn evaluate(f: &FigureRef, p: &PhaseEvidence, ctx: &Ctx) -> Fig {
                 .map(|v| v as f64)
                 .ok_or_else(|| format!("no {sc} latency recorded"))
         }
-        "bio.count" | "bio.p50_us" | "bio.p99_us" | "bio.max_us" | "bio.bytes"
+        "bio.count"
+        | "bio.p50_us"
+        | "bio.p99_us"
+        | "bio.max_us"
+        | "bio.bytes"
         | "bio.write_mib_per_s" => {
             let d = p.bio.as_ref().ok_or_else(|| missing(p, "bio"))?;
             if f.base == "bio.write_mib_per_s" {
@@ -464,24 +481,32 @@ pub fn evaluate(f: &FigureRef, p: &PhaseEvidence, ctx: &Ctx) -> Fig {
                 "bio.p99_us" => 0.99,
                 _ => 1.0,
             };
-            h.quantile(q).map(|v| v as f64).ok_or_else(|| match sel("rwbs") {
-                Some(r) => format!("no block-IO request with RWBS {r} in this phase"),
-                None => "no block-IO request in this phase".into(),
-            })
+            h.quantile(q)
+                .map(|v| v as f64)
+                .ok_or_else(|| match sel("rwbs") {
+                    Some(r) => format!("no block-IO request with RWBS {r} in this phase"),
+                    None => "no block-IO request in this phase".into(),
+                })
         }
         "node.blocks" => blocks(p),
         "node.blocks_per_s" => per_s(blocks(p)?, p.duration_s),
-        "rocksdb.l0_files.max" => metrics(p)?.max_over("qfc_rocksdb_l0_files", MetricsWindow::max_label),
+        "rocksdb.l0_files.max" => {
+            metrics(p)?.max_over("qfc_rocksdb_l0_files", MetricsWindow::max_label)
+        }
         "rocksdb.pending_compaction_bytes.max" => {
             metrics(p)?.max_over("qfc_rocksdb_pending_compaction_bytes", MetricsWindow::sum)
         }
-        "rocksdb.memtable_bytes.max" => metrics(p)?.max_over("qfc_rocksdb_memtable_bytes", MetricsWindow::sum),
+        "rocksdb.memtable_bytes.max" => {
+            metrics(p)?.max_over("qfc_rocksdb_memtable_bytes", MetricsWindow::sum)
+        }
         "rocksdb.write_stopped.max" => metrics(p)?
             .max_over("qfc_rocksdb_write_stopped", MetricsWindow::max_label)
             .map(|v| if v > 0.0 { 1.0 } else { 0.0 }),
         "rocksdb.stall_us" => metrics(p)?.delta("qfc_rocksdb_stall_micros_total"),
         "rocksdb.wal_syncs" => metrics(p)?.delta("qfc_rocksdb_wal_syncs_total"),
-        "rocksdb.compaction_write_bytes" => metrics(p)?.delta("qfc_rocksdb_compaction_write_bytes_total"),
+        "rocksdb.compaction_write_bytes" => {
+            metrics(p)?.delta("qfc_rocksdb_compaction_write_bytes_total")
+        }
         "rocksdb.flush_write_bytes" => metrics(p)?.delta("qfc_rocksdb_flush_write_bytes_total"),
         "rocksdb.wal_syncs_per_block" => {
             let s = metrics(p)?.delta("qfc_rocksdb_wal_syncs_total")?;
@@ -496,14 +521,17 @@ pub fn evaluate(f: &FigureRef, p: &PhaseEvidence, ctx: &Ctx) -> Fig {
             .lost_events
             .map(|v| v as f64)
             .ok_or_else(|| missing(p, "session")),
-        "capture.truncated_stack_pct" => p
-            .truncated_stack_share
-            .map(|v| v * 100.0)
-            .ok_or_else(|| "probes/session.json gives no truncated-stack share for this phase".into()),
+        "capture.truncated_stack_pct" => {
+            p.truncated_stack_share.map(|v| v * 100.0).ok_or_else(|| {
+                "probes/session.json gives no truncated-stack share for this phase".into()
+            })
+        }
         "capture.emulated" => ctx
             .emulated
             .map(|e| if e { 1.0 } else { 0.0 })
-            .ok_or_else(|| "neither context.json nor manifest.json says whether the target is emulated".into()),
+            .ok_or_else(|| {
+                "neither context.json nor manifest.json says whether the target is emulated".into()
+            }),
         b if b.starts_with("load.") => {
             let (w, stat) = b[5..].split_once('.').ok_or("malformed load figure")?;
             let l = p.load.as_ref().ok_or_else(|| missing(p, "load"))?;
@@ -526,13 +554,18 @@ pub fn evaluate(f: &FigureRef, p: &PhaseEvidence, ctx: &Ctx) -> Fig {
                 "throughput_per_s" => need(d.throughput_per_s, "throughput"),
                 "p50_ms" => need(d.p50_ms, "p50 latency"),
                 "p90_ms" => need(d.p90_ms, "p90 latency"),
-                "p99_ms" => need(d.p99_ms, "p99 latency (percentiles of several phases cannot be merged from summaries)"),
+                "p99_ms" => need(
+                    d.p99_ms,
+                    "p99 latency (percentiles of several phases cannot be merged from summaries)",
+                ),
                 "p999_ms" => need(d.p999_ms, "p99.9 latency"),
                 "max_ms" => need(d.max_ms, "max latency"),
                 _ => Err(format!("unknown load statistic {stat}")),
             }
         }
-        other => Err(format!("figure {other} has no evaluator (a defect: report it)")),
+        other => Err(format!(
+            "figure {other} has no evaluator (a defect: report it)"
+        )),
     }
 }
 

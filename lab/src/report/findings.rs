@@ -10,7 +10,9 @@ use super::charts::flame_svg;
 use super::evidence::{Bundle, PhaseEvidence};
 use super::expect::{Status, Verdicts};
 use super::figures::{eval_name, Ctx};
-use super::folded::{classify_offcpu, classify_oncpu, is_disk_write_stall, thread_role, Area, Reason};
+use super::folded::{
+    classify_offcpu, classify_oncpu, is_disk_write_stall, thread_role, Area, Reason,
+};
 use super::render::{cell, num, Block, Doc};
 
 fn top_n(m: BTreeMap<String, u64>, n: usize) -> Vec<(String, u64)> {
@@ -44,13 +46,21 @@ type AreaTally = (u64, BTreeMap<String, u64>, BTreeMap<String, u64>);
 fn oncpu_section(doc: &mut Doc, p: &PhaseEvidence) {
     doc.h(2, "On-CPU");
     let Some(s) = &p.oncpu else {
-        doc.p(format!("No on-CPU evidence: {}.", p.missing.get("oncpu").map(String::as_str).unwrap_or("absent")));
+        doc.p(format!(
+            "No on-CPU evidence: {}.",
+            p.missing
+                .get("oncpu")
+                .map(String::as_str)
+                .unwrap_or("absent")
+        ));
         return;
     };
     let total = s.folded.total();
     doc.p(format!(
         "{total} samples{}.",
-        s.window_s.map(|w| format!(" over {} s", num(w))).unwrap_or_default()
+        s.window_s
+            .map(|w| format!(" over {} s", num(w)))
+            .unwrap_or_default()
     ));
     if total == 0 {
         return;
@@ -69,7 +79,9 @@ fn oncpu_section(doc: &mut Doc, p: &PhaseEvidence) {
     }
     let mut rows = Vec::new();
     for a in Area::ALL {
-        let Some((n, leaves, threads)) = by_area.remove(&a) else { continue };
+        let Some((n, leaves, threads)) = by_area.remove(&a) else {
+            continue;
+        };
         rows.push(vec![
             a.label().to_string(),
             n.to_string(),
@@ -86,7 +98,10 @@ fn oncpu_section(doc: &mut Doc, p: &PhaseEvidence) {
                 .join("; "),
         ]);
     }
-    doc.table(&["area", "samples", "share", "top leaf frames", "threads"], rows);
+    doc.table(
+        &["area", "samples", "share", "top leaf frames", "threads"],
+        rows,
+    );
     if !s.has_threads {
         doc.p("These stacks carry no thread names; the thread column is judged from the frames (tokio worker: tokio scheduler frames; plain std::thread: thread_start without tokio frames, as the PoW miner threads run).");
     }
@@ -99,10 +114,19 @@ fn writepath_section(doc: &mut Doc, p: &PhaseEvidence, ctx: &Ctx) {
     doc.list(vec![
         format!("blocks produced: {}", cell(&blocks, "")),
         format!("fsyncs per block: {}", cell(&per_block, "")),
-        format!("fsync + fdatasync calls (fsync probe): {}", cell(&eval_name("fsync.count", p, ctx), "")),
+        format!(
+            "fsync + fdatasync calls (fsync probe): {}",
+            cell(&eval_name("fsync.count", p, ctx), "")
+        ),
     ]);
     let Some(w) = &p.writepath else {
-        doc.p(format!("No write-path evidence: {}.", p.missing.get("writepath").map(String::as_str).unwrap_or("absent")));
+        doc.p(format!(
+            "No write-path evidence: {}.",
+            p.missing
+                .get("writepath")
+                .map(String::as_str)
+                .unwrap_or("absent")
+        ));
         return;
     };
     let win = w.window_s;
@@ -125,16 +149,41 @@ fn writepath_section(doc: &mut Doc, p: &PhaseEvidence, ctx: &Ctx) {
         doc.p(line);
     }
     let mut v: Vec<_> = per_comm.into_iter().collect();
-    v.sort_by(|a, b| (b.1 .0 + b.1 .1).cmp(&(a.1 .0 + a.1 .1)).then(a.0.cmp(&b.0)));
-    let rate = |n: u64| win.filter(|w| *w > 0.0).map(|w| num(n as f64 / w)).unwrap_or_else(|| "n/a".into());
+    v.sort_by(|a, b| {
+        (b.1 .0 + b.1 .1)
+            .cmp(&(a.1 .0 + a.1 .1))
+            .then(a.0.cmp(&b.0))
+    });
+    let rate = |n: u64| {
+        win.filter(|w| *w > 0.0)
+            .map(|w| num(n as f64 / w))
+            .unwrap_or_else(|| "n/a".into())
+    };
     let rows = v
         .into_iter()
         .take(12)
         .map(|(c, (wr, fs, other))| {
-            vec![c, wr.to_string(), rate(wr), fs.to_string(), rate(fs), other.to_string()]
+            vec![
+                c,
+                wr.to_string(),
+                rate(wr),
+                fs.to_string(),
+                rate(fs),
+                other.to_string(),
+            ]
         })
         .collect();
-    doc.table(&["thread (comm)", "writes", "writes/s", "fsync-family", "fsyncs/s", "other"], rows);
+    doc.table(
+        &[
+            "thread (comm)",
+            "writes",
+            "writes/s",
+            "fsync-family",
+            "fsyncs/s",
+            "other",
+        ],
+        rows,
+    );
 }
 
 /// True for the threads of a container runtime that copy a container's
@@ -148,13 +197,21 @@ fn is_container_runtime(comm: &str) -> bool {
 /// 2: every log line the node writes is written again by containerd-shim
 /// and by dockerd's json-file driver). `None` when no runtime thread wrote.
 fn runtime_mirroring(per_comm: &BTreeMap<String, (u64, u64, u64)>) -> Option<String> {
-    let runtime: Vec<(&String, u64)> =
-        per_comm.iter().filter(|(c, _)| is_container_runtime(c)).map(|(c, v)| (c, v.0)).filter(|(_, n)| *n > 0).collect();
+    let runtime: Vec<(&String, u64)> = per_comm
+        .iter()
+        .filter(|(c, _)| is_container_runtime(c))
+        .map(|(c, v)| (c, v.0))
+        .filter(|(_, n)| *n > 0)
+        .collect();
     if runtime.is_empty() {
         return None;
     }
     let runtime_total: u64 = runtime.iter().map(|(_, n)| n).sum();
-    let others: u64 = per_comm.iter().filter(|(c, _)| !is_container_runtime(c)).map(|(_, v)| v.0).sum();
+    let others: u64 = per_comm
+        .iter()
+        .filter(|(c, _)| !is_container_runtime(c))
+        .map(|(_, v)| v.0)
+        .sum();
     let parts: Vec<String> = runtime.iter().map(|(c, n)| format!("{c} {n}")).collect();
     Some(format!(
         "Container runtime writes (T1 finding 2: the node's stdout copied by containerd-shim and written again by dockerd's json-file driver): {runtime_total} ({}), next to {others} writes by every other thread in scope (the node's among them).",
@@ -170,7 +227,11 @@ fn latency_section(doc: &mut Doc, p: &PhaseEvidence) {
             let mut rows = Vec::new();
             for (comm, n) in &f.calls_by_comm {
                 let h = f.by_comm_us.get(comm);
-                let q = |x: f64| h.and_then(|h| h.quantile(x)).map(|v| v.to_string()).unwrap_or_else(|| "n/a".into());
+                let q = |x: f64| {
+                    h.and_then(|h| h.quantile(x))
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "n/a".into())
+                };
                 rows.push(vec![comm.clone(), n.to_string(), q(0.5), q(0.99), q(1.0)]);
             }
             if rows.is_empty() {
@@ -179,44 +240,73 @@ fn latency_section(doc: &mut Doc, p: &PhaseEvidence) {
                 doc.table(&["comm", "fsync calls", "p50 us", "p99 us", "max us"], rows);
             }
         }
-        None => doc.p(format!("No fsync evidence: {}.", p.missing.get("fsync").map(String::as_str).unwrap_or("absent"))),
+        None => doc.p(format!(
+            "No fsync evidence: {}.",
+            p.missing
+                .get("fsync")
+                .map(String::as_str)
+                .unwrap_or("absent")
+        )),
     }
     match &p.bio {
         Some(b) => {
             let mut rows = Vec::new();
-            let mut keys: Vec<&String> = b.by_rwbs_us.keys().chain(b.bytes_by_rwbs.keys()).collect();
+            let mut keys: Vec<&String> =
+                b.by_rwbs_us.keys().chain(b.bytes_by_rwbs.keys()).collect();
             keys.sort();
             keys.dedup();
             for k in keys {
                 let h = b.by_rwbs_us.get(k);
-                let q = |x: f64| h.and_then(|h| h.quantile(x)).map(|v| v.to_string()).unwrap_or_else(|| "n/a".into());
+                let q = |x: f64| {
+                    h.and_then(|h| h.quantile(x))
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "n/a".into())
+                };
                 rows.push(vec![
                     k.clone(),
                     h.map(|h| h.total()).unwrap_or(0).to_string(),
                     q(0.5),
                     q(0.99),
                     q(1.0),
-                    b.bytes_by_rwbs.get(k).map(|x| num(*x as f64 / 1048576.0)).unwrap_or_else(|| "n/a".into()),
+                    b.bytes_by_rwbs
+                        .get(k)
+                        .map(|x| num(*x as f64 / 1048576.0))
+                        .unwrap_or_else(|| "n/a".into()),
                 ]);
             }
             if rows.is_empty() {
                 doc.p("No block-IO request in this window.");
             } else {
-                doc.table(&["RWBS", "requests", "p50 us", "p99 us", "max us", "MiB"], rows);
+                doc.table(
+                    &["RWBS", "requests", "p50 us", "p99 us", "max us", "MiB"],
+                    rows,
+                );
             }
         }
-        None => doc.p(format!("No block-IO evidence: {}.", p.missing.get("bio").map(String::as_str).unwrap_or("absent"))),
+        None => doc.p(format!(
+            "No block-IO evidence: {}.",
+            p.missing.get("bio").map(String::as_str).unwrap_or("absent")
+        )),
     }
 }
 
 fn offcpu_section(doc: &mut Doc, p: &PhaseEvidence) {
     doc.h(2, "Off-CPU");
     let Some(s) = &p.offcpu else {
-        doc.p(format!("No off-CPU evidence: {}.", p.missing.get("offcpu").map(String::as_str).unwrap_or("absent")));
+        doc.p(format!(
+            "No off-CPU evidence: {}.",
+            p.missing
+                .get("offcpu")
+                .map(String::as_str)
+                .unwrap_or("absent")
+        ));
         return;
     };
     let total = s.folded.total();
-    doc.p(format!("{} s off CPU in total (summed over threads).", num(total as f64 / 1e6)));
+    doc.p(format!(
+        "{} s off CPU in total (summed over threads).",
+        num(total as f64 / 1e6)
+    ));
     if total == 0 {
         return;
     }
@@ -239,7 +329,9 @@ fn offcpu_section(doc: &mut Doc, p: &PhaseEvidence) {
                 .map(|f| f.trim_end_matches("_[k]"))
                 .collect();
             let who = st.thread.clone().unwrap_or_else(|| "?".into());
-            *stall_paths.entry(format!("{who}: {}", path.join(" -> "))).or_default() += st.count;
+            *stall_paths
+                .entry(format!("{who}: {}", path.join(" -> ")))
+                .or_default() += st.count;
         }
     }
     let rows = Reason::ALL
@@ -279,16 +371,34 @@ fn offcpu_section(doc: &mut Doc, p: &PhaseEvidence) {
 fn rocksdb_section(doc: &mut Doc, p: &PhaseEvidence, ctx: &Ctx) {
     doc.h(2, "RocksDB");
     let figs = [
-        ("L0 files (max, largest column family)", "rocksdb.l0_files.max", ""),
-        ("pending compaction bytes (max)", "rocksdb.pending_compaction_bytes.max", ""),
+        (
+            "L0 files (max, largest column family)",
+            "rocksdb.l0_files.max",
+            "",
+        ),
+        (
+            "pending compaction bytes (max)",
+            "rocksdb.pending_compaction_bytes.max",
+            "",
+        ),
         ("memtable bytes (max)", "rocksdb.memtable_bytes.max", ""),
-        ("write stopped (any sample)", "rocksdb.write_stopped.max", ""),
+        (
+            "write stopped (any sample)",
+            "rocksdb.write_stopped.max",
+            "",
+        ),
         ("stall time", "rocksdb.stall_us", "us"),
         ("WAL syncs", "rocksdb.wal_syncs", ""),
     ];
     let rows: Vec<Vec<String>> = figs
         .iter()
-        .map(|(l, f, u)| vec![l.to_string(), format!("`{f}`"), cell(&eval_name(f, p, ctx), u)])
+        .map(|(l, f, u)| {
+            vec![
+                l.to_string(),
+                format!("`{f}`"),
+                cell(&eval_name(f, p, ctx), u),
+            ]
+        })
         .collect();
     doc.table(&["metric", "figure", "value"], rows);
     let wal = eval_name("rocksdb.wal_syncs", p, ctx);
@@ -310,7 +420,11 @@ fn rocksdb_section(doc: &mut Doc, p: &PhaseEvidence, ctx: &Ctx) {
         }
         _ => doc.p(format!(
             "Cross-check with the probes not possible: {}.",
-            [wal.err(), fs.err()].into_iter().flatten().collect::<Vec<_>>().join("; ")
+            [wal.err(), fs.err()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; ")
         )),
     }
 }
@@ -318,7 +432,13 @@ fn rocksdb_section(doc: &mut Doc, p: &PhaseEvidence, ctx: &Ctx) {
 fn load_section(doc: &mut Doc, p: &PhaseEvidence) {
     doc.h(2, "Load");
     let Some(l) = &p.load else {
-        doc.p(format!("No load results: {}.", p.missing.get("load").map(String::as_str).unwrap_or("absent")));
+        doc.p(format!(
+            "No load results: {}.",
+            p.missing
+                .get("load")
+                .map(String::as_str)
+                .unwrap_or("absent")
+        ));
         return;
     };
     let o = |v: Option<f64>| v.map(num).unwrap_or_else(|| "n/a".into());
@@ -340,15 +460,30 @@ fn load_section(doc: &mut Doc, p: &PhaseEvidence) {
             ]
         })
         .collect();
-    doc.table(&["workload", "requests", "ok", "errors", "dropped", "ok/s", "p50 ms", "p90 ms", "p99 ms", "max ms"], rows);
+    doc.table(
+        &[
+            "workload", "requests", "ok", "errors", "dropped", "ok/s", "p50 ms", "p90 ms",
+            "p99 ms", "max ms",
+        ],
+        rows,
+    );
 }
 
 fn quality_section(doc: &mut Doc, p: &PhaseEvidence, ctx: &Ctx) {
     doc.h(2, "Capture quality");
     let mut items = vec![
-        format!("lost events: {}", cell(&eval_name("capture.lost_events", p, ctx), "")),
-        format!("truncated stacks: {}", cell(&eval_name("capture.truncated_stack_pct", p, ctx), "%")),
-        format!("on-CPU samples with an `[unknown]` root: {}", cell(&eval_name("oncpu.unknown_root_share", p, ctx), "%")),
+        format!(
+            "lost events: {}",
+            cell(&eval_name("capture.lost_events", p, ctx), "")
+        ),
+        format!(
+            "truncated stacks: {}",
+            cell(&eval_name("capture.truncated_stack_pct", p, ctx), "%")
+        ),
+        format!(
+            "on-CPU samples with an `[unknown]` root: {}",
+            cell(&eval_name("oncpu.unknown_root_share", p, ctx), "%")
+        ),
     ];
     for (src, why) in &p.missing {
         items.push(format!("{src}: missing ({why})"));
@@ -419,11 +554,15 @@ pub fn baseline_table(doc: &mut Doc, phases: &[PhaseEvidence], t1: &PhaseEvidenc
     let mut head: Vec<String> = vec!["figure".into()];
     head.extend(phases.iter().map(|p| p.name.clone()));
     head.push("T1 (production)".into());
-    let t1ctx = Ctx { emulated: Some(false) };
+    let t1ctx = Ctx {
+        emulated: Some(false),
+    };
     let rows = BASELINE_FIGURES
         .iter()
         .map(|f| {
-            let unit = super::figures::parse_figure(f).map(|x| x.unit).unwrap_or("");
+            let unit = super::figures::parse_figure(f)
+                .map(|x| x.unit)
+                .unwrap_or("");
             let mut r = vec![format!("`{f}`")];
             for p in phases {
                 r.push(short(&eval_name(f, p, ctx), unit));
@@ -446,23 +585,53 @@ fn short(r: &Result<f64, String>, unit: &str) -> String {
 
 /// The whole report of a bundle.
 pub fn build_report(b: &Bundle, v: &Verdicts, baseline: Option<&PhaseEvidence>) -> Doc {
-    let ctx = Ctx { emulated: b.emulated };
+    let ctx = Ctx {
+        emulated: b.emulated,
+    };
     let mut doc = Doc {
         title: format!(
             "qfc-lab report: {}",
-            if b.scenario.name.is_empty() { "(unnamed scenario)" } else { &b.scenario.name }
+            if b.scenario.name.is_empty() {
+                "(unnamed scenario)"
+            } else {
+                &b.scenario.name
+            }
         ),
         blocks: Vec::new(),
     };
     doc.list(vec![
-        format!("seed: {}", b.scenario.seed.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into())),
-        format!("target: {}", b.target_desc.clone().unwrap_or_else(|| "not recorded".into())),
-        format!("phases: {}", b.phases.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")),
+        format!(
+            "seed: {}",
+            b.scenario
+                .seed
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unknown".into())
+        ),
+        format!(
+            "target: {}",
+            b.target_desc
+                .clone()
+                .unwrap_or_else(|| "not recorded".into())
+        ),
+        format!(
+            "phases: {}",
+            b.phases
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         format!(
             "capture: {} lost events over the run, {} truncated stacks, probe overhead {}",
-            b.run_lost_events.map(|x| x.to_string()).unwrap_or_else(|| "unknown".into()),
-            b.run_truncated_stack_share.map(|x| format!("{}%", num(100.0 * x))).unwrap_or_else(|| "unknown share of".into()),
-            b.overhead_pct.map(|x| format!("{}%", num(x))).unwrap_or_else(|| "not measured".into())
+            b.run_lost_events
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "unknown".into()),
+            b.run_truncated_stack_share
+                .map(|x| format!("{}%", num(100.0 * x)))
+                .unwrap_or_else(|| "unknown share of".into()),
+            b.overhead_pct
+                .map(|x| format!("{}%", num(x)))
+                .unwrap_or_else(|| "not measured".into())
         ),
     ]);
     match b.emulated {
@@ -474,7 +643,10 @@ pub fn build_report(b: &Bundle, v: &Verdicts, baseline: Option<&PhaseEvidence>) 
     if v.verdicts.is_empty() {
         doc.p("The scenario states no expectations.");
     } else {
-        doc.p(format!("{} pass, {} fail, {} cannot be evaluated.", v.pass, v.fail, v.cannot_evaluate));
+        doc.p(format!(
+            "{} pass, {} fail, {} cannot be evaluated.",
+            v.pass, v.fail, v.cannot_evaluate
+        ));
         let rows = v
             .verdicts
             .iter()
@@ -496,7 +668,10 @@ pub fn build_report(b: &Bundle, v: &Verdicts, baseline: Option<&PhaseEvidence>) 
                 ]
             })
             .collect();
-        doc.table(&["verdict", "figure", "phase", "value", "bound", "why"], rows);
+        doc.table(
+            &["verdict", "figure", "phase", "value", "bound", "why"],
+            rows,
+        );
     }
     doc.h(1, "Timeline");
     let (svg, absent) = super::charts::timeline_svg(b);
@@ -510,7 +685,10 @@ pub fn build_report(b: &Bundle, v: &Verdicts, baseline: Option<&PhaseEvidence>) 
         doc.p("No time series to draw.");
     }
     if !absent.is_empty() {
-        doc.p(format!("Not in the timeline (absent from the bundle): {}.", absent.join("; ")));
+        doc.p(format!(
+            "Not in the timeline (absent from the bundle): {}.",
+            absent.join("; ")
+        ));
     }
     for p in &b.phases {
         doc.h(1, format!("Phase {}", p.name));
@@ -522,7 +700,9 @@ pub fn build_report(b: &Bundle, v: &Verdicts, baseline: Option<&PhaseEvidence>) 
     if let Some(t1) = baseline {
         doc.h(1, "Compared with T1 (production)");
         if b.emulated == Some(true) {
-            doc.warn("this bundle comes from an emulated target: compare shares and counts, not times");
+            doc.warn(
+                "this bundle comes from an emulated target: compare shares and counts, not times",
+            );
         }
         baseline_table(&mut doc, &b.phases, t1, &ctx);
     }
@@ -544,8 +724,14 @@ mod tests {
         m.insert("containerd-shim".to_string(), (100, 0, 0));
         m.insert("dockerd".to_string(), (50, 0, 0));
         let line = runtime_mirroring(&m).unwrap();
-        assert!(line.contains(": 150 (containerd-shim 100, dockerd 50)"), "{line}");
-        assert!(line.contains("next to 100 writes by every other thread"), "{line}");
+        assert!(
+            line.contains(": 150 (containerd-shim 100, dockerd 50)"),
+            "{line}"
+        );
+        assert!(
+            line.contains("next to 100 writes by every other thread"),
+            "{line}"
+        );
         m.remove("containerd-shim");
         m.remove("dockerd");
         assert_eq!(runtime_mirroring(&m), None);

@@ -123,7 +123,9 @@ fn is_class(f: &str) -> bool {
         && f.starts_with('[')
         && f.ends_with(']')
         && f != "[unknown]"
-        && f[1..f.len() - 1].chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '-')
+        && f[1..f.len() - 1]
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c == '_' || c == '-')
 }
 
 /// On-CPU areas, in classification precedence order: a sample belongs to the first area
@@ -260,7 +262,10 @@ pub fn thread_role(frames: &[String]) -> &'static str {
         "RocksDB background"
     } else if any(&r.std_thread) {
         "plain std::thread (no tokio frames)"
-    } else if frames.iter().all(|f| is_kernel_frame(f) || f == "[unknown]") {
+    } else if frames
+        .iter()
+        .all(|f| is_kernel_frame(f) || f == "[unknown]")
+    {
         "kernel or unknown"
     } else {
         "other"
@@ -305,7 +310,9 @@ impl Reason {
 /// Whether an off-CPU stack is a disk-write stall path (fsync/fdatasync, waiting for
 /// writeback, journal commit, dirty-page throttling, RocksDB WAL sync).
 pub fn is_disk_write_stall(frames: &[String]) -> bool {
-    frames.iter().any(|f| rules().disk_stall.is_match(strip_k(f)))
+    frames
+        .iter()
+        .any(|f| rules().disk_stall.is_match(strip_k(f)))
 }
 
 pub fn classify_offcpu(frames: &[String]) -> Reason {
@@ -337,16 +344,26 @@ mod tests {
     #[test]
     fn areas_follow_precedence() {
         assert_eq!(
-            classify_oncpu(&fr("thread_start;blake3::portable::compress_in_place;el0t_64_irq")),
+            classify_oncpu(&fr(
+                "thread_start;blake3::portable::compress_in_place;el0t_64_irq"
+            )),
             Area::Hashing
         );
         assert_eq!(
-            classify_oncpu(&fr("x;<tracing_subscriber::fmt::Subscriber<N,E,F,W>;malloc")),
+            classify_oncpu(&fr(
+                "x;<tracing_subscriber::fmt::Subscriber<N,E,F,W>;malloc"
+            )),
             Area::LogFormatting
         );
         assert_eq!(classify_oncpu(&fr("x;y;cfree;[unknown]")), Area::Allocator);
-        assert_eq!(classify_oncpu(&fr("x;rocksdb::DBImpl::Get(rocksdb::ReadOptions")), Area::RocksDb);
-        assert_eq!(classify_oncpu(&fr("x;finish_task_switch.isra.0")), Area::Kernel);
+        assert_eq!(
+            classify_oncpu(&fr("x;rocksdb::DBImpl::Get(rocksdb::ReadOptions")),
+            Area::RocksDb
+        );
+        assert_eq!(
+            classify_oncpu(&fr("x;finish_task_switch.isra.0")),
+            Area::Kernel
+        );
         assert_eq!(classify_oncpu(&fr("x;do_work_[k]")), Area::Kernel);
         assert_eq!(classify_oncpu(&fr("main;my_crate::work")), Area::Other);
     }
@@ -361,9 +378,14 @@ mod tests {
             classify_offcpu(&fr("entry_SYSCALL_64_[k];__x64_sys_fdatasync_[k];file_write_and_wait_range_[k];io_schedule_[k]")),
             Reason::Disk
         );
-        assert!(is_disk_write_stall(&fr("a;__x64_sys_fdatasync_[k];schedule_[k]")));
+        assert!(is_disk_write_stall(&fr(
+            "a;__x64_sys_fdatasync_[k];schedule_[k]"
+        )));
         assert!(!is_disk_write_stall(&fr("a;tcp_recvmsg;schedule")));
-        assert_eq!(classify_offcpu(&fr("a;tcp_recvmsg;schedule")), Reason::Network);
+        assert_eq!(
+            classify_offcpu(&fr("a;tcp_recvmsg;schedule")),
+            Reason::Network
+        );
     }
 
     #[test]

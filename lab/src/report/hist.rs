@@ -99,7 +99,9 @@ pub fn parse_hist_line(line: &str) -> Option<Bucket> {
     let close = rest.find([')', ']'])?;
     let range = &rest[..close];
     let after = rest[close + 1..].trim_start();
-    let count_str = after.split(|c: char| c.is_whitespace() || c == '|').next()?;
+    let count_str = after
+        .split(|c: char| c.is_whitespace() || c == '|')
+        .next()?;
     let count = count_str.parse::<u64>().ok()?;
     let (lo, hi) = match range.split_once(',') {
         Some((a, b)) => (parse_size_label(a)?, parse_size_label(b)?),
@@ -122,19 +124,35 @@ mod tests {
     fn parses_ranges_and_single_values() {
         assert_eq!(
             parse_hist_line("[2K, 4K)               4 |@@@@@@@@|"),
-            Some(Bucket { lo: 2048, hi: 4096, count: 4 })
+            Some(Bucket {
+                lo: 2048,
+                hi: 4096,
+                count: 4
+            })
         );
         assert_eq!(
             parse_hist_line("[0]               264343 |@@@@|"),
-            Some(Bucket { lo: 0, hi: 1, count: 264343 })
+            Some(Bucket {
+                lo: 0,
+                hi: 1,
+                count: 264343
+            })
         );
         assert_eq!(
             parse_hist_line("[1]               310535 |@@@@|"),
-            Some(Bucket { lo: 1, hi: 2, count: 310535 })
+            Some(Bucket {
+                lo: 1,
+                hi: 2,
+                count: 310535
+            })
         );
         assert_eq!(
             parse_hist_line("[1M, 2M)  2 |@|"),
-            Some(Bucket { lo: 1 << 20, hi: 2 << 20, count: 2 })
+            Some(Bucket {
+                lo: 1 << 20,
+                hi: 2 << 20,
+                count: 2
+            })
         );
         assert_eq!(parse_hist_line("@calls[alloy]: 6"), None);
     }
@@ -142,13 +160,25 @@ mod tests {
     #[test]
     fn quantile_is_bucket_upper_edge() {
         let h = Log2Hist::from_buckets([
-            Bucket { lo: 2048, hi: 4096, count: 4 },
-            Bucket { lo: 4096, hi: 8192, count: 2 },
+            Bucket {
+                lo: 2048,
+                hi: 4096,
+                count: 4,
+            },
+            Bucket {
+                lo: 4096,
+                hi: 8192,
+                count: 2,
+            },
         ]);
         assert_eq!(h.total(), 6);
         assert_eq!(h.quantile(0.5), Some(4096));
         assert_eq!(h.quantile(0.99), Some(8192));
-        let z = Log2Hist::from_buckets([Bucket { lo: 0, hi: 1, count: 9 }]);
+        let z = Log2Hist::from_buckets([Bucket {
+            lo: 0,
+            hi: 1,
+            count: 9,
+        }]);
         assert_eq!(z.quantile(0.99), Some(0));
         assert_eq!(Log2Hist::default().quantile(0.5), None);
     }

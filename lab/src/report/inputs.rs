@@ -358,15 +358,21 @@ mod tests {
 
     #[test]
     fn prom_text() {
-        let m = parse_prom("# HELP x\nqfc_block_height 12\nqfc_rocksdb_l0_files{cf=\"state\"} 3\nbad\n");
+        let m = parse_prom(
+            "# HELP x\nqfc_block_height 12\nqfc_rocksdb_l0_files{cf=\"state\"} 3\nbad\n",
+        );
         assert_eq!(m["qfc_block_height"], 12.0);
         assert_eq!(m["qfc_rocksdb_l0_files{cf=\"state\"}"], 3.0);
-        assert_eq!(metric_name("qfc_rocksdb_l0_files{cf=\"state\"}"), "qfc_rocksdb_l0_files");
+        assert_eq!(
+            metric_name("qfc_rocksdb_l0_files{cf=\"state\"}"),
+            "qfc_rocksdb_l0_files"
+        );
     }
 
     #[test]
     fn hist_json_shapes() {
-        let a: HistJson = serde_json::from_str(r#"{"buckets":[{"lo":1,"hi":2,"count":3}]}"#).unwrap();
+        let a: HistJson =
+            serde_json::from_str(r#"{"buckets":[{"lo":1,"hi":2,"count":3}]}"#).unwrap();
         let b: HistJson = serde_json::from_str(r#"[[1,2,3]]"#).unwrap();
         assert_eq!(a.to_hist(), b.to_hist());
     }

@@ -102,7 +102,12 @@ pub fn render_bundle(dir: &Path, opts: &RenderOptions) -> Result<Outcome, Report
         write(&p, &text)?;
         written.push(p);
     }
-    tracing::info!(pass = verdicts.pass, fail = verdicts.fail, cannot = verdicts.cannot_evaluate, "report written");
+    tracing::info!(
+        pass = verdicts.pass,
+        fail = verdicts.fail,
+        cannot = verdicts.cannot_evaluate,
+        "report written"
+    );
     Ok(Outcome { verdicts, written })
 }
 
@@ -138,7 +143,10 @@ pub fn diff_bundles(a: &Path, b: &Path, out: Option<&Path>) -> Result<DiffOutcom
             write(&p, svg)?;
             written.push(p);
         }
-        for (name, text) in [("diff.md", markdown.clone()), ("diff.html", r.doc.to_html())] {
+        for (name, text) in [
+            ("diff.md", markdown.clone()),
+            ("diff.html", r.doc.to_html()),
+        ] {
             let p = out.join(name);
             write(&p, &text)?;
             written.push(p);
@@ -155,7 +163,9 @@ pub fn diff_bundles(a: &Path, b: &Path, out: Option<&Path>) -> Result<DiffOutcom
 /// bundle's figures next to T1's) as Markdown.
 pub fn import_t1(dir: &Path, bundle: Option<&Path>) -> Result<String, ReportError> {
     let t1 = t1::import(dir)?;
-    let ctx = figures::Ctx { emulated: Some(false) };
+    let ctx = figures::Ctx {
+        emulated: Some(false),
+    };
     let mut doc = render::Doc {
         title: format!("T1 baseline: {}", dir.display()),
         blocks: Vec::new(),
@@ -167,7 +177,14 @@ pub fn import_t1(dir: &Path, bundle: Option<&Path>) -> Result<String, ReportErro
             if b.emulated == Some(true) {
                 doc.warn("the lab bundle comes from an emulated target: compare shares and counts, not times");
             }
-            findings::baseline_table(&mut doc, &b.phases, &t1, &figures::Ctx { emulated: b.emulated });
+            findings::baseline_table(
+                &mut doc,
+                &b.phases,
+                &t1,
+                &figures::Ctx {
+                    emulated: b.emulated,
+                },
+            );
         }
         None => {
             doc.h(1, "Headline figures");

@@ -42,8 +42,10 @@ impl Doc {
     }
     pub fn table(&mut self, head: &[&str], rows: Vec<Vec<String>>) {
         if !rows.is_empty() {
-            self.blocks
-                .push(Block::Table(head.iter().map(|s| s.to_string()).collect(), rows));
+            self.blocks.push(Block::Table(
+                head.iter().map(|s| s.to_string()).collect(),
+                rows,
+            ));
         }
     }
 
@@ -240,6 +242,9 @@ mod tests {
 
     #[test]
     fn html_inline() {
-        assert_eq!(inline("a `<b>` **c**"), "a <code>&lt;b&gt;</code> <strong>c</strong>");
+        assert_eq!(
+            inline("a `<b>` **c**"),
+            "a <code>&lt;b&gt;</code> <strong>c</strong>"
+        );
     }
 }

@@ -9,8 +9,7 @@ use std::path::Path;
 
 use super::bpftrace::Dump;
 use super::evidence::{
-    bio_from_dump, fsync_from_dump, offcpu_from_dump, writepath_from_dump, PhaseEvidence,
-    StackData,
+    bio_from_dump, fsync_from_dump, offcpu_from_dump, writepath_from_dump, PhaseEvidence, StackData,
 };
 use super::folded::Folded;
 use super::ReportError;
@@ -71,18 +70,25 @@ pub fn import(dir: &Path) -> Result<PhaseEvidence, ReportError> {
         ));
         p.fsync = Some(f);
     } else {
-        p.missing.insert("fsync", format!("{F1} absent in {}", dir.display()));
+        p.missing
+            .insert("fsync", format!("{F1} absent in {}", dir.display()));
     }
     const F2: &str = "02-bio-latency.txt";
     if let Some(t) = read(F2)? {
         found += 1;
         let d = Dump::parse(&t);
-        note_unused(&mut p, F2, &d, &["bio_by_rwbs_us", "bytes_by_rwbs", "bio_latency_us"]);
+        note_unused(
+            &mut p,
+            F2,
+            &d,
+            &["bio_by_rwbs_us", "bytes_by_rwbs", "bio_latency_us"],
+        );
         let mut b = bio_from_dump(&d);
         b.window_s = window(F2);
         p.bio = Some(b);
     } else {
-        p.missing.insert("bio", format!("{F2} absent in {}", dir.display()));
+        p.missing
+            .insert("bio", format!("{F2} absent in {}", dir.display()));
     }
     const F3: &str = "03-offcpu-qfcnode.txt";
     if let Some(t) = read(F3)? {
@@ -98,7 +104,8 @@ pub fn import(dir: &Path) -> Result<PhaseEvidence, ReportError> {
             has_threads: false,
         });
     } else {
-        p.missing.insert("offcpu", format!("{F3} absent in {}", dir.display()));
+        p.missing
+            .insert("offcpu", format!("{F3} absent in {}", dir.display()));
     }
     const F4: &str = "04-writepath-syscalls.txt";
     if let Some(t) = read(F4)? {
@@ -109,7 +116,8 @@ pub fn import(dir: &Path) -> Result<PhaseEvidence, ReportError> {
         w.window_s = window(F4);
         p.writepath = Some(w);
     } else {
-        p.missing.insert("writepath", format!("{F4} absent in {}", dir.display()));
+        p.missing
+            .insert("writepath", format!("{F4} absent in {}", dir.display()));
     }
     const F5: &str = "05-oncpu.folded";
     if let Some(t) = read(F5)? {
@@ -138,7 +146,8 @@ pub fn import(dir: &Path) -> Result<PhaseEvidence, ReportError> {
             has_threads: false,
         });
     } else {
-        p.missing.insert("oncpu", format!("{F5} absent in {}", dir.display()));
+        p.missing
+            .insert("oncpu", format!("{F5} absent in {}", dir.display()));
     }
     p.missing.insert(
         "load",

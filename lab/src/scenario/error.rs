@@ -81,12 +81,24 @@ pub fn locate(
     let start = floor_char(src, span.start.min(src.len()));
     let end = floor_char(src, span.end.clamp(start, src.len()));
     let line_start = src[..start].rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let line_end = src[start..].find('\n').map(|i| start + i).unwrap_or(src.len());
+    let line_end = src[start..]
+        .find('\n')
+        .map(|i| start + i)
+        .unwrap_or(src.len());
     let line = src[..start].matches('\n').count() + 1;
     let column = src[line_start..start].chars().count() + 1;
     let snippet = src[line_start..line_end].trim_end_matches('\r').to_string();
     let underline = src[start..end.min(line_end).max(start)].chars().count();
-    Diagnostic { file: file.to_string(), line, column, field, message, hint, snippet, underline }
+    Diagnostic {
+        file: file.to_string(),
+        line,
+        column,
+        field,
+        message,
+        hint,
+        snippet,
+        underline,
+    }
 }
 
 fn floor_char(s: &str, mut i: usize) -> usize {
@@ -118,7 +130,12 @@ pub fn field_path_at(src: &str, offset: usize) -> String {
             let name = h.split(']').next().unwrap_or("").trim().to_string();
             table = indexed(&name, &counts);
         } else if on_this_line {
-            let key = line.split('=').next().unwrap_or("").trim().trim_matches('"');
+            let key = line
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"');
             if line.contains('=') && !key.is_empty() && !key.starts_with('#') {
                 return join(&table, key);
             }
@@ -135,7 +152,9 @@ pub fn field_path_at(src: &str, offset: usize) -> String {
 fn indexed(name: &str, counts: &std::collections::HashMap<String, usize>) -> String {
     let mut best: Option<(&String, usize)> = None;
     for (arr, n) in counts {
-        if (name == arr || name.starts_with(&format!("{arr}."))) && best.is_none_or(|b| arr.len() > b.0.len()) {
+        if (name == arr || name.starts_with(&format!("{arr}.")))
+            && best.is_none_or(|b| arr.len() > b.0.len())
+        {
             best = Some((arr, *n));
         }
     }
@@ -168,11 +187,21 @@ pub fn from_toml(file: &str, src: &str, e: &toml::de::Error) -> Diagnostic {
     };
     let (message, hint) = if let Some(rest) = msg.strip_prefix("unknown field ") {
         let names = quoted(rest);
-        let (unknown, expected) = names.split_first().map(|(u, e)| (*u, e.to_vec())).unwrap_or(("", vec![]));
+        let (unknown, expected) = names
+            .split_first()
+            .map(|(u, e)| (*u, e.to_vec()))
+            .unwrap_or(("", vec![]));
         let listing = if expected.is_empty() {
             "this table takes no keys".to_string()
         } else {
-            format!("expected one of {}", expected.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))
+            format!(
+                "expected one of {}",
+                expected
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         };
         (
             format!("unknown key `{unknown}`; {listing}"),
@@ -181,11 +210,18 @@ pub fn from_toml(file: &str, src: &str, e: &toml::de::Error) -> Diagnostic {
         )
     } else if let Some(rest) = msg.strip_prefix("unknown variant ") {
         let names = quoted(rest);
-        let (unknown, expected) = names.split_first().map(|(u, e)| (*u, e.to_vec())).unwrap_or(("", vec![]));
+        let (unknown, expected) = names
+            .split_first()
+            .map(|(u, e)| (*u, e.to_vec()))
+            .unwrap_or(("", vec![]));
         (
             format!(
                 "unknown value \"{unknown}\"; expected one of {}",
-                expected.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
+                expected
+                    .iter()
+                    .map(|n| format!("\"{n}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             did_you_mean(unknown, &expected)
                 .or_else(|| Some("docs/SCENARIOS.md lists the accepted values".into())),
@@ -195,7 +231,9 @@ pub fn from_toml(file: &str, src: &str, e: &toml::de::Error) -> Diagnostic {
         field = join(&field, &name);
         (
             format!("missing required key `{name}`"),
-            Some(format!("add `{name} = ...` to this table (see docs/SCENARIOS.md)")),
+            Some(format!(
+                "add `{name} = ...` to this table (see docs/SCENARIOS.md)"
+            )),
         )
     } else if let Some(rest) = msg.strip_prefix("invalid type: ") {
         (
@@ -203,7 +241,10 @@ pub fn from_toml(file: &str, src: &str, e: &toml::de::Error) -> Diagnostic {
             Some("write numbers and booleans without quotes, strings with quotes".into()),
         )
     } else if let Some(rest) = msg.strip_prefix("invalid value: ") {
-        (format!("invalid value: found {rest}"), Some("see docs/SCENARIOS.md for the accepted range".into()))
+        (
+            format!("invalid value: found {rest}"),
+            Some("see docs/SCENARIOS.md for the accepted range".into()),
+        )
     } else {
         (msg.clone(), Some("the file is not valid TOML here".into()))
     };

@@ -46,11 +46,16 @@ pub fn parse(file: &str, src: &str) -> Result<Scenario, ScenarioError> {
 /// Reads, overrides and validates a scenario file.
 pub fn load(path: &Path, overrides: &[String]) -> Result<Loaded, ScenarioError> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path)
-        .map_err(|e| ScenarioError::Read { file: file.clone(), message: e.to_string() })?;
+    let bytes = std::fs::read(path).map_err(|e| ScenarioError::Read {
+        file: file.clone(),
+        message: e.to_string(),
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| ScenarioError::Read {
         file: file.clone(),
-        message: format!("not UTF-8 (byte {}): save it as UTF-8", e.utf8_error().valid_up_to()),
+        message: format!(
+            "not UTF-8 (byte {}): save it as UTF-8",
+            e.utf8_error().valid_up_to()
+        ),
     })?;
     // Validate the file as written first, so that errors point into it.
     let mut scenario = parse(&file, &text)?;
@@ -59,7 +64,13 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Loaded, ScenarioError> 
         effective_text = apply_overrides(&text, overrides)?;
         scenario = parse(&format!("{file} (after --set)"), &effective_text)?;
     }
-    Ok(Loaded { file, text, overrides: overrides.to_vec(), effective_text, scenario })
+    Ok(Loaded {
+        file,
+        text,
+        overrides: overrides.to_vec(),
+        effective_text,
+        scenario,
+    })
 }
 
 /// Applies `KEY=VALUE` overrides to scenario text. KEY is a dotted path
@@ -72,10 +83,13 @@ pub fn apply_overrides(src: &str, overrides: &[String]) -> Result<String, Scenar
         message: format!("the scenario is not valid TOML: {}", e.message()),
     })?;
     for arg in overrides {
-        let err = |message: String| ScenarioError::Override { arg: arg.clone(), message };
-        let (key, value) = arg
-            .split_once('=')
-            .ok_or_else(|| err("expected KEY=VALUE, e.g. node.refnode.synced_commit=true".into()))?;
+        let err = |message: String| ScenarioError::Override {
+            arg: arg.clone(),
+            message,
+        };
+        let (key, value) = arg.split_once('=').ok_or_else(|| {
+            err("expected KEY=VALUE, e.g. node.refnode.synced_commit=true".into())
+        })?;
         let value = parse_value(value.trim());
         let parts: Vec<&str> = key.trim().split('.').collect();
         if parts.iter().any(|p| p.is_empty()) {
@@ -108,15 +122,22 @@ fn set_path(table: &mut toml::Table, parts: &[&str], value: toml::Value) -> Resu
     set_in_value(entry, first, rest, value)
 }
 
-fn set_in_value(v: &mut toml::Value, name: &str, rest: &[&str], value: toml::Value) -> Result<(), String> {
+fn set_in_value(
+    v: &mut toml::Value,
+    name: &str,
+    rest: &[&str],
+    value: toml::Value,
+) -> Result<(), String> {
     match v {
         toml::Value::Table(t) => set_path(t, rest, value),
         toml::Value::Array(a) => {
-            let i: usize = rest[0]
-                .parse()
-                .map_err(|_| format!("`{name}` is a list: follow it with an index, e.g. {name}.0"))?;
+            let i: usize = rest[0].parse().map_err(|_| {
+                format!("`{name}` is a list: follow it with an index, e.g. {name}.0")
+            })?;
             let len = a.len();
-            let item = a.get_mut(i).ok_or(format!("`{name}` has {len} entries, no index {i}"))?;
+            let item = a
+                .get_mut(i)
+                .ok_or(format!("`{name}` has {len} entries, no index {i}"))?;
             if rest.len() == 1 {
                 *item = value;
                 Ok(())
@@ -148,7 +169,10 @@ mod tests {
         let src = format!("{MINI}[node.refnode]\nsynced_commit = false\n");
         let out = apply_overrides(
             &src,
-            &["node.refnode.synced_commit=true".into(), "phase.0.duration_s=7".into()],
+            &[
+                "node.refnode.synced_commit=true".into(),
+                "phase.0.duration_s=7".into(),
+            ],
         )
         .unwrap();
         let s = parse("x", &out).unwrap();
@@ -158,22 +182,32 @@ mod tests {
 
     #[test]
     fn override_errors_name_the_problem() {
-        let e = apply_overrides(MINI, &["phase.x.name=b".into()]).unwrap_err().to_string();
+        let e = apply_overrides(MINI, &["phase.x.name=b".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("follow it with an index"), "{e}");
-        let e = apply_overrides(MINI, &["nokey".into()]).unwrap_err().to_string();
+        let e = apply_overrides(MINI, &["nokey".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("KEY=VALUE"), "{e}");
     }
 
     #[test]
     fn field_path_indexes_arrays_of_tables() {
-        let src = "[[phase]]\nname = \"a\"\n[[phase]]\nname = \"b\"\n[phase.load.rpc]\nrate_per_s = -1\n";
+        let src =
+            "[[phase]]\nname = \"a\"\n[[phase]]\nname = \"b\"\n[phase.load.rpc]\nrate_per_s = -1\n";
         let off = src.find("rate_per_s").unwrap();
-        assert_eq!(error::field_path_at(src, off), "phase[1].load.rpc.rate_per_s");
+        assert_eq!(
+            error::field_path_at(src, off),
+            "phase[1].load.rpc.rate_per_s"
+        );
     }
 
     #[test]
     fn qfc_node_rejects_refnode_knobs() {
-        let src = format!("{MINI}[node]\nkind = \"qfc-node\"\nbinary = \"/x\"\n[node.refnode]\nadmin = true\n");
+        let src = format!(
+            "{MINI}[node]\nkind = \"qfc-node\"\nbinary = \"/x\"\n[node.refnode]\nadmin = true\n"
+        );
         let e = parse("f.toml", &src).unwrap_err().to_string();
         assert!(e.contains("node.refnode"), "{e}");
     }

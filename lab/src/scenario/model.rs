@@ -82,8 +82,13 @@ pub enum ProbeKind {
 }
 
 impl ProbeKind {
-    pub const ALL: [ProbeKind; 5] =
-        [Self::Fsync, Self::Bio, Self::Offcpu, Self::Writepath, Self::Oncpu];
+    pub const ALL: [ProbeKind; 5] = [
+        Self::Fsync,
+        Self::Bio,
+        Self::Offcpu,
+        Self::Writepath,
+        Self::Oncpu,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Fsync => "fsync",
@@ -338,7 +343,12 @@ pub struct Invalid {
 type V<T> = Result<T, Invalid>;
 
 fn bad(span: Range<usize>, field: impl Into<String>, message: impl Into<String>) -> Invalid {
-    Invalid { span, field: field.into(), message: message.into(), hint: None }
+    Invalid {
+        span,
+        field: field.into(),
+        message: message.into(),
+        hint: None,
+    }
 }
 
 fn positive_f64(v: &Option<Spanned<f64>>, field: String, default: f64) -> V<f64> {
@@ -347,7 +357,11 @@ fn positive_f64(v: &Option<Spanned<f64>>, field: String, default: f64) -> V<f64>
         Some(s) if s.get_ref().is_finite() && *s.get_ref() > 0.0 => Ok(*s.get_ref()),
         Some(s) => Err(Invalid {
             hint: Some("rates are arrivals per second: use a positive number such as 100".into()),
-            ..bad(s.span(), field, format!("expected a number > 0, found {}", s.get_ref()))
+            ..bad(
+                s.span(),
+                field,
+                format!("expected a number > 0, found {}", s.get_ref()),
+            )
         }),
     }
 }
@@ -371,7 +385,8 @@ fn positive_u64(v: &Option<Spanned<u64>>, field: String, default: u64) -> V<u64>
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// Validates a raw scenario and fills in defaults.
@@ -379,7 +394,11 @@ pub fn validate(raw: RawScenario, whole: Range<usize>) -> V<Scenario> {
     if !valid_name(raw.name.get_ref()) {
         return Err(Invalid {
             hint: Some("use letters, digits, '-' and '_' only, at most 64 characters".into()),
-            ..bad(raw.name.span(), "name", format!("invalid name {:?}", raw.name.get_ref()))
+            ..bad(
+                raw.name.span(),
+                "name",
+                format!("invalid name {:?}", raw.name.get_ref()),
+            )
         });
     }
     let target = validate_target(raw.target)?;
@@ -388,7 +407,11 @@ pub fn validate(raw: RawScenario, whole: Range<usize>) -> V<Scenario> {
     let Some(raw_phases) = raw.phase else {
         return Err(Invalid {
             hint: Some("add at least one [[phase]] with name and duration_s".into()),
-            ..bad(whole, "phase", "missing: a scenario needs at least one phase")
+            ..bad(
+                whole,
+                "phase",
+                "missing: a scenario needs at least one phase",
+            )
         });
     };
     let phases_span = raw_phases.span();
@@ -407,12 +430,20 @@ pub fn validate(raw: RawScenario, whole: Range<usize>) -> V<Scenario> {
     let mut expects = Vec::new();
     for (i, e) in raw.expect.into_iter().enumerate() {
         if e.figure.get_ref().trim().is_empty() {
-            return Err(bad(e.figure.span(), format!("expect[{i}].figure"), "expected a figure name"));
+            return Err(bad(
+                e.figure.span(),
+                format!("expect[{i}].figure"),
+                "expected a figure name",
+            ));
         }
         if let Err(fe) = crate::report::parse_figure(e.figure.get_ref()) {
             return Err(Invalid {
                 hint: Some("figure names are listed in docs/FIGURES.md".into()),
-                ..bad(e.figure.span(), format!("expect[{i}].figure"), fe.to_string())
+                ..bad(
+                    e.figure.span(),
+                    format!("expect[{i}].figure"),
+                    fe.to_string(),
+                )
             });
         }
         if let Some(p) = &e.phase {
@@ -421,12 +452,20 @@ pub fn validate(raw: RawScenario, whole: Range<usize>) -> V<Scenario> {
                 return Err(Invalid {
                     hint: super::error::did_you_mean(p.get_ref(), &names)
                         .or_else(|| Some(format!("phases are: {}", names.join(", ")))),
-                    ..bad(p.span(), format!("expect[{i}].phase"), format!("no phase named {:?}", p.get_ref()))
+                    ..bad(
+                        p.span(),
+                        format!("expect[{i}].phase"),
+                        format!("no phase named {:?}", p.get_ref()),
+                    )
                 });
             }
         }
         if !e.value.is_finite() {
-            return Err(bad(e.figure.span(), format!("expect[{i}].value"), "expected a finite number"));
+            return Err(bad(
+                e.figure.span(),
+                format!("expect[{i}].value"),
+                "expected a finite number",
+            ));
         }
         expects.push(Expect {
             figure: e.figure.into_inner(),
@@ -437,7 +476,10 @@ pub fn validate(raw: RawScenario, whole: Range<usize>) -> V<Scenario> {
         });
     }
     let bundle = match raw.bundle {
-        None => BundleSpec { dir: DEFAULT_BUNDLE_DIR.into(), metrics_interval_s: 1 },
+        None => BundleSpec {
+            dir: DEFAULT_BUNDLE_DIR.into(),
+            metrics_interval_s: 1,
+        },
         Some(b) => {
             let dir = match b.dir {
                 None => DEFAULT_BUNDLE_DIR.to_string(),
@@ -446,7 +488,10 @@ pub fn validate(raw: RawScenario, whole: Range<usize>) -> V<Scenario> {
                 }
                 Some(d) => d.into_inner(),
             };
-            BundleSpec { dir, metrics_interval_s: b.metrics_interval_s.unwrap_or(1) }
+            BundleSpec {
+                dir,
+                metrics_interval_s: b.metrics_interval_s.unwrap_or(1),
+            }
         }
     };
     Ok(Scenario {
@@ -466,12 +511,18 @@ pub fn validate(raw: RawScenario, whole: Range<usize>) -> V<Scenario> {
 pub const DEFAULT_BUNDLE_DIR: &str = "runs/{name}-{utc}";
 
 fn validate_target(t: Option<RawTarget>) -> V<TargetSpec> {
-    let Some(t) = t else { return Ok(TargetSpec::Local) };
+    let Some(t) = t else {
+        return Ok(TargetSpec::Local);
+    };
     let kind = *t.kind.get_ref();
     // A table for another kind is a mistake worth naming.
     let stray = [
         ("qemu", TargetKind::Qemu, t.qemu.as_ref().map(|s| s.span())),
-        ("container", TargetKind::Container, t.container.as_ref().map(|s| s.span())),
+        (
+            "container",
+            TargetKind::Container,
+            t.container.as_ref().map(|s| s.span()),
+        ),
         ("ssh", TargetKind::Ssh, t.ssh.as_ref().map(|s| s.span())),
     ];
     for (name, k, span) in stray {
@@ -479,7 +530,11 @@ fn validate_target(t: Option<RawTarget>) -> V<TargetSpec> {
             if k != kind {
                 return Err(Invalid {
                     hint: Some(format!("set kind = \"{name}\" or remove [target.{name}]")),
-                    ..bad(span, format!("target.{name}"), format!("[target.{name}] given but kind is not \"{name}\""))
+                    ..bad(
+                        span,
+                        format!("target.{name}"),
+                        format!("[target.{name}] given but kind is not \"{name}\""),
+                    )
                 });
             }
         }
@@ -491,8 +546,16 @@ fn validate_target(t: Option<RawTarget>) -> V<TargetSpec> {
             let q = q.as_ref();
             TargetSpec::Qemu(QemuSpec {
                 arch: q.and_then(|q| q.arch).unwrap_or(Arch::Aarch64),
-                cpus: positive_u32(&q.and_then(|q| q.cpus.clone()), "target.qemu.cpus".into(), 2)?,
-                mem_mib: positive_u32(&q.and_then(|q| q.mem_mib.clone()), "target.qemu.mem_mib".into(), 2048)?,
+                cpus: positive_u32(
+                    &q.and_then(|q| q.cpus.clone()),
+                    "target.qemu.cpus".into(),
+                    2,
+                )?,
+                mem_mib: positive_u32(
+                    &q.and_then(|q| q.mem_mib.clone()),
+                    "target.qemu.mem_mib".into(),
+                    2048,
+                )?,
                 accel: q.and_then(|q| q.accel).unwrap_or(Accel::Auto),
                 boot_timeout_s: positive_u64(
                     &q.and_then(|q| q.boot_timeout_s.clone()),
@@ -501,19 +564,27 @@ fn validate_target(t: Option<RawTarget>) -> V<TargetSpec> {
                 )?,
             })
         }
-        TargetKind::Container => {
-            TargetSpec::Container { image: t.container.and_then(|c| c.into_inner().image) }
-        }
+        TargetKind::Container => TargetSpec::Container {
+            image: t.container.and_then(|c| c.into_inner().image),
+        },
         TargetKind::Ssh => {
             let Some(s) = t.ssh else {
                 return Err(Invalid {
                     hint: Some("add [target.ssh] with at least host = \"...\"".into()),
-                    ..bad(t.kind.span(), "target.ssh", "missing: kind = \"ssh\" needs a [target.ssh] table")
+                    ..bad(
+                        t.kind.span(),
+                        "target.ssh",
+                        "missing: kind = \"ssh\" needs a [target.ssh] table",
+                    )
                 });
             };
             let s = s.into_inner();
             if s.host.get_ref().trim().is_empty() {
-                return Err(bad(s.host.span(), "target.ssh.host", "expected a host name or address"));
+                return Err(bad(
+                    s.host.span(),
+                    "target.ssh.host",
+                    "expected a host name or address",
+                ));
             }
             TargetSpec::Ssh(SshSpec {
                 host: s.host.into_inner(),
@@ -542,37 +613,65 @@ fn validate_node(n: Option<RawNode>) -> V<NodeSpec> {
             snapshot_interval_secs: 0,
             extra_args: Vec::new(),
             env: BTreeMap::new(),
-            refnode: Some(RefnodeSpec { block_interval_ms: None, synced_commit: false, admin: true }),
+            refnode: Some(RefnodeSpec {
+                block_interval_ms: None,
+                synced_commit: false,
+                admin: true,
+            }),
             seed_db: None,
         });
     };
-    let kind = n.kind.as_ref().map(|k| *k.get_ref()).unwrap_or(NodeKind::Refnode);
+    let kind = n
+        .kind
+        .as_ref()
+        .map(|k| *k.get_ref())
+        .unwrap_or(NodeKind::Refnode);
     let binary = match (&n.binary, kind) {
         (Some(b), _) if b.get_ref().trim().is_empty() => {
-            return Err(bad(b.span(), "node.binary", "expected a path to a node binary"))
+            return Err(bad(
+                b.span(),
+                "node.binary",
+                "expected a path to a node binary",
+            ))
         }
         (Some(b), _) => Some(PathBuf::from(b.get_ref())),
         (None, NodeKind::Refnode) => None,
         (None, NodeKind::QfcNode) => {
             let span = n.kind.as_ref().map(|k| k.span()).unwrap_or(0..0);
             return Err(Invalid {
-                hint: Some("build qfc-node from qfc-core and set binary = \"/path/to/qfc-node\"".into()),
-                ..bad(span, "node.binary", "missing: kind = \"qfc-node\" needs a binary")
+                hint: Some(
+                    "build qfc-node from qfc-core and set binary = \"/path/to/qfc-node\"".into(),
+                ),
+                ..bad(
+                    span,
+                    "node.binary",
+                    "missing: kind = \"qfc-node\" needs a binary",
+                )
             });
         }
     };
     let refnode = match (n.refnode, kind) {
         (Some(r), NodeKind::QfcNode) => {
             return Err(Invalid {
-                hint: Some("remove [node.refnode]: its knobs exist only in the reference node".into()),
-                ..bad(r.span(), "node.refnode", "reference-node-only knobs given with kind = \"qfc-node\"")
+                hint: Some(
+                    "remove [node.refnode]: its knobs exist only in the reference node".into(),
+                ),
+                ..bad(
+                    r.span(),
+                    "node.refnode",
+                    "reference-node-only knobs given with kind = \"qfc-node\"",
+                )
             })
         }
         (r, NodeKind::Refnode) => {
             let r = r.map(Spanned::into_inner);
             let interval = match r.as_ref().and_then(|r| r.block_interval_ms.clone()) {
                 Some(s) if *s.get_ref() == 0 => {
-                    return Err(bad(s.span(), "node.refnode.block_interval_ms", "expected an integer > 0, found 0"))
+                    return Err(bad(
+                        s.span(),
+                        "node.refnode.block_interval_ms",
+                        "expected an integer > 0, found 0",
+                    ))
                 }
                 s => s.map(Spanned::into_inner),
             };
@@ -654,13 +753,21 @@ fn validate_phase(i: usize, p: RawPhase, before: &[Phase]) -> V<Phase> {
     if !valid_name(p.name.get_ref()) {
         return Err(Invalid {
             hint: Some("use letters, digits, '-' and '_' only (it names bundle folders)".into()),
-            ..bad(p.name.span(), f("name"), format!("invalid phase name {:?}", p.name.get_ref()))
+            ..bad(
+                p.name.span(),
+                f("name"),
+                format!("invalid phase name {:?}", p.name.get_ref()),
+            )
         });
     }
     if before.iter().any(|b| &b.name == p.name.get_ref()) {
         return Err(Invalid {
             hint: Some("give every phase its own name".into()),
-            ..bad(p.name.span(), f("name"), format!("duplicate phase name {:?}", p.name.get_ref()))
+            ..bad(
+                p.name.span(),
+                f("name"),
+                format!("duplicate phase name {:?}", p.name.get_ref()),
+            )
         });
     }
     let duration_s = positive_u64(&Some(p.duration_s), f("duration_s"), 0)?;
@@ -675,7 +782,11 @@ fn validate_phase(i: usize, p: RawPhase, before: &[Phase]) -> V<Phase> {
                         if !RPC_METHODS.contains(&method.as_str()) {
                             return Err(Invalid {
                                 hint: super::error::did_you_mean(&method, RPC_METHODS),
-                                ..bad(w.span(), f(&format!("load.rpc.mix.{method}")), format!("unknown JSON-RPC method {method:?}"))
+                                ..bad(
+                                    w.span(),
+                                    f(&format!("load.rpc.mix.{method}")),
+                                    format!("unknown JSON-RPC method {method:?}"),
+                                )
                             });
                         }
                         mix.insert(method, w.into_inner());
@@ -684,7 +795,11 @@ fn validate_phase(i: usize, p: RawPhase, before: &[Phase]) -> V<Phase> {
                         mix.insert("eth_blockNumber".into(), 1);
                     }
                     if mix.values().all(|w| *w == 0) {
-                        return Err(bad(0..0, f("load.rpc.mix"), "every weight is 0: expected at least one > 0"));
+                        return Err(bad(
+                            0..0,
+                            f("load.rpc.mix"),
+                            "every weight is 0: expected at least one > 0",
+                        ));
                     }
                     let ramp = match &r.ramp_to_per_s {
                         None => None,
@@ -740,5 +855,9 @@ fn validate_phase(i: usize, p: RawPhase, before: &[Phase]) -> V<Phase> {
             },
         },
     };
-    Ok(Phase { name: p.name.into_inner(), duration_s, load })
+    Ok(Phase {
+        name: p.name.into_inner(),
+        duration_s,
+        load,
+    })
 }

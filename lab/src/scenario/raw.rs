@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 
 use super::model::{
-    Accel, Arch, CompactionMethod, CompareOp, LoadModel, LogLevel, NodeKind, ProbeKind,
-    ProbeScope, SyncRequest, TargetKind,
+    Accel, Arch, CompactionMethod, CompareOp, LoadModel, LogLevel, NodeKind, ProbeKind, ProbeScope,
+    SyncRequest, TargetKind,
 };
 
 #[derive(Debug, Deserialize)]

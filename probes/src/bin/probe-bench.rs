@@ -41,11 +41,14 @@ enum Cmd {
 
 /// Leaf frame -> samples, with kernel-frame annotations removed.
 fn leaf_shares(path: &PathBuf, comm: Option<&str>) -> Result<(BTreeMap<String, u64>, u64)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut m = BTreeMap::new();
     let mut total = 0;
     for line in text.lines() {
-        let Some((stack, n)) = line.rsplit_once(' ') else { continue };
+        let Some((stack, n)) = line.rsplit_once(' ') else {
+            continue;
+        };
         let Ok(n) = n.parse::<u64>() else { continue };
         let mut frames = stack.split(';');
         if let Some(c) = comm {
@@ -53,7 +56,12 @@ fn leaf_shares(path: &PathBuf, comm: Option<&str>) -> Result<(BTreeMap<String, u
                 continue;
             }
         }
-        let leaf = stack.rsplit(';').next().unwrap_or("").trim_end_matches("_[k]").to_owned();
+        let leaf = stack
+            .rsplit(';')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches("_[k]")
+            .to_owned();
         *m.entry(leaf).or_default() += n;
         total += n;
     }
@@ -66,16 +74,26 @@ fn main() -> Result<()> {
             let f = File::open(&input).with_context(|| format!("opening {}", input.display()))?;
             let mut folder = inferno::collapse::perf::Folder::default();
             let mut out = std::io::stdout().lock();
-            folder.collapse(BufReader::new(f), &mut out).context("collapsing perf script output")?;
+            folder
+                .collapse(BufReader::new(f), &mut out)
+                .context("collapsing perf script output")?;
             out.flush()?;
         }
-        Cmd::Compare { ours, perf, comm, top, max_pp } => {
+        Cmd::Compare {
+            ours,
+            perf,
+            comm,
+            top,
+            max_pp,
+        } => {
             let (a, ta) = leaf_shares(&ours, comm.as_deref())?;
             let (b, tb) = leaf_shares(&perf, comm.as_deref())?;
             anyhow::ensure!(ta > 0 && tb > 0, "no samples: ours {ta}, perf {tb}");
             let mut frames: Vec<(&String, u64)> = a.iter().map(|(k, v)| (k, *v)).collect();
             frames.sort_by(|x, y| y.1.cmp(&x.1));
-            println!("| top frame | qfc-probe % ({ta} samples) | perf % ({tb} samples) | diff (pp) |");
+            println!(
+                "| top frame | qfc-probe % ({ta} samples) | perf % ({tb} samples) | diff (pp) |"
+            );
             println!("|---|---:|---:|---:|");
             let mut worst: f64 = 0.0;
             for (f, n) in frames.into_iter().take(top) {
@@ -85,7 +103,10 @@ fn main() -> Result<()> {
                 println!("| `{f}` | {pa:.2} | {pb:.2} | {:+.2} |", pa - pb);
             }
             println!("\nlargest difference: {worst:.2} pp (limit {max_pp} pp)");
-            anyhow::ensure!(worst <= max_pp, "top-frame shares differ by {worst:.2} pp, more than {max_pp}");
+            anyhow::ensure!(
+                worst <= max_pp,
+                "top-frame shares differ by {worst:.2} pp, more than {max_pp}"
+            );
         }
     }
     Ok(())

@@ -116,8 +116,17 @@ burner!(qfc_probe_mix_c);
 
 fn run(work: &Work) -> Result<()> {
     match work {
-        Work::Fdatasync { count, file, gap_us } => {
-            let f = OpenOptions::new().create(true).write(true).truncate(true).open(file).with_context(|| format!("opening {}", file.display()))?;
+        Work::Fdatasync {
+            count,
+            file,
+            gap_us,
+        } => {
+            let f = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .open(file)
+                .with_context(|| format!("opening {}", file.display()))?;
             for i in 0..*count {
                 f.write_at(&[i as u8], i).context("write")?;
                 f.sync_data().context("fdatasync")?;
@@ -149,13 +158,19 @@ fn run(work: &Work) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(*ms));
             }
         }
-        Work::Write { file, count, direct } => {
+        Work::Write {
+            file,
+            count,
+            direct,
+        } => {
             let mut o = OpenOptions::new();
             o.create(true).write(true).truncate(true);
             if *direct {
                 o.custom_flags(libc::O_DIRECT);
             }
-            let f = o.open(file).with_context(|| format!("opening {}", file.display()))?;
+            let f = o
+                .open(file)
+                .with_context(|| format!("opening {}", file.display()))?;
             // 4 KiB aligned buffer for O_DIRECT.
             let layout = std::alloc::Layout::from_size_align(4096, 4096).context("layout")?;
             // SAFETY: non-zero size; freed below.
@@ -174,28 +189,43 @@ fn run(work: &Work) -> Result<()> {
             // SAFETY: allocated above with this layout.
             unsafe { std::alloc::dealloc(ptr, layout) };
         }
-        Work::Threads { file, writes, pwrites, syncs } => {
+        Work::Threads {
+            file,
+            writes,
+            pwrites,
+            syncs,
+        } => {
             let (writes, pwrites, syncs) = (*writes, *pwrites, *syncs);
             let file = file.clone();
-            let a = std::thread::Builder::new().name("qfc-wr-a".into()).spawn(move || -> Result<()> {
-                let mut f = OpenOptions::new().write(true).open("/dev/null")?;
-                for _ in 0..writes {
-                    f.write_all(b"x")?;
-                }
-                Ok(())
-            })?;
-            let b = std::thread::Builder::new().name("qfc-wr-b".into()).spawn(move || -> Result<()> {
-                let f = OpenOptions::new().create(true).write(true).truncate(true).open(&file)?;
-                for i in 0..pwrites {
-                    f.write_at(b"y", i)?;
-                }
-                for _ in 0..syncs {
-                    f.sync_data()?;
-                }
-                Ok(())
-            })?;
-            a.join().map_err(|_| anyhow::anyhow!("thread a panicked"))??;
-            b.join().map_err(|_| anyhow::anyhow!("thread b panicked"))??;
+            let a = std::thread::Builder::new().name("qfc-wr-a".into()).spawn(
+                move || -> Result<()> {
+                    let mut f = OpenOptions::new().write(true).open("/dev/null")?;
+                    for _ in 0..writes {
+                        f.write_all(b"x")?;
+                    }
+                    Ok(())
+                },
+            )?;
+            let b = std::thread::Builder::new().name("qfc-wr-b".into()).spawn(
+                move || -> Result<()> {
+                    let f = OpenOptions::new()
+                        .create(true)
+                        .write(true)
+                        .truncate(true)
+                        .open(&file)?;
+                    for i in 0..pwrites {
+                        f.write_at(b"y", i)?;
+                    }
+                    for _ in 0..syncs {
+                        f.sync_data()?;
+                    }
+                    Ok(())
+                },
+            )?;
+            a.join()
+                .map_err(|_| anyhow::anyhow!("thread a panicked"))??;
+            b.join()
+                .map_err(|_| anyhow::anyhow!("thread b panicked"))??;
         }
     }
     Ok(())

@@ -13,7 +13,10 @@ struct Cli {
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("QFC_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("QFC_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
         .init();
     let cli = Cli::parse();
     let stdin = std::io::BufReader::new(std::io::stdin());
