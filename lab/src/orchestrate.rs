@@ -184,8 +184,18 @@ pub fn main(args: RunArgs) -> Exit {
         node_info: None,
     };
     let result = run.execute();
+    // A node that "died" on a guest may have died with the guest: say so
+    // (before teardown, which kills QEMU either way).
+    let gone = if result.is_err() {
+        run.target.t().gone()
+    } else {
+        None
+    };
     run.teardown();
-    let error = result.err().map(|e| e.to_string());
+    let error = result.err().map(|e| match gone {
+        Some(why) => format!("{e}; the target itself is gone: {why}"),
+        None => e.to_string(),
+    });
     let status = if error.is_some() {
         Status::Incomplete
     } else {

@@ -253,6 +253,89 @@ fn qemu_smoke() -> Result<(), Failed> {
     Ok(())
 }
 
+/// QEMU killed mid-phase: exit 3, an incomplete bundle that verifies, names
+/// the dead guest and carries the serial console log; no QEMU left behind.
+fn qemu_dies_mid_run() -> Result<(), Failed> {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("bundle");
+    let mut child = Command::new(lab())
+        .args([
+            "run",
+            "scenarios/smoke.toml",
+            "--set",
+            "target.kind=\"qemu\"",
+            "--set",
+            "phase.1.duration_s=120",
+            "--json",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .current_dir(repo())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut killed = None;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line?;
+        if line.contains("phase_started") && line.contains("\"stress\"") {
+            // QEMU's own pid: the guest of this run has its disk overlay and
+            // serial log under the bundle directory.
+            let o = Command::new("pgrep")
+                .args(["-f", &format!("qemu-system-aarch64.*{}", out.display())])
+                .output()?;
+            let pids: Vec<i32> = String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect();
+            ensure(
+                pids.len() == 1,
+                format!("expected one QEMU of this run, found {pids:?}"),
+            )?;
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pids[0]),
+                nix::sys::signal::Signal::SIGKILL,
+            )?;
+            killed = Some(pids[0]);
+        }
+    }
+    let status = child.wait()?;
+    let qemu = killed.ok_or("the run never reached phase stress")?;
+    ensure(
+        status.code() == Some(3),
+        format!("exit {:?}, want 3", status.code()),
+    )?;
+    let m = json(&out.join("manifest.json"))?;
+    ensure(
+        m["status"] == "incomplete",
+        format!("status {}", m["status"]),
+    )?;
+    let err = m["error"].as_str().unwrap_or("");
+    ensure(
+        err.contains("the target itself is gone") && err.contains("QEMU exited"),
+        format!("error does not name the dead guest: {err}"),
+    )?;
+    ensure(
+        out.join("serial.log").is_file(),
+        "no serial console log in the incomplete bundle",
+    )?;
+    let (code, text) = verify(&out);
+    ensure(
+        code == 0,
+        format!("the incomplete bundle does not verify: {text}"),
+    )?;
+    ensure(
+        !Path::new(&format!("/proc/{qemu}")).exists(),
+        "QEMU still exists",
+    )?;
+    let o = Command::new("pgrep")
+        .args(["-f", &format!("qemu-system-aarch64.*{}", out.display())])
+        .output()?;
+    ensure(o.stdout.is_empty(), "a QEMU of this run is still running")?;
+    Ok(())
+}
+
 /// T1's finding 2 in miniature: with the writepath probe system-wide, the
 /// container runtime (containerd-shim, dockerd's json-file driver) writes
 /// again what the node in the container writes to stdout, and the report
@@ -531,6 +614,11 @@ fn main() {
         trial(
             "qemu_aarch64_smoke_verifies_with_arch_and_accel_in_context",
             qemu_smoke,
+            need_root(qemu_ready()),
+        ),
+        trial(
+            "qemu_killed_mid_run_gives_an_incomplete_bundle_with_the_serial_log",
+            qemu_dies_mid_run,
             need_root(qemu_ready()),
         ),
         trial(

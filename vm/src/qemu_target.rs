@@ -282,6 +282,13 @@ impl Target for QemuTarget {
         r.map_err(|e| self.diagnose(e))
     }
 
+    fn gone(&mut self) -> Option<String> {
+        self.guest
+            .as_mut()
+            .and_then(|g| g.check_alive().err())
+            .map(|e| e.to_string())
+    }
+
     /// The guest copies the directory into the 9p share; this side moves it
     /// into `local`.
     fn fetch_dir(&mut self, remote_dir: &Path, local: &Path) -> Result<(), TargetError> {

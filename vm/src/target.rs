@@ -149,6 +149,12 @@ pub trait Target: Send {
     fn listen_host(&self) -> std::net::IpAddr {
         std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
     }
+    /// Why the target machine itself is gone (a QEMU guest whose process
+    /// exited), or `None` while it is up or for targets that cannot vanish
+    /// on their own (this machine).
+    fn gone(&mut self) -> Option<String> {
+        None
+    }
     /// Copies a directory from the target into `local` (created if missing).
     fn fetch_dir(&mut self, remote: &Path, local: &Path) -> Result<(), TargetError>;
     /// Stops everything the target started and releases the machine.
