@@ -33,6 +33,14 @@ pub fn to_loadgen(l: &PhaseLoad) -> Result<loadgen::PhaseLoad, LoadPluginError> 
                 },
                 rate_per_s: r.rate_per_s,
                 ramp_to_per_s: r.ramp_to_per_s,
+                steps: r
+                    .steps
+                    .iter()
+                    .map(|&(duration_s, rate_per_s)| loadgen::RateStep {
+                        duration_s,
+                        rate_per_s,
+                    })
+                    .collect(),
                 concurrency: r.concurrency,
                 timeout_ms: r.timeout_ms,
                 mix,

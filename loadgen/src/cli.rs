@@ -51,6 +51,10 @@ pub struct LoadArgs {
     /// rpc workload: ramp linearly to this rate over the phase
     #[arg(long)]
     pub rpc_ramp_to: Option<f64>,
+    /// rpc workload: stepped rates, `SECONDS:RATE,...` (e.g. `10:100,10:400`;
+    /// the last rate holds to the end); implies --rpc-rate from the first step
+    #[arg(long)]
+    pub rpc_steps: Option<String>,
     /// rpc workload: closed loop with --concurrency clients instead of a rate
     #[arg(long)]
     pub closed: bool,
@@ -125,6 +129,28 @@ pub fn parse_mix(s: &str) -> Result<std::collections::BTreeMap<RpcMethod, u32>, 
     Ok(mix)
 }
 
+/// `SECONDS:RATE,...` into steps.
+pub fn parse_steps(s: &str) -> Result<Vec<crate::RateStep>, LoadError> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|part| {
+            let (d, r) = part
+                .split_once(':')
+                .ok_or_else(|| bad("rpc-steps", format!("`{part}` is not SECONDS:RATE")))?;
+            let num = |x: &str| {
+                x.trim()
+                    .parse::<f64>()
+                    .map_err(|_| bad("rpc-steps", format!("`{x}` in `{part}` is not a number")))
+            };
+            Ok(crate::RateStep {
+                duration_s: num(d)?,
+                rate_per_s: num(r)?,
+            })
+        })
+        .collect()
+}
+
 fn parse_enum<T: serde::de::DeserializeOwned>(
     field: &str,
     s: &str,
@@ -137,15 +163,25 @@ fn parse_enum<T: serde::de::DeserializeOwned>(
 impl LoadArgs {
     /// The phase load these flags describe.
     pub fn phase_load(&self) -> Result<PhaseLoad, LoadError> {
-        let rpc = if self.rpc_rate.is_some() || self.closed {
+        let steps = self
+            .rpc_steps
+            .as_deref()
+            .map(parse_steps)
+            .transpose()?
+            .unwrap_or_default();
+        let rpc = if self.rpc_rate.is_some() || self.closed || !steps.is_empty() {
             Some(RpcLoad {
                 model: if self.closed {
                     LoadModel::Closed
                 } else {
                     LoadModel::Open
                 },
-                rate_per_s: self.rpc_rate.unwrap_or(1.0),
+                rate_per_s: self
+                    .rpc_rate
+                    .or(steps.first().map(|s| s.rate_per_s))
+                    .unwrap_or(1.0),
                 ramp_to_per_s: self.rpc_ramp_to,
+                steps,
                 concurrency: self.concurrency,
                 timeout_ms: self.timeout_ms,
                 mix: parse_mix(&self.mix)?,

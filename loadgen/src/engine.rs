@@ -336,6 +336,7 @@ mod tests {
             model: crate::model::LoadModel::Open,
             target_rate_per_s: None,
             ramp_to_per_s: None,
+            steps: Vec::new(),
             concurrency: 8,
             duration: Duration::from_secs(10),
         });

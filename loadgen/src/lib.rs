@@ -30,7 +30,7 @@ pub mod tx;
 use std::path::PathBuf;
 
 pub use model::{
-    CompactionLoad, CompactionMethod, LoadModel, PhaseLoad, RpcLoad, RpcMethod, SyncLoad,
+    CompactionLoad, CompactionMethod, LoadModel, PhaseLoad, RateStep, RpcLoad, RpcMethod, SyncLoad,
     SyncRequestKind, TxLoad,
 };
 pub use seed_db::{seed_db, SeedReport};

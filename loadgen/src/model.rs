@@ -36,6 +36,15 @@ pub enum LoadModel {
     Closed,
 }
 
+/// One step of a stepped open-loop schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RateStep {
+    /// How long this rate holds, seconds.
+    pub duration_s: f64,
+    /// Arrivals per second during the step.
+    pub rate_per_s: f64,
+}
+
 /// `[phase.load.rpc]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RpcLoad {
@@ -46,6 +55,11 @@ pub struct RpcLoad {
     /// Open loop: if set, the rate ramps linearly from `rate_per_s` to this
     /// value over the phase.
     pub ramp_to_per_s: Option<f64>,
+    /// Open loop: consecutive constant rates instead of `rate_per_s` (not
+    /// with a ramp). The last step's rate holds to the end of the phase;
+    /// steps past the phase's end are cut off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<RateStep>,
     /// Closed loop: number of clients. Open loop: maximum requests in flight
     /// (arrivals beyond it wait, their wait counted in their latency).
     pub concurrency: u32,
@@ -61,6 +75,7 @@ impl Default for RpcLoad {
             model: LoadModel::Open,
             rate_per_s: 100.0,
             ramp_to_per_s: None,
+            steps: Vec::new(),
             concurrency: 16,
             timeout_ms: 5000,
             mix: BTreeMap::from([
@@ -289,6 +304,21 @@ impl RpcLoad {
             check_rate("rpc.rate_per_s", self.rate_per_s)?;
             if let Some(to) = self.ramp_to_per_s {
                 check_rate("rpc.ramp_to_per_s", to)?;
+            }
+            if !self.steps.is_empty() && self.ramp_to_per_s.is_some() {
+                return Err(invalid(
+                    "rpc.steps",
+                    "steps and ramp_to_per_s exclude each other: give one".into(),
+                ));
+            }
+            for (i, st) in self.steps.iter().enumerate() {
+                check_rate(&format!("rpc.steps[{i}].rate_per_s"), st.rate_per_s)?;
+                if !(st.duration_s.is_finite() && st.duration_s > 0.0) {
+                    return Err(invalid(
+                        &format!("rpc.steps[{i}].duration_s"),
+                        format!("{} is not > 0", st.duration_s),
+                    ));
+                }
             }
         }
         if self.concurrency == 0 || self.concurrency > 10_000 {

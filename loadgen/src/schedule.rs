@@ -35,6 +35,32 @@ impl Schedule {
         }
     }
 
+    /// Steps fitted to a phase of `duration`: cut at its end, the last
+    /// rate held to its end; no steps is `rate_per_s` constant.
+    pub fn from_steps(rate_per_s: f64, steps: &[(Duration, f64)], duration: Duration) -> Self {
+        if steps.is_empty() {
+            return Schedule::Constant {
+                rate_per_s,
+                duration,
+            };
+        }
+        let mut out = Vec::new();
+        let mut left = duration;
+        for (d, r) in steps {
+            if left.is_zero() {
+                break;
+            }
+            let d = (*d).min(left);
+            out.push((d, *r));
+            left -= d;
+        }
+        if !left.is_zero() {
+            let last = steps.last().map(|s| s.1).unwrap_or(rate_per_s);
+            out.push((left, last));
+        }
+        Schedule::Steps(out)
+    }
+
     /// Total length of the schedule.
     pub fn duration(&self) -> Duration {
         match self {
@@ -131,6 +157,27 @@ mod tests {
         let d = Schedule::from_rates(300.0, Some(100.0), Duration::from_secs(10));
         assert_eq!(d.total(), 2000);
         assert!(d.offset(1999) <= Duration::from_secs(10));
+    }
+
+    #[test]
+    fn steps_fit_the_phase() {
+        let s = |d: u64| Duration::from_secs(d);
+        let steps = [(s(2), 100.0), (s(3), 400.0)];
+        // Longer phase: the last rate holds.
+        assert_eq!(
+            Schedule::from_steps(1.0, &steps, s(10)),
+            Schedule::Steps(vec![(s(2), 100.0), (s(3), 400.0), (s(5), 400.0)])
+        );
+        // Shorter phase: cut.
+        assert_eq!(
+            Schedule::from_steps(1.0, &steps, s(3)),
+            Schedule::Steps(vec![(s(2), 100.0), (s(1), 400.0)])
+        );
+        assert_eq!(Schedule::from_steps(7.0, &[], s(3)).total(), 21);
+        assert_eq!(
+            Schedule::from_steps(1.0, &steps, s(10)).total(),
+            200 + 1200 + 2000
+        );
     }
 
     #[test]

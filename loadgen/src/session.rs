@@ -273,19 +273,35 @@ impl LoadSession {
             let rec = Arc::new(Recorder::new(anchor));
             let rng = workload_rng(self.seed, phase, "rpc");
             let timeout = Duration::from_millis(r.timeout_ms);
+            let steps: Vec<(Duration, f64)> = r
+                .steps
+                .iter()
+                .map(|st| (Duration::from_secs_f64(st.duration_s), st.rate_per_s))
+                .collect();
+            let schedule = if steps.is_empty() {
+                Schedule::from_rates(r.rate_per_s, r.ramp_to_per_s, duration)
+            } else {
+                Schedule::from_steps(r.rate_per_s, &steps, duration)
+            };
+            let open = r.model == LoadModel::Open;
             let shape = Shape {
                 workload: "rpc".into(),
                 model: r.model,
-                target_rate_per_s: (r.model == LoadModel::Open).then_some(r.rate_per_s),
-                ramp_to_per_s: r.ramp_to_per_s.filter(|_| r.model == LoadModel::Open),
+                target_rate_per_s: open.then_some(
+                    r.steps
+                        .first()
+                        .map(|st| st.rate_per_s)
+                        .unwrap_or(r.rate_per_s),
+                ),
+                ramp_to_per_s: r.ramp_to_per_s.filter(|_| open),
+                steps: if open { r.steps.clone() } else { Vec::new() },
                 concurrency: r.concurrency,
                 duration,
             };
             futs.push(drive(
                 w,
                 r.model,
-                r.rate_per_s,
-                r.ramp_to_per_s,
+                schedule,
                 r.concurrency,
                 timeout,
                 duration,
@@ -303,6 +319,7 @@ impl LoadSession {
                 model: LoadModel::Open,
                 target_rate_per_s: Some(t.rate_per_s),
                 ramp_to_per_s: None,
+                steps: Vec::new(),
                 concurrency: t.accounts * crate::tx::MAX_PENDING_PER_ACCOUNT as u32,
                 duration,
             };
@@ -310,8 +327,7 @@ impl LoadSession {
             futs.push(drive(
                 w.clone(),
                 LoadModel::Open,
-                t.rate_per_s,
-                None,
+                Schedule::from_rates(t.rate_per_s, None, duration),
                 shape.concurrency.min(1024),
                 Duration::from_millis(t.timeout_ms),
                 duration,
@@ -328,6 +344,7 @@ impl LoadSession {
                 model: LoadModel::Open,
                 target_rate_per_s: Some(s.rate_per_s),
                 ramp_to_per_s: None,
+                steps: Vec::new(),
                 concurrency: s.peers * 64,
                 duration,
             };
@@ -335,8 +352,7 @@ impl LoadSession {
             futs.push(drive(
                 w.clone(),
                 LoadModel::Open,
-                s.rate_per_s,
-                None,
+                Schedule::from_rates(s.rate_per_s, None, duration),
                 shape.concurrency,
                 Duration::from_millis(s.timeout_ms),
                 duration,
@@ -419,8 +435,7 @@ impl LoadSession {
 pub(crate) fn drive<W: Workload>(
     w: Arc<W>,
     model: LoadModel,
-    rate_per_s: f64,
-    ramp_to_per_s: Option<f64>,
+    schedule: Schedule,
     concurrency: u32,
     timeout: Duration,
     duration: Duration,
@@ -432,7 +447,7 @@ pub(crate) fn drive<W: Workload>(
         LoadModel::Open => Box::pin(engine::run_open(
             w,
             OpenLoop {
-                schedule: Schedule::from_rates(rate_per_s, ramp_to_per_s, duration),
+                schedule,
                 max_in_flight: concurrency,
                 timeout,
             },

@@ -133,6 +133,9 @@ pub struct WorkloadSummary {
     pub target_rate_per_s: Option<f64>,
     /// Open loop: the rate at the end of a ramp.
     pub ramp_to_per_s: Option<f64>,
+    /// Open loop: the stepped schedule, when one was given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<crate::model::RateStep>,
     /// Closed loop: clients; open loop: maximum in flight.
     pub concurrency: u32,
     /// Start of the phase on CLOCK_MONOTONIC, ns.
@@ -367,6 +370,7 @@ impl Recorder {
             model: shape.model,
             target_rate_per_s: shape.target_rate_per_s,
             ramp_to_per_s: shape.ramp_to_per_s,
+            steps: shape.steps,
             concurrency: shape.concurrency,
             start_ns: self.anchor.ns(),
             end_ns: self.anchor.ns_of(g.last_done),
@@ -395,6 +399,8 @@ pub struct Shape {
     pub target_rate_per_s: Option<f64>,
     /// Ramp end.
     pub ramp_to_per_s: Option<f64>,
+    /// Stepped schedule.
+    pub steps: Vec<crate::model::RateStep>,
     /// Clients or max in flight.
     pub concurrency: u32,
     /// Sending window.
@@ -457,6 +463,7 @@ mod tests {
             model: LoadModel::Open,
             target_rate_per_s: Some(100.0),
             ramp_to_per_s: None,
+            steps: Vec::new(),
             concurrency: 4,
             duration: Duration::from_secs(1),
         });

@@ -89,6 +89,7 @@ fn rpc_load(model: LoadModel, rate: f64, concurrency: u32) -> PhaseLoad {
             model,
             rate_per_s: rate,
             ramp_to_per_s: None,
+            steps: Vec::new(),
             concurrency,
             timeout_ms: 5000,
             mix: BTreeMap::from([
@@ -134,6 +135,46 @@ async fn open_loop_2000_per_s_for_10_s_lands_within_2_percent_and_writes_outputs
     assert_eq!(pts.iter().map(|p| p.ok).sum::<u64>(), r.ok);
     assert!(pts[1..9].iter().all(|p| p.scheduled == 2000), "{pts:?}");
     assert!(pts[0].t_ns >= sum.start_ns && pts[0].t_ns < sum.start_ns + 1_000);
+}
+
+/// Stepped open loop: 2 s at 200/s then 400/s held to the end of a 4 s
+/// phase; the per-second series shows each step's rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stepped_rates_follow_their_steps() {
+    let addr = serve(Arc::new(Server::default())).await;
+    let s = LoadSession::connect(endpoints(addr), 1).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut load = rpc_load(LoadModel::Open, 200.0, 64);
+    if let Some(r) = load.rpc.as_mut() {
+        r.steps = vec![
+            loadgen::RateStep {
+                duration_s: 2.0,
+                rate_per_s: 200.0,
+            },
+            loadgen::RateStep {
+                duration_s: 1.0,
+                rate_per_s: 400.0,
+            },
+        ];
+    }
+    let sum = s
+        .run_phase(
+            "steps",
+            &load,
+            Duration::from_secs(4),
+            dir.path(),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    let r = &sum.workloads["rpc"];
+    assert_eq!(r.scheduled, 2 * 200 + 2 * 400, "{r:?}");
+    assert_eq!(r.errors_total(), 0, "{:?}", r.errors);
+    assert_eq!(r.steps.len(), 2);
+    let series: BTreeMap<String, Vec<loadgen::SeriesPoint>> =
+        serde_json::from_slice(&std::fs::read(dir.path().join("series.json")).unwrap()).unwrap();
+    let per_s: Vec<u64> = series["rpc"].iter().map(|p| p.scheduled).collect();
+    assert_eq!(&per_s[..4], &[200, 200, 400, 400], "{per_s:?}");
 }
 
 /// Coordinated omission: the server stalls for 1 s once. The open loop,

@@ -152,6 +152,7 @@ fn rate_accuracy() -> Result<(), Failed> {
                 model: LoadModel::Open,
                 rate_per_s: 2000.0,
                 ramp_to_per_s: None,
+                steps: Vec::new(),
                 concurrency: 64,
                 timeout_ms: 5000,
                 mix: BTreeMap::from([

@@ -274,6 +274,10 @@ pub struct RpcLoad {
     pub model: LoadModel,
     pub rate_per_s: f64,
     pub ramp_to_per_s: Option<f64>,
+    /// Open loop: `(duration_s, rate_per_s)` steps; the last rate holds to
+    /// the end of the phase.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<(f64, f64)>,
     pub concurrency: u32,
     pub timeout_ms: u64,
     pub mix: BTreeMap<String, u32>,
@@ -805,10 +809,58 @@ fn validate_phase(i: usize, p: RawPhase, before: &[Phase]) -> V<Phase> {
                         None => None,
                         some => Some(positive_f64(some, f("load.rpc.ramp_to_per_s"), 0.0)?),
                     };
+                    let model = r.model.unwrap_or(LoadModel::Open);
+                    let mut steps = Vec::new();
+                    if let Some(st) = &r.steps {
+                        if let Some(rt) = &r.ramp_to_per_s {
+                            return Err(Invalid {
+                                hint: Some(
+                                    "a phase's rpc rate either ramps or steps: keep one of them"
+                                        .into(),
+                                ),
+                                ..bad(
+                                    rt.span(),
+                                    f("load.rpc.ramp_to_per_s"),
+                                    "given together with steps",
+                                )
+                            });
+                        }
+                        if model == LoadModel::Closed {
+                            return Err(Invalid {
+                                hint: Some("steps shape an open-loop arrival rate: remove them or use model = \"open\"".into()),
+                                ..bad(st.span(), f("load.rpc.steps"), "steps given with model = \"closed\"")
+                            });
+                        }
+                        if st.get_ref().is_empty() {
+                            return Err(bad(
+                                st.span(),
+                                f("load.rpc.steps"),
+                                "expected at least one { duration_s, rate_per_s }",
+                            ));
+                        }
+                        for (i, x) in st.get_ref().iter().enumerate() {
+                            steps.push((
+                                positive_f64(
+                                    &Some(x.duration_s.clone()),
+                                    f(&format!("load.rpc.steps[{i}].duration_s")),
+                                    0.0,
+                                )?,
+                                positive_f64(
+                                    &Some(x.rate_per_s.clone()),
+                                    f(&format!("load.rpc.steps[{i}].rate_per_s")),
+                                    0.0,
+                                )?,
+                            ));
+                        }
+                    }
                     Some(RpcLoad {
-                        model: r.model.unwrap_or(LoadModel::Open),
-                        rate_per_s: positive_f64(&r.rate_per_s, f("load.rpc.rate_per_s"), 100.0)?,
+                        model,
+                        rate_per_s: match steps.first() {
+                            Some(first) if r.rate_per_s.is_none() => first.1,
+                            _ => positive_f64(&r.rate_per_s, f("load.rpc.rate_per_s"), 100.0)?,
+                        },
                         ramp_to_per_s: ramp,
+                        steps,
                         concurrency: positive_u32(&r.concurrency, f("load.rpc.concurrency"), 16)?,
                         timeout_ms: positive_u64(&r.timeout_ms, f("load.rpc.timeout_ms"), 5000)?,
                         mix,

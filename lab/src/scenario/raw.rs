@@ -126,10 +126,18 @@ pub struct RawLoad {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawStep {
+    pub duration_s: Spanned<f64>,
+    pub rate_per_s: Spanned<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawRpc {
     pub model: Option<LoadModel>,
     pub rate_per_s: Option<Spanned<f64>>,
     pub ramp_to_per_s: Option<Spanned<f64>>,
+    pub steps: Option<Spanned<Vec<RawStep>>>,
     pub concurrency: Option<Spanned<u32>>,
     pub timeout_ms: Option<Spanned<u64>>,
     pub mix: Option<BTreeMap<String, Spanned<u32>>>,
