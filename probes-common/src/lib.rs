@@ -138,8 +138,9 @@ pub struct Config {
     pub nt_pid: u32,
     /// `task_newtask`: offset of `clone_flags`.
     pub nt_clone_flags: u32,
-    /// Explicit padding to a multiple of 8 bytes.
-    pub _pad: u32,
+    /// Scope `SCOPE_TGIDS`: the watched process itself, checked by a compare
+    /// before the `TARGET_TGIDS` lookup (its descendants); 0 otherwise.
+    pub root_tgid: u32,
 }
 
 /// A log2 latency bucket of one syscall, keyed by process and thread name

@@ -97,7 +97,7 @@ fn count_drop(slot: u32, kind: u32) {
 #[inline(always)]
 fn in_scope(cfg: &Config, tgid: u32) -> bool {
     if cfg.scope == SCOPE_TGIDS {
-        TARGET_TGIDS.get_ptr(&tgid).is_some()
+        tgid == cfg.root_tgid || TARGET_TGIDS.get_ptr(&tgid).is_some()
     } else if cfg.scope == SCOPE_CGROUPS {
         // SAFETY: no preconditions.
         let id = unsafe { bpf_get_current_cgroup_id() };
@@ -482,8 +482,11 @@ pub fn writepath_exit(_ctx: RawTracePointContext) -> u32 {
 /// `__syscall_nr` sits at offset 8 of every `syscalls:*` record.
 #[tracepoint]
 pub fn writepath_enter_tp(ctx: TracePointContext) -> u32 {
-    // SAFETY: fixed offset of __syscall_nr in syscalls:* records.
-    let nr: i32 = unsafe { ctx.read_at::<i32>(8) }.unwrap_or(-1);
+    // SAFETY: __syscall_nr sits at offset 8 of every syscalls:* record; a
+    // direct context load (the verifier checks the bounds), not the
+    // bpf_probe_read_kernel helper call of `read_at`.
+    let nr: i32 =
+        unsafe { core::ptr::read_volatile((ctx.as_ptr() as *const u8).add(8).cast::<i32>()) };
     let idx = write_path_syscall(i64::from(nr));
     if idx < 0 {
         return 0;

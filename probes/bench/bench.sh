@@ -14,7 +14,7 @@
 #    with a bpftrace write enter/exit histogram script, each divided by the
 #    time without tracing (median of REPS runs each).
 set -euo pipefail
-T="${CARGO_TARGET_DIR:-/work/target}/debug"
+T="${CARGO_TARGET_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/target}/debug"
 OUT="${1:-/tmp/qfc-probe-bench}"
 REPS="${REPS:-5}"
 HERE="$(cd "$(dirname "$0")" && pwd)"

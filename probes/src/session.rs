@@ -650,6 +650,10 @@ fn build_config(opts: &SessionOptions, scope_code: u32) -> Result<Config, ProbeE
     let mut cfg = Config {
         scope: scope_code,
         self_tgid: std::process::id(),
+        root_tgid: match opts.scope {
+            Scope::Pid(pid) => pid,
+            _ => 0,
+        },
         min_offcpu_ns: opts.min_offcpu_us.saturating_mul(1000),
         ..Config::default()
     };
