@@ -285,6 +285,25 @@ async fn flood(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+    // The bytes are in: keep watching (bounded by the phase) for the
+    // compaction they provoke, which RocksDB runs in the background.
+    let mut l0_last = report
+        .samples
+        .last()
+        .and_then(|s| s.l0_files)
+        .unwrap_or(0.0);
+    while !report.compaction_observed && Instant::now() < deadline && !cancel.is_cancelled() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let Some(s) = sample(metrics_addr).await else {
+            continue;
+        };
+        let l0 = s.l0_files.unwrap_or(0.0);
+        if l0 < l0_last.max(l0_peak) {
+            report.compaction_observed = true;
+        }
+        l0_last = l0;
+        report.samples.push(s);
+    }
     report.samples.extend(sample(metrics_addr).await);
     Ok(())
 }
