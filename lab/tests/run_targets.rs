@@ -5,7 +5,8 @@
 //!   and dockerd write the node's log lines again (T1's finding 2);
 //! - `scenarios/smoke.toml` retargeted to an aarch64 QEMU guest with
 //!   `--set target.kind=qemu` (context says aarch64 and the accelerator;
-//!   the probes ran in the guest; symbolized aarch64 frames);
+//!   the probes ran in the guest; symbolized aarch64 frames), and to an
+//!   x86_64 guest; QEMU killed mid-phase gives an incomplete bundle;
 //! - the same on the SSH target against an sshd on loopback;
 //! - the real qfc-node from `QFC_NODE_BINARY`: `scenarios/qfc-node-steady.toml`
 //!   and `scenarios/qfc-node-sync-flood.toml` on this machine.
@@ -251,6 +252,57 @@ fn qemu_smoke() -> Result<(), Failed> {
         format!("{mapping} frames are aarch64 mapping symbols ($x/$d), not functions"),
     )?;
     Ok(())
+}
+
+/// The same smoke on an x86_64 guest (this host's architecture: the host's
+/// binaries are shipped as they are, no cross-build).
+fn qemu_x86_64_smoke() -> Result<(), Failed> {
+    let tmp = tempfile::tempdir()?;
+    let out = run(
+        tmp.path(),
+        &[
+            "scenarios/smoke.toml",
+            "--set",
+            "target.kind=\"qemu\"",
+            "--set",
+            "target.qemu.arch=\"x86_64\"",
+        ],
+    )?;
+    let ctx = json(&out.join("context.json"))?;
+    let t = &ctx["target"];
+    ensure(
+        t["kind"] == "qemu" && t["arch"] == "x86_64",
+        format!("target {t}"),
+    )?;
+    ensure(
+        t["accel"].as_str().is_some_and(|a| !a.is_empty()),
+        format!("no accelerator in the context: {t}"),
+    )?;
+    ensure(
+        ctx["facts"]["kernel"]
+            .as_str()
+            .is_some_and(|k| k.contains("amd64")),
+        format!("not the guest's kernel: {}", ctx["facts"]["kernel"]),
+    )?;
+    let folded = std::fs::read_to_string(out.join("probes/stress/oncpu.folded"))?;
+    ensure(
+        folded.contains("refnode::"),
+        "no symbolized qfc-refnode frame in the x86_64 guest's on-CPU flame",
+    )?;
+    Ok(())
+}
+
+fn qemu_x86_64_ready() -> Result<(), String> {
+    if vm::qemu::which("qemu-system-x86_64").is_none() {
+        return Err("qemu-system-x86_64 not found: run scripts/setup.sh".into());
+    }
+    match vm::image::cached(&vm::BuildOptions::new(vm::Arch::X86_64)) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => {
+            Err("no warm x86_64 guest image: run `qfc-lab image build --arch x86_64` first".into())
+        }
+        Err(e) => Err(format!("guest image cache unreadable: {e}")),
+    }
 }
 
 /// QEMU killed mid-phase: exit 3, an incomplete bundle that verifies, names
@@ -615,6 +667,11 @@ fn main() {
             "qemu_aarch64_smoke_verifies_with_arch_and_accel_in_context",
             qemu_smoke,
             need_root(qemu_ready()),
+        ),
+        trial(
+            "qemu_x86_64_smoke_verifies_with_the_guests_kernel",
+            qemu_x86_64_smoke,
+            need_root(qemu_x86_64_ready()),
         ),
         trial(
             "qemu_killed_mid_run_gives_an_incomplete_bundle_with_the_serial_log",
