@@ -179,22 +179,7 @@ fn qemu_smoke() -> Result<(), Failed> {
         m["image_key"].as_str().is_some_and(|k| k.len() >= 16),
         format!("no image key: {}", m["image_key"]),
     )?;
-    let ctx = json(&out.join("context.json"))?;
-    let t = &ctx["target"];
-    ensure(
-        t["kind"] == "qemu" && t["arch"] == "aarch64",
-        format!("target {t}"),
-    )?;
-    ensure(
-        t["accel"].as_str().is_some_and(|a| !a.is_empty()),
-        format!("no accelerator in the context: {t}"),
-    )?;
-    ensure(
-        ctx["facts"]["kernel"]
-            .as_str()
-            .is_some_and(|k| k.contains("aarch64")),
-        format!("kernel {}", ctx["facts"]["kernel"]),
-    )?;
+    guest_context(&out, "aarch64", "aarch64")?;
     ensure(
         m["node_binary_info"]["arch"] == "aarch64",
         format!("node binary {}", m["node_binary_info"]),
@@ -254,6 +239,27 @@ fn qemu_smoke() -> Result<(), Failed> {
     Ok(())
 }
 
+/// A guest run's context: qemu target of `arch`, the accelerator named, and
+/// the guest's own kernel (its `uname -a` contains `kernel_marker`).
+fn guest_context(out: &Path, arch: &str, kernel_marker: &str) -> Result<(), Failed> {
+    let ctx = json(&out.join("context.json"))?;
+    let t = &ctx["target"];
+    ensure(
+        t["kind"] == "qemu" && t["arch"] == arch,
+        format!("target {t}"),
+    )?;
+    ensure(
+        t["accel"].as_str().is_some_and(|a| !a.is_empty()),
+        format!("no accelerator in the context: {t}"),
+    )?;
+    let kernel = &ctx["facts"]["kernel"];
+    ensure(
+        kernel.as_str().is_some_and(|k| k.contains(kernel_marker)),
+        format!("not the guest's kernel: {kernel}"),
+    )?;
+    Ok(())
+}
+
 /// The same smoke on an x86_64 guest (this host's architecture: the host's
 /// binaries are shipped as they are, no cross-build).
 fn qemu_x86_64_smoke() -> Result<(), Failed> {
@@ -268,22 +274,7 @@ fn qemu_x86_64_smoke() -> Result<(), Failed> {
             "target.qemu.arch=\"x86_64\"",
         ],
     )?;
-    let ctx = json(&out.join("context.json"))?;
-    let t = &ctx["target"];
-    ensure(
-        t["kind"] == "qemu" && t["arch"] == "x86_64",
-        format!("target {t}"),
-    )?;
-    ensure(
-        t["accel"].as_str().is_some_and(|a| !a.is_empty()),
-        format!("no accelerator in the context: {t}"),
-    )?;
-    ensure(
-        ctx["facts"]["kernel"]
-            .as_str()
-            .is_some_and(|k| k.contains("amd64")),
-        format!("not the guest's kernel: {}", ctx["facts"]["kernel"]),
-    )?;
+    guest_context(&out, "x86_64", "amd64")?;
     let folded = std::fs::read_to_string(out.join("probes/stress/oncpu.folded"))?;
     ensure(
         folded.contains("refnode::"),
