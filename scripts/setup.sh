@@ -35,7 +35,7 @@ PKGS=(
   # reference node: RocksDB linked from Debian, bindgen needs libclang
   librocksdb-dev libclang-dev pkg-config
   # misc
-  jq curl ca-certificates e2fsprogs busybox-static cpio zstd
+  jq curl ca-certificates e2fsprogs busybox-static cpio zstd procps tar
   openssh-client openssh-server
   # guest images (vm/recipe): foreign-arch mmdebstrap, module index, initramfs
   arch-test kmod
