@@ -392,9 +392,9 @@ impl Run {
             .ship(&tarball)
             .map_err(|e| se(format!("shipping the seeded datadir: {e}")))?;
         let script = format!(
-            "mkdir -p '{d}' && tar -xf '{t}' -C '{d}' && rm -f '{t}'",
-            d = datadir.display(),
-            t = remote.display()
+            "mkdir -p {d} && tar -xf {t} -C {d} && rm -f {t}",
+            d = vm::ssh::shell_quote(&datadir.display().to_string()),
+            t = vm::ssh::shell_quote(&remote.display().to_string()),
         );
         let out = self
             .target

@@ -325,13 +325,7 @@ fn qemu_dies_mid_run() -> Result<(), Failed> {
         if line.contains("phase_started") && line.contains("\"stress\"") {
             // QEMU's own pid: the guest of this run has its disk overlay and
             // serial log under the bundle directory.
-            let o = Command::new("pgrep")
-                .args(["-f", &format!("qemu-system-aarch64.*{}", out.display())])
-                .output()?;
-            let pids: Vec<i32> = String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect();
+            let pids = qemu_pids_of(&out)?;
             ensure(
                 pids.len() == 1,
                 format!("expected one QEMU of this run, found {pids:?}"),
@@ -372,11 +366,24 @@ fn qemu_dies_mid_run() -> Result<(), Failed> {
         !Path::new(&format!("/proc/{qemu}")).exists(),
         "QEMU still exists",
     )?;
-    let o = Command::new("pgrep")
-        .args(["-f", &format!("qemu-system-aarch64.*{}", out.display())])
-        .output()?;
-    ensure(o.stdout.is_empty(), "a QEMU of this run is still running")?;
+    let left = qemu_pids_of(&out)?;
+    ensure(
+        left.is_empty(),
+        format!("QEMU of this run still running: {left:?}"),
+    )?;
     Ok(())
+}
+
+/// Pids of the aarch64 QEMU whose command line names this bundle directory
+/// (its disk overlay and serial log live under it).
+fn qemu_pids_of(bundle: &Path) -> Result<Vec<i32>, Failed> {
+    let o = Command::new("pgrep")
+        .args(["-f", &format!("qemu-system-aarch64.*{}", bundle.display())])
+        .output()?;
+    Ok(String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect())
 }
 
 /// T1's finding 2 in miniature: with the writepath probe system-wide, the
@@ -445,6 +452,9 @@ fn ssh_smoke() -> Result<(), Failed> {
         format!("target.ssh.workdir=\"{}\"", workdir.display()),
         // Short: the point is the flow, not the load.
         "phase.1.duration_s=5".into(),
+        // A seeded datadir, written here and shipped as a tarball.
+        "node.seed_db.keys=2000".into(),
+        "node.seed_db.value_bytes=64".into(),
     ];
     let mut args: Vec<&str> = vec!["scenarios/smoke.toml"];
     for s in &sets {
@@ -463,11 +473,24 @@ fn ssh_smoke() -> Result<(), Failed> {
         w > 0,
         "the probes on the SSH host saw no write of the node during stress",
     )?;
-    let load = json(&out.join("load/stress/summary.json"))?;
+    let seed = json(&out.join("load/seed_db.json"))?;
     ensure(
-        load.to_string().contains("\"ok\""),
-        format!("no load summary: {load}"),
+        seed.to_string().contains("2000"),
+        format!("seed report: {seed}"),
     )?;
+    // The load reached the node through the ssh tunnels: transactions and
+    // sync requests were answered.
+    let load = json(&out.join("load/stress/summary.json"))?;
+    for w in ["tx", "sync"] {
+        let ok = load["workloads"][w]["ok"].as_u64().unwrap_or(0);
+        ensure(
+            ok > 0,
+            format!(
+                "no {w} request answered over the SSH target: {}",
+                load["workloads"][w]
+            ),
+        )?;
+    }
     // Nothing left behind: the run's working directory is gone.
     let left: Vec<_> = std::fs::read_dir(&workdir)
         .map(|d| d.flatten().map(|e| e.path()).collect())

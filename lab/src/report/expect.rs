@@ -6,21 +6,9 @@ use serde::{Deserialize, Serialize};
 use super::evidence::{merge_phases, Bundle};
 use super::figures::{evaluate, parse_figure, Ctx};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Op {
-    #[serde(rename = ">=")]
-    Ge,
-    #[serde(rename = ">")]
-    Gt,
-    #[serde(rename = "<=")]
-    Le,
-    #[serde(rename = "<")]
-    Lt,
-    #[serde(rename = "==")]
-    Eq,
-    #[serde(rename = "!=")]
-    Ne,
-}
+/// The scenario's comparison (one type: the scenario parser and the report
+/// read the same `op` strings).
+pub use crate::scenario::CompareOp as Op;
 
 impl Op {
     pub fn symbol(self) -> &'static str {
