@@ -41,7 +41,12 @@ PKGS=(
   arch-test kmod
 )
 BPO_PKGS=(qemu-system-arm qemu-system-x86 qemu-user-static)
-PKGS+=(mmdebstrap gcc-aarch64-linux-gnu g++-aarch64-linux-gnu docker.io)
+PKGS+=(mmdebstrap docker.io)
+# The aarch64 guest's binaries are cross-built on other hosts; an aarch64
+# host builds them natively.
+if [ "$(uname -m)" != aarch64 ]; then
+  PKGS+=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu)
+fi
 
 missing=()
 for p in "${PKGS[@]}" "${BPO_PKGS[@]}"; do
@@ -65,7 +70,7 @@ if [ ! -x "$TOOLS/bin/bpf-linker" ]; then
   log "building bpf-linker 0.13.0 (2-3 minutes, once)"
   LLVM="$CACHE/llvm22"
   mkdir -p "$LLVM/lib"
-  so=$(ls /usr/lib/x86_64-linux-gnu/libLLVM.so.22* | head -n1)
+  so=$(ls /usr/lib/"$(gcc -print-multiarch)"/libLLVM.so.22* | head -n1)
   ln -sf "$so" "$LLVM/lib/libLLVM.so"
   LLVM_PREFIX="$LLVM" cargo install bpf-linker@0.13.0 --locked --root "$TOOLS" \
     --no-default-features --features llvm-22

@@ -56,14 +56,39 @@ impl Layout {
     pub fn load_phase(&self, phase: &str) -> PathBuf {
         self.load_dir().join(phase)
     }
-    /// Creates the fixed folders.
+    /// Space held back while a run writes its evidence, released just
+    /// before the manifest is written, so that a disk that fills up mid-run
+    /// still gets a manifest that says the bundle is incomplete.
+    pub fn reserve(&self) -> PathBuf {
+        self.root.join(RESERVE)
+    }
+    /// Creates the fixed folders and the reserve.
     pub fn create(&self) -> std::io::Result<()> {
         for d in [self.node_dir(), self.metrics_dir()] {
             std::fs::create_dir_all(d)?;
         }
+        // Best effort: a file system without room for it still runs.
+        let f = std::fs::File::create(self.reserve())?;
+        let held = nix::fcntl::posix_fallocate(
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            0,
+            RESERVE_BYTES as libc::off_t,
+        );
+        if held.is_err() {
+            self.release_reserve();
+        }
         Ok(())
     }
+    /// Gives the reserved space back (idempotent).
+    pub fn release_reserve(&self) {
+        let _ = std::fs::remove_file(self.reserve());
+    }
 }
+
+/// File name of the reserve ([`Layout::reserve`]); never sealed.
+pub const RESERVE: &str = ".reserve";
+/// Size of the reserve: room for the manifest and the small files of a run.
+pub const RESERVE_BYTES: u64 = 4 << 20;
 
 /// Run outcome recorded in the manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,8 +113,13 @@ pub struct Manifest {
     pub name: String,
     pub seed: u64,
     pub status: Status,
-    /// Why the run is incomplete.
+    /// Why the run is incomplete: the error that ended it, if one did.
     pub error: Option<String>,
+    /// Every reason the bundle is `incomplete` (the run's error, evidence
+    /// that could not be fetched or written, plug-in failures, expectations
+    /// that could not be evaluated); empty when `complete`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incomplete_reasons: Vec<String>,
     pub plugin_failures: Vec<PluginFailure>,
     pub scenario_file: String,
     pub scenario_as_written: String,
@@ -102,7 +132,7 @@ pub struct Manifest {
     /// Wall-clock time, metadata only (RFC 3339 UTC).
     pub started_utc: String,
     pub ended_utc: String,
-    /// Expectation outcome from the report: `none`, `pass`, `pass_with_cannot_evaluate`,
+    /// Expectation outcome from the report: `none`, `pass`, `cannot_evaluate`,
     /// `fail`, or `not_evaluated` (the report could not be rendered); details in verdicts.json.
     pub expectations: String,
     /// The target that ran (kind, arch, accelerator, emulated).
@@ -118,45 +148,188 @@ pub struct Manifest {
     pub files: BTreeMap<String, String>,
 }
 
-/// BLAKE3 of a file, hex.
+/// BLAKE3 of a regular file, hex. Never follows a symlink (`O_NOFOLLOW`)
+/// and never blocks on a FIFO (`O_NONBLOCK`, then `fstat`): anything but a
+/// regular file is an `InvalidData` error naming its type.
 pub fn hash_file(path: &Path) -> std::io::Result<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} is a symbolic link", path.display()),
+                )
+            } else {
+                e
+            }
+        })?;
+    let ft = f.metadata()?.file_type();
+    if !ft.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} is {}", path.display(), kind_name(&ft)),
+        ));
+    }
     let mut h = blake3::Hasher::new();
-    h.update_reader(std::fs::File::open(path)?)?;
+    h.update_reader(f)?;
     Ok(h.finalize().to_hex().to_string())
 }
 
-/// Every regular file under `root` except the manifest, relative, sorted.
-pub fn list_files(root: &Path) -> std::io::Result<Vec<String>> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+fn kind_name(ft: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_symlink() {
+        "a symbolic link"
+    } else if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "a device node"
+    } else if ft.is_file() {
+        "a regular file"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// What is under a bundle root: regular files (relative, sorted, the
+/// manifest and the reserve left out) and everything else, named with its
+/// type and never opened or followed.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub files: Vec<String>,
+    pub others: Vec<(String, &'static str)>,
+}
+
+/// Walks `root` without following symlinks.
+pub fn list_entries(root: &Path) -> std::io::Result<Listing> {
+    fn walk(root: &Path, dir: &Path, out: &mut Listing) -> std::io::Result<()> {
         for e in std::fs::read_dir(dir)? {
             let e = e?;
             let p = e.path();
+            // DirEntry::file_type does not follow symlinks.
             let ft = e.file_type()?;
+            let rel = p
+                .strip_prefix(root)
+                .unwrap_or(&p)
+                .to_string_lossy()
+                .into_owned();
             if ft.is_dir() {
                 walk(root, &p, out)?;
-            } else {
-                let rel = p
-                    .strip_prefix(root)
-                    .unwrap_or(&p)
-                    .to_string_lossy()
-                    .into_owned();
-                if rel != MANIFEST {
-                    out.push(rel);
+            } else if ft.is_file() {
+                if rel != MANIFEST && rel != RESERVE {
+                    out.files.push(rel);
                 }
+            } else {
+                out.others.push((rel, kind_name(&ft)));
             }
         }
         Ok(())
     }
-    let mut out = Vec::new();
+    let mut out = Listing::default();
     walk(root, root, &mut out)?;
-    out.sort();
+    out.files.sort();
+    out.others.sort();
     Ok(out)
 }
 
+/// Every regular file under `root` except the manifest, relative, sorted.
+pub fn list_files(root: &Path) -> std::io::Result<Vec<String>> {
+    Ok(list_entries(root)?.files)
+}
+
+/// Checks a manifest key before it is joined to a bundle root: relative,
+/// only normal components (no `..`, no `.`, no empty component).
+pub fn check_key(key: &str) -> Result<(), &'static str> {
+    use std::path::Component;
+    if key.is_empty() {
+        return Err("empty");
+    }
+    if key.contains('\0') {
+        return Err("contains a NUL byte");
+    }
+    if key.starts_with('/') {
+        return Err("absolute");
+    }
+    if key
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err("contains `..`, `.` or an empty component");
+    }
+    if !Path::new(key)
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)))
+    {
+        return Err("not a plain relative path");
+    }
+    Ok(())
+}
+
+/// Largest `manifest.json` (or other bundle JSON) read: 64 MiB.
+pub const MAX_JSON_BYTES: u64 = 64 << 20;
+
+/// Reads a bundle's JSON file (regular, not through a symlink, at most
+/// [`MAX_JSON_BYTES`]).
+pub fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let m = f.metadata()?;
+    if !m.file_type().is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} is {}", path.display(), kind_name(&m.file_type())),
+        ));
+    }
+    if m.len() > MAX_JSON_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{} is {} bytes, more than the {} a bundle file may have",
+                path.display(),
+                m.len(),
+                MAX_JSON_BYTES
+            ),
+        ));
+    }
+    let mut b = Vec::with_capacity(m.len() as usize);
+    f.take(MAX_JSON_BYTES).read_to_end(&mut b)?;
+    Ok(b)
+}
+
 /// Hashes every file of the bundle into `manifest.files` and writes it.
+///
+/// Refuses (with the entries named) a bundle holding anything but regular
+/// files and directories: a symlink, FIFO, socket or device node is never
+/// followed, opened or sealed.
 pub fn seal(layout: &Layout, manifest: &mut Manifest) -> std::io::Result<()> {
     manifest.files.clear();
-    for rel in list_files(&layout.root)? {
+    let listing = list_entries(&layout.root)?;
+    if !listing.others.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "the bundle holds entries that are not regular files: {}",
+                listing
+                    .others
+                    .iter()
+                    .map(|(p, k)| format!("{p} ({k})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    for rel in listing.files {
         let h = hash_file(&layout.root.join(&rel))?;
         manifest.files.insert(rel, h);
     }
@@ -177,6 +350,11 @@ pub enum Problem {
     Missing(String),
     Extra(String),
     Changed(String),
+    /// A manifest key that is absolute or leaves the bundle: never opened.
+    BadKey(String, &'static str),
+    /// An entry that is not a regular file (symlink, FIFO, device, socket,
+    /// or a directory where the manifest names a file): never opened.
+    NotRegular(String, &'static str),
 }
 
 impl std::fmt::Display for Problem {
@@ -185,6 +363,8 @@ impl std::fmt::Display for Problem {
             Self::Missing(p) => write!(f, "missing: {p}"),
             Self::Extra(p) => write!(f, "extra: {p} (not in the manifest)"),
             Self::Changed(p) => write!(f, "changed: {p} (BLAKE3 differs from the manifest)"),
+            Self::BadKey(p, why) => write!(f, "refused manifest key {p:?}: {why}"),
+            Self::NotRegular(p, k) => write!(f, "not a regular file: {p} is {k} (not opened)"),
         }
     }
 }
@@ -205,9 +385,12 @@ pub enum VerifyError {
 }
 
 /// Recomputes every hash; returns the manifest and each problem found.
+/// Nothing outside the bundle is ever opened: keys are checked first, every
+/// path component is checked not to be a symlink, and only regular files
+/// are read.
 pub fn verify(root: &Path) -> Result<(Manifest, Vec<Problem>), VerifyError> {
     let mpath = root.join(MANIFEST);
-    let bytes = std::fs::read(&mpath).map_err(|source| VerifyError::Io {
+    let bytes = read_small(&mpath).map_err(|source| VerifyError::Io {
         path: mpath.clone(),
         source,
     })?;
@@ -216,28 +399,56 @@ pub fn verify(root: &Path) -> Result<(Manifest, Vec<Problem>), VerifyError> {
             path: mpath.clone(),
             source,
         })?;
-    let present = list_files(root).map_err(|source| VerifyError::Io {
+    let present = list_entries(root).map_err(|source| VerifyError::Io {
         path: root.to_path_buf(),
         source,
     })?;
     let mut problems = Vec::new();
     for (rel, want) in &manifest.files {
-        let p = root.join(rel);
-        if !p.is_file() {
-            problems.push(Problem::Missing(rel.clone()));
+        if let Err(why) = check_key(rel) {
+            problems.push(Problem::BadKey(rel.clone(), why));
             continue;
         }
-        match hash_file(&p) {
-            Ok(got) if &got == want => {}
-            _ => problems.push(Problem::Changed(rel.clone())),
+        match entry_kind(root, rel) {
+            None => problems.push(Problem::Missing(rel.clone())),
+            Some(Err(kind)) => problems.push(Problem::NotRegular(rel.clone(), kind)),
+            Some(Ok(())) => match hash_file(&root.join(rel)) {
+                Ok(got) if &got == want => {}
+                _ => problems.push(Problem::Changed(rel.clone())),
+            },
         }
     }
-    for rel in present {
+    for rel in present.files {
         if !manifest.files.contains_key(&rel) {
             problems.push(Problem::Extra(rel));
         }
     }
+    for (rel, kind) in present.others {
+        if !manifest.files.contains_key(&rel) {
+            problems.push(Problem::NotRegular(rel, kind));
+        }
+    }
     Ok((manifest, problems))
+}
+
+/// `None` when `rel` does not exist under `root`; `Err(kind)` when it, or
+/// a directory on its way, is anything but a real directory / regular file.
+fn entry_kind(root: &Path, rel: &str) -> Option<Result<(), &'static str>> {
+    let parts: Vec<&str> = rel.split('/').collect();
+    let mut cur = root.to_path_buf();
+    for (i, part) in parts.iter().enumerate() {
+        cur.push(part);
+        let m = std::fs::symlink_metadata(&cur).ok()?;
+        let ft = m.file_type();
+        let last = i + 1 == parts.len();
+        if last && !ft.is_file() {
+            return Some(Err(kind_name(&ft)));
+        }
+        if !last && !ft.is_dir() {
+            return Some(Err(kind_name(&ft)));
+        }
+    }
+    Some(Ok(()))
 }
 
 #[cfg(test)]
@@ -251,6 +462,7 @@ mod tests {
             seed: 1,
             status: Status::Complete,
             error: None,
+            incomplete_reasons: vec![],
             plugin_failures: vec![],
             scenario_file: "t.toml".into(),
             scenario_as_written: String::new(),
@@ -268,6 +480,67 @@ mod tests {
             node_binary_info: None,
             files: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn verify_refuses_bad_keys_links_and_fifos_without_opening_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().to_path_buf());
+        layout.create().unwrap();
+        std::fs::write(layout.root.join("a.txt"), b"a").unwrap();
+        let mut m = manifest();
+        seal(&layout, &mut m).unwrap();
+        assert!(
+            !m.files.contains_key(RESERVE),
+            "the reserve is never sealed"
+        );
+        // Hostile edits: keys that leave the bundle, a symlink in place of a
+        // file, a symlinked directory on the way, a FIFO (opening it would hang).
+        let h = m.files["a.txt"].clone();
+        for k in [
+            "../../etc/passwd",
+            "/etc/passwd",
+            "x/../a.txt",
+            "./a.txt",
+            "linkdir/passwd",
+        ] {
+            m.files.insert(k.into(), h.clone());
+        }
+        std::os::unix::fs::symlink("/etc", layout.root.join("linkdir")).unwrap();
+        std::fs::remove_file(layout.root.join("a.txt")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", layout.root.join("a.txt")).unwrap();
+        nix::unistd::mkfifo(&layout.root.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        m.files.insert("fifo".into(), h.clone());
+        std::fs::write(layout.manifest(), serde_json::to_vec(&m).unwrap()).unwrap();
+        let problems = verify(dir.path()).unwrap().1;
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        for (key, want) in [
+            ("../../etc/passwd", "refused manifest key"),
+            ("/etc/passwd", "refused manifest key"),
+            ("x/../a.txt", "refused manifest key"),
+            ("./a.txt", "refused manifest key"),
+            ("linkdir/passwd", "a symbolic link"),
+            ("a.txt", "a symbolic link"),
+            ("fifo", "a FIFO"),
+        ] {
+            assert!(
+                text.iter().any(|t| t.contains(key) && t.contains(want)),
+                "{key}: {want} not in {text:#?}"
+            );
+        }
+        // seal refuses the same tree, naming the entries.
+        let e = seal(&layout, &mut manifest()).unwrap_err();
+        assert!(e.to_string().contains("fifo (a FIFO)"), "{e}");
+        assert!(e.to_string().contains("linkdir (a symbolic link)"), "{e}");
+    }
+
+    #[test]
+    fn a_huge_manifest_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = std::fs::File::create(dir.path().join(MANIFEST)).unwrap();
+        f.set_len(MAX_JSON_BYTES + 1).unwrap();
+        let e = verify(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("more than"), "{e}");
     }
 
     #[test]

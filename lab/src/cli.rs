@@ -47,6 +47,9 @@ pub enum Command {
     /// Drive a node for one phase with the load generator and print the summary
     /// (the same flags as `qfc-load`).
     Load(loadgen::cli::LoadArgs),
+    /// Remove what a killed qfc-lab left behind (processes, containers,
+    /// volumes, staging directories, cgroups); `run` does it first, too.
+    Gc,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,7 @@ pub mod signals;
 pub mod targets;
 
 use cli::{Cli, Command};
+use std::path::Path;
 
 /// Exit codes (documented in README.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +87,23 @@ pub fn run(cli: Cli) -> Exit {
         Command::ImportT1(a) => report_command(report::cli::import_t1(&a)),
         Command::Probe(a) => probe_command(&a),
         Command::Load(a) => load_command(&a),
+        Command::Gc => {
+            let r = gc_sweep();
+            for l in &r.removed {
+                println!("removed {l}");
+            }
+            for e in &r.errors {
+                eprintln!("error: {e}");
+            }
+            if r.removed.is_empty() && r.errors.is_empty() {
+                println!("nothing left behind by an earlier run");
+            }
+            if r.errors.is_empty() {
+                Exit::Ok
+            } else {
+                Exit::RunFailed
+            }
+        }
         Command::Image(cli::ImageCommand::Build { arch, refresh }) => {
             let mut opts = vm::BuildOptions::new(arch);
             opts.refresh = refresh;
@@ -104,6 +122,14 @@ pub fn run(cli: Cli) -> Exit {
             }
         }
     }
+}
+
+/// Sweeps what dead qfc-lab runs left behind (`vm::gc`); containers only
+/// when a Docker engine socket is there.
+pub fn gc_sweep() -> vm::gc::GcReport {
+    let docker = Path::new("/usr/bin/docker");
+    let engine = Path::new("/var/run/docker.sock").exists() && docker.exists();
+    vm::gc::sweep(engine.then_some(docker))
 }
 
 /// `qfc-lab probe`: the probe session of `qfc-probe`, with its control

@@ -111,6 +111,14 @@ pub fn main(args: RunArgs) -> Exit {
         return Exit::RunFailed;
     }
     // The target, with what it needs first (guest image, cross-built binaries).
+    // What a killed earlier run left behind goes first.
+    let swept = crate::gc_sweep();
+    for l in &swept.removed {
+        if !args.json {
+            eprintln!("removed {l} (left by an earlier run)");
+        }
+        tracing::info!(removed = %l, "gc");
+    }
     let run_dir = root.join(".target");
     let built = targets::build(s, args.keep_scratch, &run_dir, &|m| {
         if !args.json {
@@ -179,6 +187,7 @@ pub fn main(args: RunArgs) -> Exit {
         },
         context: Context::default(),
         failures: Vec::new(),
+        lost: Vec::new(),
         endpoints: None,
         verdicts: None,
         node_info: None,
@@ -196,23 +205,47 @@ pub fn main(args: RunArgs) -> Exit {
         Some(why) => format!("{e}; the target itself is gone: {why}"),
         None => e.to_string(),
     });
-    let status = if error.is_some() {
-        Status::Incomplete
-    } else {
-        Status::Complete
-    };
-    let write = run.write_bundle(&loaded, &started_utc, status, error.clone());
-    let (code, error) = match (write, error) {
-        (Err(w), e) => (
+    let write = run.write_bundle(&loaded, &started_utc, error.clone());
+    let (status, code, error) = match write {
+        Err(w) => (
+            Status::Incomplete,
             Exit::RunFailed,
             Some(format!(
                 "{}writing the bundle failed: {w}",
-                e.map(|e| format!("{e}; ")).unwrap_or_default()
+                error.map(|e| format!("{e}; ")).unwrap_or_default()
             )),
         ),
-        (Ok(()), Some(e)) => (Exit::RunFailed, Some(e)),
-        (Ok(()), None) => match run.verdicts.as_ref().filter(|v| v.any_failed()) {
+        Ok(Status::Incomplete) => (
+            Status::Incomplete,
+            Exit::RunFailed,
+            Some(match error {
+                Some(e) => e,
+                None => format!(
+                    "the bundle is incomplete:\n  {}",
+                    run.lost
+                        .iter()
+                        .map(|w| format!("evidence missing: {w}"))
+                        .chain(
+                            run.failures
+                                .iter()
+                                .map(|f| format!("{}: {}", f.plugin, f.error))
+                        )
+                        .chain(run.verdicts.iter().flat_map(|v| {
+                            v.verdicts
+                                .iter()
+                                .filter(|x| {
+                                    x.status == crate::report::expect::Status::CannotEvaluate
+                                })
+                                .map(|x| x.sentence())
+                        }))
+                        .collect::<Vec<_>>()
+                        .join("\n  ")
+                ),
+            }),
+        ),
+        Ok(Status::Complete) => match run.verdicts.as_ref().filter(|v| v.any_failed()) {
             Some(v) => (
+                Status::Complete,
                 Exit::CheckFailed,
                 Some(format!(
                     "expectations failed (see report.md):\n  {}",
@@ -224,7 +257,7 @@ pub fn main(args: RunArgs) -> Exit {
                         .join("\n  ")
                 )),
             ),
-            None => (Exit::Ok, None),
+            None => (Status::Complete, Exit::Ok, None),
         },
     };
     let _ = events.send(Event::Finished {
@@ -248,13 +281,16 @@ struct Run {
     host: Option<vm::LocalTarget>,
     node_binary: PathBuf,
     node: Option<Box<dyn RemoteProcess>>,
-    pumps: Vec<std::thread::JoinHandle<()>>,
+    /// Copies of the node's stdout/stderr; each returns why its log is incomplete.
+    pumps: Vec<std::thread::JoinHandle<Option<String>>>,
     probe: Option<Box<dyn ProbePlugin>>,
     probe_binary: PathBuf,
     load: Box<dyn LoadPlugin>,
     timeline: Timeline,
     context: Context,
     failures: Vec<PluginFailure>,
+    /// Evidence that is missing from the bundle, and why ([`Run::lost`]).
+    lost: Vec<String>,
     /// Expectation verdicts, once the report is rendered (`write_bundle`).
     verdicts: Option<crate::report::Verdicts>,
     endpoints: Option<Endpoints>,
@@ -306,6 +342,16 @@ impl Run {
             t_ns: monotonic_ns(),
             what,
         });
+    }
+
+    /// Evidence that should be in the bundle and is not: the bundle will be
+    /// `incomplete` with this reason, and the run exits non-zero.
+    fn lost(&mut self, why: String) {
+        tracing::info!(%why, "evidence lost");
+        let _ = self.events.send(Event::Warning {
+            message: format!("evidence missing: {why}"),
+        });
+        self.lost.push(why);
     }
 
     fn warn(&mut self, plugin: &str, phase: Option<&str>, error: String) {
@@ -542,14 +588,10 @@ impl Run {
             (proc.take_stdout(), "stdout.log"),
             (proc.take_stderr(), "stderr.log"),
         ] {
-            if let Some(mut r) = reader {
+            if let Some(r) = reader {
                 let path = self.layout.node_dir().join(name);
-                self.pumps.push(std::thread::spawn(move || {
-                    if let Ok(mut f) = std::fs::File::create(path) {
-                        let _ = std::io::copy(&mut r, &mut f);
-                        let _ = f.flush();
-                    }
-                }));
+                self.pumps
+                    .push(std::thread::spawn(move || pump_log(r, &path, name)));
             }
         }
         let pid = proc.pid();
@@ -674,6 +716,7 @@ impl Run {
         let mut series = std::fs::File::create(&series_path)
             .map_err(|e| step_err(Step::Phases)(format!("{}: {e}", series_path.display())))?;
         let phases = self.s.phases.clone();
+        let mut series_error: Option<std::io::Error> = None;
         for (i, phase) in phases.iter().enumerate() {
             self.check()?;
             let mut probe_start_ns = None;
@@ -748,7 +791,9 @@ impl Run {
                     let elapsed = begin.elapsed();
                     if interval > 0 && Instant::now() >= next_scrape {
                         next_scrape += Duration::from_secs(interval);
-                        scrape_series(&mut series, metrics_addr, &phase.name);
+                        if let Err(e) = scrape_series(&mut series, metrics_addr, &phase.name) {
+                            series_error.get_or_insert(e);
+                        }
                     }
                     let _ = self.events.send(Event::PhaseProgress {
                         name: phase.name.clone(),
@@ -779,14 +824,23 @@ impl Run {
                 });
                 (outcome, load_result)
             });
+            if let Some(e) = series_error.take() {
+                self.lost(format!(
+                    "writing {} in phase {}: {e}",
+                    series_path.display(),
+                    phase.name
+                ));
+            }
             match load_result {
                 Some(Ok(summary)) => {
                     let path = load_dir.join("summary.json");
                     if !path.exists() {
-                        let _ = bundle::write_atomic(
-                            &path,
-                            &serde_json::to_vec_pretty(&summary).unwrap_or_default(),
-                        );
+                        let written = serde_json::to_vec_pretty(&summary)
+                            .map_err(std::io::Error::other)
+                            .and_then(|b| bundle::write_atomic(&path, &b));
+                        if let Err(e) = written {
+                            self.lost(format!("writing {}: {e}", path.display()));
+                        }
                     }
                 }
                 Some(Err(e)) => self.warn("load", Some(&phase.name), e.to_string()),
@@ -810,7 +864,10 @@ impl Run {
                 Duration::from_secs(3),
             ) {
                 Ok(text) => {
-                    let _ = std::fs::write(self.layout.metrics_phase(&phase.name), text);
+                    let path = self.layout.metrics_phase(&phase.name);
+                    if let Err(e) = std::fs::write(&path, text) {
+                        self.lost(format!("writing {}: {e}", path.display()));
+                    }
                 }
                 Err(e) => self.warn("metrics", Some(&phase.name), e.to_string()),
             }
@@ -852,24 +909,36 @@ impl Run {
                 Err(e) => self.mark(format!("node stop failed: {e}")),
             }
         }
-        for h in self.pumps.drain(..) {
-            let _ = h.join();
+        let pumps: Vec<_> = self.pumps.drain(..).collect();
+        for h in pumps {
+            match h.join() {
+                Ok(None) => {}
+                Ok(Some(why)) => self.lost(why),
+                Err(_) => self.lost("a node log copier panicked".into()),
+            }
         }
         // Probe output lives on the target until fetched.
         let probe_out = self.target.t().scratch_dir().join("probes");
         if !self.target.probes_on_host()
             && (probe_out.exists() || !matches!(self.s.target, TargetSpec::Local))
         {
-            if let Err(e) = self
+            match self
                 .target
                 .t()
                 .fetch_dir(&probe_out, &self.layout.probes_dir())
             {
-                self.failures.push(PluginFailure {
-                    plugin: "probes".into(),
-                    phase: None,
-                    error: format!("collecting probe output: {e}"),
-                });
+                Ok(got) => {
+                    for r in got.refused {
+                        self.warn(
+                            "fetch",
+                            None,
+                            format!("refused from the target's probe output: {r}"),
+                        );
+                    }
+                }
+                Err(e) => self.lost(format!(
+                    "the probe output could not be fetched from the target: {e}"
+                )),
             }
         }
         if let Err(e) = self.target.t().teardown() {
@@ -891,50 +960,64 @@ impl Run {
         let _ = std::fs::remove_dir_all(self.layout.root.join(".target"));
     }
 
+    /// Writes what the run has (each write that fails is a reason the bundle
+    /// is incomplete, and the others still happen), renders the report,
+    /// then seals the manifest. Returns the status it sealed.
     fn write_bundle(
         &mut self,
         loaded: &Loaded,
         started_utc: &str,
-        status: Status,
         error: Option<String>,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<Status> {
         let _ = self.events.send(Event::Step {
             step: Step::WriteBundle,
         });
-        let l = &self.layout;
-        std::fs::write(l.scenario(), &loaded.text)?;
+        let l = self.layout.clone();
+        // The space held back since the start: the manifest must fit.
+        l.release_reserve();
+        let mut writes: Vec<(PathBuf, std::io::Result<()>)> = Vec::new();
+        writes.push((l.scenario(), std::fs::write(l.scenario(), &loaded.text)));
         let stderr_log = l.root.join("probes-stderr.log");
         if stderr_log.exists() {
-            std::fs::create_dir_all(l.probes_dir())?;
-            std::fs::rename(&stderr_log, l.probes_dir().join("qfc-probe.stderr.log"))?;
+            let dst = l.probes_dir().join("qfc-probe.stderr.log");
+            let moved = std::fs::create_dir_all(l.probes_dir())
+                .and_then(|()| std::fs::rename(&stderr_log, &dst));
+            writes.push((dst, moved));
         }
-        if !self.failures.is_empty() {
-            // One file per plug-in failure list, next to the plug-in's output.
-            for plugin in ["probes", "load"] {
-                let fs: Vec<&PluginFailure> = self
-                    .failures
-                    .iter()
-                    .filter(|f| f.plugin == plugin)
-                    .collect();
-                if !fs.is_empty() {
-                    let dir = l.root.join(plugin);
-                    std::fs::create_dir_all(&dir)?;
-                    std::fs::write(
-                        dir.join("failure.json"),
-                        serde_json::to_vec_pretty(&fs).map_err(std::io::Error::other)?,
-                    )?;
-                }
+        // One file per plug-in failure list, next to the plug-in's output.
+        for plugin in ["probes", "load"] {
+            let fs: Vec<&PluginFailure> = self
+                .failures
+                .iter()
+                .filter(|f| f.plugin == plugin)
+                .collect();
+            if !fs.is_empty() {
+                let dir = l.root.join(plugin);
+                let path = dir.join("failure.json");
+                let w = std::fs::create_dir_all(&dir).and_then(|()| json_to(&path, &fs));
+                writes.push((path, w));
             }
         }
-        std::fs::write(
-            l.context_json(),
-            serde_json::to_vec_pretty(&self.context).map_err(std::io::Error::other)?,
-        )?;
-        std::fs::write(l.context_txt(), context::render_text(&self.context))?;
-        std::fs::write(
-            l.timeline(),
-            serde_json::to_vec_pretty(&self.timeline).map_err(std::io::Error::other)?,
-        )?;
+        writes.push((l.context_json(), json_to(&l.context_json(), &self.context)));
+        writes.push((
+            l.context_txt(),
+            std::fs::write(l.context_txt(), context::render_text(&self.context)),
+        ));
+        writes.push((l.timeline(), json_to(&l.timeline(), &self.timeline)));
+        for (path, w) in writes {
+            if let Err(e) = w {
+                self.lost(format!("writing {}: {e}", path.display()));
+            }
+        }
+        // The report reads the effective scenario (`--set` applied) from the
+        // manifest: a provisional one holds it until the seal below.
+        let resolved = serde_json::to_value(&self.s).map_err(std::io::Error::other)?;
+        if let Err(e) = json_to(
+            &l.manifest(),
+            &serde_json::json!({ "status": "incomplete", "scenario_resolved": resolved }),
+        ) {
+            self.lost(format!("writing {}: {e}", l.manifest().display()));
+        }
         // The report reads what was just written; it is sealed into the manifest with it.
         match crate::report::finish_run(&l.root) {
             Ok(o) => self.verdicts = Some(o.verdicts),
@@ -948,20 +1031,48 @@ impl Run {
             _ if self.s.expects.is_empty() => "none",
             None => "not_evaluated",
             Some(v) if v.any_failed() => "fail",
-            Some(v) if v.cannot_evaluate > 0 => "pass_with_cannot_evaluate",
+            Some(v) if v.cannot_evaluate > 0 => "cannot_evaluate",
             Some(_) => "pass",
         };
+        let mut reasons: Vec<String> = error.iter().cloned().collect();
+        reasons.extend(self.lost.iter().map(|w| format!("evidence missing: {w}")));
+        reasons.extend(self.failures.iter().map(|f| {
+            format!(
+                "{}{}: {}",
+                f.plugin,
+                f.phase
+                    .as_deref()
+                    .map(|p| format!(" in phase {p}"))
+                    .unwrap_or_default(),
+                f.error
+            )
+        }));
+        if let Some(v) = &self.verdicts {
+            reasons.extend(
+                v.verdicts
+                    .iter()
+                    .filter(|x| x.status == crate::report::expect::Status::CannotEvaluate)
+                    .map(|x| format!("expectation not evaluated: {}", x.sentence())),
+            );
+        }
+        let status = if reasons.is_empty() {
+            Status::Complete
+        } else {
+            Status::Incomplete
+        };
+        let error = error.or_else(|| reasons.first().cloned());
         let mut m = Manifest {
             format: 1,
             name: self.s.name.clone(),
             seed: self.s.seed,
             status,
             error,
+            incomplete_reasons: reasons,
             plugin_failures: self.failures.clone(),
             scenario_file: loaded.file.clone(),
             scenario_as_written: loaded.text.clone(),
             overrides: loaded.overrides.clone(),
-            scenario_resolved: serde_json::to_value(&self.s).map_err(std::io::Error::other)?,
+            scenario_resolved: resolved,
             qfc_lab_version: env!("CARGO_PKG_VERSION").into(),
             qfc_lab_git_commit: option_env!("QFC_LAB_GIT_COMMIT")
                 .unwrap_or("unknown")
@@ -985,12 +1096,80 @@ impl Run {
             node_binary_info: self.node_info.clone(),
             files: Default::default(),
         };
-        bundle::seal(l, &mut m)
+        match bundle::seal(&l, &mut m) {
+            Ok(()) => Ok(status),
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                // No room for the manifest: the rendered report is derived
+                // (`qfc-lab report DIR` renders it again), so it goes first.
+                for f in crate::report::RENDERED_FILES {
+                    let _ = std::fs::remove_file(l.root.join(f));
+                }
+                m.status = Status::Incomplete;
+                m.incomplete_reasons.push(format!(
+                    "the disk filled up: the report was removed to make room for the manifest ({e}); render it again with `qfc-lab report DIR` once there is space"
+                ));
+                m.error
+                    .get_or_insert_with(|| m.incomplete_reasons[0].clone());
+                bundle::seal(&l, &mut m)?;
+                Ok(Status::Incomplete)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
-/// One `series.jsonl` line: `{"t_ns":..,"phase":..,"samples":{..}}` or the error.
-fn scrape_series(out: &mut std::fs::File, addr: std::net::SocketAddr, phase: &str) {
+/// Copies one of the node's output streams into its log in the bundle. The
+/// stream is read to its end even when the log cannot be written (a node
+/// blocked on a full pipe would stall the run); the first write error is
+/// returned as the reason the log is incomplete.
+fn pump_log(mut r: Box<dyn std::io::Read + Send>, path: &Path, name: &str) -> Option<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::create(path);
+    let mut why = f
+        .as_ref()
+        .err()
+        .map(|e| format!("creating node/{name}: {e}"));
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        if why.is_none() {
+            if let Ok(f) = f.as_mut() {
+                if let Err(e) = f.write_all(&buf[..n]) {
+                    why = Some(format!("writing node/{name}: {e}"));
+                }
+            }
+        }
+    }
+    if why.is_none() {
+        if let Ok(f) = f.as_mut() {
+            if let Err(e) = f.flush().and_then(|()| f.sync_data()) {
+                why = Some(format!("writing node/{name}: {e}"));
+            }
+        }
+    }
+    why
+}
+
+/// Writes `v` as pretty JSON to `path`.
+fn json_to<T: Serialize + ?Sized>(path: &Path, v: &T) -> std::io::Result<()> {
+    std::fs::write(
+        path,
+        serde_json::to_vec_pretty(v).map_err(std::io::Error::other)?,
+    )
+}
+
+/// One `series.jsonl` line: `{"t_ns":..,"phase":..,"samples":{..}}` or the
+/// scrape error; `Err` when the line could not be written.
+fn scrape_series(
+    out: &mut std::fs::File,
+    addr: std::net::SocketAddr,
+    phase: &str,
+) -> std::io::Result<()> {
     let t_ns = monotonic_ns();
     let line = match metrics::http(addr, "GET", "/metrics", None, Duration::from_secs(1)) {
         Ok(text) => {
@@ -998,7 +1177,7 @@ fn scrape_series(out: &mut std::fs::File, addr: std::net::SocketAddr, phase: &st
         }
         Err(e) => serde_json::json!({"t_ns": t_ns, "phase": phase, "error": e.to_string()}),
     };
-    let _ = writeln!(out, "{line}");
+    writeln!(out, "{line}")
 }
 
 /// Where `qfc-lab run` writes when `--out` is not given (for messages).

@@ -114,12 +114,39 @@ fn vm_accel(a: Accel) -> vm::Accel {
     }
 }
 
-/// The workspace this qfc-lab was built from (for cross-builds).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+/// The qfc-lab source tree to cross-build the guest's binaries from, found
+/// at run time (never a path compiled into the binary): `$QFC_LAB_WORKSPACE`,
+/// else the first directory above this executable (`target/<profile>/`),
+/// then above the current directory, whose `Cargo.toml` is the qfc-lab
+/// workspace (it lists the `refnode` and `probes` members).
+pub fn workspace_root() -> Result<PathBuf, String> {
+    if let Some(w) = std::env::var_os("QFC_LAB_WORKSPACE") {
+        let w = PathBuf::from(w);
+        return if is_workspace(&w) {
+            Ok(w)
+        } else {
+            Err(format!(
+                "QFC_LAB_WORKSPACE={} is not the qfc-lab source tree (no workspace Cargo.toml with refnode and probes)",
+                w.display()
+            ))
+        };
+    }
+    let starts = [std::env::current_exe().ok(), std::env::current_dir().ok()];
+    starts
+        .iter()
+        .flatten()
+        .flat_map(|s| s.ancestors())
+        .find(|d| is_workspace(d))
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
+        .ok_or_else(|| {
+            "cannot find the qfc-lab source tree to cross-build the guest's qfc-refnode and qfc-probe: run qfc-lab from inside the repository or set QFC_LAB_WORKSPACE to it".to_string()
+        })
+}
+
+fn is_workspace(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|t| {
+        t.contains("[workspace]") && t.contains("\"refnode\"") && t.contains("\"probes\"")
+    })
 }
 
 /// Expands a leading `~/` with `$HOME`.
@@ -138,11 +165,8 @@ pub fn ssh_config(s: &SshSpec) -> SshTargetConfig {
         user: s.user.clone(),
         key: expand_home(&s.key),
         known_hosts: expand_home(&s.known_hosts),
-        workdir: format!(
-            "{}/run-{}",
-            s.workdir.trim_end_matches('/'),
-            std::process::id()
-        ),
+        // The base: the target makes a private directory under it.
+        workdir: s.workdir.clone(),
     }
 }
 
@@ -219,7 +243,7 @@ pub fn build(
                     "cross-building qfc-refnode and qfc-probe for {} (cached by cargo)",
                     cfg.arch.as_str()
                 ));
-                let mut copts = vm::cross::CrossOptions::lab_binaries(cfg.arch, workspace_root());
+                let mut copts = vm::cross::CrossOptions::lab_binaries(cfg.arch, workspace_root()?);
                 if s.node.kind != NodeKind::Refnode || s.node.binary.is_some() {
                     copts.bins.retain(|(_, b)| b == "qfc-probe");
                 }
@@ -259,9 +283,17 @@ mod tests {
         assert_eq!(c.known_hosts, PathBuf::from("/etc/kh"));
         assert!(!c.key.starts_with("~"), "{:?}", c.key);
         assert_eq!(
-            c.workdir,
-            format!("/tmp/qfc-lab/run-{}", std::process::id())
+            c.workdir, "/tmp/qfc-lab/",
+            "the base; the target makes a private dir"
         );
+    }
+
+    #[test]
+    fn the_workspace_is_found_at_run_time() {
+        // The test binary lives in target/debug/deps/: its ancestors hold the workspace.
+        let w = workspace_root().unwrap();
+        assert!(w.join("refnode").is_dir(), "{}", w.display());
+        assert!(!is_workspace(Path::new("/")));
     }
 
     #[test]

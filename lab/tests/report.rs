@@ -1,5 +1,5 @@
 //! Report, expectations, diff and T1 import: known answers on fixture files, golden files
-//! (`tests/data/report/<case>/expected/`, rewritten with `QFC_BLESS=1`, created when
+//! (`tests/data/report/<case>/expected/`, rewritten with `QFC_BLESS=1`; a missing one fails, never created when
 //! missing), and one test over the real T1 capture (skipped, with the reason, when absent).
 
 use std::path::{Path, PathBuf};
@@ -117,7 +117,7 @@ fn t1_fixture_headlines() -> Result<(), Failed> {
 fn t1_dir() -> PathBuf {
     std::env::var_os("QFC_T1_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/data/t1"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/t1"))
 }
 
 /// The real T1 files: 1987 samples, 935 with blake3 frames, 335 with tracing_subscriber,
@@ -192,29 +192,10 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Compares `got` with the golden file; rewrites it with QFC_BLESS=1 or when missing.
+/// Compares `got` with the golden file (`vm::testing::golden`: a missing
+/// file fails unless QFC_BLESS=1).
 fn golden(path: &Path, got: &str) -> Result<(), Failed> {
-    let bless = std::env::var_os("QFC_BLESS").is_some_and(|v| v == "1");
-    if bless || !path.exists() {
-        std::fs::create_dir_all(path.parent().unwrap())?;
-        std::fs::write(path, got)?;
-        return Ok(());
-    }
-    let want = std::fs::read_to_string(path)?;
-    if want != got {
-        let line = want
-            .lines()
-            .zip(got.lines())
-            .position(|(a, b)| a != b)
-            .map(|i| i + 1)
-            .unwrap_or(want.lines().count().min(got.lines().count()) + 1);
-        return Err(format!(
-            "{} differs from the rendered output at line {line}; if the change is intended, re-run with QFC_BLESS=1",
-            path.display()
-        )
-        .into());
-    }
-    Ok(())
+    vm::testing::golden(path, got).map_err(Failed::from)
 }
 
 fn render_case(case: &str) -> Result<report::Outcome, Failed> {
@@ -475,7 +456,22 @@ fn hdr_and_malformed_inputs() -> Result<(), Failed> {
 
 /// `validate` rejects an unknown figure name, at its line, with a did-you-mean.
 fn validate_checks_figure_names() -> Result<(), Failed> {
-    let src = std::fs::read_to_string(data().join("report/synced-on/bundle/scenario.toml"))?;
+    let with_never = std::fs::read_to_string(data().join("report/synced-on/bundle/scenario.toml"))?;
+    // The fixture bundle keeps an expectation that can never be evaluated
+    // (a tx figure in a phase without tx load) so that the report's
+    // cannot-evaluate path has evidence; `validate` refuses it (issue 13).
+    let never = "[[expect]]\nfigure = \"load.tx.p99_ms\"\nphase = \"stress\"\nop = \"<\"\nvalue = 500\nwhy = \"no tx load in this scenario: cannot be evaluated\"\n";
+    if !with_never.contains(never) {
+        return Err("the fixture no longer holds its never-evaluable expectation".into());
+    }
+    match lab::scenario::parse("never.toml", &with_never) {
+        Ok(_) => return Err("an expectation that can never be evaluated was accepted".into()),
+        Err(e)
+            if e.to_string()
+                .contains("can never be evaluated: phase \"stress\" runs no tx load") => {}
+        Err(e) => return Err(format!("wrong refusal: {e}").into()),
+    }
+    let src = with_never.replace(never, "");
     if let Err(e) = lab::scenario::parse("ok.toml", &src) {
         return Err(format!("the fixture scenario must validate: {e}").into());
     }

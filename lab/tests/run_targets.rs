@@ -167,6 +167,123 @@ fn container_smoke() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Containers labelled with this run id owner (`qfc-lab.run=<pid>-...`).
+fn containers_of(pid: u32) -> Result<Vec<String>, Failed> {
+    let o = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            "label=qfc-lab.run",
+            "--format",
+            "{{.Names}} {{.Label \"qfc-lab.run\"}}",
+        ])
+        .output()?;
+    Ok(String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| {
+            l.split(' ')
+                .nth(1)
+                .is_some_and(|r| r.starts_with(&format!("{pid}-")))
+        })
+        .map(String::from)
+        .collect())
+}
+
+/// Processes whose environment names `pid` as their qfc-lab owner.
+fn processes_of(pid: u32) -> Vec<String> {
+    let mark = format!("QFC_LAB_OWNER={pid}");
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let p = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let env = std::fs::read(format!("/proc/{p}/environ")).ok()?;
+            env.split(|&b| b == 0)
+                .any(|kv| kv == mark.as_bytes())
+                .then(|| {
+                    format!(
+                        "{p} {}",
+                        std::fs::read_to_string(format!("/proc/{p}/comm"))
+                            .unwrap_or_default()
+                            .trim()
+                    )
+                })
+        })
+        .collect()
+}
+
+/// SIGKILL of qfc-lab mid-run (issue 13, part 5): nothing can tear down,
+/// so the node's container stays; `qfc-lab gc` removes it and its volume,
+/// and no process marked with the dead qfc-lab as owner (node, probes)
+/// survives it.
+fn sigkill_then_gc(args: &[&str]) -> Result<(), Failed> {
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("bundle");
+    let mut child = Command::new(lab())
+        .arg("run")
+        .args(args)
+        .arg("--json")
+        .arg("--out")
+        .arg(&out)
+        .current_dir(repo())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let pid = child.id();
+    // Wait for the first phase (the node and the probes are up).
+    let stdout = child.stdout.take().unwrap();
+    let mut started = false;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        if line?.contains("\"phase_started\"") {
+            started = true;
+            break;
+        }
+    }
+    ensure(started, "the run ended before its first phase")?;
+    child.kill()?; // SIGKILL
+    child.wait()?;
+    let g = Command::new(lab()).arg("gc").output()?;
+    let said =
+        String::from_utf8_lossy(&g.stdout).into_owned() + &String::from_utf8_lossy(&g.stderr);
+    ensure(g.status.success(), format!("gc failed: {said}"))?;
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let left = containers_of(pid)?;
+    ensure(
+        left.is_empty(),
+        format!("containers left after gc: {left:?}\ngc said: {said}"),
+    )?;
+    let procs = processes_of(pid);
+    ensure(
+        procs.is_empty(),
+        format!("processes left after gc: {procs:?}\ngc said: {said}"),
+    )?;
+    let vols = Command::new("docker")
+        .args([
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("name=qfc-lab-data-{pid}-"),
+        ])
+        .output()?;
+    ensure(
+        String::from_utf8_lossy(&vols.stdout).trim().is_empty(),
+        format!("volumes left: {}", String::from_utf8_lossy(&vols.stdout)),
+    )?;
+    eprintln!("gc said:\n{said}");
+    Ok(())
+}
+
+fn container_sigkill_then_gc() -> Result<(), Failed> {
+    sigkill_then_gc(&["scenarios/smoke-container.toml"])
+}
+
+fn qemu_sigkill_then_gc() -> Result<(), Failed> {
+    sigkill_then_gc(&["scenarios/smoke.toml", "--set", "target.kind=qemu"])
+}
+
 fn qemu_smoke() -> Result<(), Failed> {
     let tmp = tempfile::tempdir()?;
     let out = run(
@@ -676,6 +793,16 @@ fn main() {
             "container_system_scope_shows_the_runtime_mirroring_the_nodes_log",
             container_system_scope,
             need_root(docker_reachable()),
+        ),
+        trial(
+            "container_sigkill_of_qfc_lab_then_gc_leaves_nothing",
+            container_sigkill_then_gc,
+            need_root(docker_reachable()),
+        ),
+        trial(
+            "qemu_sigkill_of_qfc_lab_then_gc_leaves_nothing",
+            qemu_sigkill_then_gc,
+            need_root(qemu_ready()),
         ),
         trial(
             "qemu_aarch64_smoke_verifies_with_arch_and_accel_in_context",

@@ -1,6 +1,6 @@
 //! Scenario parsing: golden error messages for malformed files
-//! (`tests/data/scenario/<case>/input.toml` -> `expected.txt`, created when
-//! missing and rewritten with `QFC_BLESS=1`), every file in `scenarios/`
+//! (`tests/data/scenario/<case>/input.toml` -> `expected.txt`, rewritten
+//! only with `QFC_BLESS=1`; a missing one fails), every file in `scenarios/`
 //! parses, and the parser never panics on random or mutated input (issue 2).
 
 use std::path::{Path, PathBuf};
@@ -20,7 +20,6 @@ fn render(src: &str) -> String {
 
 #[test]
 fn golden_errors() {
-    let bless = std::env::var_os("QFC_BLESS").is_some();
     let mut cases: Vec<PathBuf> = std::fs::read_dir(data())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -31,28 +30,14 @@ fn golden_errors() {
         "golden cases missing under {}",
         data().display()
     );
-    let mut failures = Vec::new();
-    for case in cases {
-        let src = std::fs::read_to_string(case.join("input.toml")).unwrap();
-        let got = render(&src);
-        let expected = case.join("expected.txt");
-        if bless || !expected.exists() {
-            std::fs::write(&expected, &got).unwrap();
-            continue;
-        }
-        let want = std::fs::read_to_string(&expected).unwrap();
-        if want != got {
-            failures.push(format!(
-                "{}:\n--- expected\n{want}--- got\n{got}",
-                case.display()
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "golden mismatch (QFC_BLESS=1 to accept):\n{}",
-        failures.join("\n")
-    );
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|case| {
+            let src = std::fs::read_to_string(case.join("input.toml")).unwrap();
+            vm::testing::golden(&case.join("expected.txt"), &render(&src)).err()
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// Each golden case must be an error naming the line and the field.

@@ -982,7 +982,7 @@ mod tests {
 
     #[test]
     fn histogram_matches_t1_layout() {
-        // /work/shared/data/t1/01-fsync-latency.txt, @by_comm_us[alloy].
+        // T1's 01-fsync-latency.txt (../shared/data/t1), @by_comm_us[alloy].
         let mut h = Hist::default();
         h.add(12, 4, 0); // [2K, 4K)
         h.add(13, 2, 0); // [4K, 8K)

@@ -218,8 +218,10 @@ pub enum ImageError {
         tool: &'static str,
         package: &'static str,
     },
-    #[error("foreign binaries do not run: register binfmt_misc for {arch} (run `bash scripts/services.sh`)")]
-    NoBinfmt { arch: Arch },
+    #[error(
+        "{arch} binaries do not run on this machine, so its guest image cannot be built: {why}"
+    )]
+    NoBinfmt { arch: Arch, why: String },
     #[error("cached image description {path} is unusable: {why}; delete that image folder to rebuild it")]
     Corrupt { path: PathBuf, why: String },
     #[error("unexpected output from {step}: {why}")]
@@ -385,19 +387,12 @@ fn check_tools(arch: Arch) -> Result<(), ImageError> {
             return Err(ImageError::ToolMissing { tool, package });
         }
     }
-    if Some(arch) != Arch::host() {
-        let name = match arch {
-            Arch::Aarch64 => "qemu-aarch64",
-            Arch::X86_64 => "qemu-x86_64",
-        };
-        let reg = Path::new("/proc/sys/fs/binfmt_misc").join(name);
-        let enabled = std::fs::read_to_string(&reg)
-            .map(|s| s.starts_with("enabled"))
-            .unwrap_or(false);
-        if !enabled {
-            return Err(ImageError::NoBinfmt { arch });
-        }
-    }
+    // Foreign-architecture maintainer scripts run through qemu-user: register
+    // it now when qfc-lab runs as root (after a reboot nothing else has).
+    crate::hostprep::ensure_binfmt(arch).map_err(|e| ImageError::NoBinfmt {
+        arch,
+        why: e.to_string(),
+    })?;
     Ok(())
 }
 

@@ -9,6 +9,8 @@
 pub mod arch;
 pub mod container;
 pub mod cross;
+pub mod gc;
+pub mod hostprep;
 pub mod image;
 pub mod local;
 pub mod nodebin;
@@ -20,6 +22,7 @@ pub mod ssh;
 pub mod ssh_target;
 pub mod target;
 pub mod testing;
+pub mod untrusted;
 
 pub use arch::{Accel, AccelChoice, Arch, HostFacts, ResolvedAccel};
 pub use image::{BuildOptions, Image, ImageSummary};

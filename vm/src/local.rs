@@ -20,8 +20,8 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use crate::target::{
-    ExecOutput, ExitInfo, RemoteProcess, SpawnSpec, Target, TargetError, TargetInfo, TargetKind,
-    TargetPath,
+    ExecOutput, ExitInfo, Imported, RemoteProcess, SpawnSpec, Target, TargetError, TargetInfo,
+    TargetKind, TargetPath,
 };
 
 /// Process groups started and not yet reaped, killed at teardown.
@@ -74,9 +74,11 @@ fn command(argv: &[OsString]) -> Result<Command, TargetError> {
     Ok(cmd)
 }
 
-/// Own process group, and SIGKILL when the spawning thread dies.
+/// Own process group, SIGKILL when the spawning thread dies, and the owner
+/// mark that `qfc-lab gc` reads ([`crate::gc::OWNER_VAR`]).
 fn isolate(cmd: &mut Command) {
     cmd.process_group(0);
+    cmd.env(crate::gc::OWNER_VAR, std::process::id().to_string());
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
         cmd.pre_exec(|| {
@@ -205,8 +207,16 @@ impl Target for LocalTarget {
         Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, target_port)))
     }
 
-    fn fetch_dir(&mut self, remote: &Path, local: &Path) -> Result<(), TargetError> {
-        copy_dir(remote, local)
+    fn fetch_dir(&mut self, remote: &Path, local: &Path) -> Result<Imported, TargetError> {
+        // The probe output of a local run was written by processes of this
+        // machine, but it passes the same gate as a guest's.
+        crate::untrusted::import_tree(remote, local, crate::untrusted::Limits::default()).map_err(
+            |source| TargetError::Io {
+                what: "copying the evidence",
+                path: remote.to_path_buf(),
+                source,
+            },
+        )
     }
 
     fn teardown(&mut self) -> Result<(), TargetError> {
@@ -246,29 +256,6 @@ fn drain<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec<
         }
         buf
     })
-}
-
-/// Recursive copy; a no-op when both paths are the same directory.
-pub fn copy_dir(from: &Path, to: &Path) -> Result<(), TargetError> {
-    let io = |what, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| TargetError::Io { what, path, source }
-    };
-    if from.canonicalize().ok().is_some() && from.canonicalize().ok() == to.canonicalize().ok() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(to).map_err(io("create", to))?;
-    for entry in std::fs::read_dir(from).map_err(io("read directory", from))? {
-        let entry = entry.map_err(io("read directory", from))?;
-        let src = entry.path();
-        let dst = to.join(entry.file_name());
-        if entry.file_type().map_err(io("stat", &src))?.is_dir() {
-            copy_dir(&src, &dst)?;
-        } else {
-            std::fs::copy(&src, &dst).map_err(io("copy", &src))?;
-        }
-    }
-    Ok(())
 }
 
 /// A process spawned by [`LocalTarget`].

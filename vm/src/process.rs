@@ -43,6 +43,8 @@ pub struct GroupChild {
 /// `PR_SET_PDEATHSIG = SIGKILL`, from the long-lived spawner thread.
 pub fn spawn_group(mut cmd: Command) -> io::Result<GroupChild> {
     cmd.process_group(0);
+    // The owner mark `qfc-lab gc` reads (crate::gc).
+    cmd.env(crate::gc::OWNER_VAR, std::process::id().to_string());
     // SAFETY: the closure runs between fork and exec and calls only the
     // async-signal-safe `prctl` and `getppid`.
     unsafe {

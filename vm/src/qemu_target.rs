@@ -14,7 +14,8 @@ use crate::qemu::{Guest, GuestOptions, QemuConfig, GUEST_SHARE};
 use crate::remote::Remote;
 use crate::ssh::SshHost;
 use crate::target::{
-    ExecOutput, RemoteProcess, SpawnSpec, Target, TargetError, TargetInfo, TargetKind, TargetPath,
+    ExecOutput, Imported, RemoteProcess, SpawnSpec, Target, TargetError, TargetInfo, TargetKind,
+    TargetPath,
 };
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -193,8 +194,13 @@ impl Target for QemuTarget {
         Ok(())
     }
 
+    /// The private working directory made at `prepare` (under
+    /// [`GUEST_SCRATCH`]); [`GUEST_SCRATCH`] itself before that.
     fn scratch_dir(&self) -> TargetPath {
-        PathBuf::from(GUEST_SCRATCH)
+        self.remote
+            .as_ref()
+            .map(|r| PathBuf::from(r.host.workdir()))
+            .unwrap_or_else(|| PathBuf::from(GUEST_SCRATCH))
     }
 
     /// Copies the file into the 9p share, then onto the guest's own disk
@@ -206,6 +212,7 @@ impl Target for QemuTarget {
             .to_owned();
         self.shipped += 1;
         let slot = format!("in/{}", self.shipped);
+        let bin = self.scratch_dir().join("bin");
         let (guest, remote) = self.parts()?;
         let dir = guest.share_dir.join(&slot);
         std::fs::create_dir_all(&dir).map_err(|source| TargetError::Io {
@@ -218,10 +225,10 @@ impl Target for QemuTarget {
             path: local.into(),
             source,
         })?;
-        let target = PathBuf::from(GUEST_SCRATCH).join("bin").join(&name);
+        let target = bin.join(&name);
         let script = format!(
             "mkdir -p {bin} && cp {src} {dst} && rm -rf {slotdir}",
-            bin = crate::ssh::shell_quote(&format!("{GUEST_SCRATCH}/bin")),
+            bin = crate::ssh::shell_quote(&bin.display().to_string()),
             src = crate::ssh::shell_quote(&format!(
                 "{GUEST_SHARE}/{slot}/{}",
                 name.to_string_lossy()
@@ -291,7 +298,7 @@ impl Target for QemuTarget {
 
     /// The guest copies the directory into the 9p share; this side moves it
     /// into `local`.
-    fn fetch_dir(&mut self, remote_dir: &Path, local: &Path) -> Result<(), TargetError> {
+    fn fetch_dir(&mut self, remote_dir: &Path, local: &Path) -> Result<Imported, TargetError> {
         self.fetched += 1;
         let slot = format!("out/{}", self.fetched);
         let (guest, remote) = self.parts()?;
@@ -316,14 +323,17 @@ impl Target for QemuTarget {
             }
             Err(e) => return Err(self.diagnose(e)),
         }
-        std::fs::create_dir_all(local).map_err(|source| TargetError::Io {
-            what: "creating",
-            path: local.into(),
-            source,
-        })?;
-        move_contents(&share_slot, local)?;
+        // The share holds what the guest wrote: links, FIFOs and devices
+        // among it stay there.
+        let imported =
+            crate::untrusted::import_tree(&share_slot, local, crate::untrusted::Limits::default())
+                .map_err(|source| TargetError::Io {
+                    what: "copying the guest's evidence out of the 9p share",
+                    path: share_slot.clone(),
+                    source,
+                });
         let _ = std::fs::remove_dir_all(&share_slot);
-        Ok(())
+        imported
     }
 
     fn teardown(&mut self) -> Result<(), TargetError> {
@@ -355,42 +365,4 @@ impl Drop for QemuTarget {
     fn drop(&mut self) {
         let _ = self.teardown();
     }
-}
-
-/// Moves (or copies, across file systems) the contents of `from` into `to`.
-pub(crate) fn move_contents(from: &Path, to: &Path) -> Result<(), TargetError> {
-    let entries = std::fs::read_dir(from).map_err(|source| TargetError::Io {
-        what: "reading",
-        path: from.into(),
-        source,
-    })?;
-    for e in entries {
-        let e = e.map_err(|source| TargetError::Io {
-            what: "reading",
-            path: from.into(),
-            source,
-        })?;
-        let src = e.path();
-        let dst = to.join(e.file_name());
-        let ft = e.file_type().map_err(|source| TargetError::Io {
-            what: "reading",
-            path: src.clone(),
-            source,
-        })?;
-        if ft.is_dir() {
-            std::fs::create_dir_all(&dst).map_err(|source| TargetError::Io {
-                what: "creating",
-                path: dst.clone(),
-                source,
-            })?;
-            move_contents(&src, &dst)?;
-        } else if std::fs::rename(&src, &dst).is_err() {
-            std::fs::copy(&src, &dst).map_err(|source| TargetError::Io {
-                what: "copying",
-                path: src.clone(),
-                source,
-            })?;
-        }
-    }
-    Ok(())
 }

@@ -98,13 +98,15 @@ fn ssh_failure(
     ssh::classify_failure(dest, remote, status, stderr)
 }
 
-/// The remote shell command line that starts `spec` under the pid wrapper.
-pub fn spawn_script(spec: &SpawnSpec, pidfile: &str, default_cwd: &str) -> String {
+/// The remote shell command line that starts `spec` under the pid wrapper,
+/// in `workdir` unless `spec.cwd` says otherwise, marked with
+/// [`crate::ssh::MARK_VAR`] so clean-up can tell our process groups.
+pub fn spawn_script(spec: &SpawnSpec, pidfile: &str, workdir: &str) -> String {
     let cwd = spec
         .cwd
         .as_ref()
         .map(|p| p.display().to_string())
-        .unwrap_or_else(|| default_cwd.to_string());
+        .unwrap_or_else(|| workdir.to_string());
     let mut words: Vec<String> = Vec::new();
     if !spec.env.is_empty() {
         words.push("env".into());
@@ -116,7 +118,9 @@ pub fn spawn_script(spec: &SpawnSpec, pidfile: &str, default_cwd: &str) -> Strin
     // sshd puts each session in its own session and process group, so `$$`
     // is both the pid and the process group id; `exec` keeps them.
     format!(
-        "echo \"QFC-PID $$\"; echo $$ > {pf}; cd {cwd} && exec {cmd}",
+        "echo \"QFC-PID $$\"; echo $$ > {pf}; export {mark}={wd}; cd {cwd} && exec {cmd}",
+        mark = crate::ssh::MARK_VAR,
+        wd = shell_quote(workdir),
         pf = shell_quote(pidfile),
         cwd = shell_quote(&cwd),
         cmd = shell_join(&words)
@@ -140,7 +144,9 @@ fn read_pid_line(r: &mut impl Read) -> std::io::Result<Option<u32>> {
     Ok(std::str::from_utf8(&line)
         .ok()
         .and_then(|l| l.strip_prefix("QFC-PID "))
-        .and_then(|p| p.trim().parse().ok()))
+        .and_then(|p| p.trim().parse::<u32>().ok())
+        // Never a pid whose group is everything (`kill -- -1`) or nothing.
+        .filter(|&p| p > 1 && p <= i32::MAX as u32))
 }
 
 /// A process on an ssh-reached machine.
@@ -148,6 +154,8 @@ pub struct SshProcess {
     child: GroupChild,
     pid: u32,
     dest: SshDest,
+    /// The working directory its wrapper marked it with.
+    workdir: String,
     ended: Option<ExitInfo>,
     stdout: Option<Box<dyn Read + Send>>,
 }
@@ -172,8 +180,14 @@ impl SshProcess {
     fn kill_remote(&self, grace: Duration) -> Result<(), TargetError> {
         let ticks = (grace.as_millis() / 100).max(1);
         let pid = self.pid;
+        if pid <= 1 {
+            return Err(TargetError::Other(format!(
+                "refusing to signal process group {pid} on the target"
+            )));
+        }
         let script = format!(
-            "kill -TERM -- -{pid} 2>/dev/null; i=0; while [ $i -lt {ticks} ] && kill -0 -- -{pid} 2>/dev/null; do sleep 0.1; i=$((i+1)); done; kill -KILL -- -{pid} 2>/dev/null; true"
+            "{ours} ours {pid} || exit 0; kill -TERM -- -{pid} 2>/dev/null; i=0; while [ $i -lt {ticks} ] && kill -0 -- -{pid} 2>/dev/null; do sleep 0.1; i=$((i+1)); done; kill -KILL -- -{pid} 2>/dev/null; true",
+            ours = crate::ssh::ours_sh(&self.workdir)
         );
         exec_timeout(&self.dest, &script, grace + Duration::from_secs(30)).map(|_| ())
     }
@@ -332,6 +346,7 @@ impl Remote {
             child,
             pid,
             dest,
+            workdir: self.host.workdir().to_string(),
             ended: None,
             stdout: Some(Box::new(stdout)),
         })
@@ -474,16 +489,17 @@ fn local_listening(port: u16) -> bool {
 /// argv of an `ssh -L` tunnel bound to 127.0.0.1 only. Pure.
 pub fn tunnel_args(dest: &SshDest, local_port: u16, target_port: u16) -> Vec<OsString> {
     let mut a = dest.ssh_args("");
-    // Drop the trailing `-- ""` (no remote command with -N).
-    a.truncate(a.len() - 2);
-    let host = a.pop().expect("host");
+    // Drop the trailing `-- HOST ""` (no remote command with -N); options
+    // go before `--`, the host after it.
+    a.truncate(a.len() - 3);
     a.extend([
         "-N".into(),
         "-o".into(),
         "ExitOnForwardFailure=yes".into(),
         "-L".into(),
         format!("127.0.0.1:{local_port}:127.0.0.1:{target_port}").into(),
-        host,
+        "--".into(),
+        dest.host.clone().into(),
     ]);
     a
 }
@@ -506,7 +522,7 @@ mod tests {
         };
         assert_eq!(
             spawn_script(&spec, "/w/.qfc-pids/1-qfc-refnode", "/w"),
-            "echo \"QFC-PID $$\"; echo $$ > /w/.qfc-pids/1-qfc-refnode; cd /w && exec env RUST_LOG=info /w/bin/qfc-refnode --datadir '/w/data dir'"
+            "echo \"QFC-PID $$\"; echo $$ > /w/.qfc-pids/1-qfc-refnode; export QFC_LAB_WORKDIR=/w; cd /w && exec env RUST_LOG=info /w/bin/qfc-refnode --datadir '/w/data dir'"
         );
     }
 
@@ -549,7 +565,7 @@ mod tests {
             .collect();
         let j = a.join(" ");
         assert!(
-            j.ends_with("-N -o ExitOnForwardFailure=yes -L 127.0.0.1:41000:127.0.0.1:8545 h"),
+            j.ends_with("-N -o ExitOnForwardFailure=yes -L 127.0.0.1:41000:127.0.0.1:8545 -- h"),
             "{j}"
         );
         assert!(j.contains("StrictHostKeyChecking=yes"));

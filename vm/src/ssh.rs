@@ -7,6 +7,7 @@
 //! clean up: recorded process groups killed, working directory removed.
 
 use crate::process::{spawn_group, GroupChild};
+use crate::untrusted::{self, Imported};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::io::Read;
@@ -72,6 +73,24 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SshError {
     move |source| SshError::Io { what, source }
 }
 
+/// The environment variable every process group the lab starts on a host
+/// carries, set to its working directory.
+pub const MARK_VAR: &str = "QFC_LAB_WORKDIR";
+
+/// A POSIX shell function `ours P`: true when `P` (read back from the
+/// remote side) is a process group this lab started from `workdir`: all
+/// digits, greater than 1 (never `kill -- -1`), the leader of its group,
+/// and marked with [`MARK_VAR`]`=workdir` in its environment. Checked
+/// before every remote `kill` of a recorded group.
+pub fn ours_sh(workdir: &str) -> String {
+    format!(
+        "ours() {{ case \"$1\" in ''|*[!0-9]*) return 1;; esac; [ \"$1\" -gt 1 ] || return 1; \
+         [ \"$(cut -d' ' -f5 /proc/$1/stat 2>/dev/null)\" = \"$1\" ] || return 1; \
+         tr '\\0' '\\n' < /proc/$1/environ 2>/dev/null | grep -qxF {mark}; }};",
+        mark = shell_quote(&format!("{MARK_VAR}={workdir}"))
+    )
+}
+
 /// Quotes `s` for a POSIX shell (single quotes).
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
@@ -133,8 +152,10 @@ impl SshDest {
             "-l".into(),
             self.user.clone().into(),
             "-T".into(),
-            self.host.clone().into(),
+            // Options end before the destination, so a host that starts
+            // with `-` can never be read as an option.
             "--".into(),
+            self.host.clone().into(),
             remote_command.into(),
         ]);
         a
@@ -254,21 +275,33 @@ pub struct SshHost {
 impl SshHost {
     /// Checks the host (key, login) and creates `workdir`, which must not exist.
     #[instrument(skip(dest), fields(host = %dest.host, port = dest.port))]
-    pub fn connect(dest: SshDest, workdir: &str) -> Result<SshHost, SshError> {
-        let wd = shell_quote(workdir);
+    /// Connects and makes a private working directory (`mktemp -d`, mode
+    /// 0700) under `base` on the host, created if missing: never a
+    /// predictable path in a world-writable directory.
+    pub fn connect(dest: SshDest, base: &str) -> Result<SshHost, SshError> {
+        let b = shell_quote(base.trim_end_matches('/'));
         let out = exec(
             &dest,
-            &format!("if [ -e {wd} ]; then echo exists; else mkdir -p {wd}/.qfc-pids && echo created; fi"),
+            &format!(
+                "mkdir -p {b} && wd=$(mktemp -d {b}/qfc-lab.XXXXXXXXXX) && mkdir \"$wd/.qfc-pids\" && printf '%s\\n' \"$wd\""
+            ),
         )?;
-        if String::from_utf8_lossy(&out.stdout).trim() == "exists" {
-            return Err(SshError::WorkdirExists {
+        let wd = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let prefix = format!("{}/qfc-lab.", base.trim_end_matches('/'));
+        let suffix_ok = wd
+            .strip_prefix(&prefix)
+            .is_some_and(|s| s.len() >= 6 && s.bytes().all(|c| c.is_ascii_alphanumeric()));
+        if !suffix_ok {
+            return Err(SshError::CommandFailed {
                 host: dest.label(),
-                workdir: workdir.to_string(),
+                command: "mktemp -d".into(),
+                status: "unexpected output".into(),
+                stderr: format!("expected a directory under {prefix}*, got {wd:?}"),
             });
         }
         Ok(SshHost {
             dest,
-            workdir: workdir.to_string(),
+            workdir: wd,
             cleaned: false,
         })
     }
@@ -327,23 +360,86 @@ impl SshHost {
     }
 
     /// Copies the remote `remote_rel` (file or directory, inside the working
-    /// directory) into the local directory `local_dir`.
+    /// directory) into the local directory `local_dir`, through the
+    /// untrusted-evidence gate ([`crate::untrusted`]): what the host sends
+    /// is read as a tar stream here, never unpacked by a local `tar`.
     #[instrument(skip(self), fields(host = %self.dest.host))]
-    pub fn fetch(&self, remote_rel: &str, local_dir: &Path) -> Result<(), SshError> {
-        std::fs::create_dir_all(local_dir)
-            .map_err(io_err(format!("creating {}", local_dir.display())))?;
+    pub fn fetch(
+        &self,
+        remote_rel: &str,
+        local_dir: &Path,
+        timeout: Duration,
+    ) -> Result<Imported, SshError> {
         let full = self.path(remote_rel);
         let (parent, name) = full.rsplit_once('/').unwrap_or((".", full.as_str()));
         let parent = if parent.is_empty() { "/" } else { parent };
-        let remote = format!("tar -C {} -cf - {}", shell_quote(parent), shell_quote(name));
-        let mut untar = Command::new("tar");
-        untar.arg("-C").arg(local_dir).arg("-xf").arg("-");
-        pipe(
-            command_from(&self.dest.ssh_args(&remote)),
-            untar,
-            &self.dest,
-            &remote,
-        )
+        self.fetch_tar(parent, name, local_dir, timeout)
+    }
+
+    /// Copies the contents of the remote directory `remote_rel` (inside the
+    /// working directory) into `local_dir`, through the same gate.
+    pub fn fetch_contents(
+        &self,
+        remote_rel: &str,
+        local_dir: &Path,
+        timeout: Duration,
+    ) -> Result<Imported, SshError> {
+        self.fetch_tar(&self.path(remote_rel), ".", local_dir, timeout)
+    }
+
+    fn fetch_tar(
+        &self,
+        dir: &str,
+        member: &str,
+        local_dir: &Path,
+        timeout: Duration,
+    ) -> Result<Imported, SshError> {
+        let remote = format!("tar -C {} -cf - {}", shell_quote(dir), shell_quote(member));
+        let mut cmd = command_from(&self.dest.ssh_args(&remote));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = spawn_group(cmd).map_err(io_err(format!("starting ssh for `{remote}`")))?;
+        let stdout = child.child_mut().stdout.take().expect("piped stdout");
+        let mut stderr = child.child_mut().stderr.take().expect("piped stderr");
+        let err_reader = std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = stderr.read_to_end(&mut b);
+            b
+        });
+        // The watchdog ends ssh at the deadline; the reader then sees EOF.
+        let pid = child.id();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            if done_rx.recv_timeout(timeout).is_err() && pid > 1 {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                return true;
+            }
+            false
+        });
+        let imported = untrusted::import_tar(stdout, local_dir, untrusted::Limits::default());
+        let status = child.child_mut().wait().map_err(io_err("waiting for ssh"));
+        let _ = done_tx.send(());
+        let timed_out = watchdog.join().unwrap_or(false);
+        let err = err_reader.join().unwrap_or_default();
+        if timed_out {
+            return Err(SshError::Timeout {
+                host: self.dest.label(),
+                what: format!("fetching {dir}/{member}"),
+                timeout_s: timeout.as_secs(),
+            });
+        }
+        let status = status?;
+        if !status.success() {
+            return Err(classify_failure(&self.dest, &remote, status, &err));
+        }
+        imported.map_err(io_err(format!(
+            "reading the tar stream of {dir}/{member} into {}",
+            local_dir.display()
+        )))
     }
 
     /// Starts a long-running command in the working directory with piped
@@ -356,7 +452,8 @@ impl SshHost {
         // sshd starts every session in a new session (setsid), so `$$` of
         // the remote shell is also its process group id; `exec` keeps it.
         let remote = format!(
-            "cd {wd} && echo $$ > {pf} && exec {command}",
+            "cd {wd} && echo $$ > {pf} && export {mark}={wd} && exec {command}",
+            mark = MARK_VAR,
             wd = shell_quote(&self.workdir),
             pf = shell_quote(&pidfile)
         );
@@ -382,14 +479,16 @@ impl SshHost {
         }
         let wd = shell_quote(&self.workdir);
         let script = format!(
-            "d={wd}/.qfc-pids; \
+            "d={wd}/.qfc-pids; {ours} pgs=; \
              if [ -d \"$d\" ]; then \
-               for f in \"$d\"/*; do [ -f \"$f\" ] && kill -TERM -- -\"$(cat \"$f\")\" 2>/dev/null; done; \
+               for f in \"$d\"/*; do [ -f \"$f\" ] || continue; p=$(head -c 16 \"$f\"); ours \"$p\" && pgs=\"$pgs $p\"; done; \
+               for p in $pgs; do kill -TERM -- -\"$p\" 2>/dev/null; done; \
                i=0; while [ $i -lt {ticks} ]; do alive=0; \
-                 for f in \"$d\"/*; do [ -f \"$f\" ] && kill -0 -- -\"$(cat \"$f\")\" 2>/dev/null && alive=1; done; \
+                 for p in $pgs; do kill -0 -- -\"$p\" 2>/dev/null && alive=1; done; \
                  [ $alive = 0 ] && break; sleep 0.1; i=$((i+1)); done; \
-               for f in \"$d\"/*; do [ -f \"$f\" ] && kill -KILL -- -\"$(cat \"$f\")\" 2>/dev/null; done; \
+               for p in $pgs; do kill -KILL -- -\"$p\" 2>/dev/null; done; \
              fi; rm -rf {wd}",
+            ours = ours_sh(&self.workdir),
             ticks = (grace.as_millis() / 100).max(1)
         );
         exec(&self.dest, &script)?;
@@ -511,7 +610,7 @@ mod tests {
         ] {
             assert!(joined.contains(needle), "missing {needle} in {joined}");
         }
-        assert_eq!(&a[a.len() - 3..], ["127.0.0.1", "--", "uname -m"]);
+        assert_eq!(&a[a.len() - 3..], ["--", "127.0.0.1", "uname -m"]);
         assert!(!joined.contains("StrictHostKeyChecking=no"));
         assert!(!joined.contains("accept-new"));
     }

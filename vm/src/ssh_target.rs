@@ -10,6 +10,7 @@ use crate::ssh::{SshDest, SshHost};
 use crate::target::{
     ExecOutput, RemoteProcess, SpawnSpec, Target, TargetError, TargetInfo, TargetKind, TargetPath,
 };
+use crate::untrusted::Imported;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,8 @@ pub struct SshTargetConfig {
     pub user: String,
     pub key: PathBuf,
     pub known_hosts: PathBuf,
-    /// Created by `prepare` (must not exist), removed by `teardown`.
+    /// Base directory on the host: `prepare` makes a private working
+    /// directory under it (`mktemp -d`), `teardown` removes that one.
     pub workdir: String,
 }
 
@@ -81,8 +83,13 @@ impl Target for SshTarget {
         Ok(())
     }
 
+    /// The private working directory made at `prepare` (`mktemp -d` under
+    /// the configured `workdir`); the configured base before that.
     fn scratch_dir(&self) -> TargetPath {
-        PathBuf::from(&self.config.workdir)
+        self.remote
+            .as_ref()
+            .map(|r| PathBuf::from(r.host.workdir()))
+            .unwrap_or_else(|| PathBuf::from(&self.config.workdir))
     }
 
     fn ship(&mut self, local: &Path) -> Result<TargetPath, TargetError> {
@@ -111,7 +118,7 @@ impl Target for SshTarget {
         self.remote()?.tunnel(target_port)
     }
 
-    fn fetch_dir(&mut self, remote: &Path, local: &Path) -> Result<(), TargetError> {
+    fn fetch_dir(&mut self, remote: &Path, local: &Path) -> Result<Imported, TargetError> {
         let r = self.remote()?;
         fetch_into(&r.host, remote, local)
     }
@@ -130,11 +137,16 @@ impl Drop for SshTarget {
     }
 }
 
+/// How long one fetch of evidence may take before it is abandoned.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Copies the remote directory `remote` into `local` (its contents, not the
-/// directory itself), through a tar stream.
-pub(crate) fn fetch_into(host: &SshHost, remote: &Path, local: &Path) -> Result<(), TargetError> {
-    let staging = local.with_extension("fetch-tmp");
-    let _ = std::fs::remove_dir_all(&staging);
+/// directory itself), as a tar stream read through the untrusted gate.
+pub(crate) fn fetch_into(
+    host: &SshHost,
+    remote: &Path,
+    local: &Path,
+) -> Result<Imported, TargetError> {
     let remote = remote.display().to_string();
     let rel = remote
         .strip_prefix(host.workdir())
@@ -146,16 +158,6 @@ pub(crate) fn fetch_into(host: &SshHost, remote: &Path, local: &Path) -> Result<
                 host.workdir()
             ))
         })?;
-    host.fetch(&rel, &staging).map_err(target_err)?;
-    let name = Path::new(&rel)
-        .file_name()
-        .expect("non-empty relative path");
-    std::fs::create_dir_all(local).map_err(|source| TargetError::Io {
-        what: "creating",
-        path: local.into(),
-        source,
-    })?;
-    crate::qemu_target::move_contents(&staging.join(name), local)?;
-    let _ = std::fs::remove_dir_all(&staging);
-    Ok(())
+    host.fetch_contents(&rel, local, FETCH_TIMEOUT)
+        .map_err(target_err)
 }

@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use crate::untrusted::Imported;
+
 /// A path on the target machine (equal to a local path for the local target).
 pub type TargetPath = PathBuf;
 
@@ -155,8 +157,11 @@ pub trait Target: Send {
     fn gone(&mut self) -> Option<String> {
         None
     }
-    /// Copies a directory from the target into `local` (created if missing).
-    fn fetch_dir(&mut self, remote: &Path, local: &Path) -> Result<(), TargetError>;
+    /// Copies a directory from the target into `local` (created if missing)
+    /// through the untrusted-evidence gate ([`crate::untrusted`]): only
+    /// regular files and directories arrive, with this process's owner and
+    /// fixed modes; everything else is named in [`Imported::refused`].
+    fn fetch_dir(&mut self, remote: &Path, local: &Path) -> Result<Imported, TargetError>;
     /// Stops everything the target started and releases the machine.
     /// Idempotent; called on every exit path.
     fn teardown(&mut self) -> Result<(), TargetError>;

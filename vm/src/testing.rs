@@ -1,7 +1,7 @@
 //! Test fixtures shared by the `vm` and `lab` test suites: an OpenSSH server
 //! on a free loopback port with host and user keys generated in a temporary
-//! directory (the SSH target's real peer in tests). Nothing here is used by
-//! a run.
+//! directory (the SSH target's real peer in tests), and the one golden-file
+//! comparison ([`golden`]). Nothing here is used by a run.
 
 use crate::process::{spawn_group, GroupChild};
 use crate::ssh::SshDest;
@@ -9,6 +9,41 @@ use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// Compares `got` with the golden file at `path`. With `QFC_BLESS=1`
+/// (exactly) the file is written instead; otherwise a missing golden file
+/// is a failure, never a silent write. The error names the first differing
+/// line and how to accept an intended change.
+pub fn golden(path: &Path, got: &str) -> Result<(), String> {
+    if std::env::var_os("QFC_BLESS").is_some_and(|v| v == "1") {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        return std::fs::write(path, got).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let want = match std::fs::read_to_string(path) {
+        Ok(w) => w,
+        Err(e) => {
+            return Err(format!(
+                "golden file {} cannot be read ({e}); if this case is new, create it with QFC_BLESS=1 and review it",
+                path.display()
+            ))
+        }
+    };
+    if want == got {
+        return Ok(());
+    }
+    let line = want
+        .lines()
+        .zip(got.lines())
+        .position(|(a, b)| a != b)
+        .map(|i| i + 1)
+        .unwrap_or(want.lines().count().min(got.lines().count()) + 1);
+    Err(format!(
+        "{} differs from the output at line {line}:\n--- expected\n{want}--- got\n{got}\nif the change is intended, re-run with QFC_BLESS=1",
+        path.display()
+    ))
+}
 
 /// A running sshd on `127.0.0.1:port`, stopped (and its keys removed) on drop.
 pub struct LoopbackSshd {

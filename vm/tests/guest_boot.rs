@@ -176,17 +176,28 @@ fn run_guest(t: &mut QemuTarget) -> Result<(), Failed> {
     eprintln!("guest test step: fetch");
     // Evidence comes back through the share.
     let out_dir = t.scratch_dir().join("out");
+    // A hostile guest also leaves a symlink to /etc/passwd and a FIFO next
+    // to the evidence (issue 13, part 3): neither reaches this side.
     let mk = format!(
-        "mkdir -p {0}/phase1 && printf 'n=3\\n' > {0}/phase1/fsync.txt",
+        "mkdir -p {0}/phase1 && printf 'n=3\\n' > {0}/phase1/fsync.txt \\
+         && ln -s /etc/passwd {0}/phase1/passwd && mkfifo {0}/phase1/fifo",
         out_dir.display()
     );
     assert!(t.exec(&os(&["sh", "-c", &mk]), long)?.success());
     let back = local.path().join("back");
-    t.fetch_dir(&out_dir, &back)?;
+    let got = t.fetch_dir(&out_dir, &back)?;
     assert_eq!(
         std::fs::read_to_string(back.join("phase1/fsync.txt"))?,
         "n=3\n"
     );
+    let refused: Vec<&str> = got.refused.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(refused, ["phase1/fifo", "phase1/passwd"], "{got:?}");
+    for name in ["phase1/fifo", "phase1/passwd"] {
+        assert!(
+            std::fs::symlink_metadata(back.join(name)).is_err(),
+            "{name} reached this side"
+        );
+    }
 
     eprintln!("guest test step: death");
     // A guest that dies mid-run is reported with its serial console.

@@ -49,18 +49,9 @@ fn check(case: &str, spec: &LaunchSpec) {
         .join("tests/data/qemu")
         .join(case)
         .join("argv.txt");
-    if std::env::var_os("QFC_BLESS").is_some() || !path.exists() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &text).unwrap();
-        return;
+    if let Err(e) = vm::testing::golden(&path, &text) {
+        panic!("{case}: {e}");
     }
-    let want = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(
-        text,
-        want,
-        "{case}: argv differs from {} (QFC_BLESS=1 to accept)",
-        path.display()
-    );
 }
 
 #[test]

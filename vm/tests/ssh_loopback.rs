@@ -31,8 +31,9 @@ fn exec_runs_a_command(s: &Server) -> Result<(), Failed> {
 }
 
 fn ship_spawn_fetch_cleanup(s: &Server) -> Result<(), Failed> {
-    let remote_wd = s.path("remote-work").display().to_string();
-    let mut host = SshHost::connect(s.dest(), &remote_wd)?;
+    let base = s.path("remote-work").display().to_string();
+    let mut host = SshHost::connect(s.dest(), &base)?;
+    let remote_wd = host.workdir().to_string();
     // Ship a file and a directory.
     let local = tempfile::tempdir()?;
     let payload: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -84,7 +85,7 @@ fn ship_spawn_fetch_cleanup(s: &Server) -> Result<(), Failed> {
     // Evidence comes back.
     host.exec("mkdir -p out/phase1 && printf 'n=3\\n' > out/phase1/fsync.txt")?;
     let back = tempfile::tempdir()?;
-    host.fetch("out", back.path())?;
+    host.fetch("out", back.path(), Duration::from_secs(60))?;
     assert_eq!(
         std::fs::read_to_string(back.path().join("out/phase1/fsync.txt"))?,
         "n=3\n"
@@ -109,15 +110,55 @@ fn process_alive(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
-fn existing_workdir_is_refused(s: &Server) -> Result<(), Failed> {
-    let wd = s.path("already-there");
-    std::fs::create_dir_all(&wd)?;
-    std::fs::write(wd.join("keep.txt"), "mine")?;
-    match SshHost::connect(s.dest(), &wd.display().to_string()) {
-        Err(SshError::WorkdirExists { .. }) => {}
-        other => return Err(format!("expected WorkdirExists, got {other:?}").into()),
+/// The remote working directory is private (issue 13, part 4): made by
+/// `mktemp -d` with mode 0700 under the configured base, a new one per
+/// connection, and what was already in the base is left alone.
+fn workdir_is_private(s: &Server) -> Result<(), Failed> {
+    use std::os::unix::fs::PermissionsExt;
+    let base = s.path("already-there");
+    std::fs::create_dir_all(&base)?;
+    std::fs::write(base.join("keep.txt"), "mine")?;
+    let mut a = SshHost::connect(s.dest(), &base.display().to_string())?;
+    let mut b = SshHost::connect(s.dest(), &base.display().to_string())?;
+    assert_ne!(a.workdir(), b.workdir());
+    for h in [&a, &b] {
+        let wd = Path::new(h.workdir());
+        assert!(wd.starts_with(&base), "{}", wd.display());
+        let mode = std::fs::metadata(wd)?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} is not private", wd.display());
     }
-    assert_eq!(std::fs::read_to_string(wd.join("keep.txt"))?, "mine");
+    a.cleanup(Duration::from_secs(1))?;
+    b.cleanup(Duration::from_secs(1))?;
+    assert_eq!(std::fs::read_to_string(base.join("keep.txt"))?, "mine");
+    Ok(())
+}
+
+/// A pid file rewritten on the host to `1`, to `-1`, to garbage or to a
+/// group that is not ours makes clean-up signal nothing it should not: this
+/// test's own process group and a bystander survive.
+fn tampered_pidfiles_kill_nothing_else(s: &Server) -> Result<(), Failed> {
+    let mut host = SshHost::connect(s.dest(), &s.path("remote-pids").display().to_string())?;
+    let mut bystander = std::process::Command::new("sleep").arg("300").spawn()?;
+    let ours = nix::unistd::getpgrp().as_raw();
+    let pids = Path::new(host.workdir()).join(".qfc-pids");
+    for (name, text) in [
+        ("one", "1".to_string()),
+        ("minus", "-1".to_string()),
+        ("junk", "1; rm -rf /".to_string()),
+        ("theirs", bystander.id().to_string()),
+        ("lab", ours.to_string()),
+    ] {
+        std::fs::write(pids.join(name), text)?;
+    }
+    host.cleanup(Duration::from_secs(1))?;
+    std::thread::sleep(Duration::from_millis(200));
+    let alive = bystander.try_wait()?.is_none();
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    assert!(
+        alive,
+        "clean-up killed a process whose pid was planted in a pid file"
+    );
     Ok(())
 }
 
@@ -169,16 +210,23 @@ fn wrong_user_key_is_refused(s: &Server) -> Result<(), Failed> {
 fn ssh_target_flow(s: &Server) -> Result<(), Failed> {
     use std::ffi::OsString;
     use vm::{SpawnSpec, SshTarget, SshTargetConfig, Target, TargetKind};
-    let workdir = s.path("target-work");
+    let base = s.path("target-work");
     let mut t = SshTarget::new(SshTargetConfig {
         host: "127.0.0.1".into(),
         port: s.port,
         user: s.user.clone(),
         key: s.path("id_user"),
         known_hosts: s.path("known_hosts"),
-        workdir: workdir.display().to_string(),
+        workdir: base.display().to_string(),
     });
     t.prepare()?;
+    // The private working directory made under the base (mktemp -d).
+    let workdir = t.scratch_dir();
+    assert!(
+        workdir.starts_with(&base) && workdir != base,
+        "{}",
+        workdir.display()
+    );
     let info = t.info();
     assert_eq!(info.kind, TargetKind::Ssh);
     assert_eq!(info.arch, std::env::consts::ARCH);
@@ -275,19 +323,62 @@ fn ssh_target_flow(s: &Server) -> Result<(), Failed> {
     Ok(())
 }
 
+/// Evidence from a hostile host, through the real tar-over-ssh transport
+/// (issue 13, part 3): a symlink to /etc/passwd, a FIFO and a file owned by
+/// another user sit next to a real file. Only the real file arrives, as
+/// ours and 0644; each other entry is named. (A `../x` member cannot come
+/// out of a real `tar -c` of a directory; the crafted stream is in
+/// `vm::untrusted`'s unit tests.)
+fn hostile_fetch_is_gated(s: &Server) -> Result<(), Failed> {
+    use std::os::unix::fs::MetadataExt;
+    let mut host = SshHost::connect(s.dest(), &s.path("remote-hostile").display().to_string())?;
+    host.exec(
+        "mkdir -p out/p && printf 'n=3\\n' > out/p/fsync.txt && ln -s /etc/passwd out/p/passwd \
+         && mkfifo out/p/fifo && printf x > out/p/theirs && chown 65534:65534 out/p/theirs \
+         && chmod 4755 out/p/theirs && ln -s /etc out/etc",
+    )?;
+    let back = tempfile::tempdir()?;
+    let got = host.fetch_contents("out", back.path(), Duration::from_secs(60))?;
+    assert_eq!(
+        std::fs::read_to_string(back.path().join("p/fsync.txt"))?,
+        "n=3\n"
+    );
+    let theirs = std::fs::symlink_metadata(back.path().join("p/theirs"))?;
+    assert!(theirs.file_type().is_file());
+    assert_eq!(
+        theirs.uid(),
+        nix::unistd::geteuid().as_raw(),
+        "owner is ours"
+    );
+    assert_eq!(theirs.mode() & 0o7777, 0o644, "mode is ours");
+    let mut refused: Vec<&str> = got.refused.iter().map(|r| r.path.as_str()).collect();
+    refused.sort();
+    assert_eq!(refused, ["./etc", "./p/fifo", "./p/passwd"], "{got:?}");
+    for name in ["etc", "p/fifo", "p/passwd"] {
+        assert!(
+            std::fs::symlink_metadata(back.path().join(name)).is_err(),
+            "{name} reached the bundle"
+        );
+    }
+    host.cleanup(Duration::from_secs(2))?;
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     type Case = (&'static str, fn(&Server) -> Result<(), Failed>);
-    let names: [Case; 7] = [
+    let names: [Case; 9] = [
+        ("ssh_hostile_fetch_is_gated", hostile_fetch_is_gated),
         ("ssh_target_trait_flow_leaves_nothing", ssh_target_flow),
         ("ssh_exec_runs_a_command", exec_runs_a_command),
         (
             "ssh_ship_spawn_fetch_cleanup_leaves_nothing",
             ship_spawn_fetch_cleanup,
         ),
+        ("ssh_workdir_is_private", workdir_is_private),
         (
-            "ssh_existing_workdir_is_refused",
-            existing_workdir_is_refused,
+            "ssh_tampered_pidfiles_kill_nothing_else",
+            tampered_pidfiles_kill_nothing_else,
         ),
         (
             "ssh_unknown_host_key_is_refused",

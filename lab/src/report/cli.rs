@@ -42,7 +42,8 @@ pub struct ImportT1Args {
     pub out: Option<PathBuf>,
 }
 
-/// Renders a bundle's report; exit code 1 when any expectation failed.
+/// Renders a bundle's report; exit code 1 when any expectation failed or
+/// could not be evaluated (a missing figure is not a pass).
 pub fn report(args: &ReportArgs) -> anyhow::Result<(bool, String)> {
     let opts = super::RenderOptions {
         baseline: args.baseline.clone(),
@@ -66,7 +67,10 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<(bool, String)> {
             msg.push_str(&format!("  {}\n", v.sentence()));
         }
     }
-    Ok((out.verdicts.any_failed(), msg))
+    Ok((
+        out.verdicts.any_failed() || out.verdicts.cannot_evaluate > 0,
+        msg,
+    ))
 }
 
 /// Compares two bundles; prints the Markdown.

@@ -182,8 +182,13 @@ pub struct Bundle {
     pub notes: Vec<String>,
 }
 
+/// Reads a bundle file when it is there: regular files only (never through
+/// a symlink, never a FIFO), at most [`crate::bundle::MAX_JSON_BYTES`].
 fn read_opt(path: &Path) -> Result<Option<String>, ReportError> {
-    match std::fs::read_to_string(path) {
+    let text = crate::bundle::read_small(path).and_then(|b| {
+        String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    });
+    match text {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(ReportError::Read {
@@ -321,17 +326,29 @@ impl Bundle {
             dir: dir.to_path_buf(),
             ..Default::default()
         };
+        // The effective scenario (`--set` applied) is the manifest's
+        // `scenario_resolved`; `scenario.toml` is the file as written, read
+        // only for bundles without a manifest.
+        let manifest_path = dir.join(crate::bundle::MANIFEST);
+        let resolved = soft(json_opt::<ManifestScenario>(&manifest_path), &mut b.notes)
+            .and_then(|m| m.scenario_resolved);
         let scen_path = dir.join("scenario.toml");
-        match read_opt(&scen_path)? {
-            Some(s) => {
-                b.scenario = toml::from_str(&s).map_err(|e| ReportError::Parse {
-                    path: scen_path.clone(),
-                    what: e.to_string(),
-                })?
-            }
-            None => b
-                .notes
-                .push("scenario.toml absent: no expectations, name or seed".into()),
+        match resolved {
+            Some(r) => b.scenario = r.into(),
+            None => match read_opt(&scen_path)? {
+                Some(s) => {
+                    b.scenario = toml::from_str(&s).map_err(|e| ReportError::Parse {
+                        path: scen_path.clone(),
+                        what: e.to_string(),
+                    })?;
+                    b.notes.push(
+                        "manifest.json has no scenario_resolved: the scenario is read as written (scenario.toml), without --set overrides".into(),
+                    );
+                }
+                None => b
+                    .notes
+                    .push("scenario.toml absent: no expectations, name or seed".into()),
+            },
         }
         let timeline: Option<TimelineJson> =
             soft(json_opt(&dir.join("timeline.json")), &mut b.notes);
@@ -366,6 +383,17 @@ impl Bundle {
             }
             windows = names.into_iter().map(|n| (n, None, None)).collect();
         }
+        // Phase names become paths below: a name that is not a plain
+        // scenario name (e.g. `../x` in a tampered timeline.json) is dropped.
+        windows.retain(|(name, _, _)| {
+            let ok = crate::scenario::valid_name(name);
+            if !ok {
+                b.notes.push(format!(
+                    "phase {name:?} refused: not a valid phase name (1-64 of A-Z a-z 0-9 - _)"
+                ));
+            }
+            ok
+        });
         let t0 = windows.iter().filter_map(|w| w.1).min();
         for (name, s, e) in &windows {
             if let (Some(t0), Some(s), Some(e)) = (t0, s, e) {

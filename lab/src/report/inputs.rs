@@ -44,6 +44,36 @@ pub struct ScenarioPhaseLite {
     pub duration_s: Option<f64>,
 }
 
+/// The part of `manifest.json` the report reads: the effective scenario
+/// (`lab::scenario::Scenario` as serialized by the run, `--set` applied).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ManifestScenario {
+    #[serde(default)]
+    pub scenario_resolved: Option<ResolvedScenario>,
+}
+
+/// `scenario_resolved`: the fields of `lab::scenario::Scenario` the report needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResolvedScenario {
+    pub name: String,
+    pub seed: u64,
+    #[serde(default)]
+    pub expects: Vec<super::expect::ExpectSpec>,
+    #[serde(default)]
+    pub phases: Vec<ScenarioPhaseLite>,
+}
+
+impl From<ResolvedScenario> for ScenarioLite {
+    fn from(r: ResolvedScenario) -> Self {
+        ScenarioLite {
+            name: r.name,
+            seed: Some(r.seed),
+            expect: r.expects,
+            phase: r.phases,
+        }
+    }
+}
+
 /// Histogram JSON: `{"buckets": [{"lo":..,"hi":..,"count":..}]}`, a bare bucket list, or
 /// a list of `[lo, hi, count]` triples.
 #[derive(Debug, Clone, Deserialize)]

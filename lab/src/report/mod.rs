@@ -73,6 +73,10 @@ fn write(path: &Path, text: &str) -> Result<(), ReportError> {
     })
 }
 
+/// The files [`render_bundle`] writes into a bundle (derived: they can be
+/// rendered again from the rest).
+pub const RENDERED_FILES: [&str; 4] = ["timeline.svg", "report.md", "report.html", "verdicts.json"];
+
 /// Renders the report of a bundle in place and writes `verdicts.json`.
 #[tracing::instrument(skip(opts))]
 pub fn render_bundle(dir: &Path, opts: &RenderOptions) -> Result<Outcome, ReportError> {

@@ -128,7 +128,7 @@ impl Doc {
                         if svg.contains("<script") {
                             // interactive flame graphs keep their script in an isolated frame
                             o.push_str(&format!(
-                                "<iframe title=\"{}\" srcdoc=\"{}\"></iframe>\n",
+                                "<iframe sandbox=\"\" title=\"{}\" srcdoc=\"{}\"></iframe>\n",
                                 esc(title),
                                 esc(svg)
                             ));

@@ -386,7 +386,9 @@ fn positive_u64(v: &Option<Spanned<u64>>, field: String, default: u64) -> V<u64>
     }
 }
 
-fn valid_name(s: &str) -> bool {
+/// A phase (or scenario) name that can name a bundle folder: 1-64 of
+/// `A-Z a-z 0-9 - _`.
+pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.chars()
@@ -470,6 +472,46 @@ pub fn validate(raw: RawScenario, whole: Range<usize>) -> V<Scenario> {
                 format!("expect[{i}].value"),
                 "expected a finite number",
             ));
+        }
+        // A load figure of a workload the phase (or, without a phase, the
+        // whole run) never drives could never be evaluated: refuse it now.
+        if let Some(w) = e
+            .figure
+            .get_ref()
+            .strip_prefix("load.")
+            .and_then(|r| r.split('.').next())
+        {
+            let drives = |l: &PhaseLoad| match w {
+                "rpc" => l.rpc.is_some(),
+                "tx" => l.tx.is_some(),
+                "sync" => l.sync.is_some(),
+                "compaction" => l.compaction.is_some(),
+                _ => true,
+            };
+            let (ok, scope) = match &e.phase {
+                Some(p) => (
+                    phases
+                        .iter()
+                        .any(|ph| &ph.name == p.get_ref() && drives(&ph.load)),
+                    format!("phase {:?} runs no {w} load", p.get_ref()),
+                ),
+                None => (
+                    phases.iter().any(|ph| drives(&ph.load)),
+                    format!("no phase runs {w} load"),
+                ),
+            };
+            if !ok {
+                return Err(Invalid {
+                    hint: Some(format!(
+                        "add [phase.load.{w}] to that phase, or expect a figure of a workload it runs"
+                    )),
+                    ..bad(
+                        e.figure.span(),
+                        format!("expect[{i}].figure"),
+                        format!("{} can never be evaluated: {scope}", e.figure.get_ref()),
+                    )
+                });
+            }
         }
         expects.push(Expect {
             figure: e.figure.into_inner(),
@@ -590,10 +632,45 @@ fn validate_target(t: Option<RawTarget>) -> V<TargetSpec> {
                     "expected a host name or address",
                 ));
             }
+            // A value that starts with `-` would be read by ssh as an option
+            // (`-oProxyCommand=...` runs a command here): never accepted.
+            if s.host.get_ref().starts_with('-') {
+                return Err(Invalid {
+                    hint: Some("a host name or address never starts with '-'".into()),
+                    ..bad(
+                        s.host.span(),
+                        "target.ssh.host",
+                        format!(
+                            "refused host {:?}: it would be read as an ssh option",
+                            s.host.get_ref()
+                        ),
+                    )
+                });
+            }
+            if let Some(u) = s
+                .user
+                .as_ref()
+                .filter(|u| u.get_ref().starts_with('-') || u.get_ref().is_empty())
+            {
+                return Err(Invalid {
+                    hint: Some("a user name never starts with '-'".into()),
+                    ..bad(
+                        u.span(),
+                        "target.ssh.user",
+                        format!(
+                            "refused user {:?}: it would be read as an ssh option",
+                            u.get_ref()
+                        ),
+                    )
+                });
+            }
             TargetSpec::Ssh(SshSpec {
                 host: s.host.into_inner(),
                 port: s.port.unwrap_or(22),
-                user: s.user.unwrap_or_else(|| "root".into()),
+                user: s
+                    .user
+                    .map(Spanned::into_inner)
+                    .unwrap_or_else(|| "root".into()),
                 key: s.key.unwrap_or_else(|| "~/.ssh/id_ed25519".into()),
                 known_hosts: s.known_hosts.unwrap_or_else(|| "~/.ssh/known_hosts".into()),
                 workdir: s.workdir.unwrap_or_else(|| "/tmp/qfc-lab".into()),

@@ -57,7 +57,7 @@ pub struct RawContainer {
 pub struct RawSsh {
     pub host: Spanned<String>,
     pub port: Option<u16>,
-    pub user: Option<String>,
+    pub user: Option<Spanned<String>>,
     pub key: Option<String>,
     pub known_hosts: Option<String>,
     pub workdir: Option<String>,

@@ -212,7 +212,9 @@ mod tests {
 
     #[test]
     fn base_recipe_uses_debian_packages_only() {
-        assert!(BASE_SCRIPT.contains("mmdebstrap --arch=amd64 --variant=minbase"));
+        // The base takes this host's Debian architecture, never a pinned one.
+        assert!(BASE_SCRIPT.contains("ARCH=\"$(dpkg --print-architecture)\""));
+        assert!(BASE_SCRIPT.contains("mmdebstrap --arch=\"$ARCH\" --variant=minbase"));
         assert!(BASE_SCRIPT.contains("librocksdb7.8"));
         let a = base_argv(Path::new("/s/base.sh"), BASE_TAG, Path::new("/c"));
         assert_eq!(

@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::target::{
-    ExecOutput, ExitInfo, RemoteProcess, SpawnSpec, Target, TargetError, TargetInfo, TargetKind,
-    TargetPath,
+    ExecOutput, ExitInfo, Imported, RemoteProcess, SpawnSpec, Target, TargetError, TargetInfo,
+    TargetKind, TargetPath,
 };
 
 /// Where the data volume is mounted in the container; the target's scratch
@@ -430,18 +430,30 @@ impl Target for ContainerTarget {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     }
 
-    fn fetch_dir(&mut self, remote: &Path, local: &Path) -> Result<(), TargetError> {
-        std::fs::create_dir_all(local).map_err(|source| TargetError::Io {
-            what: "creating",
-            path: local.to_path_buf(),
-            source,
-        })?;
+    fn fetch_dir(&mut self, remote: &Path, local: &Path) -> Result<Imported, TargetError> {
+        // `docker cp` keeps links and owners: copy into a staging directory,
+        // then through the untrusted gate.
+        let staging = tempfile::Builder::new()
+            .prefix("qfc-lab-fetch-")
+            .tempdir()
+            .map_err(|source| TargetError::Io {
+                what: "creating a staging directory",
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        let slot = staging.path().join("out");
         cli::run_ok(
-            &cli::cp_from_argv(self.docker(), &self.name, remote, local),
+            &cli::cp_from_argv(self.docker(), &self.name, remote, &slot),
             &[],
             SHORT,
         )?;
-        Ok(())
+        crate::untrusted::import_tree(&slot, local, crate::untrusted::Limits::default()).map_err(
+            |source| TargetError::Io {
+                what: "copying the container's evidence",
+                path: slot.clone(),
+                source,
+            },
+        )
     }
 
     fn teardown(&mut self) -> Result<(), TargetError> {
