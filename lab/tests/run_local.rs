@@ -2,7 +2,9 @@
 //! scenario with the reference node writes a bundle that verifies and that
 //! any one-byte change breaks, naming the file; SIGINT mid-phase exits 3
 //! with an incomplete bundle that verifies and no child left; a node that
-//! dies at start gives exit 3 and an incomplete bundle.
+//! dies at start gives exit 3 and an incomplete bundle; a disk that fills up
+//! mid-run and probe output that cannot be fetched give exit 3 and an
+//! incomplete bundle with the reason (issue 13).
 //!
 //! Needs `qfc-refnode` built into the same target directory as `qfc-lab`
 //! (`cargo build -p refnode`); without it those trials are reported as
@@ -247,6 +249,143 @@ fn sigint_mid_phase_leaves_incomplete_verifiable_bundle_and_no_child() -> Result
     Ok(())
 }
 
+/// Runs smoke.toml with `--json`; calls `at_phase` once the first phase has
+/// started (with the run's pid), then waits for the exit. Returns the exit
+/// code and stderr.
+fn run_smoke_with(
+    out: &Path,
+    tmpdir: &Path,
+    at_phase: impl FnOnce(u32) -> Result<(), Failed>,
+) -> Result<(Option<i32>, String), Failed> {
+    let mut child = Command::new(lab())
+        .args(["run", "scenarios/smoke.toml", "--json", "--out"])
+        .arg(out)
+        .env("TMPDIR", tmpdir)
+        .current_dir(repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let pid = child.id();
+    let mut err = child.stderr.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut started = false;
+    for line in lines.by_ref() {
+        let v: serde_json::Value = serde_json::from_str(&line?)?;
+        if v["event"] == "phase_started" {
+            started = true;
+            break;
+        }
+    }
+    if !started {
+        let _ = child.kill();
+        return Err("the run ended before its first phase".into());
+    }
+    let r = at_phase(pid);
+    let _rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait()?;
+    r?;
+    Ok((status.code(), err_reader.join().unwrap_or_default()))
+}
+
+/// Issue 13, part 2: `--out` on a small tmpfs that fills up mid-run. The
+/// writes that fail are named, the bundle is `incomplete` with the reason
+/// (the reserve leaves room for the manifest), the exit is 3, nothing
+/// panics, and what was written verifies.
+fn disk_full_mid_run_gives_an_incomplete_bundle_with_the_reason() -> Result<(), Failed> {
+    let tmp = tempfile::tempdir()?;
+    let mnt = tmp.path().join("small");
+    std::fs::create_dir(&mnt)?;
+    nix::mount::mount(
+        Some("tmpfs"),
+        &mnt,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=12m"),
+    )?;
+    let out = mnt.join("bundle");
+    let scratch = tmp.path().join("scratch");
+    std::fs::create_dir(&scratch)?;
+    let filler = mnt.join("filler");
+    let r = run_smoke_with(&out, &scratch, |_| {
+        // Fill every byte that is left, as another writer on a shared disk would.
+        let mut f = std::fs::File::create(&filler)?;
+        let chunk = vec![0u8; 1 << 16];
+        while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+        Ok(())
+    });
+    let checked = (|| -> Result<(), Failed> {
+        let (code, stderr) = r?;
+        ensure(!stderr.contains("panicked"), format!("a panic: {stderr}"))?;
+        ensure(code == Some(3), format!("exit {code:?}: {stderr}"))?;
+        let m = manifest(&out);
+        ensure(
+            m["status"] == "incomplete",
+            format!("status {}", m["status"]),
+        )?;
+        let reasons = m["incomplete_reasons"].to_string();
+        ensure(
+            reasons.contains("No space left on device"),
+            format!("no disk-full reason in {reasons}"),
+        )?;
+        let (code, text) = verify(&out);
+        ensure(
+            code == 0,
+            format!("the incomplete bundle does not verify: {text}"),
+        )
+    })();
+    let _ = nix::mount::umount2(&mnt, nix::mount::MntFlags::MNT_DETACH);
+    checked
+}
+
+/// Issue 13, part 2: the probe output cannot be fetched (its directory on
+/// the target was replaced by a symlink mid-run; the gate refuses to follow
+/// it). The bundle is `incomplete`, names why, and the exit is 3.
+fn probe_output_not_fetched_gives_incomplete_and_exit_3() -> Result<(), Failed> {
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("bundle");
+    let scratch = tmp.path().join("scratch");
+    std::fs::create_dir(&scratch)?;
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere)?;
+    let (code, stderr) = run_smoke_with(&out, &scratch, |pid| {
+        let prefix = format!("qfc-lab-{pid}-");
+        let target = std::fs::read_dir(&scratch)?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+                    && p.join("probes").is_dir()
+            })
+            .ok_or("no local scratch directory with probe output")?;
+        let probes = target.join("probes");
+        std::fs::rename(&probes, elsewhere.join("probes"))?;
+        std::os::unix::fs::symlink(elsewhere.join("probes"), &probes)?;
+        Ok(())
+    })?;
+    ensure(code == Some(3), format!("exit {code:?}: {stderr}"))?;
+    let m = manifest(&out);
+    ensure(
+        m["status"] == "incomplete",
+        format!("status {}", m["status"]),
+    )?;
+    let reasons = m["incomplete_reasons"].to_string();
+    ensure(
+        reasons.contains("probe output could not be fetched"),
+        format!("reasons: {reasons}"),
+    )?;
+    let (code, text) = verify(&out);
+    ensure(
+        code == 0,
+        format!("the incomplete bundle does not verify: {text}"),
+    )
+}
+
 fn node_dying_at_start_gives_exit_3_and_incomplete_bundle() -> Result<(), Failed> {
     let tmp = tempfile::tempdir()?;
     let out = tmp.path().join("bundle");
@@ -337,6 +476,10 @@ fn main() {
     if no_node {
         eprintln!("run_local: ignoring the reference-node trials: {why}");
     }
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        eprintln!("run_local: ignoring the disk-full and probe-fetch trials: they need root (tmpfs mount, eBPF probes)");
+    }
     let trials = vec![
         Trial::test(
             "smoke_bundle_verifies_and_detects_any_changed_byte",
@@ -348,6 +491,16 @@ fn main() {
             sigint_mid_phase_leaves_incomplete_verifiable_bundle_and_no_child,
         )
         .with_ignored_flag(no_node),
+        Trial::test(
+            "disk_full_mid_run_gives_an_incomplete_bundle_with_the_reason",
+            disk_full_mid_run_gives_an_incomplete_bundle_with_the_reason,
+        )
+        .with_ignored_flag(no_node || !root),
+        Trial::test(
+            "probe_output_not_fetched_gives_incomplete_and_exit_3",
+            probe_output_not_fetched_gives_incomplete_and_exit_3,
+        )
+        .with_ignored_flag(no_node || !root),
         Trial::test(
             "node_dying_at_start_gives_exit_3_and_incomplete_bundle",
             node_dying_at_start_gives_exit_3_and_incomplete_bundle,
