@@ -157,16 +157,7 @@ pub fn hash_file(path: &Path) -> std::io::Result<String> {
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{} is a symbolic link", path.display()),
-                )
-            } else {
-                e
-            }
-        })?;
+        .map_err(|e| no_link(path, e))?;
     let ft = f.metadata()?.file_type();
     if !ft.is_file() {
         return Err(std::io::Error::new(
@@ -177,6 +168,18 @@ pub fn hash_file(path: &Path) -> std::io::Result<String> {
     let mut h = blake3::Hasher::new();
     h.update_reader(f)?;
     Ok(h.finalize().to_hex().to_string())
+}
+
+/// `O_NOFOLLOW` on a symlink fails with ELOOP: say what it means.
+fn no_link(path: &Path, e: std::io::Error) -> std::io::Error {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} is a symbolic link (not followed)", path.display()),
+        )
+    } else {
+        e
+    }
 }
 
 fn kind_name(ft: &std::fs::FileType) -> &'static str {
@@ -283,7 +286,8 @@ pub fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
+        .open(path)
+        .map_err(|e| no_link(path, e))?;
     let m = f.metadata()?;
     if !m.file_type().is_file() {
         return Err(std::io::Error::new(

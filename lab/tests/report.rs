@@ -641,6 +641,116 @@ fn e2e_missing() -> Option<String> {
     bpf_missing()
 }
 
+/// Runs qfc-lab with a deadline: a hang is a failure, not a stuck suite.
+fn run_lab_within(args: &[&str], limit: std::time::Duration) -> Result<(i32, String), Failed> {
+    let mut c = std::process::Command::new(qfc_lab())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let t0 = std::time::Instant::now();
+    while c.try_wait()?.is_none() {
+        if t0.elapsed() > limit {
+            let _ = c.kill();
+            return Err(format!("qfc-lab {args:?} still running after {limit:?}: a hang").into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = c.wait_with_output()?;
+    Ok((
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+    ))
+}
+
+/// Issue 13, part 3: `report`, `diff` and `verify` on a hostile bundle: a
+/// symlink to /etc/passwd in place of a folded stack, a FIFO in place of the
+/// metrics series (opening it would block), a phase named `../../x` in
+/// timeline.json, manifest keys that leave the bundle, and a huge JSON file.
+/// Each command ends in time with an exit code (no panic, no hang), nothing
+/// outside the bundle is read, and verify names every problem.
+fn hostile_bundles_give_clear_errors_without_hang_or_panic() -> Result<(), Failed> {
+    let tmp = tempfile::tempdir()?;
+    let b = tmp.path().join("b");
+    copy_dir(&data().join("report/synced-on/bundle"), &b)?;
+    let folded = std::fs::read_dir(b.join("probes"))?
+        .flatten()
+        .map(|e| e.path().join("oncpu.folded"))
+        .find(|p| p.is_file())
+        .ok_or("the fixture has no oncpu.folded")?;
+    std::fs::remove_file(&folded)?;
+    std::os::unix::fs::symlink("/etc/passwd", &folded)?;
+    let mut tl: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.join("timeline.json"))?)?;
+    tl["phases"][0]["name"] = "../../x".into();
+    std::fs::write(b.join("timeline.json"), serde_json::to_vec(&tl)?)?;
+    let limit = std::time::Duration::from_secs(60);
+    let bs = b.to_str().unwrap();
+    let ok_exit = |args: &[&str], code: i32, text: &str| -> Result<(), Failed> {
+        if !(0..=3).contains(&code) || text.contains("panicked") {
+            return Err(format!("qfc-lab {args:?}: exit {code}\n{text}").into());
+        }
+        if text.contains("root:x:0:0") {
+            return Err(
+                format!("qfc-lab {args:?} read /etc/passwd through the bundle:\n{text}").into(),
+            );
+        }
+        Ok(())
+    };
+    // The link is not followed and the phase name is dropped, with a note.
+    let (code, text) = run_lab_within(&["report", bs], limit)?;
+    ok_exit(&["report"], code, &text)?;
+    let report = std::fs::read_to_string(b.join("report.md"))?;
+    if !report.contains("phase \"../../x\" refused") || report.contains("root:x:0:0") {
+        return Err(format!("the report does not name the refused phase name:\n{report}").into());
+    }
+    // A FIFO where a file should be: a clear error naming it, not a hang.
+    let series = b.join("metrics/series.jsonl");
+    std::fs::remove_file(&series)?;
+    nix::unistd::mkfifo(&series, nix::sys::stat::Mode::S_IRWXU)?;
+    let manifest = serde_json::json!({
+        "format": 1, "name": "h", "seed": 1, "status": "complete", "error": null,
+        "plugin_failures": [], "scenario_file": "h.toml", "scenario_as_written": "",
+        "overrides": [], "scenario_resolved": null, "qfc_lab_version": "0",
+        "qfc_lab_git_commit": "x", "node_binary": null, "node_binary_blake3": null,
+        "started_utc": "", "ended_utc": "", "expectations": "none",
+        "files": {"../../../etc/passwd": "00", "/etc/shadow": "00", "timeline.json": "00"}
+    });
+    std::fs::write(b.join("manifest.json"), serde_json::to_vec(&manifest)?)?;
+    for args in [vec!["report", bs], vec!["diff", bs, bs], vec!["verify", bs]] {
+        let (code, text) = run_lab_within(&args, limit)?;
+        ok_exit(&args, code, &text)?;
+        let wants: &[&str] = match args[0] {
+            "verify" => &[
+                "refused manifest key \"../../../etc/passwd\"",
+                "refused manifest key \"/etc/shadow\"",
+                "is a symbolic link",
+                "is a FIFO",
+            ],
+            _ => &["series.jsonl is a FIFO"],
+        };
+        for want in wants {
+            if !text.contains(want) || code == 0 {
+                return Err(
+                    format!("{args:?} (exit {code}) does not say {want:?}:\n{text}").into(),
+                );
+            }
+        }
+    }
+    // A huge timeline.json is refused before it is read.
+    std::fs::remove_file(&series)?;
+    std::fs::write(&series, "")?;
+    let f = std::fs::File::create(b.join("timeline.json"))?;
+    f.set_len(lab::bundle::MAX_JSON_BYTES + 1)?;
+    let (code, text) = run_lab_within(&["report", bs], limit)?;
+    ok_exit(&["report"], code, &text)?;
+    let report = std::fs::read_to_string(b.join("report.md")).unwrap_or_default();
+    if !(report.contains("more than") || text.contains("more than")) {
+        return Err(format!("the huge timeline.json is not named (exit {code}):\n{text}").into());
+    }
+    Ok(())
+}
+
 fn run_lab(args: &[&str]) -> Result<(i32, String), Failed> {
     let o = std::process::Command::new(qfc_lab())
         .args(args)
@@ -789,6 +899,10 @@ fn main() {
         Trial::test("validate_checks_figure_names", validate_checks_figure_names),
         Trial::test("emulated_warning", emulated_warning),
         Trial::test("hdr_and_malformed_inputs", hdr_and_malformed_inputs),
+        Trial::test(
+            "hostile_bundles_give_clear_errors_without_hang_or_panic",
+            hostile_bundles_give_clear_errors_without_hang_or_panic,
+        ),
         Trial::test("bpftrace_command_line", bpftrace_command_line),
         Trial::test("bpftrace_known_answer", bpftrace_known_answer)
             .with_ignored_flag(bpf.is_some()),

@@ -473,6 +473,26 @@ pub fn validate(raw: RawScenario, whole: Range<usize>) -> V<Scenario> {
                 "expected a finite number",
             ));
         }
+        // A probe figure of a probe that is not enabled could never be
+        // evaluated either.
+        let family = e.figure.get_ref().split(['.', ':']).next().unwrap_or("");
+        if let Some(k) = ProbeKind::ALL.iter().find(|k| k.as_str() == family) {
+            if !probes.enable.contains(k) {
+                return Err(Invalid {
+                    hint: Some(format!(
+                        "add \"{family}\" to [probes] enable, or drop this expectation"
+                    )),
+                    ..bad(
+                        e.figure.span(),
+                        format!("expect[{i}].figure"),
+                        format!(
+                            "{} can never be evaluated: the {family} probe is not enabled",
+                            e.figure.get_ref()
+                        ),
+                    )
+                });
+            }
+        }
         // A load figure of a workload the phase (or, without a phase, the
         // whole run) never drives could never be evaluated: refuse it now.
         if let Some(w) = e
