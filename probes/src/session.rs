@@ -29,6 +29,7 @@ use probes_common::{
 use serde::Serialize;
 
 use crate::{
+    bpf_stats::{CostMeter, StatsState, TargetCpu, WindowCost},
     error::ProbeError,
     render::{self, PhaseSummary, RenderOptions},
     scope::{self, ProbeKind, Scope},
@@ -125,6 +126,13 @@ pub struct SessionSummary {
     pub windows: Vec<PhaseSummary>,
     /// Sum of lost events over all windows.
     pub lost_events_total: u64,
+    /// Whether the kernel's BPF statistics ran (see `bpf_stats`).
+    pub bpf_stats: StatsState,
+    /// The probes' cost summed over all windows.
+    pub cost_total: Option<WindowCost>,
+    /// `100 * cost_total.overhead_share`: an upper bound of the probes'
+    /// CPU cost relative to the target's CPU time.
+    pub overhead_pct: Option<f64>,
 }
 
 /// A running session. Drop detaches everything.
@@ -140,6 +148,7 @@ pub struct Session {
     tx: Option<mpsc::Sender<RawPhase>>,
     renderer: Option<JoinHandle<Result<Vec<PhaseSummary>, ProbeError>>>,
     nr_cpus: usize,
+    cost: CostMeter,
 }
 
 /// `CLOCK_MONOTONIC` now, in ns (the clock of `bpf_ktime_get_ns`).
@@ -212,13 +221,19 @@ impl Session {
         loader.map_max_entries("STACKS", opts.stack_entries);
         let mut ebpf = loader.load(crate::ebpf::OBJECT).map_err(ProbeError::Load)?;
 
-        let (scope_code, tgids, cgroups) = match &opts.scope {
-            Scope::Pid(pid) => (SCOPE_TGIDS, scope::process_tree(*pid)?, Vec::new()),
+        let (scope_code, tgids, cgroups, target_cpu) = match &opts.scope {
+            Scope::Pid(pid) => (
+                SCOPE_TGIDS,
+                scope::process_tree(*pid)?,
+                Vec::new(),
+                TargetCpu::Process(*pid),
+            ),
             Scope::Cgroup(path) => {
                 let dir = scope::resolve_cgroup(path)?;
-                (SCOPE_CGROUPS, Vec::new(), scope::cgroup_ids(&dir)?)
+                let ids = scope::cgroup_ids(&dir)?;
+                (SCOPE_CGROUPS, Vec::new(), ids, TargetCpu::Cgroup(dir))
             }
-            Scope::System => (SCOPE_SYSTEM, Vec::new(), Vec::new()),
+            Scope::System => (SCOPE_SYSTEM, Vec::new(), Vec::new(), TargetCpu::System),
         };
         let cfg = build_config(&opts, scope_code)?;
         {
@@ -345,8 +360,9 @@ impl Session {
                 ProbeKind::Oncpu => attach_oncpu(&mut ebpf, opts.hz)?,
             }
         }
+        let cost = CostMeter::start(&ebpf, target_cpu);
         let ready_ns = monotonic_ns();
-        tracing::info!(probes = ?opts.probes, ready_ns, "probes attached");
+        tracing::info!(probes = ?opts.probes, ready_ns, bpf_stats = ?cost.state(), "probes attached");
 
         let (tx, rx) = mpsc::channel::<RawPhase>();
         let ropts = RenderOptions {
@@ -379,6 +395,7 @@ impl Session {
             tx: Some(tx),
             renderer: Some(renderer),
             nr_cpus,
+            cost,
         })
     }
 
@@ -395,12 +412,14 @@ impl Session {
             return Err(ProbeError::State("phase after stop".into()));
         }
         let (old, ns) = self.flip()?;
+        let cost = self.window_cost();
         let raw = self.drain(old)?;
         match self.current.take() {
             Some((prev, start)) => self.send(RawPhase {
                 name: prev,
                 start_ns: start,
                 end_ns: ns,
+                cost,
                 ..raw
             })?,
             None => self.discarded += count_events(&raw),
@@ -413,12 +432,14 @@ impl Session {
     /// `session.json`.
     pub fn stop(mut self) -> Result<(u64, SessionSummary), ProbeError> {
         let (old, ns) = self.flip()?;
+        let cost = self.window_cost();
         let raw = self.drain(old)?;
         if let Some((prev, start)) = self.current.take() {
             self.send(RawPhase {
                 name: prev,
                 start_ns: start,
                 end_ns: ns,
+                cost,
                 ..raw
             })?;
         }
@@ -442,11 +463,29 @@ impl Session {
             discarded_before_first_phase: self.discarded,
             windows,
             lost_events_total,
+            bpf_stats: self.cost.state().clone(),
+            cost_total: self.cost.total().cloned(),
+            overhead_pct: self
+                .cost
+                .total()
+                .and_then(|c| c.overhead_share)
+                .map(|s| 100.0 * s),
         };
         let path = self.opts.out_dir.join("session.json");
         let json = serde_json::to_vec_pretty(&summary).unwrap_or_default();
         std::fs::write(&path, json).map_err(|e| ProbeError::io("writing", &path, e))?;
         Ok((ns, summary))
+    }
+
+    /// The probes' cost since the previous boundary: counted in the session
+    /// total when a window was open, a new baseline otherwise.
+    fn window_cost(&mut self) -> Option<WindowCost> {
+        if self.current.is_some() {
+            Some(self.cost.window_counted(&self.ebpf))
+        } else {
+            self.cost.window(&self.ebpf);
+            None
+        }
     }
 
     fn send(&self, raw: RawPhase) -> Result<(), ProbeError> {
