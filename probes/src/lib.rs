@@ -7,6 +7,7 @@
 //! text, JSON, folded stacks and flame graphs ([`render`]), and measures
 //! the probes' own cost in every window ([`bpf_stats`]). [`cli`] holds the
 //! `qfc-probe` arguments, which `qfc-lab probe` flattens.
+pub mod attach;
 pub mod bpf_stats;
 pub mod cli;
 pub mod ebpf;

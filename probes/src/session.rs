@@ -24,11 +24,12 @@ use aya::{
 };
 use probes_common::{
     drop_kind, Agg, BioAgg, BioKey, Config, OffcpuKey, OncpuKey, SyscallKey, SyscallStart,
-    SCOPE_CGROUPS, SCOPE_SYSTEM, SCOPE_TGIDS, SLOTS,
+    SyscallTidKey, COMM_LEN, SCOPE_CGROUPS, SCOPE_SYSTEM, SCOPE_TGIDS, SLOTS,
 };
 use serde::Serialize;
 
 use crate::{
+    attach::AttachReport,
     bpf_stats::{CostMeter, StatsState, TargetCpu, WindowCost},
     error::ProbeError,
     render::{self, PhaseSummary, RenderOptions},
@@ -76,18 +77,7 @@ pub struct SessionOptions {
     pub writepath_attach: WritepathAttach,
 }
 
-/// Attach points of the writepath probe (measured in docs/BENCHMARKS.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum WritepathAttach {
-    /// `syscalls:sys_{enter,exit}_<name>` for the 8 write-path syscalls: the
-    /// program runs only for them.
-    #[default]
-    Syscalls,
-    /// `raw_syscalls` `sys_enter`/`sys_exit` raw tracepoints: the program
-    /// runs for every syscall of every task and filters by number and tgid.
-    Raw,
-}
+pub use crate::attach::WritepathAttach;
 
 impl SessionOptions {
     /// Defaults for a scope and output directory: all probes, 99 Hz, 1 µs.
@@ -130,6 +120,8 @@ pub struct SessionSummary {
     pub bpf_stats: StatsState,
     /// The probes' cost summed over all windows.
     pub cost_total: Option<WindowCost>,
+    /// The writepath probe's attach point, and what `auto` tried first.
+    pub attach: AttachReport,
     /// `100 * cost_total.overhead_share`: an upper bound of the probes'
     /// CPU cost relative to the target's CPU time.
     pub overhead_pct: Option<f64>,
@@ -149,6 +141,7 @@ pub struct Session {
     renderer: Option<JoinHandle<Result<Vec<PhaseSummary>, ProbeError>>>,
     nr_cpus: usize,
     cost: CostMeter,
+    attach: AttachReport,
 }
 
 /// `CLOCK_MONOTONIC` now, in ns (the clock of `bpf_ktime_get_ns`).
@@ -165,7 +158,7 @@ pub fn monotonic_ns() -> u64 {
 trait Slotted {
     fn slot(&self) -> u32;
 }
-impl Slotted for SyscallKey {
+impl Slotted for SyscallTidKey {
     fn slot(&self) -> u32 {
         self.slot
     }
@@ -219,6 +212,10 @@ impl Session {
             }
         }
         loader.map_max_entries("STACKS", opts.stack_entries);
+        if let Some(n) = opts.map_entries {
+            // One name per thread of either syscall probe.
+            loader.map_max_entries("THREAD_COMM", n.saturating_mul(2));
+        }
         let mut ebpf = loader.load(crate::ebpf::OBJECT).map_err(ProbeError::Load)?;
 
         let (scope_code, tgids, cgroups, target_cpu) = match &opts.scope {
@@ -276,6 +273,7 @@ impl Session {
         }
         let nr_cpus =
             aya::util::nr_cpus().map_err(|(what, e)| ProbeError::io("counting CPUs", what, e))?;
+        let mut attach = AttachReport::default();
         for p in &opts.probes {
             match p {
                 ProbeKind::Fsync => {
@@ -331,32 +329,13 @@ impl Session {
                     "sched",
                     "sched_switch",
                 )?,
-                ProbeKind::Writepath => match opts.writepath_attach {
-                    WritepathAttach::Raw => {
-                        attach_raw(&mut ebpf, "writepath_enter", "sys_enter")?;
-                        attach_raw(&mut ebpf, "writepath_exit", "sys_exit")?;
-                    }
-                    WritepathAttach::Syscalls => {
-                        for name in probes_common::SYSCALL_NAMES {
-                            let (enter, exit) =
-                                (format!("sys_enter_{name}"), format!("sys_exit_{name}"));
-                            attach_tp(
-                                &mut ebpf,
-                                &mut loaded,
-                                "writepath_enter_tp",
-                                "syscalls",
-                                &enter,
-                            )?;
-                            attach_tp(
-                                &mut ebpf,
-                                &mut loaded,
-                                "writepath_exit_tp",
-                                "syscalls",
-                                &exit,
-                            )?;
-                        }
-                    }
-                },
+                ProbeKind::Writepath => {
+                    attach = crate::attach::attach_writepath(
+                        &mut ebpf,
+                        opts.writepath_attach,
+                        |ebpf, m| attach_writepath_at(ebpf, &mut loaded, m),
+                    )?;
+                }
                 ProbeKind::Oncpu => attach_oncpu(&mut ebpf, opts.hz)?,
             }
         }
@@ -396,6 +375,7 @@ impl Session {
             renderer: Some(renderer),
             nr_cpus,
             cost,
+            attach,
         })
     }
 
@@ -464,6 +444,7 @@ impl Session {
             windows,
             lost_events_total,
             bpf_stats: self.cost.state().clone(),
+            attach: self.attach.clone(),
             cost_total: self.cost.total().cloned(),
             overhead_pct: self
                 .cost
@@ -513,6 +494,18 @@ impl Session {
     /// `syscall_enter` in probes-ebpf): an exited thread runs no program, so
     /// removing its entry races with nothing.
     fn prune_exited_threads(&mut self) -> Result<(), ProbeError> {
+        if let Some(map) = self.ebpf.map_mut("THREAD_COMM") {
+            let mut m: aya::maps::HashMap<&mut MapData, u64, [u8; COMM_LEN]> =
+                aya::maps::HashMap::try_from(map).map_err(|e| ProbeError::map("THREAD_COMM", e))?;
+            let gone: Vec<u64> = m
+                .keys()
+                .filter_map(Result::ok)
+                .filter(|k| !thread_alive(*k))
+                .collect();
+            for k in gone {
+                let _ = m.remove(&k);
+            }
+        }
         for name in ["FSYNC_START", "WP_START"] {
             let Some(map) = self.ebpf.map_mut(name) else {
                 continue;
@@ -535,12 +528,16 @@ impl Session {
     }
 
     fn drain(&mut self, slot: u32) -> Result<RawPhase, ProbeError> {
+        let fsync = drain_hash(&mut self.ebpf, "FSYNC_AGG", slot, add_agg)?;
+        let writepath = drain_hash(&mut self.ebpf, "WP_AGG", slot, add_agg)?;
+        // Thread names, read before the entries of exited threads go.
+        let names = thread_names(&self.ebpf);
         self.prune_exited_threads()?;
         let mut raw = RawPhase {
-            fsync: drain_hash(&mut self.ebpf, "FSYNC_AGG", slot, add_agg)?,
+            fsync: with_thread_names(fsync, &names),
             bio: drain_hash(&mut self.ebpf, "BIO_AGG", slot, add_bio)?,
             offcpu: drain_hash(&mut self.ebpf, "OFFCPU_AGG", slot, add_agg)?,
-            writepath: drain_hash(&mut self.ebpf, "WP_AGG", slot, add_agg)?,
+            writepath: with_thread_names(writepath, &names),
             oncpu: drain_hash(&mut self.ebpf, "ONCPU_AGG", slot, add_u64)?,
             drops: self.drain_drops(slot)?,
             ..RawPhase::default()
@@ -645,6 +642,51 @@ impl Session {
             }
         }
     }
+}
+
+fn thread_alive(pid_tgid: u64) -> bool {
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    std::path::Path::new(&format!("/proc/{tgid}/task/{tid}")).exists()
+}
+
+/// The name of every thread the syscall probes saw (`THREAD_COMM`, recorded
+/// by the kernel at each thread's first call), by `pid_tgid`.
+fn thread_names(ebpf: &Ebpf) -> HashMap<u64, [u8; COMM_LEN]> {
+    let Ok(m) = map_ref::<aya::maps::HashMap<&MapData, u64, [u8; COMM_LEN]>>(ebpf, "THREAD_COMM")
+    else {
+        return HashMap::new();
+    };
+    m.iter().filter_map(Result::ok).collect()
+}
+
+/// Turns the kernel's per-thread keys into (tgid, thread name) keys. A thread
+/// whose name was not recorded (its name map was full) is named `tid-<tid>`.
+fn with_thread_names(
+    rows: Vec<(SyscallTidKey, Agg)>,
+    names: &HashMap<u64, [u8; COMM_LEN]>,
+) -> Vec<(SyscallKey, Agg)> {
+    rows.into_iter()
+        .map(|(k, a)| {
+            let id = (u64::from(k.tgid) << 32) | u64::from(k.tid);
+            let comm = names.get(&id).copied().unwrap_or_else(|| {
+                let mut c = [0u8; COMM_LEN];
+                let s = format!("tid-{}", k.tid);
+                let n = s.len().min(COMM_LEN - 1);
+                c[..n].copy_from_slice(&s.as_bytes()[..n]);
+                c
+            });
+            (
+                SyscallKey {
+                    slot: k.slot,
+                    tgid: k.tgid,
+                    syscall: u32::from(k.syscall),
+                    bucket: u32::from(k.bucket),
+                    comm,
+                },
+                a,
+            )
+        })
+        .collect()
 }
 
 fn count_events(raw: &RawPhase) -> u64 {
@@ -799,6 +841,46 @@ fn attach_tp(
     p.attach(category, name)
         .map_err(|e| attach_err(prog, &point, e))?;
     Ok(())
+}
+
+/// Attaches the writepath programs at a fixed tracepoint-based point; on
+/// failure, unloads what it loaded so that `auto` can try the next point.
+fn attach_writepath_at(
+    ebpf: &mut Ebpf,
+    loaded: &mut HashSet<&'static str>,
+    mode: WritepathAttach,
+) -> Result<(), ProbeError> {
+    let r = match mode {
+        WritepathAttach::Raw => attach_raw(ebpf, "writepath_enter", "sys_enter")
+            .and_then(|()| attach_raw(ebpf, "writepath_exit", "sys_exit")),
+        WritepathAttach::Syscalls => probes_common::SYSCALL_NAMES.iter().try_for_each(|name| {
+            let (enter, exit) = (format!("sys_enter_{name}"), format!("sys_exit_{name}"));
+            attach_tp(ebpf, loaded, "writepath_enter_tp", "syscalls", &enter)?;
+            attach_tp(ebpf, loaded, "writepath_exit_tp", "syscalls", &exit)
+        }),
+        other => Err(ProbeError::State(format!(
+            "writepath attach point {} is not a tracepoint",
+            other.name()
+        ))),
+    };
+    if r.is_err() {
+        for prog in [
+            "writepath_enter",
+            "writepath_exit",
+            "writepath_enter_tp",
+            "writepath_exit_tp",
+        ] {
+            loaded.remove(prog);
+            if let Some(p) = ebpf.program_mut(prog) {
+                let _ = match p {
+                    aya::programs::Program::RawTracePoint(p) => p.unload(),
+                    aya::programs::Program::TracePoint(p) => p.unload(),
+                    _ => Ok(()),
+                };
+            }
+        }
+    }
+    r
 }
 
 fn attach_raw(ebpf: &mut Ebpf, prog: &str, tp: &str) -> Result<(), ProbeError> {
