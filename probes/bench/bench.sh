@@ -159,7 +159,7 @@ for rep in $(seq 1 "$REPS"); do
 done
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 # fentry/fexit: what the kernel says (bpftrace's kfunc probe needs the same trampolines).
-fentry=$(timeout 30 bpftrace -e 'kfunc:vmlinux:__x64_sys_write { @x = count(); exit(); }' 2>&1 </dev/null | grep -v -i rlimit | head -2 | tr '\n' ' ' | tr '"' "'" | sed 's/|/\\|/g')
+fentry=$(timeout 30 bpftrace -e 'kfunc:vmlinux:__x64_sys_write { @x = count(); exit(); }' 2>&1 </dev/null | grep -o 'ERROR: kfunc.*' | head -1 | tr '"' "'" | sed 's/|/\\|/g' || true)
 [ -n "$fentry" ] || fentry="(no output)"
 
 python3 - "$OUT/dd.tsv" >"$OUT/cost.md" <<PY
@@ -175,9 +175,9 @@ print()
 print("| attach point | dd wall (median) | vs untraced | enter ns/run | exit ns/run | runs per write (enter) | BPF ns per write (enter + exit) | writes seen |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|")
 print(f"| none | {none/1e9:.3f} s | 1.00x | | | | | |")
-names = {"tp-btf": "qfc-probe writepath, tp_btf sys_enter/sys_exit (auto's first choice)",
+names = {"tp-btf": "qfc-probe writepath, tp_btf sys_enter/sys_exit",
          "raw": "qfc-probe writepath, raw tracepoints sys_enter/sys_exit",
-         "syscalls": "qfc-probe writepath, 8 syscalls:sys_{enter,exit}_* tracepoints",
+         "syscalls": "qfc-probe writepath, 8 syscalls:sys_{enter,exit}_* tracepoints (auto's first choice)",
          "bpftrace": "bpftrace 0.17, syscalls:sys_{enter,exit}_write, hist of latency"}
 for m in ["tp-btf", "raw", "syscalls", "bpftrace"]:
     rs = by.get(m, [])

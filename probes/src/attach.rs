@@ -1,14 +1,18 @@
 //! Where the writepath probe attaches, and `auto`: the cheapest attach point
 //! that this kernel loads.
 //!
-//! Costs, cheapest first (measured in docs/BENCHMARKS.md, "Probe cost"):
+//! Costs, cheapest first (measured in docs/BENCHMARKS.md, "Probe cost per
+//! event and attach points": BPF time per write and dd wall time):
+//! - `syscalls:sys_{enter,exit}_<name>` for the 8 write-path syscalls: the
+//!   kernel runs the program only for them (it builds a perf trace record
+//!   on each hit first), so every other syscall costs no program run.
 //! - `tp_btf` `sys_enter`/`sys_exit` and raw tracepoints `sys_enter`/`sys_exit`:
 //!   the program is called straight from the raw syscall tracepoint, with no
-//!   trace record; it runs for every syscall of every task and rejects by
+//!   trace record, but for every syscall of every task; it rejects by
 //!   syscall number (entry) or by a missing in-flight entry (exit) first.
-//! - `syscalls:sys_{enter,exit}_<name>` for the 8 write-path syscalls: the
-//!   kernel runs the program only for them, but builds a perf trace record
-//!   on every hit first (the 1.55x floor of dd measured in BENCHMARKS.md).
+//!   With BPF statistics on (every session), each of those runs pays two
+//!   clock reads, which is why they measured dearer than the per-syscall
+//!   tracepoints on this host's dd, whose other 1 M syscalls are reads.
 //! - fentry/fexit on `__x64_sys_write` and siblings: not offered. Both
 //!   kernels here refuse them (this host: EPERM, ftrace's function-tracing
 //!   side is closed, see docs/BENCHMARKS.md; the aarch64 guest's 6.1 has no
@@ -22,7 +26,7 @@ use crate::error::ProbeError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum WritepathAttach {
-    /// The first of `tp-btf`, `raw`, `syscalls` that loads and attaches.
+    /// The first of `syscalls`, `tp-btf`, `raw` that loads and attaches.
     #[default]
     Auto,
     /// BTF-typed raw tracepoints `tp_btf/sys_enter`, `tp_btf/sys_exit`.
@@ -37,7 +41,7 @@ pub enum WritepathAttach {
 
 impl WritepathAttach {
     /// The order `auto` tries.
-    pub const AUTO_ORDER: [WritepathAttach; 3] = [Self::TpBtf, Self::Raw, Self::Syscalls];
+    pub const AUTO_ORDER: [WritepathAttach; 3] = [Self::Syscalls, Self::TpBtf, Self::Raw];
 
     /// Name as on the command line.
     pub fn name(self) -> &'static str {
