@@ -175,6 +175,9 @@ pub struct Bundle {
     pub emulated: Option<bool>,
     pub target_desc: Option<String>,
     pub overhead_pct: Option<f64>,
+    /// Why `overhead_pct` is absent, when the probe session says (e.g. the kernel
+    /// refused BPF statistics).
+    pub overhead_why_not: Option<String>,
     pub run_lost_events: Option<u64>,
     pub run_truncated_stack_share: Option<f64>,
     /// All metric samples of the run: (seconds since run start, series).
@@ -415,6 +418,12 @@ impl Bundle {
                         .reduce(f64::max)
                 });
             b.overhead_pct = s.overhead_pct;
+            if let Some(st) = s.bpf_stats.as_ref().filter(|st| st.state != "enabled") {
+                b.overhead_why_not = Some(format!(
+                    "the kernel's BPF statistics did not run: {}",
+                    st.reason.as_deref().unwrap_or(&st.state)
+                ));
+            }
         }
 
         // metrics series

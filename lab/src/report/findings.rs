@@ -674,7 +674,10 @@ pub fn build_report(b: &Bundle, v: &Verdicts, baseline: Option<&PhaseEvidence>) 
                 .unwrap_or_else(|| "unknown share of".into()),
             b.overhead_pct
                 .map(|x| format!("{}% of the target's CPU time (upper bound)", num(x)))
-                .unwrap_or_else(|| "not measured".into())
+                .unwrap_or_else(|| match &b.overhead_why_not {
+                    Some(why) => format!("not measured ({why})"),
+                    None => "not measured".into(),
+                })
         ),
     ]);
     match b.emulated {

@@ -162,6 +162,8 @@ pub struct SessionJson {
     pub windows: Vec<SessionWindowJson>,
     #[serde(alias = "probe_overhead_pct")]
     pub overhead_pct: Option<f64>,
+    /// Whether the kernel's BPF statistics ran (issue 17).
+    pub bpf_stats: Option<BpfStatsJson>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
