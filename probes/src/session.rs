@@ -931,6 +931,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn thread_names_join_at_drain() {
+        let key = |tid, bucket| SyscallTidKey {
+            slot: 1,
+            tgid: 7,
+            tid,
+            syscall: 6,
+            bucket,
+        };
+        let agg = Agg {
+            count: 3,
+            sum_ns: 30,
+        };
+        let mut name = [0u8; COMM_LEN];
+        name[..8].copy_from_slice(b"qfc-wr-b");
+        let names: HashMap<u64, [u8; COMM_LEN]> = [((7u64 << 32) | 8, name)].into();
+        let out = with_thread_names(vec![(key(8, 4), agg), (key(9, 5), agg)], &names);
+        assert_eq!(out[0].0.comm, name);
+        assert_eq!(
+            (out[0].0.tgid, out[0].0.syscall, out[0].0.bucket),
+            (7, 6, 4)
+        );
+        assert_eq!(out[0].1, agg);
+        // A thread whose name was not recorded is named by its id.
+        assert_eq!(&out[1].0.comm[..6], b"tid-9\0");
+    }
+
+    #[test]
     fn phase_names_are_safe_directory_names() {
         assert!(validate_phase_name("steady-1").is_ok());
         assert!(validate_phase_name("a.b_c").is_ok());
