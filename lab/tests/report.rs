@@ -836,6 +836,79 @@ fn fsync_policy_end_to_end() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Issue 17, known answer: a real probe session (the fsync probe, on this test process
+/// and the child it forks) around a child doing exactly 500 fsync/fdatasync calls
+/// records the probes' cost; `[[expect]]` bounds on the `probes.*` figures pass when
+/// true, and a bound that is too tight fails.
+fn probe_cost_expectations() -> Result<(), Failed> {
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
+    let bundle = tmp.path().join("bundle");
+    let mut o = probes::SessionOptions::new(
+        probes::Scope::Pid(std::process::id()),
+        bundle.join("probes"),
+    );
+    o.probes = vec![probes::ProbeKind::Fsync];
+    let mut s = probes::Session::start(o)?;
+    s.phase("t")?;
+    let st = std::process::Command::new(std::env::current_exe()?)
+        .env(
+            CHILD_ENV,
+            format!("500:{}", tmp.path().join("fsync.dat").display()),
+        )
+        .status()?;
+    s.stop()?;
+    if !st.success() {
+        return Err(format!("the fsync child failed: {st}").into());
+    }
+    std::fs::write(
+        bundle.join("scenario.toml"),
+        r#"name = "probe-cost"
+seed = 1
+[[phase]]
+name = "t"
+[[expect]]
+figure = "probes.runs{program=fsync_exit}"
+phase = "t"
+op = ">="
+value = 500
+[[expect]]
+figure = "probes.cost_ns_per_event{probe=fsync}"
+phase = "t"
+op = ">="
+value = 5
+[[expect]]
+figure = "probes.cost_ns_per_event{probe=fsync}"
+phase = "t"
+op = "<="
+value = 100000
+[[expect]]
+figure = "probes.overhead_share"
+phase = "t"
+op = ">"
+value = 0
+[[expect]]
+figure = "probes.cost_ns_per_event{probe=fsync}"
+phase = "t"
+op = "<="
+value = 0.001
+"#,
+    )?;
+    let b = Bundle::load(&bundle)?;
+    let v = evaluate_all(&b, &b.scenario.expect);
+    let got: Vec<Status> = v.verdicts.iter().map(|x| x.status).collect();
+    let want = [
+        Status::Pass,
+        Status::Pass,
+        Status::Pass,
+        Status::Pass,
+        Status::Fail,
+    ];
+    if got != want {
+        return Err(format!("verdicts {got:?}, want {want:?}: {v:?}").into());
+    }
+    Ok(())
+}
+
 fn bpf_missing() -> Option<String> {
     if !nix_is_root() {
         return Some("needs root for BPF".into());
@@ -904,6 +977,8 @@ fn main() {
             hostile_bundles_give_clear_errors_without_hang_or_panic,
         ),
         Trial::test("bpftrace_command_line", bpftrace_command_line),
+        Trial::test("probe_cost_expectations_issue_17", probe_cost_expectations)
+            .with_ignored_flag(bpf.is_some()),
         Trial::test("bpftrace_known_answer", bpftrace_known_answer)
             .with_ignored_flag(bpf.is_some()),
         Trial::test("fsync_policy_end_to_end", fsync_policy_end_to_end)

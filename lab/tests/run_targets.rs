@@ -327,6 +327,22 @@ fn qemu_smoke() -> Result<(), Failed> {
         session["arch"] == "aarch64",
         format!("probe session arch {}", session["arch"]),
     )?;
+    // Issue 17: `auto` found a writepath attach point on the guest's 6.1
+    // kernel, and every window carries the probes' cost from the kernel's
+    // BPF statistics, with the writepath programs counted.
+    ensure(
+        session["attach"]["writepath"].is_string(),
+        format!("no writepath attach point: {}", session["attach"]),
+    )?;
+    for w in session["windows"].as_array().ok_or("no windows")? {
+        let c = &w["cost"];
+        ensure(
+            c["bpf_stats"]["state"] == "enabled"
+                && c["probes"]["writepath"]["runs"].as_u64().unwrap_or(0) > 0
+                && c["overhead_share"].as_f64().is_some(),
+            format!("window {} cost {c}", w["phase"]),
+        )?;
+    }
     let folded = std::fs::read_to_string(out.join("probes/stress/oncpu.folded"))?;
     let frames: Vec<&str> = folded
         .lines()

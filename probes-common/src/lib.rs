@@ -160,6 +160,26 @@ pub struct SyscallKey {
     pub comm: [u8; COMM_LEN],
 }
 
+/// The kernel's key of the syscall probes (`fsync`, `writepath`): a log2
+/// latency bucket of one syscall of one thread. The thread name is not in
+/// the hot key: it is recorded once per thread in `THREAD_COMM` (at the
+/// thread's first call) and joined in userspace at drain time, which turns
+/// these keys into [`SyscallKey`]s.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SyscallTidKey {
+    /// Phase slot.
+    pub slot: u32,
+    /// Process (thread group) id.
+    pub tgid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Index in [`SYSCALL_NAMES`].
+    pub syscall: u16,
+    /// log2 bucket of the latency in µs.
+    pub bucket: u16,
+}
+
 /// Count and summed latency.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -294,6 +314,7 @@ mod pod {
     // byte arrays, with no implicit padding (checked by the size tests).
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::SyscallKey {}
+    unsafe impl aya::Pod for super::SyscallTidKey {}
     unsafe impl aya::Pod for super::Agg {}
     unsafe impl aya::Pod for super::SyscallStart {}
     unsafe impl aya::Pod for super::BioStartKey {}
@@ -351,6 +372,7 @@ mod tests {
         // Sum of field sizes == struct size means no hidden padding.
         assert_eq!(size_of::<Config>(), 4 + 4 + 8 + 12 * 4);
         assert_eq!(size_of::<SyscallKey>(), 4 * 4 + COMM_LEN);
+        assert_eq!(size_of::<SyscallTidKey>(), 3 * 4 + 2 * 2);
         assert_eq!(size_of::<Agg>(), 16);
         assert_eq!(size_of::<SyscallStart>(), 16);
         assert_eq!(size_of::<BioStartKey>(), 16);

@@ -12,16 +12,17 @@ use aya_ebpf::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
         bpf_ktime_get_ns, bpf_probe_read_kernel_buf,
     },
-    macros::{map, perf_event, raw_tracepoint, tracepoint},
+    macros::{btf_tracepoint, map, perf_event, raw_tracepoint, tracepoint},
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, StackTrace},
     programs::{
-        tracing::StackIdContext, PerfEventContext, RawTracePointContext, TracePointContext,
+        tracing::StackIdContext, BtfTracePointContext, PerfEventContext, RawTracePointContext,
+        TracePointContext,
     },
     EbpfContext,
 };
 use probes_common::{
     drop_kind, log2_bucket, Agg, BioAgg, BioKey, BioStart, BioStartKey, Config, OffcpuKey,
-    OffcpuStart, OncpuKey, SyscallKey, SyscallStart, COMM_LEN, HIST_BUCKETS, RWBS_LEN,
+    OffcpuStart, OncpuKey, SyscallStart, SyscallTidKey, COMM_LEN, HIST_BUCKETS, RWBS_LEN,
     SCOPE_CGROUPS, SCOPE_TGIDS, SLOTS, SYS_FDATASYNC, SYS_FSYNC,
 };
 
@@ -49,7 +50,13 @@ static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
 #[map]
 static FSYNC_START: HashMap<u64, SyscallStart> = HashMap::with_max_entries(10240, 0);
 #[map]
-static FSYNC_AGG: PerCpuHashMap<SyscallKey, Agg> = PerCpuHashMap::with_max_entries(8192, 0);
+static FSYNC_AGG: PerCpuHashMap<SyscallTidKey, Agg> = PerCpuHashMap::with_max_entries(8192, 0);
+/// Thread name of every thread the syscall probes saw, keyed by `pid_tgid`,
+/// recorded once at the thread's first call (the insert path of
+/// [`syscall_enter`]); userspace joins it at drain time and prunes the
+/// entries of exited threads with the in-flight entries.
+#[map]
+static THREAD_COMM: HashMap<u64, [u8; COMM_LEN]> = HashMap::with_max_entries(10240, 0);
 #[map]
 static BIO_START: HashMap<BioStartKey, BioStart> = HashMap::with_max_entries(16384, 0);
 #[map]
@@ -61,7 +68,7 @@ static OFFCPU_AGG: PerCpuHashMap<OffcpuKey, Agg> = PerCpuHashMap::with_max_entri
 #[map]
 static WP_START: HashMap<u64, SyscallStart> = HashMap::with_max_entries(10240, 0);
 #[map]
-static WP_AGG: PerCpuHashMap<SyscallKey, Agg> = PerCpuHashMap::with_max_entries(16384, 0);
+static WP_AGG: PerCpuHashMap<SyscallTidKey, Agg> = PerCpuHashMap::with_max_entries(16384, 0);
 #[map]
 static ONCPU_AGG: PerCpuHashMap<OncpuKey, u64> = PerCpuHashMap::with_max_entries(16384, 0);
 
@@ -175,6 +182,7 @@ fn syscall_enter(start: &HashMap<u64, SyscallStart>, syscall: u32, full: u32) {
         }
         return;
     }
+    // First call of this thread: its in-flight entry and its name, once.
     let st = SyscallStart {
         start_ns: now,
         syscall,
@@ -182,14 +190,20 @@ fn syscall_enter(start: &HashMap<u64, SyscallStart>, syscall: u32, full: u32) {
     };
     if start.insert(&pid_tgid, &st, 0).is_err() {
         count_drop(slot(), full);
+        return;
     }
+    let _ = THREAD_COMM.insert(&pid_tgid, &comm(), u64::from(BPF_NOEXIST));
 }
 
+/// Exit side: one lookup of the thread's in-flight entry (absent for every
+/// thread out of scope, so no scope test is needed), then one per-CPU
+/// update keyed by (slot, tgid, tid, syscall, bucket): 16 bytes to hash, no
+/// thread name.
 #[inline(always)]
 fn syscall_exit(
     pid_tgid: u64,
     start: &HashMap<u64, SyscallStart>,
-    agg: &PerCpuHashMap<SyscallKey, Agg>,
+    agg: &PerCpuHashMap<SyscallTidKey, Agg>,
     full: u32,
 ) {
     let Some(p) = start.get_ptr_mut(&pid_tgid) else {
@@ -204,12 +218,12 @@ fn syscall_exit(
     unsafe { (*p).start_ns = 0 };
     let ns = now_ns().saturating_sub(st.start_ns);
     let slot = slot();
-    let key = SyscallKey {
+    let key = SyscallTidKey {
         slot,
         tgid: (pid_tgid >> 32) as u32,
-        syscall: st.syscall,
-        bucket: latency_bucket(ns),
-        comm: comm(),
+        tid: pid_tgid as u32,
+        syscall: st.syscall as u16,
+        bucket: latency_bucket(ns) as u16,
     };
     if !add_agg(agg, &key, ns) {
         count_drop(slot, full);
@@ -465,14 +479,42 @@ pub fn writepath_enter(ctx: RawTracePointContext) -> u32 {
     0
 }
 
+/// Runs at the exit of every syscall of every task: only threads with an
+/// in-flight entry (recorded in scope at entry) have anything to do, and
+/// a thread's next exit after a write-path entry is that syscall's.
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn writepath_exit(_ctx: RawTracePointContext) -> u32 {
-    let Some(cfg) = config() else { return 0 };
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if !in_scope(cfg, (pid_tgid >> 32) as u32) {
+    syscall_exit(
+        bpf_get_current_pid_tgid(),
+        &WP_START,
+        &WP_AGG,
+        drop_kind::WP_AGG_FULL,
+    );
+    0
+}
+
+/// [`writepath_enter`] as a BTF-typed raw tracepoint (`tp_btf/sys_enter`):
+/// same hook and cost class, `id` read straight from the context.
+#[btf_tracepoint(function = "sys_enter")]
+pub fn writepath_enter_btf(ctx: BtfTracePointContext) -> u32 {
+    let nr: i64 = ctx.arg(1);
+    let idx = write_path_syscall(nr);
+    if idx < 0 {
         return 0;
     }
-    syscall_exit(pid_tgid, &WP_START, &WP_AGG, drop_kind::WP_AGG_FULL);
+    syscall_enter(&WP_START, idx as u32, drop_kind::WP_START_FULL);
+    0
+}
+
+/// [`writepath_exit`] as a BTF-typed raw tracepoint (`tp_btf/sys_exit`).
+#[btf_tracepoint(function = "sys_exit")]
+pub fn writepath_exit_btf(_ctx: BtfTracePointContext) -> u32 {
+    syscall_exit(
+        bpf_get_current_pid_tgid(),
+        &WP_START,
+        &WP_AGG,
+        drop_kind::WP_AGG_FULL,
+    );
     0
 }
 

@@ -70,7 +70,7 @@ pub struct Args {
     #[arg(long, default_value_t = 16384)]
     pub stack_entries: u32,
     /// Attach points of the writepath probe.
-    #[arg(long, value_enum, default_value_t = WritepathAttach::Syscalls)]
+    #[arg(long, value_enum, default_value_t = WritepathAttach::Auto)]
     pub writepath_attach: WritepathAttach,
 }
 

@@ -4,8 +4,11 @@
 //! from `probes-ebpf`), filters by process tree, cgroup or nothing
 //! ([`scope`]), snapshots and resets the kernel maps at every phase boundary
 //! ([`session`]), symbolizes stacks ([`symbolize`]) and writes bpftrace-style
-//! text, JSON, folded stacks and flame graphs ([`render`]). [`cli`] holds the
+//! text, JSON, folded stacks and flame graphs ([`render`]), and measures
+//! the probes' own cost in every window ([`bpf_stats`]). [`cli`] holds the
 //! `qfc-probe` arguments, which `qfc-lab probe` flattens.
+pub mod attach;
+pub mod bpf_stats;
 pub mod cli;
 pub mod ebpf;
 pub mod error;

@@ -56,6 +56,8 @@ pub struct PhaseSummary {
     pub truncated_stack_share: BTreeMap<String, f64>,
     /// Events recorded per probe.
     pub events: BTreeMap<String, u64>,
+    /// The probes' own cost over the window (`bpf_stats`).
+    pub cost: Option<crate::bpf_stats::WindowCost>,
 }
 
 /// A log2 histogram in µs, as bpftrace's `hist()`.
@@ -235,6 +237,7 @@ pub fn write_phase(
         bio_unmatched_completions: raw.drops[drop_kind::BIO_UNMATCHED as usize],
         truncated_stack_share: BTreeMap::new(),
         events: BTreeMap::new(),
+        cost: raw.cost.clone(),
     };
     let header = |probe: &'static str| Header {
         probe,

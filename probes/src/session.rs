@@ -24,11 +24,13 @@ use aya::{
 };
 use probes_common::{
     drop_kind, Agg, BioAgg, BioKey, Config, OffcpuKey, OncpuKey, SyscallKey, SyscallStart,
-    SCOPE_CGROUPS, SCOPE_SYSTEM, SCOPE_TGIDS, SLOTS,
+    SyscallTidKey, COMM_LEN, SCOPE_CGROUPS, SCOPE_SYSTEM, SCOPE_TGIDS, SLOTS,
 };
 use serde::Serialize;
 
 use crate::{
+    attach::AttachReport,
+    bpf_stats::{CostMeter, StatsState, TargetCpu, WindowCost},
     error::ProbeError,
     render::{self, PhaseSummary, RenderOptions},
     scope::{self, ProbeKind, Scope},
@@ -75,18 +77,7 @@ pub struct SessionOptions {
     pub writepath_attach: WritepathAttach,
 }
 
-/// Attach points of the writepath probe (measured in docs/BENCHMARKS.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum WritepathAttach {
-    /// `syscalls:sys_{enter,exit}_<name>` for the 8 write-path syscalls: the
-    /// program runs only for them.
-    #[default]
-    Syscalls,
-    /// `raw_syscalls` `sys_enter`/`sys_exit` raw tracepoints: the program
-    /// runs for every syscall of every task and filters by number and tgid.
-    Raw,
-}
+pub use crate::attach::WritepathAttach;
 
 impl SessionOptions {
     /// Defaults for a scope and output directory: all probes, 99 Hz, 1 µs.
@@ -125,6 +116,15 @@ pub struct SessionSummary {
     pub windows: Vec<PhaseSummary>,
     /// Sum of lost events over all windows.
     pub lost_events_total: u64,
+    /// Whether the kernel's BPF statistics ran (see `bpf_stats`).
+    pub bpf_stats: StatsState,
+    /// The probes' cost summed over all windows.
+    pub cost_total: Option<WindowCost>,
+    /// The writepath probe's attach point, and what `auto` tried first.
+    pub attach: AttachReport,
+    /// `100 * cost_total.overhead_share`: an upper bound of the probes'
+    /// CPU cost relative to the target's CPU time.
+    pub overhead_pct: Option<f64>,
 }
 
 /// A running session. Drop detaches everything.
@@ -140,6 +140,8 @@ pub struct Session {
     tx: Option<mpsc::Sender<RawPhase>>,
     renderer: Option<JoinHandle<Result<Vec<PhaseSummary>, ProbeError>>>,
     nr_cpus: usize,
+    cost: CostMeter,
+    attach: AttachReport,
 }
 
 /// `CLOCK_MONOTONIC` now, in ns (the clock of `bpf_ktime_get_ns`).
@@ -156,7 +158,7 @@ pub fn monotonic_ns() -> u64 {
 trait Slotted {
     fn slot(&self) -> u32;
 }
-impl Slotted for SyscallKey {
+impl Slotted for SyscallTidKey {
     fn slot(&self) -> u32 {
         self.slot
     }
@@ -210,15 +212,25 @@ impl Session {
             }
         }
         loader.map_max_entries("STACKS", opts.stack_entries);
+        if let Some(n) = opts.map_entries {
+            // One name per thread of either syscall probe.
+            loader.map_max_entries("THREAD_COMM", n.saturating_mul(2));
+        }
         let mut ebpf = loader.load(crate::ebpf::OBJECT).map_err(ProbeError::Load)?;
 
-        let (scope_code, tgids, cgroups) = match &opts.scope {
-            Scope::Pid(pid) => (SCOPE_TGIDS, scope::process_tree(*pid)?, Vec::new()),
+        let (scope_code, tgids, cgroups, target_cpu) = match &opts.scope {
+            Scope::Pid(pid) => (
+                SCOPE_TGIDS,
+                scope::process_tree(*pid)?,
+                Vec::new(),
+                TargetCpu::Process(*pid),
+            ),
             Scope::Cgroup(path) => {
                 let dir = scope::resolve_cgroup(path)?;
-                (SCOPE_CGROUPS, Vec::new(), scope::cgroup_ids(&dir)?)
+                let ids = scope::cgroup_ids(&dir)?;
+                (SCOPE_CGROUPS, Vec::new(), ids, TargetCpu::Cgroup(dir))
             }
-            Scope::System => (SCOPE_SYSTEM, Vec::new(), Vec::new()),
+            Scope::System => (SCOPE_SYSTEM, Vec::new(), Vec::new(), TargetCpu::System),
         };
         let cfg = build_config(&opts, scope_code)?;
         {
@@ -261,6 +273,7 @@ impl Session {
         }
         let nr_cpus =
             aya::util::nr_cpus().map_err(|(what, e)| ProbeError::io("counting CPUs", what, e))?;
+        let mut attach = AttachReport::default();
         for p in &opts.probes {
             match p {
                 ProbeKind::Fsync => {
@@ -316,37 +329,19 @@ impl Session {
                     "sched",
                     "sched_switch",
                 )?,
-                ProbeKind::Writepath => match opts.writepath_attach {
-                    WritepathAttach::Raw => {
-                        attach_raw(&mut ebpf, "writepath_enter", "sys_enter")?;
-                        attach_raw(&mut ebpf, "writepath_exit", "sys_exit")?;
-                    }
-                    WritepathAttach::Syscalls => {
-                        for name in probes_common::SYSCALL_NAMES {
-                            let (enter, exit) =
-                                (format!("sys_enter_{name}"), format!("sys_exit_{name}"));
-                            attach_tp(
-                                &mut ebpf,
-                                &mut loaded,
-                                "writepath_enter_tp",
-                                "syscalls",
-                                &enter,
-                            )?;
-                            attach_tp(
-                                &mut ebpf,
-                                &mut loaded,
-                                "writepath_exit_tp",
-                                "syscalls",
-                                &exit,
-                            )?;
-                        }
-                    }
-                },
+                ProbeKind::Writepath => {
+                    attach = crate::attach::attach_writepath(
+                        &mut ebpf,
+                        opts.writepath_attach,
+                        |ebpf, m| attach_writepath_at(ebpf, &mut loaded, m),
+                    )?;
+                }
                 ProbeKind::Oncpu => attach_oncpu(&mut ebpf, opts.hz)?,
             }
         }
+        let cost = CostMeter::start(&ebpf, target_cpu);
         let ready_ns = monotonic_ns();
-        tracing::info!(probes = ?opts.probes, ready_ns, "probes attached");
+        tracing::info!(probes = ?opts.probes, ready_ns, bpf_stats = ?cost.state(), "probes attached");
 
         let (tx, rx) = mpsc::channel::<RawPhase>();
         let ropts = RenderOptions {
@@ -379,6 +374,8 @@ impl Session {
             tx: Some(tx),
             renderer: Some(renderer),
             nr_cpus,
+            cost,
+            attach,
         })
     }
 
@@ -395,12 +392,14 @@ impl Session {
             return Err(ProbeError::State("phase after stop".into()));
         }
         let (old, ns) = self.flip()?;
+        let cost = self.window_cost();
         let raw = self.drain(old)?;
         match self.current.take() {
             Some((prev, start)) => self.send(RawPhase {
                 name: prev,
                 start_ns: start,
                 end_ns: ns,
+                cost,
                 ..raw
             })?,
             None => self.discarded += count_events(&raw),
@@ -413,12 +412,14 @@ impl Session {
     /// `session.json`.
     pub fn stop(mut self) -> Result<(u64, SessionSummary), ProbeError> {
         let (old, ns) = self.flip()?;
+        let cost = self.window_cost();
         let raw = self.drain(old)?;
         if let Some((prev, start)) = self.current.take() {
             self.send(RawPhase {
                 name: prev,
                 start_ns: start,
                 end_ns: ns,
+                cost,
                 ..raw
             })?;
         }
@@ -442,11 +443,30 @@ impl Session {
             discarded_before_first_phase: self.discarded,
             windows,
             lost_events_total,
+            bpf_stats: self.cost.state().clone(),
+            attach: self.attach.clone(),
+            cost_total: self.cost.total().cloned(),
+            overhead_pct: self
+                .cost
+                .total()
+                .and_then(|c| c.overhead_share)
+                .map(|s| 100.0 * s),
         };
         let path = self.opts.out_dir.join("session.json");
         let json = serde_json::to_vec_pretty(&summary).unwrap_or_default();
         std::fs::write(&path, json).map_err(|e| ProbeError::io("writing", &path, e))?;
         Ok((ns, summary))
+    }
+
+    /// The probes' cost since the previous boundary: counted in the session
+    /// total when a window was open, a new baseline otherwise.
+    fn window_cost(&mut self) -> Option<WindowCost> {
+        if self.current.is_some() {
+            Some(self.cost.window_counted(&self.ebpf))
+        } else {
+            self.cost.window(&self.ebpf);
+            None
+        }
     }
 
     fn send(&self, raw: RawPhase) -> Result<(), ProbeError> {
@@ -474,6 +494,18 @@ impl Session {
     /// `syscall_enter` in probes-ebpf): an exited thread runs no program, so
     /// removing its entry races with nothing.
     fn prune_exited_threads(&mut self) -> Result<(), ProbeError> {
+        if let Some(map) = self.ebpf.map_mut("THREAD_COMM") {
+            let mut m: aya::maps::HashMap<&mut MapData, u64, [u8; COMM_LEN]> =
+                aya::maps::HashMap::try_from(map).map_err(|e| ProbeError::map("THREAD_COMM", e))?;
+            let gone: Vec<u64> = m
+                .keys()
+                .filter_map(Result::ok)
+                .filter(|k| !thread_alive(*k))
+                .collect();
+            for k in gone {
+                let _ = m.remove(&k);
+            }
+        }
         for name in ["FSYNC_START", "WP_START"] {
             let Some(map) = self.ebpf.map_mut(name) else {
                 continue;
@@ -496,12 +528,16 @@ impl Session {
     }
 
     fn drain(&mut self, slot: u32) -> Result<RawPhase, ProbeError> {
+        let fsync = drain_hash(&mut self.ebpf, "FSYNC_AGG", slot, add_agg)?;
+        let writepath = drain_hash(&mut self.ebpf, "WP_AGG", slot, add_agg)?;
+        // Thread names, read before the entries of exited threads go.
+        let names = thread_names(&self.ebpf);
         self.prune_exited_threads()?;
         let mut raw = RawPhase {
-            fsync: drain_hash(&mut self.ebpf, "FSYNC_AGG", slot, add_agg)?,
+            fsync: with_thread_names(fsync, &names),
             bio: drain_hash(&mut self.ebpf, "BIO_AGG", slot, add_bio)?,
             offcpu: drain_hash(&mut self.ebpf, "OFFCPU_AGG", slot, add_agg)?,
-            writepath: drain_hash(&mut self.ebpf, "WP_AGG", slot, add_agg)?,
+            writepath: with_thread_names(writepath, &names),
             oncpu: drain_hash(&mut self.ebpf, "ONCPU_AGG", slot, add_u64)?,
             drops: self.drain_drops(slot)?,
             ..RawPhase::default()
@@ -606,6 +642,51 @@ impl Session {
             }
         }
     }
+}
+
+fn thread_alive(pid_tgid: u64) -> bool {
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    std::path::Path::new(&format!("/proc/{tgid}/task/{tid}")).exists()
+}
+
+/// The name of every thread the syscall probes saw (`THREAD_COMM`, recorded
+/// by the kernel at each thread's first call), by `pid_tgid`.
+fn thread_names(ebpf: &Ebpf) -> HashMap<u64, [u8; COMM_LEN]> {
+    let Ok(m) = map_ref::<aya::maps::HashMap<&MapData, u64, [u8; COMM_LEN]>>(ebpf, "THREAD_COMM")
+    else {
+        return HashMap::new();
+    };
+    m.iter().filter_map(Result::ok).collect()
+}
+
+/// Turns the kernel's per-thread keys into (tgid, thread name) keys. A thread
+/// whose name was not recorded (its name map was full) is named `tid-<tid>`.
+fn with_thread_names(
+    rows: Vec<(SyscallTidKey, Agg)>,
+    names: &HashMap<u64, [u8; COMM_LEN]>,
+) -> Vec<(SyscallKey, Agg)> {
+    rows.into_iter()
+        .map(|(k, a)| {
+            let id = (u64::from(k.tgid) << 32) | u64::from(k.tid);
+            let comm = names.get(&id).copied().unwrap_or_else(|| {
+                let mut c = [0u8; COMM_LEN];
+                let s = format!("tid-{}", k.tid);
+                let n = s.len().min(COMM_LEN - 1);
+                c[..n].copy_from_slice(&s.as_bytes()[..n]);
+                c
+            });
+            (
+                SyscallKey {
+                    slot: k.slot,
+                    tgid: k.tgid,
+                    syscall: u32::from(k.syscall),
+                    bucket: u32::from(k.bucket),
+                    comm,
+                },
+                a,
+            )
+        })
+        .collect()
 }
 
 fn count_events(raw: &RawPhase) -> u64 {
@@ -762,6 +843,46 @@ fn attach_tp(
     Ok(())
 }
 
+/// Attaches the writepath programs at a fixed tracepoint-based point; on
+/// failure, unloads what it loaded so that `auto` can try the next point.
+fn attach_writepath_at(
+    ebpf: &mut Ebpf,
+    loaded: &mut HashSet<&'static str>,
+    mode: WritepathAttach,
+) -> Result<(), ProbeError> {
+    let r = match mode {
+        WritepathAttach::Raw => attach_raw(ebpf, "writepath_enter", "sys_enter")
+            .and_then(|()| attach_raw(ebpf, "writepath_exit", "sys_exit")),
+        WritepathAttach::Syscalls => probes_common::SYSCALL_NAMES.iter().try_for_each(|name| {
+            let (enter, exit) = (format!("sys_enter_{name}"), format!("sys_exit_{name}"));
+            attach_tp(ebpf, loaded, "writepath_enter_tp", "syscalls", &enter)?;
+            attach_tp(ebpf, loaded, "writepath_exit_tp", "syscalls", &exit)
+        }),
+        other => Err(ProbeError::State(format!(
+            "writepath attach point {} is not a tracepoint",
+            other.name()
+        ))),
+    };
+    if r.is_err() {
+        for prog in [
+            "writepath_enter",
+            "writepath_exit",
+            "writepath_enter_tp",
+            "writepath_exit_tp",
+        ] {
+            loaded.remove(prog);
+            if let Some(p) = ebpf.program_mut(prog) {
+                let _ = match p {
+                    aya::programs::Program::RawTracePoint(p) => p.unload(),
+                    aya::programs::Program::TracePoint(p) => p.unload(),
+                    _ => Ok(()),
+                };
+            }
+        }
+    }
+    r
+}
+
 fn attach_raw(ebpf: &mut Ebpf, prog: &str, tp: &str) -> Result<(), ProbeError> {
     let point = format!("raw tracepoint {tp}");
     let p: &mut RawTracePoint = ebpf
@@ -808,6 +929,33 @@ pub fn lost_by_name(d: &Drops) -> BTreeMap<String, u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thread_names_join_at_drain() {
+        let key = |tid, bucket| SyscallTidKey {
+            slot: 1,
+            tgid: 7,
+            tid,
+            syscall: 6,
+            bucket,
+        };
+        let agg = Agg {
+            count: 3,
+            sum_ns: 30,
+        };
+        let mut name = [0u8; COMM_LEN];
+        name[..8].copy_from_slice(b"qfc-wr-b");
+        let names: HashMap<u64, [u8; COMM_LEN]> = [((7u64 << 32) | 8, name)].into();
+        let out = with_thread_names(vec![(key(8, 4), agg), (key(9, 5), agg)], &names);
+        assert_eq!(out[0].0.comm, name);
+        assert_eq!(
+            (out[0].0.tgid, out[0].0.syscall, out[0].0.bucket),
+            (7, 6, 4)
+        );
+        assert_eq!(out[0].1, agg);
+        // A thread whose name was not recorded is named by its id.
+        assert_eq!(&out[1].0.comm[..6], b"tid-9\0");
+    }
 
     #[test]
     fn phase_names_are_safe_directory_names() {

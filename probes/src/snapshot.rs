@@ -104,6 +104,8 @@ pub struct RawPhase {
     pub stacks: HashMap<i32, Arc<Vec<u64>>>,
     /// Processes referenced by the stacks.
     pub procs: HashMap<u32, Arc<ProcInfo>>,
+    /// The probes' own cost over the window (`bpf_stats`).
+    pub cost: Option<crate::bpf_stats::WindowCost>,
 }
 
 #[cfg(test)]

@@ -169,6 +169,59 @@ fn fsync_count_500() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Issue 17: the probes' own cost is in every window. 500 fdatasync give the
+/// fdatasync entry program at least 500 runs (the kernel counts every task's
+/// hits, so more is possible), a per-run cost in a plausible band, and an
+/// overhead share from the target's CPU time.
+fn fsync_cost_in_window() -> Result<(), Failed> {
+    let dir = scratch()?;
+    let file = dir.path().join("f");
+    let mut w = Workload::spawn(&[
+        "fdatasync",
+        "--count",
+        "500",
+        "--file",
+        file.to_str().ok_or("path")?,
+    ])?;
+    let o = opts(
+        Scope::Pid(w.pid),
+        &[ProbeKind::Fsync],
+        &dir.path().join("out"),
+    );
+    let mut s = Session::start(o).map_err(|e| e.to_string())?;
+    s.phase("t").map_err(|e| e.to_string())?;
+    w.run()?;
+    // The workload is still alive here, so its CPU clock can be read.
+    let (_, summary) = s.stop().map_err(|e| e.to_string())?;
+    w.finish()?;
+    let v = serde_json::to_value(&summary).map_err(|e| e.to_string())?;
+    let c = &v["windows"][0]["cost"];
+    if c["bpf_stats"]["state"] != "enabled" {
+        return Err(format!("BPF statistics not enabled: {}", c["bpf_stats"]).into());
+    }
+    let p = &c["programs"]["fdatasync_enter"];
+    let runs = p["runs"].as_u64().unwrap_or(0);
+    let ns = p["ns_per_event"].as_f64().unwrap_or(0.0);
+    let exit_runs = c["programs"]["fsync_exit"]["runs"].as_u64().unwrap_or(0);
+    let share = c["overhead_share"].as_f64();
+    let target = c["target_cpu_s"].as_f64().unwrap_or(0.0);
+    // A BPF program run costs tens to hundreds of ns; 5 ns would mean the
+    // clock is not read, 100 µs a broken delta.
+    let ok = runs >= 500
+        && exit_runs >= 500
+        && (5.0..100_000.0).contains(&ns)
+        && target > 0.0
+        && share.is_some_and(|x| x > 0.0 && x.is_finite())
+        && v["overhead_pct"].as_f64().is_some();
+    if !ok {
+        return Err(format!(
+            "cost of the window: fdatasync_enter runs {runs} (want >= 500) at {ns} ns (want 5..100000), fsync_exit runs {exit_runs}, target CPU {target} s, share {share:?}; {c}"
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn fsync_other_pid_is_zero() -> Result<(), Failed> {
     let dir = scratch()?;
     let file = dir.path().join("f");
@@ -617,6 +670,7 @@ fn main() {
     }
     let trials: Vec<(&str, fn() -> Result<(), Failed>)> = vec![
         ("fsync_counts_exactly_500_fdatasync", fsync_count_500),
+        ("fsync_cost_in_window_issue_17", fsync_cost_in_window),
         (
             "fsync_filter_on_other_pid_sees_zero",
             fsync_other_pid_is_zero,

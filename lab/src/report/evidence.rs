@@ -158,6 +158,8 @@ pub struct PhaseEvidence {
     pub metrics: Option<MetricsWindow>,
     pub lost_events: Option<u64>,
     pub truncated_stack_share: Option<f64>,
+    /// The probes' own cost in this phase (`probes/session.json`, issue 17).
+    pub probe_cost: Option<ProbeCostJson>,
     /// Why a source is missing: source name -> reason.
     pub missing: BTreeMap<&'static str, String>,
     /// Quirks met while reading.
@@ -173,6 +175,9 @@ pub struct Bundle {
     pub emulated: Option<bool>,
     pub target_desc: Option<String>,
     pub overhead_pct: Option<f64>,
+    /// Why `overhead_pct` is absent, when the probe session says (e.g. the kernel
+    /// refused BPF statistics).
+    pub overhead_why_not: Option<String>,
     pub run_lost_events: Option<u64>,
     pub run_truncated_stack_share: Option<f64>,
     /// All metric samples of the run: (seconds since run start, series).
@@ -441,6 +446,12 @@ impl Bundle {
                         .reduce(f64::max)
                 });
             b.overhead_pct = s.overhead_pct;
+            if let Some(st) = s.bpf_stats.as_ref().filter(|st| st.state != "enabled") {
+                b.overhead_why_not = Some(format!(
+                    "the kernel's BPF statistics did not run: {}",
+                    st.reason.as_deref().unwrap_or(&st.state)
+                ));
+            }
         }
 
         // metrics series
@@ -547,6 +558,7 @@ impl Bundle {
                         .or_else(|| w.lost_events.as_ref().and_then(sum_json_count));
                     p.truncated_stack_share =
                         w.truncated_stack_share.as_ref().and_then(max_json_share);
+                    p.probe_cost = w.cost.clone();
                 }
             } else {
                 p.missing
@@ -781,6 +793,41 @@ fn load_load(dir: &Path, p: &mut PhaseEvidence, t0: Option<u64>) -> Result<(), R
     Ok(())
 }
 
+/// The probes' cost of two windows together (run counts and times add up; the overhead
+/// share is recomputed from the summed CPU times).
+fn add_cost(a: &ProbeCostJson, b: &ProbeCostJson) -> ProbeCostJson {
+    let add = |x: Option<f64>, y: Option<f64>| match (x, y) {
+        (Some(x), Some(y)) => Some(x + y),
+        _ => None,
+    };
+    let runs = |x: &BTreeMap<String, RunCostJson>, y: &BTreeMap<String, RunCostJson>| {
+        let mut out = x.clone();
+        for (k, v) in y {
+            let e = out.entry(k.clone()).or_default();
+            e.runs += v.runs;
+            e.run_time_ns += v.run_time_ns;
+        }
+        out
+    };
+    let bpf_cpu_s = add(a.bpf_cpu_s, b.bpf_cpu_s);
+    let probe_process_cpu_s = add(a.probe_process_cpu_s, b.probe_process_cpu_s);
+    let target_cpu_s = add(a.target_cpu_s, b.target_cpu_s);
+    let overhead_share = match (bpf_cpu_s, probe_process_cpu_s, target_cpu_s) {
+        (Some(x), Some(y), Some(t)) if t > 0.0 => Some((x + y) / t),
+        _ => None,
+    };
+    ProbeCostJson {
+        bpf_stats: b.bpf_stats.clone(),
+        programs: runs(&a.programs, &b.programs),
+        probes: runs(&a.probes, &b.probes),
+        bpf_cpu_s,
+        probe_process_cpu_s,
+        target_cpu_s,
+        target: b.target.clone(),
+        overhead_share,
+    }
+}
+
 /// Merges phases into one "whole run" evidence: stacks, histograms and counts add up,
 /// windows add up; percentiles of load cannot be merged from summaries and are dropped.
 pub fn merge_phases(
@@ -909,6 +956,11 @@ pub fn merge_phases(
         if let Some(l) = p.lost_events {
             m.lost_events = Some(m.lost_events.unwrap_or(0) + l);
         }
+        m.probe_cost = match (first, m.probe_cost.take(), &p.probe_cost) {
+            (true, _, c) => c.clone(),
+            (false, Some(a), Some(b)) => Some(add_cost(&a, b)),
+            _ => None,
+        };
         first = false;
     }
     // percentiles over the whole run, only when every phase had the histogram

@@ -82,6 +82,11 @@ defs! {
     "capture.lost_events" [] "events" "events the probes dropped (map or ring-buffer overflow)";
     "capture.truncated_stack_pct" [] "%" "share of stacks cut short";
     "capture.emulated" [] "0/1" "1 when the target is emulated (QEMU TCG): timings are not comparable with hardware";
+    "probes.runs" ["probe", "program"] "runs" "runs of the probes' eBPF programs in the phase, from the kernel's BPF statistics (every hit of an attach point, before the scope filter)";
+    "probes.cost_ns_per_event" ["probe", "program"] "ns" "mean run time of the probes' eBPF programs per run (per program run: a syscall probe's enter and exit are two runs), from the kernel's BPF statistics";
+    "probes.cpu_s" ["probe", "program"] "s" "CPU time in the probes' eBPF programs (BPF statistics); without a selector, plus the probe process's own CPU time";
+    "probes.process_cpu_s" [] "s" "CPU time of the probe process itself (draining, symbolization, rendering)";
+    "probes.overhead_share" [] "%" "upper bound of the probes' cost: (BPF run time of every program + probe process CPU) / CPU time of the target, in the phase; the kernel counts runs of every task hitting the tracepoints, not only the target's";
 }
 
 const LOAD_STATS: &[&str] = &[
@@ -532,6 +537,11 @@ pub fn evaluate(f: &FigureRef, p: &PhaseEvidence, ctx: &Ctx) -> Fig {
             .ok_or_else(|| {
                 "neither context.json nor manifest.json says whether the target is emulated".into()
             }),
+        "probes.runs"
+        | "probes.cost_ns_per_event"
+        | "probes.cpu_s"
+        | "probes.process_cpu_s"
+        | "probes.overhead_share" => probe_cost(f, p),
         b if b.starts_with("load.") => {
             let (w, stat) = b[5..].split_once('.').ok_or("malformed load figure")?;
             let l = p.load.as_ref().ok_or_else(|| missing(p, "load"))?;
@@ -566,6 +576,102 @@ pub fn evaluate(f: &FigureRef, p: &PhaseEvidence, ctx: &Ctx) -> Fig {
         other => Err(format!(
             "figure {other} has no evaluator (a defect: report it)"
         )),
+    }
+}
+
+/// The `probes.*` figures: the probes' own cost, from the `cost` of the phase's window
+/// in `probes/session.json`.
+fn probe_cost(f: &FigureRef, p: &PhaseEvidence) -> Fig {
+    let c = p.probe_cost.as_ref().ok_or_else(|| {
+        if p.missing.contains_key("session") {
+            missing(p, "session")
+        } else {
+            "probes/session.json records no probe cost for this phase (a probe session older than issue 17)".to_string()
+        }
+    })?;
+    if let Some(st) = c.bpf_stats.as_ref().filter(|s| s.state != "enabled") {
+        if f.base != "probes.process_cpu_s" {
+            return Err(format!(
+                "the kernel's BPF statistics did not run: {}",
+                st.reason.as_deref().unwrap_or(&st.state)
+            ));
+        }
+    }
+    let sel = |k: &str| f.selectors.get(k).map(String::as_str);
+    let runs = || -> Result<(u64, u64), String> {
+        match (sel("program"), sel("probe")) {
+            (Some(_), Some(_)) => Err(format!(
+                "{} takes {{probe=...}} or {{program=...}}, not both",
+                f.base
+            )),
+            (Some(name), None) => c
+                .programs
+                .get(name)
+                .map(|r| (r.runs, r.run_time_ns))
+                .ok_or_else(|| {
+                    format!(
+                        "no eBPF program {name} was loaded (loaded: {})",
+                        keys(&c.programs)
+                    )
+                }),
+            (None, Some(name)) => c
+                .probes
+                .get(name)
+                .map(|r| (r.runs, r.run_time_ns))
+                .ok_or_else(|| {
+                    format!(
+                        "no probe {name} was attached (attached: {})",
+                        keys(&c.probes)
+                    )
+                }),
+            (None, None) => Ok(c
+                .probes
+                .values()
+                .fold((0, 0), |a, r| (a.0 + r.runs, a.1 + r.run_time_ns))),
+        }
+    };
+    match f.base.as_str() {
+        "probes.runs" => Ok(runs()?.0 as f64),
+        "probes.cost_ns_per_event" => {
+            let (n, ns) = runs()?;
+            if n == 0 {
+                Err("the programs did not run in this phase".into())
+            } else {
+                Ok(ns as f64 / n as f64)
+            }
+        }
+        "probes.cpu_s" => {
+            let (_, ns) = runs()?;
+            let own = if sel("probe").is_none() && sel("program").is_none() {
+                c.probe_process_cpu_s
+                    .ok_or("the probe process's CPU time is not recorded")?
+            } else {
+                0.0
+            };
+            Ok(ns as f64 / 1e9 + own)
+        }
+        "probes.process_cpu_s" => c
+            .probe_process_cpu_s
+            .ok_or_else(|| "the probe process's CPU time is not recorded".into()),
+        _ => c
+            .overhead_share
+            .map(|s| 100.0 * s)
+            .ok_or_else(|| match c.target_cpu_s {
+                None => format!(
+                    "the CPU time of the target ({}) could not be read",
+                    c.target.as_deref().unwrap_or("unknown")
+                ),
+                Some(t) if t <= 0.0 => "the target used no CPU in this phase".into(),
+                Some(_) => "the overhead share is not recorded".into(),
+            }),
+    }
+}
+
+fn keys(m: &BTreeMap<String, super::inputs::RunCostJson>) -> String {
+    if m.is_empty() {
+        "none".into()
+    } else {
+        m.keys().cloned().collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -614,6 +720,53 @@ mod tests {
             parse_figure("oncpu.share_matching:("),
             Err(FigureError::BadRegex { .. })
         ));
+    }
+
+    fn cost(state: &str) -> super::super::inputs::ProbeCostJson {
+        let j = serde_json::json!({
+            "bpf_stats": {"state": state, "how": "BPF_ENABLE_STATS", "reason": "EPERM"},
+            "programs": {
+                "fdatasync_enter": {"runs": 500, "run_time_ns": 50000},
+                "fsync_exit": {"runs": 500, "run_time_ns": 100000}
+            },
+            "probes": {"fsync": {"runs": 1000, "run_time_ns": 150000}},
+            "bpf_cpu_s": 0.00015,
+            "probe_process_cpu_s": 0.01,
+            "target_cpu_s": 1.0,
+            "target": "process 1",
+            "overhead_share": 0.01015
+        });
+        serde_json::from_value(j).unwrap()
+    }
+
+    #[test]
+    fn probe_cost_figures() {
+        let p = PhaseEvidence {
+            probe_cost: Some(cost("enabled")),
+            ..Default::default()
+        };
+        let e = |n: &str| eval_name(n, &p, &Ctx::default());
+        assert_eq!(e("probes.runs{program=fdatasync_enter}"), Ok(500.0));
+        assert_eq!(
+            e("probes.cost_ns_per_event{program=fdatasync_enter}"),
+            Ok(100.0)
+        );
+        assert_eq!(e("probes.cost_ns_per_event{probe=fsync}"), Ok(150.0));
+        assert_eq!(e("probes.cpu_s{probe=fsync}"), Ok(0.00015));
+        assert!((e("probes.cpu_s").unwrap() - 0.01015).abs() < 1e-12);
+        assert!((e("probes.overhead_share").unwrap() - 1.015).abs() < 1e-9);
+        assert!(e("probes.runs{probe=bio}")
+            .unwrap_err()
+            .contains("attached: fsync"));
+        let refused = PhaseEvidence {
+            probe_cost: Some(cost("refused")),
+            ..Default::default()
+        };
+        let r = eval_name("probes.overhead_share", &refused, &Ctx::default()).unwrap_err();
+        assert!(r.contains("did not run: EPERM"), "{r}");
+        assert!(eval_name("probes.runs", &refused, &Ctx::default()).is_err());
+        let none = eval_name("probes.runs", &PhaseEvidence::default(), &Ctx::default());
+        assert!(none.unwrap_err().contains("no probe cost"));
     }
 
     #[test]

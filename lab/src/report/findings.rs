@@ -484,6 +484,7 @@ fn quality_section(doc: &mut Doc, p: &PhaseEvidence, ctx: &Ctx) {
             "on-CPU samples with an `[unknown]` root: {}",
             cell(&eval_name("oncpu.unknown_root_share", p, ctx), "%")
         ),
+        probe_cost_line(p, ctx),
     ];
     for (src, why) in &p.missing {
         items.push(format!("{src}: missing ({why})"));
@@ -492,6 +493,48 @@ fn quality_section(doc: &mut Doc, p: &PhaseEvidence, ctx: &Ctx) {
         items.push(n.clone());
     }
     doc.list(items);
+}
+
+/// The probes' own cost in a phase: the overhead share (an upper bound), the CPU time
+/// in the eBPF programs and in the probe process, and ns per run of each probe.
+fn probe_cost_line(p: &PhaseEvidence, ctx: &Ctx) -> String {
+    let share = eval_name("probes.overhead_share", p, ctx);
+    let mut s = format!(
+        "probe overhead (upper bound, of the target's CPU time): {}",
+        cell(&share, "%")
+    );
+    if let Some(c) = &p.probe_cost {
+        if share.is_ok() || c.bpf_cpu_s.is_some() {
+            let per_probe: Vec<String> = c
+                .probes
+                .iter()
+                .filter(|(_, r)| r.runs > 0)
+                .map(|(k, r)| {
+                    format!(
+                        "{k} {} runs at {} ns",
+                        r.runs,
+                        num(r.run_time_ns as f64 / r.runs as f64)
+                    )
+                })
+                .collect();
+            s.push_str(&format!(
+                "; eBPF programs {} s, probe process {} s, target {} s{}",
+                cell(
+                    &eval_name("probes.cpu_s", p, ctx)
+                        .map(|x| x - c.probe_process_cpu_s.unwrap_or(0.0)),
+                    ""
+                ),
+                cell(&eval_name("probes.process_cpu_s", p, ctx), ""),
+                c.target_cpu_s.map(num).unwrap_or_else(|| "unknown".into()),
+                if per_probe.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", per_probe.join(", "))
+                }
+            ));
+        }
+    }
+    s
 }
 
 /// All findings of one phase.
@@ -630,8 +673,11 @@ pub fn build_report(b: &Bundle, v: &Verdicts, baseline: Option<&PhaseEvidence>) 
                 .map(|x| format!("{}%", num(100.0 * x)))
                 .unwrap_or_else(|| "unknown share of".into()),
             b.overhead_pct
-                .map(|x| format!("{}%", num(x)))
-                .unwrap_or_else(|| "not measured".into())
+                .map(|x| format!("{}% of the target's CPU time (upper bound)", num(x)))
+                .unwrap_or_else(|| match &b.overhead_why_not {
+                    Some(why) => format!("not measured ({why})"),
+                    None => "not measured".into(),
+                })
         ),
     ]);
     match b.emulated {

@@ -192,6 +192,8 @@ pub struct SessionJson {
     pub windows: Vec<SessionWindowJson>,
     #[serde(alias = "probe_overhead_pct")]
     pub overhead_pct: Option<f64>,
+    /// Whether the kernel's BPF statistics ran (issue 17).
+    pub bpf_stats: Option<BpfStatsJson>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -204,6 +206,43 @@ pub struct SessionWindowJson {
     pub lost_total: Option<u64>,
     /// A share (0-1), or a map probe -> share.
     pub truncated_stack_share: Option<Json>,
+    /// The probes' own cost over the window (issue 17).
+    pub cost: Option<ProbeCostJson>,
+}
+
+/// `cost` of a window in `probes/session.json`, as `probes::bpf_stats::WindowCost`
+/// writes it: per program and per probe run counts and run times from the kernel's BPF
+/// statistics, the probe process's CPU, the target's CPU and the overhead share (0-1).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ProbeCostJson {
+    pub bpf_stats: Option<BpfStatsJson>,
+    #[serde(default)]
+    pub programs: BTreeMap<String, RunCostJson>,
+    #[serde(default)]
+    pub probes: BTreeMap<String, RunCostJson>,
+    pub bpf_cpu_s: Option<f64>,
+    pub probe_process_cpu_s: Option<f64>,
+    pub target_cpu_s: Option<f64>,
+    pub target: Option<String>,
+    pub overhead_share: Option<f64>,
+}
+
+/// `{"state": "enabled", "how": ..}` or `{"state": "refused", "reason": ..}`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct BpfStatsJson {
+    #[serde(default)]
+    pub state: String,
+    pub how: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// Runs and run time of one program or probe over a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+pub struct RunCostJson {
+    #[serde(default)]
+    pub runs: u64,
+    #[serde(default)]
+    pub run_time_ns: u64,
 }
 
 /// The largest share in a number or a map of numbers.
