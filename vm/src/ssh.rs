@@ -216,6 +216,14 @@ pub(crate) fn classify_failure(
     }
 }
 
+/// The head of a long command line, for messages.
+fn short(s: &str) -> String {
+    match s.char_indices().nth(120) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
 fn tail(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
@@ -227,12 +235,72 @@ fn tail(s: &str, max: usize) -> String {
     format!("...{}", &s[start..])
 }
 
-/// Runs `remote_command` once and returns its output; a non-zero exit is an error.
+/// How long one short remote command ([`exec`]) may take.
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long one transfer ([`SshHost::ship`]) may take.
+pub const SHIP_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// Runs `cmd` (stdin from /dev/null) in its own process group and collects
+/// its output; at `timeout` the whole group is killed and `Ok(None)` returned.
+pub(crate) fn output_within(
+    mut cmd: Command,
+    timeout: Duration,
+) -> std::io::Result<Option<Output>> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = spawn_group(cmd)?;
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut b);
+            }
+            b
+        })
+    };
+    let out = drain(
+        child
+            .child_mut()
+            .stdout
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .child_mut()
+            .stderr
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Ok(Some(Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }))
+}
+
+/// Runs `remote_command` once and returns its output; a non-zero exit is an
+/// error, and so is a command still running after [`EXEC_TIMEOUT`].
 pub fn exec(dest: &SshDest, remote_command: &str) -> Result<Output, SshError> {
-    let out = command_from(&dest.ssh_args(remote_command))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(io_err("running ssh (is openssh-client installed?)"))?;
+    let out = output_within(command_from(&dest.ssh_args(remote_command)), EXEC_TIMEOUT)
+        .map_err(io_err("running ssh (is openssh-client installed?)"))?
+        .ok_or_else(|| SshError::Timeout {
+            host: dest.label(),
+            what: format!("`{}`", short(remote_command)),
+            timeout_s: EXEC_TIMEOUT.as_secs(),
+        })?;
     if out.status.success() {
         Ok(out)
     } else {
@@ -529,9 +597,34 @@ fn pipe(
     let c = consumer
         .spawn()
         .map_err(io_err("starting the receiving side"))?;
+    // Both sides are killed at the deadline; the waits below then return.
+    let pids = [p.id(), c.id()];
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(SHIP_TIMEOUT).is_err() {
+            for pid in pids {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            return true;
+        }
+        false
+    });
     let c_out = c
         .wait_with_output()
-        .map_err(io_err("waiting for the receiving side"))?;
+        .map_err(io_err("waiting for the receiving side"));
+    let _ = done_tx.send(());
+    if watchdog.join().unwrap_or(false) {
+        let _ = p.wait();
+        return Err(SshError::Timeout {
+            host: dest.label(),
+            what: format!("the transfer `{}`", short(remote)),
+            timeout_s: SHIP_TIMEOUT.as_secs(),
+        });
+    }
+    let c_out = c_out?;
     let mut p_err = Vec::new();
     if let Some(mut e) = p.stderr.take() {
         let _ = e.read_to_end(&mut p_err);
