@@ -896,6 +896,9 @@ impl Run {
 
     /// Stops everything started, in reverse order; safe to call on any path.
     fn teardown(&mut self) {
+        // A signal cancelled the step that was waiting; the teardown's own
+        // waits (node stop, evidence fetch) run unless another one comes.
+        vm::process::clear_cancel();
         if let Some(mut p) = self.probe.take() {
             p.abort();
             self.mark("probes aborted".into());

@@ -133,7 +133,21 @@ impl QfcProbe {
             .lines
             .as_ref()
             .ok_or_else(|| ProbeError::Start("session not attached".into()))?;
-        match rx.recv_timeout(timeout) {
+        // In slices, so that a signal (vm's cancel flag) ends the wait at once.
+        let end = std::time::Instant::now() + timeout;
+        let got = loop {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if vm::process::cancel_requested() {
+                return Err(ProbeError::Start(format!(
+                    "interrupted while waiting for qfc-probe to answer `{command}`"
+                )));
+            }
+            match rx.recv_timeout(left.min(Duration::from_millis(100))) {
+                Err(RecvTimeoutError::Timeout) if !left.is_zero() => continue,
+                other => break other,
+            }
+        };
+        match got {
             Ok(line) => {
                 let rest = line.strip_prefix(prefix).map(str::trim);
                 rest.and_then(|r| r.rsplit(' ').next())

@@ -1,5 +1,7 @@
-//! SIGINT/SIGTERM: the handler only records the signal; the orchestrator
-//! polls [`requested`] and tears everything down in order.
+//! SIGINT/SIGTERM: the handler only records the signal (and asks `vm`'s
+//! blocking waits to give up); the orchestrator polls [`requested`] and
+//! tears everything down in order. Teardown lets `vm` wait again, so a
+//! first signal still fetches the evidence; a second one cancels that too.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -7,6 +9,10 @@ static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn record(sig: libc::c_int) {
     SIGNAL.store(sig, Ordering::SeqCst);
+    // Blocking waits in `vm` (boot, ssh, transfers, image and cross-build
+    // steps) give up within a fraction of a second: Ctrl-C takes effect in
+    // any step, not only between steps. An atomic store: signal-safe.
+    vm::process::request_cancel();
 }
 
 /// Installs the handlers for SIGINT and SIGTERM.

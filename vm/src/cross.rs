@@ -10,7 +10,7 @@
 use crate::arch::Arch;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use tracing::{info, instrument};
 
 /// arm64 packages unpacked into the RocksDB link sysroot (librocksdb and its
@@ -100,10 +100,11 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> CrossError 
 
 fn run(cmd: &mut Command) -> Result<String, CrossError> {
     let command = format!("{cmd:?}");
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(io_err(format!("running {command}")))?;
+    // Cancellable (Ctrl-C): the whole cargo process group is killed.
+    let owned = std::mem::replace(cmd, Command::new("true"));
+    let out = crate::process::run_output(owned, None)
+        .map_err(io_err(format!("running {command}")))?
+        .expect("no timeout was set");
     if !out.status.success() {
         let all = format!(
             "{}{}",

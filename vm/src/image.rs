@@ -341,7 +341,10 @@ impl Ctx<'_> {
             .collect::<Vec<_>>()
             .join(" ");
         info!(step, %command, "image recipe step");
-        let out = cmd.output().map_err(io_err(format!("running {command}")))?;
+        // Cancellable (Ctrl-C): the step's process group is killed.
+        let out = crate::process::run_output(cmd, None)
+            .map_err(io_err(format!("running {command}")))?
+            .expect("no timeout was set");
         let mut log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

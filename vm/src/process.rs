@@ -39,6 +39,93 @@ pub struct GroupChild {
     pgid: i32,
 }
 
+static CANCEL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Asks every blocking wait of this crate (ssh commands and transfers,
+/// guest boot, image and cross-build steps, container commands) to give up
+/// within a fraction of a second. Only an atomic store: callable from a
+/// signal handler.
+pub fn request_cancel() {
+    CANCEL.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Lets blocking waits run again (the orchestrator's teardown does this so
+/// that a first Ctrl-C still fetches the evidence; a second one cancels).
+pub fn clear_cancel() {
+    CANCEL.store(false, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// True once [`request_cancel`] was called (and not cleared).
+pub fn cancel_requested() -> bool {
+    CANCEL.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// The error every cancelled wait returns.
+pub fn cancelled_error() -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, "interrupted (SIGINT/SIGTERM)")
+}
+
+/// Sleeps `d` in slices of at most 50 ms; `Err(Interrupted)` as soon as a
+/// cancel is requested.
+pub fn sleep_or_cancel(d: Duration) -> io::Result<()> {
+    let end = Instant::now() + d;
+    loop {
+        if cancel_requested() {
+            return Err(cancelled_error());
+        }
+        let now = Instant::now();
+        if now >= end {
+            return Ok(());
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(50)));
+    }
+}
+
+/// Runs `cmd` (stdin from /dev/null, stdout and stderr captured) in its own
+/// process group. `Ok(None)` when `timeout` passed first (the group is
+/// killed); `Err(Interrupted)` when a cancel was requested (likewise).
+pub fn run_output(
+    cmd: Command,
+    timeout: Option<Duration>,
+) -> io::Result<Option<std::process::Output>> {
+    let mut cmd = cmd;
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = spawn_group(cmd)?;
+    fn drain<R: io::Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut b);
+            }
+            b
+        })
+    }
+    let out = drain(child.child_mut().stdout.take());
+    let err = drain(child.child_mut().stderr.take());
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if cancel_requested() {
+            let _ = child.kill();
+            return Err(cancelled_error());
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = child.kill();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Ok(Some(std::process::Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }))
+}
+
 /// Spawns `cmd` as the leader of a new process group with
 /// `PR_SET_PDEATHSIG = SIGKILL`, from the long-lived spawner thread.
 pub fn spawn_group(mut cmd: Command) -> io::Result<GroupChild> {

@@ -462,6 +462,13 @@ fn wait_ready(
                 serial_tail: log_tail(serial_log, 40),
             });
         }
+        if crate::process::cancel_requested() {
+            let _ = child.kill();
+            return Err(QemuError::Io {
+                what: "waiting for the guest to boot".into(),
+                source: crate::process::cancelled_error(),
+            });
+        }
         if Instant::now() >= deadline {
             let _ = child.kill();
             return Err(QemuError::BootTimeout {

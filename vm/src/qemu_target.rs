@@ -142,7 +142,13 @@ impl QemuTarget {
                 );
                 return Ok(fast);
             }
-            std::thread::sleep(Duration::from_millis(500));
+            crate::process::sleep_or_cancel(Duration::from_millis(500)).map_err(|source| {
+                TargetError::Io {
+                    what: "waiting for a guest listener",
+                    path: PathBuf::from(format!("guest port {target_port}")),
+                    source,
+                }
+            })?;
         }
     }
 }

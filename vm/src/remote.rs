@@ -67,6 +67,13 @@ pub(crate) fn exec_timeout(
         {
             break s;
         }
+        if crate::process::cancel_requested() {
+            let _ = child.kill();
+            return Err(TargetError::Other(format!(
+                "ssh {}: interrupted (SIGINT/SIGTERM)",
+                dest.host
+            )));
+        }
         if Instant::now() >= deadline {
             let _ = child.kill();
             return Err(TargetError::Timeout {

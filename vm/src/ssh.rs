@@ -216,6 +216,22 @@ pub(crate) fn classify_failure(
     }
 }
 
+/// Waits for the done signal of a transfer: `true` when it came, `false` at
+/// `timeout` or as soon as a cancel is requested.
+fn wait_done(done: &std::sync::mpsc::Receiver<()>, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if crate::process::cancel_requested() {
+            return false;
+        }
+        match done.recv_timeout(Duration::from_millis(50)) {
+            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return true,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+    }
+    false
+}
+
 /// The head of a long command line, for messages.
 fn short(s: &str) -> String {
     match s.char_indices().nth(120) {
@@ -240,67 +256,19 @@ pub const EXEC_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long one transfer ([`SshHost::ship`]) may take.
 pub const SHIP_TIMEOUT: Duration = Duration::from_secs(900);
 
-/// Runs `cmd` (stdin from /dev/null) in its own process group and collects
-/// its output; at `timeout` the whole group is killed and `Ok(None)` returned.
-pub(crate) fn output_within(
-    mut cmd: Command,
-    timeout: Duration,
-) -> std::io::Result<Option<Output>> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = spawn_group(cmd)?;
-    let drain = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut b = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut b);
-            }
-            b
-        })
-    };
-    let out = drain(
-        child
-            .child_mut()
-            .stdout
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
-    );
-    let err = drain(
-        child
-            .child_mut()
-            .stderr
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            return Ok(None);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Ok(Some(Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }))
-}
-
 /// Runs `remote_command` once and returns its output; a non-zero exit is an
 /// error, and so is a command still running after [`EXEC_TIMEOUT`].
 pub fn exec(dest: &SshDest, remote_command: &str) -> Result<Output, SshError> {
-    let out = output_within(command_from(&dest.ssh_args(remote_command)), EXEC_TIMEOUT)
-        .map_err(io_err("running ssh (is openssh-client installed?)"))?
-        .ok_or_else(|| SshError::Timeout {
-            host: dest.label(),
-            what: format!("`{}`", short(remote_command)),
-            timeout_s: EXEC_TIMEOUT.as_secs(),
-        })?;
+    let out = crate::process::run_output(
+        command_from(&dest.ssh_args(remote_command)),
+        Some(EXEC_TIMEOUT),
+    )
+    .map_err(io_err("running ssh (is openssh-client installed?)"))?
+    .ok_or_else(|| SshError::Timeout {
+        host: dest.label(),
+        what: format!("`{}`", short(remote_command)),
+        timeout_s: EXEC_TIMEOUT.as_secs(),
+    })?;
     if out.status.success() {
         Ok(out)
     } else {
@@ -324,7 +292,8 @@ pub fn wait_until_reachable(dest: &SshDest, timeout: Duration) -> Result<(), Ssh
                 if Instant::now() < deadline =>
             {
                 debug!(error = %e, "ssh not ready yet");
-                std::thread::sleep(Duration::from_millis(300));
+                crate::process::sleep_or_cancel(Duration::from_millis(300))
+                    .map_err(io_err("waiting for ssh"))?;
             }
             Err(e) => return Err(e),
         }
@@ -479,7 +448,7 @@ impl SshHost {
         let pid = child.id();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let watchdog = std::thread::spawn(move || {
-            if done_rx.recv_timeout(timeout).is_err() && pid > 1 {
+            if !wait_done(&done_rx, timeout) && pid > 1 {
                 let _ = nix::sys::signal::killpg(
                     nix::unistd::Pid::from_raw(pid as i32),
                     nix::sys::signal::Signal::SIGKILL,
@@ -494,6 +463,12 @@ impl SshHost {
         let timed_out = watchdog.join().unwrap_or(false);
         let err = err_reader.join().unwrap_or_default();
         if timed_out {
+            if crate::process::cancel_requested() {
+                return Err(SshError::Io {
+                    what: format!("fetching {dir}/{member}"),
+                    source: crate::process::cancelled_error(),
+                });
+            }
             return Err(SshError::Timeout {
                 host: self.dest.label(),
                 what: format!("fetching {dir}/{member}"),
@@ -601,7 +576,7 @@ fn pipe(
     let pids = [p.id(), c.id()];
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
-        if done_rx.recv_timeout(SHIP_TIMEOUT).is_err() {
+        if !wait_done(&done_rx, SHIP_TIMEOUT) {
             for pid in pids {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid as i32),
@@ -618,6 +593,12 @@ fn pipe(
     let _ = done_tx.send(());
     if watchdog.join().unwrap_or(false) {
         let _ = p.wait();
+        if crate::process::cancel_requested() {
+            return Err(SshError::Io {
+                what: format!("the transfer `{}`", short(remote)),
+                source: crate::process::cancelled_error(),
+            });
+        }
         return Err(SshError::Timeout {
             host: dest.label(),
             what: format!("the transfer `{}`", short(remote)),

@@ -259,7 +259,7 @@ pub fn run(
     let status = loop {
         match child.try_wait() {
             Ok(Some(s)) => break Some(s),
-            Ok(None) if start.elapsed() >= timeout => {
+            Ok(None) if start.elapsed() >= timeout || crate::process::cancel_requested() => {
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;
