@@ -10,6 +10,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// Polls `cond` every 20 ms until it holds (`true`) or `timeout` passes
+/// (`false`): tests wait on a condition, never on a fixed sleep.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Compares `got` with the golden file at `path`. With `QFC_BLESS=1`
 /// (exactly) the file is written instead; otherwise a missing golden file
 /// is a failure, never a silent write. The error names the first differing

@@ -204,7 +204,7 @@ fn run_guest(t: &mut QemuTarget) -> Result<(), Failed> {
     let serial = t.serial_log();
     // SAFETY: signals QEMU, which this test started.
     unsafe { libc::kill(qemu as i32, libc::SIGKILL) };
-    std::thread::sleep(Duration::from_millis(300));
+    vm::testing::wait_until(Duration::from_secs(5), || !qemu_running(qemu));
     let err = t
         .exec(&os(&["true"]), Duration::from_secs(30))
         .expect_err("exec on a dead guest");

@@ -93,9 +93,8 @@ fn ship_spawn_fetch_cleanup(s: &Server) -> Result<(), Failed> {
 
     host.cleanup(Duration::from_secs(2))?;
     assert!(!Path::new(&remote_wd).exists(), "workdir left behind");
-    std::thread::sleep(Duration::from_millis(200));
     assert!(
-        !process_alive(sleeper_pid),
+        vm::testing::wait_until(Duration::from_secs(5), || !process_alive(sleeper_pid)),
         "remote process {sleeper_pid} survived clean-up"
     );
     host.cleanup(Duration::from_secs(1))?; // idempotent
@@ -151,8 +150,11 @@ fn tampered_pidfiles_kill_nothing_else(s: &Server) -> Result<(), Failed> {
         std::fs::write(pids.join(name), text)?;
     }
     host.cleanup(Duration::from_secs(1))?;
-    std::thread::sleep(Duration::from_millis(200));
-    let alive = bystander.try_wait()?.is_none();
+    // A kill would land at once: give it a second to show, then check.
+    let killed = vm::testing::wait_until(Duration::from_secs(1), || {
+        bystander.try_wait().ok().flatten().is_some()
+    });
+    let alive = !killed;
     let _ = bystander.kill();
     let _ = bystander.wait();
     assert!(
@@ -312,9 +314,8 @@ fn ssh_target_flow(s: &Server) -> Result<(), Failed> {
     // Teardown leaves nothing: the still-running probe is stopped, the workdir is gone.
     assert!(process_alive(pid as i32));
     t.teardown()?;
-    std::thread::sleep(Duration::from_millis(200));
     assert!(
-        !process_alive(pid as i32),
+        vm::testing::wait_until(Duration::from_secs(5), || !process_alive(pid as i32)),
         "spawned process {pid} survived teardown"
     );
     assert!(!workdir.exists(), "workdir left behind");
