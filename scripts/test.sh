@@ -16,6 +16,8 @@ cargo build --bins
 if command -v qemu-system-aarch64 >/dev/null; then
   cargo xtask image-build --arch aarch64 >/dev/null
   cargo xtask cross --arch aarch64 >/dev/null
+  # qfc-lab itself for the guest: the lab runs inside an aarch64 guest too (run_targets).
+  cargo xtask cross --arch aarch64 --bin lab:qfc-lab >/dev/null
 fi
 # The x86_64 guest image (about a minute cold): the same recipe for the host's arch.
 if command -v qemu-system-x86_64 >/dev/null; then

@@ -345,6 +345,87 @@ fn sigint_during_guest_boot_takes_effect_within_2_s() -> Result<(), Failed> {
     ensure(left.is_empty(), format!("left behind: {left:?}"))
 }
 
+/// The lab on an aarch64 host (issue 13, part 6): the aarch64 builds of
+/// qfc-lab, qfc-refnode and qfc-probe, shipped into the aarch64 guest, run
+/// `qfc-lab run scenarios/smoke.toml` on the local target there (probes
+/// included) and the bundle verifies with the guest's own `qfc-lab verify`.
+/// Nothing of this host's x86_64 set-up (.cargo/config.toml, scripts) is
+/// read in the guest. Under TCG an expectation may miss its bound (exit 1);
+/// the bundle must still be whole and verify.
+fn lab_runs_inside_the_aarch64_guest() -> Result<(), Failed> {
+    use vm::Target;
+    let cross = vm::image::cache_root().join("cross/target/aarch64-unknown-linux-gnu/release");
+    let img = vm::image::cached(&vm::BuildOptions::new(vm::Arch::Aarch64))?
+        .ok_or("no warm aarch64 guest image")?;
+    let tmp = tempfile::tempdir()?;
+    let mut t = vm::QemuTarget::new(vm::QemuConfig::default(), img, tmp.path().join("guest"));
+    let r = (|| -> Result<(), Failed> {
+        t.prepare()?;
+        let mut shipped = Vec::new();
+        for b in ["qfc-lab", "qfc-refnode", "qfc-probe"] {
+            shipped.push(t.ship(&cross.join(b))?);
+        }
+        let scen = t.ship(&repo().join("scenarios/smoke.toml"))?;
+        let lab_bin = shipped[0].display().to_string();
+        let out = t.scratch_dir().join("bundle");
+        let long = std::time::Duration::from_secs(900);
+        let run = format!(
+            "{lab} run {scen} --json --out {out} > {out}.events 2> {out}.stderr; echo exit=$?",
+            lab = lab_bin,
+            scen = scen.display(),
+            out = out.display()
+        );
+        let t0 = Instant::now();
+        let o = t.exec(&["sh".into(), "-c".into(), run.into()], long)?;
+        let said = String::from_utf8_lossy(&o.stdout).into_owned();
+        eprintln!(
+            "in-guest qfc-lab run: {said} in {:.0} s",
+            t0.elapsed().as_secs_f64()
+        );
+        let code = said.trim().strip_prefix("exit=").unwrap_or("?").to_string();
+        let tail = t.exec(
+            &[
+                "sh".into(),
+                "-c".into(),
+                format!("tail -n 20 {0}.stderr; tail -n 3 {0}.events", out.display()).into(),
+            ],
+            std::time::Duration::from_secs(60),
+        )?;
+        let tail = String::from_utf8_lossy(&tail.stdout).into_owned();
+        ensure(
+            code == "0" || code == "1",
+            format!("in-guest run exit {code}:\n{tail}"),
+        )?;
+        let v = t.exec(
+            &[lab_bin.clone().into(), "verify".into(), out.clone().into()],
+            std::time::Duration::from_secs(300),
+        )?;
+        let vtext =
+            String::from_utf8_lossy(&v.stdout).into_owned() + &String::from_utf8_lossy(&v.stderr);
+        ensure(v.success(), format!("in-guest verify failed: {vtext}"))?;
+        let m = t.exec(
+            &["cat".into(), out.join("manifest.json").into()],
+            std::time::Duration::from_secs(60),
+        )?;
+        let m: serde_json::Value = serde_json::from_slice(&m.stdout)?;
+        ensure(
+            m["status"] == "complete",
+            format!(
+                "in-guest bundle status {}: {}",
+                m["status"], m["incomplete_reasons"]
+            ),
+        )?;
+        ensure(
+            m["node_binary_info"]["arch"] == "aarch64",
+            format!("node binary {}", m["node_binary_info"]),
+        )?;
+        eprintln!("in-guest verify: {}", vtext.trim());
+        Ok(())
+    })();
+    let _ = t.teardown();
+    r
+}
+
 fn container_sigkill_then_gc() -> Result<(), Failed> {
     sigkill_then_gc(&["scenarios/smoke-container.toml"])
 }
@@ -883,6 +964,22 @@ fn main() {
             "container_sigkill_of_qfc_lab_then_gc_leaves_nothing",
             container_sigkill_then_gc,
             need_root(docker_reachable()),
+        ),
+        trial(
+            "lab_runs_inside_the_aarch64_guest_and_its_bundle_verifies",
+            lab_runs_inside_the_aarch64_guest,
+            need_root(qemu_ready()).and_then(|()| {
+                let p = vm::image::cache_root()
+                    .join("cross/target/aarch64-unknown-linux-gnu/release/qfc-lab");
+                if p.is_file() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "no cross-built aarch64 qfc-lab at {}: run `cargo xtask cross --bin lab:qfc-lab`",
+                        p.display()
+                    ))
+                }
+            }),
         ),
         trial(
             "sigint_during_guest_boot_takes_effect_within_2_s",
