@@ -209,7 +209,10 @@ pub struct RunFacts {
 }
 
 impl RunFacts {
-    fn from_json(manifest: Option<&serde_json::Value>, context: Option<&serde_json::Value>) -> RunFacts {
+    fn from_json(
+        manifest: Option<&serde_json::Value>,
+        context: Option<&serde_json::Value>,
+    ) -> RunFacts {
         let mut f = RunFacts::default();
         if let Some(s) = manifest.map(|m| &m["scenario_resolved"]) {
             let st = |v: &serde_json::Value| v.as_str().map(str::to_string);
@@ -726,13 +729,13 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
         }
     }
     if let Some(s) = p.oncpu.as_mut() {
-        s.sample_hz = oncpu_hz(&pd.join("oncpu.json"), &mut p.notes);
+        s.sample_hz = oncpu_hz(&pd.join("oncpu.json"), &rel, &mut p.notes);
     }
     Ok(())
 }
 
 /// The sampling rate the on-CPU probe recorded in `oncpu.json` (`"hz"`).
-fn oncpu_hz(path: &Path, notes: &mut Vec<String>) -> Option<f64> {
+fn oncpu_hz(path: &Path, rel: &str, notes: &mut Vec<String>) -> Option<f64> {
     #[derive(serde::Deserialize)]
     struct Hz {
         hz: Option<f64>,
@@ -740,8 +743,7 @@ fn oncpu_hz(path: &Path, notes: &mut Vec<String>) -> Option<f64> {
     let hz = soft(json_opt::<Hz>(path), notes).and_then(|h| h.hz);
     if hz.is_none() {
         notes.push(format!(
-            "{}: no sampling rate (hz): on-CPU CPU-seconds cannot be computed",
-            path.display()
+            "{rel}/oncpu.json gives no sampling rate (hz): on-CPU CPU-seconds cannot be computed"
         ));
     }
     hz.filter(|h| *h > 0.0)

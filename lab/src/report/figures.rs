@@ -285,9 +285,9 @@ pub fn evaluate(f: &FigureRef, p: &PhaseEvidence, ctx: &Ctx) -> Fig {
             if sel("thread").is_some() && !s.has_threads {
                 return Err("these on-CPU stacks carry no thread names".into());
             }
-            let hz = s
-                .sample_hz
-                .ok_or("the on-CPU sampling rate is unknown (no probes.oncpu_hz in scenario.toml)")?;
+            let hz = s.sample_hz.ok_or(
+                "the on-CPU sampling rate is unknown (no probes.oncpu_hz in scenario.toml)",
+            )?;
             let window = s
                 .window_s
                 .filter(|w| *w > 0.0)

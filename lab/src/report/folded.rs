@@ -176,7 +176,9 @@ impl Area {
     pub fn label(self) -> &'static str {
         match self {
             Area::Hashing => "hashing (blake3)",
-            Area::Crypto => "crypto (signature checks: ed25519, curve25519, k256, ecdsa, secp256k1)",
+            Area::Crypto => {
+                "crypto (signature checks: ed25519, curve25519, k256, ecdsa, secp256k1)"
+            }
             Area::LogFormatting => "log formatting (tracing_subscriber fmt, Debug)",
             Area::RocksDb => "RocksDB",
             Area::Allocator => "allocator (malloc/free)",
@@ -576,7 +578,10 @@ mod tests {
         // malloc under log formatting is the allocator's self time, log formatting's inclusive
         let st = fr("x;<tracing_subscriber::fmt::Subscriber<N,E,F,W>;malloc");
         assert_eq!(classify_oncpu(&st), Area::Allocator);
-        assert_eq!(inclusive_areas(&st), vec![Area::LogFormatting, Area::Allocator]);
+        assert_eq!(
+            inclusive_areas(&st),
+            vec![Area::LogFormatting, Area::Allocator]
+        );
         assert_eq!(classify_oncpu(&fr("x;y;cfree;[unknown]")), Area::Allocator);
     }
 
@@ -593,7 +598,10 @@ mod tests {
     #[test]
     fn rule_other_fallback() {
         assert_eq!(classify_oncpu(&fr("main;my_crate::work")), Area::Other);
-        assert_eq!(inclusive_areas(&fr("main;my_crate::work")), vec![Area::Other]);
+        assert_eq!(
+            inclusive_areas(&fr("main;my_crate::work")),
+            vec![Area::Other]
+        );
     }
 
     #[test]
@@ -603,7 +611,9 @@ mod tests {
             Role::PlainThread
         );
         assert_eq!(
-            stack_role(&fr("thread_start;tokio::runtime::scheduler::multi_thread::worker::run;blake3::hash")),
+            stack_role(&fr(
+                "thread_start;tokio::runtime::scheduler::multi_thread::worker::run;blake3::hash"
+            )),
             Role::Tokio
         );
     }

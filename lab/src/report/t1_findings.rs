@@ -141,7 +141,10 @@ fn oncpu_present(p: &PhaseEvidence) -> Result<(), String> {
     match &p.oncpu {
         None => Err(format!(
             "no on-CPU stacks ({})",
-            p.missing.get("oncpu").map(String::as_str).unwrap_or("absent")
+            p.missing
+                .get("oncpu")
+                .map(String::as_str)
+                .unwrap_or("absent")
         )),
         Some(s) if s.folded.total() == 0 => Err("no on-CPU samples".into()),
         Some(_) => Ok(()),
@@ -175,7 +178,9 @@ impl OncpuTally {
             window_s: s.window_s,
         };
         for st in &s.folded.stacks {
-            *t.self_by_area.entry(classify_oncpu(&st.frames)).or_default() += st.count;
+            *t.self_by_area
+                .entry(classify_oncpu(&st.frames))
+                .or_default() += st.count;
             let inc = inclusive_areas(&st.frames);
             for a in &inc {
                 *t.incl_by_area.entry(*a).or_default() += st.count;
@@ -407,8 +412,9 @@ fn finding2(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
             ));
         }
     }
-    let runtime_visible =
-        |s: &Source| s.target_kind() == "container" && s.system_scope() && s.run.writepath.is_some();
+    let runtime_visible = |s: &Source| {
+        s.target_kind() == "container" && s.system_scope() && s.run.writepath.is_some()
+    };
     let src = pick(
         sources,
         |s| {
@@ -439,7 +445,10 @@ fn finding2(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
         num(lf),
         num(t.incl_pct(Area::LogFormatting)),
         pct(t.logfmt_sync_response as f64, lf_incl as f64),
-        s.b.facts.node_log_level.as_deref().unwrap_or("not recorded")
+        s.b.facts
+            .node_log_level
+            .as_deref()
+            .unwrap_or("not recorded")
     ));
     let rt = if runtime_visible(s) {
         runtime_writes(&s.run)
@@ -534,7 +543,9 @@ fn finding3(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
         let node: u64 = f
             .calls_by_comm
             .iter()
-            .filter(|(c, _)| c.starts_with("qfc-node") || c.starts_with("tokio") || is_rocksdb_thread(c))
+            .filter(|(c, _)| {
+                c.starts_with("qfc-node") || c.starts_with("tokio") || is_rocksdb_thread(c)
+            })
             .map(|(_, n)| n)
             .sum();
         let all: Vec<String> = f
@@ -545,7 +556,11 @@ fn finding3(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
         v.t1.push(format!(
             "{node} fsync/fdatasync by the node's threads in {} s (system-wide: {})",
             f.window_s.map(num).unwrap_or_else(|| "?".into()),
-            if all.is_empty() { "none".into() } else { all.join(", ") }
+            if all.is_empty() {
+                "none".into()
+            } else {
+                all.join(", ")
+            }
         ));
         v.t1.push("no block count (T1 recorded no metrics); no stacks for the syncs".into());
     }
@@ -671,26 +686,34 @@ fn finding4(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
         reason: String::new(),
         bundle: None,
     };
-    let by_reason = |p: &PhaseEvidence| -> Option<(BTreeMap<Reason, u64>, u64, BTreeMap<String, u64>)> {
-        let o = p.offcpu.as_ref()?;
-        let mut m = BTreeMap::new();
-        let mut disk_threads = BTreeMap::new();
-        for st in &o.folded.stacks {
-            let r = classify_offcpu(&st.frames);
-            *m.entry(r).or_default() += st.count;
-            if r == Reason::Disk || is_disk_write_stall(&st.frames) {
-                *disk_threads
-                    .entry(st.thread.clone().unwrap_or_else(|| "?".into()))
-                    .or_default() += st.count;
+    let by_reason =
+        |p: &PhaseEvidence| -> Option<(BTreeMap<Reason, u64>, u64, BTreeMap<String, u64>)> {
+            let o = p.offcpu.as_ref()?;
+            let mut m = BTreeMap::new();
+            let mut disk_threads = BTreeMap::new();
+            for st in &o.folded.stacks {
+                let r = classify_offcpu(&st.frames);
+                *m.entry(r).or_default() += st.count;
+                if r == Reason::Disk || is_disk_write_stall(&st.frames) {
+                    *disk_threads
+                        .entry(st.thread.clone().unwrap_or_else(|| "?".into()))
+                        .or_default() += st.count;
+                }
             }
-        }
-        Some((m, o.folded.total(), disk_threads))
-    };
+            Some((m, o.folded.total(), disk_threads))
+        };
     let fmt = |m: &BTreeMap<Reason, u64>, total: u64| {
         Reason::ALL
             .iter()
             .filter_map(|r| m.get(r).map(|n| (r, n)))
-            .map(|(r, n)| format!("{} {} s ({})", r.name(), num(*n as f64 / 1e6), pct(*n as f64, total as f64)))
+            .map(|(r, n)| {
+                format!(
+                    "{} {} s ({})",
+                    r.name(),
+                    num(*n as f64 / 1e6),
+                    pct(*n as f64, total as f64)
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -744,7 +767,12 @@ fn finding4(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
         format!(
             "the node's process ({} thread names: {})",
             threads.len(),
-            threads.iter().take(6).copied().collect::<Vec<_>>().join(", ")
+            threads
+                .iter()
+                .take(6)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     };
     v.lab.push(format!("by {scope}: {}", fmt(&m, total)));
@@ -758,7 +786,11 @@ fn finding4(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
     v.lab.push(format!(
         "disk waits {} ms per second of the window{}",
         num(disk_ms_per_s),
-        if who.is_empty() { String::new() } else { format!(" ({who})") }
+        if who.is_empty() {
+            String::new()
+        } else {
+            format!(" ({who})")
+        }
     ));
     let method = "T1 filtered off-CPU by the thread name `qfc-node` (missing tokio-rt-worker, where a synced block commit waits); the lab filters by process";
     if disk_ms_per_s < DISK_WAIT_NONE_MS_PER_S {
@@ -774,7 +806,11 @@ fn finding4(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
             "the node waited on the disk {} ms per second (at or above {} ms/s){}. {method}",
             num(disk_ms_per_s),
             num(DISK_WAIT_NONE_MS_PER_S),
-            if who.is_empty() { String::new() } else { format!(", on {who}") }
+            if who.is_empty() {
+                String::new()
+            } else {
+                format!(", on {who}")
+            }
         );
     }
     v
@@ -825,7 +861,14 @@ pub fn section(doc: &mut Doc, j: &Judgement, with_baseline: bool) {
         })
         .collect();
     doc.table(
-        &["T1 finding", "verdict", "lab", "T1", "reason", "bundle used"],
+        &[
+            "T1 finding",
+            "verdict",
+            "lab",
+            "T1",
+            "reason",
+            "bundle used",
+        ],
         rows,
     );
     if let Some(d) = &j.diagnosis {
@@ -854,7 +897,11 @@ pub fn render(bundles: &[Bundle], t1: Option<&PhaseEvidence>) -> (Judgement, Str
                 format!(
                     "bundle {}: scenario {}, target {}, probes scoped to {}, miner {}",
                     b.dir.display(),
-                    if b.scenario.name.is_empty() { "?" } else { &b.scenario.name },
+                    if b.scenario.name.is_empty() {
+                        "?"
+                    } else {
+                        &b.scenario.name
+                    },
                     b.target_desc.as_deref().unwrap_or("not recorded"),
                     b.facts.probe_scope.as_deref().unwrap_or("?"),
                     match b.facts.node_mine {
