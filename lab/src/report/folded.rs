@@ -140,18 +140,23 @@ pub enum Area {
     RocksDb,
     Allocator,
     Network,
+    /// The node's own code (qfc-node's `qfc_*` crates, the reference node's `refnode`
+    /// and `wire`), when no library frame below it is recognised: RPC handler bodies,
+    /// transaction pool, chain logic.
+    Node,
     Kernel,
     Other,
 }
 
 impl Area {
-    pub const ALL: [Area; 8] = [
+    pub const ALL: [Area; 9] = [
         Area::Hashing,
         Area::Crypto,
         Area::LogFormatting,
         Area::RocksDb,
         Area::Allocator,
         Area::Network,
+        Area::Node,
         Area::Kernel,
         Area::Other,
     ];
@@ -164,6 +169,7 @@ impl Area {
             Area::RocksDb => "rocksdb",
             Area::Allocator => "allocator",
             Area::Network => "network",
+            Area::Node => "node",
             Area::Kernel => "kernel",
             Area::Other => "other",
         }
@@ -183,6 +189,7 @@ impl Area {
             Area::RocksDb => "RocksDB",
             Area::Allocator => "allocator (malloc/free)",
             Area::Network => "network (libp2p, yamux, jsonrpsee, hyper, TCP)",
+            Area::Node => "node's own code (handlers, pool, chain)",
             Area::Kernel => "kernel",
             Area::Other => "other",
         }
@@ -231,6 +238,11 @@ pub const AREA_RULES: &[AreaRule] = &[
         area: Area::Network,
         pattern: r"libp2p|yamux|multistream|snow::|ring_core_.*chacha|hyper::|jsonrpsee|tokio::net::|mio::net|(^|[^a-z])(tcp_|inet_|sock_|__sys_sendto|__sys_recvfrom|ip_|__ip_|netif|__netif|nf_conntrack|nf_confirm|skb_|__skb_|napi_|net_rx)",
         example: "tcp_sendmsg_locked_[k]",
+    },
+    AreaRule {
+        area: Area::Node,
+        pattern: r"^(qfc_[a-z_]+|refnode|wire)::",
+        example: "refnode::chain::Chain::add_tx",
     },
 ];
 
@@ -529,6 +541,22 @@ mod tests {
     rule_test!(rule_rocksdb, Area::RocksDb);
     rule_test!(rule_allocator, Area::Allocator);
     rule_test!(rule_network, Area::Network);
+    rule_test!(rule_node, Area::Node);
+
+    /// Issue 16: the node's handler work under jsonrpsee frames is the node's, not network.
+    #[test]
+    fn handler_code_under_jsonrpsee_is_node() {
+        let st = fr("thread_start;jsonrpsee_core::server::rpc_module::RpcModule<Context>::register_method::{{closure}};refnode::rpc::module::{{closure}};hex::decode");
+        assert_eq!(classify_oncpu(&st), Area::Node);
+        assert_eq!(frame_area("qfc_network::sync::handle"), Some(Area::Node));
+        // T1's frames are cut at the first space: `<qfc_network::SyncResponse` is the
+        // Debug impl's head, unrecognised, so the formatting frame above it decides
+        assert_eq!(frame_area("<qfc_network::protocol::SyncResponse"), None);
+        assert_eq!(
+            frame_area("<qfc_chain::Block as core::fmt::Debug>::fmt"),
+            Some(Area::LogFormatting)
+        );
+    }
 
     #[test]
     fn every_area_with_a_frame_rule_has_a_test() {
