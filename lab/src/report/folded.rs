@@ -318,12 +318,15 @@ fn fallback_area(frames: &[String]) -> Area {
 
 /// The self area of a sample: the area of its leaf-most recognised frame; `kernel` when
 /// no frame is recognised and the leaf is a kernel frame; `other` otherwise.
+///
+/// `node` is the node's own code in general: a kernel leaf under it (a syscall the node's
+/// code made with no library frame between) is `kernel`, not `node`.
 pub fn classify_oncpu(frames: &[String]) -> Area {
-    frames
-        .iter()
-        .rev()
-        .find_map(|f| frame_area(f))
-        .unwrap_or_else(|| fallback_area(frames))
+    match frames.iter().rev().find_map(|f| frame_area(f)) {
+        Some(Area::Node) if fallback_area(frames) == Area::Kernel => Area::Kernel,
+        Some(a) => a,
+        None => fallback_area(frames),
+    }
 }
 
 /// The inclusive areas of a sample: every area any of its frames matches (`kernel` when
@@ -548,6 +551,9 @@ mod tests {
     fn handler_code_under_jsonrpsee_is_node() {
         let st = fr("thread_start;jsonrpsee_core::server::rpc_module::RpcModule<Context>::register_method::{{closure}};refnode::rpc::module::{{closure}};hex::decode");
         assert_eq!(classify_oncpu(&st), Area::Node);
+        // a syscall straight from the node's code is kernel time
+        let sys = fr("thread_start;refnode::chain::Chain::produce;do_syscall_64_[k]");
+        assert_eq!(classify_oncpu(&sys), Area::Kernel);
         assert_eq!(frame_area("qfc_network::sync::handle"), Some(Area::Node));
         // T1's frames are cut at the first space: `<qfc_network::SyncResponse` is the
         // Debug impl's head, unrecognised, so the formatting frame above it decides
