@@ -32,6 +32,9 @@ pub const LOG_FORMATTING_LARGE_PCT: f64 = 5.0;
 /// milliseconds per second of the window count as none. Any disk-write stall refutes.
 pub const DISK_WAIT_NONE_MS_PER_S: f64 = 1.0;
 
+/// Why findings 3 and 4 do not take a system-wide bundle.
+const SYSTEM_SCOPE: &str = "probes were system-wide: the node's syncs and waits cannot be told from other processes' threads of the same name; give a bundle scoped to the node";
+
 /// A finding's verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -85,16 +88,28 @@ struct Source<'a> {
 
 impl Source<'_> {
     fn new(b: &Bundle) -> Source<'_> {
-        let label = format!(
+        let mut label = format!(
             "{} ({})",
             b.dir.display(),
             b.target_desc.as_deref().unwrap_or("target not recorded")
         );
-        Source {
-            label,
-            b,
-            run: merge_phases(&b.phases, &b.metrics_series),
+        let mut run = merge_phases(&b.phases, &b.metrics_series);
+        if b.facts.probe_scope.as_deref() == Some("system") && !b.facts.node_threads.is_empty() {
+            // system-wide stacks: keep the node's thread names (other processes with the
+            // same thread names stay in: said in the label)
+            for s in [run.oncpu.as_mut(), run.offcpu.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                s.folded.stacks.retain(|st| {
+                    st.thread
+                        .as_ref()
+                        .is_some_and(|t| b.facts.node_threads.contains(t))
+                });
+            }
+            label.push_str(", system-wide stacks kept for the node's thread names");
         }
+        Source { label, b, run }
     }
     fn target_kind(&self) -> &str {
         self.b.facts.target_kind.as_deref().unwrap_or("unknown")
@@ -148,8 +163,32 @@ fn oncpu_present(p: &PhaseEvidence) -> Result<(), String> {
                 .unwrap_or("absent")
         )),
         Some(s) if s.folded.total() == 0 => Err("no on-CPU samples".into()),
-        Some(_) => Ok(()),
+        Some(s) => {
+            let total = s.folded.total();
+            let blind: u64 = s
+                .folded
+                .stacks
+                .iter()
+                .filter(|st| unsymbolized(&st.frames))
+                .map(|st| st.count)
+                .sum();
+            if 2 * blind > total {
+                Err(format!(
+                    "on-CPU stacks not symbolized ({} of samples have only unresolved `[binary]` user frames)",
+                    pct(blind as f64, total as f64)
+                ))
+            } else {
+                Ok(())
+            }
+        }
     }
+}
+
+/// A stack whose user frames are all unresolved (`[qfc-refnode]`, `[libc.so.6]`,
+/// `[unknown]`): the probe could not read the binary's symbols (e.g. inside a container).
+fn unsymbolized(frames: &[String]) -> bool {
+    let user: Vec<&String> = frames.iter().filter(|f| !f.ends_with("_[k]")).collect();
+    !user.is_empty() && user.iter().all(|f| f.starts_with('[') && f.ends_with(']'))
 }
 
 /// On-CPU tallies of one evidence: self and inclusive samples per area, and hashing
@@ -416,28 +455,21 @@ fn finding2(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
     let runtime_visible = |s: &Source| {
         s.target_kind() == "container" && s.system_scope() && s.run.writepath.is_some()
     };
-    let src = pick(
+    // the log formatting share: from a bundle whose on-CPU stacks are symbolized (a
+    // container's often are not), scoped to the node first
+    let fmt_src = pick(
         sources,
-        |s| {
-            if runtime_visible(s) {
-                0
-            } else if s.target_kind() == "container" {
-                1
-            } else {
-                2
-            }
-        },
+        |s| u8::from(s.system_scope()),
         |s| oncpu_present(&s.run),
     );
-    let s = match src {
+    let s = match fmt_src {
         Ok(s) => s,
         Err(e) => {
             v.verdict = Verdict::NotComparable(e);
-            v.reason = "finding 2 needs on-CPU stacks and, for the runtime's copies, system-wide write-path evidence from a container target".into();
+            v.reason = "finding 2 needs symbolized on-CPU stacks (log formatting) and, for the runtime's copies, system-wide write-path evidence from a container target".into();
             return v;
         }
     };
-    v.bundle = Some(s.label.clone());
     let t = OncpuTally::of(&s.run).expect("checked by pick");
     let lf = t.self_pct(Area::LogFormatting);
     let lf_incl = *t.incl_by_area.get(&Area::LogFormatting).unwrap_or(&0);
@@ -451,11 +483,32 @@ fn finding2(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
             .as_deref()
             .unwrap_or("not recorded")
     ));
-    let rt = if runtime_visible(s) {
-        runtime_writes(&s.run)
-    } else {
-        None
+    let mut used = vec![s.label.clone()];
+    let rt_src = pick(
+        sources,
+        |_| 0,
+        |s| {
+            if runtime_visible(s) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "no system-wide write-path evidence from a container target (a {} target, probes scoped to {})",
+                    s.target_kind(),
+                    s.b.facts.probe_scope.as_deref().unwrap_or("?")
+                ))
+            }
+        },
+    );
+    let rt = match &rt_src {
+        Ok(r) => {
+            if r.b.dir != s.b.dir {
+                used.push(r.label.clone());
+            }
+            runtime_writes(&r.run)
+        }
+        Err(_) => None,
     };
+    v.bundle = Some(used.join(" + "));
     if let Some((n, others, parts)) = &rt {
         v.lab.push(format!(
             "container runtime writes {n}{} next to {others} by other threads (system-wide)",
@@ -475,8 +528,8 @@ fn finding2(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
         );
         return v;
     }
-    match rt {
-        Some((n, _, _)) if n > 0 => {
+    match (rt, rt_src) {
+        (Some((n, _, _)), _) if n > 0 => {
             v.verdict = Verdict::Reproduced;
             v.reason = format!(
                 "log formatting is {}% of on-CPU samples (self, at or above {}%) and the container runtime wrote the node's output again ({n} writes)",
@@ -484,22 +537,23 @@ fn finding2(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
                 num(LOG_FORMATTING_LARGE_PCT)
             );
         }
-        Some(_) => {
+        (Some(_), _) => {
             v.verdict = Verdict::Refuted;
             v.reason = "log formatting is large, but the container runtime made no write in a system-wide capture of a container target: the node's stdout is not copied".into();
         }
-        None => {
+        (None, Err(e)) => {
             v.verdict = Verdict::NotComparable(format!(
-                "no system-wide write-path evidence from a container target (used {}, a {} target{}): the runtime's copies of stdout cannot be seen",
-                s.b.dir.display(),
-                s.target_kind(),
-                if s.system_scope() { "" } else { " with probes scoped to the node" }
+                "{e}: the runtime's copies of stdout cannot be seen"
             ));
             v.reason = format!(
                 "log formatting is {}% of on-CPU samples (self), at or above {}%",
                 num(lf),
                 num(LOG_FORMATTING_LARGE_PCT)
             );
+        }
+        (None, Ok(_)) => {
+            v.verdict = Verdict::NotComparable("no write-path evidence".into());
+            v.reason = "finding 2 needs the runtime's writes".into();
         }
     }
     v
@@ -569,6 +623,9 @@ fn finding3(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
         sources,
         |s| u8::from(s.system_scope()),
         |s| {
+            if s.system_scope() {
+                return Err(SYSTEM_SCOPE.into());
+            }
             if s.run.fsync.is_none() {
                 return Err(format!(
                     "no fsync evidence ({})",
@@ -725,6 +782,7 @@ fn finding4(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
         sources,
         |s| u8::from(s.system_scope()),
         |s| match &s.run.offcpu {
+            _ if s.system_scope() => Err(SYSTEM_SCOPE.into()),
             None => Err(format!(
                 "no off-CPU stacks ({})",
                 s.b.phases
