@@ -232,19 +232,47 @@ fn missing_evidence_is_not_comparable() -> Result<(), Failed> {
 }
 
 /// T1's production shape in a container with system-wide probes: the runtime copies the
-/// node's stdout (containerd-shim, dockerd), so finding 2 is reproduced when formatting is
-/// large (info level), and refuted at warn level.
+/// node's stdout (containerd-shim, dockerd). The container's on-CPU stacks are not
+/// symbolized, so the log formatting share comes from a local run scoped to the node with
+/// a heavy sync load (miner off): reproduced at info level, refuted at warn, and not
+/// comparable without the container bundle.
 fn container_finding2_both_ways() -> Result<(), Failed> {
     let tmp = tempfile::tempdir()?;
-    let sets = ["phase.0.duration_s=2", "phase.1.duration_s=12"];
-    let a = run(tmp.path(), "t1-container.toml", "container-info", &sets)?;
-    let mut warn = sets.to_vec();
-    warn.push("node.log_level=warn");
-    let b = run(tmp.path(), "t1-container.toml", "container-warn", &warn)?;
-    let ja = judge(&[Bundle::load(&a)?], None);
-    let jb = judge(&[Bundle::load(&b)?], None);
-    ensure(*verdict(&ja, 2) == Verdict::Reproduced, show(&ja))?;
-    ensure(*verdict(&jb, 2) == Verdict::Refuted, show(&jb))
+    let short = ["phase.0.duration_s=2", "phase.1.duration_s=12"];
+    let ctr = run(tmp.path(), "t1-container.toml", "container", &short)?;
+    let mut fmt = T1_LOCAL.to_vec();
+    fmt.extend(["node.mine=false", "phase.1.load.sync.rate_per_s=200"]);
+    let info = run(tmp.path(), "t1-aarch64.toml", "sync-info", &fmt)?;
+    fmt.push("node.log_level=warn");
+    let warn = run(tmp.path(), "t1-aarch64.toml", "sync-warn", &fmt)?;
+    let (ctr, info, warn) = (
+        Bundle::load(&ctr)?,
+        Bundle::load(&info)?,
+        Bundle::load(&warn)?,
+    );
+    let both = judge(&[info.clone(), ctr.clone()], None);
+    ensure(*verdict(&both, 2) == Verdict::Reproduced, show(&both))?;
+    let used = both.verdicts[1].bundle.clone().unwrap_or_default();
+    ensure(
+        used.contains("sync-info") && used.contains("container"),
+        format!("bundles used: {used}"),
+    )?;
+    let quiet = judge(&[warn, ctr.clone()], None);
+    ensure(*verdict(&quiet, 2) == Verdict::Refuted, show(&quiet))?;
+    let alone = judge(std::slice::from_ref(&info), None);
+    ensure(
+        matches!(verdict(&alone, 2), Verdict::NotComparable(w) if w.contains("container")),
+        show(&alone),
+    )?;
+    // findings 3 and 4 never take the system-wide container bundle
+    let only_ctr = judge(std::slice::from_ref(&ctr), None);
+    for n in [3, 4] {
+        ensure(
+            matches!(verdict(&only_ctr, n), Verdict::NotComparable(w) if w.contains("system-wide")),
+            show(&only_ctr),
+        )?;
+    }
+    Ok(())
 }
 
 fn docker_reachable() -> Result<(), String> {
