@@ -38,6 +38,9 @@ pub enum Command {
     /// Read a directory in T1's format and show its figures (and a bundle's next to them).
     #[command(name = "import-t1")]
     ImportT1(crate::report::cli::ImportT1Args),
+    /// Judge a capture's findings against bundles (`findings t1 BUNDLE... --baseline T1DIR`).
+    #[command(subcommand)]
+    Findings(crate::report::cli::FindingsCommand),
     /// Capture with the probes alone, like T1's runner but all probes at once
     /// (the same program and flags as `qfc-probe`).
     Probe(probes::cli::Args),

@@ -85,6 +85,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Report(a) => report_command(report::cli::report(&a)),
         Command::Diff(a) => report_command(report::cli::diff(&a)),
         Command::ImportT1(a) => report_command(report::cli::import_t1(&a)),
+        Command::Findings(c) => report_command(report::cli::findings(&c)),
         Command::Probe(a) => probe_command(&a),
         Command::Load(a) => load_command(&a),
         Command::Gc => {

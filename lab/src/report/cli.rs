@@ -1,5 +1,5 @@
 //! The report's subcommands for the `qfc-lab` CLI: `report DIR [--baseline T1DIR]`,
-//! `diff A B [--out DIR]`, `import-t1 DIR [--bundle B]`. The spine's CLI flattens these
+//! `diff A B [--out DIR]`, `import-t1 DIR [--bundle B]`, `findings t1 BUNDLE... [--baseline T1DIR]`. The spine's CLI flattens these
 //! argument structs and calls the handlers; each returns whether an expectation failed
 //! (exit 1) and the text to print.
 
@@ -40,6 +40,43 @@ pub struct ImportT1Args {
     /// Write the Markdown here instead of standard output
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+/// `qfc-lab findings`: judge a capture's findings against lab bundles.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum FindingsCommand {
+    /// T1's four findings, one by one: reproduced, refuted or not comparable, with the
+    /// figures on both sides, the reason and the bundle each verdict used
+    T1(FindingsT1Args),
+}
+
+/// `qfc-lab findings t1 BUNDLE... [--baseline T1DIR]`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FindingsT1Args {
+    /// Bundles written by `qfc-lab run` (e.g. a t1-aarch64 and a t1-container run); each
+    /// finding takes its evidence from the bundle whose target can show it
+    #[arg(required = true)]
+    pub bundles: Vec<PathBuf>,
+    /// A directory in T1's format (e.g. ../shared/data/t1) whose figures are shown beside
+    #[arg(long, value_name = "T1DIR")]
+    pub baseline: Option<PathBuf>,
+    /// Write the Markdown here instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// Judges T1's findings; prints or writes the Markdown (exit 0 whatever the verdicts).
+pub fn findings(cmd: &FindingsCommand) -> anyhow::Result<(bool, String)> {
+    let FindingsCommand::T1(args) = cmd;
+    let (_, md) = super::findings_t1(&args.bundles, args.baseline.as_deref())
+        .context("judging T1's findings")?;
+    match &args.out {
+        Some(p) => {
+            std::fs::write(p, &md).with_context(|| format!("writing {}", p.display()))?;
+            Ok((false, format!("wrote {}\n", p.display())))
+        }
+        None => Ok((false, md)),
+    }
 }
 
 /// Renders a bundle's report; exit code 1 when any expectation failed or

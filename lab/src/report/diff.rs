@@ -26,6 +26,10 @@ pub const DIFF_FIGURES: &[&str] = &[
     "offcpu.disk_write_stall",
     "oncpu.samples",
     "oncpu.share{area=hashing}",
+    "oncpu.cpu_s_per_s{area=hashing}",
+    "oncpu.cpu_s_per_s{area=hashing,role=plain_thread}",
+    "oncpu.cpu_s_per_s{area=hashing,role=tokio}",
+    "oncpu.share{area=crypto}",
     "oncpu.share{area=log_formatting}",
     "oncpu.share{area=allocator}",
     "oncpu.share{area=rocksdb}",
@@ -57,6 +61,36 @@ fn change(a: f64, b: f64) -> String {
         let pct = 100.0 * (b - a) / a.abs();
         format!("{}{}%", if pct >= 0.0 { "+" } else { "" }, num(pct))
     }
+}
+
+/// How much of the hashing the miner accounts for, in CPU-seconds per second (not shares:
+/// the total shrinks too when the miner stops): hashing on miner-shaped stacks
+/// (thread_start without tokio frames) before and after, and the fall of all hashing as a
+/// share of the before amount.
+fn miner_sentence(a: &PhaseEvidence, b: &PhaseEvidence, ca: &Ctx, cb: &Ctx) -> Option<String> {
+    let f = |n: &str, p: &PhaseEvidence, c: &Ctx| eval_name(n, p, c).ok();
+    let all = "oncpu.cpu_s_per_s{area=hashing}";
+    let miner = "oncpu.cpu_s_per_s{area=hashing,role=plain_thread}";
+    let (ha, hb) = (f(all, a, ca)?, f(all, b, cb)?);
+    let (ma, mb) = (f(miner, a, ca)?, f(miner, b, cb)?);
+    if ha.max(hb) <= 0.0 {
+        return None;
+    }
+    let (hi, lo, mhi, mlo) = if ha >= hb {
+        (ha, hb, ma, mb)
+    } else {
+        (hb, ha, mb, ma)
+    };
+    Some(format!(
+        "hashing {} -> {} CPU-s/s (miner-shaped stacks {} -> {}): the {} run's hashing is {}% lower, and the miner accounts for {}% of the higher run's hashing",
+        num(ha),
+        num(hb),
+        num(ma),
+        num(mb),
+        if ha >= hb { "second" } else { "first" },
+        num(100.0 * (hi - lo) / hi),
+        num(100.0 * (mhi - mlo).max(0.0) / hi),
+    ))
 }
 
 /// Plain sentences for one phase.
@@ -103,8 +137,12 @@ pub fn phase_sentences(a: &PhaseEvidence, b: &PhaseEvidence, ca: &Ctx, cb: &Ctx)
         (Ok(_), Ok(_)) => out.push("no disk-write stall in off-CPU in either".into()),
         _ => {}
     }
+    if let Some(line) = miner_sentence(a, b, ca, cb) {
+        out.push(line);
+    }
     for area in [
         "hashing",
+        "crypto",
         "log_formatting",
         "allocator",
         "rocksdb",

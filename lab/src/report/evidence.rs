@@ -41,6 +41,9 @@ pub struct StackData {
     pub window_s: Option<f64>,
     /// Whether the first frame of each line named the thread.
     pub has_threads: bool,
+    /// On-CPU sampling rate (samples per second per CPU), when known: turns samples into
+    /// CPU-seconds.
+    pub sample_hz: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -185,6 +188,61 @@ pub struct Bundle {
     /// Phase boundaries, seconds since run start.
     pub boundaries: Vec<(String, f64, f64)>,
     pub notes: Vec<String>,
+    /// What the run was (target, node, probe scope), from manifest.json and context.json.
+    pub facts: RunFacts,
+}
+
+/// What a run was, as far as the bundle says: the findings verdicts pick their bundle by
+/// these (an aarch64 target for T1's finding 1, a container with system-wide probes for
+/// finding 2). `None` where the bundle does not say.
+#[derive(Debug, Clone, Default)]
+pub struct RunFacts {
+    /// `local`, `qemu`, `container` or `ssh` (manifest.json `scenario_resolved.target.kind`).
+    pub target_kind: Option<String>,
+    /// The target's CPU architecture (context.json), e.g. `aarch64` or `x86_64`.
+    pub arch: Option<String>,
+    /// Probe scope: `target` (the node's process or cgroup) or `system`.
+    pub probe_scope: Option<String>,
+    /// `refnode` or `qfc-node`.
+    pub node_kind: Option<String>,
+    pub node_mine: Option<bool>,
+    pub node_log_level: Option<String>,
+    pub synced_commit: Option<bool>,
+    /// The node's thread names (context.json `threads_at_ready` and `threads_at_end`):
+    /// picks the node's own threads out of system-wide evidence.
+    pub node_threads: std::collections::BTreeSet<String>,
+}
+
+impl RunFacts {
+    fn from_json(
+        manifest: Option<&serde_json::Value>,
+        context: Option<&serde_json::Value>,
+    ) -> RunFacts {
+        let mut f = RunFacts::default();
+        if let Some(s) = manifest.map(|m| &m["scenario_resolved"]) {
+            let st = |v: &serde_json::Value| v.as_str().map(str::to_string);
+            f.target_kind = st(&s["target"]["kind"]);
+            f.probe_scope = st(&s["probes"]["scope"]);
+            f.node_kind = st(&s["node"]["kind"]);
+            f.node_mine = s["node"]["mine"].as_bool();
+            f.node_log_level = st(&s["node"]["log_level"]);
+            f.synced_commit = s["node"]["refnode"]["synced_commit"].as_bool();
+            if f.target_kind.as_deref() == Some("qemu") {
+                f.arch = st(&s["target"]["arch"]);
+            }
+        }
+        if let Some(c) = context {
+            if f.arch.is_none() {
+                f.arch = find_str(c, "arch").map(str::to_string);
+            }
+            for key in ["threads_at_ready", "threads_at_end"] {
+                if let Some(m) = c[key].as_object() {
+                    f.node_threads.extend(m.keys().cloned());
+                }
+            }
+        }
+        f
+    }
 }
 
 /// Reads a bundle file when it is there: regular files only (never through
@@ -407,8 +465,11 @@ impl Bundle {
             }
         }
 
+        let mut jsons = Vec::new();
         for v in [dir.join("context.json"), dir.join("manifest.json")] {
-            if let Some(j) = soft(json_opt::<serde_json::Value>(&v), &mut b.notes) {
+            let j = soft(json_opt::<serde_json::Value>(&v), &mut b.notes);
+            jsons.push(j.clone());
+            if let Some(j) = j {
                 if b.emulated.is_none() {
                     b.emulated = find_emulated(&j);
                 }
@@ -428,6 +489,8 @@ impl Bundle {
                 }
             }
         }
+
+        b.facts = RunFacts::from_json(jsons[1].as_ref(), jsons[0].as_ref());
 
         let session: Option<SessionJson> =
             soft(json_opt(&dir.join("probes/session.json")), &mut b.notes);
@@ -694,6 +757,7 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
                     folded: Folded::parse(&t, true),
                     window_s: win,
                     has_threads: true,
+                    sample_hz: None,
                 })
             }
             None => {
@@ -704,7 +768,25 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
             }
         }
     }
+    if let Some(s) = p.oncpu.as_mut() {
+        s.sample_hz = oncpu_hz(&pd.join("oncpu.json"), &rel, &mut p.notes);
+    }
     Ok(())
+}
+
+/// The sampling rate the on-CPU probe recorded in `oncpu.json` (`"hz"`).
+fn oncpu_hz(path: &Path, rel: &str, notes: &mut Vec<String>) -> Option<f64> {
+    #[derive(serde::Deserialize)]
+    struct Hz {
+        hz: Option<f64>,
+    }
+    let hz = soft(json_opt::<Hz>(path), notes).and_then(|h| h.hz);
+    if hz.is_none() {
+        notes.push(format!(
+            "{rel}/oncpu.json gives no sampling rate (hz): on-CPU CPU-seconds cannot be computed"
+        ));
+    }
+    hz.filter(|h| *h > 0.0)
 }
 
 fn load_load(dir: &Path, p: &mut PhaseEvidence, t0: Option<u64>) -> Result<(), ReportError> {
@@ -900,8 +982,12 @@ pub fn merge_phases(
                 let t = dst.get_or_insert_with(|| StackData {
                     window_s: Some(0.0),
                     has_threads: s.has_threads,
+                    sample_hz: s.sample_hz,
                     ..Default::default()
                 });
+                if t.sample_hz != s.sample_hz {
+                    t.sample_hz = None;
+                }
                 t.folded.merge(&s.folded);
                 t.window_s = sum_opt(t.window_s, s.window_s);
             }

@@ -6,7 +6,10 @@ use regex::Regex;
 use std::collections::BTreeMap;
 
 use super::evidence::{MetricsWindow, PhaseEvidence};
-use super::folded::{classify_offcpu, classify_oncpu, is_disk_write_stall, Area, Reason};
+use super::folded::{
+    classify_offcpu, classify_oncpu, inclusive_areas, is_disk_write_stall, stack_role, Area,
+    Reason, Role,
+};
 
 /// A figure's value, or the reason it cannot be evaluated.
 pub type Fig = Result<f64, String>;
@@ -32,7 +35,10 @@ macro_rules! defs {
 
 defs! {
     "oncpu.samples" ["thread"] "samples" "on-CPU samples in the phase";
-    "oncpu.share" ["area", "thread"] "%" "share of on-CPU samples in an area (hashing, log_formatting, rocksdb, allocator, network, kernel, other) or on a thread";
+    "oncpu.share" ["area", "thread"] "%" "share of on-CPU samples in an area by self attribution (the same as oncpu.self_share) or on a thread";
+    "oncpu.self_share" ["area"] "%" "share of on-CPU samples whose leaf-most recognised frame is in the area (hashing, crypto, log_formatting, rocksdb, allocator, network, kernel, other); the areas sum to 100";
+    "oncpu.inclusive_share" ["area"] "%" "share of on-CPU samples with any frame in the area; a sample counts in every area it touches";
+    "oncpu.cpu_s_per_s" ["area", "role", "thread"] "CPU-s/s" "CPU-seconds per second of samples in an area (inclusive) on a stack role (tokio, rocksdb_bg, plain_thread, kernel_or_unknown, other) or thread: samples / sampling rate / window";
     "oncpu.share_matching:<regex>" [] "%" "share of on-CPU samples with any frame matching the regex";
     "oncpu.unknown_root_share" [] "%" "share of on-CPU samples whose root frame is [unknown] (broken unwind)";
     "offcpu.total_s" ["thread"] "s" "off-CPU time summed over threads";
@@ -222,6 +228,14 @@ pub fn parse_figure(text: &str) -> Result<FigureRef, FigureError> {
                     allowed: Area::ALL.map(Area::name).join(", "),
                 });
             }
+            if k == "role" && Role::from_name(v).is_none() {
+                return Err(FigureError::BadValue {
+                    name: text.into(),
+                    key: k.into(),
+                    value: v.into(),
+                    allowed: Role::ALL.map(Role::name).join(", "),
+                });
+            }
             if k == "reason" && Reason::from_name(v).is_none() {
                 return Err(FigureError::BadValue {
                     name: text.into(),
@@ -271,7 +285,37 @@ const SYNCS: &[&str] = &["fsync", "fdatasync", "sync_file_range"];
 pub fn evaluate(f: &FigureRef, p: &PhaseEvidence, ctx: &Ctx) -> Fig {
     let sel = |k: &str| f.selectors.get(k).map(String::as_str);
     match f.base.as_str() {
-        "oncpu.samples" | "oncpu.share" | "oncpu.share_matching" | "oncpu.unknown_root_share" => {
+        "oncpu.cpu_s_per_s" => {
+            let s = p.oncpu.as_ref().ok_or_else(|| missing(p, "oncpu"))?;
+            if sel("thread").is_some() && !s.has_threads {
+                return Err("these on-CPU stacks carry no thread names".into());
+            }
+            let hz = s.sample_hz.ok_or(
+                "the on-CPU sampling rate is unknown (no probes.oncpu_hz in scenario.toml)",
+            )?;
+            let window = s
+                .window_s
+                .filter(|w| *w > 0.0)
+                .ok_or("the on-CPU window length is unknown")?;
+            let area = sel("area").and_then(Area::from_name);
+            let role = sel("role").and_then(Role::from_name);
+            let n: u64 = s
+                .folded
+                .stacks
+                .iter()
+                .filter(|x| sel("thread").is_none_or(|t| x.thread.as_deref() == Some(t)))
+                .filter(|x| area.is_none_or(|a| inclusive_areas(&x.frames).contains(&a)))
+                .filter(|x| role.is_none_or(|r| stack_role(&x.frames) == r))
+                .map(|x| x.count)
+                .sum();
+            Ok(n as f64 / hz / window)
+        }
+        "oncpu.samples"
+        | "oncpu.share"
+        | "oncpu.self_share"
+        | "oncpu.inclusive_share"
+        | "oncpu.share_matching"
+        | "oncpu.unknown_root_share" => {
             let s = p.oncpu.as_ref().ok_or_else(|| missing(p, "oncpu"))?;
             let total = s.folded.total() as f64;
             if let Some(t) = sel("thread") {
@@ -293,15 +337,22 @@ pub fn evaluate(f: &FigureRef, p: &PhaseEvidence, ctx: &Ctx) -> Fig {
             }
             match f.base.as_str() {
                 "oncpu.samples" => Ok(total),
-                "oncpu.share" => {
+                "oncpu.share" | "oncpu.self_share" | "oncpu.inclusive_share" => {
                     let area = sel("area")
                         .and_then(Area::from_name)
-                        .ok_or("oncpu.share needs {area=...} or {thread=...}")?;
+                        .ok_or_else(|| format!("{} needs {{area=...}}", f.base))?;
+                    let inclusive = f.base == "oncpu.inclusive_share";
                     let n: u64 = s
                         .folded
                         .stacks
                         .iter()
-                        .filter(|x| classify_oncpu(&x.frames) == area)
+                        .filter(|x| {
+                            if inclusive {
+                                inclusive_areas(&x.frames).contains(&area)
+                            } else {
+                                classify_oncpu(&x.frames) == area
+                            }
+                        })
                         .map(|x| x.count)
                         .sum();
                     pct(n as f64, total, "on-CPU samples")

@@ -11,7 +11,8 @@ use super::evidence::{Bundle, PhaseEvidence};
 use super::expect::{Status, Verdicts};
 use super::figures::{eval_name, Ctx};
 use super::folded::{
-    classify_offcpu, classify_oncpu, is_disk_write_stall, thread_role, Area, Reason,
+    classify_offcpu, classify_oncpu, inclusive_areas, is_disk_write_stall, thread_role, Area,
+    Reason,
 };
 use super::render::{cell, num, Block, Doc};
 
@@ -66,8 +67,12 @@ fn oncpu_section(doc: &mut Doc, p: &PhaseEvidence) {
         return;
     }
     let mut by_area: BTreeMap<Area, AreaTally> = BTreeMap::new();
+    let mut incl: BTreeMap<Area, u64> = BTreeMap::new();
     for st in &s.folded.stacks {
         let a = classify_oncpu(&st.frames);
+        for i in inclusive_areas(&st.frames) {
+            *incl.entry(i).or_default() += st.count;
+        }
         let e = by_area.entry(a).or_default();
         e.0 += st.count;
         *e.1.entry(leaf(&st.frames)).or_default() += st.count;
@@ -79,13 +84,25 @@ fn oncpu_section(doc: &mut Doc, p: &PhaseEvidence) {
     }
     let mut rows = Vec::new();
     for a in Area::ALL {
+        let inc = incl.get(&a).copied().unwrap_or(0);
         let Some((n, leaves, threads)) = by_area.remove(&a) else {
+            if inc > 0 {
+                rows.push(vec![
+                    a.label().to_string(),
+                    "0".into(),
+                    "0%".into(),
+                    share(inc, total),
+                    String::new(),
+                    String::new(),
+                ]);
+            }
             continue;
         };
         rows.push(vec![
             a.label().to_string(),
             n.to_string(),
             share(n, total),
+            share(inc, total),
             top_n(leaves, 3)
                 .into_iter()
                 .map(|(f, c)| format!("`{f}` {c}"))
@@ -99,9 +116,17 @@ fn oncpu_section(doc: &mut Doc, p: &PhaseEvidence) {
         ]);
     }
     doc.table(
-        &["area", "samples", "share", "top leaf frames", "threads"],
+        &[
+            "area",
+            "samples (self)",
+            "self share",
+            "inclusive share",
+            "top leaf frames",
+            "threads",
+        ],
         rows,
     );
+    doc.p("Self: the area of a sample's leaf-most recognised frame (areas sum to 100%). Inclusive: any frame in the area (a sample counts in every area it touches). Figures `oncpu.self_share{area=..}` and `oncpu.inclusive_share{area=..}`.");
     if !s.has_threads {
         doc.p("These stacks carry no thread names; the thread column is judged from the frames (tokio worker: tokio scheduler frames; plain std::thread: thread_start without tokio frames, as the PoW miner threads run).");
     }
@@ -569,8 +594,14 @@ pub fn phase_findings(doc: &mut Doc, p: &PhaseEvidence, ctx: &Ctx, bundle_dir: O
 /// Figures compared with T1 (and shown by `import-t1`).
 pub const BASELINE_FIGURES: &[&str] = &[
     "oncpu.samples",
-    "oncpu.share{area=hashing}",
-    "oncpu.share{area=log_formatting}",
+    "oncpu.self_share{area=hashing}",
+    "oncpu.inclusive_share{area=hashing}",
+    "oncpu.cpu_s_per_s{area=hashing}",
+    "oncpu.cpu_s_per_s{area=hashing,role=plain_thread}",
+    "oncpu.cpu_s_per_s{area=hashing,role=tokio}",
+    "oncpu.self_share{area=crypto}",
+    "oncpu.self_share{area=log_formatting}",
+    "oncpu.inclusive_share{area=log_formatting}",
     "oncpu.share{area=allocator}",
     "oncpu.share{area=rocksdb}",
     "oncpu.share{area=network}",
@@ -751,6 +782,8 @@ pub fn build_report(b: &Bundle, v: &Verdicts, baseline: Option<&PhaseEvidence>) 
             );
         }
         baseline_table(&mut doc, &b.phases, t1, &ctx);
+        let j = super::t1_findings::judge(std::slice::from_ref(b), Some(t1));
+        super::t1_findings::section(&mut doc, &j, true);
     }
     if !b.notes.is_empty() {
         doc.h(1, "Notes");

@@ -128,26 +128,35 @@ fn is_class(f: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c == '_' || c == '-')
 }
 
-/// On-CPU areas, in classification precedence order: a sample belongs to the first area
-/// any of its frames matches (kernel: the leaf frame is a kernel frame).
+/// On-CPU areas. A sample's **self** area is the area of its leaf-most recognised frame
+/// (see [`AREA_RULES`]); its **inclusive** areas are every area any of its frames matches.
+/// `kernel` and `other` are fallbacks: `kernel` when no frame is recognised and the leaf is
+/// a kernel frame, `other` when nothing is recognised at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Area {
     Hashing,
+    Crypto,
     LogFormatting,
     RocksDb,
     Allocator,
     Network,
+    /// The node's own code (qfc-node's `qfc_*` crates, the reference node's `refnode`
+    /// and `wire`), when no library frame below it is recognised: RPC handler bodies,
+    /// transaction pool, chain logic.
+    Node,
     Kernel,
     Other,
 }
 
 impl Area {
-    pub const ALL: [Area; 7] = [
+    pub const ALL: [Area; 9] = [
         Area::Hashing,
+        Area::Crypto,
         Area::LogFormatting,
         Area::RocksDb,
         Area::Allocator,
         Area::Network,
+        Area::Node,
         Area::Kernel,
         Area::Other,
     ];
@@ -155,10 +164,12 @@ impl Area {
     pub fn name(self) -> &'static str {
         match self {
             Area::Hashing => "hashing",
+            Area::Crypto => "crypto",
             Area::LogFormatting => "log_formatting",
             Area::RocksDb => "rocksdb",
             Area::Allocator => "allocator",
             Area::Network => "network",
+            Area::Node => "node",
             Area::Kernel => "kernel",
             Area::Other => "other",
         }
@@ -171,22 +182,72 @@ impl Area {
     pub fn label(self) -> &'static str {
         match self {
             Area::Hashing => "hashing (blake3)",
+            Area::Crypto => {
+                "crypto (signature checks: ed25519, curve25519, k256, ecdsa, secp256k1)"
+            }
             Area::LogFormatting => "log formatting (tracing_subscriber fmt, Debug)",
             Area::RocksDb => "RocksDB",
             Area::Allocator => "allocator (malloc/free)",
-            Area::Network => "network (libp2p, yamux, TCP)",
+            Area::Network => "network (libp2p, yamux, jsonrpsee, hyper, TCP)",
+            Area::Node => "node's own code (handlers, pool, chain)",
             Area::Kernel => "kernel",
             Area::Other => "other",
         }
     }
 }
 
+/// One rule of the on-CPU area table: a frame matching `pattern` (after any `_[k]`
+/// suffix is stripped) is work of `area`. `example` is a frame the rule must recognise;
+/// each rule has its test below.
+pub struct AreaRule {
+    pub area: Area,
+    pub pattern: &'static str,
+    pub example: &'static str,
+}
+
+/// The on-CPU area rules, the only place areas are defined (documented in
+/// docs/FIGURES.md). When one frame matches several rules, the first one in this table
+/// wins; across frames, the leaf-most recognised frame decides the self area.
+pub const AREA_RULES: &[AreaRule] = &[
+    AreaRule {
+        area: Area::Hashing,
+        pattern: r"blake3",
+        example: "blake3::portable::compress_in_place",
+    },
+    AreaRule {
+        area: Area::Crypto,
+        pattern: r"ed25519|curve25519|k256::|ecdsa|elliptic_curve|secp256k1",
+        example: "curve25519_dalek::backend::serial::u64::field::FieldElement51::pow2k",
+    },
+    AreaRule {
+        area: Area::LogFormatting,
+        pattern: r"tracing_subscriber|tracing_core::field|core::fmt::|as core::fmt::Debug>|::fmt::Debug",
+        example: "<tracing_subscriber::fmt::format::DefaultFields as tracing_subscriber::fmt::format::FormatFields>::format_fields",
+    },
+    AreaRule {
+        area: Area::RocksDb,
+        pattern: r"(?i)rocksdb",
+        example: "rocksdb::DBImpl::Get(rocksdb::ReadOptions",
+    },
+    AreaRule {
+        area: Area::Allocator,
+        pattern: r"^(malloc|free|cfree|calloc|realloc|__libc_malloc|__libc_free|_int_malloc|_int_free|_int_realloc|malloc_consolidate|__rust_alloc|__rust_dealloc|__rust_realloc|alloc::alloc::)",
+        example: "_int_malloc",
+    },
+    AreaRule {
+        area: Area::Network,
+        pattern: r"libp2p|yamux|multistream|snow::|ring_core_.*chacha|hyper::|jsonrpsee|tokio::net::|mio::net|(^|[^a-z])(tcp_|inet_|sock_|__sys_sendto|__sys_recvfrom|ip_|__ip_|netif|__netif|nf_conntrack|nf_confirm|skb_|__skb_|napi_|net_rx)",
+        example: "tcp_sendmsg_locked_[k]",
+    },
+    AreaRule {
+        area: Area::Node,
+        pattern: r"^(qfc_[a-z_]+|refnode|wire)::",
+        example: "refnode::chain::Chain::add_tx",
+    },
+];
+
 struct Rules {
-    hashing: Regex,
-    logfmt: Regex,
-    rocksdb: Regex,
-    alloc: Regex,
-    network: Regex,
+    areas: Vec<(Area, Regex)>,
     kernel: Regex,
     tokio: Regex,
     rocksdb_bg: Regex,
@@ -197,6 +258,8 @@ struct Rules {
     net_wait: Regex,
     poll: Regex,
     sleep: Regex,
+    bg_sync: Regex,
+    commit_sync: Regex,
 }
 
 fn rules() -> &'static Rules {
@@ -204,11 +267,7 @@ fn rules() -> &'static Rules {
     R.get_or_init(|| {
         let r = |s: &str| Regex::new(s).expect("built-in classification regex");
         Rules {
-            hashing: r(r"blake3"),
-            logfmt: r(r"tracing_subscriber|tracing_core::field|core::fmt::|as core::fmt::Debug>|::fmt::Debug"),
-            rocksdb: r(r"(?i)rocksdb"),
-            alloc: r(r"^(malloc|free|cfree|calloc|realloc|__libc_malloc|__libc_free|_int_malloc|_int_free|_int_realloc|malloc_consolidate|__rust_alloc|__rust_dealloc|__rust_realloc|alloc::alloc::)"),
-            network: r(r"libp2p|yamux|multistream|snow::|ring_core_.*chacha|hyper::|jsonrpsee|tokio::net::|mio::net|(^|[^a-z])(tcp_|inet_|sock_|__sys_sendto|__sys_recvfrom|ip_|__ip_|netif|__netif|nf_conntrack|nf_confirm|skb_|__skb_|napi_|net_rx)"),
+            areas: AREA_RULES.iter().map(|x| (x.area, r(x.pattern))).collect(),
             kernel: r(r"_\[k\]$|^(el0|el1|__el0|__arm64_|__x64_|__do_sys|do_syscall|entry_SYSCALL|syscall_exit|invoke_syscall|do_el0_svc|ret_from_fork|__schedule|schedule|finish_task_switch|try_to_wake_up|__wake_up|wake_up|do_notify_resume|exit_to_user|irq|__irq|handle_|gic_|_raw_spin|raw_spin|__softirq|do_softirq|hrtimer|ktime|perf_|rcu_|update_|enqueue_|dequeue_|pick_next|__switch_to|cpu_|arch_|__arch_copy|copy_|ksys_|vfs_|__vfs|ext4_|xfs_|blk_|bio_|__sys_|futex|__futex|kmem_|__kmalloc|kmalloc|kfree|__kfree|page_|folio_|filemap_|__filemap|mutex_|__mutex|tcp_|inet_|sock_|ip_|__ip|nf_|netif|__netif|skb_|__skb|napi_|__napi|el0t_)"),
             tokio: r(r"tokio::runtime::(scheduler|task)|tokio::runtime::blocking"),
             rocksdb_bg: r(r"rocksdb::(ThreadPoolImpl|BGThread|DBImpl::BGWork|DBImpl::Background)"),
@@ -219,6 +278,8 @@ fn rules() -> &'static Rules {
             net_wait: r(r"tcp_recvmsg|sk_wait_data|sk_stream_wait|inet_csk_accept|unix_stream_read|sock_recvmsg|__sys_recvfrom|__sys_recvmsg|tcp_sendmsg"),
             poll: r(r"ep_poll|do_epoll_wait|do_sys_poll|do_select|core_sys_select|__sys_epoll"),
             sleep: r(r"nanosleep|hrtimer_nanosleep|do_nanosleep|schedule_hrtimeout|msleep"),
+            bg_sync: r(r"rocksdb::(FlushJob|CompactionJob|DBImpl::(SyncClosedLogs|BGWork|BackgroundCallFlush|BackgroundCallCompaction|BackgroundFlush|BackgroundCompaction|FlushMemTableToOutputFile)|BuildTable|ThreadPoolImpl|SstFileWriter)"),
+            commit_sync: r(r"rocksdb::(DBImpl::(WriteImpl|WriteToWAL|SyncWAL|FlushWAL|Write\()|DB::Write|WriteBatch)|rocksdb::.*::write\b|tokio::runtime::(scheduler|task)"),
         }
     })
 }
@@ -232,44 +293,154 @@ pub fn is_kernel_frame(f: &str) -> bool {
     rules().kernel.is_match(f)
 }
 
-pub fn classify_oncpu(frames: &[String]) -> Area {
-    let r = rules();
-    let any = |re: &Regex| frames.iter().any(|f| re.is_match(strip_k(f)));
-    if any(&r.hashing) {
-        Area::Hashing
-    } else if any(&r.logfmt) {
-        Area::LogFormatting
-    } else if any(&r.rocksdb) {
-        Area::RocksDb
-    } else if any(&r.alloc) {
-        Area::Allocator
-    } else if any(&r.network) {
-        Area::Network
-    } else if frames.last().is_some_and(|f| is_kernel_frame(f)) {
+/// The area rule that recognises one frame (first in [`AREA_RULES`] order), if any.
+pub fn frame_area(frame: &str) -> Option<Area> {
+    let f = strip_k(frame);
+    rules()
+        .areas
+        .iter()
+        .find(|(_, re)| re.is_match(f))
+        .map(|(a, _)| *a)
+}
+
+fn fallback_area(frames: &[String]) -> Area {
+    if frames
+        .iter()
+        .rev()
+        .find(|f| f.as_str() != "[unknown]")
+        .is_some_and(|f| is_kernel_frame(f))
+    {
         Area::Kernel
     } else {
         Area::Other
     }
 }
 
-/// What kind of thread a stack ran on, judged from its frames (T1 has no thread names).
-pub fn thread_role(frames: &[String]) -> &'static str {
+/// The self area of a sample: the area of its leaf-most recognised frame; `kernel` when
+/// no frame is recognised and the leaf is a kernel frame; `other` otherwise.
+///
+/// `node` is the node's own code in general: a kernel leaf under it (a syscall the node's
+/// code made with no library frame between) is `kernel`, not `node`.
+pub fn classify_oncpu(frames: &[String]) -> Area {
+    match frames.iter().rev().find_map(|f| frame_area(f)) {
+        Some(Area::Node) if fallback_area(frames) == Area::Kernel => Area::Kernel,
+        Some(a) => a,
+        None => fallback_area(frames),
+    }
+}
+
+/// The inclusive areas of a sample: every area any of its frames matches (`kernel` when
+/// any frame is a kernel frame), or the fallback area when no frame is recognised.
+pub fn inclusive_areas(frames: &[String]) -> Vec<Area> {
+    let mut v: Vec<Area> = frames.iter().filter_map(|f| frame_area(f)).collect();
+    if frames.iter().any(|f| is_kernel_frame(f)) {
+        v.push(Area::Kernel);
+    }
+    if v.is_empty() {
+        v.push(fallback_area(frames));
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// What kind of thread a stack ran on, judged from its frames alone (T1 has no thread
+/// names, and the real node's miner threads are named `tokio-rt-worker`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// tokio scheduler or blocking-pool frames: block production, RPC, sync.
+    Tokio,
+    /// RocksDB's own thread pool (flush, compaction).
+    RocksDbBackground,
+    /// `thread_start` without tokio frames: the shape of the PoW miner threads.
+    PlainThread,
+    /// Only kernel or `[unknown]` frames.
+    KernelOrUnknown,
+    Other,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Tokio,
+        Role::RocksDbBackground,
+        Role::PlainThread,
+        Role::KernelOrUnknown,
+        Role::Other,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Tokio => "tokio",
+            Role::RocksDbBackground => "rocksdb_bg",
+            Role::PlainThread => "plain_thread",
+            Role::KernelOrUnknown => "kernel_or_unknown",
+            Role::Other => "other",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|a| a.name() == s)
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Tokio => "tokio worker",
+            Role::RocksDbBackground => "RocksDB background",
+            Role::PlainThread => "plain std::thread (no tokio frames)",
+            Role::KernelOrUnknown => "kernel or unknown",
+            Role::Other => "other",
+        }
+    }
+}
+
+/// The [`Role`] of a stack, from its frames.
+pub fn stack_role(frames: &[String]) -> Role {
     let r = rules();
     let any = |re: &Regex| frames.iter().any(|f| re.is_match(f));
     if any(&r.tokio) {
-        "tokio worker"
+        Role::Tokio
     } else if any(&r.rocksdb_bg) {
-        "RocksDB background"
+        Role::RocksDbBackground
     } else if any(&r.std_thread) {
-        "plain std::thread (no tokio frames)"
+        Role::PlainThread
     } else if frames
         .iter()
         .all(|f| is_kernel_frame(f) || f == "[unknown]")
     {
-        "kernel or unknown"
+        Role::KernelOrUnknown
     } else {
-        "other"
+        Role::Other
     }
+}
+
+/// What kind of thread a stack ran on, as a label.
+pub fn thread_role(frames: &[String]) -> &'static str {
+    stack_role(frames).label()
+}
+
+/// Who issued a sync seen in a stack: the block-commit path, RocksDB's own background
+/// flush or compaction (`SyncClosedLogs`, SST file sync), or unknown (no user frames).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SyncPath {
+    BlockCommit,
+    Background,
+    Unknown,
+}
+
+/// Classifies a stack holding an fsync/fdatasync by its user frames.
+pub fn sync_path(frames: &[String]) -> SyncPath {
+    let r = rules();
+    let any = |re: &Regex| frames.iter().any(|f| re.is_match(f));
+    if any(&r.bg_sync) {
+        SyncPath::Background
+    } else if any(&r.commit_sync) {
+        SyncPath::BlockCommit
+    } else {
+        SyncPath::Unknown
+    }
+}
+
+/// Whether a thread name (comm) is one of RocksDB's background threads
+/// (`rocksdb:low`, `rocksdb:high`, `rocksdb:bot`, ...).
+pub fn is_rocksdb_thread(comm: &str) -> bool {
+    comm.starts_with("rocksdb:")
 }
 
 /// Off-CPU wait reasons, in precedence order.
@@ -341,31 +512,160 @@ mod tests {
         s.split(';').map(str::to_string).collect()
     }
 
+    /// One test per rule of [`AREA_RULES`]: the rule's example frame is recognised as its
+    /// area, as a leaf under an unrecognised root and under a `jsonrpsee` frame (self),
+    /// and the example is counted in the area inclusively.
+    macro_rules! rule_test {
+        ($name:ident, $area:expr) => {
+            #[test]
+            fn $name() {
+                let rule = AREA_RULES
+                    .iter()
+                    .find(|r| r.area == $area)
+                    .expect("the area has a rule");
+                assert_eq!(frame_area(rule.example), Some($area), "{}", rule.example);
+                let st = fr(&format!("main;my_crate::work;{}", rule.example));
+                assert_eq!(classify_oncpu(&st), $area);
+                assert!(inclusive_areas(&st).contains(&$area));
+                if $area != Area::Network {
+                    let under = fr(&format!(
+                        "thread_start;jsonrpsee_server::server::handle;{}",
+                        rule.example
+                    ));
+                    assert_eq!(classify_oncpu(&under), $area);
+                    assert!(inclusive_areas(&under).contains(&Area::Network));
+                }
+            }
+        };
+    }
+    rule_test!(rule_hashing, Area::Hashing);
+    rule_test!(rule_crypto, Area::Crypto);
+    rule_test!(rule_log_formatting, Area::LogFormatting);
+    rule_test!(rule_rocksdb, Area::RocksDb);
+    rule_test!(rule_allocator, Area::Allocator);
+    rule_test!(rule_network, Area::Network);
+    rule_test!(rule_node, Area::Node);
+
+    /// Issue 16: the node's handler work under jsonrpsee frames is the node's, not network.
     #[test]
-    fn areas_follow_precedence() {
+    fn handler_code_under_jsonrpsee_is_node() {
+        let st = fr("thread_start;jsonrpsee_core::server::rpc_module::RpcModule<Context>::register_method::{{closure}};refnode::rpc::module::{{closure}};hex::decode");
+        assert_eq!(classify_oncpu(&st), Area::Node);
+        // a syscall straight from the node's code is kernel time
+        let sys = fr("thread_start;refnode::chain::Chain::produce;do_syscall_64_[k]");
+        assert_eq!(classify_oncpu(&sys), Area::Kernel);
+        assert_eq!(frame_area("qfc_network::sync::handle"), Some(Area::Node));
+        // T1's frames are cut at the first space: `<qfc_network::SyncResponse` is the
+        // Debug impl's head, unrecognised, so the formatting frame above it decides
+        assert_eq!(frame_area("<qfc_network::protocol::SyncResponse"), None);
+        assert_eq!(
+            frame_area("<qfc_chain::Block as core::fmt::Debug>::fmt"),
+            Some(Area::LogFormatting)
+        );
+    }
+
+    #[test]
+    fn every_area_with_a_frame_rule_has_a_test() {
+        // kernel and other are fallbacks (tested below); the rest are in AREA_RULES once
+        let with_rule: Vec<Area> = AREA_RULES.iter().map(|r| r.area).collect();
+        assert_eq!(with_rule.len(), Area::ALL.len() - 2);
+        for a in Area::ALL {
+            let n = with_rule.iter().filter(|x| **x == a).count();
+            let expect = usize::from(!matches!(a, Area::Kernel | Area::Other));
+            assert_eq!(n, expect, "{a:?}");
+        }
+    }
+
+    #[test]
+    fn rule_crypto_names_each_library() {
+        for f in [
+            "ed25519_dalek::verifying::VerifyingKey::verify_strict",
+            "curve25519_dalek::edwards::EdwardsPoint::vartime_double_scalar_mul_basepoint",
+            "k256::arithmetic::field::FieldElement::mul",
+            "ecdsa::verifying::VerifyingKey<C>::verify_prehash",
+            "elliptic_curve::point::AffinePoint::from_encoded_point",
+            "secp256k1_ecdsa_verify",
+        ] {
+            assert_eq!(frame_area(f), Some(Area::Crypto), "{f}");
+        }
+    }
+
+    /// Issue 16: Ed25519 checks of submitted transactions ran under jsonrpsee frames and
+    /// were counted as network; they are crypto by their leaf frames.
+    #[test]
+    fn curve25519_leaves_under_jsonrpsee_are_crypto_not_network() {
+        let st = fr("tokio-rt-worker;std::sys::pal::unix::thread::Thread::new::thread_start;tokio::runtime::scheduler::multi_thread::worker::run;<jsonrpsee_server::server::Server>::handle;refnode::rpc::send_raw_transaction;wire::tx::Transaction::verify;ed25519_dalek::verifying::VerifyingKey::verify;curve25519_dalek::edwards::EdwardsPoint::vartime_double_scalar_mul_basepoint;curve25519_dalek::backend::serial::u64::field::FieldElement51::pow2k");
+        assert_eq!(classify_oncpu(&st), Area::Crypto);
+        let inc = inclusive_areas(&st);
+        assert!(inc.contains(&Area::Crypto) && inc.contains(&Area::Network));
+    }
+
+    #[test]
+    fn self_area_is_the_leaf_most_recognised_frame() {
+        // a kernel interrupt leaf under blake3 is hashing (kernel frames are a fallback)
         assert_eq!(
             classify_oncpu(&fr(
                 "thread_start;blake3::portable::compress_in_place;el0t_64_irq"
             )),
             Area::Hashing
         );
+        // malloc under log formatting is the allocator's self time, log formatting's inclusive
+        let st = fr("x;<tracing_subscriber::fmt::Subscriber<N,E,F,W>;malloc");
+        assert_eq!(classify_oncpu(&st), Area::Allocator);
         assert_eq!(
-            classify_oncpu(&fr(
-                "x;<tracing_subscriber::fmt::Subscriber<N,E,F,W>;malloc"
-            )),
-            Area::LogFormatting
+            inclusive_areas(&st),
+            vec![Area::LogFormatting, Area::Allocator]
         );
         assert_eq!(classify_oncpu(&fr("x;y;cfree;[unknown]")), Area::Allocator);
-        assert_eq!(
-            classify_oncpu(&fr("x;rocksdb::DBImpl::Get(rocksdb::ReadOptions")),
-            Area::RocksDb
-        );
+    }
+
+    #[test]
+    fn rule_kernel_fallback() {
         assert_eq!(
             classify_oncpu(&fr("x;finish_task_switch.isra.0")),
             Area::Kernel
         );
         assert_eq!(classify_oncpu(&fr("x;do_work_[k]")), Area::Kernel);
+        assert_eq!(inclusive_areas(&fr("x;do_work_[k]")), vec![Area::Kernel]);
+    }
+
+    #[test]
+    fn rule_other_fallback() {
         assert_eq!(classify_oncpu(&fr("main;my_crate::work")), Area::Other);
+        assert_eq!(
+            inclusive_areas(&fr("main;my_crate::work")),
+            vec![Area::Other]
+        );
+    }
+
+    #[test]
+    fn roles_by_shape_not_name() {
+        assert_eq!(
+            stack_role(&fr("[unknown];std::sys::pal::unix::thread::Thread::new::thread_start;blake3::portable::compress_in_place")),
+            Role::PlainThread
+        );
+        assert_eq!(
+            stack_role(&fr(
+                "thread_start;tokio::runtime::scheduler::multi_thread::worker::run;blake3::hash"
+            )),
+            Role::Tokio
+        );
+    }
+
+    #[test]
+    fn sync_paths() {
+        assert_eq!(
+            sync_path(&fr("thread_start;rocksdb::DBImpl::BGWorkFlush;rocksdb::DBImpl::SyncClosedLogs;fdatasync;__x64_sys_fdatasync_[k]")),
+            SyncPath::Background
+        );
+        assert_eq!(
+            sync_path(&fr("thread_start;tokio::runtime::scheduler::multi_thread::worker::run;rocksdb::DBImpl::WriteImpl;rocksdb::DBImpl::WriteToWAL;fdatasync;__x64_sys_fdatasync_[k]")),
+            SyncPath::BlockCommit
+        );
+        assert_eq!(
+            sync_path(&fr("[libc.so.6];fdatasync_[k]")),
+            SyncPath::Unknown
+        );
     }
 
     #[test]

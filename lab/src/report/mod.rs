@@ -6,6 +6,7 @@
 //!   and exits 1 when [`Verdicts::any_failed`].
 //! - [`diff_bundles`]: `qfc-lab diff A B [--out DIR]`.
 //! - [`import_t1`]: `qfc-lab import-t1 DIR [--bundle B]`.
+//! - [`findings_t1`]: `qfc-lab findings t1 BUNDLE... [--baseline T1DIR]`.
 //!
 //! Figure names are documented in docs/FIGURES.md; the input formats are read in
 //! [`inputs`] only.
@@ -23,6 +24,7 @@ pub mod hist;
 pub mod inputs;
 pub mod render;
 pub mod t1;
+pub mod t1_findings;
 
 use std::path::{Path, PathBuf};
 
@@ -198,4 +200,21 @@ pub fn import_t1(dir: &Path, bundle: Option<&Path>) -> Result<String, ReportErro
     doc.h(1, "T1 findings");
     findings::phase_findings(&mut doc, &t1, &ctx, None);
     Ok(doc.to_markdown())
+}
+
+/// Judges T1's four findings against one or more bundles; with `baseline`, T1's own
+/// figures are shown beside the lab's. Returns the verdicts and the Markdown.
+pub fn findings_t1(
+    bundles: &[PathBuf],
+    baseline: Option<&Path>,
+) -> Result<(t1_findings::Judgement, String), ReportError> {
+    let loaded = bundles
+        .iter()
+        .map(|b| Bundle::load(b))
+        .collect::<Result<Vec<_>, _>>()?;
+    let t1 = match baseline {
+        Some(t) => Some(t1::import(t)?),
+        None => None,
+    };
+    Ok(t1_findings::render(&loaded, t1.as_ref()))
 }

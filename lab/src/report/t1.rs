@@ -23,6 +23,9 @@ pub const T1_WINDOWS_S: [(&str, f64); 5] = [
     ("05-oncpu.folded", 20.0),
 ];
 
+/// T1's on-CPU sampling rate: `perf record -F 99` (../shared/notes/t1-capture.md).
+pub const T1_ONCPU_HZ: f64 = 99.0;
+
 fn window(file: &str) -> Option<f64> {
     T1_WINDOWS_S.iter().find(|(f, _)| *f == file).map(|x| x.1)
 }
@@ -102,6 +105,7 @@ pub fn import(dir: &Path) -> Result<PhaseEvidence, ReportError> {
             folded: offcpu_from_dump(&d),
             window_s: window(F3),
             has_threads: false,
+            sample_hz: None,
         });
     } else {
         p.missing
@@ -144,6 +148,7 @@ pub fn import(dir: &Path) -> Result<PhaseEvidence, ReportError> {
             folded,
             window_s: window(F5),
             has_threads: false,
+            sample_hz: Some(T1_ONCPU_HZ),
         });
     } else {
         p.missing
