@@ -44,6 +44,10 @@ pub struct LoadArgs {
     /// Directory for summary.json, <workload>.hdr and series.json
     #[arg(long, default_value = "load-out")]
     pub out: PathBuf,
+    /// Instrument-floor calibration before the phase, in ms (0: skip; the
+    /// summary then says the floor was not measured)
+    #[arg(long, default_value_t = 1000)]
+    pub floor_ms: u64,
 
     /// rpc workload: arrivals per second (open loop); enables the workload
     #[arg(long)]
@@ -244,7 +248,8 @@ pub async fn run(args: &LoadArgs, cancel: CancellationToken) -> Result<PhaseSumm
         chain_id: args.chain_id,
         admin_rpc: args.admin_rpc,
     };
-    let session = LoadSession::connect(endpoints, args.seed).await?;
+    let mut session = LoadSession::connect(endpoints, args.seed).await?;
+    session.set_floor_window(Duration::from_millis(args.floor_ms));
     session
         .run_phase(
             &args.phase,

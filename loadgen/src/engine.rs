@@ -4,13 +4,21 @@
 //! coordinated omission, as wrk2). The closed loop runs N clients back to
 //! back and measures from the actual send. Both are bounded in time and
 //! count, and stop on cancellation.
+//!
+//! Pacing (issue 18): the open loop's arrivals are released by a dedicated
+//! pacer thread that sleeps with `clock_nanosleep` at 1 ns timer slack, not
+//! on tokio's 1 ms timer wheel and not on a worker that also does I/O; each
+//! request is handed to the runtime's workers as its own task. The pacer
+//! records how late each send was (`lag`) so that a schedule the generator
+//! could not keep is reported, never quietly turned into a lower rate.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
-use tokio::sync::Semaphore;
+use tokio::runtime::Handle;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -18,11 +26,11 @@ use tokio_util::sync::CancellationToken;
 use crate::schedule::Schedule;
 use crate::stats::{Fail, Recorder};
 
-/// Resolution of tokio's timer.
-const TICK: Duration = Duration::from_millis(1);
-
 /// Closed loops stop after this many requests even if time remains.
 pub const CLOSED_LOOP_MAX_REQUESTS: u64 = 100_000_000;
+
+/// How often a sleeping pacer looks at its cancellation token.
+const CANCEL_POLL: Duration = Duration::from_millis(20);
 
 /// A kind of request the engine can drive.
 pub trait Workload: Send + Sync + 'static {
@@ -51,66 +59,136 @@ pub struct OpenLoop {
 }
 
 /// Runs the open loop to the end of its schedule (or cancellation), then
-/// waits up to one timeout for requests in flight.
+/// waits up to one timeout for requests in flight. Must be called inside a
+/// tokio runtime (real time: the pacer thread does not follow a paused clock).
 pub async fn run_open<W: Workload>(
+    w: Arc<W>,
+    cfg: OpenLoop,
+    rng: ChaCha8Rng,
+    rec: Arc<Recorder>,
+    cancel: CancellationToken,
+) {
+    let handle = Handle::current();
+    let timeout = cfg.timeout;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let pacer_rec = rec.clone();
+    let started = std::thread::Builder::new()
+        .name("qfc-load-pacer".into())
+        .spawn(move || {
+            let out = pace(w, cfg, rng, pacer_rec, cancel, &handle);
+            let _ = tx.send(out);
+        });
+    if let Err(e) = started {
+        tracing::error!(error = %e, "cannot start the pacer thread; no request sent");
+        return;
+    }
+    // A pacer that panicked dropped its tasks (aborted) and sends nothing.
+    if let Ok((tasks, spawned)) = rx.await {
+        drain(tasks, spawned, &rec, timeout).await;
+    }
+}
+
+/// Lowers this thread's timer slack to 1 ns so that sleeps end on time
+/// (the default slack is 50 µs).
+fn precise_timer_slack() {
+    // SAFETY: PR_SET_TIMERSLACK takes one integer argument and only changes
+    // the calling thread's timer slack.
+    let rc = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+    if rc != 0 {
+        tracing::debug!("PR_SET_TIMERSLACK refused; the pacer keeps the default 50 us slack");
+    }
+}
+
+/// Sleeps until `t` (or returns at once when it has passed); `false` when
+/// cancelled first.
+fn sleep_until(t: std::time::Instant, cancel: &CancellationToken) -> bool {
+    loop {
+        if cancel.is_cancelled() {
+            return false;
+        }
+        match t.checked_duration_since(std::time::Instant::now()) {
+            Some(left) if !left.is_zero() => std::thread::sleep(left.min(CANCEL_POLL)),
+            _ => return true,
+        }
+    }
+}
+
+enum Slot {
+    Permit(OwnedSemaphorePermit),
+    TooLate,
+    Cancelled,
+}
+
+/// The pacer: releases arrival `i` at its intended start, on its own thread.
+fn pace<W: Workload>(
     w: Arc<W>,
     cfg: OpenLoop,
     mut rng: ChaCha8Rng,
     rec: Arc<Recorder>,
     cancel: CancellationToken,
-) {
-    let start = Instant::from_std(rec.anchor().instant());
+    rt: &Handle,
+) -> (JoinSet<()>, u64) {
+    precise_timer_slack();
+    let start = rec.anchor().instant();
     let total = cfg.schedule.total();
     let sem = Arc::new(Semaphore::new(cfg.max_in_flight.max(1) as usize));
     let mut tasks = JoinSet::new();
     let mut spawned = 0u64;
     for i in 0..total {
         let intended = start + cfg.schedule.offset(i);
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => {
-                rec.dropped_unscheduled(intended.into_std(), total - i);
+        if !sleep_until(intended, &cancel) {
+            rec.dropped_unscheduled(intended, total - i);
+            break;
+        }
+        rec.scheduled(intended);
+        let req = w.make(i, &mut rng);
+        let slot = match sem.clone().try_acquire_owned() {
+            Ok(p) => Slot::Permit(p),
+            // All slots busy: wait for one, up to one timeout after the
+            // intended start (the wait counts in the latency).
+            Err(_) => rt.block_on(async {
+                let give_up = Instant::from_std(intended + cfg.timeout);
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => Slot::Cancelled,
+                    p = sem.clone().acquire_owned() => match p {
+                        Ok(p) => Slot::Permit(p),
+                        Err(_) => Slot::Cancelled,
+                    },
+                    _ = tokio::time::sleep_until(give_up) => Slot::TooLate,
+                }
+            }),
+        };
+        let permit = match slot {
+            Slot::Permit(p) => p,
+            Slot::TooLate => {
+                rec.dropped(intended, 1);
+                continue;
+            }
+            Slot::Cancelled => {
+                rec.dropped(intended, 1);
+                rec.dropped_unscheduled(intended, total - i - 1);
                 break;
             }
-            // The timer wheel has 1 ms ticks and rounds up: aim one tick
-            // early so arrivals go out within [intended - 1 ms, intended].
-            _ = tokio::time::sleep_until(intended.checked_sub(TICK).unwrap_or(intended)) => {}
-        }
-        rec.scheduled(intended.into_std());
-        let req = w.make(i, &mut rng);
-        let permit = match sem.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => tokio::select! {
-                biased;
-                _ = cancel.cancelled() => {
-                    rec.dropped(intended.into_std(), 1);
-                    rec.dropped_unscheduled(intended.into_std(), total - i - 1);
-                    break;
-                }
-                p = sem.clone().acquire_owned() => p.expect("semaphore never closed"),
-                _ = tokio::time::sleep_until(intended + cfg.timeout) => {
-                    rec.dropped(intended.into_std(), 1);
-                    continue;
-                }
-            },
         };
-        rec.sent();
+        rec.sent_at(intended, std::time::Instant::now());
         spawned += 1;
         let (w, rec, timeout) = (w.clone(), rec.clone(), cfg.timeout);
-        // Latency runs from the intended start, or from the send when the
-        // request went out up to one tick early.
-        let start = intended.into_std().min(std::time::Instant::now());
-        tasks.spawn(async move {
-            let outcome = match tokio::time::timeout(timeout, w.execute(req)).await {
-                Ok(r) => r,
-                Err(_) => Err(Fail::Timeout),
-            };
-            rec.finished(start, std::time::Instant::now(), outcome);
-            drop(permit);
-        });
+        tasks.spawn_on(
+            async move {
+                let outcome = match tokio::time::timeout(timeout, w.execute(req)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Fail::Timeout),
+                };
+                // Latency from the intended start (coordinated-omission correction).
+                rec.finished(intended, std::time::Instant::now(), outcome);
+                drop(permit);
+            },
+            rt,
+        );
         while tasks.try_join_next().is_some() {}
     }
-    drain(tasks, spawned, &rec, cfg.timeout).await;
+    (tasks, spawned)
 }
 
 /// Waits for in-flight requests up to `grace`, then aborts the rest and
@@ -249,14 +327,15 @@ mod tests {
         })
     }
 
-    #[tokio::test(start_paused = true)]
+    // Real time: the pacer thread sleeps on the system clock.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn open_loop_sends_the_scheduled_count() {
         let w = sleepy(Duration::from_secs(100), Duration::ZERO);
         let rec = Arc::new(Recorder::new(Anchor::now()));
         let cfg = OpenLoop {
             schedule: Schedule::Constant {
-                rate_per_s: 500.0,
-                duration: Duration::from_secs(2),
+                rate_per_s: 1000.0,
+                duration: Duration::from_secs(1),
             },
             max_in_flight: 64,
             timeout: Duration::from_secs(1),
@@ -273,7 +352,8 @@ mod tests {
         assert_eq!(rec.completed(), 1000);
     }
 
-    #[tokio::test(start_paused = true)]
+    // Real time: the pacer thread sleeps on the system clock.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn same_seed_same_requests() {
         let mut seqs = Vec::new();
         for _ in 0..2 {
@@ -303,7 +383,8 @@ mod tests {
         assert_eq!(seqs[0], seqs[1]);
     }
 
-    #[tokio::test(start_paused = true)]
+    // Real time: the pacer thread sleeps on the system clock.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn cancellation_stops_the_open_loop_and_counts_the_rest_as_dropped() {
         let w = sleepy(Duration::from_secs(100), Duration::ZERO);
         let rec = Arc::new(Recorder::new(Anchor::now()));

@@ -6,7 +6,8 @@
 //! [`LoadSession::run_phase`] per phase with a [`PhaseLoad`] (the domain form
 //! of `[phase.load.*]`, docs/SCENARIOS.md); [`seed_db`] fills a datadir
 //! before the node starts. Load models live in [`engine`], recording in
-//! [`stats`]; `qfc-lab load` flattens [`cli::LoadArgs`].
+//! [`stats`], the instrument's own floor in [`floor`]; `qfc-lab load`
+//! flattens [`cli::LoadArgs`].
 //!
 //! Every random choice comes from the session seed (per phase and workload),
 //! every loop is bounded in count and time, and every target must be a
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod clock;
 pub mod compaction;
 pub mod engine;
+pub mod floor;
 pub mod http;
 pub mod metrics;
 pub mod model;
@@ -29,13 +31,14 @@ pub mod tx;
 
 use std::path::PathBuf;
 
+pub use floor::Floor;
 pub use model::{
     CompactionLoad, CompactionMethod, LoadModel, PhaseLoad, RateStep, RpcLoad, RpcMethod, SyncLoad,
     SyncRequestKind, TxLoad,
 };
 pub use seed_db::{seed_db, SeedReport};
 pub use session::{LoadSession, NodeEndpoints, PhaseSummary};
-pub use stats::{LatencySummary, SeriesPoint, WorkloadSummary};
+pub use stats::{LatencySummary, Pacing, SeriesPoint, WorkloadSummary};
 
 /// What can go wrong in the load generator.
 #[derive(Debug, thiserror::Error)]

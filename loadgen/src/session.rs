@@ -1,6 +1,8 @@
 //! A load session against one node: connection checks, seeded generators per
 //! phase and workload, the phase runner and its outputs (`summary.json`,
-//! `<workload>.hdr`, `series.json` in the directory the caller hands over).
+//! `<workload>.hdr`, `series.json` in the directory the caller hands over),
+//! with the instrument floor ([`crate::floor`]) measured before each phase's
+//! load clock starts.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -83,6 +85,13 @@ pub struct PhaseSummary {
     pub compaction: Option<serde_json::Value>,
     /// True when the phase was cancelled before its end.
     pub cancelled: bool,
+    /// The generator's own latency at this phase's rate, measured against a
+    /// server that answers at once just before the load clock started.
+    #[serde(default)]
+    pub floor: Option<crate::floor::Floor>,
+    /// Why `floor` is absent (calibration disabled or failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor_missing: Option<String>,
 }
 
 /// One run's connection to a node; keeps state (e.g. nonces) across phases.
@@ -92,6 +101,8 @@ pub struct LoadSession {
     pool: Arc<HttpPool>,
     /// Load accounts funded so far (indices 0..funded).
     funded: tokio::sync::Mutex<u32>,
+    /// Instrument-floor calibration window before each phase (zero: skip).
+    floor_window: Duration,
 }
 
 /// The generator of one workload in one phase: depends only on the session
@@ -143,7 +154,35 @@ impl LoadSession {
             seed,
             pool,
             funded: tokio::sync::Mutex::new(0),
+            floor_window: crate::floor::DEFAULT_FLOOR_WINDOW,
         })
+    }
+
+    /// Sets the instrument-floor calibration window run before each phase
+    /// (default 1 s; zero skips it and the summary says so).
+    pub fn set_floor_window(&mut self, window: Duration) {
+        self.floor_window = window;
+    }
+
+    /// Measures the instrument floor for `load` (before the phase clock).
+    async fn floor(
+        &self,
+        load: &PhaseLoad,
+        cancel: &CancellationToken,
+    ) -> Result<crate::floor::Floor, String> {
+        if self.floor_window.is_zero() {
+            return Err("calibration skipped (floor window 0)".into());
+        }
+        let (rate, basis, concurrency) = floor_rate(load);
+        crate::floor::measure(
+            rate,
+            &basis,
+            concurrency.min(256),
+            self.floor_window,
+            cancel.clone(),
+        )
+        .await
+        .map_err(|e| e.to_string())
     }
 
     /// The endpoints of this session.
@@ -255,6 +294,17 @@ impl LoadSession {
             }
             None => None,
         };
+        // The instrument floor at this phase's rate, then connections to the
+        // node opened before the clock starts.
+        let (floor, floor_missing) = match self.floor(load, &cancel).await {
+            Ok(f) => (Some(f), None),
+            Err(why) => (None, Some(why)),
+        };
+        if let Some(r) = &load.rpc {
+            if let Err(e) = self.pool.warm(r.concurrency.min(256) as usize).await {
+                tracing::warn!(error = %e, "could not open the rpc connections before the phase");
+            }
+        }
         let anchor = Anchor::now();
         let mut runs: Vec<(String, Arc<Recorder>, Shape)> = Vec::new();
         let mut futs: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> =
@@ -420,11 +470,48 @@ impl LoadSession {
             workloads,
             compaction: compaction.map(|c| serde_json::to_value(c).unwrap_or_default()),
             cancelled: cancel.is_cancelled(),
+            floor,
+            floor_missing,
         };
         write_json(&out_dir.join("series.json"), &series)?;
         write_json(&out_dir.join("summary.json"), &summary)?;
         Ok(summary)
     }
+}
+
+/// The calibration rate of a phase's floor: the peak open-loop rate of its
+/// rpc workload, else its tx or sync rate, else
+/// [`crate::floor::DEFAULT_FLOOR_RATE_PER_S`]; with that workload's
+/// concurrency. Returns (rate, where it comes from, concurrency).
+pub fn floor_rate(load: &PhaseLoad) -> (f64, String, u32) {
+    if let Some(r) = load.rpc.as_ref().filter(|r| r.model == LoadModel::Open) {
+        let peak = r
+            .steps
+            .iter()
+            .map(|s| s.rate_per_s)
+            .chain([r.rate_per_s])
+            .chain(r.ramp_to_per_s)
+            .fold(0.0, f64::max);
+        return (peak, "rpc rate (peak of the phase)".into(), r.concurrency);
+    }
+    if let Some(r) = &load.rpc {
+        return (
+            crate::floor::DEFAULT_FLOOR_RATE_PER_S,
+            "closed-loop rpc: fixed calibration rate".into(),
+            r.concurrency,
+        );
+    }
+    if let Some(t) = &load.tx {
+        return (t.rate_per_s, "tx rate".into(), 64);
+    }
+    if let Some(s) = &load.sync {
+        return (s.rate_per_s, "sync rate (HTTP path)".into(), 64);
+    }
+    (
+        crate::floor::DEFAULT_FLOOR_RATE_PER_S,
+        "no rate in the phase: fixed calibration rate".into(),
+        16,
+    )
 }
 
 /// Boxes the open or closed loop of one workload.

@@ -1,7 +1,9 @@
 //! Per-workload recording for one phase: an HdrHistogram of latencies (µs),
 //! errors by kind, requests dropped (could not be sent on time, like k6's
 //! dropped iterations) and a per-second series; then the serializable
-//! summary and the files written into the phase's output directory.
+//! summary and the files written into the phase's output directory. In the
+//! open loop it also records how late each send left against its schedule
+//! and says plainly in [`Pacing`] when the target rate was not sustained.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -122,6 +124,84 @@ pub struct SeriesPoint {
     pub max_us: u64,
 }
 
+/// Sends later than this (p99) against the schedule, or any dropped arrival,
+/// mean the target rate was not sustained.
+pub const LAG_LIMIT: Duration = Duration::from_millis(10);
+
+/// Open loop: how well the generator kept to its schedule (issue 18). A
+/// target rate the generator could not keep is said here, with how far
+/// behind it fell; the latencies then include the wait (they run from each
+/// request's intended start).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pacing {
+    /// Every arrival was sent and the p99 send lag stayed within 10 ms.
+    pub sustained: bool,
+    /// Arrivals per second the schedule asked for (its mean rate).
+    pub target_per_s: f64,
+    /// Requests actually sent per second, over the phase or, when sends ran
+    /// past its end (waiting for a slot), up to the last send.
+    pub sent_per_s: f64,
+    /// How far the sends fell short of the schedule, % of the arrivals.
+    pub shortfall_pct: f64,
+    /// Median delay of a send after its intended start, µs.
+    pub lag_p50_us: u64,
+    /// 99th percentile of the send delay, µs.
+    pub lag_p99_us: u64,
+    /// Largest send delay, µs: how far behind the schedule the generator fell.
+    pub lag_max_us: u64,
+    /// The verdict in one sentence.
+    pub note: String,
+}
+
+impl Pacing {
+    fn of(
+        scheduled: u64,
+        sent: u64,
+        dropped: u64,
+        lag: &Histogram<u64>,
+        secs: f64,
+        send_secs: f64,
+    ) -> Self {
+        let l = LatencySummary::of(lag);
+        let shortfall_pct = if scheduled == 0 {
+            0.0
+        } else {
+            100.0 * scheduled.saturating_sub(sent) as f64 / scheduled as f64
+        };
+        let target_per_s = scheduled as f64 / secs;
+        let sent_per_s = sent as f64 / secs.max(send_secs);
+        let sustained = dropped == 0 && l.p99_us <= LAG_LIMIT.as_micros() as u64;
+        let ms = |us: u64| us as f64 / 1000.0;
+        let note = if sustained {
+            format!(
+                "target {target_per_s:.1}/s sustained: {sent} of {scheduled} arrivals sent, \
+                 p99 {:.3} ms behind schedule (max {:.3} ms)",
+                ms(l.p99_us),
+                ms(l.max_us)
+            )
+        } else {
+            format!(
+                "target {target_per_s:.1}/s NOT sustained: sent {sent_per_s:.1}/s \
+                 ({shortfall_pct:.1}% short of the schedule, {dropped} arrivals dropped), \
+                 up to {:.3} ms behind schedule (p99 {:.3} ms); latencies include the wait; \
+                 raise the concurrency or lower the rate",
+                ms(l.max_us),
+                ms(l.p99_us)
+            )
+        };
+        Self {
+            sustained,
+            target_per_s,
+            sent_per_s,
+            shortfall_pct,
+            lag_p50_us: l.p50_us,
+            lag_p99_us: l.p99_us,
+            lag_max_us: l.max_us,
+            note,
+        }
+    }
+}
+
 /// What one workload did in one phase (`summary.json` holds one per workload).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkloadSummary {
@@ -163,6 +243,10 @@ pub struct WorkloadSummary {
     pub bytes_received: u64,
     /// Workload-specific figures (e.g. tx inclusion, sync response kinds).
     pub details: BTreeMap<String, serde_json::Value>,
+    /// Open loop: whether the target rate was sustained, and by how much it
+    /// fell behind when not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacing: Option<Pacing>,
 }
 
 impl WorkloadSummary {
@@ -204,6 +288,10 @@ struct Inner {
     bytes: u64,
     last_done: Instant,
     seconds: Vec<Second>,
+    /// Open loop: send time minus intended start, µs.
+    lag: Histogram<u64>,
+    /// Open loop: when the last request went out.
+    last_sent: Instant,
 }
 
 /// Thread-safe recorder of one workload in one phase.
@@ -227,6 +315,8 @@ impl Recorder {
                 bytes: 0,
                 last_done: anchor.instant(),
                 seconds: Vec::new(),
+                lag: Histogram::new_with_bounds(1, MAX_US, 3).expect("static histogram bounds"),
+                last_sent: anchor.instant(),
             }),
         }
     }
@@ -272,6 +362,18 @@ impl Recorder {
     /// A request actually went out.
     pub fn sent(&self) {
         self.lock().sent += 1;
+    }
+
+    /// Open loop: a request intended at `intended` went out at `at`.
+    pub fn sent_at(&self, intended: Instant, at: Instant) {
+        let us = at
+            .saturating_duration_since(intended)
+            .as_micros()
+            .clamp(1, MAX_US as u128) as u64;
+        let mut g = self.lock();
+        g.sent += 1;
+        g.lag.saturating_record(us);
+        g.last_sent = g.last_sent.max(at);
     }
 
     /// `n` arrivals that could not be sent on time, intended at `intended`.
@@ -384,6 +486,13 @@ impl Recorder {
             latency: LatencySummary::of(&g.hist),
             bytes_received: g.bytes,
             details: BTreeMap::new(),
+            pacing: (shape.model == LoadModel::Open).then(|| {
+                let send_secs = g
+                    .last_sent
+                    .saturating_duration_since(self.anchor.instant())
+                    .as_secs_f64();
+                Pacing::of(g.scheduled, g.sent, g.dropped, &g.lag, secs, send_secs)
+            }),
         }
     }
 }
@@ -485,6 +594,68 @@ mod tests {
         assert_eq!(series[1].dropped, 3);
         assert_eq!(series[0].ok, 100);
         assert_eq!(series[1].t_ns, a.ns() + 1_000_000_000);
+    }
+
+    fn open_shape() -> Shape {
+        Shape {
+            workload: "rpc".into(),
+            model: LoadModel::Open,
+            target_rate_per_s: Some(100.0),
+            ramp_to_per_s: None,
+            steps: Vec::new(),
+            concurrency: 1,
+            duration: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn pacing_says_when_the_schedule_was_kept() {
+        let a = Anchor::now();
+        let r = Recorder::new(a);
+        let t0 = a.instant();
+        for i in 0..100u64 {
+            let intended = t0 + Duration::from_millis(i * 10);
+            r.scheduled(intended);
+            r.sent_at(intended, intended + Duration::from_micros(40));
+        }
+        let p = r.summary(open_shape()).pacing.unwrap();
+        assert!(p.sustained, "{p:?}");
+        assert_eq!(p.shortfall_pct, 0.0);
+        assert!((39..=41).contains(&p.lag_p99_us), "{p:?}");
+        assert!(p.note.contains("sustained"), "{}", p.note);
+    }
+
+    #[test]
+    fn pacing_says_plainly_when_the_rate_was_not_sustained() {
+        let a = Anchor::now();
+        let r = Recorder::new(a);
+        let t0 = a.instant();
+        // 100 arrivals; only 20 sent, each later than the one before; 80 dropped.
+        for i in 0..100u64 {
+            let intended = t0 + Duration::from_millis(i * 10);
+            r.scheduled(intended);
+            if i < 20 {
+                r.sent_at(intended, intended + Duration::from_millis(i * 40));
+            } else {
+                r.dropped(intended, 1);
+            }
+        }
+        let p = r.summary(open_shape()).pacing.unwrap();
+        assert!(!p.sustained);
+        assert!((p.shortfall_pct - 80.0).abs() < 1e-9, "{p:?}");
+        assert!((p.sent_per_s - 20.0).abs() < 1e-9, "{p:?}");
+        assert!((759_000..=761_000).contains(&p.lag_max_us), "{p:?}");
+        assert!(
+            p.note.contains("NOT sustained") && p.note.contains("80.0% short"),
+            "{}",
+            p.note
+        );
+        // Closed loops have no schedule to keep.
+        let c = r.summary(Shape {
+            model: LoadModel::Closed,
+            ..open_shape()
+        });
+        assert!(c.pacing.is_none());
     }
 
     #[test]

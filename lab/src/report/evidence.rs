@@ -64,6 +64,17 @@ pub struct WorkloadData {
     /// The latency histogram (microseconds), when the bundle has `<workload>.hdr`: lets
     /// percentiles be merged over phases.
     pub hdr: Option<hdrhistogram::Histogram<u64>>,
+    /// Open loop: the generator's verdict on its schedule when the target rate was
+    /// not sustained (issue 18).
+    pub not_sustained: Option<String>,
+}
+
+/// The load generator's own latency at the phase's rate (issue 18), microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LoadFloor {
+    pub rate_per_s: Option<f64>,
+    pub p50_us: f64,
+    pub p99_us: f64,
 }
 
 /// Metrics samples inside a window: (seconds since run start, series key -> value).
@@ -158,6 +169,8 @@ pub struct PhaseEvidence {
     pub oncpu: Option<StackData>,
     pub offcpu: Option<StackData>,
     pub load: Option<BTreeMap<String, WorkloadData>>,
+    /// The load generator's floor measured before the phase (`load.floor_*`).
+    pub load_floor: Option<LoadFloor>,
     pub metrics: Option<MetricsWindow>,
     pub lost_events: Option<u64>,
     pub truncated_stack_share: Option<f64>,
@@ -803,6 +816,30 @@ fn load_load(dir: &Path, p: &mut PhaseEvidence, t0: Option<u64>) -> Result<(), R
     };
     let series: LoadSeriesJson =
         soft(json_opt(&ld.join("series.json")), &mut p.notes).unwrap_or_default();
+    match sum
+        .floor
+        .as_ref()
+        .and_then(|f| Some((f.rate_per_s, f.latency.as_ref()?)))
+    {
+        Some((rate_per_s, l)) if l.count != Some(0) => {
+            p.load_floor = l.p50_us.zip(l.p99_us).map(|(p50_us, p99_us)| LoadFloor {
+                rate_per_s,
+                p50_us,
+                p99_us,
+            });
+        }
+        _ => {
+            p.missing.insert(
+                "load_floor",
+                sum.floor_missing.clone().unwrap_or_else(|| {
+                    format!(
+                        "load/{}/summary.json has no instrument floor (written before issue 18)",
+                        p.name
+                    )
+                }),
+            );
+        }
+    }
     let mut out = BTreeMap::new();
     for (w, s) in sum.workloads {
         let lat = s
@@ -823,6 +860,15 @@ fn load_load(dir: &Path, p: &mut PhaseEvidence, t0: Option<u64>) -> Result<(), R
             max_ms: lat.max,
             series: Vec::new(),
             hdr: None,
+            not_sustained: s
+                .pacing
+                .as_ref()
+                .filter(|x| x.sustained == Some(false))
+                .map(|x| {
+                    x.note
+                        .clone()
+                        .unwrap_or_else(|| "target rate not sustained".into())
+                }),
         };
         // the HdrHistogram (values in microseconds) fills percentiles the summary lacks
         let hdr_path = ld.join(format!("{w}.hdr"));
@@ -1047,6 +1093,15 @@ pub fn merge_phases(
             (false, Some(a), Some(b)) => Some(add_cost(&a, b)),
             _ => None,
         };
+        // the whole run's floor: the highest of its phases
+        if let Some(f) = p.load_floor {
+            let t = m.load_floor.get_or_insert(LoadFloor {
+                rate_per_s: None,
+                ..f
+            });
+            t.p50_us = t.p50_us.max(f.p50_us);
+            t.p99_us = t.p99_us.max(f.p99_us);
+        }
         first = false;
     }
     // percentiles over the whole run, only when every phase had the histogram

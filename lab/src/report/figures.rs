@@ -85,6 +85,8 @@ defs! {
     "load.<workload>.p99_ms" [] "ms" "latency p99";
     "load.<workload>.p999_ms" [] "ms" "latency p99.9";
     "load.<workload>.max_ms" [] "ms" "largest latency";
+    "load.floor_p50_us" [] "us" "instrument floor: the load generator's own median latency at the phase's rate, against a server that answers at once";
+    "load.floor_p99_us" [] "us" "instrument floor p99; a load p99 within 2x of it measures the generator, not the node";
     "capture.lost_events" [] "events" "events the probes dropped (map or ring-buffer overflow)";
     "capture.truncated_stack_pct" [] "%" "share of stacks cut short";
     "capture.emulated" [] "0/1" "1 when the target is emulated (QEMU TCG): timings are not comparable with hardware";
@@ -593,6 +595,17 @@ pub fn evaluate(f: &FigureRef, p: &PhaseEvidence, ctx: &Ctx) -> Fig {
         | "probes.cpu_s"
         | "probes.process_cpu_s"
         | "probes.overhead_share" => probe_cost(f, p),
+        "load.floor_p50_us" | "load.floor_p99_us" => {
+            let fl = p
+                .load_floor
+                .as_ref()
+                .ok_or_else(|| missing(p, "load_floor"))?;
+            Ok(if f.base == "load.floor_p50_us" {
+                fl.p50_us
+            } else {
+                fl.p99_us
+            })
+        }
         b if b.starts_with("load.") => {
             let (w, stat) = b[5..].split_once('.').ok_or("malformed load figure")?;
             let l = p.load.as_ref().ok_or_else(|| missing(p, "load"))?;
@@ -818,6 +831,30 @@ mod tests {
         assert!(eval_name("probes.runs", &refused, &Ctx::default()).is_err());
         let none = eval_name("probes.runs", &PhaseEvidence::default(), &Ctx::default());
         assert!(none.unwrap_err().contains("no probe cost"));
+    }
+
+    #[test]
+    fn load_floor_figures_read_the_floor_or_say_why_not() {
+        let mut p = PhaseEvidence::default();
+        p.load_floor = Some(super::super::evidence::LoadFloor {
+            rate_per_s: Some(2000.0),
+            p50_us: 80.0,
+            p99_us: 190.0,
+        });
+        assert_eq!(
+            eval_name("load.floor_p50_us", &p, &Ctx::default()),
+            Ok(80.0)
+        );
+        assert_eq!(
+            eval_name("load.floor_p99_us", &p, &Ctx::default()),
+            Ok(190.0)
+        );
+        assert_eq!(parse_figure("load.floor_p99_us").unwrap().unit, "us");
+        p.load_floor = None;
+        p.missing
+            .insert("load_floor", "calibration skipped (floor window 0)".into());
+        let e = eval_name("load.floor_p99_us", &p, &Ctx::default()).unwrap_err();
+        assert!(e.contains("calibration skipped"), "{e}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::charts::flame_svg;
-use super::evidence::{Bundle, PhaseEvidence};
+use super::evidence::{Bundle, PhaseEvidence, WorkloadData};
 use super::expect::{Status, Verdicts};
 use super::figures::{eval_name, Ctx};
 use super::folded::{
@@ -492,6 +492,46 @@ fn load_section(doc: &mut Doc, p: &PhaseEvidence) {
         ],
         rows,
     );
+    doc.list(instrument_lines(p, l));
+}
+
+/// Issue 18: each workload's p99 next to the load generator's own floor ("p99 4.1 ms
+/// (instrument floor 0.2 ms)"), flagged when within 2x of it, and any target rate the
+/// generator did not sustain.
+fn instrument_lines(p: &PhaseEvidence, l: &BTreeMap<String, WorkloadData>) -> Vec<String> {
+    let mut out = Vec::new();
+    match &p.load_floor {
+        Some(f) => {
+            let floor_ms = f.p99_us / 1000.0;
+            for (w, d) in l {
+                let Some(p99) = d.p99_ms else { continue };
+                let mut line = format!(
+                    "{w}: p99 {} ms (instrument floor {} ms)",
+                    num(p99),
+                    num(floor_ms)
+                );
+                if p99 < 2.0 * floor_ms {
+                    line.push_str(
+                        ": **within 2x of the floor, this measures the load generator, not the node**",
+                    );
+                }
+                out.push(line);
+            }
+        }
+        None => out.push(format!(
+            "instrument floor not measured: {}",
+            p.missing
+                .get("load_floor")
+                .map(String::as_str)
+                .unwrap_or("absent")
+        )),
+    }
+    for (w, d) in l {
+        if let Some(n) = &d.not_sustained {
+            out.push(format!("{w}: **{n}**"));
+        }
+    }
+    out
 }
 
 fn quality_section(doc: &mut Doc, p: &PhaseEvidence, ctx: &Ctx) {
@@ -795,6 +835,47 @@ pub fn build_report(b: &Bundle, v: &Verdicts, baseline: Option<&PhaseEvidence>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn load_p99_is_shown_next_to_the_instrument_floor_and_flagged_within_2x() {
+        let mut p = PhaseEvidence::default();
+        let l = BTreeMap::from([
+            (
+                "rpc".to_string(),
+                WorkloadData {
+                    p99_ms: Some(4.1),
+                    ..Default::default()
+                },
+            ),
+            (
+                "tx".to_string(),
+                WorkloadData {
+                    p99_ms: Some(0.35),
+                    not_sustained: Some("target 500.0/s NOT sustained".into()),
+                    ..Default::default()
+                },
+            ),
+        ]);
+        p.load_floor = Some(super::super::evidence::LoadFloor {
+            rate_per_s: Some(2000.0),
+            p50_us: 90.0,
+            p99_us: 200.0,
+        });
+        let lines = instrument_lines(&p, &l);
+        assert_eq!(lines[0], "rpc: p99 4.1 ms (instrument floor 0.2 ms)");
+        assert!(
+            lines[1].starts_with("tx: p99 0.35 ms (instrument floor 0.2 ms): **within 2x"),
+            "{lines:?}"
+        );
+        assert_eq!(lines[2], "tx: **target 500.0/s NOT sustained**");
+        p.load_floor = None;
+        p.missing
+            .insert("load_floor", "calibration skipped (floor window 0)".into());
+        assert_eq!(
+            instrument_lines(&p, &l)[0],
+            "instrument floor not measured: calibration skipped (floor window 0)"
+        );
+    }
 
     #[test]
     fn runtime_mirroring_names_shim_and_dockerd() {

@@ -269,6 +269,24 @@ pub struct LoadSummaryJson {
     #[serde(default)]
     pub workloads: BTreeMap<String, WorkloadSummaryJson>,
     pub duration_s: Option<f64>,
+    /// The instrument floor measured before the phase (loadgen's `Floor`).
+    pub floor: Option<LoadFloorJson>,
+    /// Why the floor is absent.
+    pub floor_missing: Option<String>,
+}
+
+/// loadgen's `Floor`: the generator's own latency at the phase's rate.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LoadFloorJson {
+    pub rate_per_s: Option<f64>,
+    pub latency: Option<LatencyUsJson>,
+}
+
+/// loadgen's `Pacing`: whether an open loop kept its schedule.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PacingJson {
+    pub sustained: Option<bool>,
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -287,6 +305,8 @@ pub struct WorkloadSummaryJson {
     /// Requests not sent (no slot within the timeout, or the phase ended first).
     pub dropped: Option<u64>,
     pub duration_s: Option<f64>,
+    /// Open loop: whether the target rate was sustained.
+    pub pacing: Option<PacingJson>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

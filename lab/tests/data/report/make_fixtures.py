@@ -149,7 +149,15 @@ why = "no tx load in this scenario: cannot be evaluated"
             "workload": "rpc", "sent": 1000, "ok": 998, "errors": {"timeout": 2}, "dropped": 0,
             "throughput_per_s": 99.8,
             "latency": {"count": 998, "min_us": 300, "mean_us": 2000.0, "p50_us": 1200, "p90_us": 3000,
-                        "p99_us": int(p99 * 1000), "p999_us": 19000, "max_us": 20000}}}}, indent=1) + "\n")
+                        "p99_us": int(p99 * 1000), "p999_us": 19000, "max_us": 20000},
+            "pacing": {"sustained": True, "target_per_s": 100.0, "sent_per_s": 100.0, "shortfall_pct": 0.0,
+                       "lag_p50_us": 40, "lag_p99_us": 90, "lag_max_us": 300,
+                       "note": "target 100.0/s sustained: 1000 of 1000 arrivals sent"}}},
+            # the instrument floor (issue 18): p99 0.4 ms, far below the phase's 14 ms
+            "floor": {"rate_per_s": 100.0, "basis": "rpc rate (peak of the phase)", "window_s": 1.0,
+                      "concurrency": 16, "ok": 100, "failed": 0,
+                      "latency": {"count": 100, "min_us": 90, "mean_us": 160.0, "p50_us": 150, "p90_us": 250,
+                                  "p99_us": 400, "p999_us": 400, "max_us": 400}}}, indent=1) + "\n")
         w(f"{d}/load/stress/series.json", json.dumps({"rpc": [
             {"t_ns": T0 + (6 + i) * 10**9, "second": i, "scheduled": 100, "ok": 100 - (i % 3), "errors": 0,
              "dropped": 0, "bytes": 0, "p50_us": 1000, "p99_us": int((p99 + (i % 4)) * 1000), "max_us": 20000}
