@@ -734,6 +734,9 @@ fn finding3(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
     v
 }
 
+/// Off-CPU microseconds by wait reason, the total, and disk-wait microseconds by thread.
+type WaitTally = (BTreeMap<Reason, u64>, u64, BTreeMap<String, u64>);
+
 fn finding4(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
     let mut v = FindingVerdict {
         number: 4,
@@ -744,22 +747,21 @@ fn finding4(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
         reason: String::new(),
         bundle: None,
     };
-    let by_reason =
-        |p: &PhaseEvidence| -> Option<(BTreeMap<Reason, u64>, u64, BTreeMap<String, u64>)> {
-            let o = p.offcpu.as_ref()?;
-            let mut m = BTreeMap::new();
-            let mut disk_threads = BTreeMap::new();
-            for st in &o.folded.stacks {
-                let r = classify_offcpu(&st.frames);
-                *m.entry(r).or_default() += st.count;
-                if r == Reason::Disk || is_disk_write_stall(&st.frames) {
-                    *disk_threads
-                        .entry(st.thread.clone().unwrap_or_else(|| "?".into()))
-                        .or_default() += st.count;
-                }
+    let by_reason = |p: &PhaseEvidence| -> Option<WaitTally> {
+        let o = p.offcpu.as_ref()?;
+        let mut m = BTreeMap::new();
+        let mut disk_threads = BTreeMap::new();
+        for st in &o.folded.stacks {
+            let r = classify_offcpu(&st.frames);
+            *m.entry(r).or_default() += st.count;
+            if r == Reason::Disk || is_disk_write_stall(&st.frames) {
+                *disk_threads
+                    .entry(st.thread.clone().unwrap_or_else(|| "?".into()))
+                    .or_default() += st.count;
             }
-            Some((m, o.folded.total(), disk_threads))
-        };
+        }
+        Some((m, o.folded.total(), disk_threads))
+    };
     let fmt = |m: &BTreeMap<Reason, u64>, total: u64| {
         Reason::ALL
             .iter()
