@@ -14,6 +14,8 @@
 //! event is never lost or counted twice at a boundary.
 #![no_std]
 
+pub mod ustack;
+
 /// Length of a task's `comm` (`TASK_COMM_LEN`).
 pub const COMM_LEN: usize = 16;
 /// Bytes of the RWBS string kept per block request (NUL padded).

@@ -19,6 +19,7 @@ use aya_ebpf::{
     },
     EbpfContext,
 };
+use probes_common::ustack::{stack_err, USTACK_ONCPU};
 use probes_common::{
     drop_kind, log2_bucket, Agg, BioAgg, BioKey, BioStart, BioStartKey, Config, OffcpuKey,
     OffcpuStart, OncpuKey, SyscallKey, SyscallStart, COMM_LEN, HIST_BUCKETS, RWBS_LEN,
@@ -346,12 +347,16 @@ pub fn bio_complete(ctx: TracePointContext) -> u32 {
 
 // ---------------------------------------------------------------- offcpu
 
+/// A stack id from `bpf_get_stackid`, or the negative errno. Every error
+/// is counted by cause in `STACK_ERRS` (site `site`); all but `-EFAULT`
+/// (no stack to take) also count as a `lost` drop.
 #[inline(always)]
-fn stack_id<C: StackIdContext>(ctx: &C, user: bool, slot: u32, lost: u32) -> i32 {
+fn stack_id<C: StackIdContext>(ctx: &C, user: bool, slot: u32, lost: u32, site: u32) -> i32 {
     let flags = if user { u64::from(BPF_F_USER_STACK) } else { 0 };
     match ctx.get_stackid(&STACKS, flags) {
         Ok(id) => id as i32,
         Err(e) => {
+            crate::ustack::count_stack_err(slot, site, i64::from(e));
             if e != EFAULT {
                 count_drop(slot, lost);
             }
@@ -374,8 +379,20 @@ pub fn offcpu_switch(ctx: TracePointContext) -> u32 {
         let st = OffcpuStart {
             start_ns: now,
             tgid,
-            ustack: stack_id(&ctx, true, slot, drop_kind::OFFCPU_STACK_LOST),
-            kstack: stack_id(&ctx, false, slot, drop_kind::OFFCPU_STACK_LOST),
+            ustack: stack_id(
+                &ctx,
+                true,
+                slot,
+                drop_kind::OFFCPU_STACK_LOST,
+                stack_err::OFFCPU_USER,
+            ),
+            kstack: stack_id(
+                &ctx,
+                false,
+                slot,
+                drop_kind::OFFCPU_STACK_LOST,
+                stack_err::OFFCPU_KERNEL,
+            ),
             state,
             comm: comm(),
         };
@@ -515,11 +532,43 @@ pub fn oncpu_sample(ctx: PerfEventContext) -> u32 {
         return 0;
     }
     let slot = slot();
+    let kstack = stack_id(
+        &ctx,
+        false,
+        slot,
+        drop_kind::ONCPU_STACK_LOST,
+        stack_err::ONCPU_KERNEL,
+    );
+    // DWARF mode: the user stack is copied for userspace unwinding and the
+    // sample is counted there, not in ONCPU_AGG.
+    if let Some(ucfg) = crate::ustack::unwind_config() {
+        if ucfg.oncpu_copy != 0 {
+            let who = crate::ustack::Who {
+                kind: USTACK_ONCPU,
+                site: stack_err::ONCPU_USER,
+                slot,
+                tgid,
+                tid: pid_tgid as u32,
+                kstack,
+                state: 0,
+                time_ns: now_ns(),
+                comm: comm(),
+            };
+            crate::ustack::send_ustack(ucfg, &who);
+            return 0;
+        }
+    }
     let key = OncpuKey {
         slot,
         tgid,
-        ustack: stack_id(&ctx, true, slot, drop_kind::ONCPU_STACK_LOST),
-        kstack: stack_id(&ctx, false, slot, drop_kind::ONCPU_STACK_LOST),
+        ustack: stack_id(
+            &ctx,
+            true,
+            slot,
+            drop_kind::ONCPU_STACK_LOST,
+            stack_err::ONCPU_USER,
+        ),
+        kstack,
         comm: comm(),
     };
     if let Some(p) = ONCPU_AGG.get_ptr_mut(&key) {

@@ -22,17 +22,19 @@ use aya::{
     programs::{perf_event, PerfEvent, RawTracePoint, TracePoint},
     Ebpf, EbpfLoader, Pod,
 };
+use probes_common::ustack::{stack_err, UnwindConfig, USTACK_MAX, USTACK_PAGE};
 use probes_common::{
     drop_kind, Agg, BioAgg, BioKey, Config, OffcpuKey, OncpuKey, SyscallKey, SyscallStart,
     SCOPE_CGROUPS, SCOPE_SYSTEM, SCOPE_TGIDS, SLOTS,
 };
 use serde::Serialize;
 
+use crate::unwind::{UnwindMode, UstackReader, USTACK_ID_BASE};
 use crate::{
     error::ProbeError,
     render::{self, PhaseSummary, RenderOptions},
     scope::{self, ProbeKind, Scope},
-    snapshot::{self, Drops, ProcInfo, RawPhase},
+    snapshot::{self, Drops, ProcInfo, RawPhase, StackErrs},
     tracefs::{self, Format},
 };
 
@@ -73,6 +75,11 @@ pub struct SessionOptions {
     pub stack_entries: u32,
     /// Where the writepath probe attaches.
     pub writepath_attach: WritepathAttach,
+    /// How user stacks are unwound (issue 12).
+    pub unwind: UnwindMode,
+    /// Bytes of user stack copied per stack in `dwarf`/`auto` mode (whole
+    /// pages, 4096..=32768).
+    pub ustack_bytes: u32,
 }
 
 /// Attach points of the writepath probe (measured in docs/BENCHMARKS.md).
@@ -100,9 +107,14 @@ impl SessionOptions {
             map_entries: None,
             stack_entries: 16384,
             writepath_attach: WritepathAttach::default(),
+            unwind: UnwindMode::default(),
+            ustack_bytes: DEFAULT_USTACK_BYTES,
         }
     }
 }
+
+/// Default bytes of user stack copied per stack (16 KiB).
+pub const DEFAULT_USTACK_BYTES: u32 = 16384;
 
 /// A phase window as recorded in `session.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -140,6 +152,8 @@ pub struct Session {
     tx: Option<mpsc::Sender<RawPhase>>,
     renderer: Option<JoinHandle<Result<Vec<PhaseSummary>, ProbeError>>>,
     nr_cpus: usize,
+    /// Reader and unwinder of copied user stacks (`dwarf`/`auto`).
+    ustacks: Option<UstackReader>,
 }
 
 /// `CLOCK_MONOTONIC` now, in ns (the clock of `bpf_ktime_get_ns`).
@@ -210,7 +224,12 @@ impl Session {
             }
         }
         loader.map_max_entries("STACKS", opts.stack_entries);
+        let possible_cpus =
+            aya::util::nr_cpus().map_err(|(what, e)| ProbeError::io("counting CPUs", what, e))?;
+        // Two scratch records (on-CPU, off-CPU) per possible CPU.
+        loader.map_max_entries("USTACK_SCRATCH", 2 * possible_cpus as u32);
         let mut ebpf = loader.load(crate::ebpf::OBJECT).map_err(ProbeError::Load)?;
+        let ustacks = start_unwinding(&mut ebpf, &opts)?;
 
         let (scope_code, tgids, cgroups) = match &opts.scope {
             Scope::Pid(pid) => (SCOPE_TGIDS, scope::process_tree(*pid)?, Vec::new()),
@@ -379,6 +398,7 @@ impl Session {
             tx: Some(tx),
             renderer: Some(renderer),
             nr_cpus,
+            ustacks,
         })
     }
 
@@ -506,13 +526,14 @@ impl Session {
             drops: self.drain_drops(slot)?,
             ..RawPhase::default()
         };
+        self.drain_ustacks(slot, &mut raw)?;
         // Stacks referenced by this window.
         let ids: HashSet<i32> = raw
             .offcpu
             .iter()
             .flat_map(|(k, _)| [k.ustack, k.kstack])
             .chain(raw.oncpu.iter().flat_map(|(k, _)| [k.ustack, k.kstack]))
-            .filter(|id| *id >= 0)
+            .filter(|id| *id >= 0 && *id < USTACK_ID_BASE)
             .collect();
         let stacks: StackTraceMap<&MapData> = StackTraceMap::try_from(
             self.ebpf
@@ -549,6 +570,46 @@ impl Session {
             }
         }
         Ok(raw)
+    }
+
+    /// Adds the window's unwound user stacks (on-CPU samples of `dwarf` and
+    /// `auto` mode) and its lost-stack counters by cause to `raw`.
+    fn drain_ustacks(&mut self, slot: u32, raw: &mut RawPhase) -> Result<(), ProbeError> {
+        raw.unwind = self.opts.unwind;
+        raw.stack_errs = self.drain_stack_errs(slot)?;
+        let Some(reader) = &self.ustacks else {
+            return Ok(());
+        };
+        let w = reader.drain(slot).ok_or_else(|| {
+            ProbeError::State("the unwinder thread stopped early (see the log)".into())
+        })?;
+        raw.oncpu.extend(w.oncpu);
+        raw.stacks.extend(w.stacks);
+        raw.ustack_ends = w.ends;
+        raw.copy = w.copy;
+        Ok(())
+    }
+
+    fn drain_stack_errs(&mut self, slot: u32) -> Result<StackErrs, ProbeError> {
+        let mut m: PerCpuArray<&mut MapData, u64> = map_mut(&mut self.ebpf, "STACK_ERRS")?;
+        let mut out = StackErrs::default();
+        for site in 0..stack_err::SITES {
+            for cause in 0..stack_err::CAUSES {
+                let idx = (slot * stack_err::SITES + site) * stack_err::CAUSES + cause;
+                let v = m
+                    .get(&idx, 0)
+                    .map_err(|e| ProbeError::map("STACK_ERRS", e))?;
+                let n: u64 = v.iter().sum();
+                out[site as usize][cause as usize] = n;
+                if n != 0 {
+                    let zeros = PerCpuValues::try_from(vec![0u64; self.nr_cpus])
+                        .map_err(|e| ProbeError::map("STACK_ERRS", e))?;
+                    m.set(idx, zeros, 0)
+                        .map_err(|e| ProbeError::map("STACK_ERRS", e))?;
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn drain_drops(&mut self, slot: u32) -> Result<Drops, ProbeError> {
@@ -644,6 +705,43 @@ fn raise_memlock() {
         // Kernels >= 5.11 account BPF memory to the cgroup: not needed there.
         tracing::debug!(error = %std::io::Error::last_os_error(), "raising RLIMIT_MEMLOCK failed; continuing");
     }
+}
+
+/// Configures user-stack copies and starts their reader (`dwarf`, `auto`).
+fn start_unwinding(
+    ebpf: &mut Ebpf,
+    opts: &SessionOptions,
+) -> Result<Option<UstackReader>, ProbeError> {
+    if !opts.unwind.copies() || !opts.probes.contains(&ProbeKind::Oncpu) {
+        return Ok(None);
+    }
+    if opts.ustack_bytes < USTACK_PAGE as u32
+        || opts.ustack_bytes > USTACK_MAX as u32
+        || opts.ustack_bytes % USTACK_PAGE as u32 != 0
+    {
+        return Err(ProbeError::State(format!(
+            "user stack copy size {} bytes: use a multiple of {USTACK_PAGE} from {USTACK_PAGE} to {USTACK_MAX}",
+            opts.ustack_bytes
+        )));
+    }
+    let ucfg = UnwindConfig {
+        oncpu_copy: 1,
+        offcpu_copy: 0,
+        copy_pages: opts.ustack_bytes / USTACK_PAGE as u32,
+        _pad: 0,
+    };
+    {
+        let mut m: Array<&mut MapData, UnwindConfig> = map_mut(ebpf, "UNWIND_CONFIG")?;
+        m.set(0, ucfg, 0)
+            .map_err(|e| ProbeError::map("UNWIND_CONFIG", e))?;
+    }
+    let map = ebpf
+        .take_map("USTACKS")
+        .ok_or_else(|| ProbeError::map("USTACKS", "missing from the object"))?;
+    let ring = aya::maps::RingBuf::try_from(map).map_err(|e| ProbeError::map("USTACKS", e))?;
+    UstackReader::spawn(ring, opts.unwind)
+        .map(Some)
+        .map_err(|e| ProbeError::io("spawning the unwinder thread", "probe-unwind", e))
 }
 
 fn build_config(opts: &SessionOptions, scope_code: u32) -> Result<Config, ProbeError> {

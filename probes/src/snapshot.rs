@@ -4,7 +4,11 @@
 //! were alive, so that they can be symbolized after they exit).
 use std::{collections::HashMap, sync::Arc};
 
-use probes_common::{drop_kind, Agg, BioAgg, BioKey, OffcpuKey, OncpuKey, SyscallKey};
+use probes_common::{
+    drop_kind, ustack::stack_err, Agg, BioAgg, BioKey, OffcpuKey, OncpuKey, SyscallKey,
+};
+
+use crate::unwind::{CopyStats, StackEnd, UnwindMode};
 
 /// One executable mapping of a process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +108,18 @@ pub struct RawPhase {
     pub stacks: HashMap<i32, Arc<Vec<u64>>>,
     /// Processes referenced by the stacks.
     pub procs: HashMap<u32, Arc<ProcInfo>>,
+    /// How user stacks were unwound (issue 12).
+    pub unwind: UnwindMode,
+    /// Why each unwound user stack (id >= `USTACK_ID_BASE`) ended.
+    pub ustack_ends: HashMap<i32, StackEnd>,
+    /// User-stack copy statistics.
+    pub copy: CopyStats,
+    /// Lost stacks by site and cause (`probes_common::ustack::stack_err`).
+    pub stack_errs: StackErrs,
 }
+
+/// Lost stacks of one window, `[site][cause]`.
+pub type StackErrs = [[u64; stack_err::CAUSES as usize]; stack_err::SITES as usize];
 
 #[cfg(test)]
 mod tests {
