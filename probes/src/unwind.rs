@@ -148,6 +148,9 @@ struct ObjInfo {
     got: Option<Range<u64>>,
     /// PT_LOAD segments: (file offset, file size, vaddr, executable).
     segments: Vec<(u64, u64, u64, bool)>,
+    /// Address ranges (svma) that `.eh_frame` FDEs cover, sorted: outside
+    /// them framehop would guess with frame pointers.
+    fde_ranges: Vec<Range<u64>>,
 }
 
 impl ObjInfo {
@@ -171,20 +174,45 @@ impl ObjInfo {
                 Some((off, size, s.address(), exec))
             })
             .collect();
+        let eh_frame = sect(".eh_frame");
+        let got = sect(".got").map(|(a, _)| a);
+        let text = sect(".text");
+        let fde_ranges = eh_frame
+            .as_ref()
+            .map(|(svma, r)| {
+                fde_ranges(
+                    &file[r.clone()],
+                    svma.start,
+                    text.as_ref().map(|(a, _)| a.start),
+                    got.as_ref().map(|a| a.start),
+                )
+            })
+            .unwrap_or_default();
         Some(Self {
-            text: sect(".text"),
-            eh_frame: sect(".eh_frame"),
+            fde_ranges,
+            text,
+            eh_frame,
             eh_frame_hdr: sect(".eh_frame_hdr"),
             debug_frame: sect(".debug_frame").map(|(_, r)| r),
-            got: sect(".got").map(|(a, _)| a),
+            got,
             segments,
             file: Arc::clone(&file),
         })
     }
 
     fn has_cfi(&self) -> bool {
-        self.eh_frame.as_ref().is_some_and(|(_, r)| !r.is_empty())
-            || self.debug_frame.as_ref().is_some_and(|r| !r.is_empty())
+        !self.fde_ranges.is_empty() || self.debug_frame.as_ref().is_some_and(|r| !r.is_empty())
+    }
+
+    /// Whether the unwind tables describe `svma`. A `.debug_frame`-only
+    /// file is taken as covering all its code.
+    fn covers(&self, svma: u64) -> bool {
+        if self.fde_ranges.is_empty() {
+            return self.debug_frame.as_ref().is_some_and(|r| !r.is_empty());
+        }
+        let i = self.fde_ranges.partition_point(|r| r.start <= svma);
+        i.checked_sub(1)
+            .is_some_and(|j| svma < self.fde_ranges[j].end)
     }
 
     /// The load bias of a mapping of this file at `start` from file offset
@@ -229,6 +257,31 @@ impl ObjInfo {
         };
         Module::new(name.to_owned(), m.start..m.end, base_avma, info)
     }
+}
+
+/// The address ranges of every FDE of an `.eh_frame` section, sorted.
+fn fde_ranges(eh: &[u8], eh_svma: u64, text: Option<u64>, got: Option<u64>) -> Vec<Range<u64>> {
+    use gimli::UnwindSection as _;
+    let section = gimli::EhFrame::new(eh, gimli::NativeEndian);
+    let mut bases = gimli::BaseAddresses::default().set_eh_frame(eh_svma);
+    if let Some(t) = text {
+        bases = bases.set_text(t);
+    }
+    if let Some(g) = got {
+        bases = bases.set_got(g);
+    }
+    let mut out = Vec::new();
+    let mut entries = section.entries(&bases);
+    while let Ok(Some(e)) = entries.next() {
+        if let gimli::CieOrFde::Fde(partial) = e {
+            if let Ok(fde) = partial.parse(|s, b, o| s.cie_from_offset(b, o)) {
+                let start = fde.initial_address();
+                out.push(start..start.saturating_add(fde.len()));
+            }
+        }
+    }
+    out.sort_by_key(|r| r.start);
+    out
 }
 
 /// Parsed binaries, shared by every process (keyed by path).
@@ -280,8 +333,17 @@ type NativeCache = framehop::x86_64::CacheX86_64;
 /// One executable mapping as the unwinder sees it.
 struct MapEntry {
     map: Mapping,
-    /// Whether framehop has unwind tables for it.
-    cfi: bool,
+    /// The file and its load bias, when framehop has unwind tables for it.
+    cfi: Option<(Arc<ObjInfo>, u64)>,
+}
+
+impl MapEntry {
+    /// Whether the unwind tables describe the code at `avma`.
+    fn covers(&self, avma: u64) -> bool {
+        self.cfi
+            .as_ref()
+            .is_some_and(|(o, base)| o.covers(avma.wrapping_sub(*base)))
+    }
 }
 
 /// The unwinder of one process.
@@ -302,7 +364,7 @@ impl ProcUnwinder {
         let mut unwinder = NativeUnwinder::new();
         let mut entries = Vec::with_capacity(maps.len());
         for m in maps {
-            let mut cfi = false;
+            let mut cfi = None;
             if let Some(obj) = objs.get(&m.path) {
                 let base = if m.path == "[vdso]" {
                     Some(m.start)
@@ -311,7 +373,7 @@ impl ProcUnwinder {
                 };
                 if let (Some(base), true) = (base, obj.has_cfi()) {
                     unwinder.add_module(obj.module(&m.path, &m, base));
-                    cfi = true;
+                    cfi = Some((Arc::clone(&obj), base));
                 }
             }
             entries.push(MapEntry { map: m, cfi });
@@ -374,9 +436,20 @@ impl ProcUnwinder {
             if frames.len() >= MAX_FRAMES {
                 break StackEnd::MaxDepth;
             }
-            let (cfi, file) = match self.mapping(addr.address_for_lookup()) {
-                None => break StackEnd::Unmapped,
-                Some(e) => (e.cfi, e.map.path.starts_with('/') || e.map.path == "[vdso]"),
+            let lookup = addr.address_for_lookup();
+            let (cfi, file) = match self.mapping(lookup) {
+                None => {
+                    // A return address into no mapping is garbage read from
+                    // the stack, not a frame: drop it.
+                    if frames.len() > 1 {
+                        frames.pop();
+                    }
+                    break StackEnd::Unmapped;
+                }
+                Some(e) => (
+                    e.covers(lookup),
+                    e.map.path.starts_with('/') || e.map.path == "[vdso]",
+                ),
             };
             if !file {
                 break StackEnd::Anonymous;
@@ -721,12 +794,13 @@ mod tests {
         let h = UstackHeader {
             ip,
             sp: 0x7000_0000_0000,
+            fp: 0x7000_0000_0000,
             base: 0x7000_0000_0000,
             copied: 8,
             flags: USTACK_FLAG_FULL,
             ..UstackHeader::default()
         };
-        let u = p.unwind(&h, &[0u8; 8], UnwindMode::Dwarf);
+        let u = p.unwind(&h, &[0xaau8; 8], UnwindMode::Dwarf);
         assert_eq!(u.frames, vec![ip], "{u:?}");
         assert!(
             matches!(u.end, StackEnd::CopySize | StackEnd::Root),

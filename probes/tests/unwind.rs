@@ -45,8 +45,18 @@ fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/unwind")
 }
 
+/// How the library is built.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lib {
+    /// With `.eh_frame` (gcc's default on x86_64 and aarch64).
+    Tables,
+    /// Without unwind tables (`-fno-asynchronous-unwind-tables
+    /// -fno-unwind-tables`), then `strip --strip-all`: bad input.
+    NoTablesStripped,
+}
+
 /// Compiles the library and the program into `dir`; returns the program.
-fn build_nofp(dir: &Path) -> Result<PathBuf, String> {
+fn build_nofp(dir: &Path, lib_kind: Lib) -> Result<PathBuf, String> {
     let flags = [
         "-O2",
         "-g",
@@ -54,8 +64,14 @@ fn build_nofp(dir: &Path) -> Result<PathBuf, String> {
         "-fno-optimize-sibling-calls",
     ];
     let lib = dir.join("libqfcnofp.so");
+    let no_tables: &[&str] = if lib_kind == Lib::NoTablesStripped {
+        &["-fno-asynchronous-unwind-tables", "-fno-unwind-tables"]
+    } else {
+        &[]
+    };
     let st = Command::new("gcc")
         .args(flags)
+        .args(no_tables)
         .args(["-fPIC", "-shared", "-o"])
         .arg(&lib)
         .arg(data_dir().join("nofp_lib.c"))
@@ -63,6 +79,16 @@ fn build_nofp(dir: &Path) -> Result<PathBuf, String> {
         .map_err(|e| format!("running gcc: {e}"))?;
     if !st.success() {
         return Err(format!("gcc failed on nofp_lib.c: {st}"));
+    }
+    if lib_kind == Lib::NoTablesStripped {
+        let st = Command::new("strip")
+            .arg("--strip-all")
+            .arg(&lib)
+            .status()
+            .map_err(|e| format!("running strip: {e}"))?;
+        if !st.success() {
+            return Err(format!("strip failed on {}: {st}", lib.display()));
+        }
     }
     let bin = dir.join("nofp");
     let st = Command::new("gcc")
@@ -138,9 +164,9 @@ impl Drop for Nofp {
 /// Burns 4 s in the no-FP chain under an on-CPU session in `mode`; returns
 /// the user stacks (leaf first) of the process's samples with their counts,
 /// and the window's summary.
-fn burn_stacks(mode: UnwindMode) -> Result<(Vec<(u64, Vec<String>)>, Value), Failed> {
+fn burn_stacks(mode: UnwindMode, lib: Lib) -> Result<(Vec<(u64, Vec<String>)>, Value), Failed> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let bin = build_nofp(dir.path())?;
+    let bin = build_nofp(dir.path(), lib)?;
     let mut w = Nofp::spawn(&bin, &["burn", "4000"])?;
     let out = dir.path().join("out");
     let mut o = SessionOptions::new(Scope::Pid(w.pid), &out);
@@ -202,7 +228,7 @@ fn chain_counts(stacks: &[(u64, Vec<String>)]) -> (u64, u64, Vec<String>) {
 
 /// Issue 12, "Known answer, no frame pointers" (dwarf half).
 fn dwarf_whole_chain() -> Result<(), Failed> {
-    let (stacks, summary) = burn_stacks(UnwindMode::Dwarf)?;
+    let (stacks, summary) = burn_stacks(UnwindMode::Dwarf, Lib::Tables)?;
     let (leaf, whole, wrong) = chain_counts(&stacks);
     if leaf < 60 {
         return Err(format!(
@@ -243,7 +269,7 @@ fn dwarf_whole_chain() -> Result<(), Failed> {
 
 /// Issue 12, "Known answer, no frame pointers" (fp half): the contrast.
 fn fp_chain_truncated() -> Result<(), Failed> {
-    let (stacks, _) = burn_stacks(UnwindMode::Fp)?;
+    let (stacks, _) = burn_stacks(UnwindMode::Fp, Lib::Tables)?;
     let total: u64 = stacks.iter().map(|(n, _)| n).sum();
     if total < 60 {
         return Err(format!("only {total} samples of the process in 4 s at 99 Hz").into());
@@ -258,6 +284,33 @@ fn fp_chain_truncated() -> Result<(), Failed> {
         return Err(format!(
             "frame pointers gave the whole chain in {whole}/{total} samples ({:.1}%): the library is not built without frame pointers, so the dwarf test proves nothing",
             share * 100.0
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Issue 12, "Bad input": a library without `.eh_frame`, stripped. The
+/// walk stops in the library (named `no_unwind_info` in the figures) and
+/// emits no frame off the known chain.
+fn no_eh_frame_truncated_not_wrong() -> Result<(), Failed> {
+    let (stacks, summary) = burn_stacks(UnwindMode::Dwarf, Lib::NoTablesStripped)?;
+    let (leaf, whole, wrong) = chain_counts(&stacks);
+    eprintln!("no .eh_frame: whole chain in {whole}/{leaf} burner samples");
+    if leaf < 60 {
+        return Err(format!("only {leaf} samples with qfc_nofp_burn as leaf: {stacks:?}").into());
+    }
+    if whole != 0 {
+        return Err(format!("{whole} samples claim the whole chain without unwind tables").into());
+    }
+    if !wrong.is_empty() {
+        return Err(format!("frames off the known chain: {wrong:?}").into());
+    }
+    let q = &summary["stack_quality"]["oncpu"];
+    eprintln!("no .eh_frame: quality {q}");
+    if q["ends"]["no_unwind_info"].as_u64().unwrap_or(0) < leaf {
+        return Err(format!(
+            "the truncation is not named no_unwind_info for each of the {leaf} samples: {q}"
         )
         .into());
     }
@@ -301,6 +354,10 @@ fn main() {
     let trials: Vec<(&str, fn() -> Result<(), Failed>)> = vec![
         ("nofp_dwarf_whole_chain_in_95pct", dwarf_whole_chain),
         ("nofp_fp_chain_truncated", fp_chain_truncated),
+        (
+            "no_eh_frame_stripped_lib_truncated_not_wrong",
+            no_eh_frame_truncated_not_wrong,
+        ),
     ];
     let trials = trials
         .into_iter()
