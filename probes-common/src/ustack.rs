@@ -21,6 +21,18 @@ pub const USTACK_ONCPU: u32 = 1;
 /// `UstackHeader::kind`: an off-CPU switch-out in uninterruptible wait.
 pub const USTACK_OFFCPU: u32 = 2;
 
+/// Record kind of an [`OffcpuEnd`]: the switch-in that ends an off-CPU
+/// period whose stack was copied at switch-out.
+pub const USTACK_OFFCPU_END: u32 = 3;
+
+/// `OffcpuStart::ustack` of a period whose user stack went to `USTACKS`
+/// (not an errno: those are -1..-4095).
+pub const USTACK_COPIED: i32 = -0x4000_0000;
+/// `prev_state` bit of an uninterruptible wait (`TASK_UNINTERRUPTIBLE`).
+pub const TASK_UNINTERRUPTIBLE: u32 = 2;
+/// `prev_state` bit of a preempted (runnable) task (`TASK_REPORT_MAX`).
+pub const TASK_PREEMPTED: u32 = 0x100;
+
 /// `UstackHeader::flags`: every page asked for was read, so the stack may
 /// go on above the copy (an unwind that runs past it was cut by the size).
 pub const USTACK_FLAG_FULL: u32 = 1;
@@ -78,6 +90,25 @@ pub struct UstackHeader {
     pub comm: [u8; crate::COMM_LEN],
 }
 
+/// The end of an off-CPU period whose user stack was copied: sent at
+/// switch-in, matched in userspace with the copy by (`tid`, `start_ns`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OffcpuEnd {
+    /// `USTACK_OFFCPU_END`.
+    pub kind: u32,
+    /// Phase slot at switch-in.
+    pub slot: u32,
+    /// Thread.
+    pub tid: u32,
+    /// Process.
+    pub tgid: u32,
+    /// Switch-out time (the copy's `time_ns`).
+    pub start_ns: u64,
+    /// Off-CPU time.
+    pub delta_ns: u64,
+}
+
 /// A record as the programs build it in their per-CPU scratch entry.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -131,6 +162,7 @@ mod pod {
     // padding (checked by the size tests).
     unsafe impl aya::Pod for super::UnwindConfig {}
     unsafe impl aya::Pod for super::UstackHeader {}
+    unsafe impl aya::Pod for super::OffcpuEnd {}
 }
 
 #[cfg(test)]
@@ -141,6 +173,7 @@ mod tests {
     #[test]
     fn sizes_have_no_implicit_padding() {
         assert_eq!(size_of::<UnwindConfig>(), 16);
+        assert_eq!(size_of::<OffcpuEnd>(), 32);
         assert_eq!(
             size_of::<UstackHeader>(),
             6 * 4 + 5 * 8 + 2 * 4 + 8 + crate::COMM_LEN

@@ -19,7 +19,9 @@ use aya_ebpf::{
     },
     EbpfContext,
 };
-use probes_common::ustack::{stack_err, USTACK_ONCPU};
+use probes_common::ustack::{
+    stack_err, TASK_PREEMPTED, TASK_UNINTERRUPTIBLE, USTACK_COPIED, USTACK_OFFCPU, USTACK_ONCPU,
+};
 use probes_common::{
     drop_kind, log2_bucket, Agg, BioAgg, BioKey, BioStart, BioStartKey, Config, OffcpuKey,
     OffcpuStart, OncpuKey, SyscallKey, SyscallStart, COMM_LEN, HIST_BUCKETS, RWBS_LEN,
@@ -376,23 +378,52 @@ pub fn offcpu_switch(ctx: TracePointContext) -> u32 {
     if tid != 0 && in_scope(cfg, tgid) {
         let slot = slot();
         let state = read_u64(&ctx, cfg.sw_prev_state) as u32 & 0xffff;
-        let st = OffcpuStart {
-            start_ns: now,
-            tgid,
-            ustack: stack_id(
+        let kstack = stack_id(
+            &ctx,
+            false,
+            slot,
+            drop_kind::OFFCPU_STACK_LOST,
+            stack_err::OFFCPU_KERNEL,
+        );
+        // DWARF mode: only an uninterruptible wait copies the user stack
+        // (copying at every switch costs too much); the rest use frame
+        // pointers. A copy that cannot be sent falls back to them too.
+        let mut copied = false;
+        if let Some(ucfg) = crate::ustack::unwind_config() {
+            if ucfg.offcpu_copy != 0
+                && state & TASK_PREEMPTED == 0
+                && state & TASK_UNINTERRUPTIBLE != 0
+            {
+                let who = crate::ustack::Who {
+                    kind: USTACK_OFFCPU,
+                    site: stack_err::OFFCPU_USER,
+                    slot,
+                    tgid,
+                    tid,
+                    kstack,
+                    state,
+                    time_ns: now,
+                    comm: comm(),
+                };
+                copied = crate::ustack::send_ustack(ucfg, &who);
+            }
+        }
+        let ustack = if copied {
+            USTACK_COPIED
+        } else {
+            stack_id(
                 &ctx,
                 true,
                 slot,
                 drop_kind::OFFCPU_STACK_LOST,
                 stack_err::OFFCPU_USER,
-            ),
-            kstack: stack_id(
-                &ctx,
-                false,
-                slot,
-                drop_kind::OFFCPU_STACK_LOST,
-                stack_err::OFFCPU_KERNEL,
-            ),
+            )
+        };
+        let st = OffcpuStart {
+            start_ns: now,
+            tgid,
+            ustack,
+            kstack,
             state,
             comm: comm(),
         };
@@ -415,6 +446,11 @@ pub fn offcpu_switch(ctx: TracePointContext) -> u32 {
     let slot = slot();
     if delta < cfg.min_offcpu_ns {
         count_drop(slot, drop_kind::OFFCPU_BELOW_MIN);
+        return 0;
+    }
+    if st.ustack == USTACK_COPIED {
+        // Aggregated in userspace with its unwound stack.
+        crate::ustack::send_offcpu_end(slot, next, st.tgid, st.start_ns, delta);
         return 0;
     }
     let key = OffcpuKey {

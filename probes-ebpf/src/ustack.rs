@@ -16,8 +16,8 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray, RingBuf},
 };
 use probes_common::ustack::{
-    stack_err, UnwindConfig, UstackHeader, UstackRecord, USTACK_FLAG_FULL, USTACK_FLAG_NO_REGS,
-    USTACK_MAX_PAGES, USTACK_PAGE,
+    stack_err, OffcpuEnd, UnwindConfig, UstackHeader, UstackRecord, USTACK_FLAG_FULL,
+    USTACK_FLAG_NO_REGS, USTACK_MAX_PAGES, USTACK_OFFCPU_END, USTACK_PAGE,
 };
 
 /// Unwinding configuration (slot 0).
@@ -86,6 +86,22 @@ fn user_regs() -> Option<[u64; 4]> {
         out[i] = unsafe { bpf_probe_read_kernel(base.wrapping_add(*off).cast::<u64>()) }.ok()?;
     }
     Some(out)
+}
+
+/// Sends the end of an off-CPU period whose stack was copied.
+#[inline(always)]
+pub(crate) fn send_offcpu_end(slot: u32, tid: u32, tgid: u32, start_ns: u64, delta_ns: u64) {
+    let end = OffcpuEnd {
+        kind: USTACK_OFFCPU_END,
+        slot,
+        tid,
+        tgid,
+        start_ns,
+        delta_ns,
+    };
+    if USTACKS.output::<OffcpuEnd>(&end, 0).is_err() {
+        count_cause(slot, stack_err::OFFCPU_USER, stack_err::RINGBUF_FULL);
+    }
 }
 
 /// Which fields of a record the caller fills.

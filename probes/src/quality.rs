@@ -92,8 +92,9 @@ impl QualityAcc {
         *self.ends.entry(end.name()).or_default() += weight;
     }
 
-    /// The figures, with the window's copies and lost stacks of `sites`.
-    pub fn finish(self, raw: &RawPhase, sites: &[u32], copies: bool) -> StackQuality {
+    /// The figures, with the window's copies (`copy`: 0 on-CPU, 1
+    /// off-CPU) and lost stacks of `sites`.
+    pub fn finish(self, raw: &RawPhase, sites: &[u32], copy: usize) -> StackQuality {
         let share = |n: u64| {
             if self.weight == 0 {
                 0.0
@@ -113,11 +114,10 @@ impl QualityAcc {
                 (stack_err::SITE_NAMES[*s as usize].to_owned(), causes)
             })
             .collect();
-        let (c, cut, bytes) = if copies {
-            (raw.copy.copies, raw.copy.cut_short, raw.copy.bytes)
-        } else {
-            (0, 0, 0)
-        };
+        let (c, cut, bytes) = raw
+            .copy
+            .get(copy)
+            .map_or((0, 0, 0), |s| (s.copies, s.cut_short, s.bytes));
         StackQuality {
             weight: self.weight,
             reached_root_share: share(self.root),
@@ -165,7 +165,7 @@ mod tests {
         a.add(3, USTACK_ID_BASE, &[f("main")], Some(StackEnd::Root));
         a.add(1, 5, &[f("leaf")], None);
         a.add(7, -14, &[], None); // kernel thread: no user stack
-        let q = a.finish(&RawPhase::default(), &[stack_err::ONCPU_USER], true);
+        let q = a.finish(&RawPhase::default(), &[stack_err::ONCPU_USER], 0);
         assert_eq!(q.weight, 4);
         assert_eq!(q.reached_root_share, 0.75);
         assert_eq!(q.method_share["dwarf"], 0.75);

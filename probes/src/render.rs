@@ -747,7 +747,7 @@ fn write_oncpu(
     top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     stacks.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.user.cmp(&b.user)));
     let mut txt = String::new();
-    let quality = quality.finish(raw, &[stack_err::ONCPU_USER, stack_err::ONCPU_KERNEL], true);
+    let quality = quality.finish(raw, &[stack_err::ONCPU_USER, stack_err::ONCPU_KERNEL], 0);
     let _ = writeln!(txt, "@samples: {total}");
     let _ = writeln!(txt, "@truncated_stack_share_pct: {:.2}", share * 100.0);
     write_quality(&mut txt, &quality);
@@ -986,11 +986,7 @@ fn write_offcpu(
     let us = |ns: u64| ns as f64 / 1000.0;
     let mut txt = String::new();
     let _ = writeln!(txt, "@offcpu_total_us: {}", total_ns / 1000);
-    let quality = quality.finish(
-        raw,
-        &[stack_err::OFFCPU_USER, stack_err::OFFCPU_KERNEL],
-        false,
-    );
+    let quality = quality.finish(raw, &[stack_err::OFFCPU_USER, stack_err::OFFCPU_KERNEL], 1);
     let _ = writeln!(txt, "@offcpu_periods: {periods}");
     let _ = writeln!(txt, "@truncated_stack_share_pct: {:.2}", share * 100.0);
     write_quality(&mut txt, &quality);

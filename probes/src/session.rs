@@ -584,6 +584,7 @@ impl Session {
             ProbeError::State("the unwinder thread stopped early (see the log)".into())
         })?;
         raw.oncpu.extend(w.oncpu);
+        raw.offcpu.extend(w.offcpu);
         raw.stacks.extend(w.stacks);
         raw.ustack_ends = w.ends;
         raw.copy = w.copy;
@@ -712,7 +713,11 @@ fn start_unwinding(
     ebpf: &mut Ebpf,
     opts: &SessionOptions,
 ) -> Result<Option<UstackReader>, ProbeError> {
-    if !opts.unwind.copies() || !opts.probes.contains(&ProbeKind::Oncpu) {
+    let (oncpu, offcpu) = (
+        opts.probes.contains(&ProbeKind::Oncpu),
+        opts.probes.contains(&ProbeKind::Offcpu),
+    );
+    if !opts.unwind.copies() || !(oncpu || offcpu) {
         return Ok(None);
     }
     if opts.ustack_bytes < USTACK_PAGE as u32
@@ -725,8 +730,8 @@ fn start_unwinding(
         )));
     }
     let ucfg = UnwindConfig {
-        oncpu_copy: 1,
-        offcpu_copy: 0,
+        oncpu_copy: u32::from(oncpu),
+        offcpu_copy: u32::from(offcpu),
         copy_pages: opts.ustack_bytes / USTACK_PAGE as u32,
         _pad: 0,
     };

@@ -112,8 +112,8 @@ pub struct RawPhase {
     pub unwind: UnwindMode,
     /// Why each unwound user stack (id >= `USTACK_ID_BASE`) ended.
     pub ustack_ends: HashMap<i32, StackEnd>,
-    /// User-stack copy statistics.
-    pub copy: CopyStats,
+    /// User-stack copy statistics: on-CPU, off-CPU.
+    pub copy: [CopyStats; 2],
     /// Lost stacks by site and cause (`probes_common::ustack::stack_err`).
     pub stack_errs: StackErrs,
 }

@@ -24,8 +24,11 @@ use std::{
 use framehop::{Error as FhError, FrameAddress, Module, Unwinder as _};
 use object::{Object as _, ObjectSection as _, ObjectSegment as _};
 use probes_common::{
-    ustack::{UstackHeader, USTACK_FLAG_FULL, USTACK_FLAG_NO_REGS, USTACK_OFFCPU, USTACK_ONCPU},
-    OncpuKey, SLOTS,
+    ustack::{
+        OffcpuEnd, UstackHeader, USTACK_FLAG_FULL, USTACK_FLAG_NO_REGS, USTACK_OFFCPU,
+        USTACK_OFFCPU_END, USTACK_ONCPU,
+    },
+    Agg, OffcpuKey, OncpuKey, SLOTS,
 };
 use serde::Serialize;
 
@@ -551,14 +554,16 @@ pub struct CopyStats {
     pub cut_short: u64,
     /// Records that could not be parsed (shorter than their header says).
     pub malformed: u64,
+    /// Off-CPU ends whose copy was lost or replaced (not attributed).
+    pub unmatched_ends: u64,
 }
 
 /// An off-CPU switch-out whose user stack was copied, waiting for its
 /// switch-in (matched by thread and start time).
 #[derive(Debug, Clone)]
-pub struct OffcpuCopy {
-    /// Stack id.
-    pub ustack: i32,
+struct OffcpuCopy {
+    start_ns: u64,
+    key: OffcpuKey,
 }
 
 /// What one window drained from the ring buffer.
@@ -566,18 +571,33 @@ pub struct OffcpuCopy {
 pub struct UstackWindow {
     /// On-CPU sample counts, `ustack` an unwound-stack id.
     pub oncpu: Vec<(OncpuKey, u64)>,
+    /// Off-CPU periods in uninterruptible wait, `ustack` an unwound-stack id.
+    pub offcpu: Vec<(OffcpuKey, Agg)>,
     /// Frames of every unwound-stack id this window references.
     pub stacks: HashMap<i32, Arc<Vec<u64>>>,
     /// End of every unwound-stack id this window references.
     pub ends: HashMap<i32, StackEnd>,
-    /// Copy statistics.
-    pub copy: CopyStats,
+    /// Copy statistics: on-CPU, off-CPU.
+    pub copy: [CopyStats; 2],
 }
 
 #[derive(Default)]
 struct SlotAgg {
     oncpu: HashMap<OncpuKey, u64>,
-    copy: CopyStats,
+    offcpu: HashMap<OffcpuKey, Agg>,
+    copy: [CopyStats; 2],
+}
+
+/// What the reader keeps between records.
+#[derive(Default)]
+struct ReaderState {
+    unw: Unwinders,
+    dict: Dict,
+    slots: Vec<SlotAgg>,
+    /// Off-CPU copies waiting for their end, by thread (a newer switch-out
+    /// of the thread replaces an older one whose end never came: a period
+    /// below the threshold).
+    pending: HashMap<u32, OffcpuCopy>,
 }
 
 /// The unwound-stack dictionary of a session.
@@ -648,35 +668,43 @@ fn reader_loop(
     mode: UnwindMode,
     rx: &mpsc::Receiver<Request>,
 ) {
-    let mut unw = Unwinders::default();
-    let mut dict = Dict::default();
-    let mut slots: Vec<SlotAgg> = (0..SLOTS).map(|_| SlotAgg::default()).collect();
+    let mut st = ReaderState {
+        slots: (0..SLOTS).map(|_| SlotAgg::default()).collect(),
+        ..ReaderState::default()
+    };
     let mut last_prune = Instant::now();
     loop {
         while let Some(item) = ring.next() {
-            consume(&item, mode, &mut unw, &mut dict, &mut slots);
+            consume(&item, mode, &mut st);
         }
         if last_prune.elapsed() > Duration::from_secs(10) {
-            unw.prune();
+            st.unw.prune();
             last_prune = Instant::now();
         }
         match rx.recv_timeout(Duration::from_millis(20)) {
             Ok(Request::Drain(slot, reply)) => {
                 while let Some(item) = ring.next() {
-                    consume(&item, mode, &mut unw, &mut dict, &mut slots);
+                    consume(&item, mode, &mut st);
                 }
-                let agg = std::mem::take(&mut slots[(slot % SLOTS) as usize]);
+                let agg = std::mem::take(&mut st.slots[(slot % SLOTS) as usize]);
                 let mut w = UstackWindow {
                     copy: agg.copy,
                     ..UstackWindow::default()
                 };
-                for (k, n) in agg.oncpu {
-                    if let Some((frames, end)) = dict.by_id.get(&k.ustack) {
-                        w.stacks.insert(k.ustack, Arc::clone(frames));
-                        w.ends.insert(k.ustack, *end);
+                let ids: Vec<i32> = agg
+                    .oncpu
+                    .keys()
+                    .map(|k| k.ustack)
+                    .chain(agg.offcpu.keys().map(|k| k.ustack))
+                    .collect();
+                for id in ids {
+                    if let Some((frames, end)) = st.dict.by_id.get(&id) {
+                        w.stacks.insert(id, Arc::clone(frames));
+                        w.ends.insert(id, *end);
                     }
-                    w.oncpu.push((k, n));
                 }
+                w.oncpu = agg.oncpu.into_iter().collect();
+                w.offcpu = agg.offcpu.into_iter().collect();
                 let _ = reply.send(w);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -699,39 +727,84 @@ pub fn parse_record(bytes: &[u8]) -> Option<(UstackHeader, &[u8])> {
     Some((h, stack))
 }
 
-fn consume(
-    bytes: &[u8],
-    mode: UnwindMode,
-    unw: &mut Unwinders,
-    dict: &mut Dict,
-    slots: &mut [SlotAgg],
-) {
+/// Parses an off-CPU end record.
+pub fn parse_end(bytes: &[u8]) -> Option<OffcpuEnd> {
+    if bytes.len() < std::mem::size_of::<OffcpuEnd>() {
+        return None;
+    }
+    // SAFETY: OffcpuEnd is plain old data, the length is checked.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) })
+}
+
+fn consume(bytes: &[u8], mode: UnwindMode, st: &mut ReaderState) {
+    let kind = bytes
+        .get(..4)
+        .map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+    if kind == USTACK_OFFCPU_END {
+        let Some(e) = parse_end(bytes) else {
+            st.slots[0].copy[1].malformed += 1;
+            return;
+        };
+        match st.pending.remove(&e.tid) {
+            Some(p) if p.start_ns == e.start_ns => {
+                let key = OffcpuKey {
+                    slot: e.slot,
+                    ..p.key
+                };
+                let a = st.slots[(e.slot % SLOTS) as usize]
+                    .offcpu
+                    .entry(key)
+                    .or_default();
+                a.count += 1;
+                a.sum_ns += e.delta_ns;
+            }
+            // The copy was lost or replaced: nothing to attribute to.
+            _ => st.slots[(e.slot % SLOTS) as usize].copy[1].unmatched_ends += 1,
+        }
+        return;
+    }
     let Some((h, stack)) = parse_record(bytes) else {
-        slots[0].copy.malformed += 1;
+        st.slots[0].copy[0].malformed += 1;
         return;
     };
-    let agg = &mut slots[(h.slot % SLOTS) as usize];
-    agg.copy.copies += 1;
-    agg.copy.bytes += u64::from(h.copied);
-    let u = unw.unwind(&h, stack, mode);
+    let u = st.unw.unwind(&h, stack, mode);
+    let agg = &mut st.slots[(h.slot % SLOTS) as usize];
+    let c = &mut agg.copy[usize::from(h.kind == USTACK_OFFCPU)];
+    c.copies += 1;
+    c.bytes += u64::from(h.copied);
     if u.end == StackEnd::CopySize {
-        agg.copy.cut_short += 1;
+        c.cut_short += 1;
     }
     match h.kind {
         USTACK_ONCPU => {
             let key = OncpuKey {
                 slot: h.slot,
                 tgid: h.tgid,
-                ustack: dict.id(u),
+                ustack: st.dict.id(u),
                 kstack: h.kstack,
                 comm: h.comm,
             };
             *agg.oncpu.entry(key).or_default() += 1;
         }
         USTACK_OFFCPU => {
-            // Off-CPU copies are not wired yet (see docs/ARCHITECTURE.md).
+            let key = OffcpuKey {
+                slot: h.slot,
+                tgid: h.tgid,
+                ustack: st.dict.id(u),
+                kstack: h.kstack,
+                state: h.state,
+                _pad: 0,
+                comm: h.comm,
+            };
+            st.pending.insert(
+                h.tid,
+                OffcpuCopy {
+                    start_ns: h.time_ns,
+                    key,
+                },
+            );
         }
-        _ => agg.copy.malformed += 1,
+        _ => agg.copy[0].malformed += 1,
     }
 }
 

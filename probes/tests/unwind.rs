@@ -317,6 +317,74 @@ fn no_eh_frame_truncated_not_wrong() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Issue 12, "Known answer, off-CPU": fdatasync called from inside the
+/// no-frame-pointer library; its uninterruptible waits are copied and
+/// unwound, and their user stacks reach `qfc_app_enter` and `main`.
+fn offcpu_fdatasync_reaches_caller() -> Result<(), Failed> {
+    const SYNC_CHAIN: [&str; 7] = [
+        "qfc_nofp_sync",
+        "qfc_nofp_d",
+        "qfc_nofp_c",
+        "qfc_nofp_b",
+        "qfc_nofp_a",
+        "qfc_app_enter",
+        "main",
+    ];
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let bin = build_nofp(dir.path(), Lib::Tables)?;
+    // A real block device (not tmpfs), so that fdatasync waits on I/O.
+    let base = std::env::var_os("CARGO_TARGET_TMPDIR")
+        .map_or_else(|| PathBuf::from("/var/tmp"), PathBuf::from);
+    let disk = tempfile::tempdir_in(base).map_err(|e| e.to_string())?;
+    let file = disk.path().join("sync.dat");
+    let file = file.to_str().ok_or("non-UTF-8 temporary path")?;
+    let mut w = Nofp::spawn(&bin, &["sync", "200", file])?;
+    let out = dir.path().join("out");
+    let mut o = SessionOptions::new(Scope::Pid(w.pid), &out);
+    o.probes = vec![ProbeKind::Offcpu];
+    o.unwind = UnwindMode::Dwarf;
+    let mut s = Session::start(o).map_err(|e| e.to_string())?;
+    s.phase("t").map_err(|e| e.to_string())?;
+    w.run()?;
+    let (_, summary) = s.stop().map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(out.join("t/offcpu.json")).map_err(|e| e.to_string())?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let pid = u64::from(w.pid);
+    let (mut d_us, mut whole_us) = (0u64, 0u64);
+    let mut sample = None;
+    for st in v["stacks"].as_array().ok_or("no stacks")? {
+        let state = st["state"].as_u64().unwrap_or(0);
+        if st["tgid"].as_u64() != Some(pid) || state & 2 == 0 || state & 0x100 != 0 {
+            continue;
+        }
+        let user: Vec<&str> = st["user"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let n = st["count"].as_u64().unwrap_or(0);
+        d_us += n;
+        let at = user.iter().position(|f| *f == SYNC_CHAIN[0]);
+        if at.is_some_and(|i| {
+            user.len() >= i + SYNC_CHAIN.len() && user[i..i + SYNC_CHAIN.len()] == SYNC_CHAIN
+        }) {
+            whole_us += n;
+            sample.get_or_insert(user);
+        }
+    }
+    let q = &summary.windows[0].stack_quality["offcpu"];
+    eprintln!("offcpu: {whole_us}/{d_us} µs of uninterruptible waits reach main through qfc_app_enter; e.g. {sample:?}; quality {q:?}");
+    if d_us == 0 {
+        return Err("no uninterruptible off-CPU time for 200 fdatasync calls".into());
+    }
+    if (whole_us as f64) < 0.95 * d_us as f64 {
+        return Err(format!("only {whole_us}/{d_us} µs of D-state stacks reach the caller").into());
+    }
+    if q.copies == 0 || q.method_share.get("dwarf").copied().unwrap_or(0.0) <= 0.0 {
+        return Err(format!("no off-CPU stack was copied: {q:?}").into());
+    }
+    Ok(())
+}
+
 /// Why the trials cannot run here, if they cannot.
 fn capability() -> Option<String> {
     // SAFETY: no preconditions.
@@ -354,6 +422,10 @@ fn main() {
     let trials: Vec<(&str, fn() -> Result<(), Failed>)> = vec![
         ("nofp_dwarf_whole_chain_in_95pct", dwarf_whole_chain),
         ("nofp_fp_chain_truncated", fp_chain_truncated),
+        (
+            "offcpu_fdatasync_in_nofp_lib_reaches_caller",
+            offcpu_fdatasync_reaches_caller,
+        ),
         (
             "no_eh_frame_stripped_lib_truncated_not_wrong",
             no_eh_frame_truncated_not_wrong,
