@@ -31,6 +31,8 @@ pub struct Symbolizer {
     blaze: Blaze,
     ksyms: BTreeMap<u64, String>,
     cache: HashMap<(String, u64), Option<String>>,
+    /// Functions inlined at a (file, offset), leaf first (DWARF only).
+    inlined: HashMap<(String, u64), Vec<String>>,
 }
 
 impl Default for Symbolizer {
@@ -48,14 +50,15 @@ impl Symbolizer {
     /// With kernel symbols read beforehand (see [`read_kallsyms`]).
     pub fn with_kernel_symbols(ksyms: BTreeMap<u64, String>) -> Self {
         let blaze = Blaze::builder()
-            .enable_code_info(false)
-            .enable_inlined_fns(false)
+            .enable_code_info(true)
+            .enable_inlined_fns(true)
             .enable_demangling(true)
             .build();
         Self {
             blaze,
             ksyms,
             cache: HashMap::new(),
+            inlined: HashMap::new(),
         }
     }
 
@@ -81,7 +84,25 @@ impl Symbolizer {
 
     /// User frames of a process, leaf first. Return addresses (all but the
     /// leaf) are looked up one byte back, inside the call instruction.
+    /// Functions inlined at an address (where DWARF has them) come as frames
+    /// of their own, leaf side of the function they were inlined into.
     pub fn user(&mut self, proc: Option<&ProcInfo>, ips: &[u64]) -> Vec<Frame> {
+        let mut inlined: Vec<Vec<Frame>> = vec![Vec::new(); ips.len()];
+        let out = self.user_functions(proc, ips, &mut inlined);
+        let mut all = Vec::with_capacity(out.len());
+        for (f, inl) in out.into_iter().zip(inlined) {
+            all.extend(inl);
+            all.push(f);
+        }
+        all
+    }
+
+    fn user_functions(
+        &mut self,
+        proc: Option<&ProcInfo>,
+        ips: &[u64],
+        inlined: &mut [Vec<Frame>],
+    ) -> Vec<Frame> {
         let mut out: Vec<Frame> = vec![
             Frame {
                 name: UNKNOWN.into(),
@@ -134,6 +155,19 @@ impl Symbolizer {
                 let src = Source::Elf(elf);
                 match self.blaze.symbolize(&src, Input::FileOffset(&todo)) {
                     Ok(syms) => {
+                        for (off, s) in todo.iter().zip(&syms) {
+                            if let Symbolized::Sym(sym) = s {
+                                if !sym.inlined.is_empty() {
+                                    let names = sym
+                                        .inlined
+                                        .iter()
+                                        .rev()
+                                        .map(|f| clean(&short_cpp_name(&f.name)))
+                                        .collect();
+                                    self.inlined.insert((path.to_owned(), *off), names);
+                                }
+                            }
+                        }
                         let names: Vec<Option<String>> = syms
                             .iter()
                             .map(|s| match s {
@@ -166,6 +200,15 @@ impl Symbolizer {
             }
             let module = path.rsplit('/').next().unwrap_or(path);
             for (i, off) in frames {
+                if let Some(names) = self.inlined.get(&(path.to_owned(), off)) {
+                    inlined[i] = names
+                        .iter()
+                        .map(|n| Frame {
+                            name: n.clone(),
+                            resolved: true,
+                        })
+                        .collect();
+                }
                 out[i] = match self.cache.get(&(path.to_owned(), off)) {
                     Some(Some(name)) => Frame {
                         name: name.clone(),
