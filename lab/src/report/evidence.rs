@@ -158,6 +158,8 @@ pub struct PhaseEvidence {
     pub metrics: Option<MetricsWindow>,
     pub lost_events: Option<u64>,
     pub truncated_stack_share: Option<f64>,
+    /// Stack-quality figures by probe, as `session.json` gives them.
+    pub stack_quality: Option<serde_json::Value>,
     /// Why a source is missing: source name -> reason.
     pub missing: BTreeMap<&'static str, String>,
     /// Quirks met while reading.
@@ -519,6 +521,7 @@ impl Bundle {
                         .or_else(|| w.lost_events.as_ref().and_then(sum_json_count));
                     p.truncated_stack_share =
                         w.truncated_stack_share.as_ref().and_then(max_json_share);
+                    p.stack_quality = w.stack_quality.clone();
                 }
             } else {
                 p.missing

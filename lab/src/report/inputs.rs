@@ -174,6 +174,10 @@ pub struct SessionWindowJson {
     pub lost_total: Option<u64>,
     /// A share (0-1), or a map probe -> share.
     pub truncated_stack_share: Option<Json>,
+    /// Stack-quality figures by probe (`oncpu`, `offcpu`), issue 12:
+    /// `reached_root_share`, `method_share`, `lost_stacks`, `copies`,
+    /// `copies_cut_short`, `bytes_copied_per_s`, ...
+    pub stack_quality: Option<Json>,
 }
 
 /// The largest share in a number or a map of numbers.
