@@ -27,9 +27,10 @@ pub(crate) static UNWIND_CONFIG: Array<UnwindConfig> = Array::with_max_entries(1
 /// resized by the loader to the number of CPUs.
 #[map]
 static USTACK_SCRATCH: Array<UstackRecord> = Array::with_max_entries(2, 0);
-/// Copied stacks, to the userspace unwinder.
+/// Copied stacks, to the userspace unwinder (32 MiB: about 2,000 copies of
+/// 16 KiB while the unwinder maps a new binary).
 #[map]
-static USTACKS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
+static USTACKS: RingBuf = RingBuf::with_byte_size(32 << 20, 0);
 /// Lost stacks by slot, site and cause (see `probes_common::ustack::stack_err`).
 #[map]
 static STACK_ERRS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stack_err::COUNT, 0);

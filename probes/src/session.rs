@@ -588,6 +588,10 @@ impl Session {
         raw.stacks.extend(w.stacks);
         raw.ustack_ends = w.ends;
         raw.copy = w.copy;
+        // Processes that exited since the unwinder read their maps.
+        for (t, p) in w.procs {
+            self.proc_cache.entry(t).or_insert(p);
+        }
         Ok(())
     }
 

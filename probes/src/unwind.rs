@@ -32,7 +32,7 @@ use probes_common::{
 };
 use serde::Serialize;
 
-use crate::snapshot::{parse_maps, Mapping};
+use crate::snapshot::{parse_maps, Mapping, ProcInfo};
 
 /// First id of an unwound user stack (kernel `STACKS` ids stay below).
 pub const USTACK_ID_BASE: i32 = 1 << 30;
@@ -126,10 +126,28 @@ pub struct Unwound {
     pub end: StackEnd,
 }
 
-/// Bytes of one section of a file held in memory.
+/// A binary's bytes: mapped from its file, or a copy (the vDSO).
+pub enum FileBytes {
+    /// Read-only private mapping of the file.
+    Mapped(memmap2::Mmap),
+    /// Bytes held in memory.
+    Owned(Vec<u8>),
+}
+
+impl Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Mapped(m) => m,
+            Self::Owned(v) => v,
+        }
+    }
+}
+
+/// Bytes of one section of a file.
 #[derive(Clone)]
 pub struct SectionBytes {
-    file: Arc<Vec<u8>>,
+    file: Arc<FileBytes>,
     range: Range<usize>,
 }
 
@@ -142,7 +160,7 @@ impl Deref for SectionBytes {
 
 /// What an unwinder needs from one ELF file.
 struct ObjInfo {
-    file: Arc<Vec<u8>>,
+    file: Arc<FileBytes>,
     /// (svma range, file range) of the sections framehop reads.
     text: Option<(Range<u64>, Range<usize>)>,
     eh_frame: Option<(Range<u64>, Range<usize>)>,
@@ -157,7 +175,7 @@ struct ObjInfo {
 }
 
 impl ObjInfo {
-    fn parse(file: Arc<Vec<u8>>) -> Option<Self> {
+    fn parse(file: Arc<FileBytes>) -> Option<Self> {
         let obj = object::File::parse(&file[..]).ok()?;
         let sect = |name: &str| {
             let s = obj.section_by_name(name)?;
@@ -305,8 +323,12 @@ impl ObjectCache {
         self.objs
             .entry(path.to_owned())
             .or_insert_with(|| {
-                let data = std::fs::read(Path::new(path)).ok()?;
-                ObjInfo::parse(Arc::new(data)).map(Arc::new)
+                let f = std::fs::File::open(Path::new(path)).ok()?;
+                // SAFETY: a read-only private mapping; a binary rewritten
+                // in place while mapped is the one hazard, as for every
+                // profiler that maps binaries (perf, blazesym).
+                let map = unsafe { memmap2::Mmap::map(&f) }.ok()?;
+                ObjInfo::parse(Arc::new(FileBytes::Mapped(map))).map(Arc::new)
             })
             .clone()
     }
@@ -321,7 +343,7 @@ fn own_vdso() -> Option<Arc<ObjInfo>> {
     // SAFETY: the [vdso] mapping of this process is readable and stays
     // mapped for the life of the process.
     let bytes = unsafe { std::slice::from_raw_parts(m.start as usize as *const u8, len) };
-    ObjInfo::parse(Arc::new(bytes.to_vec())).map(Arc::new)
+    ObjInfo::parse(Arc::new(FileBytes::Owned(bytes.to_vec()))).map(Arc::new)
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -351,6 +373,8 @@ impl MapEntry {
 
 /// The unwinder of one process.
 struct ProcUnwinder {
+    /// `/proc/<tgid>/comm` when the maps were read.
+    name: String,
     maps: Vec<MapEntry>,
     unwinder: NativeUnwinder,
     cache: NativeCache,
@@ -360,7 +384,12 @@ struct ProcUnwinder {
 impl ProcUnwinder {
     fn load(tgid: u32, objs: &mut ObjectCache) -> Option<Self> {
         let text = std::fs::read_to_string(format!("/proc/{tgid}/maps")).ok()?;
-        Some(Self::from_maps(parse_maps(&text), objs))
+        let mut p = Self::from_maps(parse_maps(&text), objs);
+        p.name = std::fs::read_to_string(format!("/proc/{tgid}/comm"))
+            .unwrap_or_default()
+            .trim_end()
+            .to_owned();
+        Some(p)
     }
 
     fn from_maps(maps: Vec<Mapping>, objs: &mut ObjectCache) -> Self {
@@ -382,6 +411,7 @@ impl ProcUnwinder {
             entries.push(MapEntry { map: m, cfi });
         }
         Self {
+            name: String::new(),
             maps: entries,
             unwinder,
             cache: NativeCache::new(),
@@ -536,6 +566,15 @@ impl Unwinders {
         }
     }
 
+    /// The maps this unwinder read for `tgid` (a process that exited before
+    /// the boundary is still symbolized with them).
+    pub fn proc_info(&self, tgid: u32) -> Option<ProcInfo> {
+        self.procs.get(&tgid).map(|p| ProcInfo {
+            name: p.name.clone(),
+            maps: p.maps.iter().map(|e| e.map.clone()).collect(),
+        })
+    }
+
     /// Forgets processes that exited.
     pub fn prune(&mut self) {
         self.procs
@@ -579,6 +618,8 @@ pub struct UstackWindow {
     pub ends: HashMap<i32, StackEnd>,
     /// Copy statistics: on-CPU, off-CPU.
     pub copy: [CopyStats; 2],
+    /// The maps the unwinder read for the window's processes.
+    pub procs: HashMap<u32, Arc<ProcInfo>>,
 }
 
 #[derive(Default)]
@@ -701,6 +742,17 @@ fn reader_loop(
                     if let Some((frames, end)) = st.dict.by_id.get(&id) {
                         w.stacks.insert(id, Arc::clone(frames));
                         w.ends.insert(id, *end);
+                    }
+                }
+                let tgids: std::collections::HashSet<u32> = agg
+                    .oncpu
+                    .keys()
+                    .map(|k| k.tgid)
+                    .chain(agg.offcpu.keys().map(|k| k.tgid))
+                    .collect();
+                for t in tgids {
+                    if let Some(p) = st.unw.proc_info(t) {
+                        w.procs.insert(t, Arc::new(p));
                     }
                 }
                 w.oncpu = agg.oncpu.into_iter().collect();
