@@ -60,7 +60,8 @@ pub struct UnwindConfig {
 pub struct UstackHeader {
     /// `USTACK_ONCPU` or `USTACK_OFFCPU`.
     pub kind: u32,
-    /// Phase slot.
+    /// Phase generation (the `PHASE` value; the slot is its low bit), which
+    /// also names the stack map of `kstack`.
     pub slot: u32,
     /// Process.
     pub tgid: u32,

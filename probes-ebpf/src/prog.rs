@@ -43,11 +43,17 @@ static TARGET_TGIDS: HashMap<u32, u8> = HashMap::with_max_entries(8192, 0);
 static TARGET_CGROUPS: HashMap<u64, u8> = HashMap::with_max_entries(4096, 0);
 #[map]
 static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(SLOTS * drop_kind::COUNT, 0);
-/// One stack dictionary for the whole session (ids are content hashes), so
-/// an off-CPU period that starts in one phase and ends in the next keeps a
-/// valid stack id.
+/// Stack dictionaries, one per phase slot (issue 12): a program stores a
+/// stack in the map of the slot it read, and userspace empties that map
+/// after draining the slot (a map that is never emptied fills up and then
+/// loses stacks to hash collisions, `-EEXIST`). An off-CPU period keeps the
+/// generation of its switch-out (`OffcpuKey::stack_gen`); userspace copies
+/// the stacks of periods still in flight before it empties their map.
 #[map]
 static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
+/// The odd slot's stack dictionary (see `STACKS`).
+#[map]
+static STACKS1: StackTrace = StackTrace::with_max_entries(16384, 0);
 
 #[map]
 static FSYNC_START: HashMap<u64, SyscallStart> = HashMap::with_max_entries(10240, 0);
@@ -75,8 +81,14 @@ fn config() -> Option<&'static Config> {
 
 #[inline(always)]
 fn slot() -> u32 {
+    phase_gen() & (SLOTS - 1)
+}
+
+/// The phase generation userspace wrote (its low bit is the slot).
+#[inline(always)]
+fn phase_gen() -> u32 {
     match PHASE.get(0) {
-        Some(s) => *s & (SLOTS - 1),
+        Some(s) => *s,
         None => 0,
     }
 }
@@ -355,7 +367,12 @@ pub fn bio_complete(ctx: TracePointContext) -> u32 {
 #[inline(always)]
 fn stack_id<C: StackIdContext>(ctx: &C, user: bool, slot: u32, lost: u32, site: u32) -> i32 {
     let flags = if user { u64::from(BPF_F_USER_STACK) } else { 0 };
-    match ctx.get_stackid(&STACKS, flags) {
+    let r = if slot == 0 {
+        ctx.get_stackid(&STACKS, flags)
+    } else {
+        ctx.get_stackid(&STACKS1, flags)
+    };
+    match r {
         Ok(id) => id as i32,
         Err(e) => {
             crate::ustack::count_stack_err(slot, site, i64::from(e));
@@ -376,7 +393,8 @@ pub fn offcpu_switch(ctx: TracePointContext) -> u32 {
     let tid = pid_tgid as u32;
     let tgid = (pid_tgid >> 32) as u32;
     if tid != 0 && in_scope(cfg, tgid) {
-        let slot = slot();
+        let gen = phase_gen();
+        let slot = gen & (SLOTS - 1);
         let state = read_u64(&ctx, cfg.sw_prev_state) as u32 & 0xffff;
         let kstack = stack_id(
             &ctx,
@@ -398,6 +416,7 @@ pub fn offcpu_switch(ctx: TracePointContext) -> u32 {
                     kind: USTACK_OFFCPU,
                     site: stack_err::OFFCPU_USER,
                     slot,
+                    gen,
                     tgid,
                     tid,
                     kstack,
@@ -426,6 +445,8 @@ pub fn offcpu_switch(ctx: TracePointContext) -> u32 {
             kstack,
             state,
             comm: comm(),
+            gen,
+            _pad: 0,
         };
         if OFFCPU_START.insert(&tid, &st, 0).is_err() {
             count_drop(slot, drop_kind::OFFCPU_START_FULL);
@@ -459,7 +480,7 @@ pub fn offcpu_switch(ctx: TracePointContext) -> u32 {
         ustack: st.ustack,
         kstack: st.kstack,
         state: st.state,
-        _pad: 0,
+        stack_gen: st.gen,
         comm: st.comm,
     };
     if !add_agg(&OFFCPU_AGG, &key, delta) {
@@ -567,7 +588,8 @@ pub fn oncpu_sample(ctx: PerfEventContext) -> u32 {
     if pid_tgid as u32 == 0 || !in_scope(cfg, tgid) {
         return 0;
     }
-    let slot = slot();
+    let gen = phase_gen();
+    let slot = gen & (SLOTS - 1);
     let kstack = stack_id(
         &ctx,
         false,
@@ -583,6 +605,7 @@ pub fn oncpu_sample(ctx: PerfEventContext) -> u32 {
                 kind: USTACK_ONCPU,
                 site: stack_err::ONCPU_USER,
                 slot,
+                gen,
                 tgid,
                 tid: pid_tgid as u32,
                 kstack,

@@ -110,6 +110,7 @@ pub(crate) struct Who {
     pub kind: u32,
     pub site: u32,
     pub slot: u32,
+    pub gen: u32,
     pub tgid: u32,
     pub tid: u32,
     pub kstack: i32,
@@ -176,7 +177,7 @@ pub(crate) fn send_ustack(cfg: &UnwindConfig, who: &Who) -> bool {
     }
     rec.hdr = UstackHeader {
         kind: who.kind,
-        slot: who.slot,
+        slot: who.gen,
         tgid: who.tgid,
         tid: who.tid,
         kstack: who.kstack,

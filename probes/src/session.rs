@@ -24,8 +24,8 @@ use aya::{
 };
 use probes_common::ustack::{stack_err, UnwindConfig, USTACK_MAX, USTACK_PAGE};
 use probes_common::{
-    drop_kind, Agg, BioAgg, BioKey, Config, OffcpuKey, OncpuKey, SyscallKey, SyscallStart,
-    SCOPE_CGROUPS, SCOPE_SYSTEM, SCOPE_TGIDS, SLOTS,
+    drop_kind, Agg, BioAgg, BioKey, Config, OffcpuKey, OffcpuStart, OncpuKey, SyscallKey,
+    SyscallStart, SCOPE_CGROUPS, SCOPE_SYSTEM, SCOPE_TGIDS, SLOTS,
 };
 use serde::Serialize;
 
@@ -143,11 +143,15 @@ pub struct SessionSummary {
 pub struct Session {
     ebpf: Ebpf,
     opts: SessionOptions,
-    slot: u32,
+    /// Phase generation written to `PHASE` (its low bit is the slot).
+    gen: u32,
     current: Option<(String, u64)>,
     ready_ns: u64,
     discarded: u64,
-    stack_cache: HashMap<i32, Arc<Vec<u64>>>,
+    /// Stacks of off-CPU periods still in flight when their generation's
+    /// stack map was emptied: (generation, id) -> (frames, last drain that
+    /// saw the period in flight).
+    pinned: HashMap<(u32, i32), (Arc<Vec<u64>>, u32)>,
     proc_cache: HashMap<u32, Arc<ProcInfo>>,
     tx: Option<mpsc::Sender<RawPhase>>,
     renderer: Option<JoinHandle<Result<Vec<PhaseSummary>, ProbeError>>>,
@@ -224,6 +228,7 @@ impl Session {
             }
         }
         loader.map_max_entries("STACKS", opts.stack_entries);
+        loader.map_max_entries("STACKS1", opts.stack_entries);
         let possible_cpus =
             aya::util::nr_cpus().map_err(|(what, e)| ProbeError::io("counting CPUs", what, e))?;
         // Two scratch records (on-CPU, off-CPU) per possible CPU.
@@ -389,11 +394,11 @@ impl Session {
         Ok(Self {
             ebpf,
             opts,
-            slot: 0,
+            gen: 0,
             current: None,
             ready_ns,
             discarded: 0,
-            stack_cache: HashMap::new(),
+            pinned: HashMap::new(),
             proc_cache: HashMap::new(),
             tx: Some(tx),
             renderer: Some(renderer),
@@ -478,13 +483,14 @@ impl Session {
         }
     }
 
+    /// Moves the programs to the next generation; returns the old one.
     fn flip(&mut self) -> Result<(u32, u64), ProbeError> {
-        let old = self.slot;
-        let new = (old + 1) % SLOTS;
+        let old = self.gen;
+        let new = old.wrapping_add(1);
         let mut m: Array<&mut MapData, u32> = map_mut(&mut self.ebpf, "PHASE")?;
         m.set(0, new, 0).map_err(|e| ProbeError::map("PHASE", e))?;
         let ns = monotonic_ns();
-        self.slot = new;
+        self.gen = new;
         std::thread::sleep(FLIP_GRACE);
         Ok((old, ns))
     }
@@ -515,7 +521,9 @@ impl Session {
         Ok(())
     }
 
-    fn drain(&mut self, slot: u32) -> Result<RawPhase, ProbeError> {
+    /// Drains generation `gen` (its slot is `gen & (SLOTS - 1)`).
+    fn drain(&mut self, gen: u32) -> Result<RawPhase, ProbeError> {
+        let slot = gen & (SLOTS - 1);
         self.prune_exited_threads()?;
         let mut raw = RawPhase {
             fsync: drain_hash(&mut self.ebpf, "FSYNC_AGG", slot, add_agg)?,
@@ -527,31 +535,7 @@ impl Session {
             ..RawPhase::default()
         };
         self.drain_ustacks(slot, &mut raw)?;
-        // Stacks referenced by this window.
-        let ids: HashSet<i32> = raw
-            .offcpu
-            .iter()
-            .flat_map(|(k, _)| [k.ustack, k.kstack])
-            .chain(raw.oncpu.iter().flat_map(|(k, _)| [k.ustack, k.kstack]))
-            .filter(|id| *id >= 0 && *id < USTACK_ID_BASE)
-            .collect();
-        let stacks: StackTraceMap<&MapData> = StackTraceMap::try_from(
-            self.ebpf
-                .map("STACKS")
-                .ok_or_else(|| ProbeError::map("STACKS", "missing from the object"))?,
-        )
-        .map_err(|e| ProbeError::map("STACKS", e))?;
-        for id in ids {
-            if !self.stack_cache.contains_key(&id) {
-                if let Ok(st) = stacks.get(&(id as u32), 0) {
-                    self.stack_cache
-                        .insert(id, Arc::new(st.frames().iter().map(|f| f.ip).collect()));
-                }
-            }
-            if let Some(s) = self.stack_cache.get(&id) {
-                raw.stacks.insert(id, Arc::clone(s));
-            }
-        }
+        self.resolve_stacks(gen, &mut raw)?;
         // Processes named by this window: refresh while they are alive.
         let tgids: HashSet<u32> = raw
             .offcpu
@@ -570,6 +554,96 @@ impl Session {
             }
         }
         Ok(raw)
+    }
+
+    /// Gives the window its stacks (issue 12): ids of generation `gen` are
+    /// read from that generation's map, older ones (off-CPU periods that
+    /// began in an earlier window) from `pinned`; every id is renumbered
+    /// for the window. Then pins the stacks of periods still in flight and
+    /// empties the generation's map, so it never fills up. An id whose
+    /// stack is gone becomes `-ENOENT` (a truncated stack).
+    fn resolve_stacks(&mut self, gen: u32, raw: &mut RawPhase) -> Result<(), ProbeError> {
+        const ENOENT: i32 = -2;
+        let map_name = |g: u32| if g & 1 == 0 { "STACKS" } else { "STACKS1" };
+        let fp_id = |id: i32| (0..USTACK_ID_BASE).contains(&id);
+        let wanted: HashSet<(u32, i32)> = raw
+            .offcpu
+            .iter()
+            .flat_map(|(k, _)| [(k.stack_gen, k.ustack), (k.stack_gen, k.kstack)])
+            .chain(
+                raw.oncpu
+                    .iter()
+                    .flat_map(|(k, _)| [(gen, k.ustack), (gen, k.kstack)]),
+            )
+            .filter(|(_, id)| fp_id(*id))
+            .collect();
+        let mut remap: HashMap<(u32, i32), i32> = HashMap::new();
+        {
+            let stacks: StackTraceMap<&MapData> = map_ref(&self.ebpf, map_name(gen))?;
+            for (g, id) in wanted {
+                let frames = if g == gen {
+                    stacks
+                        .get(&(id as u32), 0)
+                        .ok()
+                        .map(|st| Arc::new(st.frames().iter().map(|f| f.ip).collect()))
+                } else {
+                    self.pinned.get(&(g, id)).map(|(f, _)| Arc::clone(f))
+                };
+                if let Some(f) = frames {
+                    let n = remap.len() as i32;
+                    remap.insert((g, id), n);
+                    raw.stacks.insert(n, f);
+                }
+            }
+        }
+        let re = |g: u32, id: i32| {
+            if fp_id(id) {
+                remap.get(&(g, id)).copied().unwrap_or(ENOENT)
+            } else {
+                id
+            }
+        };
+        for (k, _) in &mut raw.oncpu {
+            k.ustack = re(gen, k.ustack);
+            k.kstack = re(gen, k.kstack);
+        }
+        for (k, _) in &mut raw.offcpu {
+            k.ustack = re(k.stack_gen, k.ustack);
+            k.kstack = re(k.stack_gen, k.kstack);
+        }
+        // Pin the stacks of periods in flight; forget the pins no period
+        // has referenced since before the previous drain (its end, if any,
+        // has been drained by now).
+        let in_flight: Vec<OffcpuStart> = {
+            let m: aya::maps::HashMap<&MapData, u32, OffcpuStart> =
+                map_ref(&self.ebpf, "OFFCPU_START")?;
+            m.iter().filter_map(Result::ok).map(|(_, v)| v).collect()
+        };
+        {
+            let stacks: StackTraceMap<&MapData> = map_ref(&self.ebpf, map_name(gen))?;
+            for st in &in_flight {
+                for id in [st.ustack, st.kstack].into_iter().filter(|id| fp_id(*id)) {
+                    if let Some(p) = self.pinned.get_mut(&(st.gen, id)) {
+                        p.1 = gen;
+                    } else if st.gen == gen {
+                        if let Ok(s) = stacks.get(&(id as u32), 0) {
+                            let f = Arc::new(s.frames().iter().map(|f| f.ip).collect());
+                            self.pinned.insert((gen, id), (f, gen));
+                        }
+                    }
+                }
+            }
+        }
+        self.pinned
+            .retain(|_, (_, seen)| gen.wrapping_sub(*seen) <= 1);
+        // No program writes to this generation's map until the generation
+        // after next: empty it.
+        let mut stacks: StackTraceMap<&mut MapData> = map_mut(&mut self.ebpf, map_name(gen))?;
+        let ids: Vec<u32> = stacks.stack_ids().filter_map(Result::ok).collect();
+        for id in ids {
+            let _ = stacks.remove(&id);
+        }
+        Ok(())
     }
 
     /// Adds the window's unwound user stacks (on-CPU samples of `dwarf` and

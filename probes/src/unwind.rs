@@ -800,7 +800,7 @@ fn consume(bytes: &[u8], mode: UnwindMode, st: &mut ReaderState) {
         match st.pending.remove(&e.tid) {
             Some(p) if p.start_ns == e.start_ns => {
                 let key = OffcpuKey {
-                    slot: e.slot,
+                    slot: e.slot % SLOTS,
                     ..p.key
                 };
                 let a = st.slots[(e.slot % SLOTS) as usize]
@@ -830,7 +830,7 @@ fn consume(bytes: &[u8], mode: UnwindMode, st: &mut ReaderState) {
     match h.kind {
         USTACK_ONCPU => {
             let key = OncpuKey {
-                slot: h.slot,
+                slot: h.slot % SLOTS,
                 tgid: h.tgid,
                 ustack: st.dict.id(u),
                 kstack: h.kstack,
@@ -845,7 +845,7 @@ fn consume(bytes: &[u8], mode: UnwindMode, st: &mut ReaderState) {
                 ustack: st.dict.id(u),
                 kstack: h.kstack,
                 state: h.state,
-                _pad: 0,
+                stack_gen: h.slot,
                 comm: h.comm,
             };
             st.pending.insert(
