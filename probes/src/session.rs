@@ -7,8 +7,10 @@
 //! instant is the boundary, on CLOCK_MONOTONIC), waits for programs already
 //! running to finish, then drains and clears the old slot. Nothing recorded
 //! after the flip can land in the old window, and nothing before it is
-//! missed. The stack dictionary is shared by all windows (ids are content
-//! hashes), so an off-CPU period spanning a boundary keeps valid stacks.
+//! missed. Each slot has its own stack map, emptied after its window is
+//! drained (see `resolve_stacks`); an off-CPU period spanning a boundary
+//! keeps its switch-out generation, and its stacks are pinned in userspace
+//! before their map is emptied.
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     path::PathBuf,
