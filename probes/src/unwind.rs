@@ -13,7 +13,7 @@
 //! anonymous or JIT mapping, no mapping at all) rather than guess: never a
 //! wrong frame. In `auto` mode framehop falls back to frame pointers there.
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     ops::{Deref, Range},
     path::Path,
     sync::{mpsc, Arc},
@@ -858,23 +858,6 @@ fn consume(bytes: &[u8], mode: UnwindMode, st: &mut ReaderState) {
         }
         _ => agg.copy[0].malformed += 1,
     }
-}
-
-/// Shares of a window's stacks by end reason, weighted.
-pub fn end_shares(ends: &BTreeMap<&'static str, u64>) -> BTreeMap<String, f64> {
-    let total: u64 = ends.values().sum();
-    ends.iter()
-        .map(|(k, v)| {
-            (
-                (*k).to_owned(),
-                if total == 0 {
-                    0.0
-                } else {
-                    *v as f64 / total as f64
-                },
-            )
-        })
-        .collect()
 }
 
 #[cfg(test)]
