@@ -32,6 +32,10 @@ PKGS=(
   rustc-web cargo-web rust-web-src bpftool libllvm22
   # peers used as cross-check oracles
   bpftrace linux-perf strace
+  # detached debug info of libc, found by build-id (issue 12: libc frames named as perf names them)
+  libc6-dbg
+  # the no-frame-pointer known-answer library of probes/tests/unwind.rs
+  gcc
   # reference node: RocksDB linked from Debian, bindgen needs libclang
   librocksdb-dev libclang-dev pkg-config
   # misc

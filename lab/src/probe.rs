@@ -70,6 +70,7 @@ pub fn probe_args(spec: &ProbeSpec, pid: u32, cgroup: Option<&Path>, out: &Path)
         spec.offcpu_min_us.to_string().into(),
     ]);
     a.extend(["--map-entries".into(), spec.map_entries.to_string().into()]);
+    a.extend(["--unwind".into(), spec.unwind.as_str().into()]);
     a.extend(["--control".into(), "stdin".into()]);
     a
 }
@@ -278,12 +279,13 @@ mod tests {
             oncpu_hz: 49,
             offcpu_min_us: 1,
             map_entries: 10,
+            unwind: crate::scenario::UnwindMode::Dwarf,
         };
         let a: Vec<String> = probe_args(&spec, 7, None, Path::new("/o"))
             .into_iter()
             .map(|s| s.into_string().unwrap())
             .collect();
-        assert_eq!(a.join(" "), "--pid 7 --out /o --probes fsync,oncpu --hz 49 --min-offcpu-us 1 --map-entries 10 --control stdin");
+        assert_eq!(a.join(" "), "--pid 7 --out /o --probes fsync,oncpu --hz 49 --min-offcpu-us 1 --map-entries 10 --unwind dwarf --control stdin");
         let c: Vec<String> = probe_args(
             &spec,
             7,
@@ -320,6 +322,7 @@ mod tests {
             oncpu_hz: 99,
             offcpu_min_us: 1,
             map_entries: 10,
+            unwind: Default::default(),
         };
         let mut p = QfcProbe::new(script, spec, dir.path().join("stderr.log"));
         assert_eq!(p.attach(&mut t, 1, dir.path()).unwrap(), 10);
@@ -339,6 +342,7 @@ mod tests {
             oncpu_hz: 99,
             offcpu_min_us: 1,
             map_entries: 10,
+            unwind: Default::default(),
         };
         let mut p = QfcProbe::new("/nonexistent/qfc-probe".into(), spec, "/tmp/x.log".into());
         let e = p

@@ -14,6 +14,8 @@
 //! event is never lost or counted twice at a boundary.
 #![no_std]
 
+pub mod ustack;
+
 /// Length of a task's `comm` (`TASK_COMM_LEN`).
 pub const COMM_LEN: usize = 16;
 /// Bytes of the RWBS string kept per block request (NUL padded).
@@ -270,6 +272,10 @@ pub struct OffcpuStart {
     pub state: u32,
     /// Thread name.
     pub comm: [u8; COMM_LEN],
+    /// Phase generation at switch-out: names the stack map of the ids.
+    pub gen: u32,
+    /// Explicit padding.
+    pub _pad: u32,
 }
 
 /// Off-CPU time of one (process, thread name, stacks, state).
@@ -286,8 +292,8 @@ pub struct OffcpuKey {
     pub kstack: i32,
     /// `prev_state` at switch-out, masked to the low 16 bits.
     pub state: u32,
-    /// Explicit padding.
-    pub _pad: u32,
+    /// Phase generation at switch-out: names the stack map of the ids.
+    pub stack_gen: u32,
     /// Thread name.
     pub comm: [u8; COMM_LEN],
 }
@@ -379,7 +385,7 @@ mod tests {
         assert_eq!(size_of::<BioStart>(), 16 + RWBS_LEN);
         assert_eq!(size_of::<BioKey>(), 16 + RWBS_LEN);
         assert_eq!(size_of::<BioAgg>(), 24);
-        assert_eq!(size_of::<OffcpuStart>(), 8 + 16 + COMM_LEN);
+        assert_eq!(size_of::<OffcpuStart>(), 8 + 16 + COMM_LEN + 8);
         assert_eq!(size_of::<OffcpuKey>(), 24 + COMM_LEN);
         assert_eq!(size_of::<OncpuKey>(), 16 + COMM_LEN);
     }

@@ -20,6 +20,9 @@ use aya_ebpf::{
     },
     EbpfContext,
 };
+use probes_common::ustack::{
+    stack_err, TASK_PREEMPTED, TASK_UNINTERRUPTIBLE, USTACK_COPIED, USTACK_OFFCPU, USTACK_ONCPU,
+};
 use probes_common::{
     drop_kind, log2_bucket, Agg, BioAgg, BioKey, BioStart, BioStartKey, Config, OffcpuKey,
     OffcpuStart, OncpuKey, SyscallStart, SyscallTidKey, COMM_LEN, HIST_BUCKETS, RWBS_LEN,
@@ -41,11 +44,17 @@ static TARGET_TGIDS: HashMap<u32, u8> = HashMap::with_max_entries(8192, 0);
 static TARGET_CGROUPS: HashMap<u64, u8> = HashMap::with_max_entries(4096, 0);
 #[map]
 static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(SLOTS * drop_kind::COUNT, 0);
-/// One stack dictionary for the whole session (ids are content hashes), so
-/// an off-CPU period that starts in one phase and ends in the next keeps a
-/// valid stack id.
+/// Stack dictionaries, one per phase slot (issue 12): a program stores a
+/// stack in the map of the slot it read, and userspace empties that map
+/// after draining the slot (a map that is never emptied fills up and then
+/// loses stacks to hash collisions, `-EEXIST`). An off-CPU period keeps the
+/// generation of its switch-out (`OffcpuKey::stack_gen`); userspace copies
+/// the stacks of periods still in flight before it empties their map.
 #[map]
 static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
+/// The odd slot's stack dictionary (see `STACKS`).
+#[map]
+static STACKS1: StackTrace = StackTrace::with_max_entries(16384, 0);
 
 #[map]
 static FSYNC_START: HashMap<u64, SyscallStart> = HashMap::with_max_entries(10240, 0);
@@ -79,8 +88,14 @@ fn config() -> Option<&'static Config> {
 
 #[inline(always)]
 fn slot() -> u32 {
+    phase_gen() & (SLOTS - 1)
+}
+
+/// The phase generation userspace wrote (its low bit is the slot).
+#[inline(always)]
+fn phase_gen() -> u32 {
     match PHASE.get(0) {
-        Some(s) => *s & (SLOTS - 1),
+        Some(s) => *s,
         None => 0,
     }
 }
@@ -360,12 +375,21 @@ pub fn bio_complete(ctx: TracePointContext) -> u32 {
 
 // ---------------------------------------------------------------- offcpu
 
+/// A stack id from `bpf_get_stackid`, or the negative errno. Every error
+/// is counted by cause in `STACK_ERRS` (site `site`); all but `-EFAULT`
+/// (no stack to take) also count as a `lost` drop.
 #[inline(always)]
-fn stack_id<C: StackIdContext>(ctx: &C, user: bool, slot: u32, lost: u32) -> i32 {
+fn stack_id<C: StackIdContext>(ctx: &C, user: bool, slot: u32, lost: u32, site: u32) -> i32 {
     let flags = if user { u64::from(BPF_F_USER_STACK) } else { 0 };
-    match ctx.get_stackid(&STACKS, flags) {
+    let r = if slot == 0 {
+        ctx.get_stackid(&STACKS, flags)
+    } else {
+        ctx.get_stackid(&STACKS1, flags)
+    };
+    match r {
         Ok(id) => id as i32,
         Err(e) => {
+            crate::ustack::count_stack_err(slot, site, i64::from(e));
             if e != EFAULT {
                 count_drop(slot, lost);
             }
@@ -383,15 +407,60 @@ pub fn offcpu_switch(ctx: TracePointContext) -> u32 {
     let tid = pid_tgid as u32;
     let tgid = (pid_tgid >> 32) as u32;
     if tid != 0 && in_scope(cfg, tgid) {
-        let slot = slot();
+        let gen = phase_gen();
+        let slot = gen & (SLOTS - 1);
         let state = read_u64(&ctx, cfg.sw_prev_state) as u32 & 0xffff;
+        let kstack = stack_id(
+            &ctx,
+            false,
+            slot,
+            drop_kind::OFFCPU_STACK_LOST,
+            stack_err::OFFCPU_KERNEL,
+        );
+        // DWARF mode: only an uninterruptible wait copies the user stack
+        // (copying at every switch costs too much); the rest use frame
+        // pointers. A copy that cannot be sent falls back to them too.
+        let mut copied = false;
+        if let Some(ucfg) = crate::ustack::unwind_config() {
+            if ucfg.offcpu_copy != 0
+                && state & TASK_PREEMPTED == 0
+                && state & TASK_UNINTERRUPTIBLE != 0
+            {
+                let who = crate::ustack::Who {
+                    kind: USTACK_OFFCPU,
+                    site: stack_err::OFFCPU_USER,
+                    slot,
+                    gen,
+                    tgid,
+                    tid,
+                    kstack,
+                    state,
+                    time_ns: now,
+                    comm: comm(),
+                };
+                copied = crate::ustack::send_ustack(ucfg, &who);
+            }
+        }
+        let ustack = if copied {
+            USTACK_COPIED
+        } else {
+            stack_id(
+                &ctx,
+                true,
+                slot,
+                drop_kind::OFFCPU_STACK_LOST,
+                stack_err::OFFCPU_USER,
+            )
+        };
         let st = OffcpuStart {
             start_ns: now,
             tgid,
-            ustack: stack_id(&ctx, true, slot, drop_kind::OFFCPU_STACK_LOST),
-            kstack: stack_id(&ctx, false, slot, drop_kind::OFFCPU_STACK_LOST),
+            ustack,
+            kstack,
             state,
             comm: comm(),
+            gen,
+            _pad: 0,
         };
         if OFFCPU_START.insert(&tid, &st, 0).is_err() {
             count_drop(slot, drop_kind::OFFCPU_START_FULL);
@@ -414,13 +483,18 @@ pub fn offcpu_switch(ctx: TracePointContext) -> u32 {
         count_drop(slot, drop_kind::OFFCPU_BELOW_MIN);
         return 0;
     }
+    if st.ustack == USTACK_COPIED {
+        // Aggregated in userspace with its unwound stack.
+        crate::ustack::send_offcpu_end(slot, next, st.tgid, st.start_ns, delta);
+        return 0;
+    }
     let key = OffcpuKey {
         slot,
         tgid: st.tgid,
         ustack: st.ustack,
         kstack: st.kstack,
         state: st.state,
-        _pad: 0,
+        stack_gen: st.gen,
         comm: st.comm,
     };
     if !add_agg(&OFFCPU_AGG, &key, delta) {
@@ -556,12 +630,46 @@ pub fn oncpu_sample(ctx: PerfEventContext) -> u32 {
     if pid_tgid as u32 == 0 || !in_scope(cfg, tgid) {
         return 0;
     }
-    let slot = slot();
+    let gen = phase_gen();
+    let slot = gen & (SLOTS - 1);
+    let kstack = stack_id(
+        &ctx,
+        false,
+        slot,
+        drop_kind::ONCPU_STACK_LOST,
+        stack_err::ONCPU_KERNEL,
+    );
+    // DWARF mode: the user stack is copied for userspace unwinding and the
+    // sample is counted there, not in ONCPU_AGG.
+    if let Some(ucfg) = crate::ustack::unwind_config() {
+        if ucfg.oncpu_copy != 0 {
+            let who = crate::ustack::Who {
+                kind: USTACK_ONCPU,
+                site: stack_err::ONCPU_USER,
+                slot,
+                gen,
+                tgid,
+                tid: pid_tgid as u32,
+                kstack,
+                state: 0,
+                time_ns: now_ns(),
+                comm: comm(),
+            };
+            crate::ustack::send_ustack(ucfg, &who);
+            return 0;
+        }
+    }
     let key = OncpuKey {
         slot,
         tgid,
-        ustack: stack_id(&ctx, true, slot, drop_kind::ONCPU_STACK_LOST),
-        kstack: stack_id(&ctx, false, slot, drop_kind::ONCPU_STACK_LOST),
+        ustack: stack_id(
+            &ctx,
+            true,
+            slot,
+            drop_kind::ONCPU_STACK_LOST,
+            stack_err::ONCPU_USER,
+        ),
+        kstack,
         comm: comm(),
     };
     if let Some(p) = ONCPU_AGG.get_ptr_mut(&key) {

@@ -13,7 +13,8 @@ use clap::ArgGroup;
 
 use crate::{
     scope::{ProbeKind, Scope},
-    session::{Session, SessionOptions, WritepathAttach},
+    session::{Session, SessionOptions, WritepathAttach, DEFAULT_USTACK_BYTES},
+    unwind::UnwindMode,
 };
 
 /// How phases are driven.
@@ -72,6 +73,15 @@ pub struct Args {
     /// Attach points of the writepath probe.
     #[arg(long, value_enum, default_value_t = WritepathAttach::Auto)]
     pub writepath_attach: WritepathAttach,
+    /// How user stacks are unwound: `fp` (frame pointers, in the kernel),
+    /// `dwarf` (copy the stack, unwind with .eh_frame), `auto` (dwarf, and
+    /// frame pointers where a mapping has no unwind table).
+    #[arg(long, value_enum, default_value_t = UnwindMode::Fp)]
+    pub unwind: UnwindMode,
+    /// Bytes of user stack copied per stack with --unwind dwarf|auto (whole
+    /// 4 KiB pages, at most 32 KiB).
+    #[arg(long, default_value_t = DEFAULT_USTACK_BYTES)]
+    pub ustack_bytes: u32,
 }
 
 impl Args {
@@ -95,6 +105,8 @@ impl Args {
             map_entries: self.map_entries,
             stack_entries: self.stack_entries,
             writepath_attach: self.writepath_attach,
+            unwind: self.unwind,
+            ustack_bytes: self.ustack_bytes,
         })
     }
 }

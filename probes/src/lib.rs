@@ -12,12 +12,14 @@ pub mod bpf_stats;
 pub mod cli;
 pub mod ebpf;
 pub mod error;
+pub mod quality;
 pub mod render;
 pub mod scope;
 pub mod session;
 pub mod snapshot;
 pub mod symbolize;
 pub mod tracefs;
+pub mod unwind;
 
 pub use error::ProbeError;
 pub use scope::{ProbeKind, Scope};

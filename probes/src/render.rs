@@ -8,15 +8,17 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use probes_common::{drop_kind, SYSCALL_NAMES};
+use probes_common::{drop_kind, ustack::stack_err, SYSCALL_NAMES};
 use serde::Serialize;
 
 use crate::{
     error::ProbeError,
+    quality::{QualityAcc, StackQuality},
     scope::{ProbeKind, Scope},
     session::lost_by_name,
     snapshot::RawPhase,
     symbolize::{Frame, Symbolizer, MAX_DEPTH},
+    unwind::StackEnd,
 };
 
 /// `-EFAULT` from `bpf_get_stackid`: no such stack (kernel thread, or a
@@ -58,6 +60,10 @@ pub struct PhaseSummary {
     pub events: BTreeMap<String, u64>,
     /// The probes' own cost over the window (`bpf_stats`).
     pub cost: Option<crate::bpf_stats::WindowCost>,
+    /// How user stacks were unwound.
+    pub unwind: &'static str,
+    /// Stack-quality figures per stack probe (issue 12).
+    pub stack_quality: BTreeMap<String, StackQuality>,
 }
 
 /// A log2 histogram in µs, as bpftrace's `hist()`.
@@ -238,6 +244,8 @@ pub fn write_phase(
         truncated_stack_share: BTreeMap::new(),
         events: BTreeMap::new(),
         cost: raw.cost.clone(),
+        unwind: raw.unwind.name(),
+        stack_quality: BTreeMap::new(),
     };
     let header = |probe: &'static str| Header {
         probe,
@@ -288,14 +296,16 @@ pub fn write_phase(
                 summary.events.insert("bio".into(), n);
             }
             ProbeKind::Oncpu => {
-                let (n, share) = write_oncpu(&dir, raw, header("oncpu"), &lost, sym, opts.hz)?;
+                let (n, share, q) = write_oncpu(&dir, raw, header("oncpu"), &lost, sym, opts.hz)?;
                 summary.events.insert("oncpu".into(), n);
                 summary.truncated_stack_share.insert("oncpu".into(), share);
+                summary.stack_quality.insert("oncpu".into(), q);
             }
             ProbeKind::Offcpu => {
-                let (n, share) = write_offcpu(&dir, raw, header("offcpu"), &lost, sym)?;
+                let (n, share, q) = write_offcpu(&dir, raw, header("offcpu"), &lost, sym)?;
                 summary.events.insert("offcpu".into(), n);
                 summary.truncated_stack_share.insert("offcpu".into(), share);
+                summary.stack_quality.insert("offcpu".into(), q);
             }
         }
     }
@@ -557,15 +567,21 @@ struct Stacks {
     user: Vec<Frame>,
     kernel: Vec<Frame>,
     truncated: bool,
+    /// Why the user walk ended, for unwound (dwarf) stacks.
+    end: Option<StackEnd>,
 }
 
 fn resolve(raw: &RawPhase, sym: &mut Symbolizer, tgid: u32, ustack: i32, kstack: i32) -> Stacks {
     let mut truncated = false;
+    let end = raw.ustack_ends.get(&ustack).copied();
     let user = if ustack >= 0 {
         match raw.stacks.get(&ustack) {
             Some(ips) => {
                 let f = sym.user(raw.procs.get(&tgid).map(|p| p.as_ref()), ips);
-                if ips.len() >= MAX_DEPTH || f.last().is_none_or(|l| !l.resolved) {
+                if ips.len() >= MAX_DEPTH
+                    || f.last().is_none_or(|l| !l.resolved)
+                    || end.is_some_and(|e| e != StackEnd::Root)
+                {
                     truncated = true;
                 }
                 f
@@ -604,6 +620,7 @@ fn resolve(raw: &RawPhase, sym: &mut Symbolizer, tgid: u32, ustack: i32, kstack:
         user,
         kernel,
         truncated,
+        end,
     }
 }
 
@@ -656,6 +673,9 @@ struct StackJson {
     user: Vec<String>,
     kernel: Vec<String>,
     truncated: bool,
+    /// Why the user walk ended (unwound stacks only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     class: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -669,6 +689,7 @@ struct OncpuJson<'a> {
     hz: u64,
     samples: u64,
     truncated_stack_share: f64,
+    stack_quality: &'a StackQuality,
     samples_by_thread: BTreeMap<String, u64>,
     samples_by_process: BTreeMap<u32, u64>,
     top_frames: Vec<(String, u64)>,
@@ -682,16 +703,18 @@ fn write_oncpu(
     lost: &BTreeMap<String, u64>,
     sym: &mut Symbolizer,
     hz: u64,
-) -> Result<(u64, f64), ProbeError> {
+) -> Result<(u64, f64, StackQuality), ProbeError> {
     let mut folded: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_thread: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_proc: BTreeMap<u32, u64> = BTreeMap::new();
     let mut top: BTreeMap<String, u64> = BTreeMap::new();
     let mut stacks = Vec::new();
+    let mut quality = QualityAcc::default();
     let (mut total, mut trunc) = (0u64, 0u64);
     for (k, n) in &raw.oncpu {
         let comm = comm_str(&k.comm);
         let s = resolve(raw, sym, k.tgid, k.ustack, k.kstack);
+        quality.add(*n, k.ustack, &s.user, s.end);
         total += n;
         if s.truncated {
             trunc += n;
@@ -713,6 +736,7 @@ fn write_oncpu(
             user: s.user.iter().map(|f| f.name.clone()).collect(),
             kernel: s.kernel.iter().map(|f| f.name.clone()).collect(),
             truncated: s.truncated,
+            end: s.end.map(StackEnd::name),
             class: None,
             state: None,
         });
@@ -726,8 +750,10 @@ fn write_oncpu(
     top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     stacks.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.user.cmp(&b.user)));
     let mut txt = String::new();
+    let quality = quality.finish(raw, &[stack_err::ONCPU_USER, stack_err::ONCPU_KERNEL], 0);
     let _ = writeln!(txt, "@samples: {total}");
     let _ = writeln!(txt, "@truncated_stack_share_pct: {:.2}", share * 100.0);
+    write_quality(&mut txt, &quality);
     txt.push('\n');
     for (t, n) in &by_thread {
         write_counter(&mut txt, "samples_by_thread", t, n);
@@ -756,13 +782,43 @@ fn write_oncpu(
         hz,
         samples: total,
         truncated_stack_share: share,
+        stack_quality: &quality,
         samples_by_thread: by_thread,
         samples_by_process: by_proc,
         top_frames: top,
         stacks,
     };
     write_json(&dir.join("oncpu.json"), &json)?;
-    Ok((total, share))
+    Ok((total, share, quality))
+}
+
+/// The stack-quality figures in the text output.
+fn write_quality(txt: &mut String, q: &StackQuality) {
+    let _ = writeln!(
+        txt,
+        "@reached_thread_root_pct: {:.2}",
+        q.reached_root_share * 100.0
+    );
+    for (m, v) in &q.method_share {
+        write_counter(txt, "unwound_by_pct", m, format!("{:.2}", v * 100.0));
+    }
+    for (e, v) in &q.ends {
+        write_counter(txt, "stack_end", e, v);
+    }
+    for (site, causes) in &q.lost_stacks {
+        for (c, n) in causes.iter().filter(|(_, n)| **n > 0) {
+            write_counter(txt, "lost_stacks", &format!("{site}, {c}"), n);
+        }
+    }
+    if q.copies > 0 {
+        let _ = writeln!(txt, "@stack_copies: {}", q.copies);
+        let _ = writeln!(txt, "@stack_copies_cut_short: {}", q.copies_cut_short);
+        let _ = writeln!(
+            txt,
+            "@stack_bytes_copied_per_s: {:.0}",
+            q.bytes_copied_per_s
+        );
+    }
 }
 
 fn pct(n: u64, total: u64) -> f64 {
@@ -871,6 +927,7 @@ struct OffcpuJson<'a> {
     total_us: f64,
     periods: u64,
     truncated_stack_share: f64,
+    stack_quality: &'a StackQuality,
     us_by_class: BTreeMap<&'static str, f64>,
     us_by_thread: BTreeMap<String, f64>,
     us_by_process: BTreeMap<u32, f64>,
@@ -884,7 +941,8 @@ fn write_offcpu(
     header: Header<'_>,
     lost: &BTreeMap<String, u64>,
     sym: &mut Symbolizer,
-) -> Result<(u64, f64), ProbeError> {
+) -> Result<(u64, f64, StackQuality), ProbeError> {
+    let mut quality = QualityAcc::default();
     let mut folded: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_class: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut by_thread: BTreeMap<String, u64> = BTreeMap::new();
@@ -896,6 +954,7 @@ fn write_offcpu(
         let s = resolve(raw, sym, k.tgid, k.ustack, k.kstack);
         let knames: Vec<&str> = s.kernel.iter().map(|f| f.name.as_str()).collect();
         let class = classify(k.state, &knames);
+        quality.add(a.sum_ns / 1000, k.ustack, &s.user, s.end);
         total_ns += a.sum_ns;
         periods += a.count;
         if s.truncated {
@@ -915,6 +974,7 @@ fn write_offcpu(
             user: s.user.iter().map(|f| f.name.clone()).collect(),
             kernel: s.kernel.iter().map(|f| f.name.clone()).collect(),
             truncated: s.truncated,
+            end: s.end.map(StackEnd::name),
             class: Some(class.name()),
             state: Some(k.state),
         });
@@ -929,8 +989,10 @@ fn write_offcpu(
     let us = |ns: u64| ns as f64 / 1000.0;
     let mut txt = String::new();
     let _ = writeln!(txt, "@offcpu_total_us: {}", total_ns / 1000);
+    let quality = quality.finish(raw, &[stack_err::OFFCPU_USER, stack_err::OFFCPU_KERNEL], 1);
     let _ = writeln!(txt, "@offcpu_periods: {periods}");
     let _ = writeln!(txt, "@truncated_stack_share_pct: {:.2}", share * 100.0);
+    write_quality(&mut txt, &quality);
     txt.push('\n');
     for (c, ns) in &by_class {
         write_counter(&mut txt, "offcpu_us_by_class", c, ns / 1000);
@@ -970,13 +1032,14 @@ fn write_offcpu(
         total_us: us(total_ns),
         periods,
         truncated_stack_share: share,
+        stack_quality: &quality,
         us_by_class: by_class.iter().map(|(k, v)| (*k, us(*v))).collect(),
         us_by_thread: by_thread.iter().map(|(k, v)| (k.clone(), us(*v))).collect(),
         us_by_process: by_proc.iter().map(|(k, v)| (*k, us(*v))).collect(),
         stacks,
     };
     write_json(&dir.join("offcpu.json"), &json)?;
-    Ok((periods, share))
+    Ok((periods, share, quality))
 }
 
 #[cfg(test)]
@@ -1102,6 +1165,7 @@ mod tests {
                 },
             ],
             truncated: false,
+            end: None,
         };
         assert_eq!(
             fold(&["app"], &s),

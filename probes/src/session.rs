@@ -7,8 +7,10 @@
 //! instant is the boundary, on CLOCK_MONOTONIC), waits for programs already
 //! running to finish, then drains and clears the old slot. Nothing recorded
 //! after the flip can land in the old window, and nothing before it is
-//! missed. The stack dictionary is shared by all windows (ids are content
-//! hashes), so an off-CPU period spanning a boundary keeps valid stacks.
+//! missed. Each slot has its own stack map, emptied after its window is
+//! drained (see `resolve_stacks`); an off-CPU period spanning a boundary
+//! keeps its switch-out generation, and its stacks are pinned in userspace
+//! before their map is emptied.
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     path::PathBuf,
@@ -22,19 +24,21 @@ use aya::{
     programs::{perf_event, PerfEvent, RawTracePoint, TracePoint},
     Ebpf, EbpfLoader, Pod,
 };
+use probes_common::ustack::{stack_err, UnwindConfig, USTACK_MAX, USTACK_PAGE};
 use probes_common::{
-    drop_kind, Agg, BioAgg, BioKey, Config, OffcpuKey, OncpuKey, SyscallKey, SyscallStart,
-    SyscallTidKey, COMM_LEN, SCOPE_CGROUPS, SCOPE_SYSTEM, SCOPE_TGIDS, SLOTS,
+    drop_kind, Agg, BioAgg, BioKey, Config, OffcpuKey, OffcpuStart, OncpuKey, SyscallKey,
+    SyscallStart, SyscallTidKey, COMM_LEN, SCOPE_CGROUPS, SCOPE_SYSTEM, SCOPE_TGIDS, SLOTS,
 };
 use serde::Serialize;
 
+use crate::unwind::{UnwindMode, UstackReader, USTACK_ID_BASE};
 use crate::{
     attach::AttachReport,
     bpf_stats::{CostMeter, StatsState, TargetCpu, WindowCost},
     error::ProbeError,
     render::{self, PhaseSummary, RenderOptions},
     scope::{self, ProbeKind, Scope},
-    snapshot::{self, Drops, ProcInfo, RawPhase},
+    snapshot::{self, Drops, ProcInfo, RawPhase, StackErrs},
     tracefs::{self, Format},
 };
 
@@ -75,6 +79,11 @@ pub struct SessionOptions {
     pub stack_entries: u32,
     /// Where the writepath probe attaches.
     pub writepath_attach: WritepathAttach,
+    /// How user stacks are unwound (issue 12).
+    pub unwind: UnwindMode,
+    /// Bytes of user stack copied per stack in `dwarf`/`auto` mode (whole
+    /// pages, 4096..=32768).
+    pub ustack_bytes: u32,
 }
 
 pub use crate::attach::WritepathAttach;
@@ -91,9 +100,14 @@ impl SessionOptions {
             map_entries: None,
             stack_entries: 16384,
             writepath_attach: WritepathAttach::default(),
+            unwind: UnwindMode::default(),
+            ustack_bytes: DEFAULT_USTACK_BYTES,
         }
     }
 }
+
+/// Default bytes of user stack copied per stack (16 KiB).
+pub const DEFAULT_USTACK_BYTES: u32 = 16384;
 
 /// A phase window as recorded in `session.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -131,17 +145,23 @@ pub struct SessionSummary {
 pub struct Session {
     ebpf: Ebpf,
     opts: SessionOptions,
-    slot: u32,
+    /// Phase generation written to `PHASE` (its low bit is the slot).
+    gen: u32,
     current: Option<(String, u64)>,
     ready_ns: u64,
     discarded: u64,
-    stack_cache: HashMap<i32, Arc<Vec<u64>>>,
+    /// Stacks of off-CPU periods still in flight when their generation's
+    /// stack map was emptied: (generation, id) -> (frames, last drain that
+    /// saw the period in flight).
+    pinned: HashMap<(u32, i32), (Arc<Vec<u64>>, u32)>,
     proc_cache: HashMap<u32, Arc<ProcInfo>>,
     tx: Option<mpsc::Sender<RawPhase>>,
     renderer: Option<JoinHandle<Result<Vec<PhaseSummary>, ProbeError>>>,
     nr_cpus: usize,
     cost: CostMeter,
     attach: AttachReport,
+    /// Reader and unwinder of copied user stacks (`dwarf`/`auto`).
+    ustacks: Option<UstackReader>,
 }
 
 /// `CLOCK_MONOTONIC` now, in ns (the clock of `bpf_ktime_get_ns`).
@@ -216,7 +236,13 @@ impl Session {
             // One name per thread of either syscall probe.
             loader.map_max_entries("THREAD_COMM", n.saturating_mul(2));
         }
+        loader.map_max_entries("STACKS1", opts.stack_entries);
+        let possible_cpus =
+            aya::util::nr_cpus().map_err(|(what, e)| ProbeError::io("counting CPUs", what, e))?;
+        // Two scratch records (on-CPU, off-CPU) per possible CPU.
+        loader.map_max_entries("USTACK_SCRATCH", 2 * possible_cpus as u32);
         let mut ebpf = loader.load(crate::ebpf::OBJECT).map_err(ProbeError::Load)?;
+        let ustacks = start_unwinding(&mut ebpf, &opts)?;
 
         let (scope_code, tgids, cgroups, target_cpu) = match &opts.scope {
             Scope::Pid(pid) => (
@@ -365,17 +391,18 @@ impl Session {
         Ok(Self {
             ebpf,
             opts,
-            slot: 0,
+            gen: 0,
             current: None,
             ready_ns,
             discarded: 0,
-            stack_cache: HashMap::new(),
+            pinned: HashMap::new(),
             proc_cache: HashMap::new(),
             tx: Some(tx),
             renderer: Some(renderer),
             nr_cpus,
             cost,
             attach,
+            ustacks,
         })
     }
 
@@ -478,13 +505,14 @@ impl Session {
         }
     }
 
+    /// Moves the programs to the next generation; returns the old one.
     fn flip(&mut self) -> Result<(u32, u64), ProbeError> {
-        let old = self.slot;
-        let new = (old + 1) % SLOTS;
+        let old = self.gen;
+        let new = old.wrapping_add(1);
         let mut m: Array<&mut MapData, u32> = map_mut(&mut self.ebpf, "PHASE")?;
         m.set(0, new, 0).map_err(|e| ProbeError::map("PHASE", e))?;
         let ns = monotonic_ns();
-        self.slot = new;
+        self.gen = new;
         std::thread::sleep(FLIP_GRACE);
         Ok((old, ns))
     }
@@ -527,7 +555,9 @@ impl Session {
         Ok(())
     }
 
-    fn drain(&mut self, slot: u32) -> Result<RawPhase, ProbeError> {
+    /// Drains generation `gen` (its slot is `gen & (SLOTS - 1)`).
+    fn drain(&mut self, gen: u32) -> Result<RawPhase, ProbeError> {
+        let slot = gen & (SLOTS - 1);
         let fsync = drain_hash(&mut self.ebpf, "FSYNC_AGG", slot, add_agg)?;
         let writepath = drain_hash(&mut self.ebpf, "WP_AGG", slot, add_agg)?;
         // Thread names, read before the entries of exited threads go.
@@ -542,31 +572,8 @@ impl Session {
             drops: self.drain_drops(slot)?,
             ..RawPhase::default()
         };
-        // Stacks referenced by this window.
-        let ids: HashSet<i32> = raw
-            .offcpu
-            .iter()
-            .flat_map(|(k, _)| [k.ustack, k.kstack])
-            .chain(raw.oncpu.iter().flat_map(|(k, _)| [k.ustack, k.kstack]))
-            .filter(|id| *id >= 0)
-            .collect();
-        let stacks: StackTraceMap<&MapData> = StackTraceMap::try_from(
-            self.ebpf
-                .map("STACKS")
-                .ok_or_else(|| ProbeError::map("STACKS", "missing from the object"))?,
-        )
-        .map_err(|e| ProbeError::map("STACKS", e))?;
-        for id in ids {
-            if !self.stack_cache.contains_key(&id) {
-                if let Ok(st) = stacks.get(&(id as u32), 0) {
-                    self.stack_cache
-                        .insert(id, Arc::new(st.frames().iter().map(|f| f.ip).collect()));
-                }
-            }
-            if let Some(s) = self.stack_cache.get(&id) {
-                raw.stacks.insert(id, Arc::clone(s));
-            }
-        }
+        self.drain_ustacks(slot, &mut raw)?;
+        self.resolve_stacks(gen, &mut raw)?;
         // Processes named by this window: refresh while they are alive.
         let tgids: HashSet<u32> = raw
             .offcpu
@@ -585,6 +592,141 @@ impl Session {
             }
         }
         Ok(raw)
+    }
+
+    /// Gives the window its stacks (issue 12): ids of generation `gen` are
+    /// read from that generation's map, older ones (off-CPU periods that
+    /// began in an earlier window) from `pinned`; every id is renumbered
+    /// for the window. Then pins the stacks of periods still in flight and
+    /// empties the generation's map, so it never fills up. An id whose
+    /// stack is gone becomes `-ENOENT` (a truncated stack).
+    fn resolve_stacks(&mut self, gen: u32, raw: &mut RawPhase) -> Result<(), ProbeError> {
+        const ENOENT: i32 = -2;
+        let map_name = |g: u32| if g & 1 == 0 { "STACKS" } else { "STACKS1" };
+        let fp_id = |id: i32| (0..USTACK_ID_BASE).contains(&id);
+        let wanted: HashSet<(u32, i32)> = raw
+            .offcpu
+            .iter()
+            .flat_map(|(k, _)| [(k.stack_gen, k.ustack), (k.stack_gen, k.kstack)])
+            .chain(
+                raw.oncpu
+                    .iter()
+                    .flat_map(|(k, _)| [(gen, k.ustack), (gen, k.kstack)]),
+            )
+            .filter(|(_, id)| fp_id(*id))
+            .collect();
+        let mut remap: HashMap<(u32, i32), i32> = HashMap::new();
+        {
+            let stacks: StackTraceMap<&MapData> = map_ref(&self.ebpf, map_name(gen))?;
+            for (g, id) in wanted {
+                let frames = if g == gen {
+                    stacks
+                        .get(&(id as u32), 0)
+                        .ok()
+                        .map(|st| Arc::new(st.frames().iter().map(|f| f.ip).collect()))
+                } else {
+                    self.pinned.get(&(g, id)).map(|(f, _)| Arc::clone(f))
+                };
+                if let Some(f) = frames {
+                    let n = remap.len() as i32;
+                    remap.insert((g, id), n);
+                    raw.stacks.insert(n, f);
+                }
+            }
+        }
+        let re = |g: u32, id: i32| {
+            if fp_id(id) {
+                remap.get(&(g, id)).copied().unwrap_or(ENOENT)
+            } else {
+                id
+            }
+        };
+        for (k, _) in &mut raw.oncpu {
+            k.ustack = re(gen, k.ustack);
+            k.kstack = re(gen, k.kstack);
+        }
+        for (k, _) in &mut raw.offcpu {
+            k.ustack = re(k.stack_gen, k.ustack);
+            k.kstack = re(k.stack_gen, k.kstack);
+        }
+        // Pin the stacks of periods in flight; forget the pins no period
+        // has referenced since before the previous drain (its end, if any,
+        // has been drained by now).
+        let in_flight: Vec<OffcpuStart> = {
+            let m: aya::maps::HashMap<&MapData, u32, OffcpuStart> =
+                map_ref(&self.ebpf, "OFFCPU_START")?;
+            m.iter().filter_map(Result::ok).map(|(_, v)| v).collect()
+        };
+        {
+            let stacks: StackTraceMap<&MapData> = map_ref(&self.ebpf, map_name(gen))?;
+            for st in &in_flight {
+                for id in [st.ustack, st.kstack].into_iter().filter(|id| fp_id(*id)) {
+                    if let Some(p) = self.pinned.get_mut(&(st.gen, id)) {
+                        p.1 = gen;
+                    } else if st.gen == gen {
+                        if let Ok(s) = stacks.get(&(id as u32), 0) {
+                            let f = Arc::new(s.frames().iter().map(|f| f.ip).collect());
+                            self.pinned.insert((gen, id), (f, gen));
+                        }
+                    }
+                }
+            }
+        }
+        self.pinned
+            .retain(|_, (_, seen)| gen.wrapping_sub(*seen) <= 1);
+        // No program writes to this generation's map until the generation
+        // after next: empty it.
+        let mut stacks: StackTraceMap<&mut MapData> = map_mut(&mut self.ebpf, map_name(gen))?;
+        let ids: Vec<u32> = stacks.stack_ids().filter_map(Result::ok).collect();
+        for id in ids {
+            let _ = stacks.remove(&id);
+        }
+        Ok(())
+    }
+
+    /// Adds the window's unwound user stacks (on-CPU samples of `dwarf` and
+    /// `auto` mode) and its lost-stack counters by cause to `raw`.
+    fn drain_ustacks(&mut self, slot: u32, raw: &mut RawPhase) -> Result<(), ProbeError> {
+        raw.unwind = self.opts.unwind;
+        raw.stack_errs = self.drain_stack_errs(slot)?;
+        let Some(reader) = &self.ustacks else {
+            return Ok(());
+        };
+        let w = reader.drain(slot).ok_or_else(|| {
+            ProbeError::State("the unwinder thread stopped early (see the log)".into())
+        })?;
+        raw.oncpu.extend(w.oncpu);
+        raw.offcpu.extend(w.offcpu);
+        raw.stacks.extend(w.stacks);
+        raw.ustack_ends = w.ends;
+        raw.copy = w.copy;
+        // Processes that exited since the unwinder read their maps.
+        for (t, p) in w.procs {
+            self.proc_cache.entry(t).or_insert(p);
+        }
+        Ok(())
+    }
+
+    fn drain_stack_errs(&mut self, slot: u32) -> Result<StackErrs, ProbeError> {
+        let mut m: PerCpuArray<&mut MapData, u64> = map_mut(&mut self.ebpf, "STACK_ERRS")?;
+        let mut out = StackErrs::default();
+        for site in 0..stack_err::SITES {
+            for cause in 0..stack_err::CAUSES {
+                let idx = (slot * stack_err::SITES + site) * stack_err::CAUSES + cause;
+                let v = m
+                    .get(&idx, 0)
+                    .map_err(|e| ProbeError::map("STACK_ERRS", e))?;
+                let n: u64 = v.iter().sum();
+                out[site as usize][cause as usize] = n;
+                if n != 0 {
+                    let zeros = PerCpuValues::try_from(vec![0u64; self.nr_cpus])
+                        .map_err(|e| ProbeError::map("STACK_ERRS", e))?;
+                    m.set(idx, zeros, 0)
+                        .map_err(|e| ProbeError::map("STACK_ERRS", e))?;
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn drain_drops(&mut self, slot: u32) -> Result<Drops, ProbeError> {
@@ -725,6 +867,47 @@ fn raise_memlock() {
         // Kernels >= 5.11 account BPF memory to the cgroup: not needed there.
         tracing::debug!(error = %std::io::Error::last_os_error(), "raising RLIMIT_MEMLOCK failed; continuing");
     }
+}
+
+/// Configures user-stack copies and starts their reader (`dwarf`, `auto`).
+fn start_unwinding(
+    ebpf: &mut Ebpf,
+    opts: &SessionOptions,
+) -> Result<Option<UstackReader>, ProbeError> {
+    let (oncpu, offcpu) = (
+        opts.probes.contains(&ProbeKind::Oncpu),
+        opts.probes.contains(&ProbeKind::Offcpu),
+    );
+    if !opts.unwind.copies() || !(oncpu || offcpu) {
+        return Ok(None);
+    }
+    if opts.ustack_bytes < USTACK_PAGE as u32
+        || opts.ustack_bytes > USTACK_MAX as u32
+        || opts.ustack_bytes % USTACK_PAGE as u32 != 0
+    {
+        return Err(ProbeError::State(format!(
+            "user stack copy size {} bytes: use a multiple of {USTACK_PAGE} from {USTACK_PAGE} to {USTACK_MAX}",
+            opts.ustack_bytes
+        )));
+    }
+    let ucfg = UnwindConfig {
+        oncpu_copy: u32::from(oncpu),
+        offcpu_copy: u32::from(offcpu),
+        copy_pages: opts.ustack_bytes / USTACK_PAGE as u32,
+        _pad: 0,
+    };
+    {
+        let mut m: Array<&mut MapData, UnwindConfig> = map_mut(ebpf, "UNWIND_CONFIG")?;
+        m.set(0, ucfg, 0)
+            .map_err(|e| ProbeError::map("UNWIND_CONFIG", e))?;
+    }
+    let map = ebpf
+        .take_map("USTACKS")
+        .ok_or_else(|| ProbeError::map("USTACKS", "missing from the object"))?;
+    let ring = aya::maps::RingBuf::try_from(map).map_err(|e| ProbeError::map("USTACKS", e))?;
+    UstackReader::spawn(ring, opts.unwind)
+        .map(Some)
+        .map_err(|e| ProbeError::io("spawning the unwinder thread", "probe-unwind", e))
 }
 
 fn build_config(opts: &SessionOptions, scope_code: u32) -> Result<Config, ProbeError> {

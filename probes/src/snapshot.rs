@@ -4,7 +4,11 @@
 //! were alive, so that they can be symbolized after they exit).
 use std::{collections::HashMap, sync::Arc};
 
-use probes_common::{drop_kind, Agg, BioAgg, BioKey, OffcpuKey, OncpuKey, SyscallKey};
+use probes_common::{
+    drop_kind, ustack::stack_err, Agg, BioAgg, BioKey, OffcpuKey, OncpuKey, SyscallKey,
+};
+
+use crate::unwind::{CopyStats, StackEnd, UnwindMode};
 
 /// One executable mapping of a process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +110,18 @@ pub struct RawPhase {
     pub procs: HashMap<u32, Arc<ProcInfo>>,
     /// The probes' own cost over the window (`bpf_stats`).
     pub cost: Option<crate::bpf_stats::WindowCost>,
+    /// How user stacks were unwound (issue 12).
+    pub unwind: UnwindMode,
+    /// Why each unwound user stack (id >= `USTACK_ID_BASE`) ended.
+    pub ustack_ends: HashMap<i32, StackEnd>,
+    /// User-stack copy statistics: on-CPU, off-CPU.
+    pub copy: [CopyStats; 2],
+    /// Lost stacks by site and cause (`probes_common::ustack::stack_err`).
+    pub stack_errs: StackErrs,
 }
+
+/// Lost stacks of one window, `[site][cause]`.
+pub type StackErrs = [[u64; stack_err::CAUSES as usize]; stack_err::SITES as usize];
 
 #[cfg(test)]
 mod tests {

@@ -31,6 +31,8 @@ pub struct Symbolizer {
     blaze: Blaze,
     ksyms: BTreeMap<u64, String>,
     cache: HashMap<(String, u64), Option<String>>,
+    /// Functions inlined at a (file, offset), leaf first (DWARF only).
+    inlined: HashMap<(String, u64), Vec<String>>,
 }
 
 impl Default for Symbolizer {
@@ -48,14 +50,15 @@ impl Symbolizer {
     /// With kernel symbols read beforehand (see [`read_kallsyms`]).
     pub fn with_kernel_symbols(ksyms: BTreeMap<u64, String>) -> Self {
         let blaze = Blaze::builder()
-            .enable_code_info(false)
-            .enable_inlined_fns(false)
+            .enable_code_info(true)
+            .enable_inlined_fns(true)
             .enable_demangling(true)
             .build();
         Self {
             blaze,
             ksyms,
             cache: HashMap::new(),
+            inlined: HashMap::new(),
         }
     }
 
@@ -81,7 +84,25 @@ impl Symbolizer {
 
     /// User frames of a process, leaf first. Return addresses (all but the
     /// leaf) are looked up one byte back, inside the call instruction.
+    /// Functions inlined at an address (where DWARF has them) come as frames
+    /// of their own, leaf side of the function they were inlined into.
     pub fn user(&mut self, proc: Option<&ProcInfo>, ips: &[u64]) -> Vec<Frame> {
+        let mut inlined: Vec<Vec<Frame>> = vec![Vec::new(); ips.len()];
+        let out = self.user_functions(proc, ips, &mut inlined);
+        let mut all = Vec::with_capacity(out.len());
+        for (f, inl) in out.into_iter().zip(inlined) {
+            all.extend(inl);
+            all.push(f);
+        }
+        all
+    }
+
+    fn user_functions(
+        &mut self,
+        proc: Option<&ProcInfo>,
+        ips: &[u64],
+        inlined: &mut [Vec<Frame>],
+    ) -> Vec<Frame> {
         let mut out: Vec<Frame> = vec![
             Frame {
                 name: UNKNOWN.into(),
@@ -128,10 +149,25 @@ impl Symbolizer {
                 .collect();
             if !todo.is_empty() {
                 let mut elf = Elf::new(path);
-                elf.debug_syms = false;
+                // Detached debug info by build-id under /usr/lib/debug and by
+                // .gnu_debuglink (libc6-dbg names libc's internal functions).
+                elf.debug_syms = true;
                 let src = Source::Elf(elf);
                 match self.blaze.symbolize(&src, Input::FileOffset(&todo)) {
                     Ok(syms) => {
+                        for (off, s) in todo.iter().zip(&syms) {
+                            if let Symbolized::Sym(sym) = s {
+                                if !sym.inlined.is_empty() {
+                                    let names = sym
+                                        .inlined
+                                        .iter()
+                                        .rev()
+                                        .map(|f| clean(&short_cpp_name(&f.name)))
+                                        .collect();
+                                    self.inlined.insert((path.to_owned(), *off), names);
+                                }
+                            }
+                        }
                         let names: Vec<Option<String>> = syms
                             .iter()
                             .map(|s| match s {
@@ -146,7 +182,7 @@ impl Symbolizer {
                                         sym.addr + sym.offset as u64,
                                     )
                                 }
-                                Symbolized::Sym(sym) => Some(clean(&sym.name)),
+                                Symbolized::Sym(sym) => Some(clean(&short_cpp_name(&sym.name))),
                                 Symbolized::Unknown(_) => None,
                             })
                             .collect();
@@ -164,6 +200,15 @@ impl Symbolizer {
             }
             let module = path.rsplit('/').next().unwrap_or(path);
             for (i, off) in frames {
+                if let Some(names) = self.inlined.get(&(path.to_owned(), off)) {
+                    inlined[i] = names
+                        .iter()
+                        .map(|n| Frame {
+                            name: n.clone(),
+                            resolved: true,
+                        })
+                        .collect();
+                }
                 out[i] = match self.cache.get(&(path.to_owned(), off)) {
                     Some(Some(name)) => Frame {
                         name: name.clone(),
@@ -223,6 +268,73 @@ pub fn read_kallsyms() -> BTreeMap<u64, String> {
     })
 }
 
+/// A demangled C++ name as perf prints it: without the return type and the
+/// argument list (`void ns::f<int>(char const*) const` -> `ns::f<int>`).
+/// Names that do not end in an argument list (C, Rust) are kept whole.
+pub fn short_cpp_name(name: &str) -> String {
+    let trimmed = name.trim_end();
+    // Qualifiers after the argument list: ` const`, ` volatile`, `&`, `&&`.
+    let mut end = trimmed.len();
+    loop {
+        let t = trimmed[..end].trim_end();
+        let stripped = t
+            .strip_suffix("const")
+            .or_else(|| t.strip_suffix("volatile"))
+            .or_else(|| t.strip_suffix('&'));
+        match stripped {
+            Some(r) if r.ends_with(' ') || r.ends_with(')') || r.ends_with('&') => end = r.len(),
+            _ => {
+                end = t.len();
+                break;
+            }
+        }
+    }
+    let body = &trimmed[..end];
+    if !body.ends_with(')') {
+        return name.to_owned();
+    }
+    // The argument list: the '(' matching the final ')'.
+    let bytes = body.as_bytes();
+    let mut depth = 0i32;
+    let mut open = None;
+    for i in (0..bytes.len()).rev() {
+        match bytes[i] {
+            b')' => depth += 1,
+            b'(' => {
+                depth -= 1;
+                if depth == 0 {
+                    open = Some(i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(open) = open else {
+        return name.to_owned();
+    };
+    let head = &body[..open];
+    if head.is_empty() || head.ends_with("operator") {
+        return name.to_owned();
+    }
+    // The return type: text before the last space outside <> and ().
+    if head.contains("operator") {
+        return head.to_owned();
+    }
+    let (mut angle, mut paren, mut cut) = (0i32, 0i32, 0usize);
+    for (i, c) in head.char_indices() {
+        match c {
+            '<' => angle += 1,
+            '>' => angle -= 1,
+            '(' => paren += 1,
+            ')' => paren -= 1,
+            ' ' if angle == 0 && paren == 0 => cut = i + 1,
+            _ => {}
+        }
+    }
+    head[cut..].to_owned()
+}
+
 /// Keeps the full name; only `;` (the folded-stack separator) is replaced.
 fn clean(name: &str) -> String {
     // kallsyms separates a module's name with a tab (`vp_notify\t[virtio_pci]`).
@@ -267,6 +379,37 @@ mod tests {
             !frames[0].name.contains("::h"),
             "hash suffix kept: {frames:?}"
         );
+    }
+
+    /// Issue 12: C++ names as perf prints them.
+    #[test]
+    fn cpp_names_lose_return_type_and_arguments() {
+        assert_eq!(
+            short_cpp_name("void rocksdb::InlineSkipList<rocksdb::MemTableRep::KeyComparator const&>::FindSpliceForLevel<true>(char const*, rocksdb::InlineSkipList<rocksdb::MemTableRep::KeyComparator const&>::Node*, rocksdb::InlineSkipList<rocksdb::MemTableRep::KeyComparator const&>::Node*, int, rocksdb::InlineSkipList<rocksdb::MemTableRep::KeyComparator const&>::Node**, rocksdb::InlineSkipList<rocksdb::MemTableRep::KeyComparator const&>::Node**)"),
+            "rocksdb::InlineSkipList<rocksdb::MemTableRep::KeyComparator const&>::FindSpliceForLevel<true>"
+        );
+        assert_eq!(
+            short_cpp_name(
+                "rocksdb::DBImpl::SyncClosedLogs(rocksdb::JobContext*, rocksdb::VersionEdit*)"
+            ),
+            "rocksdb::DBImpl::SyncClosedLogs"
+        );
+        assert_eq!(
+            short_cpp_name("rocksdb::Slice::compare(rocksdb::Slice const&) const"),
+            "rocksdb::Slice::compare"
+        );
+        assert_eq!(
+            short_cpp_name("(anonymous namespace)::worker(void*)"),
+            "(anonymous namespace)::worker"
+        );
+        for keep in [
+            "_int_malloc",
+            "core::ptr::drop_in_place<alloc::vec::Vec<u8>>",
+            "[libc.so.6]",
+            "std::operator<< <std::char_traits<char> >",
+        ] {
+            assert_eq!(short_cpp_name(keep), keep);
+        }
     }
 
     #[test]

@@ -176,6 +176,8 @@ pub struct PhaseEvidence {
     pub truncated_stack_share: Option<f64>,
     /// The probes' own cost in this phase (`probes/session.json`, issue 17).
     pub probe_cost: Option<ProbeCostJson>,
+    /// Stack-quality figures by probe, as `session.json` gives them.
+    pub stack_quality: Option<serde_json::Value>,
     /// Why a source is missing: source name -> reason.
     pub missing: BTreeMap<&'static str, String>,
     /// Quirks met while reading.
@@ -635,6 +637,7 @@ impl Bundle {
                     p.truncated_stack_share =
                         w.truncated_stack_share.as_ref().and_then(max_json_share);
                     p.probe_cost = w.cost.clone();
+                    p.stack_quality = w.stack_quality.clone();
                 }
             } else {
                 p.missing

@@ -89,6 +89,11 @@ defs! {
     "load.floor_p99_us" [] "us" "instrument floor p99; a load p99 within 2x of it measures the generator, not the node";
     "capture.lost_events" [] "events" "events the probes dropped (map or ring-buffer overflow)";
     "capture.truncated_stack_pct" [] "%" "share of stacks cut short";
+    "capture.root_reached_pct" ["probe"] "%" "share of stacks (samples on-CPU, time off-CPU) whose user stack reaches a thread root (_start, clone, clone3, thread_start); probe: oncpu (default) or offcpu";
+    "capture.dwarf_unwound_pct" ["probe"] "%" "share of stacks unwound from .eh_frame (the rest by frame pointers)";
+    "capture.lost_stacks" ["probe"] "stacks" "stacks lost (bpf_get_stackid error other than EFAULT, or a full ring buffer), user and kernel; by cause in session.json";
+    "capture.stack_copies_cut_short" ["probe"] "copies" "user-stack copies whose walk ran past the copy size";
+    "capture.stack_bytes_per_s" ["probe"] "bytes/s" "bytes of user stack copied per second";
     "capture.emulated" [] "0/1" "1 when the target is emulated (QEMU TCG): timings are not comparable with hardware";
     "probes.runs" ["probe", "program"] "runs" "runs of the probes' eBPF programs in the phase, from the kernel's BPF statistics (every hit of an attach point, before the scope filter)";
     "probes.cost_ns_per_event" ["probe", "program"] "ns" "mean run time of the probes' eBPF programs per run (per program run: a syscall probe's enter and exit are two runs), from the kernel's BPF statistics";
@@ -584,6 +589,49 @@ pub fn evaluate(f: &FigureRef, p: &PhaseEvidence, ctx: &Ctx) -> Fig {
                 "probes/session.json gives no truncated-stack share for this phase".into()
             })
         }
+        "capture.root_reached_pct"
+        | "capture.dwarf_unwound_pct"
+        | "capture.lost_stacks"
+        | "capture.stack_copies_cut_short"
+        | "capture.stack_bytes_per_s" => {
+            let probe = sel("probe").unwrap_or("oncpu");
+            let q = p
+                .stack_quality
+                .as_ref()
+                .and_then(|q| q.get(probe))
+                .ok_or_else(|| {
+                    format!("probes/session.json gives no stack quality for {probe} in this phase (probe not run, or recorded before issue 12)")
+                })?;
+            let num = |k: &str| {
+                q.get(k)
+                    .and_then(|v| v.as_f64())
+                    .ok_or_else(|| format!("the {probe} stack quality has no {k}"))
+            };
+            match f.base.as_str() {
+                "capture.root_reached_pct" => num("reached_root_share").map(|v| v * 100.0),
+                "capture.dwarf_unwound_pct" => Ok(q
+                    .get("method_share")
+                    .and_then(|m| m.get("dwarf"))
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(0.0)
+                    * 100.0),
+                "capture.lost_stacks" => {
+                    let lost = q
+                        .get("lost_stacks")
+                        .and_then(|v| v.as_object())
+                        .ok_or_else(|| format!("the {probe} stack quality has no lost_stacks"))?;
+                    Ok(lost
+                        .values()
+                        .filter_map(|c| c.as_object())
+                        .flat_map(|c| c.iter())
+                        .filter(|(cause, _)| cause.as_str() != "EFAULT")
+                        .filter_map(|(_, n)| n.as_f64())
+                        .sum())
+                }
+                "capture.stack_copies_cut_short" => num("copies_cut_short"),
+                _ => num("bytes_copied_per_s"),
+            }
+        }
         "capture.emulated" => ctx
             .emulated
             .map(|e| if e { 1.0 } else { 0.0 })
@@ -865,5 +913,29 @@ mod tests {
         assert!(e.contains("fsync.json absent"), "{e}");
         let e = eval_name("fsync.per_block", &p, &Ctx::default()).unwrap_err();
         assert!(e.contains("no fsync evidence"), "{e}");
+    }
+
+    /// Issue 12: the stack-quality figures read session.json's
+    /// `stack_quality` per probe; lost stacks exclude EFAULT (no stack).
+    #[test]
+    fn stack_quality_figures() {
+        let mut p = PhaseEvidence::default();
+        let e = eval_name("capture.root_reached_pct", &p, &Ctx::default()).unwrap_err();
+        assert!(e.contains("no stack quality for oncpu"), "{e}");
+        p.stack_quality = Some(serde_json::json!({
+            "oncpu": {"reached_root_share": 0.97, "method_share": {"dwarf": 0.75, "fp": 0.25},
+                      "lost_stacks": {"oncpu_user": {"EEXIST": 2, "EFAULT": 40}, "oncpu_kernel": {"ENOMEM": 1}},
+                      "copies": 10, "copies_cut_short": 3, "bytes_copied_per_s": 4096.0},
+            "offcpu": {"reached_root_share": 0.5, "method_share": {"fp": 1.0}, "lost_stacks": {},
+                       "copies": 0, "copies_cut_short": 0, "bytes_copied_per_s": 0.0}
+        }));
+        let f = |n: &str| eval_name(n, &p, &Ctx::default()).unwrap();
+        assert!((f("capture.root_reached_pct") - 97.0).abs() < 1e-9);
+        assert!((f("capture.root_reached_pct{probe=offcpu}") - 50.0).abs() < 1e-9);
+        assert_eq!(f("capture.dwarf_unwound_pct"), 75.0);
+        assert_eq!(f("capture.dwarf_unwound_pct{probe=offcpu}"), 0.0);
+        assert_eq!(f("capture.lost_stacks"), 3.0);
+        assert_eq!(f("capture.stack_copies_cut_short"), 3.0);
+        assert_eq!(f("capture.stack_bytes_per_s"), 4096.0);
     }
 }

@@ -208,6 +208,10 @@ pub struct SessionWindowJson {
     pub truncated_stack_share: Option<Json>,
     /// The probes' own cost over the window (issue 17).
     pub cost: Option<ProbeCostJson>,
+    /// Stack-quality figures by probe (`oncpu`, `offcpu`), issue 12:
+    /// `reached_root_share`, `method_share`, `lost_stacks`, `copies`,
+    /// `copies_cut_short`, `bytes_copied_per_s`, ...
+    pub stack_quality: Option<Json>,
 }
 
 /// `cost` of a window in `probes/session.json`, as `probes::bpf_stats::WindowCost`

@@ -164,6 +164,18 @@ mod tests {
         assert_eq!(s.bundle.dir, DEFAULT_BUNDLE_DIR);
     }
 
+    /// Issue 12: `[probes] unwind` picks the user-stack unwinder.
+    #[test]
+    fn probes_unwind_key() {
+        assert_eq!(parse("m.toml", MINI).unwrap().probes.unwind, UnwindMode::Fp);
+        let s = parse("m.toml", &format!("{MINI}[probes]\nunwind = \"dwarf\"\n")).unwrap();
+        assert_eq!(s.probes.unwind, UnwindMode::Dwarf);
+        let e = parse("m.toml", &format!("{MINI}[probes]\nunwind = \"lbr\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unwind") || e.contains("lbr"), "{e}");
+    }
+
     #[test]
     fn override_sets_nested_key_and_phase_index() {
         let src = format!("{MINI}[node.refnode]\nsynced_commit = false\n");

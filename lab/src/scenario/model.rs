@@ -70,6 +70,30 @@ impl LogLevel {
     }
 }
 
+/// How `qfc-probe` unwinds user stacks (`[probes] unwind`, issue 12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnwindMode {
+    /// Frame pointers, in the kernel.
+    #[default]
+    Fp,
+    /// Copy the user stack, unwind it with `.eh_frame` in userspace.
+    Dwarf,
+    /// As `dwarf`, frame pointers where a mapping has no unwind table.
+    Auto,
+}
+
+impl UnwindMode {
+    /// The `qfc-probe --unwind` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fp => "fp",
+            Self::Dwarf => "dwarf",
+            Self::Auto => "auto",
+        }
+    }
+}
+
 /// The five probes of `qfc-probe`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -245,6 +269,7 @@ pub struct ProbeSpec {
     pub oncpu_hz: u32,
     pub offcpu_min_us: u64,
     pub map_entries: u32,
+    pub unwind: UnwindMode,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -825,6 +850,7 @@ fn validate_probes(p: Option<RawProbes>) -> V<ProbeSpec> {
         oncpu_hz: None,
         offcpu_min_us: None,
         map_entries: None,
+        unwind: None,
     });
     let enable = match p.enable {
         None => ProbeKind::ALL.to_vec(),
@@ -846,6 +872,7 @@ fn validate_probes(p: Option<RawProbes>) -> V<ProbeSpec> {
         oncpu_hz: positive_u32(&p.oncpu_hz, "probes.oncpu_hz".into(), 99)?,
         offcpu_min_us: p.offcpu_min_us.unwrap_or(1),
         map_entries: positive_u32(&p.map_entries, "probes.map_entries".into(), 10240)?,
+        unwind: p.unwind.unwrap_or_default(),
     })
 }
 

@@ -9,7 +9,7 @@ use serde_spanned::Spanned;
 
 use super::model::{
     Accel, Arch, CompactionMethod, CompareOp, LoadModel, LogLevel, NodeKind, ProbeKind, ProbeScope,
-    SyncRequest, TargetKind,
+    SyncRequest, TargetKind, UnwindMode,
 };
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +105,8 @@ pub struct RawProbes {
     pub oncpu_hz: Option<Spanned<u32>>,
     pub offcpu_min_us: Option<u64>,
     pub map_entries: Option<Spanned<u32>>,
+    /// `fp`, `dwarf` or `auto` (issue 12).
+    pub unwind: Option<UnwindMode>,
 }
 
 #[derive(Debug, Deserialize)]

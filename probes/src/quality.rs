@@ -1,0 +1,175 @@
+//! Stack-quality figures of one window (issue 12): the share of stacks that
+//! reach a thread root, the share unwound by each method, why walks ended,
+//! the lost stacks by site and cause (errno), and the user-stack copies
+//! (count, cut short by the copy size, bytes per second). Weighted like the
+//! flame graph they describe: samples on-CPU, µs off-CPU.
+use std::collections::BTreeMap;
+
+use probes_common::ustack::stack_err;
+use serde::Serialize;
+
+use crate::{
+    snapshot::RawPhase,
+    symbolize::Frame,
+    unwind::{StackEnd, USTACK_ID_BASE},
+};
+
+/// Outermost frames that start a thread: a frame-pointer walk that ends on
+/// one of them is whole too.
+pub const THREAD_ROOTS: [&str; 7] = [
+    "_start",
+    "clone",
+    "__clone",
+    "clone3",
+    "__clone3",
+    "thread_start",
+    "__GI___clone3",
+];
+
+/// How a user stack was unwound.
+pub fn method(ustack: i32) -> &'static str {
+    if ustack >= USTACK_ID_BASE {
+        "dwarf"
+    } else {
+        "fp"
+    }
+}
+
+/// Whether a user stack (leaf first) reaches a thread root: the unwind
+/// table said so (`end`), or its outermost frame is a thread entry.
+pub fn reaches_root(user: &[Frame], end: Option<StackEnd>) -> bool {
+    end == Some(StackEnd::Root)
+        || user
+            .last()
+            .is_some_and(|f| THREAD_ROOTS.contains(&f.name.as_str()))
+}
+
+/// The figures of one probe in one window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StackQuality {
+    /// Weight of the stacks with a user part (samples, or µs off-CPU).
+    pub weight: u64,
+    /// Share of that weight whose user stack reaches a thread root.
+    pub reached_root_share: f64,
+    /// Share of that weight by unwinding method (`dwarf`, `fp`).
+    pub method_share: BTreeMap<String, f64>,
+    /// Weight by why the walk ended (`root`, `copy_size`, `no_unwind_info`,
+    /// `anonymous_mapping`, ..., `frame_pointers` for fp walks).
+    pub ends: BTreeMap<String, u64>,
+    /// Lost stacks by site (`oncpu_user`, ...) and cause (`EEXIST`, ...).
+    pub lost_stacks: BTreeMap<String, BTreeMap<String, u64>>,
+    /// User stacks copied (dwarf/auto).
+    pub copies: u64,
+    /// Copies whose walk ran past the copy size.
+    pub copies_cut_short: u64,
+    /// Bytes of user stack copied.
+    pub bytes_copied: u64,
+    /// Bytes of user stack copied per second of the window.
+    pub bytes_copied_per_s: f64,
+}
+
+/// Accumulates [`StackQuality`] over a window's stacks.
+#[derive(Default)]
+pub struct QualityAcc {
+    weight: u64,
+    root: u64,
+    methods: BTreeMap<&'static str, u64>,
+    ends: BTreeMap<&'static str, u64>,
+}
+
+impl QualityAcc {
+    /// Adds one stack of `weight` (no user stack at all: not counted).
+    pub fn add(&mut self, weight: u64, ustack: i32, user: &[Frame], end: Option<StackEnd>) {
+        if user.is_empty() && end.is_none() {
+            return;
+        }
+        self.weight += weight;
+        if reaches_root(user, end) {
+            self.root += weight;
+        }
+        *self.methods.entry(method(ustack)).or_default() += weight;
+        let end = end.unwrap_or(StackEnd::FramePointers);
+        *self.ends.entry(end.name()).or_default() += weight;
+    }
+
+    /// The figures, with the window's copies (`copy`: 0 on-CPU, 1
+    /// off-CPU) and lost stacks of `sites`.
+    pub fn finish(self, raw: &RawPhase, sites: &[u32], copy: usize) -> StackQuality {
+        let share = |n: u64| {
+            if self.weight == 0 {
+                0.0
+            } else {
+                n as f64 / self.weight as f64
+            }
+        };
+        let secs = raw.end_ns.saturating_sub(raw.start_ns) as f64 / 1e9;
+        let lost_stacks = sites
+            .iter()
+            .map(|s| {
+                let causes = stack_err::CAUSE_NAMES
+                    .iter()
+                    .enumerate()
+                    .map(|(c, name)| ((*name).to_owned(), raw.stack_errs[*s as usize][c]))
+                    .collect();
+                (stack_err::SITE_NAMES[*s as usize].to_owned(), causes)
+            })
+            .collect();
+        let (c, cut, bytes) = raw
+            .copy
+            .get(copy)
+            .map_or((0, 0, 0), |s| (s.copies, s.cut_short, s.bytes));
+        StackQuality {
+            weight: self.weight,
+            reached_root_share: share(self.root),
+            method_share: self
+                .methods
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), share(*v)))
+                .collect(),
+            ends: self
+                .ends
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+            lost_stacks,
+            copies: c,
+            copies_cut_short: cut,
+            bytes_copied: bytes,
+            bytes_copied_per_s: if secs > 0.0 { bytes as f64 / secs } else { 0.0 },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(name: &str) -> Frame {
+        Frame {
+            name: name.into(),
+            resolved: true,
+        }
+    }
+
+    #[test]
+    fn roots_by_table_or_by_name() {
+        assert!(reaches_root(&[f("x")], Some(StackEnd::Root)));
+        assert!(reaches_root(&[f("x"), f("clone3")], None));
+        assert!(!reaches_root(&[f("x"), f("[libc.so.6]")], None));
+        assert!(!reaches_root(&[f("x")], Some(StackEnd::CopySize)));
+    }
+
+    #[test]
+    fn shares_are_weighted() {
+        let mut a = QualityAcc::default();
+        a.add(3, USTACK_ID_BASE, &[f("main")], Some(StackEnd::Root));
+        a.add(1, 5, &[f("leaf")], None);
+        a.add(7, -14, &[], None); // kernel thread: no user stack
+        let q = a.finish(&RawPhase::default(), &[stack_err::ONCPU_USER], 0);
+        assert_eq!(q.weight, 4);
+        assert_eq!(q.reached_root_share, 0.75);
+        assert_eq!(q.method_share["dwarf"], 0.75);
+        assert_eq!(q.ends["frame_pointers"], 1);
+        assert_eq!(q.lost_stacks["oncpu_user"]["EEXIST"], 0);
+    }
+}
