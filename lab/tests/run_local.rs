@@ -292,6 +292,26 @@ fn run_smoke_with(
     Ok((status.code(), err_reader.join().unwrap_or_default()))
 }
 
+/// The bundle is `incomplete`, one of its reasons names `needle`, and what
+/// it holds verifies.
+fn incomplete_naming(out: &Path, needle: &str) -> Result<(), Failed> {
+    let m = manifest(out);
+    ensure(
+        m["status"] == "incomplete",
+        format!("status {}", m["status"]),
+    )?;
+    let reasons = m["incomplete_reasons"].to_string();
+    ensure(
+        reasons.contains(needle),
+        format!("no reason naming {needle:?} in {reasons}"),
+    )?;
+    let (code, text) = verify(out);
+    ensure(
+        code == 0,
+        format!("the incomplete bundle does not verify: {text}"),
+    )
+}
+
 /// Issue 13, part 2: `--out` on a small tmpfs that fills up mid-run. The
 /// writes that fail are named, the bundle is `incomplete` with the reason
 /// (the reserve leaves room for the manifest), the exit is 3, nothing
@@ -322,21 +342,7 @@ fn disk_full_mid_run_gives_an_incomplete_bundle_with_the_reason() -> Result<(), 
         let (code, stderr) = r?;
         ensure(!stderr.contains("panicked"), format!("a panic: {stderr}"))?;
         ensure(code == Some(3), format!("exit {code:?}: {stderr}"))?;
-        let m = manifest(&out);
-        ensure(
-            m["status"] == "incomplete",
-            format!("status {}", m["status"]),
-        )?;
-        let reasons = m["incomplete_reasons"].to_string();
-        ensure(
-            reasons.contains("No space left on device"),
-            format!("no disk-full reason in {reasons}"),
-        )?;
-        let (code, text) = verify(&out);
-        ensure(
-            code == 0,
-            format!("the incomplete bundle does not verify: {text}"),
-        )
+        incomplete_naming(&out, "No space left on device")
     })();
     let _ = nix::mount::umount2(&mnt, nix::mount::MntFlags::MNT_DETACH);
     checked
@@ -369,21 +375,7 @@ fn probe_output_not_fetched_gives_incomplete_and_exit_3() -> Result<(), Failed> 
         Ok(())
     })?;
     ensure(code == Some(3), format!("exit {code:?}: {stderr}"))?;
-    let m = manifest(&out);
-    ensure(
-        m["status"] == "incomplete",
-        format!("status {}", m["status"]),
-    )?;
-    let reasons = m["incomplete_reasons"].to_string();
-    ensure(
-        reasons.contains("probe output could not be fetched"),
-        format!("reasons: {reasons}"),
-    )?;
-    let (code, text) = verify(&out);
-    ensure(
-        code == 0,
-        format!("the incomplete bundle does not verify: {text}"),
-    )
+    incomplete_naming(&out, "probe output could not be fetched")
 }
 
 fn node_dying_at_start_gives_exit_3_and_incomplete_bundle() -> Result<(), Failed> {

@@ -167,6 +167,34 @@ fn container_smoke() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Starts `qfc-lab run ARGS --json --out OUT` with its events on a pipe.
+fn spawn_run(
+    args: &[&str],
+    out: &Path,
+) -> Result<
+    (
+        std::process::Child,
+        std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    ),
+    Failed,
+> {
+    let mut child = Command::new(lab())
+        .arg("run")
+        .args(args)
+        .arg("--json")
+        .arg("--out")
+        .arg(out)
+        .current_dir(repo())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().unwrap();
+    Ok((
+        child,
+        std::io::BufRead::lines(std::io::BufReader::new(stdout)),
+    ))
+}
+
 /// Containers labelled with this run id owner (`qfc-lab.run=<pid>-...`).
 fn containers_of(pid: u32) -> Result<Vec<String>, Failed> {
     let o = Command::new("docker")
@@ -221,21 +249,11 @@ fn processes_of(pid: u32) -> Vec<String> {
 fn sigkill_then_gc(args: &[&str]) -> Result<(), Failed> {
     let tmp = tempfile::tempdir()?;
     let out = tmp.path().join("bundle");
-    let mut child = Command::new(lab())
-        .arg("run")
-        .args(args)
-        .arg("--json")
-        .arg("--out")
-        .arg(&out)
-        .current_dir(repo())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
+    let (mut child, lines) = spawn_run(args, &out)?;
     let pid = child.id();
     // Wait for the first phase (the node and the probes are up).
-    let stdout = child.stdout.take().unwrap();
     let mut started = false;
-    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+    for line in lines {
         if line?.contains("\"phase_started\"") {
             started = true;
             break;
@@ -283,23 +301,9 @@ fn sigkill_then_gc(args: &[&str]) -> Result<(), Failed> {
 fn sigint_during_guest_boot_takes_effect_within_2_s() -> Result<(), Failed> {
     let tmp = tempfile::tempdir()?;
     let out = tmp.path().join("bundle");
-    let mut child = Command::new(lab())
-        .args([
-            "run",
-            "scenarios/smoke.toml",
-            "--set",
-            "target.kind=qemu",
-            "--json",
-            "--out",
-        ])
-        .arg(&out)
-        .current_dir(repo())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
+    let (mut child, mut lines) =
+        spawn_run(&["scenarios/smoke.toml", "--set", "target.kind=qemu"], &out)?;
     let pid = child.id();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
     let mut preparing = false;
     for line in lines.by_ref() {
         if line?.contains("\"prepare_target\"") {
