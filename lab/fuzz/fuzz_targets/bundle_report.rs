@@ -49,8 +49,8 @@ fn setup() -> &'static (PathBuf, PathBuf) {
     S.get_or_init(|| {
         let scratch = common::scratch("bundle_report");
         std::fs::write(scratch.join("canary.hdr"), hdr_bytes()).unwrap();
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/data/report/synced-off/bundle");
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/report/synced-off/bundle");
         let peer = scratch.join("peer");
         copy_dir(&fixture, &peer);
         (scratch.join("b"), peer)
@@ -83,7 +83,11 @@ fuzz_target!(|data: &[u8]| {
             for (w, wd) in p.load.iter().flatten() {
                 if wd.hdr.is_some() {
                     let ok = !w.is_empty() && !w.contains('/') && w != "." && w != "..";
-                    assert!(ok, "phase {}: histogram of workload {w:?} read outside load/{}/", p.name, p.name);
+                    assert!(
+                        ok,
+                        "phase {}: histogram of workload {w:?} read outside load/{}/",
+                        p.name, p.name
+                    );
                 }
             }
         }
