@@ -31,6 +31,7 @@ const FILES: [&str; 12] = [
 
 /// A valid, non-empty HdrHistogram (V2 serialization).
 fn hdr_bytes() -> Vec<u8> {
+    use hdrhistogram::serialization::Serializer;
     let mut h = hdrhistogram::Histogram::<u64>::new(3).unwrap();
     for v in [300u64, 1200, 3000, 14000] {
         h.record(v).unwrap();

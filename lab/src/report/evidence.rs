@@ -1066,6 +1066,7 @@ mod tests {
     }
 
     fn hdr_bytes() -> Vec<u8> {
+        use hdrhistogram::serialization::Serializer;
         let mut h = hdrhistogram::Histogram::<u64>::new(3).unwrap();
         h.record(1200).unwrap();
         let mut out = Vec::new();
