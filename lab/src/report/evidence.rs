@@ -475,8 +475,12 @@ impl Bundle {
         let t0 = windows.iter().filter_map(|w| w.1).min();
         for (name, s, e) in &windows {
             if let (Some(t0), Some(s), Some(e)) = (t0, s, e) {
-                b.boundaries
-                    .push((name.clone(), (*s - t0) as f64 / NS, (*e - t0) as f64 / NS));
+                // saturating: a tampered timeline may end a phase before the first start
+                b.boundaries.push((
+                    name.clone(),
+                    s.saturating_sub(t0) as f64 / NS,
+                    e.saturating_sub(t0) as f64 / NS,
+                ));
             }
         }
 
@@ -577,7 +581,10 @@ impl Bundle {
             if let (Some(s), Some(e)) = (s, e) {
                 p.duration_s = Some((e.saturating_sub(*s)) as f64 / NS);
                 if let Some(t0) = t0 {
-                    p.span_s = Some(((s - t0) as f64 / NS, (e - t0) as f64 / NS));
+                    p.span_s = Some((
+                        s.saturating_sub(t0) as f64 / NS,
+                        e.saturating_sub(t0) as f64 / NS,
+                    ));
                 }
             } else if let Some(d) = b
                 .scenario
@@ -874,8 +881,26 @@ fn load_load(dir: &Path, p: &mut PhaseEvidence, t0: Option<u64>) -> Result<(), R
                 }),
         };
         // the HdrHistogram (values in microseconds) fills percentiles the summary lacks
-        let hdr_path = ld.join(format!("{w}.hdr"));
-        if let Ok(bytes) = std::fs::read(&hdr_path) {
+        // The workload name becomes a path: only a plain name is joined, and the
+        // file is read like every bundle file (no symlink, no FIFO, size cap).
+        let hdr_bytes = if !crate::scenario::valid_name(&w) {
+            p.notes.push(format!(
+                "load/{}/summary.json: workload {w:?} refused as a file name (1-64 of A-Z a-z 0-9 - _): its .hdr is not read",
+                p.name
+            ));
+            None
+        } else {
+            match crate::bundle::read_small(&ld.join(format!("{w}.hdr"))) {
+                Ok(b) => Some(b),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    p.notes
+                        .push(format!("load/{}/{w}.hdr skipped: {e}", p.name));
+                    None
+                }
+            }
+        };
+        if let Some(bytes) = hdr_bytes {
             let mut de = hdrhistogram::serialization::Deserializer::new();
             match de.deserialize::<u64, _>(&mut bytes.as_slice()) {
                 Ok(h) if !h.is_empty() => {
@@ -1149,4 +1174,95 @@ pub fn merge_phases(
             .insert("metrics", "no metrics/series.jsonl samples".into());
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `files` (path relative to the bundle, text) under `dir`.
+    fn write_all(dir: &Path, files: &[(&str, &str)]) {
+        for (rel, text) in files {
+            let p = dir.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+    }
+
+    /// Issue 13 (found by the bundle_report fuzz target): a phase that ends
+    /// before the earliest start in timeline.json made `end - t0` overflow
+    /// (a panic in debug builds); the window is clamped instead.
+    #[test]
+    fn phase_ending_before_the_first_start_does_not_overflow() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_all(
+            tmp.path(),
+            &[(
+                "timeline.json",
+                r#"{"phases":[{"name":"a","start_ns":1000,"end_ns":5},{"name":"b","start_ns":2000,"end_ns":3000}]}"#,
+            )],
+        );
+        let b = Bundle::load(tmp.path()).unwrap();
+        assert_eq!(b.phases.len(), 2);
+        assert_eq!(b.boundaries[0], ("a".to_string(), 0.0, 0.0));
+        assert_eq!(b.phases[0].span_s, Some((0.0, 0.0)));
+        assert_eq!(b.phases[1].span_s, Some((1000.0 / NS, 2000.0 / NS)));
+    }
+
+    fn hdr_bytes() -> Vec<u8> {
+        use hdrhistogram::serialization::Serializer;
+        let mut h = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+        h.record(1200).unwrap();
+        let mut out = Vec::new();
+        hdrhistogram::serialization::V2Serializer::new()
+            .serialize(&h, &mut out)
+            .unwrap();
+        out
+    }
+
+    /// Issue 13: a workload name in load/<phase>/summary.json became the
+    /// path of its `<workload>.hdr` unchecked, so `../../../canary` read a
+    /// file outside the bundle (and a FIFO there blocked the report). Such a
+    /// name is refused with a note; a FIFO is named, never opened blocking.
+    #[test]
+    fn workload_histogram_is_never_read_outside_the_bundle() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("canary.hdr"), hdr_bytes()).unwrap();
+        let dir = tmp.path().join("b");
+        let summary = r#"{"workloads":{"../../../canary":{"ok":1},"rpc":{"ok":1},"tx":{"ok":1}}}"#;
+        write_all(
+            &dir,
+            &[
+                ("timeline.json", r#"{"phases":[{"name":"stress"}]}"#),
+                ("load/stress/summary.json", summary),
+            ],
+        );
+        std::fs::write(dir.join("load/stress/rpc.hdr"), hdr_bytes()).unwrap();
+        nix::unistd::mkfifo(
+            &dir.join("load/stress/tx.hdr"),
+            nix::sys::stat::Mode::S_IRWXU,
+        )
+        .unwrap();
+        let b = Bundle::load(&dir).unwrap();
+        let p = &b.phases[0];
+        let load = p.load.as_ref().unwrap();
+        assert!(
+            load["../../../canary"].hdr.is_none(),
+            "read outside the bundle"
+        );
+        assert!(
+            load["rpc"].hdr.is_some(),
+            "the bundle's own histogram is read"
+        );
+        assert!(load["tx"].hdr.is_none());
+        let notes = p.notes.join("\n");
+        assert!(
+            notes.contains("workload \"../../../canary\" refused"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("tx.hdr") && notes.contains("FIFO"),
+            "{notes}"
+        );
+    }
 }
