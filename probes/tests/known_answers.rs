@@ -8,78 +8,17 @@ use std::{
     io::{BufRead, BufReader, Write},
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
-    process::{Child, ChildStdin, ChildStdout, Command, Stdio},
+    process::{Command, Stdio},
 };
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use probes::{ProbeKind, Scope, Session, SessionOptions};
 use serde_json::Value;
 
+mod common;
+use common::Workload;
+
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_probe-workload");
-
-struct Workload {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-    pid: u32,
-}
-
-impl Workload {
-    fn spawn(args: &[&str]) -> Result<Self, Failed> {
-        let mut child = Command::new(WORKLOAD)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("spawning {WORKLOAD}: {e}"))?;
-        let stdin = child.stdin.take();
-        let mut stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-        let mut line = String::new();
-        stdout.read_line(&mut line).map_err(|e| e.to_string())?;
-        let pid = line
-            .trim()
-            .strip_prefix("ready ")
-            .and_then(|p| p.parse().ok())
-            .ok_or(format!("bad ready line {line:?}"))?;
-        Ok(Self {
-            child,
-            stdin,
-            stdout,
-            pid,
-        })
-    }
-
-    /// Lets the workload run and waits until it has done its work.
-    fn run(&mut self) -> Result<(), Failed> {
-        let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
-        stdin.write_all(b"go\n").map_err(|e| e.to_string())?;
-        stdin.flush().map_err(|e| e.to_string())?;
-        let mut line = String::new();
-        self.stdout
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
-        if line.trim() != "done" {
-            return Err(format!("workload said {line:?} instead of done").into());
-        }
-        Ok(())
-    }
-
-    fn finish(mut self) -> Result<(), Failed> {
-        drop(self.stdin.take());
-        let st = self.child.wait().map_err(|e| e.to_string())?;
-        if !st.success() {
-            return Err(format!("workload exited with {st}").into());
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Workload {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn opts(scope: Scope, probes: &[ProbeKind], out: &Path) -> SessionOptions {
     let mut o = SessionOptions::new(scope, out);
@@ -134,13 +73,16 @@ fn rows(v: &Value) -> Vec<(u64, String, String, u64)> {
 fn fsync_count_500() -> Result<(), Failed> {
     let dir = scratch()?;
     let file = dir.path().join("f");
-    let mut w = Workload::spawn(&[
-        "fdatasync",
-        "--count",
-        "500",
-        "--file",
-        file.to_str().ok_or("path")?,
-    ])?;
+    let mut w = Workload::spawn(
+        Path::new(WORKLOAD),
+        &[
+            "fdatasync",
+            "--count",
+            "500",
+            "--file",
+            file.to_str().ok_or("path")?,
+        ],
+    )?;
     let out = capture(
         opts(
             Scope::Pid(w.pid),
@@ -176,13 +118,16 @@ fn fsync_count_500() -> Result<(), Failed> {
 fn fsync_cost_in_window() -> Result<(), Failed> {
     let dir = scratch()?;
     let file = dir.path().join("f");
-    let mut w = Workload::spawn(&[
-        "fdatasync",
-        "--count",
-        "500",
-        "--file",
-        file.to_str().ok_or("path")?,
-    ])?;
+    let mut w = Workload::spawn(
+        Path::new(WORKLOAD),
+        &[
+            "fdatasync",
+            "--count",
+            "500",
+            "--file",
+            file.to_str().ok_or("path")?,
+        ],
+    )?;
     let o = opts(
         Scope::Pid(w.pid),
         &[ProbeKind::Fsync],
@@ -229,13 +174,16 @@ fn fsync_other_pid_is_zero() -> Result<(), Failed> {
         .arg("60")
         .spawn()
         .map_err(|e| e.to_string())?;
-    let mut w = Workload::spawn(&[
-        "fdatasync",
-        "--count",
-        "500",
-        "--file",
-        file.to_str().ok_or("path")?,
-    ])?;
+    let mut w = Workload::spawn(
+        Path::new(WORKLOAD),
+        &[
+            "fdatasync",
+            "--count",
+            "500",
+            "--file",
+            file.to_str().ok_or("path")?,
+        ],
+    )?;
     let res = capture(
         opts(
             Scope::Pid(other.id()),
@@ -263,7 +211,7 @@ fn fsync_other_pid_is_zero() -> Result<(), Failed> {
 fn oncpu_burn_frame() -> Result<(), Failed> {
     const FRAME: &str = "qfc_probe_burn_cpu_7c1e";
     let dir = scratch()?;
-    let mut w = Workload::spawn(&["burn", "--ms", "3000"])?;
+    let mut w = Workload::spawn(Path::new(WORKLOAD), &["burn", "--ms", "3000"])?;
     let out = capture(
         opts(
             Scope::Pid(w.pid),
@@ -312,7 +260,10 @@ fn oncpu_burn_frame() -> Result<(), Failed> {
 
 fn offcpu_sleep_time() -> Result<(), Failed> {
     let dir = scratch()?;
-    let mut w = Workload::spawn(&["sleep", "--ms", "20", "--count", "100"])?;
+    let mut w = Workload::spawn(
+        Path::new(WORKLOAD),
+        &["sleep", "--ms", "20", "--count", "100"],
+    )?;
     let out = capture(
         opts(
             Scope::Pid(w.pid),
@@ -349,14 +300,17 @@ fn bio_direct_writes() -> Result<(), Failed> {
         return Err(format!("{} is not on a block device ({major}:{minor}); set CARGO_TARGET_TMPDIR to a disk-backed directory", dir.path().display()).into());
     }
     let file = dir.path().join("direct");
-    let mut w = Workload::spawn(&[
-        "write",
-        "--file",
-        file.to_str().ok_or("path")?,
-        "--count",
-        "200",
-        "--direct",
-    ])?;
+    let mut w = Workload::spawn(
+        Path::new(WORKLOAD),
+        &[
+            "write",
+            "--file",
+            file.to_str().ok_or("path")?,
+            "--count",
+            "200",
+            "--direct",
+        ],
+    )?;
     let out = capture(
         opts(
             Scope::Pid(w.pid),
@@ -394,17 +348,20 @@ fn bio_direct_writes() -> Result<(), Failed> {
 fn writepath_two_threads() -> Result<(), Failed> {
     let dir = scratch()?;
     let file = dir.path().join("t");
-    let mut w = Workload::spawn(&[
-        "threads",
-        "--file",
-        file.to_str().ok_or("path")?,
-        "--writes",
-        "3000",
-        "--pwrites",
-        "2000",
-        "--syncs",
-        "20",
-    ])?;
+    let mut w = Workload::spawn(
+        Path::new(WORKLOAD),
+        &[
+            "threads",
+            "--file",
+            file.to_str().ok_or("path")?,
+            "--writes",
+            "3000",
+            "--pwrites",
+            "2000",
+            "--syncs",
+            "20",
+        ],
+    )?;
     let out = capture(
         opts(
             Scope::Pid(w.pid),
@@ -454,17 +411,20 @@ fn writepath_two_threads() -> Result<(), Failed> {
 fn tiny_maps_count_drops() -> Result<(), Failed> {
     let dir = scratch()?;
     let file = dir.path().join("t");
-    let mut w = Workload::spawn(&[
-        "threads",
-        "--file",
-        file.to_str().ok_or("path")?,
-        "--writes",
-        "3000",
-        "--pwrites",
-        "2000",
-        "--syncs",
-        "20",
-    ])?;
+    let mut w = Workload::spawn(
+        Path::new(WORKLOAD),
+        &[
+            "threads",
+            "--file",
+            file.to_str().ok_or("path")?,
+            "--writes",
+            "3000",
+            "--pwrites",
+            "2000",
+            "--syncs",
+            "20",
+        ],
+    )?;
     let mut o = opts(
         Scope::Pid(w.pid),
         &[ProbeKind::Writepath],
@@ -516,15 +476,18 @@ fn lockstep_windows_lose_nothing() -> Result<(), Failed> {
     let out = dir.path().join("out");
     // Paced (1 ms after each call: at least 1.2 s of work) so that the work
     // always spans the 400 ms windows a and b, however fast the disk is.
-    let mut w = Workload::spawn(&[
-        "fdatasync",
-        "--count",
-        "1200",
-        "--gap-us",
-        "1000",
-        "--file",
-        file.to_str().ok_or("path")?,
-    ])?;
+    let mut w = Workload::spawn(
+        Path::new(WORKLOAD),
+        &[
+            "fdatasync",
+            "--count",
+            "1200",
+            "--gap-us",
+            "1000",
+            "--file",
+            file.to_str().ok_or("path")?,
+        ],
+    )?;
     let mut p = Command::new(QFC_PROBE)
         .args([
             "--pid",

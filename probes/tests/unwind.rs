@@ -12,11 +12,12 @@
 //! They need root, a kernel that loads BPF and gcc: without them every trial
 //! is reported as ignored with the reason printed, never as passed.
 use std::{
-    io::{BufRead, BufReader, Write},
     path::{Path, PathBuf},
-    process::{Child, ChildStdin, ChildStdout, Command, Stdio},
+    process::Command,
 };
 
+mod common;
+use common::Workload;
 use libtest_mimic::{Arguments, Failed, Trial};
 use probes::{unwind::UnwindMode, ProbeKind, Scope, Session, SessionOptions};
 use serde_json::Value;
@@ -108,68 +109,13 @@ fn build_nofp(dir: &Path, lib_kind: Lib) -> Result<PathBuf, String> {
     Ok(bin)
 }
 
-struct Nofp {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-    pid: u32,
-}
-
-impl Nofp {
-    fn spawn(bin: &Path, args: &[&str]) -> Result<Self, Failed> {
-        let mut child = Command::new(bin)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("spawning {}: {e}", bin.display()))?;
-        let stdin = child.stdin.take();
-        let mut stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-        let mut line = String::new();
-        stdout.read_line(&mut line).map_err(|e| e.to_string())?;
-        let pid = line
-            .trim()
-            .strip_prefix("ready ")
-            .and_then(|p| p.parse().ok())
-            .ok_or(format!("bad ready line {line:?}"))?;
-        Ok(Self {
-            child,
-            stdin,
-            stdout,
-            pid,
-        })
-    }
-
-    fn run(&mut self) -> Result<(), Failed> {
-        let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
-        stdin.write_all(b"go\n").map_err(|e| e.to_string())?;
-        stdin.flush().map_err(|e| e.to_string())?;
-        let mut line = String::new();
-        self.stdout
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
-        if !line.starts_with("done") {
-            return Err(format!("nofp said {line:?} instead of done").into());
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Nofp {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Burns 4 s in the no-FP chain under an on-CPU session in `mode`; returns
 /// the user stacks (leaf first) of the process's samples with their counts,
 /// and the window's summary.
 fn burn_stacks(mode: UnwindMode, lib: Lib) -> Result<(Vec<(u64, Vec<String>)>, Value), Failed> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let bin = build_nofp(dir.path(), lib)?;
-    let mut w = Nofp::spawn(&bin, &["burn", "4000"])?;
+    let mut w = Workload::spawn(&bin, &["burn", "4000"])?;
     let out = dir.path().join("out");
     let mut o = SessionOptions::new(Scope::Pid(w.pid), &out);
     o.probes = vec![ProbeKind::Oncpu];
@@ -341,7 +287,7 @@ fn offcpu_fdatasync_reaches_caller() -> Result<(), Failed> {
     let disk = tempfile::tempdir_in(base).map_err(|e| e.to_string())?;
     let file = disk.path().join("sync.dat");
     let file = file.to_str().ok_or("non-UTF-8 temporary path")?;
-    let mut w = Nofp::spawn(&bin, &["sync", "200", file])?;
+    let mut w = Workload::spawn(&bin, &["sync", "200", file])?;
     let out = dir.path().join("out");
     let mut o = SessionOptions::new(Scope::Pid(w.pid), &out);
     o.probes = vec![ProbeKind::Offcpu];
