@@ -20,28 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Failed};
 
-fn lab() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_qfc-lab"))
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn sibling(name: &str) -> Option<PathBuf> {
-    let p = lab().parent()?.join(name);
-    p.is_file().then_some(p)
-}
-
-fn ensure(cond: bool, msg: impl Into<String>) -> Result<(), Failed> {
-    if cond {
-        Ok(())
-    } else {
-        Err(msg.into().into())
-    }
-}
+mod common;
+use common::{docker_reachable, ensure, lab, repo, trial};
 
 fn json(path: &Path) -> Result<serde_json::Value, Failed> {
     Ok(serde_json::from_slice(
@@ -882,22 +864,6 @@ fn sshd_available() -> Result<(), String> {
     }
 }
 
-fn docker_reachable() -> Result<(), String> {
-    match Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .output()
-    {
-        Ok(o) if o.status.success() => Ok(()),
-        Ok(o) => Err(format!(
-            "dockerd is not reachable ({}): start it with scripts/services.sh",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Err(e) => Err(format!(
-            "docker client not found ({e}): run scripts/setup.sh"
-        )),
-    }
-}
-
 fn qemu_ready() -> Result<(), String> {
     if vm::qemu::which("qemu-system-aarch64").is_none() {
         return Err("qemu-system-aarch64 not found: run scripts/setup.sh".into());
@@ -920,26 +886,6 @@ fn qemu_ready() -> Result<(), String> {
             "no warm aarch64 guest image: run `qfc-lab image build --arch aarch64` first".into(),
         ),
         Err(e) => Err(format!("guest image cache unreadable: {e}")),
-    }
-}
-
-fn trial(name: &str, f: fn() -> Result<(), Failed>, need: Result<(), String>) -> Trial {
-    let need = need.and_then(|_| {
-        for b in ["qfc-refnode", "qfc-probe"] {
-            if sibling(b).is_none() {
-                return Err(format!(
-                    "{b} is not built next to qfc-lab: cargo build -p refnode -p probes"
-                ));
-            }
-        }
-        Ok(())
-    });
-    match need {
-        Ok(()) => Trial::test(name, f),
-        Err(why) => {
-            eprintln!("{name}: skipped: {why}");
-            Trial::test(name, f).with_ignored_flag(true)
-        }
     }
 }
 

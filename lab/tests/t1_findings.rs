@@ -18,28 +18,10 @@ use lab::report::evidence::Bundle;
 use lab::report::figures::{eval_name, Ctx};
 use lab::report::folded::{classify_oncpu, Area};
 use lab::report::t1_findings::{judge, Judgement, Verdict};
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Failed};
 
-fn lab() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_qfc-lab"))
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn sibling(name: &str) -> Option<PathBuf> {
-    let p = lab().parent()?.join(name);
-    p.is_file().then_some(p)
-}
-
-fn ensure(cond: bool, msg: impl Into<String>) -> Result<(), Failed> {
-    if cond {
-        Ok(())
-    } else {
-        Err(msg.into().into())
-    }
-}
+mod common;
+use common::{docker_reachable, ensure, lab, repo, trial};
 
 /// Runs `scenarios/<file>` with short phases and the given overrides; returns the bundle.
 fn run(dir: &Path, file: &str, name: &str, sets: &[&str]) -> Result<PathBuf, Failed> {
@@ -275,59 +257,30 @@ fn container_finding2_both_ways() -> Result<(), Failed> {
     Ok(())
 }
 
-fn docker_reachable() -> Result<(), String> {
-    match Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .output()
-    {
-        Ok(o) if o.status.success() => Ok(()),
-        Ok(_) => Err("dockerd is not reachable: start it with `bash scripts/services.sh`".into()),
-        Err(e) => Err(format!(
-            "docker client not found ({e}): run scripts/setup.sh"
-        )),
-    }
-}
-
-fn trial(name: &str, f: fn() -> Result<(), Failed>, need: Result<(), String>) -> Trial {
-    let need = need.and_then(|_| {
-        if !nix::unistd::Uid::effective().is_root() {
-            return Err("needs root for the eBPF probes".into());
-        }
-        for b in ["qfc-refnode", "qfc-probe"] {
-            if sibling(b).is_none() {
-                return Err(format!(
-                    "{b} is not built next to qfc-lab: cargo build --bins"
-                ));
-            }
-        }
-        Ok(())
-    });
-    match need {
-        Ok(()) => Trial::test(name, f),
-        Err(why) => {
-            eprintln!("{name}: skipped: {why}");
-            Trial::test(name, f).with_ignored_flag(true)
-        }
-    }
-}
-
 fn main() {
     let args = Arguments::from_args();
+    let root = |r: Result<(), String>| {
+        if nix::unistd::Uid::effective().is_root() {
+            r
+        } else {
+            Err("needs root for the eBPF probes".to_string())
+        }
+    };
     let trials = vec![
         trial(
             "verdicts_go_both_ways_on_real_local_runs",
             verdicts_go_both_ways_on_real_local_runs,
-            Ok(()),
+            root(Ok(())),
         ),
         trial(
             "missing_evidence_is_not_comparable",
             missing_evidence_is_not_comparable,
-            Ok(()),
+            root(Ok(())),
         ),
         trial(
             "container_finding2_both_ways",
             container_finding2_both_ways,
-            docker_reachable(),
+            root(docker_reachable()),
         ),
     ];
     libtest_mimic::run(&args, trials).exit();
