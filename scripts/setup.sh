@@ -26,6 +26,21 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
   APT_UPDATED=0
 fi
+# rustc-web 1.96 and libllvm22 are security updates: they live only in
+# bookworm-security. A root filesystem made with debootstrap or mmdebstrap
+# lists the main suite alone (found on a fresh mmdebstrap bookworm: "Unable
+# to locate package libllvm22"), so add the suite when no source names it.
+SECURITY=/etc/apt/sources.list.d/qfc-lab-security.sources
+if ! grep -rqs 'bookworm-security' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  log "adding bookworm-security (rustc-web 1.96 and LLVM 22 live there)"
+  as_root tee "$SECURITY" >/dev/null <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+fi
 
 PKGS=(
   # eBPF toolchain (see docs/ARCHITECTURE.md, probes)
