@@ -75,6 +75,26 @@ fn subset_sum_distribution(scores: &[i64], k: usize) -> Vec<f64> {
     ways.swap_remove(k).into_iter().map(|w| w / all).collect()
 }
 
+thread_local! {
+    /// Null distributions of the doubled rank sum without ties, by (n_a, n_b):
+    /// they depend on the sizes only, and a diff tests many figures at one size.
+    static NO_TIES: std::cell::RefCell<std::collections::HashMap<(usize, usize), std::rc::Rc<Vec<f64>>>> =
+        Default::default();
+}
+
+/// Distribution of the doubled rank sum of `na` of ranks 1..=na+nb.
+fn no_ties_distribution(na: usize, nb: usize) -> std::rc::Rc<Vec<f64>> {
+    NO_TIES.with(|c| {
+        c.borrow_mut()
+            .entry((na, nb))
+            .or_insert_with(|| {
+                let ranks: Vec<i64> = (1..=(na + nb) as i64).map(|r| 2 * r).collect();
+                std::rc::Rc::new(subset_sum_distribution(&ranks, na))
+            })
+            .clone()
+    })
+}
+
 /// Exact (or, above [`EXACT_MAX_N`], approximate) two-sided rank test of
 /// A against B. Both need at least one value; finite values only.
 pub fn mann_whitney(a: &[f64], b: &[f64]) -> RankTest {
@@ -88,7 +108,11 @@ pub fn mann_whitney(a: &[f64], b: &[f64]) -> RankTest {
     let mean2 = (na * (n + 1)) as i64; // E[2W]
     let obs = (w2 - mean2).abs();
     if n <= EXACT_MAX_N {
-        let dist = subset_sum_distribution(&r2, na);
+        let dist = if ties {
+            std::rc::Rc::new(subset_sum_distribution(&r2, na))
+        } else {
+            no_ties_distribution(na, nb)
+        };
         let p: f64 = dist
             .iter()
             .enumerate()
@@ -181,8 +205,7 @@ pub fn shift(a: &[f64], b: &[f64], nominal: f64) -> Shift {
     // P(U <= k - 1) from the distribution of the rank sum of ranks 1..=N
     let n = na + nb;
     let exact = (n <= EXACT_MAX_N).then(|| {
-        let ranks: Vec<i64> = (1..=n as i64).map(|r| 2 * r).collect();
-        let dist = subset_sum_distribution(&ranks, na);
+        let dist = no_ties_distribution(na, nb);
         let base = na * (na + 1); // 2 * min W
         (0..=m)
             .map(|u| dist.get(base + 2 * u).copied().unwrap_or(0.0))
