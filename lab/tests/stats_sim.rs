@@ -161,7 +161,10 @@ fn fifty_figures(n: usize, seed: u64) -> (f64, f64) {
             clean_raw += 1;
         }
     }
-    (clean as f64 / TRIALS as f64, clean_raw as f64 / TRIALS as f64)
+    (
+        clean as f64 / TRIALS as f64,
+        clean_raw as f64 / TRIALS as f64,
+    )
 }
 
 #[test]
@@ -177,7 +180,10 @@ fn fifty_same_vs_same_figures_flag_none_in_95_percent() {
         );
         assert!(clean >= 0.95, "{n} vs {n}: clean in {clean}");
         // the correction is doing the work: uncorrected, most trials flag one
-        assert!(clean_raw < 0.5, "{n} vs {n}: uncorrected clean in {clean_raw}");
+        assert!(
+            clean_raw < 0.5,
+            "{n} vs {n}: uncorrected clean in {clean_raw}"
+        );
     }
 }
 
@@ -232,6 +238,10 @@ fn exact_test_level_matches_its_distribution() {
         }
     }
     let r = rej as f64 / (20 * TRIALS) as f64;
-    println!("null rejection rate 5 vs 5: {:.2}% (theory {:.2}%)", r * 100.0, 800.0 / 252.0);
+    println!(
+        "null rejection rate 5 vs 5: {:.2}% (theory {:.2}%)",
+        r * 100.0,
+        800.0 / 252.0
+    );
     assert!((r - 8.0 / 252.0).abs() < 0.004, "{r}");
 }
