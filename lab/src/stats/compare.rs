@@ -128,7 +128,7 @@ fn sentence(c: &Comparison, alpha: f64) -> String {
     );
     let (Some(t), Some(adj), Some(s)) = (c.test, c.p_adjusted, c.shift) else {
         return format!(
-            "{head}; no noise estimate (n = {} vs {}): the comparison carries no noise estimate, run both sides with --repeat 5",
+            "{head}; no noise estimate (n = {} vs {}): one run cannot tell an effect from noise, run both sides with --repeat 5",
             c.n_a, c.n_b
         );
     };
@@ -143,7 +143,7 @@ fn sentence(c: &Comparison, alpha: f64) -> String {
     );
     let corrected = if c.tested > 1 {
         format!(
-            "; Benjamini-Hochberg over {} figures: {}",
+            "; Benjamini-Hochberg adjusted over {} figures: {}",
             c.tested,
             fmt_p(adj)
         )

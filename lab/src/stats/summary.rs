@@ -63,9 +63,18 @@ pub fn summarize(series: &Series, settings: &Settings) -> Result<Summary, StatsE
     let v = series.checked_values()?;
     let s = sorted(&v);
     let n = s.len();
-    let mean = s.iter().sum::<f64>() / n as f64;
+    // computed on values scaled by the largest |value|, so that figures near
+    // f64::MAX neither overflow the sum nor the squares
+    let scale = s[0].abs().max(s[n - 1].abs());
+    let scaled: Vec<f64> = if scale > 0.0 {
+        s.iter().map(|x| x / scale).collect()
+    } else {
+        s.clone()
+    };
+    let mean_scaled = scaled.iter().sum::<f64>() / n as f64;
+    let mean = if scale > 0.0 { mean_scaled * scale } else { 0.0 };
     let (min, max) = (s[0], s[n - 1]);
-    let variation = variation(&s, mean, settings.noisy_cv);
+    let variation = variation(&scaled, mean_scaled, scale, settings.noisy_cv);
     Ok(Summary {
         figure: series.name.clone(),
         phase: series.phase.clone(),
@@ -80,7 +89,9 @@ pub fn summarize(series: &Series, settings: &Settings) -> Result<Summary, StatsE
     })
 }
 
-fn variation(s: &[f64], mean: f64, noisy_cv: f64) -> Variation {
+/// `s`: sorted values divided by `scale` (their largest |value|), `mean`
+/// their mean.
+fn variation(s: &[f64], mean: f64, scale: f64, noisy_cv: f64) -> Variation {
     let n = s.len();
     if n == 1 {
         return Variation::SingleRun;
@@ -89,9 +100,8 @@ fn variation(s: &[f64], mean: f64, noisy_cv: f64) -> Variation {
         return Variation::NoVariation;
     }
     let sd = (s.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
-    let scale = s[0].abs().max(s[n - 1].abs());
-    if mean.abs() <= 1e-9 * scale {
-        return Variation::ZeroMean { sd };
+    if mean.abs() <= 1e-9 {
+        return Variation::ZeroMean { sd: sd * scale };
     }
     let cv = sd / mean.abs();
     Variation::Cv {
@@ -137,13 +147,18 @@ impl Summary {
     }
 }
 
-/// Short numbers for sentences (4 significant digits).
+/// Short numbers for sentences: 4 significant digits, trailing zeros dropped.
 pub(crate) fn num(x: f64) -> String {
-    if x == 0.0 {
-        return "0".to_string();
+    if x == 0.0 || !x.is_finite() {
+        return format!("{}", if x == 0.0 { 0.0 } else { x });
     }
     let digits = (3 - x.abs().log10().floor() as i32).clamp(0, 12) as usize;
-    format!("{x:.digits$}")
+    let s = format!("{x:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 #[cfg(test)]
@@ -190,6 +205,16 @@ mod tests {
         assert!(matches!(s.variation, Variation::ZeroMean { .. }));
         assert!(s.variation.noisy());
         assert_eq!(s.variation.cv(), None);
+    }
+
+    #[test]
+    fn numbers_in_sentences() {
+        assert_eq!(num(1.0), "1");
+        assert_eq!(num(2.3), "2.3");
+        assert_eq!(num(204.04), "204");
+        assert_eq!(num(0.012345), "0.01235");
+        assert_eq!(num(123456.0), "123456");
+        assert_eq!(num(0.0), "0");
     }
 
     #[test]
