@@ -84,7 +84,7 @@ print(json.dumps(out))
 fn junit_parses_and_finds_the_failure() -> Result<(), Failed> {
     let s = Settings::default();
     let runs = [0.9, 1.0, 1.1, 1.0, 3.0]; // fsyncs per block, one bad run
-    let cases = vec![
+    let cases = [
         (
             "fsync.per_block: all <= 2",
             judge("fsync.per_block", &runs, Stat::All, Op::Le, 2.0, &s)?,

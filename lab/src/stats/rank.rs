@@ -75,11 +75,14 @@ fn subset_sum_distribution(scores: &[i64], k: usize) -> Vec<f64> {
     ways.swap_remove(k).into_iter().map(|w| w / all).collect()
 }
 
+/// Null distributions by (n_a, n_b), shared within one thread.
+type DistCache =
+    std::cell::RefCell<std::collections::HashMap<(usize, usize), std::rc::Rc<Vec<f64>>>>;
+
 thread_local! {
     /// Null distributions of the doubled rank sum without ties, by (n_a, n_b):
     /// they depend on the sizes only, and a diff tests many figures at one size.
-    static NO_TIES: std::cell::RefCell<std::collections::HashMap<(usize, usize), std::rc::Rc<Vec<f64>>>> =
-        Default::default();
+    static NO_TIES: DistCache = Default::default();
 }
 
 /// Distribution of the doubled rank sum of `na` of ranks 1..=na+nb.

@@ -72,7 +72,11 @@ pub fn summarize(series: &Series, settings: &Settings) -> Result<Summary, StatsE
         s.clone()
     };
     let mean_scaled = scaled.iter().sum::<f64>() / n as f64;
-    let mean = if scale > 0.0 { mean_scaled * scale } else { 0.0 };
+    let mean = if scale > 0.0 {
+        mean_scaled * scale
+    } else {
+        0.0
+    };
     let (min, max) = (s[0], s[n - 1]);
     let variation = variation(&scaled, mean_scaled, scale, settings.noisy_cv);
     Ok(Summary {
