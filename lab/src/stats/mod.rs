@@ -179,10 +179,13 @@ pub(crate) fn sorted(v: &[f64]) -> Vec<f64> {
     s
 }
 
-/// Median of sorted values (mean of the two middle ones when n is even).
+/// Median of sorted values (mean of the two middle ones when n is even;
+/// NaN for none: callers check for values first, this only never panics).
 pub(crate) fn median_sorted(s: &[f64]) -> f64 {
     let n = s.len();
-    if n % 2 == 1 {
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
         s[n / 2]
     } else {
         (s[n / 2 - 1] + s[n / 2]) / 2.0

@@ -204,6 +204,14 @@ pub fn shift(a: &[f64], b: &[f64], nominal: f64) -> Shift {
         .collect();
     d.sort_by(f64::total_cmp);
     let m = d.len();
+    if m == 0 {
+        return Shift {
+            estimate: f64::NAN,
+            lo: f64::NAN,
+            hi: f64::NAN,
+            confidence: 0.0,
+        };
+    }
     let estimate = median_sorted(&d);
     // P(U <= k - 1) from the distribution of the rank sum of ranks 1..=N
     let n = na + nb;
@@ -337,6 +345,13 @@ mod tests {
         assert!((s.confidence - (1.0 - 8.0 / 252.0)).abs() < 1e-12, "{s:?}");
         assert_eq!(s.estimate, 10.0);
         assert_eq!((s.lo, s.hi), (7.0, 13.0));
+    }
+
+    #[test]
+    fn empty_sides_do_not_panic() {
+        assert!(shift(&[], &[1.0], 0.95).estimate.is_nan());
+        assert!(median(&[]).is_nan());
+        assert_eq!(mann_whitney(&[], &[1.0, 2.0]).p, 1.0);
     }
 
     #[test]
