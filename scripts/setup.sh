@@ -53,6 +53,8 @@ PKGS=(
   gcc
   # reference node: RocksDB linked from Debian, bindgen needs libclang
   librocksdb-dev libclang-dev pkg-config
+  # the independent parsers of lab/tests/stats_outputs.rs (a venv, below)
+  python3-venv
   # misc
   jq curl ca-certificates e2fsprogs busybox-static cpio zstd procps tar
   openssh-client openssh-server
@@ -101,6 +103,21 @@ fi
 if [ "${QFC_LAB_BENCH_TOOLS:-0}" = 1 ] && [ ! -x "$TOOLS/bin/oha" ]; then
   log "building oha 1.16.0 (25-30 minutes on 2 cores, once)"
   CARGO_TARGET_DIR="$CACHE/build/oha" cargo install oha@1.16.0 --locked --root "$TOOLS"
+fi
+
+# --- Python parsers this project did not write (lab/tests/stats_outputs.rs) ---
+# junitparser reads the JUnit XML of verdicts, prometheus_client's OpenMetrics
+# parser reads the figures, scipy is the peer of the exact rank test. Pinned;
+# the venv is rebuilt only when the pins change.
+PYENV="$CACHE/pyenv"
+PY_PINS="junitparser==3.2.0 prometheus_client==0.21.1 scipy==1.14.1"
+if [ "$(cat "$PYENV/.pins" 2>/dev/null)" != "$PY_PINS" ]; then
+  log "building the Python venv $PYENV ($PY_PINS)"
+  rm -rf "$PYENV"
+  /usr/bin/python3 -m venv "$PYENV"
+  # shellcheck disable=SC2086 # the pins are words
+  "$PYENV/bin/pip" install -q --disable-pip-version-check $PY_PINS
+  echo "$PY_PINS" >"$PYENV/.pins"
 fi
 
 # --- tracefs (aya and bpftrace need it) -------------------------------

@@ -18,6 +18,7 @@ pub mod probe;
 pub mod report;
 pub mod scenario;
 pub mod signals;
+pub mod stats;
 pub mod targets;
 
 use cli::{Cli, Command};
