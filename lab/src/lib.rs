@@ -1,8 +1,9 @@
 //! qfc-lab: scenario files to reproducible evidence bundles.
 //!
-//! [`run`] executes one CLI command and returns the process exit code:
-//! 0 ok, 1 a check failed (expectations of a run; `verify` found a
-//! mismatch), 2 usage or scenario error, 3 run failed.
+//! [`run`] executes one CLI command and returns its exit code, or a
+//! [`Failure`] for the binary to print: 0 ok, 1 a check failed
+//! (expectations of a run; `verify` found a mismatch), 2 usage or scenario
+//! error, 3 run failed.
 
 pub mod bundle;
 pub mod cli;
@@ -33,54 +34,73 @@ pub enum Exit {
     RunFailed = 3,
 }
 
-/// Runs one command; prints its result (this is the binary's top level).
-pub fn run(cli: Cli) -> Exit {
-    match cli.command {
-        Command::Validate { files, set } => {
-            let mut code = Exit::Ok;
-            for f in files {
-                match scenario::load(&f, &set) {
-                    Ok(l) => println!(
-                        "ok: {} ({}, {} phases, {} s)",
-                        f.display(),
-                        l.scenario.name,
-                        l.scenario.phases.len(),
-                        l.scenario.phases.iter().map(|p| p.duration_s).sum::<u64>()
-                    ),
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        code = Exit::Usage;
-                    }
-                }
-            }
-            code
+/// A command that failed before it reported its own outcome: the binary
+/// prints each error with its chain ([`Failure`]'s `Display`, the one place
+/// errors are printed) and exits with `exit`. Outcomes a command already
+/// reported (a run's bundle status, a report's failed expectation) are
+/// `Ok(Exit)` instead.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit: Exit,
+    pub errors: Vec<anyhow::Error>,
+}
+
+impl Failure {
+    pub fn new(exit: Exit, error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            exit,
+            errors: vec![error.into()],
         }
-        Command::Verify { dir } => match bundle::verify(&dir) {
-            Err(e) => {
-                eprintln!("error: {e}");
-                Exit::Usage
+    }
+
+    /// A usage or scenario error (exit 2).
+    pub fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Self::new(Exit::Usage, error)
+    }
+
+    /// A failed run or command (exit 3).
+    pub fn run_failed(error: impl Into<anyhow::Error>) -> Self {
+        Self::new(Exit::RunFailed, error)
+    }
+}
+
+/// `error: <chain>` per error, one a line. The chain is `{:#}`'s
+/// `outer: cause: cause`, except that a cause whose text its outer message
+/// already quotes (this workspace's errors say their source in their own
+/// message) is not repeated.
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
             }
-            Ok((m, problems)) if problems.is_empty() => {
-                println!(
-                    "ok: {} ({} files verified, status {:?})",
-                    dir.display(),
-                    m.files.len(),
-                    m.status
-                );
-                Exit::Ok
-            }
-            Ok((_, problems)) => {
-                for p in &problems {
-                    eprintln!("{p}");
-                }
-                eprintln!(
-                    "error: {} does not match its manifest ({} problems)",
-                    dir.display(),
-                    problems.len()
-                );
-                Exit::CheckFailed
-            }
-        },
+            write!(f, "error: {}", error_chain(e.as_ref()))?;
+        }
+        Ok(())
+    }
+}
+
+/// An error and its causes as one line (see [`Failure`]'s `Display`).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// Runs one command and prints its output; errors are returned, not
+/// printed (the binary prints a [`Failure`]).
+pub fn run(cli: Cli) -> Result<Exit, Failure> {
+    match cli.command {
+        Command::Validate { files, set } => validate_command(&files, &set),
+        Command::Verify { dir } => verify_command(&dir),
         Command::Run(args) => orchestrate::main(args),
         Command::Report(a) => report_command(report::cli::report(&a)),
         Command::Diff(a) => report_command(report::cli::diff(&a)),
@@ -88,41 +108,88 @@ pub fn run(cli: Cli) -> Exit {
         Command::Findings(c) => report_command(report::cli::findings(&c)),
         Command::Probe(a) => probe_command(&a),
         Command::Load(a) => load_command(&a),
-        Command::Gc => {
-            let r = gc_sweep();
-            for l in &r.removed {
-                println!("removed {l}");
-            }
-            for e in &r.errors {
-                eprintln!("error: {e}");
-            }
-            if r.removed.is_empty() && r.errors.is_empty() {
-                println!("nothing left behind by an earlier run");
-            }
-            if r.errors.is_empty() {
-                Exit::Ok
-            } else {
-                Exit::RunFailed
-            }
-        }
+        Command::Gc => gc_command(),
         Command::Image(cli::ImageCommand::Build { arch, refresh }) => {
             let mut opts = vm::BuildOptions::new(arch);
             opts.refresh = refresh;
-            match vm::image::build_verbose(&opts) {
-                Ok(img) => {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&img.summary()).unwrap_or_default()
-                    );
-                    Exit::Ok
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    Exit::RunFailed
-                }
-            }
+            let img = vm::image::build_verbose(&opts).map_err(Failure::run_failed)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&img.summary()).unwrap_or_default()
+            );
+            Ok(Exit::Ok)
         }
     }
+}
+
+/// `qfc-lab validate`: every file is checked; each bad one is an error (exit 2).
+fn validate_command(files: &[std::path::PathBuf], set: &[String]) -> Result<Exit, Failure> {
+    let mut errors = Vec::new();
+    for f in files {
+        match scenario::load(f, set) {
+            Ok(l) => println!(
+                "ok: {} ({}, {} phases, {} s)",
+                f.display(),
+                l.scenario.name,
+                l.scenario.phases.len(),
+                l.scenario.phases.iter().map(|p| p.duration_s).sum::<u64>()
+            ),
+            Err(e) => errors.push(anyhow::Error::from(e)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(Exit::Ok)
+    } else {
+        Err(Failure {
+            exit: Exit::Usage,
+            errors,
+        })
+    }
+}
+
+/// `qfc-lab verify`: the problems found are its output (stderr); a
+/// mismatch is exit 1, an unreadable bundle exit 2.
+fn verify_command(dir: &Path) -> Result<Exit, Failure> {
+    let (m, problems) = bundle::verify(dir).map_err(Failure::usage)?;
+    if problems.is_empty() {
+        println!(
+            "ok: {} ({} files verified, status {:?})",
+            dir.display(),
+            m.files.len(),
+            m.status
+        );
+        return Ok(Exit::Ok);
+    }
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    Err(Failure::new(
+        Exit::CheckFailed,
+        anyhow::anyhow!(
+            "{} does not match its manifest ({} problems)",
+            dir.display(),
+            problems.len()
+        ),
+    ))
+}
+
+/// `qfc-lab gc`: what was removed is its output; each removal that failed
+/// is an error (exit 3).
+fn gc_command() -> Result<Exit, Failure> {
+    let r = gc_sweep();
+    for l in &r.removed {
+        println!("removed {l}");
+    }
+    if r.removed.is_empty() && r.errors.is_empty() {
+        println!("nothing left behind by an earlier run");
+    }
+    if r.errors.is_empty() {
+        return Ok(Exit::Ok);
+    }
+    Err(Failure {
+        exit: Exit::RunFailed,
+        errors: r.errors.into_iter().map(anyhow::Error::msg).collect(),
+    })
 }
 
 /// Sweeps what dead qfc-lab runs left behind (`vm::gc`); containers only
@@ -135,61 +202,35 @@ pub fn gc_sweep() -> vm::gc::GcReport {
 
 /// `qfc-lab probe`: the probe session of `qfc-probe`, with its control
 /// protocol on this process's stdin/stdout.
-fn probe_command(args: &probes::cli::Args) -> Exit {
+fn probe_command(args: &probes::cli::Args) -> Result<Exit, Failure> {
     let stdin = std::io::BufReader::new(std::io::stdin());
-    match probes::cli::run(args, stdin, std::io::stdout()) {
-        Ok(()) => Exit::Ok,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            Exit::RunFailed
-        }
-    }
+    probes::cli::run(args, stdin, std::io::stdout()).map_err(Failure::run_failed)?;
+    Ok(Exit::Ok)
 }
 
 /// `qfc-lab load`: one load phase against a running node, summary as JSON.
-fn load_command(args: &loadgen::cli::LoadArgs) -> Exit {
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the tokio runtime: {e}");
-            return Exit::RunFailed;
-        }
-    };
+fn load_command(args: &loadgen::cli::LoadArgs) -> Result<Exit, Failure> {
+    let rt = tokio::runtime::Runtime::new()
+        .map_err(|e| Failure::run_failed(anyhow::anyhow!("cannot start the tokio runtime: {e}")))?;
     let cancel = tokio_util::sync::CancellationToken::new();
     let c = cancel.clone();
     rt.spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
         c.cancel();
     });
-    match rt.block_on(loadgen::cli::run(args, cancel)) {
-        Ok(summary) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&summary).unwrap_or_default()
-            );
-            Exit::Ok
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Exit::RunFailed
-        }
-    }
+    let summary = rt
+        .block_on(loadgen::cli::run(args, cancel))
+        .map_err(Failure::run_failed)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&summary).unwrap_or_default()
+    );
+    Ok(Exit::Ok)
 }
 
 /// Prints a report command's output; 1 when an expectation failed, 2 on bad input.
-fn report_command(r: anyhow::Result<(bool, String)>) -> Exit {
-    match r {
-        Ok((failed, text)) => {
-            print!("{text}");
-            if failed {
-                Exit::CheckFailed
-            } else {
-                Exit::Ok
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            Exit::Usage
-        }
-    }
+fn report_command(r: anyhow::Result<(bool, String)>) -> Result<Exit, Failure> {
+    let (failed, text) = r.map_err(Failure::usage)?;
+    print!("{text}");
+    Ok(if failed { Exit::CheckFailed } else { Exit::Ok })
 }
