@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod context;
 pub mod events;
+pub mod exit;
 pub mod load;
 pub mod loadgen_adapter;
 pub mod metrics;
@@ -22,78 +23,8 @@ pub mod signals;
 pub mod targets;
 
 use cli::{Cli, Command};
+pub use exit::{error_chain, Exit, Failure};
 use std::path::Path;
-
-/// Exit codes (documented in README.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Exit {
-    Ok = 0,
-    CheckFailed = 1,
-    Usage = 2,
-    RunFailed = 3,
-}
-
-/// A command that failed before it reported its own outcome: the binary
-/// prints each error with its chain ([`Failure`]'s `Display`, the one place
-/// errors are printed) and exits with `exit`. Outcomes a command already
-/// reported (a run's bundle status, a report's failed expectation) are
-/// `Ok(Exit)` instead.
-#[derive(Debug)]
-pub struct Failure {
-    pub exit: Exit,
-    pub errors: Vec<anyhow::Error>,
-}
-
-impl Failure {
-    pub fn new(exit: Exit, error: impl Into<anyhow::Error>) -> Self {
-        Self {
-            exit,
-            errors: vec![error.into()],
-        }
-    }
-
-    /// A usage or scenario error (exit 2).
-    pub fn usage(error: impl Into<anyhow::Error>) -> Self {
-        Self::new(Exit::Usage, error)
-    }
-
-    /// A failed run or command (exit 3).
-    pub fn run_failed(error: impl Into<anyhow::Error>) -> Self {
-        Self::new(Exit::RunFailed, error)
-    }
-}
-
-/// `error: <chain>` per error, one a line. The chain is `{:#}`'s
-/// `outer: cause: cause`, except that a cause whose text its outer message
-/// already quotes (this workspace's errors say their source in their own
-/// message) is not repeated.
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, e) in self.errors.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "error: {}", error_chain(e.as_ref()))?;
-        }
-        Ok(())
-    }
-}
-
-/// An error and its causes as one line (see [`Failure`]'s `Display`).
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let t = c.to_string();
-        if !text.contains(&t) {
-            text.push_str(": ");
-            text.push_str(&t);
-        }
-        cause = c.source();
-    }
-    text
-}
 
 /// Runs one command and prints its output; errors are returned, not
 /// printed (the binary prints a [`Failure`]).
@@ -176,7 +107,7 @@ fn verify_command(dir: &Path) -> Result<Exit, Failure> {
 /// `qfc-lab gc`: what was removed is its output; each removal that failed
 /// is an error (exit 3).
 fn gc_command() -> Result<Exit, Failure> {
-    let r = gc_sweep();
+    let r = orchestrate::gc_sweep();
     for l in &r.removed {
         println!("removed {l}");
     }
@@ -190,14 +121,6 @@ fn gc_command() -> Result<Exit, Failure> {
         exit: Exit::RunFailed,
         errors: r.errors.into_iter().map(anyhow::Error::msg).collect(),
     })
-}
-
-/// Sweeps what dead qfc-lab runs left behind (`vm::gc`); containers only
-/// when a Docker engine socket is there.
-pub fn gc_sweep() -> vm::gc::GcReport {
-    let docker = Path::new("/usr/bin/docker");
-    let engine = Path::new("/var/run/docker.sock").exists() && docker.exists();
-    vm::gc::sweep(engine.then_some(docker))
 }
 
 /// `qfc-lab probe`: the probe session of `qfc-probe`, with its control

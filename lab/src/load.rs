@@ -1,8 +1,8 @@
 //! What the orchestrator knows of the load generator: where the node
 //! listens ([`Endpoints`]) and how driving the load can fail
 //! ([`LoadPluginError`]). The driver itself, `loadgen::LoadSession` behind
-//! a small tokio runtime, is [`crate::loadgen_adapter::Loadgen`]; this
-//! module does not depend on it.
+//! a small tokio runtime, is `Loadgen` in lab/src/loadgen_adapter.rs, which
+//! depends on this module and not the other way round.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,7 +28,7 @@ pub enum LoadPluginError {
     /// The scenario names an RPC method the load generator does not know.
     #[error("load generator: the load generator has no RPC method {0:?}")]
     UnknownRpcMethod(String),
-    /// A phase was asked for before [`crate::loadgen_adapter::Loadgen::connect`].
+    /// A phase was asked for before the session connected.
     #[error("load generator: run_phase before connect")]
     NotConnected,
     /// The thread running the phase's load panicked.

@@ -22,6 +22,7 @@ use crate::cli::RunArgs;
 use crate::clock::{monotonic_ns, utc_compact, utc_now};
 use crate::context::{self, Context};
 use crate::events::{self, Event, Events, Step};
+use crate::exit::{Exit, Failure};
 use crate::load::{Endpoints, LoadPluginError};
 use crate::loadgen_adapter::Loadgen;
 use crate::metrics;
@@ -30,8 +31,8 @@ use crate::probe::QfcProbe;
 use crate::report::expect::Status as VerdictStatus;
 use crate::report::Verdicts;
 use crate::scenario::{self, Loaded, Phase, Scenario, TargetSpec};
+use crate::signals;
 use crate::targets::{self, AnyTarget};
-use crate::{signals, Exit, Failure};
 
 /// Why a run stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +137,14 @@ pub fn bundle_dir(template: &str, name: &str, utc: &str) -> PathBuf {
     PathBuf::from(template.replace("{name}", name).replace("{utc}", utc))
 }
 
+/// Sweeps what dead qfc-lab runs left behind (`vm::gc`); containers only
+/// when a Docker engine socket is there.
+pub fn gc_sweep() -> vm::gc::GcReport {
+    let docker = Path::new("/usr/bin/docker");
+    let engine = Path::new("/var/run/docker.sock").exists() && docker.exists();
+    vm::gc::sweep(engine.then_some(docker))
+}
+
 /// Entry point of `qfc-lab run`. Errors before the bundle exists are a
 /// [`Failure`]; from then on the outcome is reported by the progress UI
 /// (`Event::Finished`) and the bundle, and returned as the exit code.
@@ -214,7 +223,7 @@ fn prepare_binaries(
     s: &Scenario,
     layout: &Layout,
 ) -> Result<(AnyTarget, PathBuf, PathBuf), Failure> {
-    let swept = crate::gc_sweep();
+    let swept = gc_sweep();
     for l in &swept.removed {
         if !args.json {
             eprintln!("removed {l} (left by an earlier run)");

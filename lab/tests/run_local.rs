@@ -301,9 +301,8 @@ fn run_smoke_with(
 /// `lab::events::Event` (docs/ARCHITECTURE.md, "Run progress events"), also
 /// for an interrupted run.
 fn events_keep_their_order<'a>(lines: impl Iterator<Item = &'a str>) -> Result<(), Failed> {
-    let events: Vec<lab::events::Event> = lines
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()?;
+    let events: Vec<lab::events::Event> =
+        lines.map(serde_json::from_str).collect::<Result<_, _>>()?;
     lab::events::check_order(&events).map_err(Failed::from)
 }
 
