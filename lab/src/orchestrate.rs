@@ -246,8 +246,9 @@ fn prepare_binaries(
     })?;
     let node_binary = match cross_bins.node.clone() {
         Some(b) => b,
-        None => node::resolve_binary(&s.node, args.node_binary.as_deref())
-            .map_err(|e| Failure::usage(anyhow::Error::msg(e)))?,
+        None => {
+            node::resolve_binary(&s.node, args.node_binary.as_deref()).map_err(Failure::usage)?
+        }
     };
     let probe_binary = cross_bins
         .probe
