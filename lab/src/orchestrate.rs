@@ -554,10 +554,7 @@ impl Run {
             }
         };
         std::fs::create_dir_all(self.layout.load_dir()).map_err(|e| err(StepError::Write(e)))?;
-        // As a JSON value: its keys sorted, as the bundle has always had them.
-        let json = serde_json::to_value(&report)
-            .and_then(|v| serde_json::to_vec_pretty(&v))
-            .unwrap_or_default();
+        let json = sorted_json(&report).unwrap_or_default();
         bundle::write_atomic(&self.layout.load_dir().join("seed_db.json"), &json)
             .map_err(|e| err(StepError::Write(e)))?;
         self.mark("datadir seeded".into());
@@ -902,9 +899,7 @@ impl Run {
             Some(Ok(summary)) => {
                 let path = load_dir.join("summary.json");
                 if !path.exists() {
-                    // As a JSON value: its keys sorted, as the bundle has always had them.
-                    let written = serde_json::to_value(&summary)
-                        .and_then(|v| serde_json::to_vec_pretty(&v))
+                    let written = sorted_json(&summary)
                         .map_err(std::io::Error::other)
                         .and_then(|b| bundle::write_atomic(&path, &b));
                     if let Err(e) = written {
@@ -1481,6 +1476,13 @@ fn pump_log(mut r: Box<dyn std::io::Read + Send>, path: &Path, name: &str) -> Op
         }
     }
     why
+}
+
+/// `v` as pretty JSON with its object keys sorted (through a
+/// `serde_json::Value`), as the bundle has always had the load generator's
+/// reports.
+fn sorted_json<T: Serialize>(v: &T) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_value(v).and_then(|v| serde_json::to_vec_pretty(&v))
 }
 
 /// Writes `v` as pretty JSON to `path`.
