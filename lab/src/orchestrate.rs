@@ -486,18 +486,7 @@ impl Run {
 
     /// Signal or node death ends the run.
     fn check(&mut self) -> Result<(), RunError> {
-        if let Some(sig) = signals::requested() {
-            return Err(RunError::Interrupted(signals::name(sig)));
-        }
-        if let Some(n) = self.node.as_mut() {
-            if let Ok(Some(status)) = n.try_wait() {
-                return Err(RunError::NodeDied {
-                    status: status.to_string(),
-                    when: String::new(),
-                });
-            }
-        }
-        Ok(())
+        check_alive(&mut self.node, String::new)
     }
 
     /// Prepares the target (and this host's scratch when the probes run
@@ -756,13 +745,7 @@ impl Run {
         };
         let deadline = Instant::now() + Duration::from_secs(wait_s);
         loop {
-            self.check().map_err(|e| match e {
-                RunError::NodeDied { status, .. } => RunError::NodeDied {
-                    status,
-                    when: "before its RPC answered".into(),
-                },
-                e => e,
-            })?;
+            check_alive(&mut self.node, || "before its RPC answered".into())?;
             match metrics::rpc(node.rpc, "eth_blockNumber", Duration::from_secs(2)) {
                 Ok(_) => break,
                 Err(source) if Instant::now() >= deadline => {
@@ -981,16 +964,8 @@ impl Run {
             let begin = Instant::now();
             let mut next_scrape = begin;
             let outcome = loop {
-                if let Some(sig) = signals::requested() {
-                    break Err(RunError::Interrupted(signals::name(sig)));
-                }
-                if let Some(n) = node.as_mut() {
-                    if let Ok(Some(st)) = n.try_wait() {
-                        break Err(RunError::NodeDied {
-                            status: st.to_string(),
-                            when: format!("during phase {}", phase.name),
-                        });
-                    }
+                if let Err(e) = check_alive(node, || format!("during phase {}", phase.name)) {
+                    break Err(e);
                 }
                 let elapsed = begin.elapsed();
                 if interval > 0 && Instant::now() >= next_scrape {
@@ -1439,6 +1414,27 @@ fn seal_manifest(l: &Layout, m: &mut Manifest) -> std::io::Result<Status> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// A signal or the node's death ends the run; `when` says when the node
+/// died ("during phase x"). Checked at each step, while waiting for RPC and
+/// throughout a phase.
+fn check_alive(
+    node: &mut Option<Box<dyn RemoteProcess>>,
+    when: impl FnOnce() -> String,
+) -> Result<(), RunError> {
+    if let Some(sig) = signals::requested() {
+        return Err(RunError::Interrupted(signals::name(sig)));
+    }
+    if let Some(n) = node.as_mut() {
+        if let Ok(Some(status)) = n.try_wait() {
+            return Err(RunError::NodeDied {
+                status: status.to_string(),
+                when: when(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Copies one of the node's output streams into its log in the bundle. The
