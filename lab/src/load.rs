@@ -1,15 +1,11 @@
-//! Load plug-ins. [`LoadPlugin`] is what the orchestrator drives, once per
-//! run ([`LoadPlugin::connect`]) and once per phase with load
-//! ([`LoadPlugin::run_phase`], blocking for the phase's duration, on its own
-//! thread). The adapter to `loadgen::LoadSession` is
-//! [`crate::loadgen_adapter::Loadgen`]; [`Unavailable`] records a clear
-//! failure instead when it cannot start.
+//! What the orchestrator knows of the load generator: where the node
+//! listens ([`Endpoints`]) and how driving the load can fail
+//! ([`LoadPluginError`]). The driver itself, `loadgen::LoadSession` behind
+//! a small tokio runtime, is `Loadgen` in lab/src/loadgen_adapter.rs, which
+//! depends on this module and not the other way round.
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::atomic::AtomicBool;
-
-use crate::scenario::Phase;
+use std::sync::Arc;
 
 /// Where the node listens, as seen from this machine.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -22,72 +18,23 @@ pub struct Endpoints {
     pub admin_rpc: bool,
 }
 
-/// Errors of a load plug-in.
+/// Errors of driving the load generator; each ends up in the bundle's
+/// `plugin_failures` (or, for seeding, as the run's error).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadPluginError {
-    #[error("no load generator in this build: {0}")]
-    Unavailable(String),
+    /// The load generator's tokio runtime did not start: every call fails.
+    #[error("no load generator in this build: cannot start the load generator's runtime: {0}")]
+    Runtime(#[source] Arc<std::io::Error>),
+    /// The scenario names an RPC method the load generator does not know.
+    #[error("load generator: the load generator has no RPC method {0:?}")]
+    UnknownRpcMethod(String),
+    /// A phase was asked for before the session connected.
+    #[error("load generator: run_phase before connect")]
+    NotConnected,
+    /// The thread running the phase's load panicked.
+    #[error("load generator: load thread panicked")]
+    Panicked,
+    /// Seeding, connecting or a phase failed in the load generator.
     #[error("load generator: {0}")]
-    Failed(String),
-}
-
-/// A load generator driving the node across phases.
-pub trait LoadPlugin: Send {
-    /// Seeds a node datadir (on this machine) before the node starts.
-    fn seed_db(
-        &mut self,
-        datadir: &Path,
-        keys: u64,
-        value_bytes: u64,
-        seed: u64,
-    ) -> Result<serde_json::Value, LoadPluginError>;
-    /// Connects once per run (funds accounts, keeps nonces across phases).
-    fn connect(&mut self, endpoints: &Endpoints, seed: u64) -> Result<(), LoadPluginError>;
-    /// Runs `phase.load` for `phase.duration_s`, writing into `out_dir`;
-    /// returns the phase summary. Returns early when `cancel` becomes true.
-    fn run_phase(
-        &mut self,
-        phase: &Phase,
-        out_dir: &Path,
-        cancel: &AtomicBool,
-    ) -> Result<serde_json::Value, LoadPluginError>;
-}
-
-/// Stand-in when no load generator is linked: every call fails with a reason
-/// that ends up in the bundle's `plugin_failures`.
-#[derive(Debug)]
-pub struct Unavailable(pub String);
-
-impl LoadPlugin for Unavailable {
-    fn seed_db(
-        &mut self,
-        _: &Path,
-        _: u64,
-        _: u64,
-        _: u64,
-    ) -> Result<serde_json::Value, LoadPluginError> {
-        Err(LoadPluginError::Unavailable(self.0.clone()))
-    }
-    fn connect(&mut self, _: &Endpoints, _: u64) -> Result<(), LoadPluginError> {
-        Err(LoadPluginError::Unavailable(self.0.clone()))
-    }
-    fn run_phase(
-        &mut self,
-        _: &Phase,
-        _: &Path,
-        _: &AtomicBool,
-    ) -> Result<serde_json::Value, LoadPluginError> {
-        Err(LoadPluginError::Unavailable(self.0.clone()))
-    }
-}
-
-/// The load plug-in of this build: loadgen, or a recorded failure when its
-/// runtime cannot start.
-pub fn default_plugin() -> Box<dyn LoadPlugin> {
-    match crate::loadgen_adapter::Loadgen::new() {
-        Ok(l) => Box::new(l),
-        Err(e) => Box::new(Unavailable(format!(
-            "cannot start the load generator's runtime: {e}"
-        ))),
-    }
+    Load(#[source] loadgen::LoadError),
 }

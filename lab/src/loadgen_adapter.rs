@@ -1,15 +1,20 @@
-//! The load plug-in backed by `loadgen::LoadSession` (docs/ARCHITECTURE.md,
-//! "Load generator"): converts the lab's validated `[phase.load.*]` into
-//! `loadgen::PhaseLoad`, owns a small tokio runtime, and bridges the
-//! orchestrator's cancel flag to loadgen's `CancellationToken`.
+//! The load generator as the orchestrator drives it: `loadgen::LoadSession`
+//! (docs/ARCHITECTURE.md, "Load generator") behind [`Loadgen`], once per run
+//! ([`Loadgen::connect`]) and once per phase with load ([`Loadgen::run_phase`],
+//! blocking for the phase's duration, on its own thread). It converts the
+//! lab's validated `[phase.load.*]` into `loadgen::PhaseLoad`, owns a small
+//! tokio runtime, and bridges the orchestrator's cancel flag to loadgen's
+//! `CancellationToken`. When the runtime cannot start, every call fails with
+//! that reason (it ends up in the bundle's `plugin_failures`).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::load::{Endpoints, LoadPlugin, LoadPluginError};
+use crate::load::{Endpoints, LoadPluginError};
 use crate::scenario::{self, Phase, PhaseLoad};
 
 /// Converts the lab's domain form to loadgen's (same field names).
@@ -19,11 +24,8 @@ pub fn to_loadgen(l: &PhaseLoad) -> Result<loadgen::PhaseLoad, LoadPluginError> 
         Some(r) => {
             let mut mix = std::collections::BTreeMap::new();
             for (name, w) in &r.mix {
-                let m = loadgen::RpcMethod::from_name(name).ok_or_else(|| {
-                    LoadPluginError::Failed(format!(
-                        "the load generator has no RPC method {name:?}"
-                    ))
-                })?;
+                let m = loadgen::RpcMethod::from_name(name)
+                    .ok_or_else(|| LoadPluginError::UnknownRpcMethod(name.clone()))?;
                 mix.insert(m, *w);
             }
             Some(loadgen::RpcLoad {
@@ -77,37 +79,50 @@ pub fn to_loadgen(l: &PhaseLoad) -> Result<loadgen::PhaseLoad, LoadPluginError> 
     })
 }
 
-/// `loadgen::LoadSession` as a [`LoadPlugin`].
+/// `loadgen::LoadSession` with its runtime (or why the runtime did not start).
 pub struct Loadgen {
-    rt: tokio::runtime::Runtime,
+    rt: Result<tokio::runtime::Runtime, Arc<std::io::Error>>,
     session: Option<loadgen::LoadSession>,
 }
 
+impl Default for Loadgen {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Loadgen {
-    pub fn new() -> std::io::Result<Self> {
+    /// Starts the runtime; when it cannot start, every later call says why.
+    pub fn new() -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("qfc-lab-load")
             .enable_all()
-            .build()?;
-        Ok(Self { rt, session: None })
+            .build()
+            .map_err(Arc::new);
+        Self { rt, session: None }
     }
-}
 
-impl LoadPlugin for Loadgen {
-    fn seed_db(
+    fn rt(&self) -> Result<&tokio::runtime::Runtime, LoadPluginError> {
+        self.rt
+            .as_ref()
+            .map_err(|e| LoadPluginError::Runtime(e.clone()))
+    }
+
+    /// Seeds a node datadir (on this machine) before the node starts.
+    pub fn seed_db(
         &mut self,
         datadir: &Path,
         keys: u64,
         value_bytes: u64,
         seed: u64,
-    ) -> Result<serde_json::Value, LoadPluginError> {
-        let r = loadgen::seed_db(datadir, keys, value_bytes as usize, seed)
-            .map_err(|e| LoadPluginError::Failed(e.to_string()))?;
-        serde_json::to_value(&r).map_err(|e| LoadPluginError::Failed(e.to_string()))
+    ) -> Result<loadgen::SeedReport, LoadPluginError> {
+        self.rt()?;
+        loadgen::seed_db(datadir, keys, value_bytes as usize, seed).map_err(LoadPluginError::Load)
     }
 
-    fn connect(&mut self, e: &Endpoints, seed: u64) -> Result<(), LoadPluginError> {
+    /// Connects once per run (funds accounts, keeps nonces across phases).
+    pub fn connect(&mut self, e: &Endpoints, seed: u64) -> Result<(), LoadPluginError> {
         let endpoints = loadgen::NodeEndpoints {
             rpc: e.rpc,
             p2p: e.p2p,
@@ -116,26 +131,26 @@ impl LoadPlugin for Loadgen {
             admin_rpc: e.admin_rpc,
         };
         let s = self
-            .rt
+            .rt()?
             .block_on(loadgen::LoadSession::connect(endpoints, seed))
-            .map_err(|e| LoadPluginError::Failed(e.to_string()))?;
+            .map_err(LoadPluginError::Load)?;
         self.session = Some(s);
         Ok(())
     }
 
-    fn run_phase(
+    /// Runs `phase.load` for `phase.duration_s`, writing into `out_dir`;
+    /// returns the phase summary. Returns early when `cancel` becomes true.
+    pub fn run_phase(
         &mut self,
         phase: &Phase,
         out_dir: &Path,
         cancel: &AtomicBool,
-    ) -> Result<serde_json::Value, LoadPluginError> {
-        let session = self
-            .session
-            .as_ref()
-            .ok_or_else(|| LoadPluginError::Failed("run_phase before connect".into()))?;
+    ) -> Result<loadgen::PhaseSummary, LoadPluginError> {
+        let rt = self.rt()?;
+        let session = self.session.as_ref().ok_or(LoadPluginError::NotConnected)?;
         let load = to_loadgen(&phase.load)?;
         let token = CancellationToken::new();
-        let summary = self.rt.block_on(async {
+        let summary = rt.block_on(async {
             let fut = session.run_phase(
                 &phase.name,
                 &load,
@@ -155,8 +170,7 @@ impl LoadPlugin for Loadgen {
                 }
             }
         });
-        let summary = summary.map_err(|e| LoadPluginError::Failed(e.to_string()))?;
-        serde_json::to_value(&summary).map_err(|e| LoadPluginError::Failed(e.to_string()))
+        summary.map_err(LoadPluginError::Load)
     }
 }
 

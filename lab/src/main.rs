@@ -1,5 +1,6 @@
 //! `qfc-lab`: parses arguments, installs logging, runs [`lab::run`] and
-//! turns its outcome into the documented exit code.
+//! turns its outcome into the documented exit code. This is the one place
+//! an error is printed (with its chain, [`lab::Failure`]).
 
 use clap::Parser;
 
@@ -11,6 +12,12 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let code = lab::run(cli);
+    let code = match lab::run(cli) {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("{failure}");
+            failure.exit
+        }
+    };
     std::process::ExitCode::from(code as u8)
 }

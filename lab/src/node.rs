@@ -78,22 +78,26 @@ pub fn sibling_binary(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Why no node binary could be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeBinaryError {
+    #[error("node binary {} does not exist: build it or fix [node] binary", .0.display())]
+    Missing(PathBuf),
+    #[error("qfc-refnode not found next to qfc-lab: run `cargo build -p refnode` (same target directory) or pass --node-binary")]
+    NoRefnode,
+}
+
 /// Resolves the node binary: `--node-binary`, then `[node] binary`, then
 /// `qfc-refnode` next to qfc-lab.
-pub fn resolve_binary(spec: &NodeSpec, cli: Option<&Path>) -> Result<PathBuf, String> {
+pub fn resolve_binary(spec: &NodeSpec, cli: Option<&Path>) -> Result<PathBuf, NodeBinaryError> {
     if let Some(p) = cli.map(Path::to_path_buf).or_else(|| spec.binary.clone()) {
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(format!(
-                "node binary {} does not exist: build it or fix [node] binary",
-                p.display()
-            ))
+            Err(NodeBinaryError::Missing(p))
         };
     }
-    sibling_binary("qfc-refnode").ok_or_else(|| {
-        "qfc-refnode not found next to qfc-lab: run `cargo build -p refnode` (same target directory) or pass --node-binary".into()
-    })
+    sibling_binary("qfc-refnode").ok_or(NodeBinaryError::NoRefnode)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Probe plug-ins. [`ProbePlugin`] is what the orchestrator drives;
-//! [`QfcProbe`] runs the `qfc-probe` binary on the target with
+//! The probe session the orchestrator drives: [`QfcProbe`] runs the
+//! `qfc-probe` binary on the machine the probes run on with
 //! `--control stdin` and speaks its line protocol (docs/ARCHITECTURE.md,
 //! "Probe session control"):
 //!
@@ -38,19 +38,6 @@ pub enum ProbeError {
     Protocol { command: String, line: String },
 }
 
-/// A probe session over the whole run.
-pub trait ProbePlugin {
-    /// Starts the probes on the node's process `pid`, writing under `out`
-    /// (a path on the target); returns the monotonic time they were ready.
-    fn attach(&mut self, target: &mut dyn Target, pid: u32, out: &Path) -> Result<u64, ProbeError>;
-    /// Closes the current window and opens one for phase `name`.
-    fn phase(&mut self, name: &str) -> Result<u64, ProbeError>;
-    /// Closes the last window and detaches.
-    fn stop(&mut self) -> Result<u64, ProbeError>;
-    /// Stops the session at once (teardown path); idempotent.
-    fn abort(&mut self);
-}
-
 /// `qfc-probe`'s command line after the program.
 /// `cgroup`: a cgroup v2 directory that replaces `--pid` for scope
 /// `target` (a container's processes).
@@ -75,7 +62,8 @@ pub fn probe_args(spec: &ProbeSpec, pid: u32, cgroup: Option<&Path>, out: &Path)
     a
 }
 
-/// The `qfc-probe` binary driven over stdin/stdout.
+/// The `qfc-probe` binary driven over stdin/stdout: one session over the
+/// whole run.
 pub struct QfcProbe {
     binary: PathBuf,
     spec: ProbeSpec,
@@ -195,8 +183,15 @@ impl QfcProbe {
     }
 }
 
-impl ProbePlugin for QfcProbe {
-    fn attach(&mut self, target: &mut dyn Target, pid: u32, out: &Path) -> Result<u64, ProbeError> {
+impl QfcProbe {
+    /// Starts the probes on the node's process `pid`, writing under `out`
+    /// (a path on the target); returns the monotonic time they were ready.
+    pub fn attach(
+        &mut self,
+        target: &mut dyn Target,
+        pid: u32,
+        out: &Path,
+    ) -> Result<u64, ProbeError> {
         if !self.binary.is_file() {
             return Err(ProbeError::Missing(self.binary.clone()));
         }
@@ -236,13 +231,15 @@ impl ProbePlugin for QfcProbe {
         self.expect("attach", "ready", self.attach_timeout)
     }
 
-    fn phase(&mut self, name: &str) -> Result<u64, ProbeError> {
+    /// Closes the current window and opens one for phase `name`.
+    pub fn phase(&mut self, name: &str) -> Result<u64, ProbeError> {
         let cmd = format!("phase {name}");
         self.send(&cmd)?;
         self.expect(&cmd, &format!("phase {name}"), Duration::from_secs(30))
     }
 
-    fn stop(&mut self) -> Result<u64, ProbeError> {
+    /// Closes the last window and detaches.
+    pub fn stop(&mut self) -> Result<u64, ProbeError> {
         self.send("stop")?;
         let t = self.expect("stop", "stopped", Duration::from_secs(120))?;
         self.stdin = None;
@@ -255,7 +252,8 @@ impl ProbePlugin for QfcProbe {
         Ok(t)
     }
 
-    fn abort(&mut self) {
+    /// Stops the session at once (teardown path); idempotent.
+    pub fn abort(&mut self) {
         self.stdin = None;
         if let Some(mut p) = self.proc.take() {
             let _ = p.terminate(Duration::from_secs(5));

@@ -75,6 +75,7 @@ fn smoke_bundle_verifies_and_detects_any_changed_byte() -> Result<(), Failed> {
             .any(|l| l.contains("\"event\":\"phase_started\"")),
         "no phase_started event",
     )?;
+    events_keep_their_order(stdout.lines())?;
     let timeline: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("timeline.json"))?)?;
     let phases = timeline["phases"]
@@ -274,8 +275,11 @@ fn run_smoke_with(
     });
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut started = false;
+    let mut seen = Vec::new();
     for line in lines.by_ref() {
-        let v: serde_json::Value = serde_json::from_str(&line?)?;
+        let line = line?;
+        let v: serde_json::Value = serde_json::from_str(&line)?;
+        seen.push(line);
         if v["event"] == "phase_started" {
             started = true;
             break;
@@ -286,10 +290,20 @@ fn run_smoke_with(
         return Err("the run ended before its first phase".into());
     }
     let r = at_phase(pid);
-    let _rest: Vec<String> = lines.map_while(Result::ok).collect();
+    seen.extend(lines.map_while(Result::ok));
     let status = child.wait()?;
     r?;
+    events_keep_their_order(seen.iter().map(String::as_str))?;
     Ok((status.code(), err_reader.join().unwrap_or_default()))
+}
+
+/// The `--json` progress lines keep the ordering contract of
+/// `lab::events::Event` (docs/ARCHITECTURE.md, "Run progress events"), also
+/// for an interrupted run.
+fn events_keep_their_order<'a>(lines: impl Iterator<Item = &'a str>) -> Result<(), Failed> {
+    let events: Vec<lab::events::Event> =
+        lines.map(serde_json::from_str).collect::<Result<_, _>>()?;
+    lab::events::check_order(&events).map_err(Failed::from)
 }
 
 /// The bundle is `incomplete`, one of its reasons names `needle`, and what
