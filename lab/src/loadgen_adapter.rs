@@ -109,20 +109,29 @@ impl Loadgen {
             .map_err(|e| LoadPluginError::Runtime(e.clone()))
     }
 
-    /// Seeds a node datadir (on this machine) before the node starts.
+    /// Seeds a node datadir (on this machine) before the node starts; gives
+    /// up between batches once `stop` returns true.
     pub fn seed_db(
         &mut self,
         datadir: &Path,
         keys: u64,
         value_bytes: u64,
         seed: u64,
+        stop: &dyn Fn() -> bool,
     ) -> Result<loadgen::SeedReport, LoadPluginError> {
         self.rt()?;
-        loadgen::seed_db(datadir, keys, value_bytes as usize, seed).map_err(LoadPluginError::Load)
+        loadgen::seed_db_until(datadir, keys, value_bytes as usize, seed, stop)
+            .map_err(LoadPluginError::Load)
     }
 
-    /// Connects once per run (funds accounts, keeps nonces across phases).
-    pub fn connect(&mut self, e: &Endpoints, seed: u64) -> Result<(), LoadPluginError> {
+    /// Connects once per run (funds accounts, keeps nonces across phases);
+    /// gives up within 50 ms once `stop` returns true.
+    pub fn connect(
+        &mut self,
+        e: &Endpoints,
+        seed: u64,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<(), LoadPluginError> {
         let endpoints = loadgen::NodeEndpoints {
             rpc: e.rpc,
             p2p: e.p2p,
@@ -132,7 +141,20 @@ impl Loadgen {
         };
         let s = self
             .rt()?
-            .block_on(loadgen::LoadSession::connect(endpoints, seed))
+            .block_on(async {
+                let fut = loadgen::LoadSession::connect(endpoints, seed);
+                tokio::pin!(fut);
+                loop {
+                    tokio::select! {
+                        r = &mut fut => break r,
+                        _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                            if stop() {
+                                break Err(loadgen::LoadError::Cancelled { what: "connecting the load generator" });
+                            }
+                        }
+                    }
+                }
+            })
             .map_err(LoadPluginError::Load)?;
         self.session = Some(s);
         Ok(())

@@ -535,11 +535,12 @@ impl Run {
         let report = match self.s.target {
             TargetSpec::Local => self
                 .load
-                .seed_db(datadir, keys, value_bytes, seed)
-                .map_err(|e| err(StepError::Seed(e)))?,
+                .seed_db(datadir, keys, value_bytes, seed, &stop_requested)
+                .map_err(|e| interrupted_or(err(StepError::Seed(e))))?,
             TargetSpec::Container { .. } => return Err(err(StepError::SeedOnContainer)),
             TargetSpec::Ssh(_) | TargetSpec::Qemu(_) => {
-                self.seed_remote(datadir, keys, value_bytes).map_err(&err)?
+                self.seed_remote(datadir, keys, value_bytes)
+                    .map_err(|e| interrupted_or(err(e)))?
             }
         };
         std::fs::create_dir_all(self.layout.load_dir()).map_err(|e| err(StepError::Write(e)))?;
@@ -564,7 +565,7 @@ impl Run {
         let local = tmp.path().join("node-data");
         let report = self
             .load
-            .seed_db(&local, keys, value_bytes, self.s.seed)
+            .seed_db(&local, keys, value_bytes, self.s.seed, &stop_requested)
             .map_err(StepError::Seed)?;
         let tarball = tmp.path().join("seed-db.tar");
         let st = std::process::Command::new("tar")
@@ -780,8 +781,10 @@ impl Run {
             return Ok(false);
         }
         self.step(Step::ConnectLoad)?;
-        match self.load.connect(endpoints, self.s.seed) {
+        match self.load.connect(endpoints, self.s.seed, &stop_requested) {
             Ok(()) => Ok(true),
+            // a signal, not a load failure: the run ends as interrupted
+            Err(_) if stop_requested() => Err(interrupted_or(RunError::Interrupted("signal"))),
             Err(e) => {
                 self.warn("load", None, e.to_string());
                 Ok(false)
@@ -1419,6 +1422,20 @@ fn seal_manifest(l: &Layout, m: &mut Manifest) -> std::io::Result<Status> {
 /// A signal or the node's death ends the run; `when` says when the node
 /// died ("during phase x"). Checked at each step, while waiting for RPC and
 /// throughout a phase.
+/// Whether a signal asked the run to stop: long in-process steps (seeding,
+/// connecting the load) poll it, so Ctrl-C takes effect within 2 s.
+fn stop_requested() -> bool {
+    signals::requested().is_some()
+}
+
+/// The signal's own error when a signal stopped the step, else `e`.
+fn interrupted_or(e: RunError) -> RunError {
+    match signals::requested() {
+        Some(sig) => RunError::Interrupted(signals::name(sig)),
+        None => e,
+    }
+}
+
 fn check_alive(
     node: &mut Option<Box<dyn RemoteProcess>>,
     when: impl FnOnce() -> String,

@@ -250,6 +250,79 @@ fn sigint_mid_phase_leaves_incomplete_verifiable_bundle_and_no_child() -> Result
     Ok(())
 }
 
+/// Ctrl-C during an in-process step (seeding a large datadir, which alone
+/// would take well over 2 s) ends the run within 2 s: the seeder asks for a
+/// stop between batches. The bundle is incomplete, names the signal, and
+/// no node was started.
+fn sigint_while_seeding_ends_the_run_within_2_s() -> Result<(), Failed> {
+    let tmp = tempfile::tempdir()?;
+    let smoke = std::fs::read_to_string(repo().join("scenarios/smoke.toml"))?;
+    // 6 million keys of 256 bytes: about 1.5 GB, many seconds of writing
+    let scenario = tmp.path().join("seed-heavy.toml");
+    std::fs::write(
+        &scenario,
+        format!("{smoke}\n[node.seed_db]\nkeys = 6_000_000\nvalue_bytes = 256\n"),
+    )?;
+    let out = tmp.path().join("bundle");
+    let mut child = Command::new(lab())
+        .args(["run", "--json", "--out"])
+        .arg(&out)
+        .arg(&scenario)
+        .current_dir(repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let lab_pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let v: serde_json::Value = serde_json::from_str(&line?)?;
+        seen.push(v.to_string());
+        if v["event"] == "step" && v["step"] == "start_node" {
+            break;
+        }
+        if v["event"] == "finished" {
+            break;
+        }
+    }
+    ensure(
+        seen.last().is_some_and(|l| l.contains("start_node")),
+        format!("no start_node step: {seen:?}"),
+    )?;
+    // let the seeder get going
+    std::thread::sleep(Duration::from_millis(700));
+    let sent = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(lab_pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )?;
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait()?;
+    let took = sent.elapsed();
+    ensure(
+        took <= Duration::from_secs(2),
+        format!("the run took {took:?} to end after SIGINT while seeding"),
+    )?;
+    ensure(
+        status.code() == Some(3),
+        format!("exit {:?}, events after SIGINT: {rest:?}", status.code()),
+    )?;
+    ensure(
+        !rest.iter().chain(&seen).any(|l| l.contains("node_started")),
+        format!("a node was started: {rest:?}"),
+    )?;
+    let m = manifest(&out);
+    ensure(
+        m["status"] == "incomplete",
+        format!("status {}", m["status"]),
+    )?;
+    ensure(
+        m["error"].as_str().is_some_and(|e| e.contains("SIGINT")),
+        format!("error {}", m["error"]),
+    )?;
+    Ok(())
+}
+
 /// Runs smoke.toml with `--json`; calls `at_phase` once the first phase has
 /// started (with the run's pid), then waits for the exit. Returns the exit
 /// code and stderr.
@@ -495,6 +568,11 @@ fn main() {
         Trial::test(
             "sigint_mid_phase_leaves_incomplete_verifiable_bundle_and_no_child",
             sigint_mid_phase_leaves_incomplete_verifiable_bundle_and_no_child,
+        )
+        .with_ignored_flag(no_node),
+        Trial::test(
+            "sigint_while_seeding_ends_the_run_within_2_s",
+            sigint_while_seeding_ends_the_run_within_2_s,
         )
         .with_ignored_flag(no_node),
         Trial::test(

@@ -36,7 +36,7 @@ pub use model::{
     CompactionLoad, CompactionMethod, LoadModel, PhaseLoad, RateStep, RpcLoad, RpcMethod, SyncLoad,
     SyncRequestKind, TxLoad,
 };
-pub use seed_db::{seed_db, SeedReport};
+pub use seed_db::{seed_db, seed_db_until, SeedReport};
 pub use session::{LoadSession, NodeEndpoints, PhaseSummary};
 pub use stats::{LatencySummary, Pacing, SeriesPoint, WorkloadSummary};
 
@@ -69,4 +69,7 @@ pub enum LoadError {
     /// Seeding a RocksDB data directory failed.
     #[error("cannot seed RocksDB at {path}: {why}")]
     SeedDb { path: PathBuf, why: String },
+    /// The caller asked a long step to stop (a signal).
+    #[error("{what} stopped on request")]
+    Cancelled { what: &'static str },
 }

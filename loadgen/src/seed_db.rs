@@ -11,8 +11,11 @@ use serde::Serialize;
 
 use crate::LoadError;
 
-/// Keys per WriteBatch.
+/// Keys per WriteBatch, at most.
 const BATCH: u64 = 10_000;
+/// Value bytes per WriteBatch, at most: with large values a batch still
+/// ends within a fraction of a second, so a stop request is seen quickly.
+const BATCH_BYTES: u64 = 8 << 20;
 
 /// What [`seed_db`] wrote.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -32,6 +35,20 @@ pub fn seed_db(
     keys: u64,
     value_bytes: usize,
     seed: u64,
+) -> Result<SeedReport, LoadError> {
+    seed_db_until(datadir, keys, value_bytes, seed, &|| false)
+}
+
+/// [`seed_db`] that gives up with [`LoadError::Cancelled`] when `stop`
+/// returns true; it is asked between batches (each at most [`BATCH`] keys
+/// and [`BATCH_BYTES`] of values), so a Ctrl-C is seen within a fraction of
+/// a second. The batch size does not change what is written, nor its order.
+pub fn seed_db_until(
+    datadir: &Path,
+    keys: u64,
+    value_bytes: usize,
+    seed: u64,
+    stop: &dyn Fn() -> bool,
 ) -> Result<SeedReport, LoadError> {
     let path = datadir.join("db");
     let err = |why: String| LoadError::SeedDb {
@@ -56,9 +73,15 @@ pub fn seed_db(
     key[..9].copy_from_slice(b"lab-seed/");
     let mut value = vec![0u8; value_bytes];
     let mut written = 0u64;
+    let per_batch = BATCH.min((BATCH_BYTES / (value_bytes as u64).max(1)).max(1));
     while written < keys {
+        if stop() {
+            return Err(LoadError::Cancelled {
+                what: "seeding the datadir",
+            });
+        }
         let mut batch = rocksdb::WriteBatch::default();
-        for _ in 0..BATCH.min(keys - written) {
+        for _ in 0..per_batch.min(keys - written) {
             rng.fill_bytes(&mut key[9..]);
             rng.fill_bytes(&mut value);
             digest.update(&key);
@@ -95,5 +118,19 @@ mod tests {
         let db = rocksdb::DB::open_default(a.path().join("db")).unwrap();
         let n = db.iterator(rocksdb::IteratorMode::Start).count();
         assert_eq!(n, 25_000);
+    }
+
+    #[test]
+    fn a_stop_request_ends_seeding_between_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let asked = std::cell::Cell::new(0u32);
+        // large values: one batch is BATCH_BYTES / value_bytes = 8 keys
+        let r = seed_db_until(dir.path(), 1_000, 1 << 20, 1, &|| {
+            asked.set(asked.get() + 1);
+            asked.get() > 3
+        });
+        assert!(matches!(r, Err(LoadError::Cancelled { .. })), "{r:?}");
+        // asked before each batch of 8 keys: three batches, then the stop
+        assert_eq!(asked.get(), 4, "asked before each batch");
     }
 }
