@@ -386,7 +386,7 @@ fn check_tools(arch: Arch) -> Result<(), ImageError> {
         ("arch-test", "arch-test"),
     ];
     for (tool, package) in tools {
-        if crate::qemu::which(tool).is_none() {
+        if which::which(tool).is_err() {
             return Err(ImageError::ToolMissing { tool, package });
         }
     }
