@@ -1,6 +1,6 @@
 //! The load plug-in backed by `loadgen::LoadSession` (docs/ARCHITECTURE.md,
-//! "Load generator"): converts the lab's validated `[phase.load.*]` into
-//! `loadgen::PhaseLoad`, owns a small tokio runtime, and bridges the
+//! "Load generator"): hands the scenario's `loadgen::PhaseLoad` to the
+//! session as it is, owns a small tokio runtime, and bridges the
 //! orchestrator's cancel flag to loadgen's `CancellationToken`.
 
 use std::path::Path;
@@ -10,72 +10,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::load::{Endpoints, LoadPlugin, LoadPluginError};
-use crate::scenario::{self, Phase, PhaseLoad};
-
-/// Converts the lab's domain form to loadgen's (same field names).
-pub fn to_loadgen(l: &PhaseLoad) -> Result<loadgen::PhaseLoad, LoadPluginError> {
-    let rpc = match &l.rpc {
-        None => None,
-        Some(r) => {
-            let mut mix = std::collections::BTreeMap::new();
-            for (name, w) in &r.mix {
-                let m = loadgen::RpcMethod::from_name(name).ok_or_else(|| {
-                    LoadPluginError::Failed(format!(
-                        "the load generator has no RPC method {name:?}"
-                    ))
-                })?;
-                mix.insert(m, *w);
-            }
-            Some(loadgen::RpcLoad {
-                model: match r.model {
-                    scenario::LoadModel::Open => loadgen::LoadModel::Open,
-                    scenario::LoadModel::Closed => loadgen::LoadModel::Closed,
-                },
-                rate_per_s: r.rate_per_s,
-                ramp_to_per_s: r.ramp_to_per_s,
-                steps: r
-                    .steps
-                    .iter()
-                    .map(|&(duration_s, rate_per_s)| loadgen::RateStep {
-                        duration_s,
-                        rate_per_s,
-                    })
-                    .collect(),
-                concurrency: r.concurrency,
-                timeout_ms: r.timeout_ms,
-                mix,
-            })
-        }
-    };
-    Ok(loadgen::PhaseLoad {
-        rpc,
-        tx: l.tx.as_ref().map(|t| loadgen::TxLoad {
-            rate_per_s: t.rate_per_s,
-            accounts: t.accounts,
-            sample_receipts: t.sample_receipts,
-            timeout_ms: t.timeout_ms,
-        }),
-        sync: l.sync.as_ref().map(|s| loadgen::SyncLoad {
-            peers: s.peers,
-            rate_per_s: s.rate_per_s,
-            request: match s.request {
-                scenario::SyncRequest::Range => loadgen::SyncRequestKind::Range,
-                scenario::SyncRequest::Number => loadgen::SyncRequestKind::Number,
-                scenario::SyncRequest::Status => loadgen::SyncRequestKind::Status,
-                scenario::SyncRequest::Mixed => loadgen::SyncRequestKind::Mixed,
-            },
-            timeout_ms: s.timeout_ms,
-        }),
-        compaction: l.compaction.as_ref().map(|c| loadgen::CompactionLoad {
-            method: match c.method {
-                scenario::CompactionMethod::Auto => loadgen::CompactionMethod::Auto,
-                scenario::CompactionMethod::Admin => loadgen::CompactionMethod::Admin,
-                scenario::CompactionMethod::WriteFlood => loadgen::CompactionMethod::WriteFlood,
-            },
-            flood_mib: c.flood_mib,
-        }),
-    })
-}
+use crate::scenario::Phase;
 
 /// `loadgen::LoadSession` as a [`LoadPlugin`].
 pub struct Loadgen {
@@ -133,12 +68,11 @@ impl LoadPlugin for Loadgen {
             .session
             .as_ref()
             .ok_or_else(|| LoadPluginError::Failed("run_phase before connect".into()))?;
-        let load = to_loadgen(&phase.load)?;
         let token = CancellationToken::new();
         let summary = self.rt.block_on(async {
             let fut = session.run_phase(
                 &phase.name,
-                &load,
+                &phase.load,
                 Duration::from_secs(phase.duration_s),
                 out_dir,
                 token.clone(),
@@ -157,32 +91,5 @@ impl LoadPlugin for Loadgen {
         });
         let summary = summary.map_err(|e| LoadPluginError::Failed(e.to_string()))?;
         serde_json::to_value(&summary).map_err(|e| LoadPluginError::Failed(e.to_string()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn converts_every_workload_field_for_field() {
-        let src = "name = \"c\"\nseed = 1\n[[phase]]\nname = \"a\"\nduration_s = 1\n\
-                   [phase.load.rpc]\nrate_per_s = 5\nmix = { eth_syncing = 2 }\n\
-                   [phase.load.tx]\nrate_per_s = 7\naccounts = 3\ntimeout_ms = 900\n\
-                   [phase.load.sync]\npeers = 2\nrequest = \"mixed\"\n\
-                   [phase.load.compaction]\nmethod = \"write_flood\"\nflood_mib = 9\n";
-        let s = scenario::parse("c.toml", src).unwrap();
-        let l = to_loadgen(&s.phases[0].load).unwrap();
-        assert_eq!(
-            l.rpc.as_ref().unwrap().mix[&loadgen::RpcMethod::EthSyncing],
-            2
-        );
-        assert_eq!(l.tx.as_ref().unwrap().timeout_ms, 900);
-        assert_eq!(
-            l.sync.as_ref().unwrap().request,
-            loadgen::SyncRequestKind::Mixed
-        );
-        assert_eq!(l.compaction.as_ref().unwrap().flood_mib, 9);
-        l.validate().unwrap();
     }
 }
