@@ -73,10 +73,10 @@ fn command(argv: &[OsString]) -> Result<Command, TargetError> {
 }
 
 /// Own process group, SIGKILL when the spawning thread dies, and the owner
-/// mark that `qfc-lab gc` reads ([`crate::gc::OWNER_VAR`]).
+/// mark that `qfc-lab gc` reads ([`crate::process::OWNER_VAR`]).
 fn isolate(cmd: &mut Command) {
     cmd.process_group(0);
-    cmd.env(crate::gc::OWNER_VAR, std::process::id().to_string());
+    cmd.env(crate::process::OWNER_VAR, std::process::id().to_string());
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
         cmd.pre_exec(|| {
