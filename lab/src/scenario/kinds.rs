@@ -5,7 +5,10 @@
 //! One concept, one type: each enum is the owning crate's own, re-exported
 //! here (`vm` owns targets, architectures, accelerators and node kinds,
 //! `probes` the probes and their unwinder, `loadgen` the load models). Only
-//! the enums no other crate knows are declared here.
+//! the enums no other crate knows are declared here, with the name rule
+//! ([`valid_name`]) that the report also applies to bundle folders, so that
+//! `report` needs only this leaf of the scenario (`CompareOp`, `valid_name`),
+//! never `model`.
 
 use serde::{Deserialize, Serialize};
 
@@ -62,4 +65,13 @@ pub enum CompareOp {
     Eq,
     #[serde(rename = "!=")]
     Ne,
+}
+
+/// A phase (or scenario) name that can name a bundle folder: 1-64 of
+/// `A-Z a-z 0-9 - _`.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }

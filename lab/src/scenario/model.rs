@@ -165,15 +165,6 @@ fn positive_u64(v: &Option<Spanned<u64>>, field: String, default: u64) -> V<u64>
     }
 }
 
-/// A phase (or scenario) name that can name a bundle folder: 1-64 of
-/// `A-Z a-z 0-9 - _`.
-pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 /// Validates a raw scenario and fills in defaults.
 pub fn validate(raw: RawScenario, whole: Range<usize>) -> V<Scenario> {
     if !valid_name(raw.name.get_ref()) {
