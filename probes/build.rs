@@ -29,7 +29,7 @@ fn main() -> Result<()> {
 
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").context("OUT_DIR not set by cargo")?);
     let skip = env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
-    if !skip && !tools.join("bpf-linker").exists() && which_on_path("bpf-linker").is_none() {
+    if !skip && !tools.join("bpf-linker").exists() && which::which("bpf-linker").is_err() {
         anyhow::bail!(
             "bpf-linker not found in {} nor on PATH: run scripts/setup.sh (it builds bpf-linker 0.13 into $QFC_LAB_CACHE/tools/bin), or set AYA_BUILD_SKIP=1 to build without the eBPF object",
             tools.display()
@@ -61,10 +61,4 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn which_on_path(name: &str) -> Option<PathBuf> {
-    env::split_paths(&env::var_os("PATH")?)
-        .map(|d| d.join(name))
-        .find(|p| p.exists())
 }

@@ -1,18 +1,10 @@
 //! The one clock of a run: `CLOCK_MONOTONIC` in nanoseconds, the clock of
 //! `bpf_ktime_get_ns`, so that phase boundaries, probe snapshots and load
-//! samples line up. Wall-clock time is metadata only.
+//! samples line up. Wall-clock time is metadata only. The monotonic reading
+//! itself is `probes_common::clock`, shared with `loadgen` and `probes`.
 
-/// Now on `CLOCK_MONOTONIC`, in nanoseconds.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    debug_assert_eq!(rc, 0);
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+/// Now on `CLOCK_MONOTONIC`, in nanoseconds (the workspace's one function).
+pub use probes_common::clock::monotonic_ns;
 
 /// Wall-clock now, RFC 3339 UTC.
 pub fn utc_now() -> String {

@@ -25,9 +25,6 @@ pub enum LoadPluginError {
     /// The load generator's tokio runtime did not start: every call fails.
     #[error("no load generator in this build: cannot start the load generator's runtime: {0}")]
     Runtime(#[source] Arc<std::io::Error>),
-    /// The scenario names an RPC method the load generator does not know.
-    #[error("load generator: the load generator has no RPC method {0:?}")]
-    UnknownRpcMethod(String),
     /// A phase was asked for before the session connected.
     #[error("load generator: run_phase before connect")]
     NotConnected,

@@ -49,7 +49,7 @@ pub fn probe_args(spec: &ProbeSpec, pid: u32, cgroup: Option<&Path>, out: &Path)
         (ProbeScope::System, _) => a.push("--system".into()),
     }
     a.extend(["--out".into(), out.into()]);
-    let names: Vec<&str> = spec.enable.iter().map(|p| p.as_str()).collect();
+    let names: Vec<&str> = spec.enable.iter().map(|p| p.name()).collect();
     a.extend(["--probes".into(), names.join(",").into()]);
     a.extend(["--hz".into(), spec.oncpu_hz.to_string().into()]);
     a.extend([
@@ -57,7 +57,7 @@ pub fn probe_args(spec: &ProbeSpec, pid: u32, cgroup: Option<&Path>, out: &Path)
         spec.offcpu_min_us.to_string().into(),
     ]);
     a.extend(["--map-entries".into(), spec.map_entries.to_string().into()]);
-    a.extend(["--unwind".into(), spec.unwind.as_str().into()]);
+    a.extend(["--unwind".into(), spec.unwind.name().into()]);
     a.extend(["--control".into(), "stdin".into()]);
     a
 }

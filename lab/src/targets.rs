@@ -10,9 +10,9 @@ use std::sync::mpsc::channel;
 
 use serde::Serialize;
 use vm::container::{ContainerConfig, ContainerTarget};
-use vm::{LocalTarget, QemuConfig, QemuTarget, SshTarget, SshTargetConfig, Target};
+use vm::{LocalTarget, QemuTarget, SshTarget, SshTargetConfig, Target};
 
-use crate::scenario::{Accel, Arch, NodeKind, QemuSpec, Scenario, SshSpec, TargetSpec};
+use crate::scenario::{NodeKind, Scenario, SshSpec, TargetSpec};
 
 /// The scenario's target with its concrete type.
 pub enum AnyTarget {
@@ -98,22 +98,6 @@ pub struct Binaries {
     pub probe: Option<PathBuf>,
 }
 
-fn vm_arch(a: Arch) -> vm::Arch {
-    match a {
-        Arch::Aarch64 => vm::Arch::Aarch64,
-        Arch::X86_64 => vm::Arch::X86_64,
-    }
-}
-
-fn vm_accel(a: Accel) -> vm::Accel {
-    match a {
-        Accel::Auto => vm::Accel::Auto,
-        Accel::Kvm => vm::Accel::Kvm,
-        Accel::Hvf => vm::Accel::Hvf,
-        Accel::Tcg => vm::Accel::Tcg,
-    }
-}
-
 /// The qfc-lab source tree to cross-build the guest's binaries from, found
 /// at run time (never a path compiled into the binary): `$QFC_LAB_WORKSPACE`,
 /// else the first directory above this executable (`target/<profile>/`),
@@ -171,16 +155,6 @@ pub fn ssh_config(s: &SshSpec) -> SshTargetConfig {
 }
 
 /// `[target.qemu]` in the vm crate's form.
-pub fn qemu_config(q: &QemuSpec) -> QemuConfig {
-    QemuConfig {
-        arch: vm_arch(q.arch),
-        cpus: q.cpus,
-        mem_mib: q.mem_mib,
-        accel: vm_accel(q.accel),
-        boot_timeout_s: q.boot_timeout_s,
-    }
-}
-
 /// Builds the target; for qemu this finds or builds the guest image and
 /// cross-builds the reference node and qfc-probe for the guest (both cached),
 /// reporting each step through `progress`.
@@ -209,7 +183,7 @@ pub fn build(
             Binaries::default(),
         )),
         TargetSpec::Qemu(q) => {
-            let cfg = qemu_config(q);
+            let cfg = q.clone();
             let opts = vm::BuildOptions::new(cfg.arch);
             let image = match vm::image::cached(&opts.clone()).map_err(|e| e.to_string())? {
                 Some(i) => {
@@ -294,27 +268,5 @@ mod tests {
         let w = workspace_root().unwrap();
         assert!(w.join("refnode").is_dir(), "{}", w.display());
         assert!(!is_workspace(Path::new("/")));
-    }
-
-    #[test]
-    fn qemu_config_maps_every_field() {
-        let q = QemuSpec {
-            arch: Arch::Aarch64,
-            cpus: 3,
-            mem_mib: 1024,
-            accel: Accel::Tcg,
-            boot_timeout_s: 90,
-        };
-        let c = qemu_config(&q);
-        assert_eq!(
-            c,
-            QemuConfig {
-                arch: vm::Arch::Aarch64,
-                cpus: 3,
-                mem_mib: 1024,
-                accel: vm::Accel::Tcg,
-                boot_timeout_s: 90
-            }
-        );
     }
 }

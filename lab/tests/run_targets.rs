@@ -553,7 +553,7 @@ fn qemu_x86_64_smoke() -> Result<(), Failed> {
 }
 
 fn qemu_x86_64_ready() -> Result<(), String> {
-    if vm::qemu::which("qemu-system-x86_64").is_none() {
+    if which::which("qemu-system-x86_64").is_err() {
         return Err("qemu-system-x86_64 not found: run scripts/setup.sh".into());
     }
     match vm::image::cached(&vm::BuildOptions::new(vm::Arch::X86_64)) {
@@ -865,7 +865,7 @@ fn sshd_available() -> Result<(), String> {
 }
 
 fn qemu_ready() -> Result<(), String> {
-    if vm::qemu::which("qemu-system-aarch64").is_none() {
+    if which::which("qemu-system-aarch64").is_err() {
         return Err("qemu-system-aarch64 not found: run scripts/setup.sh".into());
     }
     // The run cross-builds what is missing; from a cold cache that takes

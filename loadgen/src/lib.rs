@@ -33,8 +33,8 @@ use std::path::PathBuf;
 
 pub use floor::Floor;
 pub use model::{
-    CompactionLoad, CompactionMethod, LoadModel, PhaseLoad, RateStep, RpcLoad, RpcMethod, SyncLoad,
-    SyncRequestKind, TxLoad,
+    CompactionLoad, CompactionMethod, FieldError, LoadModel, PhaseLoad, RateStep, RpcLoad,
+    RpcMethod, SyncLoad, SyncRequestKind, TxLoad,
 };
 pub use seed_db::{seed_db, seed_db_until, SeedReport};
 pub use session::{LoadSession, NodeEndpoints, PhaseSummary};

@@ -251,18 +251,89 @@ pub enum CompactionMethod {
     WriteFlood,
 }
 
-fn invalid(field: &str, why: String) -> LoadError {
-    LoadError::InvalidLoad {
-        field: field.to_owned(),
-        why,
+/// A load setting that is out of range: the field as a dotted path below
+/// `[phase.load]` (`rpc.rate_per_s`, `rpc.steps[1].duration_s`), what is
+/// wrong, and what to do. The one validator of a phase's load
+/// ([`PhaseLoad::check`]) returns it; `lab` maps `field` to the scenario
+/// file's line and column, `loadgen`'s CLI turns it into
+/// [`LoadError::InvalidLoad`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Dotted path below `[phase.load]`.
+    pub field: String,
+    /// What is wrong (`expected a number > 0, found -50`).
+    pub message: String,
+    /// What to do, when there is more to say than the message.
+    pub hint: Option<String>,
+}
+
+impl From<FieldError> for LoadError {
+    fn from(e: FieldError) -> Self {
+        LoadError::InvalidLoad {
+            field: e.field,
+            why: match e.hint {
+                Some(h) => format!("{}; {h}", e.message),
+                None => e.message,
+            },
+        }
     }
 }
 
-fn check_rate(field: &str, rate: f64) -> Result<(), LoadError> {
-    if !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0) {
-        return Err(invalid(
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.into(),
+        message: message.into(),
+        hint: None,
+    }
+}
+
+fn hinted(field: impl Into<String>, message: impl Into<String>, hint: &str) -> FieldError {
+    FieldError {
+        hint: Some(hint.into()),
+        ..invalid(field, message)
+    }
+}
+
+/// Most arrivals per second a rate may ask for.
+pub const MAX_RATE_PER_S: f64 = 1_000_000.0;
+
+fn check_rate(field: &str, rate: f64) -> Result<(), FieldError> {
+    if !(rate.is_finite() && rate > 0.0) {
+        return Err(hinted(
             field,
-            format!("{rate} is not a rate in (0, 1000000]; give arrivals per second"),
+            format!("expected a number > 0, found {rate}"),
+            "rates are arrivals per second: use a positive number such as 100",
+        ));
+    }
+    if rate > MAX_RATE_PER_S {
+        return Err(hinted(
+            field,
+            format!("expected at most {MAX_RATE_PER_S} arrivals per second, found {rate}"),
+            "one load generator paces at most 1000000 arrivals per second",
+        ));
+    }
+    Ok(())
+}
+
+fn check_range(field: &str, v: u32, max: u32, hint: Option<&str>) -> Result<(), FieldError> {
+    if v == 0 || v > max {
+        return Err(FieldError {
+            hint: hint.map(str::to_owned),
+            ..invalid(
+                field,
+                format!("expected an integer in 1..={max}, found {v}"),
+            )
+        });
+    }
+    Ok(())
+}
+
+fn check_timeout(field: &str, ms: u64) -> Result<(), FieldError> {
+    if ms == 0 {
+        return Err(hinted(
+            field,
+            "expected an integer > 0, found 0",
+            "0 ms times every request out; give at least 1",
         ));
     }
     Ok(())
@@ -271,20 +342,28 @@ fn check_rate(field: &str, rate: f64) -> Result<(), LoadError> {
 impl PhaseLoad {
     /// Checks every workload; errors name the field and what to do.
     pub fn validate(&self) -> Result<(), LoadError> {
+        self.check().map_err(LoadError::from)
+    }
+
+    /// The one validator of a phase's load: every range and every rule
+    /// between fields (steps with a ramp or a closed loop, the mix's
+    /// weights), for the scenario file and the CLI alike.
+    pub fn check(&self) -> Result<(), FieldError> {
         if let Some(r) = &self.rpc {
-            r.validate()?;
+            r.check()?;
         }
         if let Some(t) = &self.tx {
-            t.validate()?;
+            t.check()?;
         }
         if let Some(s) = &self.sync {
-            s.validate()?;
+            s.check()?;
         }
         if let Some(c) = &self.compaction {
-            if c.method == CompactionMethod::WriteFlood && c.flood_mib == 0 {
-                return Err(invalid(
+            if c.flood_mib == 0 {
+                return Err(hinted(
                     "compaction.flood_mib",
-                    "0 MiB floods nothing; give at least 1".into(),
+                    "expected an integer > 0, found 0",
+                    "0 MiB floods nothing; give at least 1",
                 ));
             }
         }
@@ -298,94 +377,95 @@ impl PhaseLoad {
 }
 
 impl RpcLoad {
-    /// Checks rates, concurrency, timeout and mix.
-    pub fn validate(&self) -> Result<(), LoadError> {
-        if self.model == LoadModel::Open {
-            check_rate("rpc.rate_per_s", self.rate_per_s)?;
-            if let Some(to) = self.ramp_to_per_s {
-                check_rate("rpc.ramp_to_per_s", to)?;
-            }
-            if !self.steps.is_empty() && self.ramp_to_per_s.is_some() {
-                return Err(invalid(
-                    "rpc.steps",
-                    "steps and ramp_to_per_s exclude each other: give one".into(),
+    /// Checks rates, steps, concurrency, timeout and mix.
+    pub fn check(&self) -> Result<(), FieldError> {
+        check_rate("rpc.rate_per_s", self.rate_per_s)?;
+        if let Some(to) = self.ramp_to_per_s {
+            check_rate("rpc.ramp_to_per_s", to)?;
+        }
+        if !self.steps.is_empty() {
+            if self.ramp_to_per_s.is_some() {
+                return Err(hinted(
+                    "rpc.ramp_to_per_s",
+                    "given together with steps",
+                    "a phase's rpc rate either ramps or steps: keep one of them",
                 ));
             }
-            for (i, st) in self.steps.iter().enumerate() {
-                check_rate(&format!("rpc.steps[{i}].rate_per_s"), st.rate_per_s)?;
-                if !(st.duration_s.is_finite() && st.duration_s > 0.0) {
-                    return Err(invalid(
-                        &format!("rpc.steps[{i}].duration_s"),
-                        format!("{} is not > 0", st.duration_s),
-                    ));
-                }
+            if self.model == LoadModel::Closed {
+                return Err(hinted(
+                    "rpc.steps",
+                    "steps given with model = \"closed\"",
+                    "steps shape an open-loop arrival rate: remove them or use model = \"open\"",
+                ));
             }
         }
-        if self.concurrency == 0 || self.concurrency > 10_000 {
-            return Err(invalid(
-                "rpc.concurrency",
-                format!("{} is outside 1..=10000", self.concurrency),
-            ));
+        for (i, st) in self.steps.iter().enumerate() {
+            if !(st.duration_s.is_finite() && st.duration_s > 0.0) {
+                return Err(hinted(
+                    format!("rpc.steps[{i}].duration_s"),
+                    format!("expected a number > 0, found {}", st.duration_s),
+                    "a step holds its rate for a positive number of seconds",
+                ));
+            }
+            check_rate(&format!("rpc.steps[{i}].rate_per_s"), st.rate_per_s)?;
         }
-        if self.timeout_ms == 0 {
-            return Err(invalid(
-                "rpc.timeout_ms",
-                "0 ms times every request out; give at least 1".into(),
-            ));
-        }
+        check_range(
+            "rpc.concurrency",
+            self.concurrency,
+            10_000,
+            Some("closed loop: clients; open loop: requests in flight"),
+        )?;
+        check_timeout("rpc.timeout_ms", self.timeout_ms)?;
         if self.mix.values().all(|w| *w == 0) {
-            return Err(invalid(
+            return Err(hinted(
                 "rpc.mix",
-                "no method has a weight above 0; give e.g. { eth_blockNumber = 1 }".into(),
+                "every weight is 0: expected at least one > 0",
+                "give e.g. { eth_blockNumber = 1 }",
             ));
         }
         Ok(())
+    }
+
+    /// [`Self::check`] as a [`LoadError`].
+    pub fn validate(&self) -> Result<(), LoadError> {
+        self.check().map_err(LoadError::from)
     }
 }
 
 impl TxLoad {
-    /// Checks rate, accounts and sampling share.
-    pub fn validate(&self) -> Result<(), LoadError> {
+    /// Checks rate, accounts, sampling share and timeout.
+    pub fn check(&self) -> Result<(), FieldError> {
         check_rate("tx.rate_per_s", self.rate_per_s)?;
-        if self.accounts == 0 || self.accounts > 10_000 {
-            return Err(invalid(
-                "tx.accounts",
-                format!("{} is outside 1..=10000", self.accounts),
-            ));
-        }
+        check_range("tx.accounts", self.accounts, 10_000, None)?;
         if !(0.0..=1.0).contains(&self.sample_receipts) {
             return Err(invalid(
                 "tx.sample_receipts",
-                format!("{} is not a share in 0..=1", self.sample_receipts),
+                format!(
+                    "expected a share between 0 and 1, found {}",
+                    self.sample_receipts
+                ),
             ));
         }
-        if self.timeout_ms == 0 {
-            return Err(invalid(
-                "tx.timeout_ms",
-                "0 ms times every request out; give at least 1".into(),
-            ));
-        }
-        Ok(())
+        check_timeout("tx.timeout_ms", self.timeout_ms)
+    }
+
+    /// [`Self::check`] as a [`LoadError`].
+    pub fn validate(&self) -> Result<(), LoadError> {
+        self.check().map_err(LoadError::from)
     }
 }
 
 impl SyncLoad {
-    /// Checks peers and rate.
-    pub fn validate(&self) -> Result<(), LoadError> {
+    /// Checks peers, rate and timeout.
+    pub fn check(&self) -> Result<(), FieldError> {
         check_rate("sync.rate_per_s", self.rate_per_s)?;
-        if self.peers == 0 || self.peers > 256 {
-            return Err(invalid(
-                "sync.peers",
-                format!("{} is outside 1..=256", self.peers),
-            ));
-        }
-        if self.timeout_ms == 0 {
-            return Err(invalid(
-                "sync.timeout_ms",
-                "0 ms times every request out; give at least 1".into(),
-            ));
-        }
-        Ok(())
+        check_range("sync.peers", self.peers, 256, None)?;
+        check_timeout("sync.timeout_ms", self.timeout_ms)
+    }
+
+    /// [`Self::check`] as a [`LoadError`].
+    pub fn validate(&self) -> Result<(), LoadError> {
+        self.check().map_err(LoadError::from)
     }
 }
 
@@ -434,5 +514,70 @@ mod tests {
         p.sync = Some(SyncLoad::default());
         p.compaction = Some(CompactionLoad::default());
         p.validate().unwrap();
+    }
+
+    /// Issue 14: one validator per concept. The rules that only `lab` used to
+    /// check (steps with a closed loop) and those only `loadgen` checked
+    /// (concurrency <= 10000) both live here.
+    #[test]
+    fn one_validator_checks_every_rule() {
+        let rpc = |f: &dyn Fn(&mut RpcLoad)| {
+            let mut r = RpcLoad::default();
+            f(&mut r);
+            PhaseLoad {
+                rpc: Some(r),
+                ..PhaseLoad::default()
+            }
+            .check()
+            .unwrap_err()
+        };
+        let steps = vec![RateStep {
+            duration_s: 1.0,
+            rate_per_s: 10.0,
+        }];
+        let e = rpc(&|r| {
+            r.model = LoadModel::Closed;
+            r.steps = steps.clone();
+        });
+        assert_eq!(e.field, "rpc.steps");
+        assert!(e.message.contains("closed"), "{e:?}");
+        let e = rpc(&|r| {
+            r.steps = steps.clone();
+            r.ramp_to_per_s = Some(50.0);
+        });
+        assert_eq!(e.field, "rpc.ramp_to_per_s");
+        let e = rpc(&|r| r.concurrency = 10_001);
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            (
+                "rpc.concurrency",
+                "expected an integer in 1..=10000, found 10001"
+            )
+        );
+        let e = rpc(&|r| r.rate_per_s = -50.0);
+        assert_eq!(e.message, "expected a number > 0, found -50");
+        assert!(e.hint.is_some());
+        let e = rpc(&|r| {
+            r.steps = vec![RateStep {
+                duration_s: 0.0,
+                rate_per_s: 10.0,
+            }]
+        });
+        assert_eq!(e.field, "rpc.steps[0].duration_s");
+        let e = PhaseLoad {
+            compaction: Some(CompactionLoad {
+                method: CompactionMethod::Admin,
+                flood_mib: 0,
+            }),
+            ..PhaseLoad::default()
+        }
+        .check()
+        .unwrap_err();
+        assert_eq!(e.field, "compaction.flood_mib");
+        let shown = LoadError::from(e).to_string();
+        assert!(
+            shown.contains("compaction.flood_mib") && shown.contains("floods nothing"),
+            "{shown}"
+        );
     }
 }

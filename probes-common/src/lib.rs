@@ -14,6 +14,11 @@
 //! event is never lost or counted twice at a boundary.
 #![no_std]
 
+#[cfg(feature = "clock")]
+extern crate std;
+
+#[cfg(feature = "clock")]
+pub mod clock;
 pub mod ustack;
 
 /// Length of a task's `comm` (`TASK_COMM_LEN`).

@@ -165,15 +165,7 @@ pub struct Session {
 }
 
 /// `CLOCK_MONOTONIC` now, in ns (the clock of `bpf_ktime_get_ns`).
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid pointer to a timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+pub use probes_common::clock::monotonic_ns;
 
 trait Slotted {
     fn slot(&self) -> u32;

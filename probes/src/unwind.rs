@@ -40,7 +40,9 @@ pub const USTACK_ID_BASE: i32 = 1 << 30;
 pub const MAX_FRAMES: usize = 127;
 
 /// How user stacks are unwound (`[probes] unwind`, `qfc-probe --unwind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum UnwindMode {
     /// Frame pointers in the kernel (`bpf_get_stackid`): cheap, broken by

@@ -132,7 +132,7 @@ pub fn prepare_toolchain(arch: Arch, cache_dir: &Path) -> Result<Toolchain, Cros
         ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
         ("dpkg-deb", "dpkg"),
     ] {
-        if crate::qemu::which(tool).is_none() {
+        if which::which(tool).is_err() {
             return Err(CrossError::ToolMissing { tool, package });
         }
     }

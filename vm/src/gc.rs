@@ -17,9 +17,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Environment variable every child process of the lab carries: the pid of
-/// the qfc-lab (or test) process that owns it.
-pub const OWNER_VAR: &str = "QFC_LAB_OWNER";
+/// The owner mark (declared by `process`, which sets it; read here).
+pub use crate::process::OWNER_VAR;
 
 /// What one sweep removed, and what it could not.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]

@@ -308,15 +308,48 @@ pub fn parse_dpkg_status(text: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// What every step of [`build`] shares: the progress channel, the build
+/// log, the recipe's files on disk, and where images and their parts live.
 struct Ctx<'a> {
     progress: &'a Sender<Progress>,
     log: PathBuf,
     recipe_dir: PathBuf,
+    /// `<cache>/images`.
+    images: PathBuf,
+    arch: Arch,
 }
 
 impl Ctx<'_> {
     fn send(&self, p: Progress) {
         let _ = self.progress.send(p);
+    }
+
+    /// Runs one named step between its `Started` and `Finished` events
+    /// (the `Finished` carries the step's time); an error ends the build
+    /// without a `Finished`.
+    fn step<T>(
+        &self,
+        step: Step,
+        f: impl FnOnce(&Self) -> Result<T, ImageError>,
+    ) -> Result<T, ImageError> {
+        self.send(Progress::Started { step });
+        let t = Instant::now();
+        let out = f(self)?;
+        self.send(Progress::Finished {
+            step,
+            elapsed_ms: ms(t.elapsed()),
+        });
+        Ok(out)
+    }
+
+    /// Reports a step whose result came from the cache.
+    fn cached(&self, step: Step) {
+        self.send(Progress::Cached { step });
+    }
+
+    /// A recipe script's path, as an argument.
+    fn script(&self, name: &str) -> std::ffi::OsString {
+        self.recipe_dir.join(name).into_os_string()
     }
 
     /// Runs a recipe command, appending its output to the build log.
@@ -386,7 +419,7 @@ fn check_tools(arch: Arch) -> Result<(), ImageError> {
         ("arch-test", "arch-test"),
     ];
     for (tool, package) in tools {
-        if crate::qemu::which(tool).is_none() {
+        if which::which(tool).is_err() {
             return Err(ImageError::ToolMissing { tool, package });
         }
     }
@@ -475,8 +508,42 @@ pub fn build_verbose(opts: &BuildOptions) -> Result<Image, ImageError> {
 
 /// Builds the image for `opts.arch`, or returns it from the cache.
 /// Blocking (minutes on a cold cache); progress goes to `progress`.
+///
+/// A recipe of named steps, each returning what the next needs:
+/// `prepare` (recipe files, log) -> `rootfs` (tarball and its package
+/// versions, cached) -> `packages_step` (kernel and busybox .debs) -> the
+/// image key -> `from_cache`, or: `kernel` -> `initramfs` -> `keys` ->
+/// `disk` -> `seal`. Each step is reported as started and finished (or
+/// cached) through one helper, `Ctx::step`.
 #[instrument(skip(opts, progress), fields(arch = %opts.arch))]
 pub fn build(opts: &BuildOptions, progress: &Sender<Progress>) -> Result<Image, ImageError> {
+    let ctx = prepare(opts, progress)?;
+    let (tarball, mut packages) = rootfs(&ctx, opts.refresh)?;
+    let debs = ctx.step(Step::Packages, |c| packages_step(c, opts))?;
+    for (name, version, _) in &debs {
+        packages.insert(name.clone(), version.clone());
+    }
+    let debs_dir = ctx.images.join("debs");
+    let kernel_deb = debs_dir.join(&debs[0].2);
+    let busybox_deb = debs_dir.join(&debs[1].2);
+
+    // The image itself, keyed by recipe and versions.
+    let recipe = recipe_hash();
+    let key = image_key(&recipe, ctx.arch, &packages);
+    if let Some(img) = from_cache(&ctx, &key)? {
+        return Ok(img);
+    }
+    check_tools(ctx.arch)?;
+    let parts = Parts::fresh(&ctx.images, &key)?;
+    let kernel_release = ctx.step(Step::Kernel, |c| kernel(c, &kernel_deb, &parts))?;
+    ctx.step(Step::Initramfs, |c| initramfs(c, &busybox_deb, &parts))?;
+    ctx.step(Step::Keys, |c| keys(c, &parts))?;
+    ctx.step(Step::Disk, |c| disk(c, &tarball, &parts))?;
+    seal(&ctx, parts, key, kernel_release, packages, recipe)
+}
+
+/// Writes the recipe files where the scripts run and opens the build log.
+fn prepare<'a>(opts: &BuildOptions, progress: &'a Sender<Progress>) -> Result<Ctx<'a>, ImageError> {
     let arch = opts.arch;
     let images = opts.cache_dir.join("images");
     let recipe = recipe_hash();
@@ -491,46 +558,47 @@ pub fn build(opts: &BuildOptions, progress: &Sender<Progress>) -> Result<Image, 
     }
     let logs = images.join("logs");
     std::fs::create_dir_all(&logs).map_err(io_err(format!("creating {}", logs.display())))?;
-    let ctx = Ctx {
+    Ok(Ctx {
         progress,
         log: logs.join(format!(
             "build-{}-{}.log",
             arch.debian(),
             std::process::id()
         )),
-        recipe_dir: recipe_dir.clone(),
-    };
-    let sh = |name: &str| recipe_dir.join(name).into_os_string();
+        recipe_dir,
+        images,
+        arch,
+    })
+}
 
-    // 1. Root filesystem tarball (cached by rootfs recipe; versions read from its dpkg status).
-    let rootfs_dir = images.join("rootfs");
+/// Step 1: the root filesystem tarball (cached by the rootfs recipe) and the
+/// package versions read from its dpkg status.
+fn rootfs(ctx: &Ctx<'_>, refresh: bool) -> Result<(PathBuf, BTreeMap<String, String>), ImageError> {
+    let arch = ctx.arch;
+    let rootfs_dir = ctx.images.join("rootfs");
     std::fs::create_dir_all(&rootfs_dir)
         .map_err(io_err(format!("creating {}", rootfs_dir.display())))?;
     let rkey = &rootfs_key(arch)[..16];
     let tarball = rootfs_dir.join(format!("{}-{rkey}.tar", arch.debian()));
     let versions_file = rootfs_dir.join(format!("{}-{rkey}.versions.json", arch.debian()));
-    if tarball.is_file() && !opts.refresh {
-        ctx.send(Progress::Cached { step: Step::Rootfs });
+    if tarball.is_file() && !refresh {
+        ctx.cached(Step::Rootfs);
     } else {
         check_tools(arch)?;
-        ctx.send(Progress::Started { step: Step::Rootfs });
-        let t = Instant::now();
-        let _ = std::fs::remove_file(&versions_file);
-        ctx.run(
-            "rootfs",
-            &[
-                "sh".as_ref(),
-                &sh("rootfs.sh"),
-                arch.debian().as_ref(),
-                &sh("packages.txt"),
-                tarball.as_os_str(),
-            ],
-            &[("TMPDIR", &images.display().to_string())],
-        )?;
-        ctx.send(Progress::Finished {
-            step: Step::Rootfs,
-            elapsed_ms: ms(t.elapsed()),
-        });
+        ctx.step(Step::Rootfs, |c| {
+            let _ = std::fs::remove_file(&versions_file);
+            c.run(
+                "rootfs",
+                &[
+                    "sh".as_ref(),
+                    &c.script("rootfs.sh"),
+                    arch.debian().as_ref(),
+                    &c.script("packages.txt"),
+                    tarball.as_os_str(),
+                ],
+                &[("TMPDIR", &c.images.display().to_string())],
+            )
+        })?;
     }
     if !versions_file.is_file() {
         let status = ctx.run(
@@ -555,22 +623,25 @@ pub fn build(opts: &BuildOptions, progress: &Sender<Progress>) -> Result<Image, 
         }
         write_json(&versions_file, &versions)?;
     }
-    let mut packages: BTreeMap<String, String> = read_json(&versions_file)?;
+    Ok((tarball, read_json(&versions_file)?))
+}
 
-    // 2. Kernel and busybox-static .debs (private apt lists, kept until refresh).
-    let debs_dir = images.join("debs");
+/// Step 2: the kernel and busybox-static .debs (private apt lists, kept
+/// until refresh): `(name, version, file)` of each, kernel first.
+fn packages_step(
+    ctx: &Ctx<'_>,
+    opts: &BuildOptions,
+) -> Result<Vec<(String, String, String)>, ImageError> {
+    let arch = ctx.arch;
+    let debs_dir = ctx.images.join("debs");
     let resolved_file = debs_dir.join(format!("{}.resolved.json", arch.debian()));
     let apt_dir = opts.cache_dir.join("apt").join(arch.debian());
-    ctx.send(Progress::Started {
-        step: Step::Packages,
-    });
-    let t = Instant::now();
     let refresh = if opts.refresh { "1" } else { "0" };
     let out = ctx.run(
         "packages",
         &[
             "sh".as_ref(),
-            &sh("fetch-debs.sh"),
+            &ctx.script("fetch-debs.sh"),
             arch.debian().as_ref(),
             apt_dir.as_os_str(),
             debs_dir.as_os_str(),
@@ -597,50 +668,61 @@ pub fn build(opts: &BuildOptions, progress: &Sender<Progress>) -> Result<Image, 
         });
     }
     write_json(&resolved_file, &debs)?;
-    ctx.send(Progress::Finished {
-        step: Step::Packages,
-        elapsed_ms: ms(t.elapsed()),
+    Ok(debs)
+}
+
+/// Step 3: the image of this key from the cache, if it was built before
+/// (every later step then reports as cached).
+fn from_cache(ctx: &Ctx<'_>, key: &str) -> Result<Option<Image>, ImageError> {
+    let dir = ctx.images.join(key);
+    if !dir.join("image.json").is_file() {
+        return Ok(None);
+    }
+    let img = Image::load(&dir)?;
+    for step in [Step::Kernel, Step::Initramfs, Step::Keys, Step::Disk] {
+        ctx.cached(step);
+    }
+    ctx.send(Progress::Ready {
+        key: key.to_string(),
+        dir,
+        from_cache: true,
     });
-    for (name, version, _) in &debs {
-        packages.insert(name.clone(), version.clone());
-    }
-    let kernel_deb = debs_dir.join(&debs[0].2);
-    let busybox_deb = debs_dir.join(&debs[1].2);
+    let _ = std::fs::remove_file(&ctx.log);
+    Ok(Some(img))
+}
 
-    // 3. The image itself, keyed by recipe and versions.
-    let key = image_key(&recipe, arch, &packages);
-    let dir = images.join(&key);
-    if dir.join("image.json").is_file() {
-        let img = Image::load(&dir)?;
-        for step in [Step::Kernel, Step::Initramfs, Step::Keys, Step::Disk] {
-            ctx.send(Progress::Cached { step });
-        }
-        ctx.send(Progress::Ready {
-            key,
-            dir,
-            from_cache: true,
-        });
-        let _ = std::fs::remove_file(&ctx.log);
-        return Ok(img);
-    }
-    check_tools(arch)?;
-    let partial = images.join(format!("{key}.partial"));
-    let work = images.join(format!("{key}.work"));
-    let _ = std::fs::remove_dir_all(&partial);
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&partial).map_err(io_err(format!("creating {}", partial.display())))?;
-    std::fs::create_dir_all(&work).map_err(io_err(format!("creating {}", work.display())))?;
+/// Where an image is assembled: `<key>.partial` becomes the image directory
+/// in [`seal`]; `<key>.work` is scratch.
+struct Parts {
+    partial: PathBuf,
+    work: PathBuf,
+}
 
-    ctx.send(Progress::Started { step: Step::Kernel });
-    let t = Instant::now();
+impl Parts {
+    /// Empty `partial` and `work` directories for `key`.
+    fn fresh(images: &Path, key: &str) -> Result<Parts, ImageError> {
+        let partial = images.join(format!("{key}.partial"));
+        let work = images.join(format!("{key}.work"));
+        let _ = std::fs::remove_dir_all(&partial);
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&partial)
+            .map_err(io_err(format!("creating {}", partial.display())))?;
+        std::fs::create_dir_all(&work).map_err(io_err(format!("creating {}", work.display())))?;
+        Ok(Parts { partial, work })
+    }
+}
+
+/// Step 4: unpacks the kernel and indexes its modules; returns the kernel
+/// release.
+fn kernel(ctx: &Ctx<'_>, kernel_deb: &Path, parts: &Parts) -> Result<String, ImageError> {
     let kver = ctx.run(
         "kernel",
         &[
             "sh".as_ref(),
-            &sh("image.sh"),
+            &ctx.script("image.sh"),
             "kernel".as_ref(),
             kernel_deb.as_os_str(),
-            work.as_os_str(),
+            parts.work.as_os_str(),
         ],
         &[],
     )?;
@@ -651,34 +733,30 @@ pub fn build(opts: &BuildOptions, progress: &Sender<Progress>) -> Result<Image, 
             why: "no kernel release printed".into(),
         });
     }
-    ctx.send(Progress::Finished {
-        step: Step::Kernel,
-        elapsed_ms: ms(t.elapsed()),
-    });
+    Ok(kernel_release)
+}
 
-    ctx.send(Progress::Started {
-        step: Step::Initramfs,
-    });
-    let t = Instant::now();
+/// Step 5: the busybox initramfs.
+fn initramfs(ctx: &Ctx<'_>, busybox_deb: &Path, parts: &Parts) -> Result<(), ImageError> {
     ctx.run(
         "initramfs",
         &[
             "sh".as_ref(),
-            &sh("image.sh"),
+            &ctx.script("image.sh"),
             "initramfs".as_ref(),
             busybox_deb.as_os_str(),
-            work.as_os_str(),
-            partial.as_os_str(),
+            parts.work.as_os_str(),
+            parts.partial.as_os_str(),
         ],
         &[],
     )?;
-    ctx.send(Progress::Finished {
-        step: Step::Initramfs,
-        elapsed_ms: ms(t.elapsed()),
-    });
+    Ok(())
+}
 
-    ctx.send(Progress::Started { step: Step::Keys });
-    let t = Instant::now();
+/// Step 6: the image's ssh host and client keys, and a `known_hosts` that
+/// pins the host key under [`HOST_KEY_ALIAS`].
+fn keys(ctx: &Ctx<'_>, parts: &Parts) -> Result<(), ImageError> {
+    let partial = &parts.partial;
     for (file, comment) in [
         ("ssh_host_ed25519_key", "qfc-lab guest host key"),
         ("id_ed25519", "qfc-lab lab user"),
@@ -712,38 +790,44 @@ pub fn build(opts: &BuildOptions, progress: &Sender<Progress>) -> Result<Image, 
     };
     let known_hosts = partial.join("known_hosts");
     std::fs::write(&known_hosts, format!("{HOST_KEY_ALIAS} {kt} {kb}\n"))
-        .map_err(io_err("writing known_hosts"))?;
-    ctx.send(Progress::Finished {
-        step: Step::Keys,
-        elapsed_ms: ms(t.elapsed()),
-    });
+        .map_err(io_err("writing known_hosts"))
+}
 
-    ctx.send(Progress::Started { step: Step::Disk });
-    let t = Instant::now();
+/// Step 7: the root filesystem assembled into a qcow2 disk.
+fn disk(ctx: &Ctx<'_>, tarball: &Path, parts: &Parts) -> Result<(), ImageError> {
     ctx.run(
         "disk",
         &[
             "sh".as_ref(),
-            &sh("image.sh"),
+            &ctx.script("image.sh"),
             "disk".as_ref(),
             tarball.as_os_str(),
-            work.as_os_str(),
-            partial.as_os_str(),
+            parts.work.as_os_str(),
+            parts.partial.as_os_str(),
         ],
         &[],
     )?;
-    ctx.send(Progress::Finished {
-        step: Step::Disk,
-        elapsed_ms: ms(t.elapsed()),
-    });
-    // The host's private key is baked into the disk; keep only the public half.
+    Ok(())
+}
+
+/// Step 8: drops the host's private key (it is baked into the disk), writes
+/// `image.json`, moves the parts into place under the key and reports ready.
+fn seal(
+    ctx: &Ctx<'_>,
+    parts: Parts,
+    key: String,
+    kernel_release: String,
+    packages: BTreeMap<String, String>,
+    recipe: String,
+) -> Result<Image, ImageError> {
+    let Parts { partial, work } = parts;
+    let dir = ctx.images.join(&key);
     let _ = std::fs::remove_file(partial.join("ssh_host_ed25519_key"));
     let _ = std::fs::remove_dir_all(&work);
-
     let image = Image {
         version: IMAGE_JSON_VERSION,
         key: key.clone(),
-        arch,
+        arch: ctx.arch,
         dir: dir.clone(),
         kernel: dir.join("vmlinuz"),
         initrd: dir.join("initrd.img"),
@@ -794,6 +878,49 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ImageError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 14: the one step helper emits started, then finished with the
+    /// step's time; a failing step ends without finished; cached steps and
+    /// a cached image report as such.
+    #[test]
+    fn step_helper_reports_started_finished_and_cached() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let images = tempfile::tempdir().unwrap();
+        let ctx = Ctx {
+            progress: &tx,
+            log: images.path().join("build.log"),
+            recipe_dir: images.path().join("recipe"),
+            images: images.path().to_path_buf(),
+            arch: Arch::X86_64,
+        };
+        assert_eq!(ctx.step(Step::Kernel, |_| Ok(7)).unwrap(), 7);
+        let e = ctx.step(Step::Disk, |_| -> Result<(), ImageError> {
+            Err(ImageError::BadOutput {
+                step: "disk",
+                why: "test".into(),
+            })
+        });
+        assert!(e.is_err());
+        assert!(from_cache(&ctx, "nokey").unwrap().is_none());
+        ctx.cached(Step::Rootfs);
+        drop(tx);
+        let got: Vec<Progress> = rx.iter().collect();
+        assert!(
+            matches!(
+                got[..],
+                [
+                    Progress::Started { step: Step::Kernel },
+                    Progress::Finished {
+                        step: Step::Kernel,
+                        ..
+                    },
+                    Progress::Started { step: Step::Disk },
+                    Progress::Cached { step: Step::Rootfs },
+                ]
+            ),
+            "{got:?}"
+        );
+    }
 
     #[test]
     fn dpkg_status_keeps_installed_packages_only() {

@@ -66,19 +66,17 @@ fn exit_info(status: ExitStatus) -> ExitInfo {
 }
 
 fn command(argv: &[OsString]) -> Result<Command, TargetError> {
-    let (program, args) = argv
-        .split_first()
-        .ok_or_else(|| TargetError::Other("empty command line".into()))?;
+    let (program, args) = argv.split_first().ok_or_else(TargetError::empty_command)?;
     let mut cmd = Command::new(program);
     cmd.args(args);
     Ok(cmd)
 }
 
 /// Own process group, SIGKILL when the spawning thread dies, and the owner
-/// mark that `qfc-lab gc` reads ([`crate::gc::OWNER_VAR`]).
+/// mark that `qfc-lab gc` reads ([`crate::process::OWNER_VAR`]).
 fn isolate(cmd: &mut Command) {
     cmd.process_group(0);
-    cmd.env(crate::gc::OWNER_VAR, std::process::id().to_string());
+    cmd.env(crate::process::OWNER_VAR, std::process::id().to_string());
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
         cmd.pre_exec(|| {
@@ -200,7 +198,11 @@ impl Target for LocalTarget {
         })?;
         l.local_addr()
             .map(|a| a.port())
-            .map_err(|e| TargetError::Other(e.to_string()))
+            .map_err(|source| TargetError::Io {
+                what: "reading the address of",
+                path: "a loopback listener".into(),
+                source,
+            })
     }
 
     fn forward(&mut self, target_port: u16) -> Result<SocketAddr, TargetError> {
@@ -309,10 +311,10 @@ impl RemoteProcess for LocalProcess {
         match self.child.try_wait() {
             Ok(Some(s)) => Ok(Some(self.reaped(s))),
             Ok(None) => Ok(None),
-            Err(e) => Err(TargetError::Other(format!(
-                "wait for pid {}: {e}",
-                self.child.id()
-            ))),
+            Err(source) => Err(TargetError::Wait {
+                what: format!("wait for pid {}", self.child.id()),
+                source,
+            }),
         }
     }
     fn terminate(&mut self, grace: Duration) -> Result<ExitInfo, TargetError> {
@@ -330,10 +332,10 @@ impl RemoteProcess for LocalProcess {
         }
         tracing::warn!(pid = self.child.id(), "did not stop after SIGTERM, killing");
         let _ = killpg(pgid, Signal::SIGKILL);
-        let status = self
-            .child
-            .wait()
-            .map_err(|e| TargetError::Other(format!("wait for pid {}: {e}", self.child.id())))?;
+        let status = self.child.wait().map_err(|source| TargetError::Wait {
+            what: format!("wait for pid {}", self.child.id()),
+            source,
+        })?;
         Ok(self.reaped(status))
     }
 }

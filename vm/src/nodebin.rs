@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Errors of binary inspection.
 #[derive(Debug, thiserror::Error)]
@@ -363,66 +363,14 @@ pub fn fit_args(args: &[OsString], accepted: Option<&[String]>) -> (Vec<OsString
     (out, notes)
 }
 
-/// Which node a scenario runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Which node a scenario runs (`[node] kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NodeKind {
     /// This workspace's reference node.
     Refnode,
     /// The real qfc-node.
     QfcNode,
-}
-
-/// A requested way to force RocksDB compaction (`[phase.load.compaction] method`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CompactionMethod {
-    /// Whatever works on the node.
-    Auto,
-    /// The reference node's `lab_compact` RPC.
-    Admin,
-    /// Transactions sized to push `flood_mib` through the write buffers.
-    WriteFlood,
-}
-
-/// Capability errors: a scenario asks the real node for something only the
-/// reference node has.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum CapabilityError {
-    /// `method = "admin"` with the real node.
-    #[error("phase `{phase}`: compaction method \"admin\" needs the reference node's lab_compact RPC, which qfc-node does not have (no RPC or CLI of qfc-node exposes RocksDB compaction): use method = \"write_flood\" or \"auto\"")]
-    AdminCompaction {
-        /// The phase.
-        phase: String,
-    },
-    /// `[node.refnode]` knobs with the real node.
-    #[error("[node.refnode] {knob} applies to the reference node only: remove it for kind = \"qfc-node\"")]
-    RefnodeKnob {
-        /// The knob.
-        knob: String,
-    },
-}
-
-/// The compaction method a phase really uses, and a note for the report
-/// when it differs from the one asked for.
-pub fn resolve_compaction(
-    node: NodeKind,
-    requested: CompactionMethod,
-    phase: &str,
-) -> Result<(CompactionMethod, Option<String>), CapabilityError> {
-    match (node, requested) {
-        (NodeKind::Refnode, CompactionMethod::Auto) => Ok((CompactionMethod::Admin, None)),
-        (NodeKind::QfcNode, CompactionMethod::Admin) => {
-            Err(CapabilityError::AdminCompaction { phase: phase.into() })
-        }
-        (NodeKind::QfcNode, CompactionMethod::Auto) => Ok((
-            CompactionMethod::WriteFlood,
-            Some(format!(
-                "phase `{phase}`: qfc-node has no compaction trigger, so method \"auto\" ran a sized write flood instead"
-            )),
-        )),
-        (_, m) => Ok((m, None)),
-    }
 }
 
 #[cfg(test)]
@@ -540,16 +488,6 @@ mod tests {
         assert_eq!(
             version_argv(Path::new("/b")),
             ["/b", "--version"].map(OsString::from)
-        );
-        let e =
-            resolve_compaction(NodeKind::QfcNode, CompactionMethod::Admin, "stress").unwrap_err();
-        assert!(e.to_string().contains("phase `stress`") && e.to_string().contains("write_flood"));
-        let (m, note) = resolve_compaction(NodeKind::QfcNode, CompactionMethod::Auto, "s").unwrap();
-        assert_eq!(m, CompactionMethod::WriteFlood);
-        assert!(note.unwrap().contains("write flood"));
-        assert_eq!(
-            resolve_compaction(NodeKind::Refnode, CompactionMethod::Auto, "s").unwrap(),
-            (CompactionMethod::Admin, None)
         );
     }
 }

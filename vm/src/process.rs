@@ -14,6 +14,12 @@ use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+/// Environment variable every child process of the lab carries: the pid of
+/// the qfc-lab (or test) process that owns it (`qfc-lab gc` reads it, see
+/// `crate::gc`). Declared here, where it is set, so that `process` needs
+/// nothing from `gc` (no import cycle).
+pub const OWNER_VAR: &str = "QFC_LAB_OWNER";
+
 type SpawnRequest = (Command, mpsc::Sender<io::Result<Child>>);
 
 fn spawner() -> &'static Mutex<mpsc::Sender<SpawnRequest>> {
@@ -130,8 +136,8 @@ pub fn run_output(
 /// `PR_SET_PDEATHSIG = SIGKILL`, from the long-lived spawner thread.
 pub fn spawn_group(mut cmd: Command) -> io::Result<GroupChild> {
     cmd.process_group(0);
-    // The owner mark `qfc-lab gc` reads (crate::gc).
-    cmd.env(crate::gc::OWNER_VAR, std::process::id().to_string());
+    // The owner mark `qfc-lab gc` reads.
+    cmd.env(OWNER_VAR, std::process::id().to_string());
     // SAFETY: the closure runs between fork and exec and calls only the
     // async-signal-safe `prctl` and `getppid`.
     unsafe {

@@ -271,7 +271,7 @@ impl Guest {
             warn!(reason = %accel.reason, "guest runs under TCG emulation");
         }
         let program = cfg.arch.qemu_system();
-        if which(program).is_none() {
+        if which::which(program).is_err() {
             return Err(QemuError::QemuMissing {
                 program: program.into(),
             });
@@ -479,12 +479,4 @@ fn wait_ready(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// Finds `program` on PATH.
-pub fn which(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
 }

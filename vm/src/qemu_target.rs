@@ -90,7 +90,7 @@ impl QemuTarget {
     fn parts(&mut self) -> Result<(&mut Guest, &mut Remote), TargetError> {
         match (self.guest.as_mut(), self.remote.as_mut()) {
             (Some(g), Some(r)) => Ok((g, r)),
-            _ => Err(TargetError::Other(
+            _ => Err(TargetError::Unsupported(
                 "the QEMU guest is not running (not prepared, or torn down)".into(),
             )),
         }
@@ -100,13 +100,23 @@ impl QemuTarget {
     fn diagnose(&mut self, e: TargetError) -> TargetError {
         if let Some(g) = self.guest.as_mut() {
             if let Err(dead) = g.check_alive() {
-                return TargetError::Other(format!("{e}; the guest is gone: {dead}"));
+                return TargetError::GuestGone {
+                    source: Box::new(e),
+                    why: dead.to_string(),
+                };
             }
-            if matches!(e, TargetError::Other(_) | TargetError::Timeout { .. }) {
-                return TargetError::Other(format!(
-                    "{e}\nserial console tail:\n{}",
-                    g.serial_tail(20)
-                ));
+            if matches!(
+                e,
+                TargetError::Ssh(_)
+                    | TargetError::Remote { .. }
+                    | TargetError::Exec { .. }
+                    | TargetError::Wait { .. }
+                    | TargetError::Timeout { .. }
+            ) {
+                return TargetError::GuestConsole {
+                    source: Box::new(e),
+                    serial_tail: g.serial_tail(20),
+                };
             }
         }
         e
@@ -175,16 +185,16 @@ impl Target for QemuTarget {
             guest_ports: FORWARDED_PORTS.to_vec(),
             run_dir: self.run_dir.clone(),
         };
-        let guest = Guest::launch(&self.image, &opts, &self.host)
-            .map_err(|e| TargetError::Other(e.to_string()))?;
+        let guest = Guest::launch(&self.image, &opts, &self.host).map_err(TargetError::Qemu)?;
         let host = match SshHost::connect(guest.ssh_dest().clone(), GUEST_SCRATCH) {
             Ok(h) => h,
             Err(e) => {
                 let tail = guest.serial_tail(30);
                 drop(guest);
-                return Err(TargetError::Other(format!(
-                    "{e}\nserial console tail:\n{tail}"
-                )));
+                return Err(TargetError::GuestConsole {
+                    source: Box::new(TargetError::Ssh(e)),
+                    serial_tail: tail,
+                });
             }
         };
         for d in ["in", "out"] {
@@ -214,7 +224,9 @@ impl Target for QemuTarget {
     fn ship(&mut self, local: &Path) -> Result<TargetPath, TargetError> {
         let name = local
             .file_name()
-            .ok_or_else(|| TargetError::Other(format!("{} has no file name", local.display())))?
+            .ok_or_else(|| {
+                TargetError::Unsupported(format!("{} has no file name", local.display()))
+            })?
             .to_owned();
         self.shipped += 1;
         let slot = format!("in/{}", self.shipped);
@@ -248,11 +260,11 @@ impl Target for QemuTarget {
         );
         match out {
             Ok(o) if o.success() => Ok(target),
-            Ok(o) => Err(TargetError::Other(format!(
-                "copying {} into the guest failed: {}",
-                local.display(),
-                String::from_utf8_lossy(&o.stderr).trim()
-            ))),
+            Ok(o) => Err(TargetError::Exec {
+                argv: format!("copying {} into the guest", local.display()),
+                code: o.code,
+                stderr: String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            }),
             Err(e) => Err(self.diagnose(e)),
         }
     }
@@ -321,11 +333,11 @@ impl Target for QemuTarget {
         match out {
             Ok(o) if o.success() => {}
             Ok(o) => {
-                return Err(TargetError::Other(format!(
-                    "copying {} out of the guest failed: {}",
-                    remote_dir.display(),
-                    String::from_utf8_lossy(&o.stderr).trim()
-                )))
+                return Err(TargetError::Exec {
+                    argv: format!("copying {} out of the guest", remote_dir.display()),
+                    code: o.code,
+                    stderr: String::from_utf8_lossy(&o.stderr).trim().to_string(),
+                })
             }
             Err(e) => return Err(self.diagnose(e)),
         }

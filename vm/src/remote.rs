@@ -20,7 +20,7 @@ use tracing::{debug, warn};
 
 /// Converts an ssh failure into the trait's error, naming the machine.
 pub(crate) fn target_err(e: SshError) -> TargetError {
-    TargetError::Other(e.to_string())
+    TargetError::Ssh(e)
 }
 
 fn lossy(argv: &[OsString]) -> Vec<String> {
@@ -61,18 +61,17 @@ pub(crate) fn exec_timeout(
     });
     let deadline = Instant::now() + timeout;
     let status = loop {
-        if let Some(s) = child
-            .try_wait()
-            .map_err(|e| TargetError::Other(format!("waiting for ssh: {e}")))?
-        {
+        if let Some(s) = child.try_wait().map_err(|source| TargetError::Wait {
+            what: "waiting for ssh".into(),
+            source,
+        })? {
             break s;
         }
         if crate::process::cancel_requested() {
             let _ = child.kill();
-            return Err(TargetError::Other(format!(
-                "ssh {}: interrupted (SIGINT/SIGTERM)",
-                dest.host
-            )));
+            return Err(TargetError::Interrupted {
+                what: format!("ssh {}", dest.host),
+            });
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
@@ -188,7 +187,7 @@ impl SshProcess {
         let ticks = (grace.as_millis() / 100).max(1);
         let pid = self.pid;
         if pid <= 1 {
-            return Err(TargetError::Other(format!(
+            return Err(TargetError::Unsupported(format!(
                 "refusing to signal process group {pid} on the target"
             )));
         }
@@ -230,10 +229,10 @@ impl RemoteProcess for SshProcess {
             return Ok(Some(e));
         }
         // The ssh client exits when the remote command does (or the channel dies).
-        let st = self
-            .child
-            .try_wait()
-            .map_err(|e| TargetError::Other(format!("polling ssh: {e}")))?;
+        let st = self.child.try_wait().map_err(|source| TargetError::Wait {
+            what: "polling ssh".into(),
+            source,
+        })?;
         if let Some(st) = st {
             self.ended = Some(exit_info(st));
         }
@@ -248,7 +247,10 @@ impl RemoteProcess for SshProcess {
         let st = self
             .child
             .terminate(Duration::from_secs(5))
-            .map_err(|e| TargetError::Other(format!("stopping ssh: {e}")))?;
+            .map_err(|source| TargetError::Wait {
+                what: "stopping ssh".into(),
+                source,
+            })?;
         let info = exit_info(st);
         self.ended = Some(info);
         remote?;
@@ -288,7 +290,7 @@ impl Remote {
 
     pub fn exec(&self, argv: &[OsString], timeout: Duration) -> Result<ExecOutput, TargetError> {
         if argv.is_empty() {
-            return Err(TargetError::Other("empty command line".into()));
+            return Err(TargetError::empty_command());
         }
         let remote = format!(
             "cd {} && {}",
@@ -300,7 +302,7 @@ impl Remote {
 
     pub fn spawn(&mut self, spec: &SpawnSpec) -> Result<SshProcess, TargetError> {
         if spec.argv.is_empty() {
-            return Err(TargetError::Other("empty command line".into()));
+            return Err(TargetError::empty_command());
         }
         self.spawned += 1;
         let name = format!(
@@ -329,8 +331,10 @@ impl Remote {
             source,
         })?;
         let mut stdout = child.child_mut().stdout.take().expect("piped");
-        let pid = read_pid_line(&mut stdout)
-            .map_err(|e| TargetError::Other(format!("reading from ssh: {e}")))?;
+        let pid = read_pid_line(&mut stdout).map_err(|source| TargetError::Wait {
+            what: "reading from ssh".into(),
+            source,
+        })?;
         let Some(pid) = pid else {
             let st = child.terminate(Duration::from_secs(2)).ok();
             let mut err = String::new();
@@ -343,10 +347,10 @@ impl Remote {
                 }
                 _ => format!("{}: {}", lossy(&spec.argv).join(" "), err.trim()),
             };
-            return Err(TargetError::Other(format!(
-                "could not start a process on {}: {e}",
-                dest.host
-            )));
+            return Err(TargetError::Remote {
+                what: format!("could not start a process on {}", dest.host),
+                message: e,
+            });
         };
         debug!(pid, name, "remote process started");
         Ok(SshProcess {
@@ -379,8 +383,8 @@ impl Remote {
             .copied()
             .chain((0..2000u32).map(|i| 20000 + ((i * 7919 + std::process::id()) % 30000) as u16))
             .find(|p| !listening.contains(p) && !self.handed_ports.contains(p));
-        let port =
-            pick.ok_or_else(|| TargetError::Other("no free port found on the target".into()))?;
+        let port = pick
+            .ok_or_else(|| TargetError::Unsupported("no free port found on the target".into()))?;
         self.handed_ports.insert(port);
         Ok(port)
     }
@@ -393,8 +397,11 @@ impl Remote {
 
     /// `ssh -N -L 127.0.0.1:<free>:127.0.0.1:<target_port>`, kept until teardown.
     pub fn tunnel(&mut self, target_port: u16) -> Result<SocketAddr, TargetError> {
-        let local = crate::qemu::free_ports(1)
-            .map_err(|e| TargetError::Other(format!("picking a free local port: {e}")))?[0];
+        let local = crate::qemu::free_ports(1).map_err(|source| TargetError::Io {
+            what: "picking a free local port on",
+            path: "127.0.0.1".into(),
+            source,
+        })?[0];
         let dest = self.host.dest();
         let argv = tunnel_args(dest, local, target_port);
         let mut cmd = Command::new(&argv[0]);
@@ -409,19 +416,21 @@ impl Remote {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, local));
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(st) = child
-                .try_wait()
-                .map_err(|e| TargetError::Other(e.to_string()))?
-            {
+            if let Some(st) = child.try_wait().map_err(|source| TargetError::Wait {
+                what: "polling the ssh tunnel".into(),
+                source,
+            })? {
                 let mut err = String::new();
                 if let Some(mut e) = child.child_mut().stderr.take() {
                     let _ = e.read_to_string(&mut err);
                 }
-                return Err(TargetError::Other(format!(
-                    "ssh tunnel 127.0.0.1:{local} -> {}:{target_port} exited with {st}: {}",
-                    dest.host,
-                    err.trim()
-                )));
+                return Err(TargetError::Remote {
+                    what: format!(
+                        "ssh tunnel 127.0.0.1:{local} -> {}:{target_port} exited with {st}",
+                        dest.host
+                    ),
+                    message: err.trim().to_string(),
+                });
             }
             // Not a test connection: ssh would forward it and use up a
             // one-shot server on the target.

@@ -60,7 +60,7 @@ impl SshTarget {
 
     fn remote(&mut self) -> Result<&mut Remote, TargetError> {
         self.remote.as_mut().ok_or_else(|| {
-            TargetError::Other("the ssh target is not prepared (or already torn down)".into())
+            TargetError::Unsupported("the ssh target is not prepared (or already torn down)".into())
         })
     }
 }
@@ -95,9 +95,9 @@ impl Target for SshTarget {
     fn ship(&mut self, local: &Path) -> Result<TargetPath, TargetError> {
         let r = self.remote()?;
         r.host.ship(&[local], "bin").map_err(target_err)?;
-        let name = local
-            .file_name()
-            .ok_or_else(|| TargetError::Other(format!("{} has no file name", local.display())))?;
+        let name = local.file_name().ok_or_else(|| {
+            TargetError::Unsupported(format!("{} has no file name", local.display()))
+        })?;
         Ok(PathBuf::from(r.host.path("bin")).join(name))
     }
 
@@ -153,7 +153,7 @@ pub(crate) fn fetch_into(
         .map(|r| r.trim_start_matches('/').to_string())
         .filter(|r| !r.is_empty())
         .ok_or_else(|| {
-            TargetError::Other(format!(
+            TargetError::Unsupported(format!(
                 "{remote} is outside the target's scratch directory {}",
                 host.workdir()
             ))

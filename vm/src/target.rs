@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::untrusted::Imported;
 
@@ -25,7 +25,7 @@ pub use crate::untrusted::Imported;
 pub type TargetPath = PathBuf;
 
 /// What kind of machine a target is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetKind {
     /// This machine.
@@ -201,7 +201,92 @@ pub enum TargetError {
         #[source]
         source: std::io::Error,
     },
-    /// Anything else, with a message naming what failed.
+    /// A command run on (or for) the target exited unsuccessfully.
+    #[error("`{argv}` failed ({}): {stderr}", code.map_or("killed".to_string(), |c| format!("exit code {c}")))]
+    Exec {
+        /// The command line, shell-quoted for reading.
+        argv: String,
+        /// Its exit code; `None` when a signal ended it.
+        code: Option<i32>,
+        /// Its standard error, trimmed.
+        stderr: String,
+    },
+    /// An ssh command, session or tunnel failed.
+    #[error(transparent)]
+    Ssh(#[from] crate::ssh::SshError),
+    /// A tunnel or remote process over ssh failed in a way ssh itself did
+    /// not classify.
+    #[error("{what}: {message}")]
+    Remote {
+        /// What was being done, and on which host.
+        what: String,
+        /// What happened (ssh's stderr, a parse failure).
+        message: String,
+    },
+    /// The QEMU guest could not be launched or booted.
+    #[error(transparent)]
+    Qemu(#[from] crate::qemu::QemuError),
+    /// A failure inside a QEMU guest, with the tail of its serial console.
+    #[error("{source}\nserial console tail:\n{serial_tail}")]
+    GuestConsole {
+        /// The failure.
+        #[source]
+        source: Box<TargetError>,
+        /// The last lines the guest printed.
+        serial_tail: String,
+    },
+    /// A failure inside a QEMU guest that had died meanwhile.
+    #[error("{source}; the guest is gone: {why}")]
+    GuestGone {
+        /// The failure seen first.
+        #[source]
+        source: Box<TargetError>,
+        /// How QEMU ended.
+        why: String,
+    },
+    /// The container engine, an image or a container said no.
+    #[error("{message}")]
+    Container {
+        /// What failed and what to do.
+        message: String,
+        /// The underlying failure, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// Waiting for or polling a process (local, or the ssh client) failed.
+    #[error("{what}: {source}")]
+    Wait {
+        /// What was waited for.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// SIGINT or SIGTERM arrived while a command ran.
+    #[error("{what}: interrupted (SIGINT/SIGTERM)")]
+    Interrupted {
+        /// The command.
+        what: String,
+    },
+    /// The target was asked for something it cannot do in its state or
+    /// at all (not prepared, a port after the node started, an empty
+    /// command line, a path without a file name): a bug in the caller or
+    /// a scenario the target does not support; the message says which.
     #[error("{0}")]
-    Other(String),
+    Unsupported(String),
+}
+
+impl TargetError {
+    /// A container failure without an underlying error.
+    pub fn container(message: impl Into<String>) -> Self {
+        TargetError::Container {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An empty command line handed to the target.
+    pub fn empty_command() -> Self {
+        TargetError::Unsupported("empty command line".into())
+    }
 }

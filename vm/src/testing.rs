@@ -75,8 +75,7 @@ impl LoopbackSshd {
     pub fn unavailable() -> Option<&'static str> {
         if !Path::new("/usr/sbin/sshd").exists() {
             Some("/usr/sbin/sshd is missing (apt-get install openssh-server)")
-        } else if crate::qemu::which("ssh").is_none() || crate::qemu::which("ssh-keygen").is_none()
-        {
+        } else if which::which("ssh").is_err() || which::which("ssh-keygen").is_err() {
             Some("the ssh client is missing (apt-get install openssh-client)")
         } else {
             None

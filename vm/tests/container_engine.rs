@@ -152,14 +152,9 @@ fn rfc3339_ns(t: &str) -> Option<i128> {
     Some(((days * 86400 + hh * 3600 + mm * 60 + ss) as i128) * 1_000_000_000 + frac_ns as i128)
 }
 
-fn clock_ns(clock: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid out pointer.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+fn clock_ns(clock: nix::time::ClockId) -> i128 {
+    let ts = nix::time::clock_gettime(clock).expect("clock_gettime of a standard clock");
+    ts.tv_sec() as i128 * 1_000_000_000 + ts.tv_nsec() as i128
 }
 
 /// Write calls per tgid in a writepath.json.
@@ -579,7 +574,8 @@ fn probes_attribute_container_writes(bin: &Path, probe: &Path) -> Result<(), Fai
         let cg_w = writes_by_tgid(&cgj);
         let sys_w = writes_by_tgid(&sysj);
         // json-file records whose dockerd time falls in the system window.
-        let offset = clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC);
+        let offset = clock_ns(nix::time::ClockId::CLOCK_REALTIME)
+            - clock_ns(nix::time::ClockId::CLOCK_MONOTONIC);
         let (w0, w1) = (
             sysj["start_ns"].as_i64().unwrap_or(0) as i128 + offset,
             sysj["end_ns"].as_i64().unwrap_or(0) as i128 + offset,

@@ -338,7 +338,7 @@ fn main() {
     let mut args = Arguments::from_args();
     // Guests are heavy on two cores: one at a time.
     args.test_threads = Some(1);
-    let skip = if vm::qemu::which("qemu-system-aarch64").is_none() {
+    let skip = if which::which("qemu-system-aarch64").is_err() {
         Some("qemu-system-aarch64 is missing (scripts/setup.sh installs qemu-system-arm)")
     } else if !Path::new("/usr/bin/ssh").exists() {
         Some("the ssh client is missing (apt-get install openssh-client)")

@@ -1,180 +1,19 @@
 //! Stage two of the scenario parse: validated domain types with every
 //! default filled in. This is the "resolved" scenario recorded in the
-//! bundle's manifest.
+//! bundle's manifest. A phase's load is `loadgen::PhaseLoad` itself, checked
+//! by loadgen's one validator ([`loadgen::PhaseLoad::check`]) whose field
+//! errors are placed in the file through the spans kept here.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use loadgen::{CompactionLoad, PhaseLoad, RateStep, RpcLoad, SyncLoad, TxLoad};
+use serde::Serialize;
 use serde_spanned::Spanned;
 
+use super::kinds::*;
 use super::raw::*;
-
-/// Target kinds (`[target] kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TargetKind {
-    Local,
-    Qemu,
-    Container,
-    Ssh,
-}
-
-/// Guest CPU architecture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Arch {
-    Aarch64,
-    X86_64,
-}
-
-/// Guest accelerator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Accel {
-    Auto,
-    Kvm,
-    Hvf,
-    Tcg,
-}
-
-/// Which node binary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NodeKind {
-    Refnode,
-    QfcNode,
-}
-
-/// qfc-node `--log-level`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LogLevel {
-    Trace,
-    Debug,
-    Info,
-    Warn,
-    Error,
-}
-
-impl LogLevel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Trace => "trace",
-            Self::Debug => "debug",
-            Self::Info => "info",
-            Self::Warn => "warn",
-            Self::Error => "error",
-        }
-    }
-}
-
-/// How `qfc-probe` unwinds user stacks (`[probes] unwind`, issue 12).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UnwindMode {
-    /// Frame pointers, in the kernel.
-    #[default]
-    Fp,
-    /// Copy the user stack, unwind it with `.eh_frame` in userspace.
-    Dwarf,
-    /// As `dwarf`, frame pointers where a mapping has no unwind table.
-    Auto,
-}
-
-impl UnwindMode {
-    /// The `qfc-probe --unwind` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Fp => "fp",
-            Self::Dwarf => "dwarf",
-            Self::Auto => "auto",
-        }
-    }
-}
-
-/// The five probes of `qfc-probe`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProbeKind {
-    Fsync,
-    Bio,
-    Offcpu,
-    Writepath,
-    Oncpu,
-}
-
-impl ProbeKind {
-    pub const ALL: [ProbeKind; 5] = [
-        Self::Fsync,
-        Self::Bio,
-        Self::Offcpu,
-        Self::Writepath,
-        Self::Oncpu,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Fsync => "fsync",
-            Self::Bio => "bio",
-            Self::Offcpu => "offcpu",
-            Self::Writepath => "writepath",
-            Self::Oncpu => "oncpu",
-        }
-    }
-}
-
-/// What the probes filter on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProbeScope {
-    Target,
-    System,
-}
-
-/// Open loop (constant arrival rate) or closed loop (N clients).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LoadModel {
-    Open,
-    Closed,
-}
-
-/// `/qfc/sync/1` request kind of the sync flood.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncRequest {
-    Range,
-    Number,
-    Status,
-    Mixed,
-}
-
-/// How to force RocksDB flush and compaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CompactionMethod {
-    Auto,
-    Admin,
-    WriteFlood,
-}
-
-/// Comparison of an expectation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CompareOp {
-    #[serde(rename = ">=")]
-    Ge,
-    #[serde(rename = ">")]
-    Gt,
-    #[serde(rename = "<=")]
-    Le,
-    #[serde(rename = "<")]
-    Lt,
-    #[serde(rename = "==")]
-    Eq,
-    #[serde(rename = "!=")]
-    Ne,
-}
 
 /// A validated scenario with every default filled in.
 #[derive(Debug, Clone, Serialize)]
@@ -194,8 +33,11 @@ pub struct Scenario {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TargetSpec {
     Local,
-    Qemu(QemuSpec),
-    Container { image: Option<String> },
+    /// `[target.qemu]`: the `vm` crate's own configuration.
+    Qemu(vm::QemuConfig),
+    Container {
+        image: Option<String>,
+    },
     Ssh(SshSpec),
 }
 
@@ -208,15 +50,6 @@ impl TargetSpec {
             Self::Ssh(_) => TargetKind::Ssh,
         }
     }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct QemuSpec {
-    pub arch: Arch,
-    pub cpus: u32,
-    pub mem_mib: u32,
-    pub accel: Accel,
-    pub boot_timeout_s: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -276,58 +109,8 @@ pub struct ProbeSpec {
 pub struct Phase {
     pub name: String,
     pub duration_s: u64,
+    /// The load generator's own type, validated by it.
     pub load: PhaseLoad,
-}
-
-/// The load of one phase; the lab's domain form of `[phase.load.*]`.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct PhaseLoad {
-    pub rpc: Option<RpcLoad>,
-    pub tx: Option<TxLoad>,
-    pub sync: Option<SyncLoad>,
-    pub compaction: Option<CompactionLoad>,
-}
-
-impl PhaseLoad {
-    pub fn is_empty(&self) -> bool {
-        self.rpc.is_none() && self.tx.is_none() && self.sync.is_none() && self.compaction.is_none()
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RpcLoad {
-    pub model: LoadModel,
-    pub rate_per_s: f64,
-    pub ramp_to_per_s: Option<f64>,
-    /// Open loop: `(duration_s, rate_per_s)` steps; the last rate holds to
-    /// the end of the phase.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub steps: Vec<(f64, f64)>,
-    pub concurrency: u32,
-    pub timeout_ms: u64,
-    pub mix: BTreeMap<String, u32>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct TxLoad {
-    pub rate_per_s: f64,
-    pub accounts: u32,
-    pub sample_receipts: f64,
-    pub timeout_ms: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SyncLoad {
-    pub peers: u32,
-    pub rate_per_s: f64,
-    pub request: SyncRequest,
-    pub timeout_ms: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct CompactionLoad {
-    pub method: CompactionMethod,
-    pub flood_mib: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -345,20 +128,6 @@ pub struct BundleSpec {
     pub dir: String,
     pub metrics_interval_s: u64,
 }
-
-/// JSON-RPC methods the rpc workload may call (docs/SCENARIOS.md `mix`;
-/// the methods `loadgen::RpcMethod` implements).
-pub const RPC_METHODS: &[&str] = &[
-    "eth_blockNumber",
-    "eth_getBlockByNumber",
-    "eth_getBalance",
-    "eth_getTransactionCount",
-    "eth_chainId",
-    "eth_gasPrice",
-    "eth_syncing",
-    "net_version",
-    "web3_clientVersion",
-];
 
 /// A stage-two problem: where, which field, what was expected, a hint.
 #[derive(Debug, Clone)]
@@ -380,21 +149,6 @@ fn bad(span: Range<usize>, field: impl Into<String>, message: impl Into<String>)
     }
 }
 
-fn positive_f64(v: &Option<Spanned<f64>>, field: String, default: f64) -> V<f64> {
-    match v {
-        None => Ok(default),
-        Some(s) if s.get_ref().is_finite() && *s.get_ref() > 0.0 => Ok(*s.get_ref()),
-        Some(s) => Err(Invalid {
-            hint: Some("rates are arrivals per second: use a positive number such as 100".into()),
-            ..bad(
-                s.span(),
-                field,
-                format!("expected a number > 0, found {}", s.get_ref()),
-            )
-        }),
-    }
-}
-
 fn positive_u32(v: &Option<Spanned<u32>>, field: String, default: u32) -> V<u32> {
     match v {
         None => Ok(default),
@@ -409,15 +163,6 @@ fn positive_u64(v: &Option<Spanned<u64>>, field: String, default: u64) -> V<u64>
         Some(s) if *s.get_ref() > 0 => Ok(*s.get_ref()),
         Some(s) => Err(bad(s.span(), field, "expected an integer > 0, found 0")),
     }
-}
-
-/// A phase (or scenario) name that can name a bundle folder: 1-64 of
-/// `A-Z a-z 0-9 - _`.
-pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// Validates a raw scenario and fills in defaults.
@@ -501,7 +246,7 @@ pub fn validate(raw: RawScenario, whole: Range<usize>) -> V<Scenario> {
         // A probe figure of a probe that is not enabled could never be
         // evaluated either.
         let family = e.figure.get_ref().split(['.', ':']).next().unwrap_or("");
-        if let Some(k) = ProbeKind::ALL.iter().find(|k| k.as_str() == family) {
+        if let Some(k) = ProbeKind::ALL.iter().find(|k| k.name() == family) {
             if !probes.enable.contains(k) {
                 return Err(Invalid {
                     hint: Some(format!(
@@ -635,7 +380,7 @@ fn validate_target(t: Option<RawTarget>) -> V<TargetSpec> {
         TargetKind::Qemu => {
             let q = t.qemu.map(Spanned::into_inner);
             let q = q.as_ref();
-            TargetSpec::Qemu(QemuSpec {
+            TargetSpec::Qemu(vm::QemuConfig {
                 arch: q.and_then(|q| q.arch).unwrap_or(Arch::Aarch64),
                 cpus: positive_u32(
                     &q.and_then(|q| q.cpus.clone()),
@@ -901,139 +646,159 @@ fn validate_phase(i: usize, p: RawPhase, before: &[Phase]) -> V<Phase> {
     let duration_s = positive_u64(&Some(p.duration_s), f("duration_s"), 0)?;
     let load = match p.load {
         None => PhaseLoad::default(),
-        Some(l) => PhaseLoad {
-            rpc: match l.rpc {
-                None => None,
-                Some(r) => {
-                    let mut mix = BTreeMap::new();
-                    for (method, w) in r.mix.unwrap_or_default() {
-                        if !RPC_METHODS.contains(&method.as_str()) {
-                            return Err(Invalid {
-                                hint: super::error::did_you_mean(&method, RPC_METHODS),
-                                ..bad(
-                                    w.span(),
-                                    f(&format!("load.rpc.mix.{method}")),
-                                    format!("unknown JSON-RPC method {method:?}"),
-                                )
-                            });
-                        }
-                        mix.insert(method, w.into_inner());
-                    }
-                    if mix.is_empty() {
-                        mix.insert("eth_blockNumber".into(), 1);
-                    }
-                    if mix.values().all(|w| *w == 0) {
-                        return Err(bad(
-                            0..0,
-                            f("load.rpc.mix"),
-                            "every weight is 0: expected at least one > 0",
-                        ));
-                    }
-                    let ramp = match &r.ramp_to_per_s {
-                        None => None,
-                        some => Some(positive_f64(some, f("load.rpc.ramp_to_per_s"), 0.0)?),
-                    };
-                    let model = r.model.unwrap_or(LoadModel::Open);
-                    let mut steps = Vec::new();
-                    if let Some(st) = &r.steps {
-                        if let Some(rt) = &r.ramp_to_per_s {
-                            return Err(Invalid {
-                                hint: Some(
-                                    "a phase's rpc rate either ramps or steps: keep one of them"
-                                        .into(),
-                                ),
-                                ..bad(
-                                    rt.span(),
-                                    f("load.rpc.ramp_to_per_s"),
-                                    "given together with steps",
-                                )
-                            });
-                        }
-                        if model == LoadModel::Closed {
-                            return Err(Invalid {
-                                hint: Some("steps shape an open-loop arrival rate: remove them or use model = \"open\"".into()),
-                                ..bad(st.span(), f("load.rpc.steps"), "steps given with model = \"closed\"")
-                            });
-                        }
-                        if st.get_ref().is_empty() {
-                            return Err(bad(
-                                st.span(),
-                                f("load.rpc.steps"),
-                                "expected at least one { duration_s, rate_per_s }",
-                            ));
-                        }
-                        for (i, x) in st.get_ref().iter().enumerate() {
-                            steps.push((
-                                positive_f64(
-                                    &Some(x.duration_s.clone()),
-                                    f(&format!("load.rpc.steps[{i}].duration_s")),
-                                    0.0,
-                                )?,
-                                positive_f64(
-                                    &Some(x.rate_per_s.clone()),
-                                    f(&format!("load.rpc.steps[{i}].rate_per_s")),
-                                    0.0,
-                                )?,
-                            ));
-                        }
-                    }
-                    Some(RpcLoad {
-                        model,
-                        rate_per_s: match steps.first() {
-                            Some(first) if r.rate_per_s.is_none() => first.1,
-                            _ => positive_f64(&r.rate_per_s, f("load.rpc.rate_per_s"), 100.0)?,
-                        },
-                        ramp_to_per_s: ramp,
-                        steps,
-                        concurrency: positive_u32(&r.concurrency, f("load.rpc.concurrency"), 16)?,
-                        timeout_ms: positive_u64(&r.timeout_ms, f("load.rpc.timeout_ms"), 5000)?,
-                        mix,
-                    })
-                }
-            },
-            tx: match l.tx {
-                None => None,
-                Some(t) => {
-                    let share = match &t.sample_receipts {
-                        None => 0.01,
-                        Some(s) if (0.0..=1.0).contains(s.get_ref()) => *s.get_ref(),
-                        Some(s) => {
-                            return Err(bad(
-                                s.span(),
-                                f("load.tx.sample_receipts"),
-                                format!("expected a share between 0 and 1, found {}", s.get_ref()),
-                            ))
-                        }
-                    };
-                    Some(TxLoad {
-                        rate_per_s: positive_f64(&t.rate_per_s, f("load.tx.rate_per_s"), 100.0)?,
-                        accounts: positive_u32(&t.accounts, f("load.tx.accounts"), 16)?,
-                        sample_receipts: share,
-                        timeout_ms: positive_u64(&t.timeout_ms, f("load.tx.timeout_ms"), 5000)?,
-                    })
-                }
-            },
-            sync: match l.sync {
-                None => None,
-                Some(s) => Some(SyncLoad {
-                    peers: positive_u32(&s.peers, f("load.sync.peers"), 8)?,
-                    rate_per_s: positive_f64(&s.rate_per_s, f("load.sync.rate_per_s"), 50.0)?,
-                    request: s.request.unwrap_or(SyncRequest::Range),
-                    timeout_ms: positive_u64(&s.timeout_ms, f("load.sync.timeout_ms"), 30_000)?,
-                }),
-            },
-            compaction: match l.compaction {
-                None => None,
-                Some(c) => Some(CompactionLoad {
-                    method: c.method.unwrap_or(CompactionMethod::Auto),
-                    flood_mib: positive_u64(&c.flood_mib, f("load.compaction.flood_mib"), 256)?,
-                }),
-            },
-        },
+        Some(l) => validate_load(i, l)?,
     };
     Ok(Phase {
         name: p.name.into_inner(),
         duration_s,
         load,
     })
+}
+
+/// Where each field of a phase's load was written, by loadgen's field path
+/// (`rpc.rate_per_s`, `rpc.steps[1].duration_s`), so that loadgen's
+/// validator's errors point into the file.
+#[derive(Default)]
+struct LoadSpans(Vec<(String, Range<usize>)>);
+
+impl LoadSpans {
+    fn note<T>(&mut self, field: &str, v: &Option<Spanned<T>>) {
+        if let Some(v) = v {
+            self.0.push((field.to_string(), v.span()));
+        }
+    }
+
+    /// The span of `field`, else of the closest enclosing field written
+    /// (`rpc.mix` for a weight), else `fallback`.
+    fn of(&self, field: &str, fallback: Range<usize>) -> Range<usize> {
+        let mut f = field;
+        loop {
+            if let Some((_, span)) = self.0.iter().find(|(k, _)| k == f) {
+                return span.clone();
+            }
+            match f.rfind(['.', '[']) {
+                Some(i) => f = &f[..i],
+                None => return fallback,
+            }
+        }
+    }
+}
+
+/// Builds `[phase.load.*]` of phase `i` as `loadgen::PhaseLoad` with the
+/// scenario's defaults, then runs loadgen's validator on it. What only the
+/// file can get wrong (an unknown method name, an empty `steps` list) is
+/// checked here; every range and rule between fields is loadgen's.
+fn validate_load(i: usize, l: RawLoad) -> V<PhaseLoad> {
+    let f = |k: &str| format!("phase[{i}].load.{k}");
+    let mut spans = LoadSpans::default();
+    let mut fallback = 0..0;
+    let rpc = match l.rpc {
+        None => None,
+        Some(r) => {
+            let mut mix = BTreeMap::new();
+            for (method, w) in r.mix.unwrap_or_default() {
+                let Some(m) = RpcMethod::from_name(&method) else {
+                    let names: Vec<&str> = RpcMethod::ALL.iter().map(|m| m.name()).collect();
+                    return Err(Invalid {
+                        hint: super::error::did_you_mean(&method, &names),
+                        ..bad(
+                            w.span(),
+                            f(&format!("rpc.mix.{method}")),
+                            format!("unknown JSON-RPC method {method:?}"),
+                        )
+                    });
+                };
+                if fallback == (0..0) {
+                    spans.0.push(("rpc.mix".into(), w.span()));
+                    fallback = w.span();
+                }
+                mix.insert(m, w.into_inner());
+            }
+            if mix.is_empty() {
+                mix.insert(RpcMethod::EthBlockNumber, 1);
+            }
+            spans.note("rpc.rate_per_s", &r.rate_per_s);
+            spans.note("rpc.ramp_to_per_s", &r.ramp_to_per_s);
+            spans.note("rpc.steps", &r.steps);
+            spans.note("rpc.concurrency", &r.concurrency);
+            spans.note("rpc.timeout_ms", &r.timeout_ms);
+            let mut steps = Vec::new();
+            if let Some(st) = &r.steps {
+                if st.get_ref().is_empty() {
+                    return Err(bad(
+                        st.span(),
+                        f("rpc.steps"),
+                        "expected at least one { duration_s, rate_per_s }",
+                    ));
+                }
+                for (k, x) in st.get_ref().iter().enumerate() {
+                    let d = format!("rpc.steps[{k}].duration_s");
+                    let r = format!("rpc.steps[{k}].rate_per_s");
+                    spans.note(&d, &Some(x.duration_s.clone()));
+                    spans.note(&r, &Some(x.rate_per_s.clone()));
+                    steps.push(RateStep {
+                        duration_s: *x.duration_s.get_ref(),
+                        rate_per_s: *x.rate_per_s.get_ref(),
+                    });
+                }
+            }
+            Some(RpcLoad {
+                model: r.model.unwrap_or(LoadModel::Open),
+                // Without a rate, a stepped phase starts at its first step's.
+                rate_per_s: match (&r.rate_per_s, steps.first()) {
+                    (Some(v), _) => *v.get_ref(),
+                    (None, Some(first)) => first.rate_per_s,
+                    (None, None) => 100.0,
+                },
+                ramp_to_per_s: r.ramp_to_per_s.map(Spanned::into_inner),
+                steps,
+                concurrency: r.concurrency.map_or(16, Spanned::into_inner),
+                timeout_ms: r.timeout_ms.map_or(5000, Spanned::into_inner),
+                mix,
+            })
+        }
+    };
+    let tx = l.tx.map(|t| {
+        spans.note("tx.rate_per_s", &t.rate_per_s);
+        spans.note("tx.accounts", &t.accounts);
+        spans.note("tx.sample_receipts", &t.sample_receipts);
+        spans.note("tx.timeout_ms", &t.timeout_ms);
+        TxLoad {
+            rate_per_s: t.rate_per_s.map_or(100.0, Spanned::into_inner),
+            accounts: t.accounts.map_or(16, Spanned::into_inner),
+            sample_receipts: t.sample_receipts.map_or(0.01, Spanned::into_inner),
+            timeout_ms: t.timeout_ms.map_or(5000, Spanned::into_inner),
+        }
+    });
+    let sync = l.sync.map(|s| {
+        spans.note("sync.peers", &s.peers);
+        spans.note("sync.rate_per_s", &s.rate_per_s);
+        spans.note("sync.timeout_ms", &s.timeout_ms);
+        SyncLoad {
+            peers: s.peers.map_or(8, Spanned::into_inner),
+            rate_per_s: s.rate_per_s.map_or(50.0, Spanned::into_inner),
+            request: s.request.unwrap_or(SyncRequestKind::Range),
+            timeout_ms: s.timeout_ms.map_or(30_000, Spanned::into_inner),
+        }
+    });
+    let compaction = l.compaction.map(|c| {
+        spans.note("compaction.flood_mib", &c.flood_mib);
+        CompactionLoad {
+            method: c.method.unwrap_or(CompactionMethod::Auto),
+            flood_mib: c.flood_mib.map_or(256, Spanned::into_inner),
+        }
+    });
+    let load = PhaseLoad {
+        rpc,
+        tx,
+        sync,
+        compaction,
+    };
+    load.check().map_err(|e| Invalid {
+        span: spans.of(&e.field, fallback),
+        field: f(&e.field),
+        message: e.message,
+        hint: e.hint,
+    })?;
+    Ok(load)
 }

@@ -1,15 +1,16 @@
 //! Stage one of the scenario parse: serde structs that mirror the TOML file
 //! exactly (docs/SCENARIOS.md), with `deny_unknown_fields` everywhere and
-//! spans kept on every value that stage two validates.
+//! spans kept on every value that stage two validates. Its enums come from
+//! the leaf [`super::kinds`], never from stage two.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
-use super::model::{
+use super::kinds::{
     Accel, Arch, CompactionMethod, CompareOp, LoadModel, LogLevel, NodeKind, ProbeKind, ProbeScope,
-    SyncRequest, TargetKind, UnwindMode,
+    SyncRequestKind, TargetKind, UnwindMode,
 };
 
 #[derive(Debug, Deserialize)]
@@ -159,7 +160,7 @@ pub struct RawTx {
 pub struct RawSync {
     pub peers: Option<Spanned<u32>>,
     pub rate_per_s: Option<Spanned<f64>>,
-    pub request: Option<SyncRequest>,
+    pub request: Option<SyncRequestKind>,
     pub timeout_ms: Option<Spanned<u64>>,
 }
 

@@ -144,7 +144,7 @@ pub fn of_pid(pid: u32) -> Result<ProcessCgroups, TargetError> {
 pub fn ensure_v2(pid: u32, name: &str) -> Result<PathBuf, TargetError> {
     let cg = of_pid(pid)?;
     let v2 = cg.v2.clone().ok_or_else(|| {
-        TargetError::Other(format!(
+        TargetError::container(format!(
             "no cgroup v2 hierarchy is mounted, so probes cannot filter process {pid} by cgroup: mount one (mount -t cgroup2 none /sys/fs/cgroup/unified) or filter by pid"
         ))
     })?;

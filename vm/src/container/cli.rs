@@ -226,9 +226,7 @@ pub fn run(
     env: &[(OsString, OsString)],
     timeout: Duration,
 ) -> Result<ExecOutput, TargetError> {
-    let (program, args) = argv
-        .split_first()
-        .ok_or_else(|| TargetError::Other("empty command line".into()))?;
+    let (program, args) = argv.split_first().ok_or_else(TargetError::empty_command)?;
     let name = program.to_string_lossy().into_owned();
     let mut cmd = Command::new(program);
     cmd.args(args)
@@ -299,13 +297,11 @@ pub fn run_ok(
     if out.success() {
         Ok(out)
     } else {
-        Err(TargetError::Other(format!(
-            "`{}` failed ({}): {}",
-            describe(argv),
-            out.code
-                .map_or("killed".to_string(), |c| format!("exit code {c}")),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
+        Err(TargetError::Exec {
+            argv: describe(argv),
+            code: out.code,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 
@@ -321,6 +317,31 @@ pub fn describe(argv: &[OsString]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 14: a failed command is a typed `TargetError::Exec` (argv, code,
+    /// stderr), not a string, and its message is the one users saw before.
+    #[test]
+    fn failed_command_is_a_typed_exec_error() {
+        let argv: Vec<OsString> = ["sh", "-c", "echo oops >&2; exit 3"]
+            .map(OsString::from)
+            .to_vec();
+        let e = run_ok(&argv, &[], Duration::from_secs(10)).unwrap_err();
+        let TargetError::Exec { code, stderr, .. } = &e else {
+            panic!("not Exec: {e:?}")
+        };
+        assert_eq!((*code, stderr.as_str()), (Some(3), "oops"));
+        assert!(e.to_string().ends_with("failed (exit code 3): oops"), "{e}");
+        let wrapped = TargetError::Container {
+            message: "could not build the image".into(),
+            source: Some(Box::new(e)),
+        };
+        let cause = std::error::Error::source(&wrapped).expect("a #[source]");
+        assert!(cause.to_string().contains("exit code 3"), "{cause}");
+        assert!(matches!(
+            run_ok(&[], &[], Duration::from_secs(1)),
+            Err(TargetError::Unsupported(_))
+        ));
+    }
 
     fn strs(v: &[OsString]) -> Vec<String> {
         v.iter().map(|s| s.to_string_lossy().into_owned()).collect()

@@ -64,10 +64,11 @@ pub fn ensure_base(docker: &Path, staging: &Path, cache: &Path) -> Result<String
     tracing::info!(cache = %cache.display(), "building the Debian base image (mmdebstrap, once)");
     let env = vec![("DOCKER".into(), docker.as_os_str().to_owned())];
     let out = cli::run_ok(&base_argv(&script, BASE_TAG, cache), &env, Duration::from_secs(1200))
-        .map_err(|e| {
-            TargetError::Other(format!(
+        .map_err(|e| TargetError::Container {
+            message: format!(
                 "could not build the container base image {BASE_TAG}: {e}; check that mmdebstrap is installed (scripts/setup.sh) and Debian's archive is reachable"
-            ))
+            ),
+            source: Some(Box::new(e)),
         })?;
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -104,7 +105,7 @@ impl NodeImage {
         h.update(df.as_bytes());
         for f in &self.files {
             let name = f.file_name().ok_or_else(|| {
-                TargetError::Other(format!("{} has no file name to ship", f.display()))
+                TargetError::Unsupported(format!("{} has no file name to ship", f.display()))
             })?;
             let dest = bin.join(name);
             // Hard link when possible (the node binary is 160 MB in debug).

@@ -165,9 +165,12 @@ impl ContainerTarget {
     fn image_for(&mut self, argv0: &str) -> Result<(String, Option<String>), TargetError> {
         if let Some(img) = &self.cfg.image {
             let out = cli::run_ok(&cli::image_id_argv(self.docker(), img), &[], SHORT).map_err(
-                |e| TargetError::Other(format!(
-                    "image {img} is not in the local Docker engine ({e}): build or load it first (no registry is reachable)"
-                )),
+                |e| TargetError::Container {
+                    message: format!(
+                        "image {img} is not in the local Docker engine ({e}): build or load it first (no registry is reachable)"
+                    ),
+                    source: Some(Box::new(e)),
+                },
             )?;
             self.ctx.image = img.clone();
             self.ctx.image_id = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -175,8 +178,8 @@ impl ContainerTarget {
             return Ok((img.clone(), Some(argv0.to_string())));
         }
         if self.shipped.is_empty() {
-            return Err(TargetError::Other(
-                "the container target has no node binary to put in an image: ship the node binary first or set [target.container] image".into(),
+            return Err(TargetError::container(
+                "the container target has no node binary to put in an image: ship the node binary first or set [target.container] image",
             ));
         }
         let base_id = image::ensure_base(&self.cfg.docker, &self.staging, &self.cfg.cache_dir)?;
@@ -194,8 +197,11 @@ impl ContainerTarget {
 
     fn inspect(&self) -> Result<serde_json::Value, TargetError> {
         let out = cli::run_ok(&cli::inspect_argv(self.docker(), &self.name), &[], SHORT)?;
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .map_err(|e| TargetError::Other(format!("docker inspect {}: {e}", self.name)))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| TargetError::Container {
+                message: format!("docker inspect {}: {e}", self.name),
+                source: Some(Box::new(e)),
+            })?;
         Ok(v.get(0).cloned().unwrap_or(serde_json::Value::Null))
     }
 }
@@ -248,7 +254,7 @@ impl Target for ContainerTarget {
     fn prepare(&mut self) -> Result<(), TargetError> {
         let out = cli::run(&cli::version_argv(self.docker()), &[], SHORT)?;
         let (engine, api, containerd) = parse_version(&out.stdout).map_err(|e| {
-            TargetError::Other(format!(
+            TargetError::container(format!(
                 "the Docker engine is not reachable through {} ({e}; {}): start it with scripts/services.sh",
                 self.docker().display(),
                 String::from_utf8_lossy(&out.stderr).trim()
@@ -278,7 +284,7 @@ impl Target for ContainerTarget {
 
     fn ship(&mut self, local: &Path) -> Result<TargetPath, TargetError> {
         let name = local.file_name().ok_or_else(|| {
-            TargetError::Other(format!("{} has no file name to ship", local.display()))
+            TargetError::Unsupported(format!("{} has no file name to ship", local.display()))
         })?;
         let dest = Path::new(image::BIN_DIR).join(name);
         if self.container_id.is_some() {
@@ -290,7 +296,7 @@ impl Target for ContainerTarget {
             )?;
         } else {
             if !local.is_file() {
-                return Err(TargetError::Other(format!(
+                return Err(TargetError::Unsupported(format!(
                     "{} is not a file: give the path of the node binary",
                     local.display()
                 )));
@@ -302,19 +308,19 @@ impl Target for ContainerTarget {
 
     fn spawn(&mut self, spec: &SpawnSpec) -> Result<Box<dyn RemoteProcess>, TargetError> {
         if self.container_id.is_some() {
-            return Err(TargetError::Other(
+            return Err(TargetError::Unsupported(
                 "the container target runs one process, the node, as the container's entrypoint: run other tools (probes) on the host against its pid or cgroup".into(),
             ));
         }
         if spec.stdin {
-            return Err(TargetError::Other(
+            return Err(TargetError::Unsupported(
                 "the node's container has no stdin (production runs it detached)".into(),
             ));
         }
         let (argv0, args) = spec
             .argv
             .split_first()
-            .ok_or_else(|| TargetError::Other("empty command line".into()))?;
+            .ok_or_else(TargetError::empty_command)?;
         let argv0 = argv0.to_string_lossy().into_owned();
         let (image, entrypoint) = self.image_for(&argv0)?;
         let run = cli::RunSpec {
@@ -401,7 +407,7 @@ impl Target for ContainerTarget {
 
     fn free_port(&mut self) -> Result<u16, TargetError> {
         if self.container_id.is_some() {
-            return Err(TargetError::Other(
+            return Err(TargetError::Unsupported(
                 "ports of a running container cannot be published any more: ask for every port before spawning the node".into(),
             ));
         }
@@ -420,7 +426,7 @@ impl Target for ContainerTarget {
         if self.ports.contains(&target_port) {
             Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, target_port)))
         } else {
-            Err(TargetError::Other(format!(
+            Err(TargetError::Unsupported(format!(
                 "port {target_port} was not published: get it from free_port before spawning the node"
             )))
         }
@@ -498,8 +504,11 @@ pub struct ContainerProcess {
 impl ContainerProcess {
     fn state(&self) -> Result<(bool, u32, Option<i32>), TargetError> {
         let out = cli::run_ok(&cli::inspect_argv(&self.docker, &self.name), &[], SHORT)?;
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .map_err(|e| TargetError::Other(format!("docker inspect {}: {e}", self.name)))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| TargetError::Container {
+                message: format!("docker inspect {}: {e}", self.name),
+                source: Some(Box::new(e)),
+            })?;
         Ok(parse_state(&v[0]))
     }
 
@@ -562,7 +571,7 @@ impl RemoteProcess for ContainerProcess {
         )?;
         let (running, _, code) = self.state()?;
         if running {
-            return Err(TargetError::Other(format!(
+            return Err(TargetError::container(format!(
                 "container {} still runs {:?} after docker stop",
                 self.name,
                 t0.elapsed()
