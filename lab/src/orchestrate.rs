@@ -104,33 +104,8 @@ fn at(step: Step) -> impl Fn(StepError) -> RunError {
     move |source| RunError::Step { step, source }
 }
 
-/// `timeline.json`: everything on `CLOCK_MONOTONIC` nanoseconds.
-#[derive(Debug, Default, Serialize)]
-pub struct Timeline {
-    pub clock: &'static str,
-    pub events: Vec<TimelineEvent>,
-    pub phases: Vec<PhaseWindow>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct TimelineEvent {
-    pub t_ns: u64,
-    pub what: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct PhaseWindow {
-    pub name: String,
-    /// This machine's CLOCK_MONOTONIC, like every other `t_ns` here.
-    pub start_ns: u64,
-    /// The probe's own clock at the phase marker when the probes run on
-    /// another kernel (QEMU guest, SSH host): the key into `probes/session.json`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub probe_start_ns: Option<u64>,
-    pub end_ns: Option<u64>,
-    pub planned_s: u64,
-    pub completed: bool,
-}
+/// `timeline.json`, in the bundle schema shared with the report.
+pub use bundle_schema::timeline::{PhaseWindow, Timeline, TimelineEvent};
 
 /// Fills `{name}` and `{utc}` in the bundle directory template.
 pub fn bundle_dir(template: &str, name: &str, utc: &str) -> PathBuf {
@@ -362,7 +337,7 @@ impl Run {
             pumps: Vec::new(),
             probe: None,
             timeline: Timeline {
-                clock: "CLOCK_MONOTONIC",
+                clock: "CLOCK_MONOTONIC".into(),
                 ..Default::default()
             },
             context: Context::default(),
@@ -1514,13 +1489,16 @@ fn scrape_series(
     phase: &str,
 ) -> std::io::Result<()> {
     let t_ns = monotonic_ns();
-    let line = match metrics::http(addr, "GET", "/metrics", None, Duration::from_secs(1)) {
-        Ok(text) => {
-            serde_json::json!({"t_ns": t_ns, "phase": phase, "samples": metrics::parse_prom(&text)})
-        }
-        Err(e) => serde_json::json!({"t_ns": t_ns, "phase": phase, "error": e.to_string()}),
+    let mut line = bundle_schema::metrics::MetricsLine {
+        t_ns,
+        phase: Some(phase.to_string()),
+        ..Default::default()
     };
-    writeln!(out, "{line}")
+    match metrics::http(addr, "GET", "/metrics", None, Duration::from_secs(1)) {
+        Ok(text) => line.samples = Some(metrics::parse_prom(&text)),
+        Err(e) => line.error = Some(e.to_string()),
+    }
+    writeln!(out, "{}", serde_json::to_string(&line)?)
 }
 
 /// Where `qfc-lab run` writes when `--out` is not given (for messages).

@@ -112,6 +112,27 @@ fn smoke_bundle_verifies_and_detects_any_changed_byte() -> Result<(), Failed> {
             .any(|l| !l.starts_with('#') && !l.trim().is_empty()),
         "empty /metrics scrape",
     )?;
+    // Issue 14: the spine's files read back through the one schema type the
+    // report uses, on real output (timeline.json, every series.jsonl line).
+    let tl: bundle_schema::timeline::Timeline =
+        serde_json::from_slice(&std::fs::read(out.join("timeline.json"))?)?;
+    ensure(
+        tl.clock == "CLOCK_MONOTONIC" && tl.phases.iter().all(|p| p.completed),
+        format!("timeline.json read back as {tl:?}"),
+    )?;
+    let series = std::fs::read_to_string(out.join("metrics/series.jsonl"))?;
+    let mut scraped = 0;
+    for line in series.lines() {
+        let l: bundle_schema::metrics::MetricsLine = serde_json::from_str(line)?;
+        if l.all_samples().contains_key("qfc_block_height") {
+            scraped += 1;
+        }
+    }
+    ensure(scraped > 0, "no series.jsonl line with qfc_block_height")?;
+    ensure(
+        bundle_schema::prom::value(&prom, "qfc_block_height").is_some(),
+        "stress.prom: no qfc_block_height sample",
+    )?;
     let ctx: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("context.json"))?)?;
     ensure(
         ctx["threads_at_ready"]

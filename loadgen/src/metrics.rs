@@ -1,51 +1,35 @@
-//! Reads the node's Prometheus `/metrics` (loopback only) and sums gauges
-//! across labels, e.g. `qfc_rocksdb_l0_files` over column families.
+//! Reads the node's Prometheus `/metrics` (loopback only) with `reqwest`'s
+//! async client (scrapes run inside the load session's tokio runtime) and sums
+//! gauges across labels, e.g. `qfc_rocksdb_l0_files` over column families,
+//! with the workspace's one exposition parser (`bundle_schema::prom`).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+/// Bound on one scrape: the node answers `/metrics` on loopback in
+/// milliseconds; a stuck scrape must not hold the sampler.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// GETs `/metrics` from `addr`; `None` when unreachable or not 2xx.
 pub async fn scrape(addr: SocketAddr) -> Option<String> {
-    let stream = TcpStream::connect(addr).await.ok()?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    // A client per scrape, not a static one: pooled connections belong to
+    // the runtime that opened them, and the lab runs one runtime per session.
+    let client = reqwest::Client::builder().no_proxy().build().ok()?;
+    let resp = client
+        .get(format!("http://{addr}/metrics"))
+        .timeout(SCRAPE_TIMEOUT)
+        .send()
         .await
         .ok()?;
-    tokio::spawn(conn);
-    let req = hyper::Request::get("/metrics")
-        .header(hyper::header::HOST, addr.to_string())
-        .body(Empty::<Bytes>::new())
-        .ok()?;
-    let resp = sender.send_request(req).await.ok()?;
     if !resp.status().is_success() {
         return None;
     }
-    let body = resp.into_body().collect().await.ok()?.to_bytes();
-    String::from_utf8(body.to_vec()).ok()
+    resp.text().await.ok()
 }
 
 /// Sum of every sample of `name` (any labels); `None` when absent.
 pub fn sum(text: &str, name: &str) -> Option<f64> {
-    let mut total = None;
-    for line in text.lines() {
-        if line.starts_with('#') {
-            continue;
-        }
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
-        if !(rest.starts_with('{') || rest.starts_with(' ')) {
-            continue;
-        }
-        let value = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
-        if let Some(v) = value {
-            *total.get_or_insert(0.0) += v;
-        }
-    }
-    total
+    bundle_schema::prom::sum(text, name)
 }
 
 #[cfg(test)]

@@ -15,8 +15,7 @@ use crate::{
     error::ProbeError,
     quality::{QualityAcc, StackQuality},
     scope::{ProbeKind, Scope},
-    session::lost_by_name,
-    snapshot::RawPhase,
+    snapshot::{lost_by_name, RawPhase},
     symbolize::{Frame, Symbolizer, MAX_DEPTH},
     unwind::StackEnd,
 };

@@ -12,7 +12,7 @@
 //! keeps its switch-out generation, and its stacks are pinned in userspace
 //! before their map is emptied.
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{HashMap, HashSet},
     path::PathBuf,
     sync::{mpsc, Arc},
     thread::JoinHandle,
@@ -1091,14 +1091,6 @@ fn attach_oncpu(ebpf: &mut Ebpf, hz: u64) -> Result<(), ProbeError> {
         .map_err(|e| attach_err(prog, &point, e))?;
     }
     Ok(())
-}
-
-/// Lost events by name (only kinds that are losses, zero ones included).
-pub fn lost_by_name(d: &Drops) -> BTreeMap<String, u64> {
-    (0..drop_kind::COUNT)
-        .filter(|k| drop_kind::is_loss(*k))
-        .map(|k| (drop_kind::NAMES[k as usize].to_owned(), d[k as usize]))
-        .collect()
 }
 
 #[cfg(test)]

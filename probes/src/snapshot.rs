@@ -83,6 +83,14 @@ pub fn read_proc(tgid: u32) -> Option<ProcInfo> {
 /// Lost-event counters of one window, by `drop_kind`.
 pub type Drops = [u64; drop_kind::COUNT as usize];
 
+/// Lost events by name (only kinds that are losses, zero ones included).
+pub fn lost_by_name(d: &Drops) -> std::collections::BTreeMap<String, u64> {
+    (0..drop_kind::COUNT)
+        .filter(|k| drop_kind::is_loss(*k))
+        .map(|k| (drop_kind::NAMES[k as usize].to_owned(), d[k as usize]))
+        .collect()
+}
+
 /// The raw data of one phase window.
 #[derive(Debug, Default, Clone)]
 pub struct RawPhase {

@@ -1,14 +1,13 @@
 //! Test helpers other crates can reuse: spawn `qfc-refnode` on free
 //! loopback ports (port 0 everywhere, addresses read back from
-//! `--lab-ports-file`), call JSON-RPC over plain HTTP, scrape `/metrics`,
+//! `--lab-ports-file`), call JSON-RPC over plain HTTP (reqwest), scrape `/metrics`,
 //! stop it with SIGTERM. Blocking std code only: no runtime needed.
 
 use crate::Ports;
 use anyhow::{anyhow, bail, Context as _};
 use serde_json::{json, Value};
 use std::ffi::OsString;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -222,59 +221,40 @@ pub fn metric_value(text: &str, name: &str, labels: &str) -> Option<f64> {
     } else {
         format!("{name}{{{labels}}}")
     };
-    text.lines()
-        .find_map(|l| l.strip_prefix(&key)?.strip_prefix(' ')?.trim().parse().ok())
+    bundle_schema::prom::value(text, &key)
 }
 
 /// Sum of every sample of `name` across labels.
 pub fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| {
-            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' '))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    bundle_schema::prom::sum(text, name).unwrap_or(0.0)
 }
 
-/// Minimal HTTP/1.1 exchange on loopback (`Connection: close`), returning the body.
+/// One HTTP exchange on loopback through `reqwest`'s blocking client (no
+/// proxy), returning the body whatever the status (as the hand-written client
+/// it replaces did: JSON-RPC tests read error bodies).
 pub fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
     body: Option<&str>,
 ) -> anyhow::Result<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .with_context(|| format!("cannot connect to {addr}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp)?;
-    let text = String::from_utf8_lossy(&resp).into_owned();
-    let (head, rest) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("malformed HTTP answer from {addr}: {text}"))?;
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut r = rest;
-        while let Some((size, tail)) = r.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 || tail.len() < n {
-                break;
-            }
-            out.push_str(&tail[..n]);
-            r = tail[n..].trim_start_matches("\r\n");
-        }
-        return Ok(out);
-    }
-    Ok(rest.to_string())
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let url = format!("http://{addr}{path}");
+    let req = match method {
+        "GET" => client.get(&url),
+        "POST" => client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.unwrap_or("").to_owned()),
+        other => bail!("http: method {other} is not used by the tests; use GET or POST"),
+    };
+    let resp = req.send().with_context(|| format!("{method} {url}"))?;
+    resp.text()
+        .with_context(|| format!("{method} {url}: reading the body"))
 }
 
 #[cfg(test)]

@@ -480,22 +480,26 @@ fn miner_threads_hash() {
 
 #[test]
 fn websocket_upgrade_on_the_rpc_port() {
-    use std::io::{BufRead, BufReader, Write};
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProcess::spawn(&bin(), dir.path(), &["--dev", "--no-network"]).unwrap();
-    let mut s = std::net::TcpStream::connect(node.ports.rpc).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET / HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        node.ports.rpc
-    )
-    .unwrap();
-    let mut line = String::new();
-    BufReader::new(&s).read_line(&mut line).unwrap();
-    assert!(
-        line.starts_with("HTTP/1.1 101"),
-        "WebSocket upgrade refused: {line}"
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let resp = client
+        .get(format!("http://{}/", node.ports.rpc))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        reqwest::StatusCode::SWITCHING_PROTOCOLS,
+        "WebSocket upgrade refused: {:?}",
+        resp.headers()
     );
 }
 

@@ -259,14 +259,20 @@ fn refnode_binary() -> std::path::PathBuf {
     image::cache_root().join("cross/target/aarch64-unknown-linux-gnu/release/qfc-refnode")
 }
 
+/// One JSON-RPC call (reqwest, no proxy); the response body, if any.
 fn rpc(addr: std::net::SocketAddr, method: &str) -> Option<String> {
-    let body = format!("{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"{method}\",\"params\":[]}}");
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
-    write!(s, "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).ok()?;
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
-    resp.split("\r\n\r\n").nth(1).map(str::to_string)
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": []});
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .ok()?
+        .post(format!("http://{addr}/"))
+        .json(&body)
+        .send()
+        .ok()?
+        .text()
+        .ok()
 }
 
 /// The cross-compiled reference node runs in the guest, bound to the guest's

@@ -434,7 +434,7 @@ impl Bundle {
             Some(t) => t
                 .phases
                 .iter()
-                .map(|p| (p.name.clone(), p.start_ns, p.end_ns))
+                .map(|p| (p.name.clone(), Some(p.start_ns), p.end_ns))
                 .collect(),
             None => {
                 b.notes.push(
@@ -553,11 +553,8 @@ impl Bundle {
                         continue;
                     }
                 };
-                let Some(t) = l.t_ns else { continue };
-                let mut samples = l.samples;
-                if let Some(p) = &l.prom {
-                    samples.extend(parse_prom(p));
-                }
+                let t = l.t_ns;
+                let samples = l.all_samples();
                 if samples.is_empty() {
                     // a failed scrape (`{"t_ns", "error"}`)
                     continue;
