@@ -6,7 +6,10 @@
 //!   `qfc-probe` for the guest, with frame pointers.
 //! - `guest-bench [--runs N]`: boot the cached aarch64 guest N times and print
 //!   launch-to-ready times (docs/BENCHMARKS.md).
+//! - `cycles [--root DIR]`: list every import cycle between files in the
+//!   workspace and fail when there is one (run by scripts/test.sh).
 
+mod cycles;
 mod vm_tasks;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +29,8 @@ enum Cmd {
     Cross(vm_tasks::CrossArgs),
     /// Measure launch-to-ready of the guest (warm image cache).
     GuestBench(vm_tasks::BenchArgs),
+    /// List the import cycles between files; fail when there is one.
+    Cycles(cycles::CyclesArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,5 +44,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::ImageBuild(a) => vm_tasks::image_build(a),
         Cmd::Cross(a) => vm_tasks::cross(a),
         Cmd::GuestBench(a) => vm_tasks::guest_bench(a),
+        Cmd::Cycles(a) => cycles::run(a),
     }
 }
