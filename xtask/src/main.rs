@@ -8,8 +8,10 @@
 //!   launch-to-ready times (docs/BENCHMARKS.md).
 //! - `cycles [--root DIR]`: list every import cycle between files in the
 //!   workspace and fail when there is one (run by scripts/test.sh).
+//! - `figures-doc [--check]`: write docs/FIGURES.md from the figure registry.
 
 mod cycles;
+mod figures_doc;
 mod vm_tasks;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +33,8 @@ enum Cmd {
     GuestBench(vm_tasks::BenchArgs),
     /// List the import cycles between files; fail when there is one.
     Cycles(cycles::CyclesArgs),
+    /// Write docs/FIGURES.md from the figure registry (or check it).
+    FiguresDoc(figures_doc::FiguresDocArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,5 +49,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Cross(a) => vm_tasks::cross(a),
         Cmd::GuestBench(a) => vm_tasks::guest_bench(a),
         Cmd::Cycles(a) => cycles::run(a),
+        Cmd::FiguresDoc(a) => figures_doc::run(a),
     }
 }

@@ -2,6 +2,11 @@
 //! thread, write path per thread and fsyncs per block, fsync and block-IO percentiles,
 //! off-CPU by wait reason and the disk-write stall path, RocksDB metrics cross-checked with
 //! the probes, load next to probe figures, capture quality. Also the T1 baseline table.
+//!
+//! It decides what the report says and in which order (verdicts first, then each phase's
+//! findings), which figures appear in the headline and baseline tables, and which
+//! warnings are printed (emulated target, lost events, cut stacks, a load p99 close to
+//! the instrument floor); every number comes from the figure registry.
 
 use std::collections::BTreeMap;
 use std::path::Path;

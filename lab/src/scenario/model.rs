@@ -159,22 +159,8 @@ pub enum CompactionMethod {
     WriteFlood,
 }
 
-/// Comparison of an expectation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CompareOp {
-    #[serde(rename = ">=")]
-    Ge,
-    #[serde(rename = ">")]
-    Gt,
-    #[serde(rename = "<=")]
-    Le,
-    #[serde(rename = "<")]
-    Lt,
-    #[serde(rename = "==")]
-    Eq,
-    #[serde(rename = "!=")]
-    Ne,
-}
+/// Comparison of an expectation (defined in the report's leaf module).
+pub use crate::report::spec::CompareOp;
 
 /// A validated scenario with every default filled in.
 #[derive(Debug, Clone, Serialize)]
