@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use super::entry::{missing, Ctx, Family, Fig, Figure, FigureRef};
 use crate::report::evidence::PhaseEvidence;
+use crate::report::inputs::{ProbeCostJson, RunCostJson};
 
 pub const FAMILY: Family = Family {
     name: "probes",
@@ -27,43 +28,44 @@ for "not measured"."#,
         selectors: &["probe", "program"],
         unit: "runs",
         doc: "program runs in the phase: every hit of the attach point by any task, before the scope filter",
-        eval: probe_cost,
+        eval: |f, p, _| Ok(runs(f, cost(p, true)?)?.0 as f64),
     },
     Figure {
         name: "probes.cost_ns_per_event",
         selectors: &["probe", "program"],
         unit: "ns",
         doc: "run time per program run (a syscall probe's entry and exit are two runs; per syscall, add them)",
-        eval: probe_cost,
+        eval: cost_ns_per_event,
     },
     Figure {
         name: "probes.cpu_s",
         selectors: &["probe", "program"],
         unit: "s",
         doc: "CPU time in the programs; without a selector, plus the probe process's own CPU time",
-        eval: probe_cost,
+        eval: cpu_s,
     },
     Figure {
         name: "probes.process_cpu_s",
         selectors: &[],
         unit: "s",
         doc: "CPU time of the probe process (draining, symbolization, rendering)",
-        eval: probe_cost,
+        eval: |_, p, _| process_cpu_s(cost(p, false)?),
     },
     Figure {
         name: "probes.overhead_share",
         selectors: &[],
         unit: "%",
         doc: "**upper bound** of the probes' cost: (run time of every program + probe process CPU) / target CPU time. The kernel counts runs of every task hitting the attach points, and the run time of programs that run in the target's context is also inside the target's CPU time",
-        eval: probe_cost,
+        eval: overhead_share,
     },
     ],
     notes: "",
 };
 
-/// The `probes.*` figures: the probes' own cost, from the `cost` of the phase's window
-/// in `probes/session.json`.
-fn probe_cost(f: &FigureRef, p: &PhaseEvidence, _: &Ctx) -> Fig {
+/// The probes' cost in this phase, from the `cost` of the phase's window in
+/// `probes/session.json`; `bpf` when the figure needs the kernel's BPF statistics
+/// (every one but `probes.process_cpu_s`), which must then have run.
+fn cost(p: &PhaseEvidence, bpf: bool) -> Result<&ProbeCostJson, String> {
     let c = p.probe_cost.as_ref().ok_or_else(|| {
         if p.missing.contains_key("session") {
             missing(p, "session")
@@ -72,84 +74,95 @@ fn probe_cost(f: &FigureRef, p: &PhaseEvidence, _: &Ctx) -> Fig {
         }
     })?;
     if let Some(st) = c.bpf_stats.as_ref().filter(|s| s.state != "enabled") {
-        if f.base != "probes.process_cpu_s" {
+        if bpf {
             return Err(format!(
                 "the kernel's BPF statistics did not run: {}",
                 st.reason.as_deref().unwrap_or(&st.state)
             ));
         }
     }
-    let sel = |k: &str| f.selectors.get(k).map(String::as_str);
-    let runs = || -> Result<(u64, u64), String> {
-        match (sel("program"), sel("probe")) {
-            (Some(_), Some(_)) => Err(format!(
-                "{} takes {{probe=...}} or {{program=...}}, not both",
-                f.base
-            )),
-            (Some(name), None) => c
-                .programs
-                .get(name)
-                .map(|r| (r.runs, r.run_time_ns))
-                .ok_or_else(|| {
-                    format!(
-                        "no eBPF program {name} was loaded (loaded: {})",
-                        keys(&c.programs)
-                    )
-                }),
-            (None, Some(name)) => c
-                .probes
-                .get(name)
-                .map(|r| (r.runs, r.run_time_ns))
-                .ok_or_else(|| {
-                    format!(
-                        "no probe {name} was attached (attached: {})",
-                        keys(&c.probes)
-                    )
-                }),
-            (None, None) => Ok(c
-                .probes
-                .values()
-                .fold((0, 0), |a, r| (a.0 + r.runs, a.1 + r.run_time_ns))),
-        }
-    };
-    match f.base.as_str() {
-        "probes.runs" => Ok(runs()?.0 as f64),
-        "probes.cost_ns_per_event" => {
-            let (n, ns) = runs()?;
-            if n == 0 {
-                Err("the programs did not run in this phase".into())
-            } else {
-                Ok(ns as f64 / n as f64)
-            }
-        }
-        "probes.cpu_s" => {
-            let (_, ns) = runs()?;
-            let own = if sel("probe").is_none() && sel("program").is_none() {
-                c.probe_process_cpu_s
-                    .ok_or("the probe process's CPU time is not recorded")?
-            } else {
-                0.0
-            };
-            Ok(ns as f64 / 1e9 + own)
-        }
-        "probes.process_cpu_s" => c
-            .probe_process_cpu_s
-            .ok_or_else(|| "the probe process's CPU time is not recorded".into()),
-        _ => c
-            .overhead_share
-            .map(|s| 100.0 * s)
-            .ok_or_else(|| match c.target_cpu_s {
-                None => format!(
-                    "the CPU time of the target ({}) could not be read",
-                    c.target.as_deref().unwrap_or("unknown")
-                ),
-                Some(t) if t <= 0.0 => "the target used no CPU in this phase".into(),
-                Some(_) => "the overhead share is not recorded".into(),
+    Ok(c)
+}
+
+/// (runs, run time in ns) of `{program=...}`, of `{probe=...}` (all its
+/// programs), or of every probe; naming both is an error.
+fn runs(f: &FigureRef, c: &ProbeCostJson) -> Result<(u64, u64), String> {
+    match (f.sel("program"), f.sel("probe")) {
+        (Some(_), Some(_)) => Err(format!(
+            "{} takes {{probe=...}} or {{program=...}}, not both",
+            f.base
+        )),
+        (Some(name), None) => c
+            .programs
+            .get(name)
+            .map(|r| (r.runs, r.run_time_ns))
+            .ok_or_else(|| {
+                format!(
+                    "no eBPF program {name} was loaded (loaded: {})",
+                    keys(&c.programs)
+                )
             }),
+        (None, Some(name)) => c
+            .probes
+            .get(name)
+            .map(|r| (r.runs, r.run_time_ns))
+            .ok_or_else(|| {
+                format!(
+                    "no probe {name} was attached (attached: {})",
+                    keys(&c.probes)
+                )
+            }),
+        (None, None) => Ok(c
+            .probes
+            .values()
+            .fold((0, 0), |a, r| (a.0 + r.runs, a.1 + r.run_time_ns))),
     }
 }
 
-fn keys(m: &BTreeMap<String, crate::report::inputs::RunCostJson>) -> String {
+/// Run time per run: a syscall probe's entry and exit are two runs.
+fn cost_ns_per_event(f: &FigureRef, p: &PhaseEvidence, _: &Ctx) -> Fig {
+    let (n, ns) = runs(f, cost(p, true)?)?;
+    if n == 0 {
+        Err("the programs did not run in this phase".into())
+    } else {
+        Ok(ns as f64 / n as f64)
+    }
+}
+
+/// CPU time in the programs; without a selector, plus the probe process's own.
+fn cpu_s(f: &FigureRef, p: &PhaseEvidence, _: &Ctx) -> Fig {
+    let c = cost(p, true)?;
+    let (_, ns) = runs(f, c)?;
+    let own = if f.sel("probe").is_none() && f.sel("program").is_none() {
+        process_cpu_s(c)?
+    } else {
+        0.0
+    };
+    Ok(ns as f64 / 1e9 + own)
+}
+
+fn process_cpu_s(c: &ProbeCostJson) -> Fig {
+    c.probe_process_cpu_s
+        .ok_or_else(|| "the probe process's CPU time is not recorded".into())
+}
+
+/// The probe session's own upper bound: (BPF run time + probe process CPU) /
+/// target CPU, or why the target's CPU time is missing.
+fn overhead_share(_: &FigureRef, p: &PhaseEvidence, _: &Ctx) -> Fig {
+    let c = cost(p, true)?;
+    c.overhead_share
+        .map(|s| 100.0 * s)
+        .ok_or_else(|| match c.target_cpu_s {
+            None => format!(
+                "the CPU time of the target ({}) could not be read",
+                c.target.as_deref().unwrap_or("unknown")
+            ),
+            Some(t) if t <= 0.0 => "the target used no CPU in this phase".into(),
+            Some(_) => "the overhead share is not recorded".into(),
+        })
+}
+
+fn keys(m: &BTreeMap<String, RunCostJson>) -> String {
     if m.is_empty() {
         "none".into()
     } else {
