@@ -808,7 +808,7 @@ mod tests {
             .collect()
     }
 
-    /// The seeded cycle: a -> b by a `use` line, b -> c by an inline
+    /// Issue 14: the seeded cycle: a -> b by a `use` line, b -> c by an inline
     /// `super::` path, c -> a by an inline `crate::` path inside `format!`.
     #[test]
     fn catches_the_seeded_cycle() {

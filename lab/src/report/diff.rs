@@ -102,6 +102,8 @@ fn miner_sentence(a: &PhaseEvidence, b: &PhaseEvidence, ca: &Ctx, cb: &Ctx) -> O
 pub fn phase_sentences(a: &PhaseEvidence, b: &PhaseEvidence, ca: &Ctx, cb: &Ctx) -> Vec<String> {
     let mut out = Vec::new();
     let f = |name: &str, p: &PhaseEvidence, c: &Ctx| eval_name(name, p, c);
+    // fsyncs per block is the finding; when either side cannot give it (no
+    // metrics, no block), the raw counts still say something, with the reasons.
     match (f("fsync.per_block", a, ca), f("fsync.per_block", b, cb)) {
         (Ok(x), Ok(y)) => out.push(format!("fsyncs per block {} -> {}", num(x), num(y))),
         (x, y) => {
@@ -156,6 +158,7 @@ pub fn phase_sentences(a: &PhaseEvidence, b: &PhaseEvidence, ca: &Ctx, cb: &Ctx)
     ] {
         let n = format!("oncpu.share{{area={area}}}");
         if let (Ok(x), Ok(y)) = (f(&n, a, ca), f(&n, b, cb)) {
+            // a move of 5 points of the self share or more is worth a sentence
             if (y - x).abs() >= 5.0 {
                 out.push(format!("on-CPU {area} share {}% -> {}%", num(x), num(y)));
             }
@@ -163,6 +166,7 @@ pub fn phase_sentences(a: &PhaseEvidence, b: &PhaseEvidence, ca: &Ctx, cb: &Ctx)
     }
     for n in ["fsync.p99_us", "bio.p99_us{rwbs=W}"] {
         if let (Ok(x), Ok(y)) = (f(n, a, ca), f(n, b, cb)) {
+            // log2 buckets: only a change of at least one whole bucket is real
             if x > 0.0 && (y / x >= 2.0 || y / x <= 0.5) {
                 out.push(format!(
                     "{n} moved {} -> {} us (bucket upper edges)",
@@ -183,6 +187,7 @@ pub fn phase_sentences(a: &PhaseEvidence, b: &PhaseEvidence, ca: &Ctx, cb: &Ctx)
     for w in workloads {
         let n = format!("load.{w}.p99_ms");
         if let (Ok(x), Ok(y)) = (f(&n, a, ca), f(&n, b, cb)) {
+            // HdrHistogram percentiles are exact to 0.1%: 20% is a real move
             if x > 0.0 && ((y - x) / x).abs() >= 0.2 {
                 out.push(format!(
                     "{w} p99 latency {} -> {} ms ({})",
