@@ -850,4 +850,29 @@ mod tests {
         assert_eq!(cycles.len(), 1, "{cycles:#?}");
         assert_eq!(rel(&cycles[0], &root), ["src/child.rs", "src/lib.rs"]);
     }
+
+    /// Issue 14, on this repository: the report's leaves refer to no other file
+    /// of the workspace, and no report file is in a cycle (the
+    /// `report/{evidence, expect, figures, inputs}` cycle and the scenario
+    /// crossing stay broken while other areas still have theirs).
+    #[test]
+    fn the_report_has_no_cycle_and_its_leaves_are_leaves() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let g = Graph::of_workspace(root).unwrap();
+        for leaf in ["lab/src/report/spec.rs", "lab/src/report/error.rs"] {
+            let out = g.edges.get(&root.join(leaf));
+            assert!(
+                out.is_none_or(|e| e.is_empty()),
+                "{leaf} refers to {out:#?}"
+            );
+        }
+        let report = root.join("lab/src/report");
+        for c in g.cycles() {
+            assert!(
+                !c.files.iter().any(|f| f.starts_with(&report)),
+                "{}",
+                c.describe(root)
+            );
+        }
+    }
 }
