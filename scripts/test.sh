@@ -10,6 +10,8 @@ bash scripts/services.sh
 export PATH="${QFC_LAB_CACHE:-/var/cache/qfc-lab}/tools/bin:$PATH"
 # Default members only: probes-ebpf is built for bpfel by probes/build.rs, never for the host.
 cargo build --bins
+# No import cycle between files anywhere in the workspace (xtask/src/cycles.rs): lists them all, fails when one exists.
+cargo xtask cycles
 # The aarch64 guest image (vm/recipe): seconds from the cache, minutes when cold.
 # The guest's aarch64 qfc-refnode and qfc-probe (vm/src/cross.rs): seconds
 # when cargo's cache under the same directory is warm, about 20 minutes cold.

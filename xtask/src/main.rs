@@ -6,7 +6,12 @@
 //!   `qfc-probe` for the guest, with frame pointers.
 //! - `guest-bench [--runs N]`: boot the cached aarch64 guest N times and print
 //!   launch-to-ready times (docs/BENCHMARKS.md).
+//! - `cycles [--root DIR]`: list every import cycle between files in the
+//!   workspace and fail when there is one (run by scripts/test.sh).
+//! - `figures-doc [--check]`: write docs/FIGURES.md from the figure registry.
 
+mod cycles;
+mod figures_doc;
 mod vm_tasks;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +31,10 @@ enum Cmd {
     Cross(vm_tasks::CrossArgs),
     /// Measure launch-to-ready of the guest (warm image cache).
     GuestBench(vm_tasks::BenchArgs),
+    /// List the import cycles between files; fail when there is one.
+    Cycles(cycles::CyclesArgs),
+    /// Write docs/FIGURES.md from the figure registry (or check it).
+    FiguresDoc(figures_doc::FiguresDocArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,5 +48,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::ImageBuild(a) => vm_tasks::image_build(a),
         Cmd::Cross(a) => vm_tasks::cross(a),
         Cmd::GuestBench(a) => vm_tasks::guest_bench(a),
+        Cmd::Cycles(a) => cycles::run(a),
+        Cmd::FiguresDoc(a) => figures_doc::run(a),
     }
 }

@@ -96,6 +96,16 @@ fn gauge(
 /// The timeline SVG, or `None` when there is no time series at all (the report then says
 /// so). Also returns the names of the series that were absent.
 pub fn timeline_svg(b: &Bundle) -> (Option<String>, Vec<String>) {
+    let (panels, absent) = timeline_panels(b);
+    if panels.is_empty() {
+        return (None, absent);
+    }
+    (draw_panels(&panels, &b.boundaries), absent)
+}
+
+/// The timeline's panels, top to bottom (load, RocksDB metrics, probes' fsync
+/// rate), and a description of each series that is absent.
+fn timeline_panels(b: &Bundle) -> (Vec<Panel>, Vec<String>) {
     let mut absent = Vec::new();
     let mut panels = Vec::new();
     // load
@@ -210,13 +220,16 @@ pub fn timeline_svg(b: &Bundle) -> (Option<String>, Vec<String>) {
     } else {
         absent.push("probe fsync rate per phase (probes/<phase>/fsync + timeline.json)".into());
     }
-    if panels.is_empty() {
-        return (None, absent);
-    }
+    (panels, absent)
+}
+
+/// Draws stacked panels sharing one time axis, with the phase boundaries; `None`
+/// when the SVG backend fails.
+fn draw_panels(panels: &[Panel], boundaries: &[(String, f64, f64)]) -> Option<String> {
     let x_max = panels
         .iter()
         .flat_map(|p| p.lines.iter().flat_map(|l| l.1.iter().map(|x| x.0)))
-        .chain(b.boundaries.iter().map(|x| x.2))
+        .chain(boundaries.iter().map(|x| x.2))
         .fold(1.0f64, f64::max);
     let h_panel = 170u32;
     let height = h_panel * panels.len() as u32 + 20;
@@ -224,12 +237,12 @@ pub fn timeline_svg(b: &Bundle) -> (Option<String>, Vec<String>) {
     {
         let root = SVGBackend::with_string(&mut svg, (960, height)).into_drawing_area();
         if root.fill(&WHITE).is_err() {
-            return (None, absent);
+            return None;
         }
         let areas = root.split_evenly((panels.len(), 1));
         let colors = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
         let last = panels.len() - 1;
-        for (i_panel, (area, panel)) in areas.iter().zip(&panels).enumerate() {
+        for (i_panel, (area, panel)) in areas.iter().zip(panels).enumerate() {
             let y_max = panel
                 .lines
                 .iter()
@@ -252,7 +265,7 @@ pub fn timeline_svg(b: &Bundle) -> (Option<String>, Vec<String>) {
                 mesh.x_desc("seconds since the first phase started");
             }
             let _ = mesh.draw();
-            for (name, a, _) in &b.boundaries {
+            for (name, a, _) in boundaries {
                 let _ = chart.draw_series(LineSeries::new(
                     vec![(*a, 0.0), (*a, y_max)],
                     BLACK.mix(0.4),
@@ -282,8 +295,8 @@ pub fn timeline_svg(b: &Bundle) -> (Option<String>, Vec<String>) {
             }
         }
         if root.present().is_err() {
-            return (None, absent);
+            return None;
         }
     }
-    (Some(svg), absent)
+    Some(svg)
 }

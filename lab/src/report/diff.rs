@@ -1,6 +1,11 @@
 //! `qfc-lab diff A B`: two bundles compared phase by phase: differential flame graphs,
 //! histogram shifts, load changes, and plain verdict sentences such as
 //! "fsyncs per block 0 -> 1; a disk-write stall appeared in off-CPU (12% of off-CPU time)".
+//!
+//! It decides which phases are compared (same name in both bundles; the others are
+//! listed in a warning), which differences are worth a sentence ([`phase_sentences`]:
+//! a figure that appeared, vanished or moved by the thresholds there), and when a
+//! comparison is doubtful (other scenario, other seed, emulation on one side only).
 
 use super::charts::diff_flame_svg;
 use super::evidence::{Bundle, PhaseEvidence};
@@ -97,6 +102,8 @@ fn miner_sentence(a: &PhaseEvidence, b: &PhaseEvidence, ca: &Ctx, cb: &Ctx) -> O
 pub fn phase_sentences(a: &PhaseEvidence, b: &PhaseEvidence, ca: &Ctx, cb: &Ctx) -> Vec<String> {
     let mut out = Vec::new();
     let f = |name: &str, p: &PhaseEvidence, c: &Ctx| eval_name(name, p, c);
+    // fsyncs per block is the finding; when either side cannot give it (no
+    // metrics, no block), the raw counts still say something, with the reasons.
     match (f("fsync.per_block", a, ca), f("fsync.per_block", b, cb)) {
         (Ok(x), Ok(y)) => out.push(format!("fsyncs per block {} -> {}", num(x), num(y))),
         (x, y) => {
@@ -151,6 +158,7 @@ pub fn phase_sentences(a: &PhaseEvidence, b: &PhaseEvidence, ca: &Ctx, cb: &Ctx)
     ] {
         let n = format!("oncpu.share{{area={area}}}");
         if let (Ok(x), Ok(y)) = (f(&n, a, ca), f(&n, b, cb)) {
+            // a move of 5 points of the self share or more is worth a sentence
             if (y - x).abs() >= 5.0 {
                 out.push(format!("on-CPU {area} share {}% -> {}%", num(x), num(y)));
             }
@@ -158,6 +166,7 @@ pub fn phase_sentences(a: &PhaseEvidence, b: &PhaseEvidence, ca: &Ctx, cb: &Ctx)
     }
     for n in ["fsync.p99_us", "bio.p99_us{rwbs=W}"] {
         if let (Ok(x), Ok(y)) = (f(n, a, ca), f(n, b, cb)) {
+            // log2 buckets: only a change of at least one whole bucket is real
             if x > 0.0 && (y / x >= 2.0 || y / x <= 0.5) {
                 out.push(format!(
                     "{n} moved {} -> {} us (bucket upper edges)",
@@ -178,6 +187,7 @@ pub fn phase_sentences(a: &PhaseEvidence, b: &PhaseEvidence, ca: &Ctx, cb: &Ctx)
     for w in workloads {
         let n = format!("load.{w}.p99_ms");
         if let (Ok(x), Ok(y)) = (f(&n, a, ca), f(&n, b, cb)) {
+            // HdrHistogram percentiles are exact to 0.1%: 20% is a real move
             if x > 0.0 && ((y - x) / x).abs() >= 0.2 {
                 out.push(format!(
                     "{w} p99 latency {} -> {} ms ({})",
@@ -211,6 +221,36 @@ pub fn diff(a: &Bundle, b: &Bundle) -> DiffResult {
     };
     let mut files = Vec::new();
     let mut all_sentences = Vec::new();
+    header(&mut doc, a, b);
+    for pa in &a.phases {
+        let Some(pb) = b.phases.iter().find(|q| q.name == pa.name) else {
+            continue;
+        };
+        doc.h(1, format!("Phase {}", pa.name));
+        let sentences = phase_sentences(pa, pb, &ca, &cb);
+        if sentences.is_empty() {
+            doc.p("No figure comparable in both bundles.");
+        } else {
+            doc.p(format!("**{}.**", sentences.join("; ")));
+        }
+        all_sentences.extend(sentences.iter().map(|s| format!("{}: {s}", pa.name)));
+        doc.table(
+            &["figure", "A", "B", "change"],
+            figure_rows(pa, pb, &ca, &cb),
+        );
+        histogram_tables(&mut doc, pa, pb);
+        flame_diffs(&mut doc, &mut files, pa, pb);
+    }
+    DiffResult {
+        doc,
+        sentences: all_sentences,
+        files,
+    }
+}
+
+/// Which bundles, and the warnings that make a comparison doubtful: other
+/// scenario, other seed, emulation on one side, phases on one side only.
+fn header(doc: &mut Doc, a: &Bundle, b: &Bundle) {
     doc.list(vec![
         format!(
             "A (before): {} ({}, seed {})",
@@ -282,127 +322,126 @@ pub fn diff(a: &Bundle, b: &Bundle) -> DiffResult {
             }
         ));
     }
-    for pa in &a.phases {
-        let Some(pb) = b.phases.iter().find(|q| q.name == pa.name) else {
+}
+
+/// The registry's diff figures and every load statistic of the workloads on
+/// either side; a figure that neither side can evaluate is left out.
+fn figure_rows(pa: &PhaseEvidence, pb: &PhaseEvidence, ca: &Ctx, cb: &Ctx) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for n in DIFF_FIGURES {
+        let unit = super::figures::parse_figure(n)
+            .map(|f| f.unit)
+            .unwrap_or("");
+        let (x, y) = (eval_name(n, pa, ca), eval_name(n, pb, cb));
+        if x.is_err() && y.is_err() {
             continue;
-        };
-        doc.h(1, format!("Phase {}", pa.name));
-        let sentences = phase_sentences(pa, pb, &ca, &cb);
-        if sentences.is_empty() {
-            doc.p("No figure comparable in both bundles.");
-        } else {
-            doc.p(format!("**{}.**", sentences.join("; ")));
         }
-        all_sentences.extend(sentences.iter().map(|s| format!("{}: {s}", pa.name)));
-        let mut rows = Vec::new();
-        for n in DIFF_FIGURES {
-            let unit = super::figures::parse_figure(n)
+        let ch = match (&x, &y) {
+            (Ok(x), Ok(y)) => change(*x, *y),
+            _ => String::new(),
+        };
+        rows.push(vec![format!("`{n}`"), cell(&x, unit), cell(&y, unit), ch]);
+    }
+    let mut workloads: Vec<&String> = pa
+        .load
+        .iter()
+        .chain(pb.load.iter())
+        .flat_map(|l| l.keys())
+        .collect();
+    workloads.sort();
+    workloads.dedup();
+    for w in workloads {
+        for s in LOAD_STATS {
+            let n = format!("load.{w}.{s}");
+            let unit = super::figures::parse_figure(&n)
                 .map(|f| f.unit)
                 .unwrap_or("");
-            let (x, y) = (eval_name(n, pa, &ca), eval_name(n, pb, &cb));
-            if x.is_err() && y.is_err() {
-                continue;
-            }
+            let (x, y) = (eval_name(&n, pa, ca), eval_name(&n, pb, cb));
             let ch = match (&x, &y) {
                 (Ok(x), Ok(y)) => change(*x, *y),
                 _ => String::new(),
             };
             rows.push(vec![format!("`{n}`"), cell(&x, unit), cell(&y, unit), ch]);
         }
-        let mut workloads: Vec<&String> = pa
-            .load
-            .iter()
-            .chain(pb.load.iter())
-            .flat_map(|l| l.keys())
-            .collect();
-        workloads.sort();
-        workloads.dedup();
-        for w in workloads {
-            for s in LOAD_STATS {
-                let n = format!("load.{w}.{s}");
-                let unit = super::figures::parse_figure(&n)
-                    .map(|f| f.unit)
-                    .unwrap_or("");
-                let (x, y) = (eval_name(&n, pa, &ca), eval_name(&n, pb, &cb));
-                let ch = match (&x, &y) {
-                    (Ok(x), Ok(y)) => change(*x, *y),
-                    _ => String::new(),
-                };
-                rows.push(vec![format!("`{n}`"), cell(&x, unit), cell(&y, unit), ch]);
+    }
+    rows
+}
+
+/// Histogram shifts, bucket by bucket: fsync latency and block-IO latency per RWBS.
+fn histogram_tables(doc: &mut Doc, pa: &PhaseEvidence, pb: &PhaseEvidence) {
+    // histogram shifts: bucket by bucket for fsync and bio W
+    let hist_rows = |ha: Option<&super::hist::Log2Hist>, hb: Option<&super::hist::Log2Hist>| {
+        let mut m: std::collections::BTreeMap<(u64, u64), (u64, u64)> = Default::default();
+        if let Some(h) = ha {
+            for bk in h.buckets() {
+                m.entry((bk.lo, bk.hi)).or_default().0 += bk.count;
             }
         }
-        doc.table(&["figure", "A", "B", "change"], rows);
-        // histogram shifts: bucket by bucket for fsync and bio W
-        let hist_rows = |ha: Option<&super::hist::Log2Hist>, hb: Option<&super::hist::Log2Hist>| {
-            let mut m: std::collections::BTreeMap<(u64, u64), (u64, u64)> = Default::default();
-            if let Some(h) = ha {
-                for bk in h.buckets() {
-                    m.entry((bk.lo, bk.hi)).or_default().0 += bk.count;
-                }
+        if let Some(h) = hb {
+            for bk in h.buckets() {
+                m.entry((bk.lo, bk.hi)).or_default().1 += bk.count;
             }
-            if let Some(h) = hb {
-                for bk in h.buckets() {
-                    m.entry((bk.lo, bk.hi)).or_default().1 += bk.count;
-                }
-            }
-            m.into_iter()
-                .map(|((lo, hi), (x, y))| {
-                    vec![format!("[{lo}, {hi})"), x.to_string(), y.to_string()]
-                })
-                .collect::<Vec<_>>()
-        };
-        let fa = pa.fsync.as_ref().and_then(|f| f.latency_us.as_ref());
-        let fb = pb.fsync.as_ref().and_then(|f| f.latency_us.as_ref());
-        let r = hist_rows(fa, fb);
+        }
+        m.into_iter()
+            .map(|((lo, hi), (x, y))| vec![format!("[{lo}, {hi})"), x.to_string(), y.to_string()])
+            .collect::<Vec<_>>()
+    };
+    let fa = pa.fsync.as_ref().and_then(|f| f.latency_us.as_ref());
+    let fb = pb.fsync.as_ref().and_then(|f| f.latency_us.as_ref());
+    let r = hist_rows(fa, fb);
+    if !r.is_empty() {
+        doc.h(2, "fsync latency histogram (us)");
+        doc.table(&["bucket", "A", "B"], r);
+    }
+    let mut rwbs: Vec<&String> = pa
+        .bio
+        .iter()
+        .chain(pb.bio.iter())
+        .flat_map(|x| x.by_rwbs_us.keys())
+        .collect();
+    rwbs.sort();
+    rwbs.dedup();
+    for k in rwbs {
+        let r = hist_rows(
+            pa.bio.as_ref().and_then(|x| x.by_rwbs_us.get(k)),
+            pb.bio.as_ref().and_then(|x| x.by_rwbs_us.get(k)),
+        );
         if !r.is_empty() {
-            doc.h(2, "fsync latency histogram (us)");
+            doc.h(2, format!("block-IO latency histogram, RWBS {k} (us)"));
             doc.table(&["bucket", "A", "B"], r);
         }
-        let mut rwbs: Vec<&String> = pa
-            .bio
-            .iter()
-            .chain(pb.bio.iter())
-            .flat_map(|x| x.by_rwbs_us.keys())
-            .collect();
-        rwbs.sort();
-        rwbs.dedup();
-        for k in rwbs {
-            let r = hist_rows(
-                pa.bio.as_ref().and_then(|x| x.by_rwbs_us.get(k)),
-                pb.bio.as_ref().and_then(|x| x.by_rwbs_us.get(k)),
-            );
-            if !r.is_empty() {
-                doc.h(2, format!("block-IO latency histogram, RWBS {k} (us)"));
-                doc.table(&["bucket", "A", "B"], r);
-            }
-        }
-        for (which, sa, sb, unit) in [
-            ("oncpu", &pa.oncpu, &pb.oncpu, "samples"),
-            ("offcpu", &pa.offcpu, &pb.offcpu, "us"),
-        ] {
-            let ta = sa.as_ref().map(|s| s.folded.to_text()).unwrap_or_default();
-            let tb = sb.as_ref().map(|s| s.folded.to_text()).unwrap_or_default();
-            let name = format!("{}-{which}-diff.svg", pa.name);
-            let svg = diff_flame_svg(
-                &ta,
-                &tb,
-                &format!("{which} {}: A -> B (red grew, blue shrank)", pa.name),
-                unit,
-            );
-            if let Some(s) = &svg {
-                files.push((name.clone(), s.clone()));
-            }
-            doc.blocks.push(Block::Svg {
-                title: format!("differential {which} flame graph, phase {}", pa.name),
-                link: svg.as_ref().map(|_| name.clone()),
-                svg,
-            });
-        }
     }
-    DiffResult {
-        doc,
-        sentences: all_sentences,
-        files,
+}
+
+/// Differential flame graphs (on-CPU and off-CPU) of one phase: inline in the
+/// document and as files for `--out`.
+fn flame_diffs(
+    doc: &mut Doc,
+    files: &mut Vec<(String, String)>,
+    pa: &PhaseEvidence,
+    pb: &PhaseEvidence,
+) {
+    for (which, sa, sb, unit) in [
+        ("oncpu", &pa.oncpu, &pb.oncpu, "samples"),
+        ("offcpu", &pa.offcpu, &pb.offcpu, "us"),
+    ] {
+        let ta = sa.as_ref().map(|s| s.folded.to_text()).unwrap_or_default();
+        let tb = sb.as_ref().map(|s| s.folded.to_text()).unwrap_or_default();
+        let name = format!("{}-{which}-diff.svg", pa.name);
+        let svg = diff_flame_svg(
+            &ta,
+            &tb,
+            &format!("{which} {}: A -> B (red grew, blue shrank)", pa.name),
+            unit,
+        );
+        if let Some(s) = &svg {
+            files.push((name.clone(), s.clone()));
+        }
+        doc.blocks.push(Block::Svg {
+            title: format!("differential {which} flame graph, phase {}", pa.name),
+            link: svg.as_ref().map(|_| name.clone()),
+            svg,
+        });
     }
 }
 

@@ -1,15 +1,15 @@
 //! The evidence of one phase (or of a T1 capture) in one shape, whatever file it came from:
-//! probe data, load figures, node metrics, and why any part is missing. Loading from a
-//! bundle lives here; loading from T1's files lives in `t1.rs`.
+//! probe data, load figures, node metrics, and why any part is missing; and how phases
+//! merge into the whole run ([`merge_phases`]). Reading a bundle into these types lives
+//! in `loader.rs`, reading T1's files in `t1.rs`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::bpftrace::{Dump, Key};
 use super::folded::Folded;
 use super::hist::Log2Hist;
 use super::inputs::*;
-use super::ReportError;
 
 #[derive(Debug, Clone, Default)]
 pub struct FsyncData {
@@ -228,79 +228,6 @@ pub struct RunFacts {
     pub node_threads: std::collections::BTreeSet<String>,
 }
 
-impl RunFacts {
-    fn from_json(
-        manifest: Option<&serde_json::Value>,
-        context: Option<&serde_json::Value>,
-    ) -> RunFacts {
-        let mut f = RunFacts::default();
-        if let Some(s) = manifest.map(|m| &m["scenario_resolved"]) {
-            let st = |v: &serde_json::Value| v.as_str().map(str::to_string);
-            f.target_kind = st(&s["target"]["kind"]);
-            f.probe_scope = st(&s["probes"]["scope"]);
-            f.node_kind = st(&s["node"]["kind"]);
-            f.node_mine = s["node"]["mine"].as_bool();
-            f.node_log_level = st(&s["node"]["log_level"]);
-            f.synced_commit = s["node"]["refnode"]["synced_commit"].as_bool();
-            if f.target_kind.as_deref() == Some("qemu") {
-                f.arch = st(&s["target"]["arch"]);
-            }
-        }
-        if let Some(c) = context {
-            if f.arch.is_none() {
-                f.arch = find_str(c, "arch").map(str::to_string);
-            }
-            for key in ["threads_at_ready", "threads_at_end"] {
-                if let Some(m) = c[key].as_object() {
-                    f.node_threads.extend(m.keys().cloned());
-                }
-            }
-        }
-        f
-    }
-}
-
-/// Reads a bundle file when it is there: regular files only (never through
-/// a symlink, never a FIFO), at most [`crate::bundle::MAX_JSON_BYTES`].
-fn read_opt(path: &Path) -> Result<Option<String>, ReportError> {
-    let text = crate::bundle::read_small(path).and_then(|b| {
-        String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-    });
-    match text {
-        Ok(s) => Ok(Some(s)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(ReportError::Read {
-            path: path.to_path_buf(),
-            source: e,
-        }),
-    }
-}
-
-fn json_opt<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, ReportError> {
-    match read_opt(path)? {
-        None => Ok(None),
-        Some(s) => serde_json::from_str(&s)
-            .map(Some)
-            .map_err(|e| ReportError::Parse {
-                path: path.to_path_buf(),
-                what: e.to_string(),
-            }),
-    }
-}
-
-/// A file that cannot be read or parsed becomes a note (and the evidence stays missing)
-/// instead of failing the whole report.
-fn soft<T>(r: Result<Option<T>, ReportError>, notes: &mut Vec<String>) -> Option<T> {
-    match r {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::warn!(error = %e, "evidence file skipped");
-            notes.push(format!("skipped: {e}"));
-            None
-        }
-    }
-}
-
 pub fn syscall_name(s: &str) -> String {
     let s = s.trim();
     let s = s.rsplit(':').next().unwrap_or(s);
@@ -388,564 +315,6 @@ fn first_part(k: &Key) -> String {
     }
 }
 
-const NS: f64 = 1e9;
-
-impl Bundle {
-    /// Reads a bundle directory. Missing parts become reasons, not errors; unreadable or
-    /// malformed files are errors naming the file.
-    pub fn load(dir: &Path) -> Result<Bundle, ReportError> {
-        if !dir.is_dir() {
-            return Err(ReportError::NotABundle {
-                path: dir.to_path_buf(),
-                why: "not a directory".into(),
-            });
-        }
-        let mut b = Bundle {
-            dir: dir.to_path_buf(),
-            ..Default::default()
-        };
-        // The effective scenario (`--set` applied) is the manifest's
-        // `scenario_resolved`; `scenario.toml` is the file as written, read
-        // only for bundles without a manifest.
-        let manifest_path = dir.join(crate::bundle::MANIFEST);
-        let resolved = soft(json_opt::<ManifestScenario>(&manifest_path), &mut b.notes)
-            .and_then(|m| m.scenario_resolved);
-        let scen_path = dir.join("scenario.toml");
-        match resolved {
-            Some(r) => b.scenario = r.into(),
-            None => match read_opt(&scen_path)? {
-                Some(s) => {
-                    b.scenario = toml::from_str(&s).map_err(|e| ReportError::Parse {
-                        path: scen_path.clone(),
-                        what: e.to_string(),
-                    })?;
-                    b.notes.push(
-                        "manifest.json has no scenario_resolved: the scenario is read as written (scenario.toml), without --set overrides".into(),
-                    );
-                }
-                None => b
-                    .notes
-                    .push("scenario.toml absent: no expectations, name or seed".into()),
-            },
-        }
-        let timeline: Option<TimelineJson> =
-            soft(json_opt(&dir.join("timeline.json")), &mut b.notes);
-        let mut windows: Vec<(String, Option<u64>, Option<u64>)> = match &timeline {
-            Some(t) => t
-                .phases
-                .iter()
-                .map(|p| (p.name.clone(), Some(p.start_ns), p.end_ns))
-                .collect(),
-            None => {
-                b.notes.push(
-                    "timeline.json absent: phases taken from the scenario, without times".into(),
-                );
-                b.scenario
-                    .phase
-                    .iter()
-                    .map(|p| (p.name.clone(), None, None))
-                    .collect()
-            }
-        };
-        if windows.is_empty() {
-            // last resort: probe or load phase directories
-            let mut names = std::collections::BTreeSet::new();
-            for sub in ["probes", "load"] {
-                if let Ok(rd) = std::fs::read_dir(dir.join(sub)) {
-                    for e in rd.flatten() {
-                        if e.path().is_dir() {
-                            names.insert(e.file_name().to_string_lossy().into_owned());
-                        }
-                    }
-                }
-            }
-            windows = names.into_iter().map(|n| (n, None, None)).collect();
-        }
-        // Phase names become paths below: a name that is not a plain
-        // scenario name (e.g. `../x` in a tampered timeline.json) is dropped.
-        windows.retain(|(name, _, _)| {
-            let ok = crate::scenario::valid_name(name);
-            if !ok {
-                b.notes.push(format!(
-                    "phase {name:?} refused: not a valid phase name (1-64 of A-Z a-z 0-9 - _)"
-                ));
-            }
-            ok
-        });
-        let t0 = windows.iter().filter_map(|w| w.1).min();
-        for (name, s, e) in &windows {
-            if let (Some(t0), Some(s), Some(e)) = (t0, s, e) {
-                // saturating: a tampered timeline may end a phase before the first start
-                b.boundaries.push((
-                    name.clone(),
-                    s.saturating_sub(t0) as f64 / NS,
-                    e.saturating_sub(t0) as f64 / NS,
-                ));
-            }
-        }
-
-        let mut jsons = Vec::new();
-        for v in [dir.join("context.json"), dir.join("manifest.json")] {
-            let j = soft(json_opt::<serde_json::Value>(&v), &mut b.notes);
-            jsons.push(j.clone());
-            if let Some(j) = j {
-                if b.emulated.is_none() {
-                    b.emulated = find_emulated(&j);
-                }
-                if b.target_desc.is_none() {
-                    let kind = find_str(&j, "kind");
-                    let arch = find_str(&j, "arch");
-                    let accel = find_str(&j, "accel");
-                    if kind.is_some() || arch.is_some() {
-                        b.target_desc = Some(
-                            [kind, arch, accel]
-                                .into_iter()
-                                .flatten()
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        );
-                    }
-                }
-            }
-        }
-
-        b.facts = RunFacts::from_json(jsons[1].as_ref(), jsons[0].as_ref());
-
-        let session: Option<SessionJson> =
-            soft(json_opt(&dir.join("probes/session.json")), &mut b.notes);
-        if let Some(s) = &session {
-            b.run_lost_events = s
-                .lost_events_total
-                .or_else(|| s.lost_events.as_ref().and_then(sum_json_count));
-            b.run_truncated_stack_share = s
-                .truncated_stack_share
-                .as_ref()
-                .and_then(max_json_share)
-                .or_else(|| {
-                    s.windows
-                        .iter()
-                        .filter_map(|w| w.truncated_stack_share.as_ref().and_then(max_json_share))
-                        .reduce(f64::max)
-                });
-            b.overhead_pct = s.overhead_pct;
-            if let Some(st) = s.bpf_stats.as_ref().filter(|st| st.state != "enabled") {
-                b.overhead_why_not = Some(format!(
-                    "the kernel's BPF statistics did not run: {}",
-                    st.reason.as_deref().unwrap_or(&st.state)
-                ));
-            }
-        }
-
-        // metrics series
-        let series_path = dir.join("metrics/series.jsonl");
-        if let Some(text) = read_opt(&series_path)? {
-            for (i, line) in text.lines().enumerate() {
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let l: MetricsLineJson = match serde_json::from_str(line) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        b.notes.push(format!(
-                            "metrics/series.jsonl line {}: skipped, not a metrics sample ({e})",
-                            i + 1
-                        ));
-                        continue;
-                    }
-                };
-                let t = l.t_ns;
-                let samples = l.all_samples();
-                if samples.is_empty() {
-                    // a failed scrape (`{"t_ns", "error"}`)
-                    continue;
-                }
-                let t_rel = match t0 {
-                    Some(t0) => (t as f64 - t0 as f64) / NS,
-                    None => t as f64 / NS,
-                };
-                b.metrics_series.push((t_rel, samples));
-            }
-            b.metrics_series
-                .sort_by(|a, c| a.0.partial_cmp(&c.0).unwrap_or(std::cmp::Ordering::Equal));
-        }
-
-        let mut prev_prom: Option<BTreeMap<String, f64>> = None;
-        for (name, s, e) in &windows {
-            let mut p = PhaseEvidence {
-                name: name.clone(),
-                ..Default::default()
-            };
-            if let (Some(s), Some(e)) = (s, e) {
-                p.duration_s = Some((e.saturating_sub(*s)) as f64 / NS);
-                if let Some(t0) = t0 {
-                    p.span_s = Some((
-                        s.saturating_sub(t0) as f64 / NS,
-                        e.saturating_sub(t0) as f64 / NS,
-                    ));
-                }
-            } else if let Some(d) = b
-                .scenario
-                .phase
-                .iter()
-                .find(|x| &x.name == name)
-                .and_then(|x| x.duration_s)
-            {
-                p.duration_s = Some(d);
-                p.notes.push(format!(
-                    "window length {d} s taken from the scenario (no measured boundaries)"
-                ));
-            }
-            load_probes(dir, &mut p)?;
-            load_load(dir, &mut p, t0)?;
-            // metrics window
-            let prom = read_opt(&dir.join(format!("metrics/{name}.prom")))?.map(|t| parse_prom(&t));
-            let mut mw = MetricsWindow::default();
-            if let Some((a, z)) = p.span_s {
-                for (t, smp) in &b.metrics_series {
-                    if *t <= a {
-                        mw.before = Some(smp.clone());
-                    } else if *t <= z + 1e-9 {
-                        mw.samples.push((*t, smp.clone()));
-                    }
-                }
-            }
-            if mw.samples.is_empty() {
-                if let Some(pr) = &prom {
-                    mw.before = prev_prom.clone();
-                    mw.samples
-                        .push((p.span_s.map(|x| x.1).unwrap_or(0.0), pr.clone()));
-                }
-            }
-            let mut names = std::collections::BTreeSet::new();
-            for smp in mw.samples.iter().map(|(_, s)| s).chain(mw.before.iter()) {
-                for k in smp.keys() {
-                    names.insert(metric_name(k).to_string());
-                }
-            }
-            mw.names = names;
-            if mw.samples.is_empty() {
-                p.missing.insert(
-                    "metrics",
-                    "no metrics/series.jsonl samples in this window and no metrics/<phase>.prom"
-                        .into(),
-                );
-            } else {
-                p.metrics = Some(mw);
-            }
-            prev_prom = prom;
-            if let Some(sess) = &session {
-                if let Some(w) = sess.windows.iter().find(|w| &w.phase == name) {
-                    p.lost_events = w
-                        .lost_total
-                        .or_else(|| w.lost_events.as_ref().and_then(sum_json_count));
-                    p.truncated_stack_share =
-                        w.truncated_stack_share.as_ref().and_then(max_json_share);
-                    p.probe_cost = w.cost.clone();
-                    p.stack_quality = w.stack_quality.clone();
-                }
-            } else {
-                p.missing
-                    .insert("session", "probes/session.json absent".into());
-            }
-            b.phases.push(p);
-        }
-        Ok(b)
-    }
-}
-
-fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
-    let pd = dir.join("probes").join(&p.name);
-    let rel = format!("probes/{}", p.name);
-    let win = p.duration_s;
-    // fsync
-    if let Some(j) = soft(json_opt::<FsyncJson>(&pd.join("fsync.json")), &mut p.notes) {
-        let mut calls_by_comm = j.calls_by_comm;
-        let mut by_comm_us: BTreeMap<String, Log2Hist> = j
-            .by_comm_us
-            .iter()
-            .map(|(k, h)| (k.clone(), h.to_hist()))
-            .collect();
-        for (comm, h) in &j.by_thread {
-            *calls_by_comm.entry(comm.clone()).or_default() += h.calls();
-            by_comm_us
-                .entry(comm.clone())
-                .or_default()
-                .merge(&h.to_hist());
-        }
-        p.fsync = Some(FsyncData {
-            calls_by_comm,
-            latency_us: j
-                .latency_us
-                .map(|h| h.to_hist())
-                .or_else(|| j.total.as_ref().map(|t| t.to_hist())),
-            by_comm_us,
-            window_s: j.window_s.or(win),
-        });
-    } else if let Some(t) = read_opt(&pd.join("fsync.txt"))? {
-        let d = Dump::parse(&t);
-        p.notes
-            .extend(d.notes.iter().map(|n| format!("fsync.txt: {n}")));
-        let mut f = fsync_from_dump(&d);
-        f.window_s = win;
-        p.fsync = Some(f);
-    } else {
-        p.missing.insert(
-            "fsync",
-            format!("neither fsync.json nor fsync.txt in {rel}"),
-        );
-    }
-    // bio
-    if let Some(j) = soft(json_opt::<BioJson>(&pd.join("bio.json")), &mut p.notes) {
-        let mut by_rwbs_us: BTreeMap<String, Log2Hist> = j
-            .by_rwbs_us
-            .iter()
-            .map(|(k, h)| (k.clone(), h.to_hist()))
-            .collect();
-        for (k, h) in &j.by_rwbs {
-            by_rwbs_us.entry(k.clone()).or_default().merge(&h.to_hist());
-        }
-        p.bio = Some(BioData {
-            by_rwbs_us,
-            bytes_by_rwbs: j.bytes_by_rwbs,
-            latency_us: j
-                .latency_us
-                .map(|h| h.to_hist())
-                .or_else(|| j.total.as_ref().map(|t| t.to_hist())),
-            window_s: j.window_s.or(win),
-        });
-    } else if let Some(t) = read_opt(&pd.join("bio.txt"))? {
-        let d = Dump::parse(&t);
-        p.notes
-            .extend(d.notes.iter().map(|n| format!("bio.txt: {n}")));
-        let mut b = bio_from_dump(&d);
-        b.window_s = win;
-        p.bio = Some(b);
-    } else {
-        p.missing
-            .insert("bio", format!("neither bio.json nor bio.txt in {rel}"));
-    }
-    // writepath
-    if let Some(j) = soft(
-        json_opt::<WritePathJson>(&pd.join("writepath.json")),
-        &mut p.notes,
-    ) {
-        let mut w = WritePathData {
-            window_s: j.window_s.or(win),
-            ..Default::default()
-        };
-        for (comm, m) in j.ops_by_comm {
-            for (sc, n) in m {
-                *w.ops.entry((comm.clone(), syscall_name(&sc))).or_default() += n;
-            }
-        }
-        for (sc, h) in j.lat_us_by_syscall {
-            w.lat_us_by_syscall
-                .entry(syscall_name(&sc))
-                .or_default()
-                .merge(&h.to_hist());
-        }
-        for r in &j.rows {
-            *w.ops
-                .entry((r.thread.clone(), syscall_name(&r.syscall)))
-                .or_default() += r.count;
-        }
-        for (sc, h) in &j.by_syscall {
-            w.lat_us_by_syscall
-                .entry(syscall_name(sc))
-                .or_default()
-                .merge(&h.to_hist());
-        }
-        p.writepath = Some(w);
-    } else if let Some(t) = read_opt(&pd.join("writepath.txt"))? {
-        let d = Dump::parse(&t);
-        p.notes
-            .extend(d.notes.iter().map(|n| format!("writepath.txt: {n}")));
-        let mut w = writepath_from_dump(&d);
-        w.window_s = win;
-        p.writepath = Some(w);
-    } else {
-        p.missing.insert(
-            "writepath",
-            format!("neither writepath.json nor writepath.txt in {rel}"),
-        );
-    }
-    for (which, slot) in [("oncpu", &mut p.oncpu), ("offcpu", &mut p.offcpu)] {
-        let path = pd.join(format!("{which}.folded"));
-        match read_opt(&path)? {
-            Some(t) => {
-                *slot = Some(StackData {
-                    folded: Folded::parse(&t, true),
-                    window_s: win,
-                    has_threads: true,
-                    sample_hz: None,
-                })
-            }
-            None => {
-                p.missing.insert(
-                    if which == "oncpu" { "oncpu" } else { "offcpu" },
-                    format!("{rel}/{which}.folded absent"),
-                );
-            }
-        }
-    }
-    if let Some(s) = p.oncpu.as_mut() {
-        s.sample_hz = oncpu_hz(&pd.join("oncpu.json"), &rel, &mut p.notes);
-    }
-    Ok(())
-}
-
-/// The sampling rate the on-CPU probe recorded in `oncpu.json` (`"hz"`).
-fn oncpu_hz(path: &Path, rel: &str, notes: &mut Vec<String>) -> Option<f64> {
-    #[derive(serde::Deserialize)]
-    struct Hz {
-        hz: Option<f64>,
-    }
-    let hz = soft(json_opt::<Hz>(path), notes).and_then(|h| h.hz);
-    if hz.is_none() {
-        notes.push(format!(
-            "{rel}/oncpu.json gives no sampling rate (hz): on-CPU CPU-seconds cannot be computed"
-        ));
-    }
-    hz.filter(|h| *h > 0.0)
-}
-
-fn load_load(dir: &Path, p: &mut PhaseEvidence, t0: Option<u64>) -> Result<(), ReportError> {
-    let ld = dir.join("load").join(&p.name);
-    let Some(sum) = soft(
-        json_opt::<LoadSummaryJson>(&ld.join("summary.json")),
-        &mut p.notes,
-    ) else {
-        p.missing.insert(
-            "load",
-            format!("load/{}/summary.json absent or unreadable", p.name),
-        );
-        return Ok(());
-    };
-    let series: LoadSeriesJson =
-        soft(json_opt(&ld.join("series.json")), &mut p.notes).unwrap_or_default();
-    match sum
-        .floor
-        .as_ref()
-        .and_then(|f| Some((f.rate_per_s, f.latency.as_ref()?)))
-    {
-        Some((rate_per_s, l)) if l.count != Some(0) => {
-            p.load_floor = l.p50_us.zip(l.p99_us).map(|(p50_us, p99_us)| LoadFloor {
-                rate_per_s,
-                p50_us,
-                p99_us,
-            });
-        }
-        _ => {
-            p.missing.insert(
-                "load_floor",
-                sum.floor_missing.clone().unwrap_or_else(|| {
-                    format!(
-                        "load/{}/summary.json has no instrument floor (written before issue 18)",
-                        p.name
-                    )
-                }),
-            );
-        }
-    }
-    let mut out = BTreeMap::new();
-    for (w, s) in sum.workloads {
-        let lat = s
-            .latency_ms
-            .clone()
-            .or_else(|| s.latency.as_ref().and_then(|l| l.to_ms()))
-            .unwrap_or_default();
-        let mut wd = WorkloadData {
-            requests: s.requests,
-            ok: s.ok,
-            errors: s.errors.as_ref().and_then(sum_json_count),
-            dropped: s.dropped,
-            throughput_per_s: s.throughput_per_s,
-            p50_ms: lat.p50,
-            p90_ms: lat.p90,
-            p99_ms: lat.p99,
-            p999_ms: lat.p999,
-            max_ms: lat.max,
-            series: Vec::new(),
-            hdr: None,
-            not_sustained: s
-                .pacing
-                .as_ref()
-                .filter(|x| x.sustained == Some(false))
-                .map(|x| {
-                    x.note
-                        .clone()
-                        .unwrap_or_else(|| "target rate not sustained".into())
-                }),
-        };
-        // the HdrHistogram (values in microseconds) fills percentiles the summary lacks
-        // The workload name becomes a path: only a plain name is joined, and the
-        // file is read like every bundle file (no symlink, no FIFO, size cap).
-        let hdr_bytes = if !crate::scenario::valid_name(&w) {
-            p.notes.push(format!(
-                "load/{}/summary.json: workload {w:?} refused as a file name (1-64 of A-Z a-z 0-9 - _): its .hdr is not read",
-                p.name
-            ));
-            None
-        } else {
-            match crate::bundle::read_small(&ld.join(format!("{w}.hdr"))) {
-                Ok(b) => Some(b),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => {
-                    p.notes
-                        .push(format!("load/{}/{w}.hdr skipped: {e}", p.name));
-                    None
-                }
-            }
-        };
-        if let Some(bytes) = hdr_bytes {
-            let mut de = hdrhistogram::serialization::Deserializer::new();
-            match de.deserialize::<u64, _>(&mut bytes.as_slice()) {
-                Ok(h) if !h.is_empty() => {
-                    let q = |x: f64| h.value_at_quantile(x) as f64 / 1000.0;
-                    wd.p50_ms = wd.p50_ms.or(Some(q(0.5)));
-                    wd.p90_ms = wd.p90_ms.or(Some(q(0.9)));
-                    wd.p99_ms = wd.p99_ms.or(Some(q(0.99)));
-                    wd.p999_ms = wd.p999_ms.or(Some(q(0.999)));
-                    wd.max_ms = wd.max_ms.or(Some(h.max() as f64 / 1000.0));
-                    wd.ok = wd.ok.or(Some(h.len()));
-                    wd.hdr = Some(h);
-                }
-                Ok(_) => {}
-                Err(e) => p.notes.push(format!(
-                    "load/{}/{w}.hdr: unreadable HdrHistogram ({e:?})",
-                    p.name
-                )),
-            }
-        }
-        if wd.throughput_per_s.is_none() {
-            if let (Some(ok), Some(d)) = (wd.ok, s.duration_s.or(sum.duration_s).or(p.duration_s)) {
-                if d > 0.0 {
-                    wd.throughput_per_s = Some(ok as f64 / d);
-                }
-            }
-        }
-        if let Some(points) = series.get(&w) {
-            let start = p.span_s.map(|x| x.0).unwrap_or(0.0);
-            for pt in points {
-                let t = match (pt.t_ns, t0, pt.t_s) {
-                    (Some(t), Some(t0), _) => (t as f64 - t0 as f64) / NS,
-                    (_, _, Some(ts)) => start + ts,
-                    _ => continue,
-                };
-                // a second without successes has no latency (loadgen writes 0)
-                let p99 = pt
-                    .p99_ms
-                    .or(pt.p99_us.map(|u| u / 1000.0))
-                    .filter(|_| pt.ok.is_none_or(|ok| ok > 0.0));
-                wd.series.push((t, pt.ok, p99));
-            }
-        }
-        out.insert(w, wd);
-    }
-    p.load = Some(out);
-    Ok(())
-}
-
 /// The probes' cost of two windows together (run counts and times add up; the overhead
 /// share is recomputed from the summed CPU times).
 fn add_cost(a: &ProbeCostJson, b: &ProbeCostJson) -> ProbeCostJson {
@@ -991,11 +360,8 @@ pub fn merge_phases(
         name: "(whole run)".into(),
         ..Default::default()
     };
-    let sum_opt = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) => Some(a + b),
-        _ => None,
-    };
     let mut first = true;
+    // workloads whose latency histogram is missing (or unmergeable) in some phase
     let mut no_hdr = std::collections::BTreeSet::new();
     for p in phases {
         m.duration_s = if first {
@@ -1004,115 +370,26 @@ pub fn merge_phases(
             sum_opt(m.duration_s, p.duration_s)
         };
         if let Some(f) = &p.fsync {
-            let t = m.fsync.get_or_insert_with(|| FsyncData {
-                window_s: Some(0.0),
-                ..Default::default()
-            });
-            for (k, v) in &f.calls_by_comm {
-                *t.calls_by_comm.entry(k.clone()).or_default() += v;
-            }
-            if let Some(h) = &f.latency_us {
-                t.latency_us.get_or_insert_with(Log2Hist::default).merge(h);
-            }
-            for (k, h) in &f.by_comm_us {
-                t.by_comm_us.entry(k.clone()).or_default().merge(h);
-            }
-            t.window_s = sum_opt(t.window_s, f.window_s);
+            add_fsync(&mut m.fsync, f);
         }
         if let Some(f) = &p.bio {
-            let t = m.bio.get_or_insert_with(|| BioData {
-                window_s: Some(0.0),
-                ..Default::default()
-            });
-            for (k, h) in &f.by_rwbs_us {
-                t.by_rwbs_us.entry(k.clone()).or_default().merge(h);
-            }
-            for (k, v) in &f.bytes_by_rwbs {
-                *t.bytes_by_rwbs.entry(k.clone()).or_default() += v;
-            }
-            if let Some(h) = &f.latency_us {
-                t.latency_us.get_or_insert_with(Log2Hist::default).merge(h);
-            }
-            t.window_s = sum_opt(t.window_s, f.window_s);
+            add_bio(&mut m.bio, f);
         }
         if let Some(f) = &p.writepath {
-            let t = m.writepath.get_or_insert_with(|| WritePathData {
-                window_s: Some(0.0),
-                ..Default::default()
-            });
-            for (k, v) in &f.ops {
-                *t.ops.entry(k.clone()).or_default() += v;
-            }
-            for (k, h) in &f.lat_us_by_syscall {
-                t.lat_us_by_syscall.entry(k.clone()).or_default().merge(h);
-            }
-            t.window_s = sum_opt(t.window_s, f.window_s);
+            add_writepath(&mut m.writepath, f);
         }
         for (src, dst) in [(&p.oncpu, &mut m.oncpu), (&p.offcpu, &mut m.offcpu)] {
             if let Some(s) = src {
-                let t = dst.get_or_insert_with(|| StackData {
-                    window_s: Some(0.0),
-                    has_threads: s.has_threads,
-                    sample_hz: s.sample_hz,
-                    ..Default::default()
-                });
-                if t.sample_hz != s.sample_hz {
-                    t.sample_hz = None;
-                }
-                t.folded.merge(&s.folded);
-                t.window_s = sum_opt(t.window_s, s.window_s);
+                add_stacks(dst, s);
             }
         }
         if let Some(l) = &p.load {
-            let t = m.load.get_or_insert_with(BTreeMap::new);
-            for (w, d) in l {
-                let e = t.entry(w.clone()).or_insert_with(|| WorkloadData {
-                    requests: Some(0),
-                    ok: Some(0),
-                    errors: Some(0),
-                    dropped: Some(0),
-                    ..Default::default()
-                });
-                let add = |a: Option<u64>, b: Option<u64>| match (a, b) {
-                    (Some(a), Some(b)) => Some(a + b),
-                    _ => None,
-                };
-                e.requests = add(e.requests, d.requests);
-                e.ok = add(e.ok, d.ok);
-                e.errors = add(e.errors, d.errors);
-                e.dropped = add(e.dropped, d.dropped);
-                e.series.extend(d.series.iter().cloned());
-                match (&mut e.hdr, &d.hdr) {
-                    (Some(a), Some(h)) => {
-                        if a.add(h).is_err() {
-                            no_hdr.insert(w.clone());
-                        }
-                    }
-                    (None, Some(h)) => {
-                        // deserialized histograms have fixed bounds: accumulate in one
-                        // that resizes
-                        match hdrhistogram::Histogram::<u64>::new(3) {
-                            Ok(mut a) => {
-                                a.auto(true);
-                                if a.add(h).is_err() {
-                                    no_hdr.insert(w.clone());
-                                }
-                                e.hdr = Some(a);
-                            }
-                            Err(_) => {
-                                no_hdr.insert(w.clone());
-                            }
-                        }
-                    }
-                    (_, None) => {
-                        no_hdr.insert(w.clone());
-                    }
-                }
-            }
+            add_load(m.load.get_or_insert_with(BTreeMap::new), l, &mut no_hdr);
         }
         if let Some(l) = p.lost_events {
             m.lost_events = Some(m.lost_events.unwrap_or(0) + l);
         }
+        // the cost of the whole run only when every phase has one
         m.probe_cost = match (first, m.probe_cost.take(), &p.probe_cost) {
             (true, _, c) => c.clone(),
             (false, Some(a), Some(b)) => Some(add_cost(&a, b)),
@@ -1129,31 +406,8 @@ pub fn merge_phases(
         }
         first = false;
     }
-    // percentiles over the whole run, only when every phase had the histogram
     if let Some(l) = m.load.as_mut() {
-        for (name, w) in l.iter_mut() {
-            if no_hdr.contains(name) {
-                w.hdr = None;
-            }
-            if let Some(h) = w.hdr.as_ref().filter(|h| !h.is_empty()) {
-                let q = |x: f64| Some(h.value_at_quantile(x) as f64 / 1000.0);
-                w.p50_ms = q(0.5);
-                w.p90_ms = q(0.9);
-                w.p99_ms = q(0.99);
-                w.p999_ms = q(0.999);
-                w.max_ms = Some(h.max() as f64 / 1000.0);
-            }
-        }
-    }
-    // throughput over the whole run
-    if let (Some(l), Some(d)) = (m.load.as_mut(), m.duration_s) {
-        for w in l.values_mut() {
-            if let Some(ok) = w.ok {
-                if d > 0.0 {
-                    w.throughput_per_s = Some(ok as f64 / d);
-                }
-            }
-        }
+        load_over_run(l, &no_hdr, m.duration_s);
     }
     if !all_metrics.is_empty() {
         let mut mw = MetricsWindow {
@@ -1173,93 +427,157 @@ pub fn merge_phases(
     m
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// `a + b`, or unknown when either is.
+fn sum_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a + b),
+        _ => None,
+    }
+}
 
-    /// Writes `files` (path relative to the bundle, text) under `dir`.
-    fn write_all(dir: &Path, files: &[(&str, &str)]) {
-        for (rel, text) in files {
-            let p = dir.join(rel);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
+fn add_fsync(dst: &mut Option<FsyncData>, f: &FsyncData) {
+    let t = dst.get_or_insert_with(|| FsyncData {
+        window_s: Some(0.0),
+        ..Default::default()
+    });
+    for (k, v) in &f.calls_by_comm {
+        *t.calls_by_comm.entry(k.clone()).or_default() += v;
+    }
+    if let Some(h) = &f.latency_us {
+        t.latency_us.get_or_insert_with(Log2Hist::default).merge(h);
+    }
+    for (k, h) in &f.by_comm_us {
+        t.by_comm_us.entry(k.clone()).or_default().merge(h);
+    }
+    t.window_s = sum_opt(t.window_s, f.window_s);
+}
+
+fn add_bio(dst: &mut Option<BioData>, f: &BioData) {
+    let t = dst.get_or_insert_with(|| BioData {
+        window_s: Some(0.0),
+        ..Default::default()
+    });
+    for (k, h) in &f.by_rwbs_us {
+        t.by_rwbs_us.entry(k.clone()).or_default().merge(h);
+    }
+    for (k, v) in &f.bytes_by_rwbs {
+        *t.bytes_by_rwbs.entry(k.clone()).or_default() += v;
+    }
+    if let Some(h) = &f.latency_us {
+        t.latency_us.get_or_insert_with(Log2Hist::default).merge(h);
+    }
+    t.window_s = sum_opt(t.window_s, f.window_s);
+}
+
+fn add_writepath(dst: &mut Option<WritePathData>, f: &WritePathData) {
+    let t = dst.get_or_insert_with(|| WritePathData {
+        window_s: Some(0.0),
+        ..Default::default()
+    });
+    for (k, v) in &f.ops {
+        *t.ops.entry(k.clone()).or_default() += v;
+    }
+    for (k, h) in &f.lat_us_by_syscall {
+        t.lat_us_by_syscall.entry(k.clone()).or_default().merge(h);
+    }
+    t.window_s = sum_opt(t.window_s, f.window_s);
+}
+
+/// Stacks add up; the sampling rate stays known only while every phase had the same.
+fn add_stacks(dst: &mut Option<StackData>, s: &StackData) {
+    let t = dst.get_or_insert_with(|| StackData {
+        window_s: Some(0.0),
+        has_threads: s.has_threads,
+        sample_hz: s.sample_hz,
+        ..Default::default()
+    });
+    if t.sample_hz != s.sample_hz {
+        t.sample_hz = None;
+    }
+    t.folded.merge(&s.folded);
+    t.window_s = sum_opt(t.window_s, s.window_s);
+}
+
+/// Counts add up (unknown once any phase lacks one), series concatenate, and the
+/// latency histograms add up in `no_hdr`'s absence.
+fn add_load(
+    t: &mut BTreeMap<String, WorkloadData>,
+    l: &BTreeMap<String, WorkloadData>,
+    no_hdr: &mut std::collections::BTreeSet<String>,
+) {
+    for (w, d) in l {
+        let e = t.entry(w.clone()).or_insert_with(|| WorkloadData {
+            requests: Some(0),
+            ok: Some(0),
+            errors: Some(0),
+            dropped: Some(0),
+            ..Default::default()
+        });
+        let add = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+        e.requests = add(e.requests, d.requests);
+        e.ok = add(e.ok, d.ok);
+        e.errors = add(e.errors, d.errors);
+        e.dropped = add(e.dropped, d.dropped);
+        e.series.extend(d.series.iter().cloned());
+        match (&mut e.hdr, &d.hdr) {
+            (Some(a), Some(h)) => {
+                if a.add(h).is_err() {
+                    no_hdr.insert(w.clone());
+                }
+            }
+            (None, Some(h)) => {
+                // deserialized histograms have fixed bounds: accumulate in one
+                // that resizes
+                match hdrhistogram::Histogram::<u64>::new(3) {
+                    Ok(mut a) => {
+                        a.auto(true);
+                        if a.add(h).is_err() {
+                            no_hdr.insert(w.clone());
+                        }
+                        e.hdr = Some(a);
+                    }
+                    Err(_) => {
+                        no_hdr.insert(w.clone());
+                    }
+                }
+            }
+            (_, None) => {
+                no_hdr.insert(w.clone());
+            }
         }
     }
+}
 
-    /// Issue 13 (found by the bundle_report fuzz target): a phase that ends
-    /// before the earliest start in timeline.json made `end - t0` overflow
-    /// (a panic in debug builds); the window is clamped instead.
-    #[test]
-    fn phase_ending_before_the_first_start_does_not_overflow() {
-        let tmp = tempfile::tempdir().unwrap();
-        write_all(
-            tmp.path(),
-            &[(
-                "timeline.json",
-                r#"{"phases":[{"name":"a","start_ns":1000,"end_ns":5},{"name":"b","start_ns":2000,"end_ns":3000}]}"#,
-            )],
-        );
-        let b = Bundle::load(tmp.path()).unwrap();
-        assert_eq!(b.phases.len(), 2);
-        assert_eq!(b.boundaries[0], ("a".to_string(), 0.0, 0.0));
-        assert_eq!(b.phases[0].span_s, Some((0.0, 0.0)));
-        assert_eq!(b.phases[1].span_s, Some((1000.0 / NS, 2000.0 / NS)));
+/// Percentiles over the whole run, only when every phase had the histogram;
+/// throughput over the whole run's duration.
+fn load_over_run(
+    l: &mut BTreeMap<String, WorkloadData>,
+    no_hdr: &std::collections::BTreeSet<String>,
+    duration_s: Option<f64>,
+) {
+    for (name, w) in l.iter_mut() {
+        if no_hdr.contains(name) {
+            w.hdr = None;
+        }
+        if let Some(h) = w.hdr.as_ref().filter(|h| !h.is_empty()) {
+            let q = |x: f64| Some(h.value_at_quantile(x) as f64 / 1000.0);
+            w.p50_ms = q(0.5);
+            w.p90_ms = q(0.9);
+            w.p99_ms = q(0.99);
+            w.p999_ms = q(0.999);
+            w.max_ms = Some(h.max() as f64 / 1000.0);
+        }
     }
-
-    fn hdr_bytes() -> Vec<u8> {
-        use hdrhistogram::serialization::Serializer;
-        let mut h = hdrhistogram::Histogram::<u64>::new(3).unwrap();
-        h.record(1200).unwrap();
-        let mut out = Vec::new();
-        hdrhistogram::serialization::V2Serializer::new()
-            .serialize(&h, &mut out)
-            .unwrap();
-        out
-    }
-
-    /// Issue 13: a workload name in load/<phase>/summary.json became the
-    /// path of its `<workload>.hdr` unchecked, so `../../../canary` read a
-    /// file outside the bundle (and a FIFO there blocked the report). Such a
-    /// name is refused with a note; a FIFO is named, never opened blocking.
-    #[test]
-    fn workload_histogram_is_never_read_outside_the_bundle() {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::write(tmp.path().join("canary.hdr"), hdr_bytes()).unwrap();
-        let dir = tmp.path().join("b");
-        let summary = r#"{"workloads":{"../../../canary":{"ok":1},"rpc":{"ok":1},"tx":{"ok":1}}}"#;
-        write_all(
-            &dir,
-            &[
-                ("timeline.json", r#"{"phases":[{"name":"stress"}]}"#),
-                ("load/stress/summary.json", summary),
-            ],
-        );
-        std::fs::write(dir.join("load/stress/rpc.hdr"), hdr_bytes()).unwrap();
-        nix::unistd::mkfifo(
-            &dir.join("load/stress/tx.hdr"),
-            nix::sys::stat::Mode::S_IRWXU,
-        )
-        .unwrap();
-        let b = Bundle::load(&dir).unwrap();
-        let p = &b.phases[0];
-        let load = p.load.as_ref().unwrap();
-        assert!(
-            load["../../../canary"].hdr.is_none(),
-            "read outside the bundle"
-        );
-        assert!(
-            load["rpc"].hdr.is_some(),
-            "the bundle's own histogram is read"
-        );
-        assert!(load["tx"].hdr.is_none());
-        let notes = p.notes.join("\n");
-        assert!(
-            notes.contains("workload \"../../../canary\" refused"),
-            "{notes}"
-        );
-        assert!(
-            notes.contains("tx.hdr") && notes.contains("FIFO"),
-            "{notes}"
-        );
+    if let Some(d) = duration_s {
+        for w in l.values_mut() {
+            if let Some(ok) = w.ok {
+                if d > 0.0 {
+                    w.throughput_per_s = Some(ok as f64 / d);
+                }
+            }
+        }
     }
 }

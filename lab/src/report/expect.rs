@@ -1,53 +1,20 @@
 //! Scenario expectations (`[[expect]]`) and their verdicts: pass, fail, or cannot-evaluate
 //! with the reason. `verdicts.json` is written from [`Verdicts`].
+//!
+//! It decides: an expectation with `phase` is judged on that phase alone, one without
+//! on the whole run ([`merge_phases`], computed once); a name the registry refuses, a
+//! missing phase, a figure that cannot be computed or a non-finite value is
+//! "cannot evaluate" with the reason, never pass or fail; the comparison itself is
+//! [`Op::holds`] (a relative tolerance of 1e-9 at the bound).
 
 use serde::{Deserialize, Serialize};
 
 use super::evidence::{merge_phases, Bundle};
 use super::figures::{evaluate, parse_figure, Ctx};
 
-/// The scenario's comparison (one type: the scenario parser and the report
-/// read the same `op` strings).
-pub use crate::scenario::CompareOp as Op;
-
-impl Op {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            Op::Ge => ">=",
-            Op::Gt => ">",
-            Op::Le => "<=",
-            Op::Lt => "<",
-            Op::Eq => "==",
-            Op::Ne => "!=",
-        }
-    }
-
-    /// `==` and `!=` compare with a relative tolerance of 1e-9.
-    pub fn holds(self, v: f64, bound: f64) -> bool {
-        let eq = (v - bound).abs() <= 1e-9 * v.abs().max(bound.abs()).max(1.0);
-        match self {
-            Op::Ge => v >= bound || eq,
-            Op::Gt => v > bound && !eq,
-            Op::Le => v <= bound || eq,
-            Op::Lt => v < bound && !eq,
-            Op::Eq => eq,
-            Op::Ne => !eq,
-        }
-    }
-}
-
-/// One `[[expect]]` entry as written in the scenario.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExpectSpec {
-    pub figure: String,
-    #[serde(default)]
-    pub phase: Option<String>,
-    pub op: Op,
-    pub value: f64,
-    #[serde(default)]
-    pub why: Option<String>,
-}
+/// The scenario's comparison, under the name the verdicts use.
+pub use super::spec::CompareOp as Op;
+pub use super::spec::ExpectSpec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -187,34 +154,4 @@ pub fn evaluate_all(b: &Bundle, specs: &[ExpectSpec]) -> Verdicts {
         out.verdicts.push(v);
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ops() {
-        assert!(Op::Ge.holds(1.0, 1.0));
-        assert!(!Op::Gt.holds(1.0, 1.0));
-        assert!(Op::Lt.holds(0.5, 1.0));
-        assert!(Op::Eq.holds(0.1 + 0.2, 0.3));
-        assert!(Op::Ne.holds(0.0, 1.0));
-    }
-
-    #[test]
-    fn spec_toml() {
-        #[derive(Deserialize)]
-        struct S {
-            expect: Vec<ExpectSpec>,
-        }
-        let s: S = toml::from_str(
-            "[[expect]]\nfigure = \"fsync.per_block\"\nphase = \"stress\"\nop = \">=\"\nvalue = 1.0\n",
-        )
-        .unwrap();
-        assert_eq!(s.expect[0].op, Op::Ge);
-        assert!(
-            toml::from_str::<S>("[[expect]]\nfigure = \"x\"\nop = \"=>\"\nvalue = 1\n").is_err()
-        );
-    }
 }

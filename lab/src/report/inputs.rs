@@ -26,7 +26,7 @@ pub struct ScenarioLite {
     pub name: String,
     pub seed: Option<u64>,
     #[serde(default)]
-    pub expect: Vec<super::expect::ExpectSpec>,
+    pub expect: Vec<super::spec::ExpectSpec>,
     #[serde(default)]
     pub phase: Vec<ScenarioPhaseLite>,
 }
@@ -51,7 +51,7 @@ pub struct ResolvedScenario {
     pub name: String,
     pub seed: u64,
     #[serde(default)]
-    pub expects: Vec<super::expect::ExpectSpec>,
+    pub expects: Vec<super::spec::ExpectSpec>,
     #[serde(default)]
     pub phases: Vec<ScenarioPhaseLite>,
 }

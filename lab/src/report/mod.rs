@@ -15,6 +15,7 @@ pub mod bpftrace;
 pub mod charts;
 pub mod cli;
 pub mod diff;
+pub mod error;
 pub mod evidence;
 pub mod expect;
 pub mod figures;
@@ -22,37 +23,19 @@ pub mod findings;
 pub mod folded;
 pub mod hist;
 pub mod inputs;
+pub mod loader;
 pub mod render;
+pub mod spec;
 pub mod t1;
 pub mod t1_findings;
 
 use std::path::{Path, PathBuf};
 
+pub use error::ReportError;
+
 pub use evidence::Bundle;
 pub use expect::{ExpectSpec, Verdicts};
 pub use figures::{parse_figure, FigureError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    #[error("cannot read {path}: {source}; check the path and its permissions")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot write {path}: {source}; check that the directory is writable")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("malformed {path}: {what}; fix or remove the file and re-run `qfc-lab report`")]
-    Parse { path: PathBuf, what: String },
-    #[error("{path} is not a bundle ({why}); pass a directory written by `qfc-lab run`")]
-    NotABundle { path: PathBuf, why: String },
-    #[error("{path} holds none of T1's files (01-fsync-latency.txt ... 05-oncpu.folded); pass the directory that holds them")]
-    NotT1 { path: PathBuf },
-}
 
 /// Options of `qfc-lab report`.
 #[derive(Debug, Clone, Default)]

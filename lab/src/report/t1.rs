@@ -8,11 +8,11 @@
 use std::path::Path;
 
 use super::bpftrace::Dump;
+use super::error::ReportError;
 use super::evidence::{
     bio_from_dump, fsync_from_dump, offcpu_from_dump, writepath_from_dump, PhaseEvidence, StackData,
 };
 use super::folded::Folded;
-use super::ReportError;
 
 /// T1's capture windows in seconds (from its runner: 60, 60, 30, 25, 20).
 pub const T1_WINDOWS_S: [(&str, f64); 5] = [

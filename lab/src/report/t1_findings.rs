@@ -737,6 +737,41 @@ fn finding3(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
 /// Off-CPU microseconds by wait reason, the total, and disk-wait microseconds by thread.
 type WaitTally = (BTreeMap<Reason, u64>, u64, BTreeMap<String, u64>);
 
+/// Off-CPU time by wait reason (the first rule that matches), the total, and the
+/// disk waits (by reason or on a disk-write stall path) by thread.
+fn wait_tally(p: &PhaseEvidence) -> Option<WaitTally> {
+    let o = p.offcpu.as_ref()?;
+    let mut m = BTreeMap::new();
+    let mut disk_threads = BTreeMap::new();
+    for st in &o.folded.stacks {
+        let r = classify_offcpu(&st.frames);
+        *m.entry(r).or_default() += st.count;
+        if r == Reason::Disk || is_disk_write_stall(&st.frames) {
+            *disk_threads
+                .entry(st.thread.clone().unwrap_or_else(|| "?".into()))
+                .or_default() += st.count;
+        }
+    }
+    Some((m, o.folded.total(), disk_threads))
+}
+
+/// `futex 1.2 s (40%), network ...` in the order of [`Reason::ALL`].
+fn fmt_waits(m: &BTreeMap<Reason, u64>, total: u64) -> String {
+    Reason::ALL
+        .iter()
+        .filter_map(|r| m.get(r).map(|n| (r, n)))
+        .map(|(r, n)| {
+            format!(
+                "{} {} s ({})",
+                r.name(),
+                num(*n as f64 / 1e6),
+                pct(*n as f64, total as f64)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn finding4(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
     let mut v = FindingVerdict {
         number: 4,
@@ -747,38 +782,11 @@ fn finding4(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
         reason: String::new(),
         bundle: None,
     };
-    let by_reason = |p: &PhaseEvidence| -> Option<WaitTally> {
-        let o = p.offcpu.as_ref()?;
-        let mut m = BTreeMap::new();
-        let mut disk_threads = BTreeMap::new();
-        for st in &o.folded.stacks {
-            let r = classify_offcpu(&st.frames);
-            *m.entry(r).or_default() += st.count;
-            if r == Reason::Disk || is_disk_write_stall(&st.frames) {
-                *disk_threads
-                    .entry(st.thread.clone().unwrap_or_else(|| "?".into()))
-                    .or_default() += st.count;
-            }
-        }
-        Some((m, o.folded.total(), disk_threads))
-    };
-    let fmt = |m: &BTreeMap<Reason, u64>, total: u64| {
-        Reason::ALL
-            .iter()
-            .filter_map(|r| m.get(r).map(|n| (r, n)))
-            .map(|(r, n)| {
-                format!(
-                    "{} {} s ({})",
-                    r.name(),
-                    num(*n as f64 / 1e6),
-                    pct(*n as f64, total as f64)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    if let Some((m, total, _)) = t1.and_then(by_reason) {
-        v.t1.push(format!("by thread name `qfc-node`: {}", fmt(&m, total)));
+    if let Some((m, total, _)) = t1.and_then(wait_tally) {
+        v.t1.push(format!(
+            "by thread name `qfc-node`: {}",
+            fmt_waits(&m, total)
+        ));
     }
     let src = pick(
         sources,
@@ -808,7 +816,7 @@ fn finding4(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
         }
     };
     v.bundle = Some(s.label.clone());
-    let (m, total, disk_threads) = by_reason(&s.run).expect("checked by pick");
+    let (m, total, disk_threads) = wait_tally(&s.run).expect("checked by pick");
     let window = s
         .run
         .offcpu
@@ -836,7 +844,7 @@ fn finding4(sources: &[Source], t1: Option<&PhaseEvidence>) -> FindingVerdict {
                 .join(", ")
         )
     };
-    v.lab.push(format!("by {scope}: {}", fmt(&m, total)));
+    v.lab.push(format!("by {scope}: {}", fmt_waits(&m, total)));
     let disk_us = *m.get(&Reason::Disk).unwrap_or(&0);
     let disk_ms_per_s = disk_us as f64 / 1e3 / window;
     let who = disk_threads

@@ -50,22 +50,9 @@ pub enum ProbeScope {
     System,
 }
 
-/// Comparison of an expectation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CompareOp {
-    #[serde(rename = ">=")]
-    Ge,
-    #[serde(rename = ">")]
-    Gt,
-    #[serde(rename = "<=")]
-    Le,
-    #[serde(rename = "<")]
-    Lt,
-    #[serde(rename = "==")]
-    Eq,
-    #[serde(rename = "!=")]
-    Ne,
-}
+/// Comparison of an expectation: the report's leaf owns it (one type for
+/// the parser and the verdicts).
+pub use crate::report::spec::CompareOp;
 
 /// A phase (or scenario) name that can name a bundle folder: 1-64 of
 /// `A-Z a-z 0-9 - _`.

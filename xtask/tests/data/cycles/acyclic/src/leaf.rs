@@ -1,0 +1,2 @@
+//! A leaf: refers to nothing in the crate.
+pub struct Leaf;

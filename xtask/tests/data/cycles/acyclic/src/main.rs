@@ -1,0 +1,4 @@
+//! The binary names the library by its crate name.
+fn main() {
+    let _ = acyclic_fixture::user::make();
+}

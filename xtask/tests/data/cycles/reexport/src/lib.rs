@@ -1,0 +1,6 @@
+//! Defines an error type and re-exports the child.
+mod child;
+
+pub use child::Thing;
+
+pub struct Error;
