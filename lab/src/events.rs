@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     PrepareTarget,
+    /// Only with `[node.seed_db]`: fill the datadir before the node starts.
+    SeedDatadir,
     StartNode,
     WaitRpc,
     ConnectLoad,
@@ -34,6 +36,7 @@ pub enum Step {
 /// ```text
 /// Started
 ///   Step(PrepareTarget)
+///   [Step(SeedDatadir)]
 ///   Step(StartNode) NodeStarted
 ///   Step(WaitRpc)
 ///   [Step(ConnectLoad)]
@@ -177,6 +180,9 @@ impl RunProper {
         };
         let step = |s: Step| move |e: &Event| e == &Event::Step { step: s };
         for want in [Step::PrepareTarget, Step::StartNode] {
+            if want == Step::StartNode {
+                it.next_if(|t| step(Step::SeedDatadir)(t.1));
+            }
             match it.next() {
                 None => return Ok(()),
                 Some(t) if step(want)(t.1) => {}

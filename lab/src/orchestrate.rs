@@ -50,7 +50,7 @@ pub enum RunError {
 }
 
 /// Why a step failed, one variant per cause. The messages are the bundle's
-/// `error` after the step's name (`StartNode: seeding the datadir: ...`).
+/// `error` after the step's name (`SeedDatadir: seeding the datadir: ...`).
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
     /// The target refused an operation (prepare, port, ship, spawn, forward).
@@ -505,7 +505,8 @@ impl Run {
         keys: u64,
         value_bytes: u64,
     ) -> Result<(), RunError> {
-        let err = at(Step::StartNode);
+        self.step(Step::SeedDatadir)?;
+        let err = at(Step::SeedDatadir);
         let seed = self.s.seed;
         let report = match self.s.target {
             TargetSpec::Local => self
@@ -513,10 +514,9 @@ impl Run {
                 .seed_db(datadir, keys, value_bytes, seed, &stop_requested)
                 .map_err(|e| interrupted_or(err(StepError::Seed(e))))?,
             TargetSpec::Container { .. } => return Err(err(StepError::SeedOnContainer)),
-            TargetSpec::Ssh(_) | TargetSpec::Qemu(_) => {
-                self.seed_remote(datadir, keys, value_bytes)
-                    .map_err(|e| interrupted_or(err(e)))?
-            }
+            TargetSpec::Ssh(_) | TargetSpec::Qemu(_) => self
+                .seed_remote(datadir, keys, value_bytes)
+                .map_err(|e| interrupted_or(err(e)))?,
         };
         std::fs::create_dir_all(self.layout.load_dir()).map_err(|e| err(StepError::Write(e)))?;
         let json = sorted_json(&report).unwrap_or_default();

@@ -299,7 +299,7 @@ fn sigint_while_seeding_ends_the_run_within_2_s() -> Result<(), Failed> {
     for line in lines.by_ref() {
         let v: serde_json::Value = serde_json::from_str(&line?)?;
         seen.push(v.to_string());
-        if v["event"] == "step" && v["step"] == "start_node" {
+        if v["event"] == "step" && v["step"] == "seed_datadir" {
             break;
         }
         if v["event"] == "finished" {
@@ -307,8 +307,8 @@ fn sigint_while_seeding_ends_the_run_within_2_s() -> Result<(), Failed> {
         }
     }
     ensure(
-        seen.last().is_some_and(|l| l.contains("start_node")),
-        format!("no start_node step: {seen:?}"),
+        seen.last().is_some_and(|l| l.contains("seed_datadir")),
+        format!("no seed_datadir step: {seen:?}"),
     )?;
     // let the seeder get going
     std::thread::sleep(Duration::from_millis(700));

@@ -194,7 +194,7 @@ pub async fn measure(
         max_in_flight: concurrency,
         timeout: Duration::from_secs(1),
     };
-    let rng = crate::session::workload_rng(0, "floor", "rpc");
+    let rng = crate::seeds::workload_rng(0, "floor", "rpc");
     engine::run_open(w, cfg, rng, rec.clone(), cancel).await;
     let s = rec.summary(Shape {
         workload: "floor".into(),

@@ -10,7 +10,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -105,17 +104,7 @@ pub struct LoadSession {
     floor_window: Duration,
 }
 
-/// The generator of one workload in one phase: depends only on the session
-/// seed, the phase name and the workload name.
-pub fn workload_rng(seed: u64, phase: &str, workload: &str) -> ChaCha8Rng {
-    let mut h = blake3::Hasher::new();
-    h.update(b"qfc-lab loadgen v1\0");
-    h.update(&seed.to_le_bytes());
-    h.update(phase.as_bytes());
-    h.update(b"\0");
-    h.update(workload.as_bytes());
-    ChaCha8Rng::from_seed(*h.finalize().as_bytes())
-}
+pub use crate::seeds::workload_rng;
 
 impl LoadSession {
     /// Checks the endpoints are loopback and that the node answers

@@ -32,7 +32,7 @@ use probes_common::{
 };
 use serde::Serialize;
 
-use crate::snapshot::{parse_maps, Mapping, ProcInfo};
+use crate::procmaps::{parse_maps, Mapping, ProcInfo};
 
 /// First id of an unwound user stack (kernel `STACKS` ids stay below).
 pub const USTACK_ID_BASE: i32 = 1 << 30;

@@ -9,12 +9,14 @@
 //! - [`sync`]: `/qfc/sync/1` requests and responses and their 4-byte
 //!   big-endian length framing.
 //! - [`schema`]: qfc-node's RocksDB column family names and metadata keys.
-//! - [`genesis`]: dev-genesis constants (chain id, faucet and validator keys,
-//!   funded accounts).
+//! - [`dev`]: dev-network constants (chain id, faucet and validator keys);
+//!   [`genesis`]: the funded accounts and the genesis block.
 //!
 //! Pure data and crypto: no async runtime, no networking.
 
 pub mod block;
+pub mod dev;
+mod error;
 pub mod genesis;
 pub mod primitives;
 pub mod schema;
@@ -22,42 +24,7 @@ pub mod sync;
 pub mod tx;
 
 pub use block::{Block, BlockHeader, Receipt, ReceiptStatus, VrfProof};
-pub use primitives::{Address, Hash, U256};
+pub use error::WireError;
+pub use primitives::{blake3_hash, Address, Hash, U256};
 pub use sync::{SyncRequest, SyncResponse};
 pub use tx::{Transaction, TxType};
-
-/// Errors decoding or verifying wire data.
-#[derive(Debug, thiserror::Error)]
-pub enum WireError {
-    /// The input is not hexadecimal.
-    #[error(
-        "raw transaction is not valid hex ({0}): send 0x followed by an even number of hex digits"
-    )]
-    Hex(#[from] hex::FromHexError),
-    /// The bytes are not a borsh encoding of the expected type.
-    #[error("cannot decode {what} from {len} bytes: {source}")]
-    Decode {
-        what: &'static str,
-        len: usize,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The public key is not a valid Ed25519 point.
-    #[error("invalid Ed25519 public key 0x{0}: sign with a valid Ed25519 key")]
-    PublicKey(String),
-    /// The signature does not verify over the transaction hash.
-    #[error("invalid signature for transaction 0x{0}: sign the BLAKE3 hash of fields 1-9 with the key in public_key")]
-    Signature(String),
-    /// A frame length prefix exceeds the protocol cap.
-    #[error("{kind} frame of {len} bytes exceeds the {cap}-byte cap of /qfc/sync/1")]
-    FrameTooLarge {
-        kind: &'static str,
-        len: usize,
-        cap: usize,
-    },
-}
-
-/// BLAKE3 of `data`, as a [`Hash`] (the hash function of every QFC structure).
-pub fn blake3_hash(data: &[u8]) -> Hash {
-    Hash(*blake3::hash(data).as_bytes())
-}

@@ -273,6 +273,11 @@ impl BorshDeserialize for U256 {
     }
 }
 
+/// BLAKE3 of `data`, as a [`Hash`] (the hash function of every QFC structure).
+pub fn blake3_hash(data: &[u8]) -> Hash {
+    Hash(*blake3::hash(data).as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

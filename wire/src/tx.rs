@@ -176,7 +176,7 @@ pub fn address_of_secret(secret: &[u8; 32]) -> Address {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::genesis::{DEV_CHAIN_ID, FAUCET_SECRET};
+    use crate::dev::{DEV_CHAIN_ID, FAUCET_SECRET};
 
     fn transfer() -> Transaction {
         Transaction::transfer(
@@ -216,7 +216,7 @@ mod tests {
     fn sign_verify_roundtrip_and_sender() {
         let tx = transfer();
         tx.verify().unwrap();
-        assert_eq!(tx.sender(), crate::genesis::faucet_address());
+        assert_eq!(tx.sender(), address_of_secret(&FAUCET_SECRET));
         let back = Transaction::decode_hex(&tx.encode_hex()).unwrap();
         assert_eq!(back, tx);
         assert_eq!(Transaction::decode_hex(&tx.encode_hex()[2..]).unwrap(), tx);
