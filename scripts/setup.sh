@@ -61,7 +61,10 @@ PKGS=(
   # guest images (vm/recipe): foreign-arch mmdebstrap, module index, initramfs
   arch-test kmod
 )
-BPO_PKGS=(qemu-system-arm qemu-system-x86 qemu-user-static)
+# qemu-img (guest disks) is in qemu-utils, which qemu-system-* only recommend:
+# a fresh machine with --no-install-recommends lacks it (found on a fresh
+# mmdebstrap bookworm: "qemu-img is missing").
+BPO_PKGS=(qemu-system-arm qemu-system-x86 qemu-user-static qemu-utils)
 PKGS+=(mmdebstrap docker.io)
 # The aarch64 guest's binaries are cross-built on other hosts; an aarch64
 # host builds them natively.
