@@ -55,7 +55,7 @@ pub enum Command {
     Gc,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Scenario file.
     pub scenario: PathBuf,
@@ -66,6 +66,10 @@ pub struct RunArgs {
     /// Bundle directory (overrides `[bundle] dir`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Repetitions (overrides `[run] repeat`): each a whole run in
+    /// `rep-01/` ... of one parent bundle, with `summary/` statistics.
+    #[arg(long, value_name = "N")]
+    pub repeat: Option<u32>,
     /// Print machine-readable events (one JSON object per line) instead of progress bars.
     #[arg(long)]
     pub json: bool,

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod node;
 pub mod orchestrate;
 pub mod probe;
+pub mod repeat;
 pub mod report;
 pub mod scenario;
 pub mod signals;
@@ -33,9 +34,16 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
     match cli.command {
         Command::Validate { files, set } => validate_command(&files, &set),
         Command::Verify { dir } => verify_command(&dir),
-        Command::Run(args) => orchestrate::main(args),
-        Command::Report(a) => report_command(report::cli::report(&a)),
-        Command::Diff(a) => report_command(report::cli::diff(&a)),
+        Command::Run(args) => repeat::main(args),
+        Command::Report(a) => {
+            not_a_parent(&a.dir, "report")?;
+            report_command(report::cli::report(&a))
+        }
+        Command::Diff(a) => {
+            not_a_parent(&a.a, "diff")?;
+            not_a_parent(&a.b, "diff")?;
+            report_command(report::cli::diff(&a))
+        }
         Command::ImportT1(a) => report_command(report::cli::import_t1(&a)),
         Command::Findings(c) => report_command(report::cli::findings(&c)),
         Command::Probe(a) => probe_command(&a),
@@ -82,6 +90,9 @@ fn validate_command(files: &[std::path::PathBuf], set: &[String]) -> Result<Exit
 /// `qfc-lab verify`: the problems found are its output (stderr); a
 /// mismatch is exit 1, an unreadable bundle exit 2.
 fn verify_command(dir: &Path) -> Result<Exit, Failure> {
+    if repeat::is_parent(dir) {
+        return verify_parent(dir);
+    }
     let (m, problems) = bundle::verify(dir).map_err(Failure::usage)?;
     if problems.is_empty() {
         println!(
@@ -89,6 +100,45 @@ fn verify_command(dir: &Path) -> Result<Exit, Failure> {
             dir.display(),
             m.files.len(),
             m.status
+        );
+        return Ok(Exit::Ok);
+    }
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    Err(Failure::new(
+        Exit::CheckFailed,
+        anyhow::anyhow!(
+            "{} does not match its manifest ({} problems)",
+            dir.display(),
+            problems.len()
+        ),
+    ))
+}
+
+/// `report` and `diff` read one run's bundle; a parent bundle of `run
+/// --repeat` is refused with what to read instead (its statistics are in
+/// `summary/`; the noise-aware diff of two parents is not built yet).
+fn not_a_parent(dir: &Path, cmd: &str) -> Result<(), Failure> {
+    if !repeat::is_parent(dir) {
+        return Ok(());
+    }
+    Err(Failure::usage(anyhow::anyhow!(
+        "{} holds repeated runs (rep-01/ ...), not one run: its statistics are in {}; `{cmd}` reads one repetition, e.g. {}. A {cmd} of two repeated bundles with a noise estimate is not built yet",
+        dir.display(),
+        dir.join("summary/summary.md").display(),
+        dir.join("rep-01").display()
+    )))
+}
+
+/// `verify` on a parent bundle of `run --repeat`: every repetition too.
+fn verify_parent(dir: &Path) -> Result<Exit, Failure> {
+    let (m, problems) = repeat::verify(dir)?;
+    if problems.is_empty() {
+        println!(
+            "ok: {} ({} repetitions and the summary verified)",
+            dir.display(),
+            m.repetitions.len()
         );
         return Ok(Exit::Ok);
     }

@@ -344,6 +344,99 @@ fn sigint_while_seeding_ends_the_run_within_2_s() -> Result<(), Failed> {
     Ok(())
 }
 
+/// `run --repeat 2` (smoke, short phases): one parent bundle with two
+/// repetitions that each verify on their own, a summary with n = 2 per
+/// figure, and a parent `verify` that checks every repetition: a changed
+/// file in one or a missing repetition is named. `--repeat 0` and a
+/// `report`/`diff` of the parent are clear usage errors.
+fn repeat_two_runs_make_one_verifiable_parent_bundle() -> Result<(), Failed> {
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("parent");
+    let run = Command::new(lab())
+        .args([
+            "run",
+            "scenarios/smoke.toml",
+            "--repeat",
+            "2",
+            "--set",
+            "phase.0.duration_s=2",
+            "--set",
+            "phase.1.duration_s=3",
+            "--out",
+        ])
+        .arg(&out)
+        .current_dir(repo())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    ensure(
+        run.status.code() == Some(0),
+        format!("exit {:?}: {stderr}", run.status.code()),
+    )?;
+    for k in 1..=2 {
+        ensure(
+            stderr.contains(&format!("repetition {k} of 2")),
+            format!("no progress line for repetition {k}: {stderr}"),
+        )?;
+        let (code, text) = verify(&out.join(format!("rep-0{k}")));
+        ensure(code == 0, format!("rep-0{k} does not verify: {text}"))?;
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary/summary.json"))?)?;
+    let figs = summary["figures"].as_array().ok_or("no figures")?;
+    let blocks = figs
+        .iter()
+        .find(|f| f["figure"] == "node.blocks" && f["phase"] == "stress")
+        .ok_or("no node.blocks of phase stress in the summary")?;
+    ensure(blocks["n"] == 2, format!("node.blocks n = {}", blocks["n"]))?;
+    let (code, text) = verify(&out);
+    ensure(code == 0, format!("parent does not verify: {text}"))?;
+    // a changed file inside one repetition, then a missing repetition
+    let report = out.join("rep-02/report.md");
+    let mut bytes = std::fs::read(&report)?;
+    bytes.push(b'x');
+    std::fs::write(&report, bytes)?;
+    let (code, text) = verify(&out);
+    ensure(
+        code == 1 && text.contains("rep-02: changed: report.md"),
+        format!("tampered repetition: exit {code}: {text}"),
+    )?;
+    std::fs::remove_dir_all(out.join("rep-01"))?;
+    let (code, text) = verify(&out);
+    ensure(
+        code == 1 && text.contains("missing repetition: rep-01"),
+        format!("missing repetition: exit {code}: {text}"),
+    )?;
+    let diff = Command::new(lab())
+        .arg("diff")
+        .arg(&out)
+        .arg(out.join("rep-02"))
+        .output()?;
+    ensure(
+        diff.status.code() == Some(2)
+            && String::from_utf8_lossy(&diff.stderr).contains("holds repeated runs"),
+        format!(
+            "diff of a parent: exit {:?}: {}",
+            diff.status.code(),
+            String::from_utf8_lossy(&diff.stderr)
+        ),
+    )?;
+    let zero = Command::new(lab())
+        .args(["run", "scenarios/smoke.toml", "--repeat", "0", "--out"])
+        .arg(tmp.path().join("zero"))
+        .current_dir(repo())
+        .output()?;
+    ensure(
+        zero.status.code() == Some(2)
+            && String::from_utf8_lossy(&zero.stderr).contains("--repeat 0"),
+        format!("--repeat 0: exit {:?}", zero.status.code()),
+    )?;
+    ensure(
+        !tmp.path().join("zero").exists(),
+        "--repeat 0 made a bundle",
+    )?;
+    Ok(())
+}
+
 /// Runs smoke.toml with `--json`; calls `at_phase` once the first phase has
 /// started (with the run's pid), then waits for the exit. Returns the exit
 /// code and stderr.
@@ -589,6 +682,11 @@ fn main() {
         Trial::test(
             "sigint_mid_phase_leaves_incomplete_verifiable_bundle_and_no_child",
             sigint_mid_phase_leaves_incomplete_verifiable_bundle_and_no_child,
+        )
+        .with_ignored_flag(no_node),
+        Trial::test(
+            "repeat_two_runs_make_one_verifiable_parent_bundle",
+            repeat_two_runs_make_one_verifiable_parent_bundle,
         )
         .with_ignored_flag(no_node),
         Trial::test(

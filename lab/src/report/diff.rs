@@ -46,7 +46,7 @@ pub const DIFF_FIGURES: &[&str] = &[
     "rocksdb.wal_syncs",
 ];
 
-const LOAD_STATS: &[&str] = &["throughput_per_s", "p50_ms", "p99_ms", "max_ms", "errors"];
+pub const LOAD_STATS: &[&str] = &["throughput_per_s", "p50_ms", "p99_ms", "max_ms", "errors"];
 
 /// Result of a diff: the document and the flame graphs to write (file name, SVG).
 pub struct DiffResult {

@@ -27,6 +27,9 @@ pub struct Scenario {
     pub phases: Vec<Phase>,
     pub expects: Vec<Expect>,
     pub bundle: BundleSpec,
+    /// `[run] repeat`: how many repetitions `qfc-lab run` makes (default 1;
+    /// `--repeat` overrides it).
+    pub repeat: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -203,115 +206,162 @@ pub fn validate(raw: RawScenario, whole: Range<usize>) -> V<Scenario> {
         let phase = validate_phase(i, p, &phases)?;
         phases.push(phase);
     }
-    let mut expects = Vec::new();
-    for (i, e) in raw.expect.into_iter().enumerate() {
-        if e.figure.get_ref().trim().is_empty() {
-            return Err(bad(
+    let expects = raw
+        .expect
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| validate_expect(i, e, &phases, &probes))
+        .collect::<V<Vec<_>>>()?;
+    let bundle = validate_bundle(raw.bundle)?;
+    let repeat = validate_repeat(raw.run)?;
+    Ok(Scenario {
+        name: raw.name.into_inner(),
+        description: raw.description,
+        seed: raw.seed,
+        target,
+        node,
+        probes,
+        phases,
+        expects,
+        bundle,
+        repeat,
+    })
+}
+
+/// One `[[expect]]` entry: a known figure, of a phase that exists, that the
+/// scenario can evaluate (its probe enabled, its workload driven).
+fn validate_expect(i: usize, e: RawExpect, phases: &[Phase], probes: &ProbeSpec) -> V<Expect> {
+    if e.figure.get_ref().trim().is_empty() {
+        return Err(bad(
+            e.figure.span(),
+            format!("expect[{i}].figure"),
+            "expected a figure name",
+        ));
+    }
+    if let Err(fe) = crate::report::parse_figure(e.figure.get_ref()) {
+        return Err(Invalid {
+            hint: Some("figure names are listed in docs/FIGURES.md".into()),
+            ..bad(
                 e.figure.span(),
                 format!("expect[{i}].figure"),
-                "expected a figure name",
-            ));
-        }
-        if let Err(fe) = crate::report::parse_figure(e.figure.get_ref()) {
+                fe.to_string(),
+            )
+        });
+    }
+    if let Some(p) = &e.phase {
+        if !phases.iter().any(|ph| &ph.name == p.get_ref()) {
+            let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
             return Err(Invalid {
-                hint: Some("figure names are listed in docs/FIGURES.md".into()),
+                hint: super::error::did_you_mean(p.get_ref(), &names)
+                    .or_else(|| Some(format!("phases are: {}", names.join(", ")))),
                 ..bad(
-                    e.figure.span(),
-                    format!("expect[{i}].figure"),
-                    fe.to_string(),
+                    p.span(),
+                    format!("expect[{i}].phase"),
+                    format!("no phase named {:?}", p.get_ref()),
                 )
             });
         }
-        if let Some(p) = &e.phase {
-            if !phases.iter().any(|ph| &ph.name == p.get_ref()) {
-                let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
-                return Err(Invalid {
-                    hint: super::error::did_you_mean(p.get_ref(), &names)
-                        .or_else(|| Some(format!("phases are: {}", names.join(", ")))),
-                    ..bad(
-                        p.span(),
-                        format!("expect[{i}].phase"),
-                        format!("no phase named {:?}", p.get_ref()),
-                    )
-                });
-            }
-        }
-        if !e.value.is_finite() {
-            return Err(bad(
-                e.figure.span(),
-                format!("expect[{i}].value"),
-                "expected a finite number",
-            ));
-        }
-        // A probe figure of a probe that is not enabled could never be
-        // evaluated either.
-        let family = e.figure.get_ref().split(['.', ':']).next().unwrap_or("");
-        if let Some(k) = ProbeKind::ALL.iter().find(|k| k.name() == family) {
-            if !probes.enable.contains(k) {
-                return Err(Invalid {
-                    hint: Some(format!(
-                        "add \"{family}\" to [probes] enable, or drop this expectation"
-                    )),
-                    ..bad(
-                        e.figure.span(),
-                        format!("expect[{i}].figure"),
-                        format!(
-                            "{} can never be evaluated: the {family} probe is not enabled",
-                            e.figure.get_ref()
-                        ),
-                    )
-                });
-            }
-        }
-        // A load figure of a workload the phase (or, without a phase, the
-        // whole run) never drives could never be evaluated: refuse it now.
-        if let Some(w) = e
-            .figure
-            .get_ref()
-            .strip_prefix("load.")
-            .and_then(|r| r.split('.').next())
-        {
-            let drives = |l: &PhaseLoad| match w {
-                "rpc" => l.rpc.is_some(),
-                "tx" => l.tx.is_some(),
-                "sync" => l.sync.is_some(),
-                "compaction" => l.compaction.is_some(),
-                _ => true,
-            };
-            let (ok, scope) = match &e.phase {
-                Some(p) => (
-                    phases
-                        .iter()
-                        .any(|ph| &ph.name == p.get_ref() && drives(&ph.load)),
-                    format!("phase {:?} runs no {w} load", p.get_ref()),
-                ),
-                None => (
-                    phases.iter().any(|ph| drives(&ph.load)),
-                    format!("no phase runs {w} load"),
-                ),
-            };
-            if !ok {
-                return Err(Invalid {
-                    hint: Some(format!(
-                        "add [phase.load.{w}] to that phase, or expect a figure of a workload it runs"
-                    )),
-                    ..bad(
-                        e.figure.span(),
-                        format!("expect[{i}].figure"),
-                        format!("{} can never be evaluated: {scope}", e.figure.get_ref()),
-                    )
-                });
-            }
-        }
-        expects.push(Expect {
-            figure: e.figure.into_inner(),
-            phase: e.phase.map(Spanned::into_inner),
-            op: e.op,
-            value: e.value,
-            why: e.why,
-        });
     }
-    let bundle = match raw.bundle {
+    if !e.value.is_finite() {
+        return Err(bad(
+            e.figure.span(),
+            format!("expect[{i}].value"),
+            "expected a finite number",
+        ));
+    }
+    // A probe figure of a probe that is not enabled could never be
+    // evaluated either.
+    let family = e.figure.get_ref().split(['.', ':']).next().unwrap_or("");
+    if let Some(k) = ProbeKind::ALL.iter().find(|k| k.name() == family) {
+        if !probes.enable.contains(k) {
+            return Err(Invalid {
+                hint: Some(format!(
+                    "add \"{family}\" to [probes] enable, or drop this expectation"
+                )),
+                ..bad(
+                    e.figure.span(),
+                    format!("expect[{i}].figure"),
+                    format!(
+                        "{} can never be evaluated: the {family} probe is not enabled",
+                        e.figure.get_ref()
+                    ),
+                )
+            });
+        }
+    }
+    // A load figure of a workload the phase (or, without a phase, the
+    // whole run) never drives could never be evaluated: refuse it now.
+    if let Some(w) = e
+        .figure
+        .get_ref()
+        .strip_prefix("load.")
+        .and_then(|r| r.split('.').next())
+    {
+        let drives = |l: &PhaseLoad| match w {
+            "rpc" => l.rpc.is_some(),
+            "tx" => l.tx.is_some(),
+            "sync" => l.sync.is_some(),
+            "compaction" => l.compaction.is_some(),
+            _ => true,
+        };
+        let (ok, scope) = match &e.phase {
+            Some(p) => (
+                phases
+                    .iter()
+                    .any(|ph| &ph.name == p.get_ref() && drives(&ph.load)),
+                format!("phase {:?} runs no {w} load", p.get_ref()),
+            ),
+            None => (
+                phases.iter().any(|ph| drives(&ph.load)),
+                format!("no phase runs {w} load"),
+            ),
+        };
+        if !ok {
+            return Err(Invalid {
+                hint: Some(format!(
+                    "add [phase.load.{w}] to that phase, or expect a figure of a workload it runs"
+                )),
+                ..bad(
+                    e.figure.span(),
+                    format!("expect[{i}].figure"),
+                    format!("{} can never be evaluated: {scope}", e.figure.get_ref()),
+                )
+            });
+        }
+    }
+    Ok(Expect {
+        figure: e.figure.into_inner(),
+        phase: e.phase.map(Spanned::into_inner),
+        op: e.op,
+        value: e.value,
+        why: e.why,
+    })
+}
+
+/// `[run] repeat`: 1 to [`MAX_REPEAT`] repetitions (default 1).
+fn validate_repeat(r: Option<RawRun>) -> V<u32> {
+    match r.and_then(|r| r.repeat) {
+        None => Ok(1),
+        Some(n) if (1..=MAX_REPEAT as u64).contains(n.get_ref()) => Ok(*n.get_ref() as u32),
+        Some(n) => Err(Invalid {
+            hint: Some(format!(
+                "give 1 (one run) to {MAX_REPEAT}; 5 or more for a noise estimate (docs/STATISTICS.md)"
+            )),
+            ..bad(
+                n.span(),
+                "run.repeat",
+                format!("expected 1 to {MAX_REPEAT} repetitions, found {}", n.get_ref()),
+            )
+        }),
+    }
+}
+
+/// The most repetitions one `qfc-lab run` makes.
+pub const MAX_REPEAT: u32 = 100;
+
+/// `[bundle]`, with its defaults.
+fn validate_bundle(b: Option<RawBundle>) -> V<BundleSpec> {
+    Ok(match b {
         None => BundleSpec {
             dir: DEFAULT_BUNDLE_DIR.into(),
             metrics_interval_s: 1,
@@ -329,17 +379,6 @@ pub fn validate(raw: RawScenario, whole: Range<usize>) -> V<Scenario> {
                 metrics_interval_s: b.metrics_interval_s.unwrap_or(1),
             }
         }
-    };
-    Ok(Scenario {
-        name: raw.name.into_inner(),
-        description: raw.description,
-        seed: raw.seed,
-        target,
-        node,
-        probes,
-        phases,
-        expects,
-        bundle,
     })
 }
 

@@ -26,6 +26,7 @@ pub struct RawScenario {
     #[serde(default)]
     pub expect: Vec<RawExpect>,
     pub bundle: Option<RawBundle>,
+    pub run: Option<RawRun>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +180,12 @@ pub struct RawExpect {
     pub op: CompareOp,
     pub value: f64,
     pub why: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRun {
+    pub repeat: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
