@@ -8,7 +8,7 @@
 # important packages, the main suite only), used as a chroot with its own
 # /proc and /sys (no tracefs, no binfmt_misc mounted; this host's aarch64
 # binfmt entry is removed first, so qfc-lab must register it itself), /dev
-# bound, and this repository's committed HEAD cloned in. No init system runs
+# bound, and this repository's committed HEAD cloned into /opt/qfc-lab. No init system runs
 # in a chroot, so policy-rc.d keeps package scripts from starting daemons
 # (docker.io's) in the host's namespaces. A network that re-signs HTTPS
 # (this farm's egress CA) is trusted as the host trusts it: the host's
@@ -27,14 +27,14 @@ mountpoint -q "$R/dev" || mount --rbind /dev "$R/dev"
 cp /etc/resolv.conf "$R/etc/resolv.conf"
 cp /usr/local/share/ca-certificates/*.crt "$R/usr/local/share/ca-certificates/" 2>/dev/null || true
 printf '#!/bin/sh\nexit 101\n' > "$R/usr/sbin/policy-rc.d"; chmod +x "$R/usr/sbin/policy-rc.d"
-[ -d "$R/root/qfc-lab" ] || git clone -q "$REPO" "$R/root/qfc-lab"
-git -C "$R/root/qfc-lab" log --oneline -1
+[ -d "$R/opt/qfc-lab" ] || git clone -q "$REPO" "$R/opt/qfc-lab"
+git -C "$R/opt/qfc-lab" log --oneline -1
 if [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then echo -1 > /proc/sys/fs/binfmt_misc/qemu-aarch64; fi
 echo "== start $(date -u +%T)"
 rc=0
 chroot "$R" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  bash -c 'cd /root/qfc-lab && export PS4="+ [\$(date -u +%T)] " && set -x &&
+  bash -c 'cd /opt/qfc-lab && export PS4="+ [\$(date -u +%T)] " && set -x &&
     bash scripts/setup.sh && cargo build --release && target/release/qfc-lab run scenarios/compaction.toml &&
     target/release/qfc-lab verify "$(ls -d runs/compaction-* | tail -n1)"' || rc=$?
 echo "== end $(date -u +%T) rc=$rc"
