@@ -758,8 +758,8 @@ impl Run {
         self.step(Step::ConnectLoad)?;
         match self.load.connect(endpoints, self.s.seed, &stop_requested) {
             Ok(()) => Ok(true),
-            // a signal, not a load failure: the run ends as interrupted
-            Err(_) if stop_requested() => Err(interrupted_or(RunError::Interrupted("signal"))),
+            // a signal, not a load failure: `check` ends the run as interrupted
+            Err(_) if stop_requested() => self.check().map(|()| false),
             Err(e) => {
                 self.warn("load", None, e.to_string());
                 Ok(false)

@@ -42,6 +42,28 @@ fn manifest(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
 }
 
+/// Sends SIGINT to a `qfc-lab run`.
+fn sigint(pid: u32) -> Result<(), Failed> {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )?;
+    Ok(())
+}
+
+/// The bundle of a run stopped by SIGINT: `incomplete`, naming the signal.
+fn ensure_interrupted(out: &Path) -> Result<(), Failed> {
+    let m = manifest(out);
+    ensure(
+        m["status"] == "incomplete",
+        format!("status {}", m["status"]),
+    )?;
+    ensure(
+        m["error"].as_str().is_some_and(|e| e.contains("SIGINT")),
+        format!("error {}", m["error"]),
+    )
+}
+
 fn ensure(cond: bool, msg: impl Into<String>) -> Result<(), Failed> {
     if cond {
         Ok(())
@@ -232,10 +254,7 @@ fn sigint_mid_phase_leaves_incomplete_verifiable_bundle_and_no_child() -> Result
     let node_pid = node_pid.ok_or("no node_started event")?;
     std::thread::sleep(Duration::from_secs(1));
     ensure(alive(node_pid), "node not running mid-phase")?;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(lab_pid as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )?;
+    sigint(lab_pid)?;
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait()?;
     ensure(
@@ -248,15 +267,7 @@ fn sigint_mid_phase_leaves_incomplete_verifiable_bundle_and_no_child() -> Result
     )?;
     let left = procs_mentioning(&format!("qfc-lab-{lab_pid}-"));
     ensure(left.is_empty(), format!("processes left behind: {left:?}"))?;
-    let m = manifest(&out);
-    ensure(
-        m["status"] == "incomplete",
-        format!("status {}", m["status"]),
-    )?;
-    ensure(
-        m["error"].as_str().is_some_and(|e| e.contains("SIGINT")),
-        format!("error {}", m["error"]),
-    )?;
+    ensure_interrupted(&out)?;
     let timeline: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("timeline.json"))?)?;
     ensure(
@@ -313,10 +324,7 @@ fn sigint_while_seeding_ends_the_run_within_2_s() -> Result<(), Failed> {
     // let the seeder get going
     std::thread::sleep(Duration::from_millis(700));
     let sent = Instant::now();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(lab_pid as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )?;
+    sigint(lab_pid)?;
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait()?;
     let took = sent.elapsed();
@@ -332,15 +340,7 @@ fn sigint_while_seeding_ends_the_run_within_2_s() -> Result<(), Failed> {
         !rest.iter().chain(&seen).any(|l| l.contains("node_started")),
         format!("a node was started: {rest:?}"),
     )?;
-    let m = manifest(&out);
-    ensure(
-        m["status"] == "incomplete",
-        format!("status {}", m["status"]),
-    )?;
-    ensure(
-        m["error"].as_str().is_some_and(|e| e.contains("SIGINT")),
-        format!("error {}", m["error"]),
-    )?;
+    ensure_interrupted(&out)?;
     Ok(())
 }
 
