@@ -2,7 +2,8 @@
 # The README's first command on a freshly made Debian bookworm (issue 13),
 # as a new user would run it, timed step by step. Needs root and mmdebstrap.
 #
-#   bash scripts/fresh-machine.sh [ROOT]     (default ROOT=/srv/fresh-bookworm)
+#   bash scripts/fresh-machine.sh [ROOT]        (default ROOT=/srv/fresh-bookworm)
+#   bash scripts/fresh-machine.sh --ci [ROOT]   CI's `.ci/run` instead, cold (issue 13)
 #
 # Method: `mmdebstrap --variant=debootstrap bookworm ROOT` (required +
 # important packages, the main suite only), used as a chroot with its own
@@ -15,6 +16,8 @@
 # /usr/local/share/ca-certificates/*.crt are copied in, nothing else.
 # Each command of the README line is printed with its start time (PS4).
 set -euo pipefail
+MODE=readme
+if [ "${1:-}" = --ci ]; then MODE=ci; shift; fi
 R=${1:-/srv/fresh-bookworm}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 if [ ! -x "$R/bin/bash" ]; then
@@ -24,14 +27,26 @@ fi
 mountpoint -q "$R/proc" || mount -t proc proc "$R/proc"
 mountpoint -q "$R/sys" || mount -t sysfs sysfs "$R/sys"
 mountpoint -q "$R/dev" || mount --rbind /dev "$R/dev"
+# dockerd (services.sh, for the container target's tests) needs the cgroup2 hierarchy.
+mountpoint -q "$R/sys/fs/cgroup" || mount -t cgroup2 cgroup2 "$R/sys/fs/cgroup"
 cp /etc/resolv.conf "$R/etc/resolv.conf"
 cp /usr/local/share/ca-certificates/*.crt "$R/usr/local/share/ca-certificates/" 2>/dev/null || true
 printf '#!/bin/sh\nexit 101\n' > "$R/usr/sbin/policy-rc.d"; chmod +x "$R/usr/sbin/policy-rc.d"
 [ -d "$R/opt/qfc-lab" ] || git clone -q "$REPO" "$R/opt/qfc-lab"
 git -C "$R/opt/qfc-lab" log --oneline -1
 if [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then echo -1 > /proc/sys/fs/binfmt_misc/qemu-aarch64; fi
-echo "== start $(date -u +%T)"
+echo "== start $MODE $(date -u +%T)"
 rc=0
+if [ "$MODE" = ci ]; then
+  # CI's entry point unchanged, on an empty /var/cache/qfc-lab, empty ~/.cargo
+  # and no apt packages from earlier runs; every output line gets its UTC time.
+  chroot "$R" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    bash -c 'cd /opt/qfc-lab && bash .ci/run' 2>&1 \
+    | awk '{ print strftime("[%H:%M:%S]", systime(), 1), $0; fflush() }' || rc=$?
+  echo "== end $(date -u +%T) rc=$rc"
+  exit $rc
+fi
 chroot "$R" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   bash -c 'cd /opt/qfc-lab && export PS4="+ [\$(date -u +%T)] " && set -x &&
