@@ -30,6 +30,7 @@ mountpoint -q "$R/dev" || mount --rbind /dev "$R/dev"
 # dockerd (services.sh, for the container target's tests) needs the cgroup2 hierarchy.
 mountpoint -q "$R/sys/fs/cgroup" || mount -t cgroup2 cgroup2 "$R/sys/fs/cgroup"
 cp /etc/resolv.conf "$R/etc/resolv.conf"
+mkdir -p "$R/usr/local/share/ca-certificates"
 cp /usr/local/share/ca-certificates/*.crt "$R/usr/local/share/ca-certificates/" 2>/dev/null || true
 printf '#!/bin/sh\nexit 101\n' > "$R/usr/sbin/policy-rc.d"; chmod +x "$R/usr/sbin/policy-rc.d"
 [ -d "$R/opt/qfc-lab" ] || git clone -q "$REPO" "$R/opt/qfc-lab"
