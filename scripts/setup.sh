@@ -100,6 +100,16 @@ if [ ! -x "$TOOLS/bin/bpf-linker" ]; then
     --no-default-features --features llvm-22
 fi
 
+# --- cargo-nextest: the test runner of scripts/test.sh (test set-up only) ---
+# The suite's test groups (.config/nextest.toml) need nextest. Debian has no
+# package of it, so it is built from crates.io, pinned, once: only when the
+# test command asks (QFC_LAB_TEST_TOOLS=1) and no cargo-nextest is on PATH.
+if [ "${QFC_LAB_TEST_TOOLS:-0}" = 1 ] && ! command -v cargo-nextest >/dev/null \
+   && [ ! -x "$TOOLS/bin/cargo-nextest" ]; then
+  log "building cargo-nextest 0.9.143 (several minutes on 2 cores, once)"
+  cargo install cargo-nextest@0.9.143 --locked --root "$TOOLS"
+fi
+
 # --- oha: the reference of the load generator's benchmark (opt-in) ---
 # loadgen/bench.sh compares qfc-load with oha. Building oha takes 25-30
 # minutes on 2 shared cores, so only with QFC_LAB_BENCH_TOOLS=1.

@@ -5,7 +5,8 @@
 # as ignored with the reason, never as passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+# QFC_LAB_TEST_TOOLS=1: set-up also builds the test runner (cargo-nextest).
+QFC_LAB_TEST_TOOLS=1 bash scripts/setup.sh
 bash scripts/services.sh
 export PATH="${QFC_LAB_CACHE:-/var/cache/qfc-lab}/tools/bin:$PATH"
 # Default members only: probes-ebpf is built for bpfel by probes/build.rs, never for the host.

@@ -7,6 +7,8 @@
 //! A leaf crate: it depends on serde only, so every producer and the report
 //! can use it without depending on each other.
 
+pub mod load;
 pub mod metrics;
+pub mod probes;
 pub mod prom;
 pub mod timeline;

@@ -137,7 +137,7 @@ pub struct Manifest {
     pub expectations: String,
     /// The target that ran (kind, arch, accelerator, emulated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<serde_json::Value>,
+    pub target: Option<vm::TargetInfo>,
     /// Key of the guest image (qemu target).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_key: Option<String>,

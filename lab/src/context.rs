@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use vm::Target;
 
 /// Commands whose output goes into the context, by label.
@@ -64,8 +64,8 @@ pub fn census(names: &str) -> BTreeMap<String, u32> {
     m
 }
 
-/// `context.json`.
-#[derive(Debug, Clone, Default, Serialize)]
+/// `context.json`, written by the run and read by the report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Context {
     pub target: Option<vm::TargetInfo>,
     /// Target-specific facts: container engine/image/cgroup, guest image and accelerator.
@@ -76,7 +76,7 @@ pub struct Context {
     pub node_version: Option<String>,
     /// How the lab fitted the node's command line to the flags the binary
     /// lists in `--help` (flags dropped, `--rpc` added); empty when nothing changed.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub node_flag_notes: Vec<String>,
     /// Thread census at RPC-ready and at the end of the last phase.
     pub threads_at_ready: BTreeMap<String, u32>,

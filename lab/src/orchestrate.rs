@@ -1284,11 +1284,7 @@ impl Run {
             started_utc: started_utc.into(),
             ended_utc: utc_now(),
             expectations: expectations.into(),
-            target: self
-                .context
-                .target
-                .as_ref()
-                .and_then(|t| serde_json::to_value(t).ok()),
+            target: self.context.target.clone(),
             image_key: self
                 .context
                 .target_details

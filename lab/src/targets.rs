@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::channel;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use vm::container::{ContainerConfig, ContainerTarget};
 use vm::{LocalTarget, QemuTarget, SshTarget, SshTargetConfig, Target};
 
@@ -72,22 +72,22 @@ impl AnyTarget {
 }
 
 /// What a target adds to `context.json` beyond [`vm::TargetInfo`].
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TargetDetails {
     /// Container engine, image, cgroup, log driver (container target).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<vm::container::ContainerContext>,
     /// The guest image (its key goes in the manifest too).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<vm::ImageSummary>,
     /// The accelerator choice with its reason.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accel_reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch_to_ready_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qemu_argv: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial_log: Option<PathBuf>,
 }
 

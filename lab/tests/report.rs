@@ -381,10 +381,17 @@ fn emulated_warning() -> Result<(), Failed> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("b");
     copy_dir(&data().join("report/synced-on/bundle"), &dir)?;
-    std::fs::write(
-        dir.join("context.json"),
-        r#"{"target": {"kind": "qemu", "arch": "aarch64", "accel": "tcg", "emulated": true}}"#,
-    )?;
+    // context.json as the run writes it (lab::context::Context)
+    let context = lab::context::Context {
+        target: Some(vm::TargetInfo {
+            kind: vm::TargetKind::Qemu,
+            arch: "aarch64".into(),
+            accel: Some("tcg".into()),
+            emulated: true,
+        }),
+        ..Default::default()
+    };
+    std::fs::write(dir.join("context.json"), serde_json::to_vec(&context)?)?;
     report::render_bundle(&dir, &report::RenderOptions::default())?;
     let md = std::fs::read_to_string(dir.join("report.md"))?;
     if !md.contains("> **Warning:** the target is emulated (QEMU TCG)")
@@ -426,18 +433,22 @@ fn hdr_and_malformed_inputs() -> Result<(), Failed> {
     let dir = tmp.path().join("b");
     copy_dir(&data().join("report/synced-on/bundle"), &dir)?;
     // stress: 100 requests at 1 ms, then 1 at 500 ms; warmup: 100 at 2 ms
-    std::fs::write(
-        dir.join("load/stress/summary.json"),
-        r#"{"workloads": {"rpc": {"requests": 101, "errors": 0}}}"#,
-    )?;
+    // loadgen's own summary with no latency measured (count 0): the percentiles
+    // come from the histograms
+    let summary = |sent: u64| {
+        let w = loadgen::WorkloadSummary {
+            sent,
+            ..loadgen::WorkloadSummary::empty("rpc", loadgen::model::LoadModel::Open)
+        };
+        let s = loadgen::PhaseSummary::new("p", 7, loadgen::PhaseLoad::default(), vec![w]);
+        serde_json::to_string(&s)
+    };
+    std::fs::write(dir.join("load/stress/summary.json"), summary(101)?)?;
     let mut v = vec![1000u64; 100];
     v.push(500_000);
     write_hdr(&dir.join("load/stress/rpc.hdr"), &v)?;
     std::fs::create_dir_all(dir.join("load/warmup"))?;
-    std::fs::write(
-        dir.join("load/warmup/summary.json"),
-        r#"{"workloads": {"rpc": {"requests": 100, "errors": 0}}}"#,
-    )?;
+    std::fs::write(dir.join("load/warmup/summary.json"), summary(100)?)?;
     write_hdr(&dir.join("load/warmup/rpc.hdr"), &[2000u64; 100])?;
     let b = Bundle::load(&dir)?;
     let ctx = Ctx::default();

@@ -17,7 +17,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Anchor;
@@ -26,7 +25,7 @@ use crate::http::HttpPool;
 use crate::model::{LoadModel, RpcMethod};
 use crate::rpc::RpcWorkload;
 use crate::schedule::Schedule;
-use crate::stats::{LatencySummary, Recorder, Shape};
+use crate::stats::{Recorder, Shape};
 use crate::LoadError;
 
 /// Calibration rate when the phase has no open-loop rate (closed loop, or
@@ -36,24 +35,7 @@ pub const DEFAULT_FLOOR_RATE_PER_S: f64 = 1000.0;
 /// Default calibration window.
 pub const DEFAULT_FLOOR_WINDOW: Duration = Duration::from_secs(1);
 
-/// What the generator measured against a server that answers at once.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Floor {
-    /// Arrivals per second of the calibration.
-    pub rate_per_s: f64,
-    /// Where that rate comes from (`rpc rate`, `tx rate`, ...).
-    pub basis: String,
-    /// Calibration window, seconds.
-    pub window_s: f64,
-    /// Maximum requests in flight (the phase's).
-    pub concurrency: u32,
-    /// Requests answered.
-    pub ok: u64,
-    /// Requests failed or dropped (a floor with any is not trustworthy).
-    pub failed: u64,
-    /// Latency of the answered requests from their intended start, µs.
-    pub latency: LatencySummary,
-}
+pub use bundle_schema::load::Floor;
 
 /// An HTTP/1.1 server on 127.0.0.1:0 that answers every request with the
 /// same JSON-RPC result (`"0x0"`) after `delay` (zero: at once). Runs on its

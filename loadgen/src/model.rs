@@ -22,28 +22,9 @@ pub struct PhaseLoad {
     pub compaction: Option<CompactionLoad>,
 }
 
-/// Load model of a rate-driven workload.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LoadModel {
-    /// Constant arrival rate (optionally ramped); latency is measured from
-    /// each request's intended start, so a stalled server cannot hide behind
-    /// a slowed-down generator (no coordinated omission).
-    #[default]
-    Open,
-    /// `concurrency` clients, each sending its next request when the previous
-    /// one is answered; latency from the actual send.
-    Closed,
-}
-
-/// One step of a stepped open-loop schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct RateStep {
-    /// How long this rate holds, seconds.
-    pub duration_s: f64,
-    /// Arrivals per second during the step.
-    pub rate_per_s: f64,
-}
+/// The load model and the stepped schedule are written into `summary.json`: their one
+/// definition is the bundle schema's.
+pub use bundle_schema::load::{LoadModel, RateStep};
 
 /// `[phase.load.rpc]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

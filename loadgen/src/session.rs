@@ -21,7 +21,7 @@ use crate::http::{parse_quantity, HttpPool};
 use crate::model::{LoadModel, PhaseLoad};
 use crate::rpc::RpcWorkload;
 use crate::schedule::Schedule;
-use crate::stats::{self, Recorder, SeriesPoint, Shape, WorkloadSummary};
+use crate::stats::{self, Recorder, SeriesPoint, Shape};
 use crate::LoadError;
 
 /// Where the node under test listens (all on loopback).
@@ -63,35 +63,8 @@ impl NodeEndpoints {
     }
 }
 
-/// What a phase's load did (`summary.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PhaseSummary {
-    /// Phase name.
-    pub phase: String,
-    /// Session seed.
-    pub seed: u64,
-    /// Start of the phase on CLOCK_MONOTONIC, ns.
-    pub start_ns: u64,
-    /// End of the phase's load (all workloads done), CLOCK_MONOTONIC ns.
-    pub end_ns: u64,
-    /// Requested duration, seconds.
-    pub duration_s: f64,
-    /// The load as configured.
-    pub load: PhaseLoad,
-    /// One summary per rate-driven workload (`rpc`, `tx`, `sync`).
-    pub workloads: BTreeMap<String, WorkloadSummary>,
-    /// What the compaction workload did, if configured.
-    pub compaction: Option<serde_json::Value>,
-    /// True when the phase was cancelled before its end.
-    pub cancelled: bool,
-    /// The generator's own latency at this phase's rate, measured against a
-    /// server that answers at once just before the load clock started.
-    #[serde(default)]
-    pub floor: Option<crate::floor::Floor>,
-    /// Why `floor` is absent (calibration disabled or failed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub floor_missing: Option<String>,
-}
+/// What a phase's load did (`summary.json`), with the load as configured.
+pub type PhaseSummary = bundle_schema::load::PhaseSummary<PhaseLoad>;
 
 /// One run's connection to a node; keeps state (e.g. nonces) across phases.
 pub struct LoadSession {

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::serialization::{Serializer, V2Serializer};
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
 
 use crate::clock::Anchor;
 use crate::model::LoadModel;
 use crate::LoadError;
+pub use bundle_schema::load::{LatencySummary, Pacing, SeriesPoint, WorkloadSummary};
 
 /// Highest latency the histograms hold: one hour, in µs (higher values saturate).
 const MAX_US: u64 = 3_600_000_000;
@@ -58,70 +58,21 @@ impl fmt::Display for Fail {
     }
 }
 
-/// Latency percentiles of the successful requests, in µs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LatencySummary {
-    /// Successful requests measured.
-    pub count: u64,
-    /// Smallest latency.
-    pub min_us: u64,
-    /// Mean latency.
-    pub mean_us: f64,
-    /// Median.
-    pub p50_us: u64,
-    /// 90th percentile.
-    pub p90_us: u64,
-    /// 99th percentile.
-    pub p99_us: u64,
-    /// 99.9th percentile.
-    pub p999_us: u64,
-    /// Largest latency.
-    pub max_us: u64,
-}
-
-impl LatencySummary {
-    /// Percentiles of a histogram (all zero when empty).
-    pub fn of(h: &Histogram<u64>) -> Self {
-        if h.is_empty() {
-            return Self::default();
-        }
-        Self {
-            count: h.len(),
-            min_us: h.min(),
-            mean_us: h.mean(),
-            p50_us: h.value_at_quantile(0.50),
-            p90_us: h.value_at_quantile(0.90),
-            p99_us: h.value_at_quantile(0.99),
-            p999_us: h.value_at_quantile(0.999),
-            max_us: h.max(),
-        }
+/// Percentiles of a histogram, µs (all zero when empty).
+pub fn latency_summary(h: &Histogram<u64>) -> LatencySummary {
+    if h.is_empty() {
+        return LatencySummary::default();
     }
-}
-
-/// One second of a workload in a phase.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct SeriesPoint {
-    /// Start of the second on CLOCK_MONOTONIC, ns.
-    pub t_ns: u64,
-    /// Seconds since the start of the phase.
-    pub second: u64,
-    /// Requests whose intended start fell in this second (open loop) or
-    /// that were sent in it (closed loop).
-    pub scheduled: u64,
-    /// Requests that completed successfully in this second.
-    pub ok: u64,
-    /// Requests that failed in this second.
-    pub errors: u64,
-    /// Requests dropped whose intended start fell in this second.
-    pub dropped: u64,
-    /// Response bytes received in this second.
-    pub bytes: u64,
-    /// Median latency of this second's successes, µs.
-    pub p50_us: u64,
-    /// 99th percentile of this second's successes, µs.
-    pub p99_us: u64,
-    /// Largest latency of this second's successes, µs.
-    pub max_us: u64,
+    LatencySummary {
+        count: h.len(),
+        min_us: h.min(),
+        mean_us: h.mean(),
+        p50_us: h.value_at_quantile(0.50),
+        p90_us: h.value_at_quantile(0.90),
+        p99_us: h.value_at_quantile(0.99),
+        p999_us: h.value_at_quantile(0.999),
+        max_us: h.max(),
+    }
 }
 
 /// Sends later than this (p99) against the schedule, or any dropped arrival,
@@ -132,127 +83,50 @@ pub const LAG_LIMIT: Duration = Duration::from_millis(10);
 /// target rate the generator could not keep is said here, with how far
 /// behind it fell; the latencies then include the wait (they run from each
 /// request's intended start).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Pacing {
-    /// Every arrival was sent and the p99 send lag stayed within 10 ms.
-    pub sustained: bool,
-    /// Arrivals per second the schedule asked for (its mean rate).
-    pub target_per_s: f64,
-    /// Requests actually sent per second, over the phase or, when sends ran
-    /// past its end (waiting for a slot), up to the last send.
-    pub sent_per_s: f64,
-    /// How far the sends fell short of the schedule, % of the arrivals.
-    pub shortfall_pct: f64,
-    /// Median delay of a send after its intended start, µs.
-    pub lag_p50_us: u64,
-    /// 99th percentile of the send delay, µs.
-    pub lag_p99_us: u64,
-    /// Largest send delay, µs: how far behind the schedule the generator fell.
-    pub lag_max_us: u64,
-    /// The verdict in one sentence.
-    pub note: String,
-}
-
-impl Pacing {
-    fn of(
-        scheduled: u64,
-        sent: u64,
-        dropped: u64,
-        lag: &Histogram<u64>,
-        secs: f64,
-        send_secs: f64,
-    ) -> Self {
-        let l = LatencySummary::of(lag);
-        let shortfall_pct = if scheduled == 0 {
-            0.0
-        } else {
-            100.0 * scheduled.saturating_sub(sent) as f64 / scheduled as f64
-        };
-        let target_per_s = scheduled as f64 / secs;
-        let sent_per_s = sent as f64 / secs.max(send_secs);
-        let sustained = dropped == 0 && l.p99_us <= LAG_LIMIT.as_micros() as u64;
-        let ms = |us: u64| us as f64 / 1000.0;
-        let note = if sustained {
-            format!(
-                "target {target_per_s:.1}/s sustained: {sent} of {scheduled} arrivals sent, \
-                 p99 {:.3} ms behind schedule (max {:.3} ms)",
-                ms(l.p99_us),
-                ms(l.max_us)
-            )
-        } else {
-            format!(
-                "target {target_per_s:.1}/s NOT sustained: sent {sent_per_s:.1}/s \
-                 ({shortfall_pct:.1}% short of the schedule, {dropped} arrivals dropped), \
-                 up to {:.3} ms behind schedule (p99 {:.3} ms); latencies include the wait; \
-                 raise the concurrency or lower the rate",
-                ms(l.max_us),
-                ms(l.p99_us)
-            )
-        };
-        Self {
-            sustained,
-            target_per_s,
-            sent_per_s,
-            shortfall_pct,
-            lag_p50_us: l.p50_us,
-            lag_p99_us: l.p99_us,
-            lag_max_us: l.max_us,
-            note,
-        }
-    }
-}
-
-/// What one workload did in one phase (`summary.json` holds one per workload).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WorkloadSummary {
-    /// `rpc`, `tx`, `sync`.
-    pub workload: String,
-    /// Open or closed loop.
-    pub model: LoadModel,
-    /// Open loop: the target rate at the start of the phase.
-    pub target_rate_per_s: Option<f64>,
-    /// Open loop: the rate at the end of a ramp.
-    pub ramp_to_per_s: Option<f64>,
-    /// Open loop: the stepped schedule, when one was given.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub steps: Vec<crate::model::RateStep>,
-    /// Closed loop: clients; open loop: maximum in flight.
-    pub concurrency: u32,
-    /// Start of the phase on CLOCK_MONOTONIC, ns.
-    pub start_ns: u64,
-    /// When the last request finished (or was given up), CLOCK_MONOTONIC ns.
-    pub end_ns: u64,
-    /// The sending window, seconds.
-    pub duration_s: f64,
-    /// Arrivals the schedule asked for (open loop) or requests started (closed).
-    pub scheduled: u64,
-    /// Requests actually sent.
-    pub sent: u64,
-    /// Requests answered successfully.
-    pub ok: u64,
-    /// Failed requests by kind (`timeout`, `connect`, `http_503`, `rpc_-32000`, ...).
-    pub errors: BTreeMap<String, u64>,
-    /// Requests not sent because no slot freed up within the timeout after
-    /// their intended start or because the phase ended first.
-    pub dropped: u64,
-    /// Successes per second over the sending window.
-    pub throughput_per_s: f64,
-    /// Latency of successful requests (open loop: from the intended start).
-    pub latency: LatencySummary,
-    /// Response bytes received.
-    pub bytes_received: u64,
-    /// Workload-specific figures (e.g. tx inclusion, sync response kinds).
-    pub details: BTreeMap<String, serde_json::Value>,
-    /// Open loop: whether the target rate was sustained, and by how much it
-    /// fell behind when not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pacing: Option<Pacing>,
-}
-
-impl WorkloadSummary {
-    /// Total failed requests.
-    pub fn errors_total(&self) -> u64 {
-        self.errors.values().sum()
+fn pacing(
+    scheduled: u64,
+    sent: u64,
+    dropped: u64,
+    lag: &Histogram<u64>,
+    secs: f64,
+    send_secs: f64,
+) -> Pacing {
+    let l = latency_summary(lag);
+    let shortfall_pct = if scheduled == 0 {
+        0.0
+    } else {
+        100.0 * scheduled.saturating_sub(sent) as f64 / scheduled as f64
+    };
+    let target_per_s = scheduled as f64 / secs;
+    let sent_per_s = sent as f64 / secs.max(send_secs);
+    let sustained = dropped == 0 && l.p99_us <= LAG_LIMIT.as_micros() as u64;
+    let ms = |us: u64| us as f64 / 1000.0;
+    let note = if sustained {
+        format!(
+            "target {target_per_s:.1}/s sustained: {sent} of {scheduled} arrivals sent, \
+             p99 {:.3} ms behind schedule (max {:.3} ms)",
+            ms(l.p99_us),
+            ms(l.max_us)
+        )
+    } else {
+        format!(
+            "target {target_per_s:.1}/s NOT sustained: sent {sent_per_s:.1}/s \
+             ({shortfall_pct:.1}% short of the schedule, {dropped} arrivals dropped), \
+             up to {:.3} ms behind schedule (p99 {:.3} ms); latencies include the wait; \
+             raise the concurrency or lower the rate",
+            ms(l.max_us),
+            ms(l.p99_us)
+        )
+    };
+    Pacing {
+        sustained,
+        target_per_s,
+        sent_per_s,
+        shortfall_pct,
+        lag_p50_us: l.p50_us,
+        lag_p99_us: l.p99_us,
+        lag_max_us: l.max_us,
+        note,
     }
 }
 
@@ -446,7 +320,7 @@ impl Recorder {
             .iter()
             .enumerate()
             .map(|(i, b)| {
-                let l = LatencySummary::of(&b.hist);
+                let l = latency_summary(&b.hist);
                 SeriesPoint {
                     t_ns: self.anchor.ns() + i as u64 * 1_000_000_000,
                     second: i as u64,
@@ -483,7 +357,7 @@ impl Recorder {
             errors: g.errors.clone(),
             dropped: g.dropped,
             throughput_per_s: g.ok as f64 / secs,
-            latency: LatencySummary::of(&g.hist),
+            latency: latency_summary(&g.hist),
             bytes_received: g.bytes,
             details: BTreeMap::new(),
             pacing: (shape.model == LoadModel::Open).then(|| {
@@ -491,7 +365,7 @@ impl Recorder {
                     .last_sent
                     .saturating_duration_since(self.anchor.instant())
                     .as_secs_f64();
-                Pacing::of(g.scheduled, g.sent, g.dropped, &g.lag, secs, send_secs)
+                pacing(g.scheduled, g.sent, g.dropped, &g.lag, secs, send_secs)
             }),
         }
     }

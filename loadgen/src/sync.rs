@@ -24,7 +24,7 @@ use wire::{SyncRequest, SyncResponse};
 
 use crate::engine::Workload;
 use crate::model::SyncRequestKind;
-use crate::stats::{Fail, LatencySummary};
+use crate::stats::Fail;
 use crate::LoadError;
 
 /// A response and its size on the wire (body, without the 4-byte prefix).
@@ -271,7 +271,7 @@ impl SyncWorkload {
         );
         d.insert("blocks_received".into(), serde_json::json!(t.blocks));
         if let Some(h) = &t.sizes {
-            let s = LatencySummary::of(h);
+            let s = crate::stats::latency_summary(h);
             d.insert(
                 "response_bytes".into(),
                 serde_json::json!({"p50": s.p50_us, "p99": s.p99_us, "max": s.max_us, "mean": s.mean_us}),

@@ -54,14 +54,9 @@ impl WritepathAttach {
     }
 }
 
-/// Which attach point the writepath probe uses, and what `auto` tried first.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct AttachReport {
-    /// The attach point in use.
-    pub writepath: Option<&'static str>,
-    /// Attach points tried before it, with the kernel's refusal.
-    pub refused: Vec<(String, String)>,
-}
+/// Which attach point the writepath probe uses, and what `auto` tried first
+/// (recorded in `session.json`).
+pub use bundle_schema::probes::AttachReport;
 
 /// Attaches the writepath programs at `mode` (trying in order for `Auto`).
 /// `attach_one` attaches the programs of one fixed point (the session's
@@ -85,7 +80,7 @@ pub fn attach_writepath(
         };
         match r {
             Ok(()) => {
-                report.writepath = Some(m.name());
+                report.writepath = Some(m.name().to_string());
                 return Ok(report);
             }
             Err(e) => {

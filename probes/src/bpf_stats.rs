@@ -23,7 +23,6 @@
 use std::{collections::BTreeMap, os::fd::OwnedFd, path::PathBuf};
 
 use aya::Ebpf;
-use serde::Serialize;
 
 /// Where the target's CPU time comes from.
 #[derive(Debug, Clone)]
@@ -138,75 +137,10 @@ pub fn probe_of(program: &str) -> &str {
     }
 }
 
-/// Whether the kernel's BPF statistics run for this session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum StatsState {
-    /// Enabled by this session.
-    Enabled {
-        /// How: `BPF_ENABLE_STATS` or the sysctl.
-        how: String,
-    },
-    /// The kernel refused; the cost of the programs is not measured.
-    Refused {
-        /// The kernel's answer and what to do.
-        reason: String,
-    },
-}
-
-/// Run count and time of one program (or of all programs of one probe).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct RunCost {
-    /// Program runs in the window (every hit of its attach points, before
-    /// any scope filter).
-    pub runs: u64,
-    /// Summed run time in ns.
-    pub run_time_ns: u64,
-    /// `run_time_ns / runs`; absent when the program did not run.
-    pub ns_per_event: Option<f64>,
-    /// `run_time_ns` in seconds (CPU time spent in the program).
-    pub cpu_s: f64,
-}
-
-impl RunCost {
-    fn new(runs: u64, run_time_ns: u64) -> Self {
-        Self {
-            runs,
-            run_time_ns,
-            ns_per_event: (runs > 0).then(|| run_time_ns as f64 / runs as f64),
-            cpu_s: run_time_ns as f64 / 1e9,
-        }
-    }
-
-    fn add(&mut self, o: &RunCost) {
-        *self = Self::new(self.runs + o.runs, self.run_time_ns + o.run_time_ns);
-    }
-}
-
-/// The probes' cost over one window (written in `session.json`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct WindowCost {
-    /// Whether the BPF statistics ran; when refused, `programs` and
-    /// `probes` are empty and `overhead_share` is absent.
-    pub bpf_stats: StatsState,
-    /// Per program (name in the object).
-    pub programs: BTreeMap<String, RunCost>,
-    /// Per probe (sum of its programs; `ns_per_event` is per program run).
-    pub probes: BTreeMap<String, RunCost>,
-    /// BPF run time of every program, in seconds.
-    pub bpf_cpu_s: Option<f64>,
-    /// CPU time of the probe process itself (draining, symbolization,
-    /// rendering), in seconds.
-    pub probe_process_cpu_s: f64,
-    /// CPU time of the target over the window, in seconds.
-    pub target_cpu_s: Option<f64>,
-    /// What `target_cpu_s` covers.
-    pub target: String,
-    /// `(bpf_cpu_s + probe_process_cpu_s) / target_cpu_s`: an upper bound
-    /// (see the module docs). Absent when a term is unknown or the target
-    /// used no CPU.
-    pub overhead_share: Option<f64>,
-}
+/// Whether the kernel's BPF statistics ran, a program's runs and run time, and
+/// the probes' cost over one window: written into `session.json`, so their one
+/// definition is the bundle schema's.
+pub use bundle_schema::probes::{RunCost, StatsState, WindowCost};
 
 #[derive(Debug, Clone, Default)]
 struct Snapshot {

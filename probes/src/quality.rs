@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use probes_common::ustack::stack_err;
-use serde::Serialize;
 
 use crate::{
     snapshot::RawPhase,
@@ -44,29 +43,8 @@ pub fn reaches_root(user: &[Frame], end: Option<StackEnd>) -> bool {
             .is_some_and(|f| THREAD_ROOTS.contains(&f.name.as_str()))
 }
 
-/// The figures of one probe in one window.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct StackQuality {
-    /// Weight of the stacks with a user part (samples, or µs off-CPU).
-    pub weight: u64,
-    /// Share of that weight whose user stack reaches a thread root.
-    pub reached_root_share: f64,
-    /// Share of that weight by unwinding method (`dwarf`, `fp`).
-    pub method_share: BTreeMap<String, f64>,
-    /// Weight by why the walk ended (`root`, `copy_size`, `no_unwind_info`,
-    /// `anonymous_mapping`, ..., `frame_pointers` for fp walks).
-    pub ends: BTreeMap<String, u64>,
-    /// Lost stacks by site (`oncpu_user`, ...) and cause (`EEXIST`, ...).
-    pub lost_stacks: BTreeMap<String, BTreeMap<String, u64>>,
-    /// User stacks copied (dwarf/auto).
-    pub copies: u64,
-    /// Copies whose walk ran past the copy size.
-    pub copies_cut_short: u64,
-    /// Bytes of user stack copied.
-    pub bytes_copied: u64,
-    /// Bytes of user stack copied per second of the window.
-    pub bytes_copied_per_s: f64,
-}
+/// The figures of one probe in one window, as `session.json` records them.
+pub use bundle_schema::probes::StackQuality;
 
 /// Accumulates [`StackQuality`] over a window's stacks.
 #[derive(Default)]

@@ -8,6 +8,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use bundle_schema::probes::{
+    self as schema, BioFile, Bucket as BucketJson, Hist as HistJson, OffcpuFile, OncpuFile,
+    ProcessHist, StackRecord as StackJson, SyscallFile, SyscallRow,
+};
 use probes_common::{drop_kind, ustack::stack_err, SYSCALL_NAMES};
 use serde::Serialize;
 
@@ -36,34 +40,7 @@ pub struct RenderOptions {
 }
 
 /// What `session.json` records about one window.
-#[derive(Debug, Clone, Serialize)]
-pub struct PhaseSummary {
-    /// Phase name.
-    pub phase: String,
-    /// Window start, CLOCK_MONOTONIC ns.
-    pub start_ns: u64,
-    /// Window end, CLOCK_MONOTONIC ns.
-    pub end_ns: u64,
-    /// Lost events by kind.
-    pub lost_events: BTreeMap<String, u64>,
-    /// Sum of `lost_events`.
-    pub lost_total: u64,
-    /// Off-CPU periods below the threshold (counted, not recorded).
-    pub offcpu_below_threshold: u64,
-    /// Block completions whose issue was not seen.
-    pub bio_unmatched_completions: u64,
-    /// Share of stacks (weighted by samples / off-CPU time) that end in an
-    /// unresolved or truncated frame, per stack probe.
-    pub truncated_stack_share: BTreeMap<String, f64>,
-    /// Events recorded per probe.
-    pub events: BTreeMap<String, u64>,
-    /// The probes' own cost over the window (`bpf_stats`).
-    pub cost: Option<crate::bpf_stats::WindowCost>,
-    /// How user stacks were unwound.
-    pub unwind: &'static str,
-    /// Stack-quality figures per stack probe (issue 12).
-    pub stack_quality: BTreeMap<String, StackQuality>,
-}
+pub type PhaseSummary = bundle_schema::probes::Window;
 
 /// A log2 histogram in µs, as bpftrace's `hist()`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -82,21 +59,6 @@ impl Hist {
         self.count += count;
         self.sum_ns += sum_ns;
     }
-}
-
-#[derive(Serialize)]
-struct HistJson {
-    count: u64,
-    sum_us: f64,
-    /// [lo, hi) in µs; bucket 0 is [0, 1), i.e. bpftrace's `[0]`.
-    buckets: Vec<BucketJson>,
-}
-
-#[derive(Serialize)]
-struct BucketJson {
-    lo: u64,
-    hi: u64,
-    count: u64,
 }
 
 fn hist_json(h: &Hist) -> HistJson {
@@ -212,15 +174,8 @@ fn lost_lines(out: &mut String, lost: &BTreeMap<String, u64>, prefix: &str) {
     out.push('\n');
 }
 
-#[derive(Serialize)]
-struct Header<'a> {
-    probe: &'a str,
-    phase: &'a str,
-    start_ns: u64,
-    end_ns: u64,
-    scope: &'a Scope,
-    lost_events: BTreeMap<String, u64>,
-}
+/// The header of every per-phase file: the session's scope by reference.
+type Header<'a> = schema::Header<&'a Scope>;
 
 /// Writes every output of one window and returns its summary.
 pub fn write_phase(
@@ -243,12 +198,12 @@ pub fn write_phase(
         truncated_stack_share: BTreeMap::new(),
         events: BTreeMap::new(),
         cost: raw.cost.clone(),
-        unwind: raw.unwind.name(),
+        unwind: raw.unwind.name().to_string(),
         stack_quality: BTreeMap::new(),
     };
     let header = |probe: &'static str| Header {
-        probe,
-        phase: &raw.name,
+        probe: probe.to_string(),
+        phase: raw.name.clone(),
         start_ns: raw.start_ns,
         end_ns: raw.end_ns,
         scope: &opts.scope,
@@ -309,35 +264,6 @@ pub fn write_phase(
         }
     }
     Ok(summary)
-}
-
-#[derive(Serialize)]
-struct SyscallRow {
-    tgid: u32,
-    process: String,
-    thread: String,
-    syscall: &'static str,
-    count: u64,
-    sum_us: f64,
-}
-
-#[derive(Serialize)]
-struct ProcessHist {
-    tgid: u32,
-    process: String,
-    hist: HistJson,
-}
-
-#[derive(Serialize)]
-struct SyscallJson<'a> {
-    #[serde(flatten)]
-    header: Header<'a>,
-    total: HistJson,
-    by_syscall: BTreeMap<&'static str, HistJson>,
-    by_thread: BTreeMap<String, HistJson>,
-    by_process: BTreeMap<u32, ProcessHist>,
-    by_thread_syscall: BTreeMap<String, HistJson>,
-    rows: Vec<SyscallRow>,
 }
 
 /// fsync and writepath share a key shape: (tgid, thread, syscall, bucket).
@@ -442,10 +368,13 @@ fn write_syscalls(
         },
     );
     write_file(&dir.join(format!("{probe}.txt")), txt.as_bytes())?;
-    let json = SyscallJson {
+    let json = SyscallFile {
         header,
         total: hist_json(&total),
-        by_syscall: by_sys.iter().map(|(k, h)| (*k, hist_json(h))).collect(),
+        by_syscall: by_sys
+            .iter()
+            .map(|(k, h)| ((*k).to_string(), hist_json(h)))
+            .collect(),
         by_thread: by_comm
             .iter()
             .map(|(k, h)| (k.clone(), hist_json(h)))
@@ -473,7 +402,7 @@ fn write_syscalls(
                 tgid,
                 process: proc_name(tgid),
                 thread,
-                syscall,
+                syscall: syscall.to_string(),
                 count,
                 sum_us: ns as f64 / 1000.0,
             })
@@ -481,17 +410,6 @@ fn write_syscalls(
     };
     write_json(&dir.join(format!("{probe}.json")), &json)?;
     Ok(total.count)
-}
-
-#[derive(Serialize)]
-struct BioJson<'a> {
-    #[serde(flatten)]
-    header: Header<'a>,
-    total: HistJson,
-    by_dev: BTreeMap<String, HistJson>,
-    by_rwbs: BTreeMap<String, HistJson>,
-    bytes_by_rwbs: BTreeMap<String, u64>,
-    bytes_by_dev: BTreeMap<String, u64>,
 }
 
 fn write_bio(
@@ -542,7 +460,7 @@ fn write_bio(
     txt.push('\n');
     lost_lines(&mut txt, lost, "bio");
     write_file(&dir.join("bio.txt"), txt.as_bytes())?;
-    let json = BioJson {
+    let json = BioFile {
         header,
         total: hist_json(&total),
         by_dev: by_dev
@@ -664,37 +582,6 @@ fn write_flame(
     write_file(&svg_path, &svg)
 }
 
-#[derive(Serialize)]
-struct StackJson {
-    count: u64,
-    tgid: u32,
-    thread: String,
-    user: Vec<String>,
-    kernel: Vec<String>,
-    truncated: bool,
-    /// Why the user walk ended (unwound stacks only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    end: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    class: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    state: Option<u32>,
-}
-
-#[derive(Serialize)]
-struct OncpuJson<'a> {
-    #[serde(flatten)]
-    header: Header<'a>,
-    hz: u64,
-    samples: u64,
-    truncated_stack_share: f64,
-    stack_quality: &'a StackQuality,
-    samples_by_thread: BTreeMap<String, u64>,
-    samples_by_process: BTreeMap<u32, u64>,
-    top_frames: Vec<(String, u64)>,
-    stacks: Vec<StackJson>,
-}
-
 fn write_oncpu(
     dir: &Path,
     raw: &RawPhase,
@@ -735,7 +622,7 @@ fn write_oncpu(
             user: s.user.iter().map(|f| f.name.clone()).collect(),
             kernel: s.kernel.iter().map(|f| f.name.clone()).collect(),
             truncated: s.truncated,
-            end: s.end.map(StackEnd::name),
+            end: s.end.map(|e| e.name().to_string()),
             class: None,
             state: None,
         });
@@ -776,12 +663,12 @@ fn write_oncpu(
         "samples",
         &folded,
     )?;
-    let json = OncpuJson {
+    let json = OncpuFile {
         header,
         hz,
         samples: total,
         truncated_stack_share: share,
-        stack_quality: &quality,
+        stack_quality: quality.clone(),
         samples_by_thread: by_thread,
         samples_by_process: by_proc,
         top_frames: top,
@@ -919,21 +806,6 @@ pub fn classify(state: u32, kernel_leaf_first: &[&str]) -> WaitClass {
     WaitClass::Other
 }
 
-#[derive(Serialize)]
-struct OffcpuJson<'a> {
-    #[serde(flatten)]
-    header: Header<'a>,
-    total_us: f64,
-    periods: u64,
-    truncated_stack_share: f64,
-    stack_quality: &'a StackQuality,
-    us_by_class: BTreeMap<&'static str, f64>,
-    us_by_thread: BTreeMap<String, f64>,
-    us_by_process: BTreeMap<u32, f64>,
-    /// Stacks with off-CPU time in µs as `count`.
-    stacks: Vec<StackJson>,
-}
-
 fn write_offcpu(
     dir: &Path,
     raw: &RawPhase,
@@ -973,8 +845,8 @@ fn write_offcpu(
             user: s.user.iter().map(|f| f.name.clone()).collect(),
             kernel: s.kernel.iter().map(|f| f.name.clone()).collect(),
             truncated: s.truncated,
-            end: s.end.map(StackEnd::name),
-            class: Some(class.name()),
+            end: s.end.map(|e| e.name().to_string()),
+            class: Some(class.name().to_string()),
             state: Some(k.state),
         });
     }
@@ -1005,7 +877,7 @@ fn write_offcpu(
         let _ = writeln!(
             txt,
             "@offcpu_us[{}, {},",
-            s.class.unwrap_or("other"),
+            s.class.as_deref().unwrap_or("other"),
             s.thread
         );
         for f in &s.kernel {
@@ -1026,13 +898,16 @@ fn write_offcpu(
         "us",
         &folded,
     )?;
-    let json = OffcpuJson {
+    let json = OffcpuFile {
         header,
         total_us: us(total_ns),
         periods,
         truncated_stack_share: share,
-        stack_quality: &quality,
-        us_by_class: by_class.iter().map(|(k, v)| (*k, us(*v))).collect(),
+        stack_quality: quality.clone(),
+        us_by_class: by_class
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), us(*v)))
+            .collect(),
         us_by_thread: by_thread.iter().map(|(k, v)| (k.clone(), us(*v))).collect(),
         us_by_process: by_proc.iter().map(|(k, v)| (*k, us(*v))).collect(),
         stacks,

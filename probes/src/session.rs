@@ -34,7 +34,7 @@ use serde::Serialize;
 use crate::unwind::{UnwindMode, UstackReader, USTACK_ID_BASE};
 use crate::{
     attach::AttachReport,
-    bpf_stats::{CostMeter, StatsState, TargetCpu, WindowCost},
+    bpf_stats::{CostMeter, TargetCpu, WindowCost},
     error::ProbeError,
     render::{self, PhaseSummary, RenderOptions},
     scope::{self, ProbeKind, Scope},
@@ -109,37 +109,8 @@ impl SessionOptions {
 /// Default bytes of user stack copied per stack (16 KiB).
 pub const DEFAULT_USTACK_BYTES: u32 = 16384;
 
-/// A phase window as recorded in `session.json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct SessionSummary {
-    /// Options the session ran with.
-    pub options: SessionOptions,
-    /// Machine architecture.
-    pub arch: &'static str,
-    /// Kernel release.
-    pub kernel: String,
-    /// The clock of every `*_ns` field.
-    pub clock: &'static str,
-    /// Attach complete.
-    pub ready_ns: u64,
-    /// Detach.
-    pub stopped_ns: u64,
-    /// Events recorded between attach and the first phase (discarded).
-    pub discarded_before_first_phase: u64,
-    /// The windows, in order.
-    pub windows: Vec<PhaseSummary>,
-    /// Sum of lost events over all windows.
-    pub lost_events_total: u64,
-    /// Whether the kernel's BPF statistics ran (see `bpf_stats`).
-    pub bpf_stats: StatsState,
-    /// The probes' cost summed over all windows.
-    pub cost_total: Option<WindowCost>,
-    /// The writepath probe's attach point, and what `auto` tried first.
-    pub attach: AttachReport,
-    /// `100 * cost_total.overhead_share`: an upper bound of the probes'
-    /// CPU cost relative to the target's CPU time.
-    pub overhead_pct: Option<f64>,
-}
+/// `session.json`: the session, its options and every phase window.
+pub type SessionSummary = bundle_schema::probes::Session<SessionOptions>;
 
 /// A running session. Drop detaches everything.
 pub struct Session {
@@ -451,12 +422,12 @@ impl Session {
         let lost_events_total = windows.iter().map(|w| w.lost_total).sum();
         let summary = SessionSummary {
             options: self.opts.clone(),
-            arch: std::env::consts::ARCH,
+            arch: std::env::consts::ARCH.to_string(),
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
                 .unwrap_or_default()
                 .trim()
                 .to_owned(),
-            clock: "CLOCK_MONOTONIC",
+            clock: "CLOCK_MONOTONIC".to_string(),
             ready_ns: self.ready_ns,
             stopped_ns: ns,
             discarded_before_first_phase: self.discarded,

@@ -39,7 +39,7 @@ pub enum TargetKind {
 }
 
 /// A description of the machine, recorded in the bundle's context.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetInfo {
     /// Which kind of target.
     pub kind: TargetKind,

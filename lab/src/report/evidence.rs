@@ -175,9 +175,9 @@ pub struct PhaseEvidence {
     pub lost_events: Option<u64>,
     pub truncated_stack_share: Option<f64>,
     /// The probes' own cost in this phase (`probes/session.json`, issue 17).
-    pub probe_cost: Option<ProbeCostJson>,
+    pub probe_cost: Option<WindowCost>,
     /// Stack-quality figures by probe, as `session.json` gives them.
-    pub stack_quality: Option<serde_json::Value>,
+    pub stack_quality: Option<BTreeMap<String, StackQuality>>,
     /// Why a source is missing: source name -> reason.
     pub missing: BTreeMap<&'static str, String>,
     /// Quirks met while reading.
@@ -317,28 +317,26 @@ fn first_part(k: &Key) -> String {
 
 /// The probes' cost of two windows together (run counts and times add up; the overhead
 /// share is recomputed from the summed CPU times).
-fn add_cost(a: &ProbeCostJson, b: &ProbeCostJson) -> ProbeCostJson {
+fn add_cost(a: &WindowCost, b: &WindowCost) -> WindowCost {
     let add = |x: Option<f64>, y: Option<f64>| match (x, y) {
         (Some(x), Some(y)) => Some(x + y),
         _ => None,
     };
-    let runs = |x: &BTreeMap<String, RunCostJson>, y: &BTreeMap<String, RunCostJson>| {
+    let runs = |x: &BTreeMap<String, RunCost>, y: &BTreeMap<String, RunCost>| {
         let mut out = x.clone();
         for (k, v) in y {
-            let e = out.entry(k.clone()).or_default();
-            e.runs += v.runs;
-            e.run_time_ns += v.run_time_ns;
+            out.entry(k.clone()).or_default().add(v);
         }
         out
     };
     let bpf_cpu_s = add(a.bpf_cpu_s, b.bpf_cpu_s);
-    let probe_process_cpu_s = add(a.probe_process_cpu_s, b.probe_process_cpu_s);
+    let probe_process_cpu_s = a.probe_process_cpu_s + b.probe_process_cpu_s;
     let target_cpu_s = add(a.target_cpu_s, b.target_cpu_s);
-    let overhead_share = match (bpf_cpu_s, probe_process_cpu_s, target_cpu_s) {
-        (Some(x), Some(y), Some(t)) if t > 0.0 => Some((x + y) / t),
+    let overhead_share = match (bpf_cpu_s, target_cpu_s) {
+        (Some(x), Some(t)) if t > 0.0 => Some((x + probe_process_cpu_s) / t),
         _ => None,
     };
-    ProbeCostJson {
+    WindowCost {
         bpf_stats: b.bpf_stats.clone(),
         programs: runs(&a.programs, &b.programs),
         probes: runs(&a.probes, &b.probes),

@@ -609,8 +609,7 @@ fn probe_cost_line(p: &PhaseEvidence, ctx: &Ctx) -> String {
             s.push_str(&format!(
                 "; eBPF programs {} s, probe process {} s, target {} s{}",
                 cell(
-                    &eval_name("probes.cpu_s", p, ctx)
-                        .map(|x| x - c.probe_process_cpu_s.unwrap_or(0.0)),
+                    &eval_name("probes.cpu_s", p, ctx).map(|x| x - c.probe_process_cpu_s),
                     ""
                 ),
                 cell(&eval_name("probes.process_cpu_s", p, ctx), ""),

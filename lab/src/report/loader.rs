@@ -10,16 +10,12 @@ use super::bpftrace::Dump;
 use super::error::ReportError;
 use super::evidence::*;
 use super::folded::Folded;
-use super::hist::Log2Hist;
 use super::inputs::*;
 
 const NS: f64 = 1e9;
 
 impl RunFacts {
-    fn from_json(
-        manifest: Option<&serde_json::Value>,
-        context: Option<&serde_json::Value>,
-    ) -> RunFacts {
+    fn from_json(manifest: Option<&serde_json::Value>, context: Option<&Context>) -> RunFacts {
         let mut f = RunFacts::default();
         if let Some(s) = manifest.map(|m| &m["scenario_resolved"]) {
             let st = |v: &serde_json::Value| v.as_str().map(str::to_string);
@@ -35,13 +31,14 @@ impl RunFacts {
         }
         if let Some(c) = context {
             if f.arch.is_none() {
-                f.arch = find_str(c, "arch").map(str::to_string);
+                f.arch = c.target.as_ref().map(|t| t.arch.clone());
             }
-            for key in ["threads_at_ready", "threads_at_end"] {
-                if let Some(m) = c[key].as_object() {
-                    f.node_threads.extend(m.keys().cloned());
-                }
-            }
+            f.node_threads.extend(
+                c.threads_at_ready
+                    .keys()
+                    .chain(c.threads_at_end.keys())
+                    .cloned(),
+            );
         }
         f
     }
@@ -210,58 +207,46 @@ fn phase_windows(dir: &Path, b: &mut Bundle) -> Vec<Window> {
 
 /// context.json and manifest.json: emulation, the target's description, the run's facts.
 fn read_context(dir: &Path, b: &mut Bundle) {
-    let mut jsons = Vec::new();
-    for v in [dir.join("context.json"), dir.join("manifest.json")] {
-        let j = soft(json_opt::<serde_json::Value>(&v), &mut b.notes);
-        jsons.push(j.clone());
-        if let Some(j) = j {
-            if b.emulated.is_none() {
-                b.emulated = find_emulated(&j);
-            }
-            if b.target_desc.is_none() {
-                let kind = find_str(&j, "kind");
-                let arch = find_str(&j, "arch");
-                let accel = find_str(&j, "accel");
-                if kind.is_some() || arch.is_some() {
-                    b.target_desc = Some(
-                        [kind, arch, accel]
-                            .into_iter()
-                            .flatten()
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    );
-                }
-            }
-        }
+    let context: Option<Context> = soft(json_opt(&dir.join("context.json")), &mut b.notes);
+    let manifest: Option<serde_json::Value> =
+        soft(json_opt(&dir.join(crate::bundle::MANIFEST)), &mut b.notes);
+    let from_manifest = manifest
+        .as_ref()
+        .and_then(|m| serde_json::from_value::<ManifestScenario>(m.clone()).ok())
+        .and_then(|m| m.target);
+    if let Some(t) = context
+        .as_ref()
+        .and_then(|c| c.target.as_ref())
+        .or(from_manifest.as_ref())
+    {
+        b.emulated = Some(t.emulated);
+        let kind = serde_json::to_value(t.kind)
+            .ok()
+            .and_then(|k| k.as_str().map(str::to_string));
+        b.target_desc = Some(
+            kind.into_iter()
+                .chain(Some(t.arch.clone()))
+                .chain(t.accel.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
     }
-
-    b.facts = RunFacts::from_json(jsons[1].as_ref(), jsons[0].as_ref());
+    b.facts = RunFacts::from_json(manifest.as_ref(), context.as_ref());
 }
 
 /// probes/session.json: the run's lost events, cut stacks and probe overhead.
-fn read_session(dir: &Path, b: &mut Bundle) -> Option<SessionJson> {
-    let session: Option<SessionJson> =
-        soft(json_opt(&dir.join("probes/session.json")), &mut b.notes);
+fn read_session(dir: &Path, b: &mut Bundle) -> Option<Session> {
+    let session: Option<Session> = soft(json_opt(&dir.join("probes/session.json")), &mut b.notes);
     if let Some(s) = &session {
-        b.run_lost_events = s
-            .lost_events_total
-            .or_else(|| s.lost_events.as_ref().and_then(sum_json_count));
+        b.run_lost_events = Some(s.lost_events_total);
         b.run_truncated_stack_share = s
-            .truncated_stack_share
-            .as_ref()
-            .and_then(max_json_share)
-            .or_else(|| {
-                s.windows
-                    .iter()
-                    .filter_map(|w| w.truncated_stack_share.as_ref().and_then(max_json_share))
-                    .reduce(f64::max)
-            });
+            .windows
+            .iter()
+            .filter_map(|w| w.max_truncated_stack_share())
+            .reduce(f64::max);
         b.overhead_pct = s.overhead_pct;
-        if let Some(st) = s.bpf_stats.as_ref().filter(|st| st.state != "enabled") {
-            b.overhead_why_not = Some(format!(
-                "the kernel's BPF statistics did not run: {}",
-                st.reason.as_deref().unwrap_or(&st.state)
-            ));
+        if let Some(reason) = stats_refused(&s.bpf_stats) {
+            b.overhead_why_not = Some(format!("the kernel's BPF statistics did not run: {reason}"));
         }
     }
 
@@ -312,7 +297,7 @@ fn load_phase(
     b: &Bundle,
     (name, s, e): &Window,
     t0: Option<u64>,
-    session: Option<&SessionJson>,
+    session: Option<&Session>,
     prev_prom: &mut Option<BTreeMap<String, f64>>,
 ) -> Result<PhaseEvidence, ReportError> {
     let mut p = PhaseEvidence {
@@ -378,12 +363,11 @@ fn load_phase(
     *prev_prom = prom;
     if let Some(sess) = session {
         if let Some(w) = sess.windows.iter().find(|w| &w.phase == name) {
-            p.lost_events = w
-                .lost_total
-                .or_else(|| w.lost_events.as_ref().and_then(sum_json_count));
-            p.truncated_stack_share = w.truncated_stack_share.as_ref().and_then(max_json_share);
+            p.lost_events = Some(w.lost_total);
+            p.truncated_stack_share = w.max_truncated_stack_share();
             p.probe_cost = w.cost.clone();
-            p.stack_quality = w.stack_quality.clone();
+            // a session that recorded none (no stack probe ran) has none to show
+            p.stack_quality = (!w.stack_quality.is_empty()).then(|| w.stack_quality.clone());
         }
     } else {
         p.missing
@@ -397,28 +381,23 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
     let rel = format!("probes/{}", p.name);
     let win = p.duration_s;
     // fsync
-    if let Some(j) = soft(json_opt::<FsyncJson>(&pd.join("fsync.json")), &mut p.notes) {
-        let mut calls_by_comm = j.calls_by_comm;
-        let mut by_comm_us: BTreeMap<String, Log2Hist> = j
-            .by_comm_us
-            .iter()
-            .map(|(k, h)| (k.clone(), h.to_hist()))
-            .collect();
-        for (comm, h) in &j.by_thread {
-            *calls_by_comm.entry(comm.clone()).or_default() += h.calls();
-            by_comm_us
-                .entry(comm.clone())
-                .or_default()
-                .merge(&h.to_hist());
-        }
+    if let Some(j) = soft(
+        json_opt::<SyscallFile>(&pd.join("fsync.json")),
+        &mut p.notes,
+    ) {
         p.fsync = Some(FsyncData {
-            calls_by_comm,
-            latency_us: j
-                .latency_us
-                .map(|h| h.to_hist())
-                .or_else(|| j.total.as_ref().map(|t| t.to_hist())),
-            by_comm_us,
-            window_s: j.window_s.or(win),
+            calls_by_comm: j
+                .by_thread
+                .iter()
+                .map(|(c, h)| (c.clone(), h.count))
+                .collect(),
+            latency_us: Some(log2(&j.total)),
+            by_comm_us: j
+                .by_thread
+                .iter()
+                .map(|(c, h)| (c.clone(), log2(h)))
+                .collect(),
+            window_s: win,
         });
     } else if let Some(t) = read_opt(&pd.join("fsync.txt"))? {
         let d = Dump::parse(&t);
@@ -434,23 +413,16 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
         );
     }
     // bio
-    if let Some(j) = soft(json_opt::<BioJson>(&pd.join("bio.json")), &mut p.notes) {
-        let mut by_rwbs_us: BTreeMap<String, Log2Hist> = j
-            .by_rwbs_us
-            .iter()
-            .map(|(k, h)| (k.clone(), h.to_hist()))
-            .collect();
-        for (k, h) in &j.by_rwbs {
-            by_rwbs_us.entry(k.clone()).or_default().merge(&h.to_hist());
-        }
+    if let Some(j) = soft(json_opt::<BioFile>(&pd.join("bio.json")), &mut p.notes) {
         p.bio = Some(BioData {
-            by_rwbs_us,
+            by_rwbs_us: j
+                .by_rwbs
+                .iter()
+                .map(|(k, h)| (k.clone(), log2(h)))
+                .collect(),
             bytes_by_rwbs: j.bytes_by_rwbs,
-            latency_us: j
-                .latency_us
-                .map(|h| h.to_hist())
-                .or_else(|| j.total.as_ref().map(|t| t.to_hist())),
-            window_s: j.window_s.or(win),
+            latency_us: Some(log2(&j.total)),
+            window_s: win,
         });
     } else if let Some(t) = read_opt(&pd.join("bio.txt"))? {
         let d = Dump::parse(&t);
@@ -465,24 +437,13 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
     }
     // writepath
     if let Some(j) = soft(
-        json_opt::<WritePathJson>(&pd.join("writepath.json")),
+        json_opt::<SyscallFile>(&pd.join("writepath.json")),
         &mut p.notes,
     ) {
         let mut w = WritePathData {
-            window_s: j.window_s.or(win),
+            window_s: win,
             ..Default::default()
         };
-        for (comm, m) in j.ops_by_comm {
-            for (sc, n) in m {
-                *w.ops.entry((comm.clone(), syscall_name(&sc))).or_default() += n;
-            }
-        }
-        for (sc, h) in j.lat_us_by_syscall {
-            w.lat_us_by_syscall
-                .entry(syscall_name(&sc))
-                .or_default()
-                .merge(&h.to_hist());
-        }
         for r in &j.rows {
             *w.ops
                 .entry((r.thread.clone(), syscall_name(&r.syscall)))
@@ -492,7 +453,7 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
             w.lat_us_by_syscall
                 .entry(syscall_name(sc))
                 .or_default()
-                .merge(&h.to_hist());
+                .merge(&log2(h));
         }
         p.writepath = Some(w);
     } else if let Some(t) = read_opt(&pd.join("writepath.txt"))? {
@@ -535,11 +496,7 @@ fn load_probes(dir: &Path, p: &mut PhaseEvidence) -> Result<(), ReportError> {
 
 /// The sampling rate the on-CPU probe recorded in `oncpu.json` (`"hz"`).
 fn oncpu_hz(path: &Path, rel: &str, notes: &mut Vec<String>) -> Option<f64> {
-    #[derive(serde::Deserialize)]
-    struct Hz {
-        hz: Option<f64>,
-    }
-    let hz = soft(json_opt::<Hz>(path), notes).and_then(|h| h.hz);
+    let hz = soft(json_opt::<OncpuFile>(path), notes).map(|f| f.hz as f64);
     if hz.is_none() {
         notes.push(format!(
             "{rel}/oncpu.json gives no sampling rate (hz): on-CPU CPU-seconds cannot be computed"
@@ -551,7 +508,7 @@ fn oncpu_hz(path: &Path, rel: &str, notes: &mut Vec<String>) -> Option<f64> {
 fn load_load(dir: &Path, p: &mut PhaseEvidence, t0: Option<u64>) -> Result<(), ReportError> {
     let ld = dir.join("load").join(&p.name);
     let Some(sum) = soft(
-        json_opt::<LoadSummaryJson>(&ld.join("summary.json")),
+        json_opt::<LoadSummary>(&ld.join("summary.json")),
         &mut p.notes,
     ) else {
         p.missing.insert(
@@ -560,18 +517,14 @@ fn load_load(dir: &Path, p: &mut PhaseEvidence, t0: Option<u64>) -> Result<(), R
         );
         return Ok(());
     };
-    let series: LoadSeriesJson =
+    let series: LoadSeries =
         soft(json_opt(&ld.join("series.json")), &mut p.notes).unwrap_or_default();
-    match sum
-        .floor
-        .as_ref()
-        .and_then(|f| Some((f.rate_per_s, f.latency.as_ref()?)))
-    {
-        Some((rate_per_s, l)) if l.count != Some(0) => {
-            p.load_floor = l.p50_us.zip(l.p99_us).map(|(p50_us, p99_us)| LoadFloor {
-                rate_per_s,
-                p50_us,
-                p99_us,
+    match sum.floor.as_ref().map(|f| (f.rate_per_s, &f.latency)) {
+        Some((rate_per_s, l)) if l.count != 0 => {
+            p.load_floor = Some(LoadFloor {
+                rate_per_s: Some(rate_per_s),
+                p50_us: l.p50_us as f64,
+                p99_us: l.p99_us as f64,
             });
         }
         _ => {
@@ -588,17 +541,13 @@ fn load_load(dir: &Path, p: &mut PhaseEvidence, t0: Option<u64>) -> Result<(), R
     }
     let mut out = BTreeMap::new();
     for (w, s) in sum.workloads {
-        let lat = s
-            .latency_ms
-            .clone()
-            .or_else(|| s.latency.as_ref().and_then(|l| l.to_ms()))
-            .unwrap_or_default();
+        let lat = latency_ms(&s.latency).unwrap_or_default();
         let mut wd = WorkloadData {
-            requests: s.requests,
-            ok: s.ok,
-            errors: s.errors.as_ref().and_then(sum_json_count),
-            dropped: s.dropped,
-            throughput_per_s: s.throughput_per_s,
+            requests: Some(s.sent),
+            ok: Some(s.ok),
+            errors: Some(s.errors_total()),
+            dropped: Some(s.dropped),
+            throughput_per_s: Some(s.throughput_per_s),
             p50_ms: lat.p50,
             p90_ms: lat.p90,
             p99_ms: lat.p99,
@@ -609,12 +558,8 @@ fn load_load(dir: &Path, p: &mut PhaseEvidence, t0: Option<u64>) -> Result<(), R
             not_sustained: s
                 .pacing
                 .as_ref()
-                .filter(|x| x.sustained == Some(false))
-                .map(|x| {
-                    x.note
-                        .clone()
-                        .unwrap_or_else(|| "target rate not sustained".into())
-                }),
+                .filter(|x| !x.sustained)
+                .map(|x| x.note.clone()),
         };
         // the HdrHistogram (values in microseconds) fills percentiles the summary lacks
         // The workload name becomes a path: only a plain name is joined, and the
@@ -656,27 +601,16 @@ fn load_load(dir: &Path, p: &mut PhaseEvidence, t0: Option<u64>) -> Result<(), R
                 )),
             }
         }
-        if wd.throughput_per_s.is_none() {
-            if let (Some(ok), Some(d)) = (wd.ok, s.duration_s.or(sum.duration_s).or(p.duration_s)) {
-                if d > 0.0 {
-                    wd.throughput_per_s = Some(ok as f64 / d);
-                }
-            }
-        }
         if let Some(points) = series.get(&w) {
             let start = p.span_s.map(|x| x.0).unwrap_or(0.0);
             for pt in points {
-                let t = match (pt.t_ns, t0, pt.t_s) {
-                    (Some(t), Some(t0), _) => (t as f64 - t0 as f64) / NS,
-                    (_, _, Some(ts)) => start + ts,
-                    _ => continue,
+                let t = match t0 {
+                    Some(t0) => (pt.t_ns as f64 - t0 as f64) / NS,
+                    None => start + pt.second as f64,
                 };
                 // a second without successes has no latency (loadgen writes 0)
-                let p99 = pt
-                    .p99_ms
-                    .or(pt.p99_us.map(|u| u / 1000.0))
-                    .filter(|_| pt.ok.is_none_or(|ok| ok > 0.0));
-                wd.series.push((t, pt.ok, p99));
+                let p99 = (pt.ok > 0).then(|| pt.p99_us as f64 / 1000.0);
+                wd.series.push((t, Some(pt.ok as f64), p99));
             }
         }
         out.insert(w, wd);
@@ -738,12 +672,20 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(tmp.path().join("canary.hdr"), hdr_bytes()).unwrap();
         let dir = tmp.path().join("b");
-        let summary = r#"{"workloads":{"../../../canary":{"ok":1},"rpc":{"ok":1},"tx":{"ok":1}}}"#;
+        use bundle_schema::load::{LoadModel, WorkloadSummary};
+        let ws = ["../../../canary", "rpc", "tx"]
+            .map(|w| WorkloadSummary {
+                ok: 1,
+                ..WorkloadSummary::empty(w, LoadModel::Open)
+            })
+            .to_vec();
+        let summary = LoadSummary::new("stress", 7, serde_json::Value::Null, ws);
+        let summary = serde_json::to_string(&summary).unwrap();
         write_all(
             &dir,
             &[
                 ("timeline.json", r#"{"phases":[{"name":"stress"}]}"#),
-                ("load/stress/summary.json", summary),
+                ("load/stress/summary.json", &summary),
             ],
         );
         std::fs::write(dir.join("load/stress/rpc.hdr"), hdr_bytes()).unwrap();

@@ -29,7 +29,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::target::{
     ExecOutput, ExitInfo, Imported, RemoteProcess, SpawnSpec, Target, TargetError, TargetInfo,
@@ -81,7 +81,7 @@ impl ContainerConfig {
 }
 
 /// What the bundle's context records about the container run.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ContainerContext {
     /// Docker engine version (`docker version`, server).
     pub engine_version: String,

@@ -4,6 +4,7 @@
 
 use super::entry::{missing, Ctx, Family, Fig, Figure, FigureRef};
 use crate::report::evidence::PhaseEvidence;
+use crate::report::inputs::StackQuality;
 
 pub const FAMILY: Family = Family {
     name: "capture",
@@ -37,7 +38,7 @@ pub const FAMILY: Family = Family {
         selectors: &["probe"],
         unit: "%",
         doc: "selector `probe` = `oncpu` (default) or `offcpu`: share of stacks (samples on-CPU, time off-CPU) whose user stack reaches a thread root (`_start`, `clone`, `clone3`, `thread_start`)",
-        eval: |f, p, _| number(f, p, "reached_root_share").map(|v| v * 100.0),
+        eval: |f, p, _| quality(f, p).map(|(q, _)| q.reached_root_share * 100.0),
     },
     Figure {
         name: "capture.dwarf_unwound_pct",
@@ -58,14 +59,14 @@ pub const FAMILY: Family = Family {
         selectors: &["probe"],
         unit: "copies",
         doc: "user-stack copies whose walk ran past the copy size",
-        eval: |f, p, _| number(f, p, "copies_cut_short"),
+        eval: |f, p, _| quality(f, p).map(|(q, _)| q.copies_cut_short as f64),
     },
     Figure {
         name: "capture.stack_bytes_per_s",
         selectors: &["probe"],
         unit: "bytes/s",
         doc: "bytes of user stack copied per second",
-        eval: |f, p, _| number(f, p, "bytes_copied_per_s"),
+        eval: |f, p, _| quality(f, p).map(|(q, _)| q.bytes_copied_per_s),
     },
     Figure {
         name: "capture.emulated",
@@ -80,10 +81,7 @@ pub const FAMILY: Family = Family {
 
 /// The stack quality of `{probe=...}` (default `oncpu`) in this phase: the
 /// probe's `stack_quality` object in session.json (issue 12), and the probe name.
-fn quality<'a>(
-    f: &FigureRef,
-    p: &'a PhaseEvidence,
-) -> Result<(&'a serde_json::Value, String), String> {
+fn quality<'a>(f: &FigureRef, p: &'a PhaseEvidence) -> Result<(&'a StackQuality, String), String> {
     let probe = f.sel("probe").unwrap_or("oncpu");
     let q = p
         .stack_quality
@@ -95,37 +93,21 @@ fn quality<'a>(
     Ok((q, probe.to_string()))
 }
 
-fn number(f: &FigureRef, p: &PhaseEvidence, k: &str) -> Fig {
-    let (q, probe) = quality(f, p)?;
-    q.get(k)
-        .and_then(|v| v.as_f64())
-        .ok_or_else(|| format!("the {probe} stack quality has no {k}"))
-}
-
 /// Stacks unwound from `.eh_frame`; 0 when the method share names no `dwarf`.
 fn dwarf_unwound_pct(f: &FigureRef, p: &PhaseEvidence, _: &Ctx) -> Fig {
     let (q, _) = quality(f, p)?;
-    Ok(q.get("method_share")
-        .and_then(|m| m.get("dwarf"))
-        .and_then(|v| v.as_f64())
-        .unwrap_or(0.0)
-        * 100.0)
+    Ok(q.method_share.get("dwarf").copied().unwrap_or(0.0) * 100.0)
 }
 
 /// `lost_stacks` is `{site: {cause: n}}`; EFAULT means the task had no user
 /// stack to take (a kernel thread), not a loss, so it is left out.
 fn lost_stacks(f: &FigureRef, p: &PhaseEvidence, _: &Ctx) -> Fig {
-    let (q, probe) = quality(f, p)?;
-    let lost = q
-        .get("lost_stacks")
-        .and_then(|v| v.as_object())
-        .ok_or_else(|| format!("the {probe} stack quality has no lost_stacks"))?;
-    Ok(lost
+    let (q, _) = quality(f, p)?;
+    Ok(q.lost_stacks
         .values()
-        .filter_map(|c| c.as_object())
         .flat_map(|c| c.iter())
         .filter(|(cause, _)| cause.as_str() != "EFAULT")
-        .filter_map(|(_, n)| n.as_f64())
+        .map(|(_, n)| *n as f64)
         .sum())
 }
 
@@ -153,13 +135,28 @@ mod tests {
         let mut p = PhaseEvidence::default();
         let e = eval_name("capture.root_reached_pct", &p, &Ctx::default()).unwrap_err();
         assert!(e.contains("no stack quality for oncpu"), "{e}");
-        p.stack_quality = Some(serde_json::json!({
-            "oncpu": {"reached_root_share": 0.97, "method_share": {"dwarf": 0.75, "fp": 0.25},
-                      "lost_stacks": {"oncpu_user": {"EEXIST": 2, "EFAULT": 40}, "oncpu_kernel": {"ENOMEM": 1}},
-                      "copies": 10, "copies_cut_short": 3, "bytes_copied_per_s": 4096.0},
-            "offcpu": {"reached_root_share": 0.5, "method_share": {"fp": 1.0}, "lost_stacks": {},
-                       "copies": 0, "copies_cut_short": 0, "bytes_copied_per_s": 0.0}
-        }));
+        let on = StackQuality {
+            reached_root_share: 0.97,
+            method_share: [("dwarf".into(), 0.75), ("fp".into(), 0.25)].into(),
+            lost_stacks: [
+                (
+                    "oncpu_user".into(),
+                    [("EEXIST".into(), 2), ("EFAULT".into(), 40)].into(),
+                ),
+                ("oncpu_kernel".into(), [("ENOMEM".into(), 1)].into()),
+            ]
+            .into(),
+            copies: 10,
+            copies_cut_short: 3,
+            bytes_copied_per_s: 4096.0,
+            ..Default::default()
+        };
+        let off = StackQuality {
+            reached_root_share: 0.5,
+            method_share: [("fp".into(), 1.0)].into(),
+            ..Default::default()
+        };
+        p.stack_quality = Some([("oncpu".into(), on), ("offcpu".into(), off)].into());
         let f = |n: &str| eval_name(n, &p, &Ctx::default()).unwrap();
         assert!((f("capture.root_reached_pct") - 97.0).abs() < 1e-9);
         assert!((f("capture.root_reached_pct{probe=offcpu}") - 50.0).abs() < 1e-9);

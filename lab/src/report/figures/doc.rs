@@ -54,46 +54,41 @@ miner's work, not a missing NEON backend."#;
 /// After the families: the input files the report reads and what it writes.
 const APPENDIX: &str = r#"## Inputs the report reads (contract with probes, loadgen and the spine)
 
-Adapters live only in `lab/src/report/inputs.rs`; every file is optional.
+Adapters live only in `lab/src/report/inputs.rs`; every file is optional, and a file that
+does not parse as its type becomes a note naming the file and the field, not a number.
 
 - `timeline.json`: `{"phases": [{"name", "start_ns", "end_ns"}]}` on the monotonic clock.
 - `scenario.toml`: `name`, `seed`, `[[phase]]` (`name`, `duration_s`), `[[expect]]`.
 - `context.json` / `manifest.json`: an `emulated` boolean anywhere (e.g.
   `{"target": {"kind": "qemu", "arch": "aarch64", "accel": "tcg", "emulated": true}}`),
   `kind`, `arch`, `accel` strings for the header.
-- `probes/session.json`: `lost_events_total` (or `lost_events`, a number or a map of
-  numbers), `truncated_stack_share` (0-1, or a map probe -> share: the largest is shown),
-  optional `overhead_pct` (the run's overhead share, in %), and `windows: [{"phase",
-  "lost_total" (or `lost_events`), "truncated_stack_share", "cost"}]` for per-phase
-  figures. `cost`: `{"bpf_stats": {"state": "enabled", "how"} | {"state": "refused",
-  "reason"}, "programs": {name: {"runs", "run_time_ns", "ns_per_event", "cpu_s"}},
-  "probes": {probe: same}, "bpf_cpu_s", "probe_process_cpu_s", "target_cpu_s", "target",
-  "overhead_share" (0-1)}`.
-- `probes/<phase>/fsync.json` (as `qfc-probe` writes it): `{"total": CHIST,
-  "by_thread": {comm: CHIST}, ...}`; also accepted: `{"calls_by_comm": {comm: n},
-  "latency_us": HIST, "by_comm_us": {comm: HIST}}`; or `fsync.txt` in bpftrace text with
-  T1's map names (`@calls[comm]`, `@fsync_latency_us`, `@by_comm_us[comm]`).
-- `probes/<phase>/bio.json`: `{"total": CHIST, "by_rwbs": {rwbs: CHIST}, "bytes_by_rwbs":
-  {rwbs: n}}` (also `by_rwbs_us`, `latency_us`); or `bio.txt` (`@bio_by_rwbs_us`,
-  `@bytes_by_rwbs`, `@bio_latency_us`).
-- `probes/<phase>/writepath.json`: `{"rows": [{"thread", "syscall", "count"}],
-  "by_syscall": {syscall: CHIST}}` (also `ops_by_comm: {comm: {syscall: n}}`,
-  `lat_us_by_syscall`); or `writepath.txt` (`@op_by_thread[comm,
-  tracepoint:syscalls:sys_enter_X]`, `@lat_us[...]`).
+- `probes/session.json`, `probes/<phase>/{fsync,writepath,bio,oncpu,offcpu}.json`: the
+  types of `bundle_schema::probes` (`Session`, `SyscallFile`, `BioFile`, `OncpuFile`,
+  `OffcpuFile`), the ones the probes write them with. The report reads `lost_events_total`,
+  `overhead_pct`, `bpf_stats` (`{"state": "enabled", "how"}` or `{"state": "refused",
+  "reason"}`) and per window (`windows[]`, by `phase`) `lost_total`,
+  `truncated_stack_share` (probe -> share, the largest is shown), `cost` (`programs` and
+  `probes`: `{"runs", "run_time_ns", "ns_per_event", "cpu_s"}`, `bpf_cpu_s`,
+  `probe_process_cpu_s`, `target_cpu_s`, `target`, `overhead_share` 0-1) and
+  `stack_quality` (probe -> `reached_root_share`, `method_share`, `lost_stacks`,
+  `copies_cut_short`, `bytes_copied_per_s`, ...). From `fsync.json`: `total` and
+  `by_thread`; from `bio.json`: `total`, `by_rwbs`, `bytes_by_rwbs`; from `writepath.json`:
+  `rows` (`thread`, `syscall`, `count`) and `by_syscall`; from `oncpu.json`: `hz`. Each
+  histogram is `{"count", "sum_us", "buckets": [{"lo", "hi", "count"}]}`, `hi` exclusive,
+  microseconds. T1's bpftrace text (`fsync.txt`, `bio.txt`, `writepath.txt`, with T1's map
+  names `@calls[comm]`, `@fsync_latency_us`, `@by_comm_us[comm]`, `@bio_by_rwbs_us`,
+  `@bytes_by_rwbs`, `@op_by_thread[comm, tracepoint:syscalls:sys_enter_X]`, `@lat_us[...]`)
+  is read when the JSON file is absent.
 - `probes/<phase>/{oncpu,offcpu}.folded`: `[class];thread;root;...;leaf count`: an
   optional `[class]` frame (the probe's wait class, e.g. `[futex]`), then the **thread
   name (comm)**, then the stack root first; kernel frames end in `_[k]`; on-CPU counts are
   samples, off-CPU counts are microseconds.
-- HIST: `{"buckets": [{"lo", "hi", "count"}]}`, a bare list of such objects, or
-  `[[lo, hi, count], ...]`; `hi` exclusive, microseconds. CHIST: `{"count", "sum_us",
-  "buckets"}`.
-- `load/<phase>/summary.json` (loadgen's `PhaseSummary`): `{"workloads": {name: {"sent"
-  (or "requests"), "ok", "errors" (number or map kind -> n), "dropped",
-  "throughput_per_s", "latency": {"count", "p50_us", "p90_us", "p99_us", "p999_us",
-  "max_us"} (or "latency_ms": {"p50", ..., "max"}), "duration_s"}}}`; missing percentiles
-  are read from `<workload>.hdr` (HdrHistogram V2, values in microseconds).
-- `load/<phase>/series.json`: `{name: [{"t_ns" (monotonic) or "second" (since phase
-  start), "ok", "errors", "p99_us" (or "p99_ms")}]}`, one point per second.
+- `load/<phase>/summary.json`, `load/<phase>/series.json`: the types of
+  `bundle_schema::load` (`PhaseSummary`, `Series`), the ones loadgen writes them with. Per
+  workload: `sent`, `ok`, `errors` (kind -> n), `dropped`, `throughput_per_s`, `latency`
+  (`{"count", "p50_us", "p90_us", "p99_us", "p999_us", "max_us"}`), `pacing`; the phase's
+  `floor` or `floor_missing`; per second: `t_ns` (monotonic), `ok`, `p99_us`. Missing
+  percentiles are read from `<workload>.hdr` (HdrHistogram V2, values in microseconds).
 - `metrics/series.jsonl`: one JSON object per line, `{"t_ns": monotonic, "phase",
   "samples": {"name{labels}": value}}` (as the spine writes it) or `{"t_ns", "prom":
   "<exposition text>"}`; failed scrapes (`{"t_ns", "error"}`) are skipped;

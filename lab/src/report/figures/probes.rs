@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::entry::{missing, Ctx, Family, Fig, Figure, FigureRef};
 use crate::report::evidence::PhaseEvidence;
-use crate::report::inputs::{ProbeCostJson, RunCostJson};
+use crate::report::inputs::{stats_refused, RunCost, WindowCost};
 
 pub const FAMILY: Family = Family {
     name: "probes",
@@ -65,7 +65,7 @@ for "not measured"."#,
 /// The probes' cost in this phase, from the `cost` of the phase's window in
 /// `probes/session.json`; `bpf` when the figure needs the kernel's BPF statistics
 /// (every one but `probes.process_cpu_s`), which must then have run.
-fn cost(p: &PhaseEvidence, bpf: bool) -> Result<&ProbeCostJson, String> {
+fn cost(p: &PhaseEvidence, bpf: bool) -> Result<&WindowCost, String> {
     let c = p.probe_cost.as_ref().ok_or_else(|| {
         if p.missing.contains_key("session") {
             missing(p, "session")
@@ -73,12 +73,9 @@ fn cost(p: &PhaseEvidence, bpf: bool) -> Result<&ProbeCostJson, String> {
             "probes/session.json records no probe cost for this phase (a probe session older than issue 17)".to_string()
         }
     })?;
-    if let Some(st) = c.bpf_stats.as_ref().filter(|s| s.state != "enabled") {
+    if let Some(reason) = stats_refused(&c.bpf_stats) {
         if bpf {
-            return Err(format!(
-                "the kernel's BPF statistics did not run: {}",
-                st.reason.as_deref().unwrap_or(&st.state)
-            ));
+            return Err(format!("the kernel's BPF statistics did not run: {reason}"));
         }
     }
     Ok(c)
@@ -86,7 +83,7 @@ fn cost(p: &PhaseEvidence, bpf: bool) -> Result<&ProbeCostJson, String> {
 
 /// (runs, run time in ns) of `{program=...}`, of `{probe=...}` (all its
 /// programs), or of every probe; naming both is an error.
-fn runs(f: &FigureRef, c: &ProbeCostJson) -> Result<(u64, u64), String> {
+fn runs(f: &FigureRef, c: &WindowCost) -> Result<(u64, u64), String> {
     match (f.sel("program"), f.sel("probe")) {
         (Some(_), Some(_)) => Err(format!(
             "{} takes {{probe=...}} or {{program=...}}, not both",
@@ -141,9 +138,8 @@ fn cpu_s(f: &FigureRef, p: &PhaseEvidence, _: &Ctx) -> Fig {
     Ok(ns as f64 / 1e9 + own)
 }
 
-fn process_cpu_s(c: &ProbeCostJson) -> Fig {
-    c.probe_process_cpu_s
-        .ok_or_else(|| "the probe process's CPU time is not recorded".into())
+fn process_cpu_s(c: &WindowCost) -> Fig {
+    Ok(c.probe_process_cpu_s)
 }
 
 /// The probe session's own upper bound: (BPF run time + probe process CPU) /
@@ -155,14 +151,14 @@ fn overhead_share(_: &FigureRef, p: &PhaseEvidence, _: &Ctx) -> Fig {
         .ok_or_else(|| match c.target_cpu_s {
             None => format!(
                 "the CPU time of the target ({}) could not be read",
-                c.target.as_deref().unwrap_or("unknown")
+                c.target
             ),
             Some(t) if t <= 0.0 => "the target used no CPU in this phase".into(),
             Some(_) => "the overhead share is not recorded".into(),
         })
 }
 
-fn keys(m: &BTreeMap<String, RunCostJson>) -> String {
+fn keys(m: &BTreeMap<String, RunCost>) -> String {
     if m.is_empty() {
         "none".into()
     } else {
@@ -179,21 +175,30 @@ mod tests {
         eval_in(&[&FAMILY], name, p, ctx)
     }
 
-    fn cost(state: &str) -> crate::report::inputs::ProbeCostJson {
-        let j = serde_json::json!({
-            "bpf_stats": {"state": state, "how": "BPF_ENABLE_STATS", "reason": "EPERM"},
-            "programs": {
-                "fdatasync_enter": {"runs": 500, "run_time_ns": 50000},
-                "fsync_exit": {"runs": 500, "run_time_ns": 100000}
+    fn cost(state: &str) -> WindowCost {
+        use crate::report::inputs::StatsState;
+        WindowCost {
+            bpf_stats: if state == "enabled" {
+                StatsState::Enabled {
+                    how: "BPF_ENABLE_STATS".into(),
+                }
+            } else {
+                StatsState::Refused {
+                    reason: "EPERM".into(),
+                }
             },
-            "probes": {"fsync": {"runs": 1000, "run_time_ns": 150000}},
-            "bpf_cpu_s": 0.00015,
-            "probe_process_cpu_s": 0.01,
-            "target_cpu_s": 1.0,
-            "target": "process 1",
-            "overhead_share": 0.01015
-        });
-        serde_json::from_value(j).unwrap()
+            programs: [
+                ("fdatasync_enter".into(), RunCost::new(500, 50_000)),
+                ("fsync_exit".into(), RunCost::new(500, 100_000)),
+            ]
+            .into(),
+            probes: [("fsync".into(), RunCost::new(1000, 150_000))].into(),
+            bpf_cpu_s: Some(0.00015),
+            probe_process_cpu_s: 0.01,
+            target_cpu_s: Some(1.0),
+            target: "process 1".into(),
+            overhead_share: Some(0.01015),
+        }
     }
 
     #[test]

@@ -76,14 +76,30 @@ why = "no tx load in this scenario: cannot be evaluated"
 ''')
     w(f"{d}/timeline.json", json.dumps({"phases": [
         {"name": n, "start_ns": T0 + a * 10**9, "end_ns": T0 + z * 10**9} for n, a, z in PH]}, indent=1) + "\n")
-    w(f"{d}/context.json", json.dumps({"target": {"kind": "local", "arch": "x86_64", "emulated": False}}) + "\n")
+    # the run's own shape (lab::context::Context)
+    w(f"{d}/context.json", json.dumps({
+        "target": {"kind": "local", "arch": "x86_64", "accel": None, "emulated": False},
+        "target_details": {}, "facts": {}, "node_pid": None, "node_version": None,
+        "threads_at_ready": {}, "threads_at_end": {}}) + "\n")
+    # the probes' own shape (bundle_schema::probes::Session): no probe cost, no
+    # stack quality recorded (a session without them says so in the report)
+    def window(name, a, z, lost, trunc):
+        return {"phase": name, "start_ns": T0 + a * 10**9, "end_ns": T0 + z * 10**9,
+                "lost_events": lost, "lost_total": sum(lost.values()),
+                "offcpu_below_threshold": 0, "bio_unmatched_completions": 0,
+                "truncated_stack_share": trunc, "events": {}, "cost": None,
+                "unwind": "fp", "stack_quality": {}}
     w(f"{d}/probes/session.json", json.dumps({
-        "lost_events": {"offcpu": 3},
-        "truncated_stack_share": 0.01,
+        "options": {"scope": "system", "hz": 99}, "arch": "x86_64", "kernel": "6.1.0",
+        "clock": "CLOCK_MONOTONIC", "ready_ns": T0 - 10**9, "stopped_ns": T0 + 16 * 10**9,
+        "discarded_before_first_phase": 0,
         "windows": [
-            {"phase": "warmup", "lost_events": 0, "truncated_stack_share": 0.0},
-            {"phase": "stress", "lost_events": {"offcpu": 3, "oncpu": 0}, "truncated_stack_share": 0.02},
-        ]}) + "\n")
+            window("warmup", 0, 5, {}, {"oncpu": 0.0, "offcpu": 0.0}),
+            window("stress", 5, 15, {"offcpu": 3, "oncpu": 0}, {"oncpu": 0.02, "offcpu": 0.02}),
+        ],
+        "lost_events_total": 3, "bpf_stats": {"state": "enabled", "how": "BPF_ENABLE_STATS"},
+        "cost_total": None, "attach": {"writepath": "syscalls", "refused": []},
+        "overhead_pct": None}) + "\n")
     # metrics every second, t = -1 .. 15
     lines = []
     for t in range(-1, 16):
@@ -109,25 +125,53 @@ why = "no tx load in this scenario: cannot be evaluated"
     w(f"{d}/probes/warmup/oncpu.folded",
       "qfc-refnode;main;tokio::runtime::scheduler::multi_thread::worker::Context::run_task;qfc_refnode::rpc::serve;core::fmt::write 4\n"
       "tokio-rt-worker;std::sys::thread::unix::Thread::new::thread_start;tokio::runtime::scheduler::multi_thread::worker::Context::run_task;qfc_refnode::chain::produce_block;blake3::portable::compress_in_place 6\n")
-    # stress probes: JSON form
-    n = 10 if synced else 0
-    w(f"{d}/probes/stress/fsync.json", json.dumps({
-        "calls_by_comm": {"tokio-rt-worker": n} if synced else {},
-        "latency_us": {"buckets": [{"lo": 1024, "hi": 2048, "count": 7}, {"lo": 2048, "hi": 4096, "count": 2}, {"lo": 8192, "hi": 16384, "count": 1}]} if synced else {"buckets": []},
-        "by_comm_us": {"tokio-rt-worker": [[1024, 2048, 7], [2048, 4096, 2], [8192, 16384, 1]]} if synced else {},
-    }, indent=1) + "\n")
-    bio = {"by_rwbs_us": {"W": {"buckets": [{"lo": 256, "hi": 512, "count": 40}, {"lo": 512, "hi": 1024, "count": 50}, {"lo": 4096, "hi": 8192, "count": 10}]}},
-           "bytes_by_rwbs": {"W": 4096 * 100}}
+    # stress probes: the probes' own JSON shape (bundle_schema::probes::SyscallFile, BioFile)
+    def hist(buckets):
+        return {"count": sum(c for _, _, c in buckets),
+                "sum_us": float(sum((lo + hi) / 2 * c for lo, hi, c in buckets)),
+                "buckets": [{"lo": lo, "hi": hi, "count": c} for lo, hi, c in buckets]}
+    def merged(*bs):
+        acc = {}
+        for b in bs:
+            for lo, hi, c in b:
+                acc[(lo, hi)] = acc.get((lo, hi), 0) + c
+        return [(lo, hi, c) for (lo, hi), c in sorted(acc.items())]
+    def header(probe):
+        return {"probe": probe, "phase": "stress", "start_ns": T0 + 5 * 10**9, "end_ns": T0 + 15 * 10**9,
+                "scope": "system", "lost_events": {}}
+    def syscall_file(probe, per):  # per: {(thread, syscall): buckets}
+        by_sys, by_thread, rows = {}, {}, []
+        for (t, sc), b in sorted(per.items()):
+            by_sys[sc] = merged(by_sys.get(sc, []), b)
+            by_thread[t] = merged(by_thread.get(t, []), b)
+            rows.append({"tgid": 4242, "process": "qfc-refnode", "thread": t, "syscall": sc,
+                         "count": hist(b)["count"], "sum_us": hist(b)["sum_us"]})
+        total = merged(*per.values())
+        return dict(header(probe), total=hist(total),
+                    by_syscall={k: hist(v) for k, v in by_sys.items()},
+                    by_thread={k: hist(v) for k, v in by_thread.items()},
+                    by_process={"4242": {"tgid": 4242, "process": "qfc-refnode", "hist": hist(total)}} if per else {},
+                    by_thread_syscall={f"{t}, {sc}": hist(b) for (t, sc), b in sorted(per.items())},
+                    rows=rows)
+    fs = {("tokio-rt-worker", "fdatasync"): [(1024, 2048, 7), (2048, 4096, 2), (8192, 16384, 1)]} if synced else {}
+    w(f"{d}/probes/stress/fsync.json", json.dumps(syscall_file("fsync", fs), indent=1) + "\n")
+    rwbs = {"W": [(256, 512, 40), (512, 1024, 50), (4096, 8192, 10)]}
+    nbytes = {"W": 4096 * 100}
     if synced:
-        bio["by_rwbs_us"]["WS"] = [[512, 1024, 6], [1024, 2048, 4]]
-        bio["by_rwbs_us"]["FWS"] = [[1024, 2048, 8], [16384, 32768, 2]]
-        bio["bytes_by_rwbs"]["WS"] = 4096 * 10
-        bio["bytes_by_rwbs"]["FWS"] = 0
-    w(f"{d}/probes/stress/bio.json", json.dumps(bio, indent=1) + "\n")
-    ops = {"tokio-rt-worker": {"write": 300, "pwrite64": 20}, "rocksdb:low": {"pwrite64": 80}}
+        rwbs["WS"] = [(512, 1024, 6), (1024, 2048, 4)]
+        rwbs["FWS"] = [(1024, 2048, 8), (16384, 32768, 2)]
+        nbytes["WS"] = 4096 * 10
+        nbytes["FWS"] = 0
+    w(f"{d}/probes/stress/bio.json", json.dumps(dict(header("bio"),
+        total=hist(merged(*rwbs.values())), by_dev={"vda": hist(merged(*rwbs.values()))},
+        by_rwbs={k: hist(v) for k, v in rwbs.items()}, bytes_by_rwbs=nbytes,
+        bytes_by_dev={"vda": sum(nbytes.values())}), indent=1) + "\n")
+    wp = {("tokio-rt-worker", "write"): [(0, 1, 100), (1, 2, 150), (2, 4, 50)],
+          ("tokio-rt-worker", "pwrite64"): [(2, 4, 20)],
+          ("rocksdb:low", "pwrite64"): [(4, 8, 80)]}
     if synced:
-        ops["tokio-rt-worker"]["fdatasync"] = 10
-    w(f"{d}/probes/stress/writepath.json", json.dumps({"ops_by_comm": ops, "lat_us_by_syscall": {"write": [[0, 1, 100], [1, 2, 150], [2, 4, 50]]}}, indent=1) + "\n")
+        wp[("tokio-rt-worker", "fdatasync")] = [(1024, 2048, 10)]
+    w(f"{d}/probes/stress/writepath.json", json.dumps(syscall_file("writepath", wp), indent=1) + "\n")
     w(f"{d}/probes/stress/oncpu.folded",
       "tokio-rt-worker;std::sys::thread::unix::Thread::new::thread_start;tokio::runtime::scheduler::multi_thread::worker::Context::run_task;qfc_refnode::chain::produce_block;blake3::portable::compress_in_place 20\n"
       "tokio-rt-worker;std::sys::thread::unix::Thread::new::thread_start;tokio::runtime::scheduler::multi_thread::worker::Context::run_task;qfc_refnode::sync::respond;<tracing_subscriber::fmt::Subscriber<N,E,F,W> as tracing_core::subscriber::Subscriber>::event;core::fmt::write 12\n"
@@ -143,32 +187,31 @@ why = "no tx load in this scenario: cannot be evaluated"
         off += "tokio-rt-worker;std::sys::thread::unix::Thread::new::thread_start;mio::poll::Poll::poll;epoll_wait;entry_SYSCALL_64_[k];do_epoll_wait_[k];ep_poll_[k];schedule_hrtimeout_range_[k];schedule_[k] 120000\n"
     w(f"{d}/probes/stress/offcpu.folded", off)
     p99 = 8.5 if not synced else 14.0
+    # the load generator's own shape (bundle_schema::load::PhaseSummary, microseconds)
+    lat = {"count": 998, "min_us": 300, "mean_us": 2000.0, "p50_us": 1200, "p90_us": 3000,
+           "p99_us": int(p99 * 1000), "p999_us": 19000, "max_us": 20000}
+    rpc = {"workload": "rpc", "model": "open", "target_rate_per_s": 100.0, "ramp_to_per_s": None,
+           "concurrency": 16, "start_ns": T0 + 5 * 10**9, "end_ns": T0 + 15 * 10**9, "duration_s": 10.0,
+           "scheduled": 1000, "sent": 1000, "ok": 998, "errors": {"timeout": 2}, "dropped": 0,
+           "throughput_per_s": 99.8, "latency": lat, "bytes_received": 0, "details": {}}
     if synced:
-        # the load generator's own shape (loadgen::PhaseSummary, microseconds)
-        w(f"{d}/load/stress/summary.json", json.dumps({"phase": "stress", "seed": 7, "workloads": {"rpc": {
-            "workload": "rpc", "sent": 1000, "ok": 998, "errors": {"timeout": 2}, "dropped": 0,
-            "throughput_per_s": 99.8,
-            "latency": {"count": 998, "min_us": 300, "mean_us": 2000.0, "p50_us": 1200, "p90_us": 3000,
-                        "p99_us": int(p99 * 1000), "p999_us": 19000, "max_us": 20000},
-            "pacing": {"sustained": True, "target_per_s": 100.0, "sent_per_s": 100.0, "shortfall_pct": 0.0,
-                       "lag_p50_us": 40, "lag_p99_us": 90, "lag_max_us": 300,
-                       "note": "target 100.0/s sustained: 1000 of 1000 arrivals sent"}}},
-            # the instrument floor (issue 18): p99 0.4 ms, far below the phase's 14 ms
-            "floor": {"rate_per_s": 100.0, "basis": "rpc rate (peak of the phase)", "window_s": 1.0,
-                      "concurrency": 16, "ok": 100, "failed": 0,
-                      "latency": {"count": 100, "min_us": 90, "mean_us": 160.0, "p50_us": 150, "p90_us": 250,
-                                  "p99_us": 400, "p999_us": 400, "max_us": 400}}}, indent=1) + "\n")
-        w(f"{d}/load/stress/series.json", json.dumps({"rpc": [
-            {"t_ns": T0 + (6 + i) * 10**9, "second": i, "scheduled": 100, "ok": 100 - (i % 3), "errors": 0,
-             "dropped": 0, "bytes": 0, "p50_us": 1000, "p99_us": int((p99 + (i % 4)) * 1000), "max_us": 20000}
-            for i in range(10)]}) + "\n")
-    else:
-        w(f"{d}/load/stress/summary.json", json.dumps({"workloads": {"rpc": {
-            "requests": 1000, "ok": 998, "errors": {"timeout": 2},
-            "throughput_per_s": 99.8,
-            "latency_ms": {"p50": 1.2, "p90": 3.0, "p99": p99, "max": 20.0}}}}, indent=1) + "\n")
-        w(f"{d}/load/stress/series.json", json.dumps({"rpc": [
-            {"t_s": i + 1, "ok": 100 - (i % 3), "errors": 0, "p99_ms": p99 + (i % 4)} for i in range(10)]}) + "\n")
+        rpc["pacing"] = {"sustained": True, "target_per_s": 100.0, "sent_per_s": 100.0, "shortfall_pct": 0.0,
+                         "lag_p50_us": 40, "lag_p99_us": 90, "lag_max_us": 300,
+                         "note": "target 100.0/s sustained: 1000 of 1000 arrivals sent"}
+    summary = {"phase": "stress", "seed": 7, "start_ns": T0 + 5 * 10**9, "end_ns": T0 + 15 * 10**9,
+               "duration_s": 10.0, "load": {"rpc": {"model": "open", "rate_per_s": 100.0}},
+               "workloads": {"rpc": rpc}, "compaction": None, "cancelled": False, "floor": None}
+    if synced:
+        # the instrument floor (issue 18): p99 0.4 ms, far below the phase's 14 ms
+        summary["floor"] = {"rate_per_s": 100.0, "basis": "rpc rate (peak of the phase)", "window_s": 1.0,
+                            "concurrency": 16, "ok": 100, "failed": 0,
+                            "latency": {"count": 100, "min_us": 90, "mean_us": 160.0, "p50_us": 150, "p90_us": 250,
+                                        "p99_us": 400, "p999_us": 400, "max_us": 400}}
+    w(f"{d}/load/stress/summary.json", json.dumps(summary, indent=1) + "\n")
+    w(f"{d}/load/stress/series.json", json.dumps({"rpc": [
+        {"t_ns": T0 + (6 + i) * 10**9, "second": i, "scheduled": 100, "ok": 100 - (i % 3), "errors": 0,
+         "dropped": 0, "bytes": 0, "p50_us": 1000, "p99_us": int(round((p99 + (i % 4)) * 1000)), "max_us": 20000}
+        for i in range(10)]}) + "\n")
 
 bundle("synced-off", False)
 bundle("synced-on", True)
