@@ -2,8 +2,9 @@
 //!
 //! [`run`] executes one CLI command and returns its exit code, or a
 //! [`Failure`] for the binary to print: 0 ok, 1 a check failed
-//! (expectations of a run; `verify` found a mismatch), 2 usage or scenario
-//! error, 3 run failed.
+//! (expectations of a run; `verify` found a mismatch; `diff
+//! --fail-on-regression` found a regression), 2 usage or scenario error,
+//! 3 run failed, 4 an expectation over repetitions is inconclusive.
 
 pub mod bundle;
 pub mod cli;
@@ -39,11 +40,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             not_a_parent(&a.dir, "report")?;
             report_command(report::cli::report(&a))
         }
-        Command::Diff(a) => {
-            not_a_parent(&a.a, "diff")?;
-            not_a_parent(&a.b, "diff")?;
-            report_command(report::cli::diff(&a))
-        }
+        Command::Diff(a) => report_command(report::cli::diff(&a)),
         Command::ImportT1(a) => report_command(report::cli::import_t1(&a)),
         Command::Findings(c) => report_command(report::cli::findings(&c)),
         Command::Probe(a) => probe_command(&a),
@@ -120,15 +117,15 @@ fn verify_command(dir: &Path) -> Result<Exit, Failure> {
     ))
 }
 
-/// `report` and `diff` read one run's bundle; a parent bundle of `run
-/// --repeat` is refused with what to read instead (its statistics are in
-/// `summary/`; the noise-aware diff of two parents is not built yet).
+/// `report` reads one run's bundle; a parent bundle of `run --repeat` is
+/// refused with what to read instead (its statistics and verdicts are in
+/// `summary/`; `diff` takes parent bundles).
 fn not_a_parent(dir: &Path, cmd: &str) -> Result<(), Failure> {
     if !repeat::is_parent(dir) {
         return Ok(());
     }
     Err(Failure::usage(anyhow::anyhow!(
-        "{} holds repeated runs (rep-01/ ...), not one run: its statistics are in {}; `{cmd}` reads one repetition, e.g. {}. A {cmd} of two repeated bundles with a noise estimate is not built yet",
+        "{} holds repeated runs (rep-01/ ...), not one run: its statistics and verdicts are in {}; `{cmd}` reads one repetition, e.g. {}",
         dir.display(),
         dir.join("summary/summary.md").display(),
         dir.join("rep-01").display()

@@ -24,9 +24,26 @@ pub struct DiffArgs {
     pub a: PathBuf,
     /// The bundle after the change
     pub b: PathBuf,
-    /// Write diff.md, diff.html and differential flame graphs here
+    /// Write diff.md, diff.html and differential flame graphs here (for
+    /// repeated bundles: diff.md and diff.json)
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Exit 1 when a figure changed significantly in its bad direction past
+    /// a threshold: `FIGURE=T` entries and a bare default `T`, comma
+    /// separated, T as `10%` (of median A) or `0.5` (in the figure's unit);
+    /// bare flag: any significant change in the bad direction (`0%`). Needs
+    /// repeated bundles: a single run has no noise estimate and never gates
+    #[arg(
+        long,
+        value_name = "THRESHOLDS",
+        num_args = 0..=1,
+        default_missing_value = "0%"
+    )]
+    pub fail_on_regression: Option<String>,
+    /// Print the comparison as JSON (`schema_version`, per figure the
+    /// statistics and verdict) instead of Markdown
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `qfc-lab import-t1 DIR`: T1's production figures, optionally next to a bundle's.
@@ -110,11 +127,46 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<(bool, String)> {
     ))
 }
 
-/// Compares two bundles; prints the Markdown.
+/// Compares two bundles; prints the Markdown (or JSON). Two single runs
+/// get today's phase-by-phase diff; when either side is a repeated bundle
+/// (`run --repeat`), the noise-aware diff of [`super::diff::diff_repeated`].
+/// The flag is true (exit 1) when `--fail-on-regression` found a regression.
 pub fn diff(args: &DiffArgs) -> anyhow::Result<(bool, String)> {
-    let d = super::diff_bundles(&args.a, &args.b, args.out.as_deref())
-        .with_context(|| format!("comparing {} with {}", args.a.display(), args.b.display()))?;
-    Ok((false, d.markdown))
+    let thresholds = args
+        .fail_on_regression
+        .as_deref()
+        .map(crate::stats::gate::Thresholds::parse)
+        .transpose()
+        .context("--fail-on-regression")?;
+    let context = || format!("comparing {} with {}", args.a.display(), args.b.display());
+    let repeated = crate::repeat::is_parent(&args.a) || crate::repeat::is_parent(&args.b);
+    if !repeated && !args.json {
+        let d = super::diff_bundles(&args.a, &args.b, args.out.as_deref()).with_context(context)?;
+        let mut md = d.markdown;
+        if thresholds.is_some() {
+            md.push_str("\nRegression gate: nothing gated: two single runs carry no noise estimate (run both with --repeat 5).\n");
+        }
+        return Ok((false, md));
+    }
+    let a = crate::repeat::side(&args.a).with_context(context)?;
+    let b = crate::repeat::side(&args.b).with_context(context)?;
+    let d = super::diff::diff_repeated(
+        &a,
+        &b,
+        thresholds.as_ref(),
+        &crate::stats::Settings::default(),
+    )
+    .with_context(context)?;
+    let md = d.markdown();
+    let json = serde_json::to_string_pretty(&d).context("serializing the diff")? + "\n";
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        for (name, text) in [("diff.md", &md), ("diff.json", &json)] {
+            let p = out.join(name);
+            std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+        }
+    }
+    Ok((!d.regressions.is_empty(), if args.json { json } else { md }))
 }
 
 /// Imports T1's files; prints or writes the Markdown.
