@@ -40,7 +40,15 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             not_a_parent(&a.dir, "report")?;
             report_command(report::cli::report(&a))
         }
-        Command::Diff(a) => report_command(report::cli::diff(&a)),
+        // two single runs: the phase-by-phase diff; a repeated bundle on
+        // either side (or `--json`): the noise-aware diff
+        Command::Diff(a) => report_command(
+            if a.json || repeat::is_parent(&a.a) || repeat::is_parent(&a.b) {
+                repeat::diff(&a)
+            } else {
+                report::cli::diff(&a)
+            },
+        ),
         Command::ImportT1(a) => report_command(report::cli::import_t1(&a)),
         Command::Findings(c) => report_command(report::cli::findings(&c)),
         Command::Probe(a) => probe_command(&a),

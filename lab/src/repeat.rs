@@ -315,6 +315,30 @@ fn series_of(loaded: &[(u32, Bundle)]) -> Vec<Series> {
     out.into_values().collect()
 }
 
+/// `qfc-lab diff A B` when either is a parent bundle (or with `--json`):
+/// the noise-aware diff ([`crate::report::diff::diff_repeated`]) as
+/// Markdown or JSON, `--out` writing `diff.md` and `diff.json`. True (exit
+/// 1) when `--fail-on-regression` found a regression.
+pub fn diff(args: &crate::report::cli::DiffArgs) -> anyhow::Result<(bool, String)> {
+    use anyhow::Context;
+    let thresholds = crate::report::cli::thresholds(args)?;
+    let context = || format!("comparing {} with {}", args.a.display(), args.b.display());
+    let a = side(&args.a).with_context(context)?;
+    let b = side(&args.b).with_context(context)?;
+    let d = crate::report::diff::diff_repeated(&a, &b, thresholds.as_ref(), &Settings::default())
+        .with_context(context)?;
+    let md = d.markdown();
+    let json = serde_json::to_string_pretty(&d).context("serializing the diff")? + "\n";
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        for (name, text) in [("diff.md", &md), ("diff.json", &json)] {
+            let p = out.join(name);
+            std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+        }
+    }
+    Ok((!d.regressions.is_empty(), if args.json { json } else { md }))
+}
+
 /// One side of `diff`: a parent bundle (verified first: a missing or
 /// changed repetition is an error, not a smaller sample) or a single run.
 pub fn side(dir: &Path) -> anyhow::Result<DiffSide> {

@@ -1,5 +1,5 @@
 //! The report's subcommands for the `qfc-lab` CLI: `report DIR [--baseline T1DIR]`,
-//! `diff A B [--out DIR]`, `import-t1 DIR [--bundle B]`, `findings t1 BUNDLE... [--baseline T1DIR]`. The spine's CLI flattens these
+//! `diff A B [--out DIR] [--fail-on-regression [T]] [--json]` (single runs; repeated bundles: `repeat::diff`), `import-t1 DIR [--bundle B]`, `findings t1 BUNDLE... [--baseline T1DIR]`. The spine's CLI flattens these
 //! argument structs and calls the handlers; each returns whether an expectation failed
 //! (exit 1) and the text to print.
 
@@ -127,46 +127,28 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<(bool, String)> {
     ))
 }
 
-/// Compares two bundles; prints the Markdown (or JSON). Two single runs
-/// get today's phase-by-phase diff; when either side is a repeated bundle
-/// (`run --repeat`), the noise-aware diff of [`super::diff::diff_repeated`].
-/// The flag is true (exit 1) when `--fail-on-regression` found a regression.
-pub fn diff(args: &DiffArgs) -> anyhow::Result<(bool, String)> {
-    let thresholds = args
-        .fail_on_regression
+/// `--fail-on-regression`'s thresholds, parsed (an error names the entry).
+pub fn thresholds(args: &DiffArgs) -> anyhow::Result<Option<crate::stats::gate::Thresholds>> {
+    args.fail_on_regression
         .as_deref()
         .map(crate::stats::gate::Thresholds::parse)
         .transpose()
-        .context("--fail-on-regression")?;
-    let context = || format!("comparing {} with {}", args.a.display(), args.b.display());
-    let repeated = crate::repeat::is_parent(&args.a) || crate::repeat::is_parent(&args.b);
-    if !repeated && !args.json {
-        let d = super::diff_bundles(&args.a, &args.b, args.out.as_deref()).with_context(context)?;
-        let mut md = d.markdown;
-        if thresholds.is_some() {
-            md.push_str("\nRegression gate: nothing gated: two single runs carry no noise estimate (run both with --repeat 5).\n");
-        }
-        return Ok((false, md));
+        .context("--fail-on-regression")
+}
+
+/// Compares two single-run bundles phase by phase; prints the Markdown.
+/// (Repeated bundles and `--json` take `repeat::diff`, the noise-aware
+/// diff.) Two single runs have no noise estimate: `--fail-on-regression`
+/// gates nothing and says so.
+pub fn diff(args: &DiffArgs) -> anyhow::Result<(bool, String)> {
+    let gated = thresholds(args)?.is_some();
+    let d = super::diff_bundles(&args.a, &args.b, args.out.as_deref())
+        .with_context(|| format!("comparing {} with {}", args.a.display(), args.b.display()))?;
+    let mut md = d.markdown;
+    if gated {
+        md.push_str("\nRegression gate: nothing gated: two single runs carry no noise estimate (run both with --repeat 5).\n");
     }
-    let a = crate::repeat::side(&args.a).with_context(context)?;
-    let b = crate::repeat::side(&args.b).with_context(context)?;
-    let d = super::diff::diff_repeated(
-        &a,
-        &b,
-        thresholds.as_ref(),
-        &crate::stats::Settings::default(),
-    )
-    .with_context(context)?;
-    let md = d.markdown();
-    let json = serde_json::to_string_pretty(&d).context("serializing the diff")? + "\n";
-    if let Some(out) = &args.out {
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        for (name, text) in [("diff.md", &md), ("diff.json", &json)] {
-            let p = out.join(name);
-            std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
-        }
-    }
-    Ok((!d.regressions.is_empty(), if args.json { json } else { md }))
+    Ok((false, md))
 }
 
 /// Imports T1's files; prints or writes the Markdown.
