@@ -481,7 +481,8 @@ fn smoke_repeat_2(tmp: &Path, out: &Path, extra: &str) -> Result<(Option<i32>, S
 /// with a `stat = "all"` expectation that no repetition meets).
 /// - The run judges expectations over the repetitions: exit 1, and
 ///   summary/verdicts.junit.xml, read by junitparser (when the venv is
-///   there), has exactly that failure; summary/figures.om is sealed.
+///   there), has exactly that failure; summary/figures.om is sealed and
+///   prometheus_client's OpenMetrics parser reads it.
 /// - `diff` of the two parents: one verdict sentence per compared figure,
 ///   "within noise" (2 vs 2 can never be significant) naming the n it needs,
 ///   no panic; `--json` has `schema_version` and no significant figure.
@@ -534,6 +535,7 @@ fn repeat_diff_gate_and_expectations_over_repetitions() -> Result<(), Failed> {
         "figures.om lacks node.blocks of rep 2 in phase stress",
     )?;
     junit_has_the_failure(&b.join("summary/verdicts.junit.xml"))?;
+    openmetrics_parses(&b.join("summary/figures.om"), &om)?;
 
     // diff of two parents
     let (code, md, err) = lab_cmd(&["diff".as_ref(), a.as_os_str(), b.as_os_str()])?;
@@ -620,27 +622,66 @@ fn repeat_diff_gate_and_expectations_over_repetitions() -> Result<(), Failed> {
     Ok(())
 }
 
-/// junitparser (the venv of scripts/setup.sh) reads the parent's JUnit file
-/// and finds exactly one failure, the `all` expectation; without the venv
-/// this check is skipped with the reason on stderr (the rest of the trial
-/// still runs).
-fn junit_has_the_failure(path: &Path) -> Result<(), Failed> {
+/// The venv's Python (scripts/setup.sh) when it can import `module`; else
+/// the reason, printed, and the caller skips that check.
+fn venv_python(module: &str) -> Option<PathBuf> {
     let cache = std::env::var_os("QFC_LAB_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/cache/qfc-lab"));
     let py = cache.join("pyenv/bin/python");
     let ok = py.is_file()
         && Command::new(&py)
-            .args(["-c", "import junitparser"])
+            .args(["-c", &format!("import {module}")])
             .output()
             .is_ok_and(|o| o.status.success());
     if !ok {
         eprintln!(
-            "repeat_diff_gate_and_expectations_over_repetitions: junitparser check skipped: {} lacks junitparser (run scripts/setup.sh)",
+            "repeat_diff_gate_and_expectations_over_repetitions: {module} check skipped: {} lacks {module} (run scripts/setup.sh)",
             py.display()
         );
-        return Ok(());
     }
+    ok.then_some(py)
+}
+
+/// prometheus_client's OpenMetrics parser reads the parent's figures.om:
+/// one sample per `qfc_lab_figure` line we wrote (skipped without the venv).
+fn openmetrics_parses(path: &Path, text: &str) -> Result<(), Failed> {
+    let Some(py) = venv_python("prometheus_client") else {
+        return Ok(());
+    };
+    let script = r#"
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+n = 0
+for fam in text_string_to_metric_families(open(sys.argv[1]).read()):
+    if fam.name == "qfc_lab_figure":
+        n += len(fam.samples)
+print(n)
+"#;
+    let o = Command::new(&py).args(["-c", script]).arg(path).output()?;
+    ensure(
+        o.status.success(),
+        format!("prometheus_client: {}", String::from_utf8_lossy(&o.stderr)),
+    )?;
+    let want = text
+        .lines()
+        .filter(|l| l.starts_with("qfc_lab_figure{"))
+        .count();
+    let got: usize = String::from_utf8_lossy(&o.stdout).trim().parse()?;
+    ensure(
+        got == want && want > 0,
+        format!("prometheus_client read {got} qfc_lab_figure samples, want {want}"),
+    )
+}
+
+/// junitparser (the venv of scripts/setup.sh) reads the parent's JUnit file
+/// and finds exactly one failure, the `all` expectation; without the venv
+/// this check is skipped with the reason on stderr (the rest of the trial
+/// still runs).
+fn junit_has_the_failure(path: &Path) -> Result<(), Failed> {
+    let Some(py) = venv_python("junitparser") else {
+        return Ok(());
+    };
     let script = r#"
 import sys, json
 from junitparser import JUnitXml
