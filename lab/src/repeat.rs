@@ -9,10 +9,17 @@
 //! phase and key figure (the figures `diff` compares), the median, its 95%
 //! interval, min, max and coefficient of variation over the repetitions
 //! that completed ([`crate::stats::summary`]; methods in
-//! docs/STATISTICS.md). The parent `manifest.json` (kind
-//! [`PARENT_KIND`]) lists every repetition with the BLAKE3 of its own
-//! manifest, and hashes the summary files; [`verify`] checks all of it and
-//! every repetition.
+//! docs/STATISTICS.md), the scenario's `[[expect]]` judged over those
+//! repetitions (`stat`: `all` by default, `median`, `ci`;
+//! [`crate::stats::verdict`]) also as JUnit XML (`verdicts.junit.xml`),
+//! and the figures as OpenMetrics text (`figures.om`). The parent
+//! `manifest.json` (kind [`PARENT_KIND`]) lists every repetition with the
+//! BLAKE3 of its own manifest, and hashes the summary files; [`verify`]
+//! checks all of it and every repetition.
+//!
+//! `diff` with a parent on either side is [`diff`]: [`side`] reads each
+//! (a parent verified first, a single run as n = 1) for
+//! [`crate::report::diff::diff_repeated`].
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -6,6 +6,13 @@
 //! listed in a warning), which differences are worth a sentence ([`phase_sentences`]:
 //! a figure that appeared, vanished or moved by the thresholds there), and when a
 //! comparison is doubtful (other scenario, other seed, emulation on one side only).
+//!
+//! Repeated bundles (issue 15) get [`diff_repeated`] instead: per phase and key
+//! figure ([`DIFF_FIGURES`] and the load statistics), the noise-aware comparison of
+//! `stats::compare` (one Benjamini-Hochberg correction across all figures), the
+//! regression gate of `stats::gate` with `--fail-on-regression`, and its Markdown
+//! ([`RepeatedDiff::markdown`]) and JSON forms. A single run on either side is n = 1:
+//! "no noise estimate", never "significant".
 
 use super::charts::diff_flame_svg;
 use super::evidence::{Bundle, PhaseEvidence};
