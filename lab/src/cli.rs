@@ -33,7 +33,9 @@ pub enum Command {
     /// Re-render a bundle's report (report.md, report.html, verdicts.json, timeline.svg);
     /// exits 1 when an expectation fails.
     Report(crate::report::cli::ReportArgs),
-    /// Compare two bundles phase by phase (differential flame graphs, verdict sentences).
+    /// Compare two bundles phase by phase (differential flame graphs, verdict sentences);
+    /// repeated bundles (`run --repeat`) with a noise estimate per figure, and
+    /// `--fail-on-regression` exits 1 on a significant change in a figure's bad direction.
     Diff(crate::report::cli::DiffArgs),
     /// Read a directory in T1's format and show its figures (and a bundle's next to them).
     #[command(name = "import-t1")]

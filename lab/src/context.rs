@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use vm::Target;
 
 /// Commands whose output goes into the context, by label.
@@ -64,24 +63,8 @@ pub fn census(names: &str) -> BTreeMap<String, u32> {
     m
 }
 
-/// `context.json`, written by the run and read by the report.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Context {
-    pub target: Option<vm::TargetInfo>,
-    /// Target-specific facts: container engine/image/cgroup, guest image and accelerator.
-    pub target_details: crate::targets::TargetDetails,
-    /// Label -> command output (or the error).
-    pub facts: BTreeMap<String, String>,
-    pub node_pid: Option<u32>,
-    pub node_version: Option<String>,
-    /// How the lab fitted the node's command line to the flags the binary
-    /// lists in `--help` (flags dropped, `--rpc` added); empty when nothing changed.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub node_flag_notes: Vec<String>,
-    /// Thread census at RPC-ready and at the end of the last phase.
-    pub threads_at_ready: BTreeMap<String, u32>,
-    pub threads_at_end: BTreeMap<String, u32>,
-}
+/// `context.json` (its one definition, in a leaf module the report reads too).
+pub use crate::context_file::Context;
 
 /// Runs every context command on the target (each bounded to 5 s).
 pub fn gather(target: &mut dyn Target) -> Context {

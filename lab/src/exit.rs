@@ -11,6 +11,9 @@ pub enum Exit {
     CheckFailed = 1,
     Usage = 2,
     RunFailed = 3,
+    /// An expectation over repetitions is inconclusive (its interval
+    /// straddles the bound), and none failed: not a pass.
+    Inconclusive = 4,
 }
 
 /// A command that failed before it reported its own outcome: the binary

@@ -2,13 +2,15 @@
 //!
 //! [`run`] executes one CLI command and returns its exit code, or a
 //! [`Failure`] for the binary to print: 0 ok, 1 a check failed
-//! (expectations of a run; `verify` found a mismatch), 2 usage or scenario
-//! error, 3 run failed.
+//! (expectations of a run; `verify` found a mismatch; `diff
+//! --fail-on-regression` found a regression), 2 usage or scenario error,
+//! 3 run failed, 4 an expectation over repetitions is inconclusive.
 
 pub mod bundle;
 pub mod cli;
 pub mod clock;
 pub mod context;
+pub mod context_file;
 pub mod events;
 pub mod exit;
 pub mod load;
@@ -39,11 +41,15 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             not_a_parent(&a.dir, "report")?;
             report_command(report::cli::report(&a))
         }
-        Command::Diff(a) => {
-            not_a_parent(&a.a, "diff")?;
-            not_a_parent(&a.b, "diff")?;
-            report_command(report::cli::diff(&a))
-        }
+        // two single runs: the phase-by-phase diff; a repeated bundle on
+        // either side (or `--json`): the noise-aware diff
+        Command::Diff(a) => report_command(
+            if a.json || repeat::is_parent(&a.a) || repeat::is_parent(&a.b) {
+                repeat::diff(&a)
+            } else {
+                report::cli::diff(&a)
+            },
+        ),
         Command::ImportT1(a) => report_command(report::cli::import_t1(&a)),
         Command::Findings(c) => report_command(report::cli::findings(&c)),
         Command::Probe(a) => probe_command(&a),
@@ -120,15 +126,15 @@ fn verify_command(dir: &Path) -> Result<Exit, Failure> {
     ))
 }
 
-/// `report` and `diff` read one run's bundle; a parent bundle of `run
-/// --repeat` is refused with what to read instead (its statistics are in
-/// `summary/`; the noise-aware diff of two parents is not built yet).
+/// `report` reads one run's bundle; a parent bundle of `run --repeat` is
+/// refused with what to read instead (its statistics and verdicts are in
+/// `summary/`; `diff` takes parent bundles).
 fn not_a_parent(dir: &Path, cmd: &str) -> Result<(), Failure> {
     if !repeat::is_parent(dir) {
         return Ok(());
     }
     Err(Failure::usage(anyhow::anyhow!(
-        "{} holds repeated runs (rep-01/ ...), not one run: its statistics are in {}; `{cmd}` reads one repetition, e.g. {}. A {cmd} of two repeated bundles with a noise estimate is not built yet",
+        "{} holds repeated runs (rep-01/ ...), not one run: its statistics and verdicts are in {}; `{cmd}` reads one repetition, e.g. {}",
         dir.display(),
         dir.join("summary/summary.md").display(),
         dir.join("rep-01").display()

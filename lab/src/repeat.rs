@@ -9,10 +9,17 @@
 //! phase and key figure (the figures `diff` compares), the median, its 95%
 //! interval, min, max and coefficient of variation over the repetitions
 //! that completed ([`crate::stats::summary`]; methods in
-//! docs/STATISTICS.md). The parent `manifest.json` (kind
-//! [`PARENT_KIND`]) lists every repetition with the BLAKE3 of its own
-//! manifest, and hashes the summary files; [`verify`] checks all of it and
-//! every repetition.
+//! docs/STATISTICS.md), the scenario's `[[expect]]` judged over those
+//! repetitions (`stat`: `all` by default, `median`, `ci`;
+//! [`crate::stats::verdict`]) also as JUnit XML (`verdicts.junit.xml`),
+//! and the figures as OpenMetrics text (`figures.om`). The parent
+//! `manifest.json` (kind [`PARENT_KIND`]) lists every repetition with the
+//! BLAKE3 of its own manifest, and hashes the summary files; [`verify`]
+//! checks all of it and every repetition.
+//!
+//! `diff` with a parent on either side is [`diff`]: [`side`] reads each
+//! (a parent verified first, a single run as n = 1) for
+//! [`crate::report::diff::diff_repeated`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,9 +28,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::bundle::{self, Problem};
 use crate::cli::RunArgs;
+use crate::report::diff::Side as DiffSide;
 use crate::report::evidence::{Bundle, PhaseEvidence};
+use crate::report::expect::{evaluate_all, ExpectSpec, Status};
 use crate::report::figures::{eval_name, parse_figure, Ctx};
+use crate::report::spec::Stat;
+use crate::stats::junit::{Case, CaseOutcome};
 use crate::stats::summary::{summarize, Summary};
+use crate::stats::verdict::judge;
 use crate::stats::{Direction, Sample, Series, Settings};
 use crate::{orchestrate, scenario, signals, Exit, Failure};
 
@@ -74,6 +86,9 @@ pub struct SummaryFile {
     /// Repetitions left out, with the reason.
     pub excluded: Vec<String>,
     pub figures: Vec<Summary>,
+    /// The scenario's `[[expect]]` judged over the repetitions.
+    #[serde(default)]
+    pub expectations: Vec<ExpectVerdict>,
 }
 
 /// `qfc-lab run`: one run, or `--repeat N` / `[run] repeat` repetitions.
@@ -134,7 +149,19 @@ pub fn main(args: RunArgs) -> Result<Exit, Failure> {
         .filter(|r| !r.in_statistics)
         .map(|r| format!("{} ({}, exit {})", r.dir, r.status, r.exit_code))
         .collect();
-    let files = write_summary(&parent, &s.name, &reps, excluded).map_err(|e| {
+    let specs: Vec<ExpectSpec> = s
+        .expects
+        .iter()
+        .map(|e| ExpectSpec {
+            figure: e.figure.clone(),
+            phase: e.phase.clone(),
+            op: e.op,
+            value: e.value,
+            why: e.why.clone(),
+            stat: e.stat,
+        })
+        .collect();
+    let written = write_summary(&parent, &s.name, &specs, &reps, excluded).map_err(|e| {
         Failure::run_failed(anyhow::anyhow!(
             "writing {}: {e}",
             parent.join("summary").display()
@@ -146,7 +173,7 @@ pub fn main(args: RunArgs) -> Result<Exit, Failure> {
         scenario: s.name.clone(),
         repeat: n,
         repetitions: reps.clone(),
-        files,
+        files: written.files,
     };
     let json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
     bundle::write_atomic(&parent.join(bundle::MANIFEST), &json).map_err(|e| {
@@ -173,13 +200,16 @@ pub fn main(args: RunArgs) -> Result<Exit, Failure> {
             errors,
         });
     }
-    if reps.iter().any(|r| r.exit_code == Exit::CheckFailed as u8) {
-        return Err(Failure {
-            exit: Exit::CheckFailed,
-            errors,
-        });
+    // The expectations are judged over the repetitions (`stat`), not by
+    // each repetition's own verdict.
+    for e in written
+        .expectations
+        .iter()
+        .filter(|e| e.status != CaseOutcome::Pass)
+    {
+        eprintln!("qfc-lab: {}", e.sentence());
     }
-    Ok(Exit::Ok)
+    Ok(expectations_exit(&written.expectations))
 }
 
 /// Creates the parent directory; like a bundle's, it must be new or empty.
@@ -240,16 +270,25 @@ fn key_figures(p: &PhaseEvidence) -> Vec<String> {
     names
 }
 
-/// Per phase and key figure, one series over the repetitions in the
-/// statistics (a repetition where the figure cannot be evaluated adds no
-/// sample to that figure).
-fn series(parent: &Path, reps: &[Repetition]) -> Result<Vec<Series>, String> {
-    let mut out: BTreeMap<(String, String), Series> = BTreeMap::new();
+/// The repetitions in the statistics, loaded, with their 1-based number.
+fn load_reps(parent: &Path, reps: &[Repetition]) -> Result<Vec<(u32, Bundle)>, String> {
+    let mut out = Vec::new();
     for (k, r) in reps.iter().enumerate() {
         if !r.in_statistics {
             continue;
         }
         let b = Bundle::load(&parent.join(&r.dir)).map_err(|e| format!("{}: {e}", r.dir))?;
+        out.push((k as u32 + 1, b));
+    }
+    Ok(out)
+}
+
+/// Per phase and key figure, one series over the loaded repetitions (a
+/// repetition where the figure cannot be evaluated adds no sample to that
+/// figure).
+fn series_of(loaded: &[(u32, Bundle)]) -> Vec<Series> {
+    let mut out: BTreeMap<(String, String), Series> = BTreeMap::new();
+    for (k, b) in loaded {
         let ctx = Ctx {
             emulated: b.emulated,
         };
@@ -261,40 +300,142 @@ fn series(parent: &Path, reps: &[Repetition]) -> Result<Vec<Series>, String> {
                 if !v.is_finite() {
                     continue;
                 }
-                let unit = parse_figure(&name).map(|f| f.unit).unwrap_or("");
+                let (unit, good) = parse_figure(&name)
+                    .map(|f| (f.unit, f.good))
+                    .unwrap_or(("", Direction::None));
                 out.entry((p.name.clone(), name.clone()))
                     .or_insert_with(|| Series {
                         name: name.clone(),
                         phase: Some(p.name.clone()),
                         unit: unit.to_string(),
-                        good: Direction::None,
+                        good,
                         samples: Vec::new(),
                     })
                     .samples
                     .push(Sample {
-                        repetition: k as u32 + 1,
+                        repetition: *k,
                         value: v,
                     });
             }
         }
     }
-    Ok(out.into_values().collect())
+    out.into_values().collect()
 }
 
-/// Writes `summary/summary.json` and `summary/summary.md`; returns their
-/// hashes for the parent manifest.
+/// `qfc-lab diff A B` when either is a parent bundle (or with `--json`):
+/// the noise-aware diff ([`crate::report::diff::diff_repeated`]) as
+/// Markdown or JSON, `--out` writing `diff.md` and `diff.json`. True (exit
+/// 1) when `--fail-on-regression` found a regression.
+pub fn diff(args: &crate::report::cli::DiffArgs) -> anyhow::Result<(bool, String)> {
+    use anyhow::Context;
+    let thresholds = crate::report::cli::thresholds(args)?;
+    let context = || format!("comparing {} with {}", args.a.display(), args.b.display());
+    let a = side(&args.a).with_context(context)?;
+    let b = side(&args.b).with_context(context)?;
+    let d = crate::report::diff::diff_repeated(&a, &b, thresholds.as_ref(), &Settings::default())
+        .with_context(context)?;
+    let md = d.markdown();
+    let json = serde_json::to_string_pretty(&d).context("serializing the diff")? + "\n";
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        for (name, text) in [("diff.md", &md), ("diff.json", &json)] {
+            let p = out.join(name);
+            std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+        }
+    }
+    Ok((!d.regressions.is_empty(), if args.json { json } else { md }))
+}
+
+/// One side of `diff`: a parent bundle (verified first: a missing or
+/// changed repetition is an error, not a smaller sample) or a single run.
+pub fn side(dir: &Path) -> anyhow::Result<DiffSide> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string());
+    if !is_parent(dir) {
+        let b = Bundle::load(dir)
+            .map_err(|e| anyhow::anyhow!("reading the bundle {}: {e}", dir.display()))?;
+        return Ok(DiffSide {
+            dir: name,
+            scenario: b.scenario.name.clone(),
+            seed: b.scenario.seed,
+            emulated: b.emulated,
+            repeated: false,
+            repetitions: 1,
+            excluded: Vec::new(),
+            series: series_of(&[(1, b)]),
+        });
+    }
+    let (m, problems) = verify(dir).map_err(|f| {
+        anyhow::anyhow!(
+            "{}",
+            f.errors
+                .iter()
+                .map(|e| crate::error_chain(e.as_ref()))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
+    if !problems.is_empty() {
+        anyhow::bail!(
+            "{} does not match its manifest ({} problems: {}); a diff of repeated runs needs every repetition the manifest lists intact: check it with `qfc-lab verify {}`, or run the scenario again",
+            dir.display(),
+            problems.len(),
+            problems.join("; "),
+            dir.display()
+        );
+    }
+    let loaded = load_reps(dir, &m.repetitions)
+        .map_err(|e| anyhow::anyhow!("reading the repetitions of {}: {e}", dir.display()))?;
+    let Some((_, first)) = loaded.first() else {
+        anyhow::bail!(
+            "{}: no repetition is complete, so there is nothing to compare (see its manifest.json)",
+            dir.display()
+        );
+    };
+    Ok(DiffSide {
+        dir: name,
+        scenario: m.scenario.clone(),
+        seed: first.scenario.seed,
+        emulated: first.emulated,
+        repeated: true,
+        repetitions: loaded.len(),
+        excluded: m
+            .repetitions
+            .iter()
+            .filter(|r| !r.in_statistics)
+            .map(|r| format!("{} ({}, exit {})", r.dir, r.status, r.exit_code))
+            .collect(),
+        series: series_of(&loaded),
+    })
+}
+
+/// What the summary step gives back: the summary files' hashes for the
+/// parent manifest, and the expectations' verdicts over the repetitions.
+struct Written {
+    files: BTreeMap<String, String>,
+    expectations: Vec<ExpectVerdict>,
+}
+
+/// Writes `summary/summary.json`, `summary/summary.md`, the expectations'
+/// verdicts as JUnit XML (`summary/verdicts.junit.xml`) and the figures as
+/// OpenMetrics text (`summary/figures.om`); returns their hashes.
 fn write_summary(
     parent: &Path,
     scenario: &str,
+    specs: &[ExpectSpec],
     reps: &[Repetition],
     excluded: Vec<String>,
-) -> std::io::Result<BTreeMap<String, String>> {
+) -> std::io::Result<Written> {
     let settings = Settings::default();
-    let all = series(parent, reps).map_err(std::io::Error::other)?;
+    let loaded = load_reps(parent, reps).map_err(std::io::Error::other)?;
+    let all = series_of(&loaded);
     let figures: Vec<Summary> = all
         .iter()
         .filter_map(|s| summarize(s, &settings).ok())
         .collect();
+    let expectations = judge_expectations(&loaded, reps, specs, &settings);
     let file = SummaryFile {
         schema_version: SCHEMA_VERSION,
         scenario: scenario.to_string(),
@@ -305,20 +446,239 @@ fn write_summary(
             .collect(),
         excluded,
         figures,
+        expectations,
     };
     let dir = parent.join("summary");
     std::fs::create_dir_all(&dir)?;
     let json = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
     bundle::write_atomic(&dir.join("summary.json"), &json)?;
     bundle::write_atomic(&dir.join("summary.md"), markdown(&file).as_bytes())?;
+    let cases: Vec<Case> = file.expectations.iter().map(ExpectVerdict::case).collect();
+    bundle::write_atomic(
+        &dir.join("verdicts.junit.xml"),
+        crate::stats::junit::write(scenario, &cases).as_bytes(),
+    )?;
+    let om = crate::stats::openmetrics::write(scenario, &all, &settings)
+        .map_err(std::io::Error::other)?;
+    bundle::write_atomic(&dir.join("figures.om"), om.as_bytes())?;
     let mut hashes = BTreeMap::new();
-    for f in ["summary/summary.json", "summary/summary.md"] {
+    for f in SUMMARY_FILES {
         hashes.insert(f.to_string(), bundle::hash_file(&parent.join(f))?);
     }
-    Ok(hashes)
+    Ok(Written {
+        files: hashes,
+        expectations: file.expectations,
+    })
 }
 
-/// The summary as a table, one row per phase and figure.
+/// The files of `summary/`, sealed in the parent manifest.
+pub const SUMMARY_FILES: &[&str] = &[
+    "summary/summary.json",
+    "summary/summary.md",
+    "summary/verdicts.junit.xml",
+    "summary/figures.om",
+];
+
+/// One repetition's value of an expectation's figure, or why it has none.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RepValue {
+    /// `rep-01`, ...
+    pub repetition: String,
+    pub value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// An `[[expect]]` judged over the repetitions (`stat`, default `all`):
+/// pass, fail, inconclusive (a `ci` interval straddles the bound) or
+/// cannot-evaluate (no repetition gives the figure; for `all`, any
+/// repetition does not).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExpectVerdict {
+    pub figure: String,
+    /// `null`: the whole run.
+    pub phase: Option<String>,
+    pub stat: Stat,
+    pub op: crate::report::spec::CompareOp,
+    pub bound: f64,
+    pub unit: String,
+    pub status: CaseOutcome,
+    /// The repetitions' values, in order.
+    pub values: Vec<RepValue>,
+    /// The statistic judged (`stats::verdict`), when it could be.
+    pub verdict: Option<crate::stats::verdict::DistVerdict>,
+    /// One line: what was measured against what.
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+impl ExpectVerdict {
+    /// `fsync.per_block in phase load: all <= 1`.
+    pub fn name(&self) -> String {
+        let scope = match &self.phase {
+            Some(p) => format!("in phase {p}"),
+            None => "over the whole run".into(),
+        };
+        format!(
+            "{} {scope}: {} {} {}",
+            self.figure,
+            self.stat.name(),
+            self.op.symbol(),
+            crate::report::render::num(self.bound)
+        )
+    }
+
+    fn case(&self) -> Case {
+        Case {
+            name: self.name(),
+            outcome: self.status,
+            message: self.detail.clone(),
+        }
+    }
+
+    /// `FAIL fsync.per_block in phase load: all <= 1: ...`.
+    pub fn sentence(&self) -> String {
+        let word = match self.status {
+            CaseOutcome::Pass => "PASS",
+            CaseOutcome::Fail => "FAIL",
+            CaseOutcome::Inconclusive => "INCONCLUSIVE",
+            CaseOutcome::CannotEvaluate => "CANNOT EVALUATE",
+        };
+        format!("{word} {}: {}", self.name(), self.detail)
+    }
+}
+
+/// Judges each expectation over the repetitions in the statistics: each
+/// repetition's value as `report` computes it (its phase, or the whole run
+/// merged), then the `stat` of those values ([`judge`]).
+fn judge_expectations(
+    loaded: &[(u32, Bundle)],
+    reps: &[Repetition],
+    specs: &[ExpectSpec],
+    settings: &Settings,
+) -> Vec<ExpectVerdict> {
+    // per repetition, one verdict per spec (the single-run evaluation)
+    let per_rep: Vec<(String, Vec<crate::report::expect::Verdict>)> = loaded
+        .iter()
+        .map(|(k, b)| {
+            let dir = reps
+                .get(*k as usize - 1)
+                .map(|r| r.dir.clone())
+                .unwrap_or_else(|| format!("rep-{k:02}"));
+            (dir, evaluate_all(b, specs).verdicts)
+        })
+        .collect();
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            let stat = spec.stat.unwrap_or(Stat::All);
+            let mut unit = String::new();
+            let values: Vec<RepValue> = per_rep
+                .iter()
+                .map(|(dir, vs)| {
+                    let v = &vs[i];
+                    unit.clone_from(&v.unit);
+                    RepValue {
+                        repetition: dir.clone(),
+                        value: v.value.filter(|_| v.status != Status::CannotEvaluate),
+                        reason: v.reason.clone(),
+                    }
+                })
+                .collect();
+            let mut out = ExpectVerdict {
+                figure: spec.figure.clone(),
+                phase: spec.phase.clone(),
+                stat,
+                op: spec.op,
+                bound: spec.value,
+                unit,
+                status: CaseOutcome::CannotEvaluate,
+                values,
+                verdict: None,
+                detail: String::new(),
+                why: spec.why.clone(),
+            };
+            let missing: Vec<String> = out
+                .values
+                .iter()
+                .filter(|v| v.value.is_none())
+                .map(|v| {
+                    format!(
+                        "{}: {}",
+                        v.repetition,
+                        v.reason.as_deref().unwrap_or("no value")
+                    )
+                })
+                .collect();
+            let have: Vec<(String, f64)> = out
+                .values
+                .iter()
+                .filter_map(|v| v.value.map(|x| (v.repetition.clone(), x)))
+                .collect();
+            if have.is_empty() {
+                out.detail = if missing.is_empty() {
+                    "no repetition is in the statistics".into()
+                } else {
+                    format!("no repetition gives the figure ({})", missing.join("; "))
+                };
+                return out;
+            }
+            if stat == Stat::All && !missing.is_empty() {
+                out.detail = format!(
+                    "`all` needs every repetition, and {} cannot be evaluated",
+                    missing.join("; ")
+                );
+                return out;
+            }
+            let xs: Vec<f64> = have.iter().map(|(_, x)| *x).collect();
+            match judge(&spec.figure, &xs, stat, spec.op, spec.value, settings) {
+                Ok(v) => {
+                    out.status = match v.outcome {
+                        crate::stats::verdict::Outcome::Pass => CaseOutcome::Pass,
+                        crate::stats::verdict::Outcome::Fail => CaseOutcome::Fail,
+                        crate::stats::verdict::Outcome::Inconclusive => CaseOutcome::Inconclusive,
+                    };
+                    let failing: Vec<&str> = v
+                        .failing
+                        .iter()
+                        .filter_map(|&j| have.get(j - 1).map(|(d, _)| d.as_str()))
+                        .collect();
+                    out.detail = if failing.is_empty() {
+                        v.detail.clone()
+                    } else {
+                        format!("{} break it: {}", failing.join(", "), v.detail)
+                    };
+                    if !missing.is_empty() {
+                        out.detail +=
+                            &format!("; left out (cannot be evaluated): {}", missing.join("; "));
+                    }
+                    out.verdict = Some(v);
+                }
+                Err(e) => out.detail = e.to_string(),
+            }
+            out
+        })
+        .collect()
+}
+
+/// The run's exit from the expectations over the repetitions: 1 when one
+/// fails or cannot be evaluated, else 4 when one is inconclusive, else 0.
+fn expectations_exit(v: &[ExpectVerdict]) -> Exit {
+    if v.iter()
+        .any(|e| matches!(e.status, CaseOutcome::Fail | CaseOutcome::CannotEvaluate))
+    {
+        Exit::CheckFailed
+    } else if v.iter().any(|e| e.status == CaseOutcome::Inconclusive) {
+        Exit::Inconclusive
+    } else {
+        Exit::Ok
+    }
+}
+
+/// The summary as a table, one row per phase and figure, then the
+/// expectations' verdicts.
 fn markdown(f: &SummaryFile) -> String {
     let mut out = format!(
         "# {}: {} repetitions in the statistics\n\n",
@@ -330,6 +690,13 @@ fn markdown(f: &SummaryFile) -> String {
             "Left out of the statistics: {}.\n\n",
             f.excluded.join(", ")
         ));
+    }
+    if !f.expectations.is_empty() {
+        out.push_str("## Expectations over the repetitions\n\n");
+        for e in &f.expectations {
+            out.push_str(&format!("- {}\n", e.sentence()));
+        }
+        out.push_str("\n## Figures\n\n");
     }
     out.push_str("Median with its 95% interval (docs/STATISTICS.md), min, max, coefficient of variation.\n\n");
     out.push_str("| phase | figure | n | summary |\n| --- | --- | ---: | --- |\n");
@@ -414,4 +781,47 @@ pub fn verify(dir: &Path) -> Result<(ParentManifest, Vec<String>), Failure> {
         }
     }
     Ok((m, problems))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::spec::CompareOp;
+
+    fn v(status: CaseOutcome) -> ExpectVerdict {
+        ExpectVerdict {
+            figure: "fsync.per_block".into(),
+            phase: Some("load".into()),
+            stat: Stat::Ci,
+            op: CompareOp::Le,
+            bound: 1.0,
+            unit: "calls/block".into(),
+            status,
+            values: Vec::new(),
+            verdict: None,
+            detail: "d".into(),
+            why: None,
+        }
+    }
+
+    /// Inconclusive has its own exit code (4), below a failure (1).
+    #[test]
+    fn expectations_decide_the_exit() {
+        use CaseOutcome::*;
+        assert_eq!(expectations_exit(&[]), Exit::Ok);
+        assert_eq!(expectations_exit(&[v(Pass)]), Exit::Ok);
+        assert_eq!(
+            expectations_exit(&[v(Pass), v(Inconclusive)]),
+            Exit::Inconclusive
+        );
+        assert_eq!(
+            expectations_exit(&[v(Inconclusive), v(Fail)]),
+            Exit::CheckFailed
+        );
+        assert_eq!(expectations_exit(&[v(CannotEvaluate)]), Exit::CheckFailed);
+        assert_eq!(
+            v(Inconclusive).sentence(),
+            "INCONCLUSIVE fsync.per_block in phase load: ci <= 1: d"
+        );
+    }
 }

@@ -8,7 +8,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::channel;
 
-use serde::{Deserialize, Serialize};
 use vm::container::{ContainerConfig, ContainerTarget};
 use vm::{LocalTarget, QemuTarget, SshTarget, SshTargetConfig, Target};
 
@@ -71,25 +70,8 @@ impl AnyTarget {
     }
 }
 
-/// What a target adds to `context.json` beyond [`vm::TargetInfo`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct TargetDetails {
-    /// Container engine, image, cgroup, log driver (container target).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container: Option<vm::container::ContainerContext>,
-    /// The guest image (its key goes in the manifest too).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<vm::ImageSummary>,
-    /// The accelerator choice with its reason.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub accel_reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub launch_to_ready_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub qemu_argv: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub serial_log: Option<PathBuf>,
-}
+/// What a target adds to `context.json` (the one definition is the bundle file's).
+pub use crate::context_file::TargetDetails;
 
 /// Binaries for the target's architecture, when they differ from the host's.
 #[derive(Debug, Clone, Default)]

@@ -348,7 +348,7 @@ fn sigint_while_seeding_ends_the_run_within_2_s() -> Result<(), Failed> {
 /// repetitions that each verify on their own, a summary with n = 2 per
 /// figure, and a parent `verify` that checks every repetition: a changed
 /// file in one or a missing repetition is named. `--repeat 0` and a
-/// `report`/`diff` of the parent are clear usage errors.
+/// `diff` of the parent with a missing repetition are clear usage errors.
 fn repeat_two_runs_make_one_verifiable_parent_bundle() -> Result<(), Failed> {
     let tmp = tempfile::tempdir()?;
     let out = tmp.path().join("parent");
@@ -411,13 +411,15 @@ fn repeat_two_runs_make_one_verifiable_parent_bundle() -> Result<(), Failed> {
         .arg(&out)
         .arg(out.join("rep-02"))
         .output()?;
+    // a diff of a parent whose repetition is missing is a clear error (issue 15)
+    let diff_err = String::from_utf8_lossy(&diff.stderr);
     ensure(
         diff.status.code() == Some(2)
-            && String::from_utf8_lossy(&diff.stderr).contains("holds repeated runs"),
+            && diff_err.contains("does not match its manifest")
+            && diff_err.contains("missing repetition: rep-01"),
         format!(
-            "diff of a parent: exit {:?}: {}",
+            "diff of a parent with a missing repetition: exit {:?}: {diff_err}",
             diff.status.code(),
-            String::from_utf8_lossy(&diff.stderr)
         ),
     )?;
     let zero = Command::new(lab())
@@ -435,6 +437,275 @@ fn repeat_two_runs_make_one_verifiable_parent_bundle() -> Result<(), Failed> {
         "--repeat 0 made a bundle",
     )?;
     Ok(())
+}
+
+/// Runs `qfc-lab` with `args` (from the repository root); exit code,
+/// stdout, stderr.
+fn lab_cmd(args: &[&std::ffi::OsStr]) -> Result<(Option<i32>, String, String), Failed> {
+    let o = Command::new(lab())
+        .args(args)
+        .current_dir(repo())
+        .output()?;
+    Ok((
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    ))
+}
+
+/// The smoke scenario with short phases, `--repeat 2`, into `out`; with
+/// `extra` appended to the scenario file (more `[[expect]]`).
+fn smoke_repeat_2(tmp: &Path, out: &Path, extra: &str) -> Result<(Option<i32>, String), Failed> {
+    let scenario = tmp.join(format!(
+        "{}.toml",
+        out.file_name().and_then(|n| n.to_str()).unwrap_or("s")
+    ));
+    let base = std::fs::read_to_string(repo().join("scenarios/smoke.toml"))?;
+    std::fs::write(&scenario, base + extra)?;
+    let (code, _, err) = lab_cmd(&[
+        "run".as_ref(),
+        scenario.as_os_str(),
+        "--repeat".as_ref(),
+        "2".as_ref(),
+        "--set".as_ref(),
+        "phase.0.duration_s=2".as_ref(),
+        "--set".as_ref(),
+        "phase.1.duration_s=3".as_ref(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ])?;
+    Ok((code, err))
+}
+
+/// Issue 15, wired: two `--repeat 2` parents of the smoke scenario (one
+/// with a `stat = "all"` expectation that no repetition meets).
+/// - The run judges expectations over the repetitions: exit 1, and
+///   summary/verdicts.junit.xml, read by junitparser (when the venv is
+///   there), has exactly that failure; summary/figures.om is sealed and
+///   prometheus_client's OpenMetrics parser reads it.
+/// - `diff` of the two parents: one verdict sentence per compared figure,
+///   "within noise" (2 vs 2 can never be significant) naming the n it needs,
+///   no panic; `--json` has `schema_version` and no significant figure.
+/// - `--fail-on-regression` on same-vs-same exits 0.
+/// - A parent against one of its single runs says "no noise estimate",
+///   never "significant".
+/// - A diff of a parent with a tampered repetition is a clear error.
+fn repeat_diff_gate_and_expectations_over_repetitions() -> Result<(), Failed> {
+    let tmp = tempfile::tempdir()?;
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    let (code, err) = smoke_repeat_2(tmp.path(), &a, "")?;
+    ensure(code == Some(0), format!("parent a: exit {code:?}: {err}"))?;
+    let impossible = "\n[[expect]]\nfigure = \"node.blocks\"\nphase = \"stress\"\nop = \">=\"\nvalue = 1000000\nstat = \"all\"\nwhy = \"no repetition makes a million blocks in 3 s\"\n\n[[expect]]\nfigure = \"node.blocks\"\nphase = \"stress\"\nop = \">=\"\nvalue = 1\nstat = \"median\"\n";
+    let (code, err) = smoke_repeat_2(tmp.path(), &b, impossible)?;
+    ensure(
+        code == Some(1) && err.contains("FAIL node.blocks in phase stress: all >= 1000000"),
+        format!("parent b with a failing `all` expectation: exit {code:?}: {err}"),
+    )?;
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.join("summary/summary.json"))?)?;
+    let statuses: Vec<String> = summary["expectations"]
+        .as_array()
+        .ok_or("no expectations in summary.json")?
+        .iter()
+        .map(|e| format!("{} {}", e["stat"], e["status"]))
+        .collect();
+    ensure(
+        statuses
+            == [
+                "\"all\" \"pass\"",
+                "\"all\" \"fail\"",
+                "\"median\" \"pass\"",
+            ],
+        format!("expectation verdicts over the repetitions: {statuses:?}"),
+    )?;
+    let m = manifest(&b);
+    for f in ["summary/verdicts.junit.xml", "summary/figures.om"] {
+        ensure(
+            m["files"][f].is_string(),
+            format!("{f} is not sealed in the parent manifest: {}", m["files"]),
+        )?;
+    }
+    let (vcode, text) = verify(&b);
+    ensure(vcode == 0, format!("parent b does not verify: {text}"))?;
+    let om = std::fs::read_to_string(b.join("summary/figures.om"))?;
+    ensure(
+        om.contains("qfc_lab_figure{scenario=\"smoke\",phase=\"stress\",repetition=\"2\",figure=\"node.blocks\"")
+            && om.ends_with("# EOF\n"),
+        "figures.om lacks node.blocks of rep 2 in phase stress",
+    )?;
+    junit_has_the_failure(&b.join("summary/verdicts.junit.xml"))?;
+    openmetrics_parses(&b.join("summary/figures.om"), &om)?;
+
+    // diff of two parents
+    let (code, md, err) = lab_cmd(&["diff".as_ref(), a.as_os_str(), b.as_os_str()])?;
+    ensure(code == Some(0), format!("diff a b: exit {code:?}: {err}"))?;
+    let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| `")).collect();
+    ensure(
+        rows.len() >= 10,
+        format!("diff compared {} figures:\n{md}", rows.len()),
+    )?;
+    for r in &rows {
+        let fig = r.split('`').nth(1).unwrap_or("");
+        ensure(
+            md.lines().any(|l| l.starts_with(&format!("- {fig}"))),
+            format!("no verdict sentence for {fig}:\n{md}"),
+        )?;
+    }
+    ensure(
+        md.contains("within noise (p = ")
+            && md.contains("n = 2 vs 2")
+            && md.contains("needs at least 4 vs 4")
+            && !md.contains("significant ("),
+        format!("2 vs 2 is within noise and says the n it needs:\n{md}"),
+    )?;
+    let (code, json, err) = lab_cmd(&[
+        "diff".as_ref(),
+        a.as_os_str(),
+        b.as_os_str(),
+        "--json".as_ref(),
+    ])?;
+    ensure(
+        code == Some(0),
+        format!("diff --json: exit {code:?}: {err}"),
+    )?;
+    let j: serde_json::Value = serde_json::from_str(&json)?;
+    let cmp = j["comparisons"].as_array().ok_or("no comparisons")?;
+    ensure(
+        j["schema_version"] == 1
+            && cmp.len() == rows.len()
+            && cmp.iter().all(|c| c["outcome"] != "significant")
+            && cmp.iter().any(|c| c["outcome"] == "within-noise")
+            // a figure some repetition lacks (e.g. no W block IO in a 3 s
+            // phase) has n = 1 on that side: no noise estimate, not a test
+            && cmp.iter().all(|c| {
+                (c["outcome"] == "no-noise-estimate")
+                    == (c["n_a"].as_u64() < Some(2) || c["n_b"].as_u64() < Some(2))
+            }),
+        format!("diff --json: {json}"),
+    )?;
+    // the gate: same vs same exits 0
+    let (code, md, err) = lab_cmd(&[
+        "diff".as_ref(),
+        a.as_os_str(),
+        a.as_os_str(),
+        "--fail-on-regression".as_ref(),
+        "0%".as_ref(),
+    ])?;
+    ensure(
+        code == Some(0) && md.contains("Regression gate: no regression"),
+        format!("gate on same vs same: exit {code:?}: {err}\n{md}"),
+    )?;
+    // a parent against a single run: no noise estimate, never significant
+    let (code, md, err) = lab_cmd(&[
+        "diff".as_ref(),
+        a.as_os_str(),
+        b.join("rep-01").as_os_str(),
+        "--fail-on-regression".as_ref(),
+    ])?;
+    ensure(
+        code == Some(0) && md.contains("no noise estimate") && !md.contains("significant ("),
+        format!("parent vs single: exit {code:?}: {err}\n{md}"),
+    )?;
+    // bad input: a tampered repetition
+    let report = b.join("rep-02/report.md");
+    let mut bytes = std::fs::read(&report)?;
+    bytes.push(b'x');
+    std::fs::write(&report, bytes)?;
+    let (code, _, err) = lab_cmd(&["diff".as_ref(), a.as_os_str(), b.as_os_str()])?;
+    ensure(
+        code == Some(2)
+            && err.contains("does not match its manifest")
+            && err.contains("rep-02: changed: report.md"),
+        format!("diff with a tampered repetition: exit {code:?}: {err}"),
+    )?;
+    Ok(())
+}
+
+/// The venv's Python (scripts/setup.sh) when it can import `module`; else
+/// the reason, printed, and the caller skips that check.
+fn venv_python(module: &str) -> Option<PathBuf> {
+    let cache = std::env::var_os("QFC_LAB_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/qfc-lab"));
+    let py = cache.join("pyenv/bin/python");
+    let ok = py.is_file()
+        && Command::new(&py)
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!(
+            "repeat_diff_gate_and_expectations_over_repetitions: {module} check skipped: {} lacks {module} (run scripts/setup.sh)",
+            py.display()
+        );
+    }
+    ok.then_some(py)
+}
+
+/// prometheus_client's OpenMetrics parser reads the parent's figures.om:
+/// one sample per `qfc_lab_figure` line we wrote (skipped without the venv).
+fn openmetrics_parses(path: &Path, text: &str) -> Result<(), Failed> {
+    let Some(py) = venv_python("prometheus_client") else {
+        return Ok(());
+    };
+    let script = r#"
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+n = 0
+for fam in text_string_to_metric_families(open(sys.argv[1]).read()):
+    if fam.name == "qfc_lab_figure":
+        n += len(fam.samples)
+print(n)
+"#;
+    let o = Command::new(&py).args(["-c", script]).arg(path).output()?;
+    ensure(
+        o.status.success(),
+        format!("prometheus_client: {}", String::from_utf8_lossy(&o.stderr)),
+    )?;
+    let want = text
+        .lines()
+        .filter(|l| l.starts_with("qfc_lab_figure{"))
+        .count();
+    let got: usize = String::from_utf8_lossy(&o.stdout).trim().parse()?;
+    ensure(
+        got == want && want > 0,
+        format!("prometheus_client read {got} qfc_lab_figure samples, want {want}"),
+    )
+}
+
+/// junitparser (the venv of scripts/setup.sh) reads the parent's JUnit file
+/// and finds exactly one failure, the `all` expectation; without the venv
+/// this check is skipped with the reason on stderr (the rest of the trial
+/// still runs).
+fn junit_has_the_failure(path: &Path) -> Result<(), Failed> {
+    let Some(py) = venv_python("junitparser") else {
+        return Ok(());
+    };
+    let script = r#"
+import sys, json
+from junitparser import JUnitXml
+out = []
+for suite in JUnitXml.fromfile(sys.argv[1]):
+    for case in suite:
+        out.append([case.name, [type(r).__name__ + ":" + (r.type or "") for r in case.result]])
+print(json.dumps(out))
+"#;
+    let o = Command::new(&py).args(["-c", script]).arg(path).output()?;
+    ensure(
+        o.status.success(),
+        format!("junitparser: {}", String::from_utf8_lossy(&o.stderr)),
+    )?;
+    let got: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    let want = serde_json::json!([
+        ["load.rpc.errors in phase warmup: all == 0", []],
+        [
+            "node.blocks in phase stress: all >= 1000000",
+            ["Failure:fail"]
+        ],
+        ["node.blocks in phase stress: median >= 1", []],
+    ]);
+    ensure(got == want, format!("junitparser read {got}, want {want}"))
 }
 
 /// Runs smoke.toml with `--json`; calls `at_phase` once the first phase has
@@ -687,6 +958,11 @@ fn main() {
         Trial::test(
             "repeat_two_runs_make_one_verifiable_parent_bundle",
             repeat_two_runs_make_one_verifiable_parent_bundle,
+        )
+        .with_ignored_flag(no_node),
+        Trial::test(
+            "repeat_diff_gate_and_expectations_over_repetitions",
+            repeat_diff_gate_and_expectations_over_repetitions,
         )
         .with_ignored_flag(no_node),
         Trial::test(

@@ -1,5 +1,5 @@
 //! The report's subcommands for the `qfc-lab` CLI: `report DIR [--baseline T1DIR]`,
-//! `diff A B [--out DIR]`, `import-t1 DIR [--bundle B]`, `findings t1 BUNDLE... [--baseline T1DIR]`. The spine's CLI flattens these
+//! `diff A B [--out DIR] [--fail-on-regression [T]] [--json]` (single runs; repeated bundles: `repeat::diff`), `import-t1 DIR [--bundle B]`, `findings t1 BUNDLE... [--baseline T1DIR]`. The spine's CLI flattens these
 //! argument structs and calls the handlers; each returns whether an expectation failed
 //! (exit 1) and the text to print.
 
@@ -24,9 +24,26 @@ pub struct DiffArgs {
     pub a: PathBuf,
     /// The bundle after the change
     pub b: PathBuf,
-    /// Write diff.md, diff.html and differential flame graphs here
+    /// Write diff.md, diff.html and differential flame graphs here (for
+    /// repeated bundles: diff.md and diff.json)
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Exit 1 when a figure changed significantly in its bad direction past
+    /// a threshold: `FIGURE=T` entries and a bare default `T`, comma
+    /// separated, T as `10%` (of median A) or `0.5` (in the figure's unit);
+    /// bare flag: any significant change in the bad direction (`0%`). Needs
+    /// repeated bundles: a single run has no noise estimate and never gates
+    #[arg(
+        long,
+        value_name = "THRESHOLDS",
+        num_args = 0..=1,
+        default_missing_value = "0%"
+    )]
+    pub fail_on_regression: Option<String>,
+    /// Print the comparison as JSON (`schema_version`, per figure the
+    /// statistics and verdict) instead of Markdown
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `qfc-lab import-t1 DIR`: T1's production figures, optionally next to a bundle's.
@@ -110,11 +127,28 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<(bool, String)> {
     ))
 }
 
-/// Compares two bundles; prints the Markdown.
+/// `--fail-on-regression`'s thresholds, parsed (an error names the entry).
+pub fn thresholds(args: &DiffArgs) -> anyhow::Result<Option<crate::stats::gate::Thresholds>> {
+    args.fail_on_regression
+        .as_deref()
+        .map(crate::stats::gate::Thresholds::parse)
+        .transpose()
+        .context("--fail-on-regression")
+}
+
+/// Compares two single-run bundles phase by phase; prints the Markdown.
+/// (Repeated bundles and `--json` take `repeat::diff`, the noise-aware
+/// diff.) Two single runs have no noise estimate: `--fail-on-regression`
+/// gates nothing and says so.
 pub fn diff(args: &DiffArgs) -> anyhow::Result<(bool, String)> {
+    let gated = thresholds(args)?.is_some();
     let d = super::diff_bundles(&args.a, &args.b, args.out.as_deref())
         .with_context(|| format!("comparing {} with {}", args.a.display(), args.b.display()))?;
-    Ok((false, d.markdown))
+    let mut md = d.markdown;
+    if gated {
+        md.push_str("\nRegression gate: nothing gated: two single runs carry no noise estimate (run both with --repeat 5).\n");
+    }
+    Ok((false, md))
 }
 
 /// Imports T1's files; prints or writes the Markdown.

@@ -6,6 +6,13 @@
 //! listed in a warning), which differences are worth a sentence ([`phase_sentences`]:
 //! a figure that appeared, vanished or moved by the thresholds there), and when a
 //! comparison is doubtful (other scenario, other seed, emulation on one side only).
+//!
+//! Repeated bundles (issue 15) get [`diff_repeated`] instead: per phase and key
+//! figure ([`DIFF_FIGURES`] and the load statistics), the noise-aware comparison of
+//! `stats::compare` (one Benjamini-Hochberg correction across all figures), the
+//! regression gate of `stats::gate` with `--fail-on-regression`, and its Markdown
+//! ([`RepeatedDiff::markdown`]) and JSON forms. A single run on either side is n = 1:
+//! "no noise estimate", never "significant".
 
 use super::charts::diff_flame_svg;
 use super::evidence::{Bundle, PhaseEvidence};
@@ -451,4 +458,375 @@ fn dir_name(p: &std::path::Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| p.display().to_string())
+}
+
+// ---------------------------------------------------------------------------
+// Noise-aware diff of repeated bundles (issue 15)
+// ---------------------------------------------------------------------------
+
+/// Version of the `--json` form of a repeated diff ([`RepeatedDiff`]).
+pub const REPEATED_DIFF_SCHEMA_VERSION: u32 = 1;
+
+/// One side of a noise-aware diff: a parent bundle of `run --repeat` (its
+/// repetitions in the statistics) or a single run (n = 1), as
+/// `repeat::side` reads it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Side {
+    /// The bundle's directory name.
+    pub dir: String,
+    pub scenario: String,
+    pub seed: Option<u64>,
+    #[serde(skip)]
+    pub emulated: Option<bool>,
+    /// Whether it is a parent bundle of repetitions.
+    pub repeated: bool,
+    /// Repetitions in the statistics (1 for a single run).
+    pub repetitions: usize,
+    /// Repetitions left out, with the reason.
+    pub excluded: Vec<String>,
+    /// Per phase and key figure, one value per repetition.
+    #[serde(skip)]
+    pub series: Vec<crate::stats::Series>,
+}
+
+/// A figure's comparison and, with `--fail-on-regression`, its gate.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Compared {
+    #[serde(flatten)]
+    pub comparison: crate::stats::compare::Comparison,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<crate::stats::gate::GateResult>,
+}
+
+/// The noise-aware diff: every figure both sides have, compared with the
+/// exact rank test and the Benjamini-Hochberg correction across all of
+/// them (`--json` prints it).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RepeatedDiff {
+    pub schema_version: u32,
+    pub a: Side,
+    pub b: Side,
+    pub warnings: Vec<String>,
+    pub alpha: f64,
+    pub comparisons: Vec<Compared>,
+    /// `phase: figure` measured on one side only.
+    pub only_a: Vec<String>,
+    pub only_b: Vec<String>,
+    /// Whether `--fail-on-regression` was given.
+    pub gated: bool,
+    /// Figures that are regressions (`--fail-on-regression`).
+    pub regressions: Vec<String>,
+}
+
+/// Compares the figures of `a` (before) and `b` (after); with `thresholds`
+/// each comparison is gated ([`crate::stats::gate`]: only a figure that has
+/// a threshold, its own or the default, is gated).
+pub fn diff_repeated(
+    a: &Side,
+    b: &Side,
+    thresholds: Option<&crate::stats::gate::Thresholds>,
+    settings: &crate::stats::Settings,
+) -> Result<RepeatedDiff, crate::stats::StatsError> {
+    use crate::stats::compare::compare_all;
+    let key = |s: &crate::stats::Series| (s.phase.clone(), s.name.clone());
+    let label =
+        |s: &crate::stats::Series| format!("{}: {}", s.phase.as_deref().unwrap_or("run"), s.name);
+    let mut pairs = Vec::new();
+    let mut only_a = Vec::new();
+    for sa in &a.series {
+        match b.series.iter().find(|sb| key(sb) == key(sa)) {
+            Some(sb) => pairs.push((sa.clone(), sb.clone())),
+            None => only_a.push(label(sa)),
+        }
+    }
+    let only_b = b
+        .series
+        .iter()
+        .filter(|sb| !a.series.iter().any(|sa| key(sa) == key(sb)))
+        .map(label)
+        .collect();
+    let comparisons: Vec<Compared> = compare_all(&pairs, settings)?
+        .into_iter()
+        .map(|c| {
+            let gate = thresholds.map(|t| match t.for_figure(&c.figure) {
+                Some(th) => crate::stats::gate::gate(&c, th),
+                None => crate::stats::gate::GateResult {
+                    figure: c.figure.clone(),
+                    regression: false,
+                    reason: "no threshold for this figure: not gated".into(),
+                },
+            });
+            Compared {
+                comparison: c,
+                gate,
+            }
+        })
+        .collect();
+    let regressions = comparisons
+        .iter()
+        .filter(|c| c.gate.as_ref().is_some_and(|g| g.regression))
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c.comparison.phase.as_deref().unwrap_or("run"),
+                c.comparison.figure
+            )
+        })
+        .collect();
+    let mut warnings = Vec::new();
+    if a.scenario != b.scenario {
+        warnings.push(format!(
+            "the bundles come from different scenarios ({:?} and {:?}): differences may come from the scenarios, not from the change under test",
+            a.scenario, b.scenario
+        ));
+    }
+    if a.seed != b.seed {
+        warnings.push(format!(
+            "the bundles used different seeds ({} and {}): load and data differ between them",
+            seed(a.seed),
+            seed(b.seed)
+        ));
+    }
+    if a.emulated != b.emulated {
+        warnings.push("one bundle comes from an emulated target and the other does not: timings are not comparable".into());
+    }
+    if a.repetitions < 2 || b.repetitions < 2 {
+        warnings.push(format!(
+            "no noise estimate: {} vs {} repetitions; a side with one run cannot tell an effect from noise, so no figure is called significant: run both with --repeat 5",
+            a.repetitions, b.repetitions
+        ));
+    }
+    Ok(RepeatedDiff {
+        schema_version: REPEATED_DIFF_SCHEMA_VERSION,
+        a: a.clone(),
+        b: b.clone(),
+        warnings,
+        alpha: settings.alpha,
+        comparisons,
+        only_a,
+        only_b,
+        gated: thresholds.is_some(),
+        regressions,
+    })
+}
+
+fn seed(s: Option<u64>) -> String {
+    s.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
+}
+
+fn side_line(which: &str, s: &Side) -> String {
+    let reps = if s.repeated {
+        format!("{} repetitions in the statistics", s.repetitions)
+    } else {
+        "one run".to_string()
+    };
+    let excluded = if s.excluded.is_empty() {
+        String::new()
+    } else {
+        format!("; left out: {}", s.excluded.join(", "))
+    };
+    format!(
+        "{which}: {} ({}, seed {}, {reps}{excluded})",
+        s.dir,
+        s.scenario,
+        seed(s.seed)
+    )
+}
+
+impl RepeatedDiff {
+    /// Markdown: the sides, the warnings, the method, then per phase a
+    /// table and one verdict sentence per figure.
+    pub fn markdown(&self) -> String {
+        use crate::stats::compare::Outcome;
+        let mut o = String::from("# qfc-lab diff (repeated runs)\n\n");
+        o += &format!(
+            "- {}\n- {}\n\n",
+            side_line("A (before)", &self.a),
+            side_line("B (after)", &self.b)
+        );
+        for w in &self.warnings {
+            o += &format!("> **Warning:** {w}\n\n");
+        }
+        let tested = self
+            .comparisons
+            .iter()
+            .filter(|c| c.comparison.test.is_some())
+            .count();
+        let significant = self
+            .comparisons
+            .iter()
+            .filter(|c| c.comparison.outcome == Outcome::Significant)
+            .count();
+        o += &format!(
+            "Per figure: the change of the median, the Hodges-Lehmann shift with its interval, the exact two-sided Mann-Whitney test, Cliff's delta, and Benjamini-Hochberg adjusted p over the {tested} figures with a noise estimate, significant at alpha = {} (docs/STATISTICS.md). **{significant} of {} figures significant.**\n\n",
+            self.alpha,
+            self.comparisons.len()
+        );
+        if self.gated {
+            if self.regressions.is_empty() {
+                o += "**Regression gate: no regression.**\n\n";
+            } else {
+                o += &format!(
+                    "**Regression gate: {} regressions: {}.**\n\n",
+                    self.regressions.len(),
+                    self.regressions.join(", ")
+                );
+            }
+        }
+        let mut phases: Vec<Option<&str>> = Vec::new();
+        for c in &self.comparisons {
+            let p = c.comparison.phase.as_deref();
+            if !phases.contains(&p) {
+                phases.push(p);
+            }
+        }
+        for p in phases {
+            o += &format!("## Phase {}\n\n", p.unwrap_or("run"));
+            o += "| figure | median A | median B | change | shift [CI] | p | p (BH) | Cliff's delta | verdict |";
+            if self.gated {
+                o += " gate |";
+            }
+            o += "\n|---|---:|---:|---:|---|---:|---:|---:|---|";
+            if self.gated {
+                o += "---|";
+            }
+            o += "\n";
+            let here: Vec<&Compared> = self
+                .comparisons
+                .iter()
+                .filter(|c| c.comparison.phase.as_deref() == p)
+                .collect();
+            for c in &here {
+                let x = &c.comparison;
+                let shift = x
+                    .shift
+                    .map(|s| format!("{} [{}, {}]", num(s.estimate), num(s.lo), num(s.hi)))
+                    .unwrap_or_default();
+                let opt = |v: Option<f64>| v.map(num).unwrap_or_default();
+                let verdict = match x.outcome {
+                    Outcome::Significant => "significant",
+                    Outcome::WithinNoise => "within noise",
+                    Outcome::NoNoiseEstimate => "no noise estimate",
+                };
+                o += &format!(
+                    "| `{}` | {} | {} | {}{} | {shift} | {} | {} | {} | {verdict} |",
+                    x.figure,
+                    num(x.median_a),
+                    num(x.median_b),
+                    num(x.change),
+                    x.change_rel
+                        .map(|r| format!(" ({:+.1}%)", r * 100.0))
+                        .unwrap_or_default(),
+                    opt(x.test.map(|t| t.p)),
+                    opt(x.p_adjusted),
+                    opt(x.cliffs_delta),
+                );
+                if self.gated {
+                    o += &format!(
+                        " {} |",
+                        match &c.gate {
+                            Some(g) if g.regression => "**REGRESSION**".to_string(),
+                            Some(g) => g.reason.clone(),
+                            None => String::new(),
+                        }
+                    );
+                }
+                o += "\n";
+            }
+            o += "\n";
+            for c in &here {
+                o += &format!("- {}", c.comparison.sentence);
+                if let Some(g) = c.gate.as_ref().filter(|g| g.regression) {
+                    o += &format!(" **Gate: {}.**", g.reason);
+                }
+                o += "\n";
+            }
+            o += "\n";
+        }
+        if !self.only_a.is_empty() || !self.only_b.is_empty() {
+            let l = |v: &[String]| {
+                if v.is_empty() {
+                    "none".to_string()
+                } else {
+                    v.join(", ")
+                }
+            };
+            o += &format!(
+                "Measured on one side only (not compared): A: {}; B: {}.\n",
+                l(&self.only_a),
+                l(&self.only_b)
+            );
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod repeated_tests {
+    use super::*;
+    use crate::stats::gate::Thresholds;
+    use crate::stats::{Direction, Series, Settings};
+
+    fn side(repeated: bool, per_block: &[f64], p99: &[f64]) -> Side {
+        let mut f = Series::new(
+            "fsync.per_block",
+            "calls/block",
+            Direction::Lower,
+            per_block,
+        );
+        f.phase = Some("load".into());
+        let mut l = Series::new("load.rpc.p99_ms", "ms", Direction::Lower, p99);
+        l.phase = Some("load".into());
+        Side {
+            dir: "x".into(),
+            scenario: "s".into(),
+            seed: Some(1),
+            emulated: Some(false),
+            repeated,
+            repetitions: per_block.len(),
+            excluded: vec![],
+            series: vec![f, l],
+        }
+    }
+
+    const NOISE: [f64; 5] = [10.0, 11.0, 9.5, 10.5, 10.2];
+
+    #[test]
+    fn fsync_off_vs_on_is_significant_and_gated() {
+        let a = side(true, &[0.0; 5], &NOISE);
+        let b = side(true, &[1.0; 5], &NOISE);
+        let t = Thresholds::parse("fsync.per_block=0.5").unwrap();
+        let d = diff_repeated(&a, &b, Some(&t), &Settings::default()).unwrap();
+        let md = d.markdown();
+        assert!(md.contains("significant (p = 0.008, n = 5 vs 5)"), "{md}");
+        assert!(md.contains("within noise"), "{md}");
+        assert_eq!(d.regressions, vec!["load: fsync.per_block".to_string()]);
+        // the load p99 has no threshold of its own and no default: not gated
+        let same = diff_repeated(
+            &a,
+            &a,
+            Some(&Thresholds::parse("0%").unwrap()),
+            &Settings::default(),
+        )
+        .unwrap();
+        assert!(same.regressions.is_empty());
+        assert!(!same.markdown().contains("significant ("));
+    }
+
+    #[test]
+    fn a_single_side_is_never_significant() {
+        let a = side(true, &[0.0; 5], &NOISE);
+        let b = side(false, &[1.0], &[50.0]);
+        let d = diff_repeated(
+            &a,
+            &b,
+            Some(&Thresholds::parse("0%").unwrap()),
+            &Settings::default(),
+        )
+        .unwrap();
+        let md = d.markdown();
+        assert!(md.contains("no noise estimate"), "{md}");
+        assert!(!md.contains("significant ("), "{md}");
+        assert!(d.regressions.is_empty());
+    }
 }

@@ -132,7 +132,7 @@ pub use bundle_schema::metrics::MetricsLine as MetricsLineJson;
 pub use bundle_schema::prom::{metric_name, parse as parse_prom};
 
 /// `context.json`, in the type the run writes it with.
-pub use crate::context::Context;
+pub use crate::context_file::Context;
 
 #[cfg(test)]
 mod tests {

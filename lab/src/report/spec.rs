@@ -51,6 +51,32 @@ impl CompareOp {
     }
 }
 
+/// Which statistic of a repeated run's values an expectation judges
+/// (`stat = "median" | "all" | "ci"`; issue 15). One run is judged on its
+/// one value whatever the `stat`. Judged by `stats::verdict`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stat {
+    /// The median: pass or fail.
+    Median,
+    /// Every repetition: pass if all hold, fail if any does not (the
+    /// default over repetitions: what each repetition's own verdict says).
+    All,
+    /// The confidence interval of the median: pass if the whole interval
+    /// holds, fail if none of it does, inconclusive if it straddles.
+    Ci,
+}
+
+impl Stat {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stat::Median => "median",
+            Stat::All => "all",
+            Stat::Ci => "ci",
+        }
+    }
+}
+
 /// One `[[expect]]` entry as written in the scenario.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,6 +88,9 @@ pub struct ExpectSpec {
     pub value: f64,
     #[serde(default)]
     pub why: Option<String>,
+    /// Over repetitions: which statistic is judged (`None`: `all`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stat: Option<Stat>,
 }
 
 #[cfg(test)]
@@ -88,6 +117,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.expect[0].op, CompareOp::Ge);
+        assert_eq!(s.expect[0].stat, None);
+        let s: S =
+            toml::from_str("[[expect]]\nfigure = \"x\"\nop = \">=\"\nvalue = 1\nstat = \"ci\"\n")
+                .unwrap();
+        assert_eq!(s.expect[0].stat, Some(Stat::Ci));
+        assert!(toml::from_str::<S>(
+            "[[expect]]\nfigure = \"x\"\nop = \">=\"\nvalue = 1\nstat = \"mean\"\n"
+        )
+        .is_err());
         assert!(
             toml::from_str::<S>("[[expect]]\nfigure = \"x\"\nop = \"=>\"\nvalue = 1\n").is_err()
         );

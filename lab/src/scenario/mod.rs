@@ -180,6 +180,25 @@ mod tests {
         assert!(e.contains("unwind") || e.contains("lbr"), "{e}");
     }
 
+    /// Issue 15: `[[expect]] stat` is optional, one of median | all | ci, and
+    /// fine without `[run] repeat` (one run is judged on its value).
+    #[test]
+    fn expect_stat_key() {
+        let e = "[[expect]]\nfigure = \"node.blocks\"\nop = \">=\"\nvalue = 1\n";
+        let s = parse("m.toml", &format!("{MINI}{e}")).unwrap();
+        assert_eq!(s.expects[0].stat, None);
+        let s = parse("m.toml", &format!("{MINI}{e}stat = \"ci\"\n")).unwrap();
+        assert_eq!(s.expects[0].stat, Some(crate::report::spec::Stat::Ci));
+        assert_eq!(s.repeat, 1);
+        let err = parse("m.toml", &format!("{MINI}{e}stat = \"mean\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("expect[0].stat") && err.contains("\"median\", \"all\", \"ci\""),
+            "{err}"
+        );
+    }
+
     #[test]
     fn override_sets_nested_key_and_phase_index() {
         let src = format!("{MINI}[node.refnode]\nsynced_commit = false\n");

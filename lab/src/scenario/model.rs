@@ -123,6 +123,10 @@ pub struct Expect {
     pub op: CompareOp,
     pub value: f64,
     pub why: Option<String>,
+    /// `[[expect]] stat`: which statistic of the repetitions is judged
+    /// (`None`: `all`; one run is judged on its value whatever it says).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stat: Option<crate::report::spec::Stat>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -335,6 +339,7 @@ fn validate_expect(i: usize, e: RawExpect, phases: &[Phase], probes: &ProbeSpec)
         op: e.op,
         value: e.value,
         why: e.why,
+        stat: e.stat,
     })
 }
 

@@ -180,6 +180,8 @@ pub struct RawExpect {
     pub op: CompareOp,
     pub value: f64,
     pub why: Option<String>,
+    /// Over repetitions: `median`, `all` (default) or `ci`.
+    pub stat: Option<crate::report::spec::Stat>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -72,7 +72,12 @@ impl Thresholds {
                     if t.per_figure.iter().any(|(f, _)| *f == fig) {
                         return Err(err("this figure has two thresholds"));
                     }
-                    t.per_figure.push((fig, th.parse()?));
+                    // the error names the whole entry, figure included
+                    let th = th.parse().map_err(|e| match e {
+                        StatsError::Threshold { why, .. } => err(&why),
+                        other => other,
+                    })?;
+                    t.per_figure.push((fig, th));
                 }
                 Some(_) => return Err(err("the figure name before '=' is empty")),
                 None => {
@@ -213,6 +218,10 @@ mod tests {
             Some(Threshold::Relative(0.25))
         );
         assert_eq!(t.for_figure("other"), Some(Threshold::Relative(0.10)));
+        let e = Thresholds::parse("fsync.per_block=abc")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"fsync.per_block=abc\""), "{e}");
         for bad in ["x=abc", "=5%", "5%,6%", "-1", "f=1,f=2", "NaN"] {
             let e = Thresholds::parse(bad).unwrap_err().to_string();
             assert!(e.contains("threshold"), "{bad}: {e}");

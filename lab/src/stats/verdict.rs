@@ -10,18 +10,9 @@ use super::summary::num;
 use super::{check_values, median_sorted, sorted, Settings, StatsError};
 use crate::scenario::CompareOp as Op;
 
-/// Which statistic of the repetitions the bound applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Stat {
-    /// The median: pass or fail.
-    Median,
-    /// Every repetition: pass if all hold, fail if any does not.
-    All,
-    /// The confidence interval of the median: pass if the whole interval
-    /// holds, fail if none of it does, inconclusive if it straddles.
-    Ci,
-}
+/// Which statistic of the repetitions the bound applies to (the
+/// scenario's `stat` key; the type lives in the report's leaf).
+pub use crate::report::spec::Stat;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

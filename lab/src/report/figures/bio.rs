@@ -5,6 +5,7 @@
 use super::entry::{missing, per_s, Family, Fig, Figure, FigureRef};
 use crate::report::evidence::{BioData, PhaseEvidence};
 use crate::report::hist::Log2Hist;
+use crate::stats::Direction;
 
 pub const FAMILY: Family = Family {
     name: "bio",
@@ -15,6 +16,7 @@ pub const FAMILY: Family = Family {
             name: "bio.count",
             selectors: &["rwbs"],
             unit: "requests",
+            good: Direction::None,
             doc: "completed block-IO requests (all RWBS without selector)",
             eval: |f, p, _| Ok(hist(f, data(p)?).total() as f64),
         },
@@ -22,6 +24,7 @@ pub const FAMILY: Family = Family {
             name: "bio.p50_us",
             selectors: &["rwbs"],
             unit: "us",
+            good: Direction::Lower,
             doc: "block-IO service time median",
             eval: |f, p, _| quantile(f, p, 0.5),
         },
@@ -29,6 +32,7 @@ pub const FAMILY: Family = Family {
             name: "bio.p99_us",
             selectors: &["rwbs"],
             unit: "us",
+            good: Direction::Lower,
             doc: "block-IO service time p99",
             eval: |f, p, _| quantile(f, p, 0.99),
         },
@@ -36,6 +40,7 @@ pub const FAMILY: Family = Family {
             name: "bio.max_us",
             selectors: &["rwbs"],
             unit: "us",
+            good: Direction::Lower,
             doc: "highest non-empty bucket",
             eval: |f, p, _| quantile(f, p, 1.0),
         },
@@ -43,6 +48,7 @@ pub const FAMILY: Family = Family {
             name: "bio.bytes",
             selectors: &["rwbs"],
             unit: "bytes",
+            good: Direction::None,
             doc: "bytes of completed requests",
             eval: bytes,
         },
@@ -50,6 +56,7 @@ pub const FAMILY: Family = Family {
             name: "bio.write_mib_per_s",
             selectors: &[],
             unit: "MiB/s",
+            good: Direction::None,
             doc: "bytes of requests whose RWBS contains `W`, over the window",
             eval: write_mib_per_s,
         },

@@ -5,6 +5,7 @@
 use super::entry::{missing, Ctx, Family, Fig, Figure, FigureRef};
 use crate::report::evidence::PhaseEvidence;
 use crate::report::inputs::StackQuality;
+use crate::stats::Direction;
 
 pub const FAMILY: Family = Family {
     name: "capture",
@@ -15,6 +16,7 @@ pub const FAMILY: Family = Family {
         name: "capture.lost_events",
         selectors: &[],
         unit: "events",
+        good: Direction::Lower,
         doc: "events the probes dropped in the phase",
         eval: |_, p, _| {
             p.lost_events
@@ -26,6 +28,7 @@ pub const FAMILY: Family = Family {
         name: "capture.truncated_stack_pct",
         selectors: &[],
         unit: "%",
+        good: Direction::Lower,
         doc: "share of stacks cut short",
         eval: |_, p, _| {
             p.truncated_stack_share.map(|v| v * 100.0).ok_or_else(|| {
@@ -37,6 +40,7 @@ pub const FAMILY: Family = Family {
         name: "capture.root_reached_pct",
         selectors: &["probe"],
         unit: "%",
+        good: Direction::Higher,
         doc: "selector `probe` = `oncpu` (default) or `offcpu`: share of stacks (samples on-CPU, time off-CPU) whose user stack reaches a thread root (`_start`, `clone`, `clone3`, `thread_start`)",
         eval: |f, p, _| quality(f, p).map(|(q, _)| q.reached_root_share * 100.0),
     },
@@ -44,6 +48,7 @@ pub const FAMILY: Family = Family {
         name: "capture.dwarf_unwound_pct",
         selectors: &["probe"],
         unit: "%",
+        good: Direction::Higher,
         doc: "share of stacks unwound from `.eh_frame` (the rest by frame pointers)",
         eval: dwarf_unwound_pct,
     },
@@ -51,6 +56,7 @@ pub const FAMILY: Family = Family {
         name: "capture.lost_stacks",
         selectors: &["probe"],
         unit: "stacks",
+        good: Direction::Lower,
         doc: "stacks lost (a `bpf_get_stackid` error other than EFAULT, or a full ring buffer), user and kernel; by site and cause (errno) in `session.json` `windows[].stack_quality.<probe>.lost_stacks`",
         eval: lost_stacks,
     },
@@ -58,6 +64,7 @@ pub const FAMILY: Family = Family {
         name: "capture.stack_copies_cut_short",
         selectors: &["probe"],
         unit: "copies",
+        good: Direction::Lower,
         doc: "user-stack copies whose walk ran past the copy size",
         eval: |f, p, _| quality(f, p).map(|(q, _)| q.copies_cut_short as f64),
     },
@@ -65,6 +72,7 @@ pub const FAMILY: Family = Family {
         name: "capture.stack_bytes_per_s",
         selectors: &["probe"],
         unit: "bytes/s",
+        good: Direction::None,
         doc: "bytes of user stack copied per second",
         eval: |f, p, _| quality(f, p).map(|(q, _)| q.bytes_copied_per_s),
     },
@@ -72,6 +80,7 @@ pub const FAMILY: Family = Family {
         name: "capture.emulated",
         selectors: &[],
         unit: "0/1",
+        good: Direction::None,
         doc: "1 when the target is emulated (QEMU TCG)",
         eval: emulated,
     },

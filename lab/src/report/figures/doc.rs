@@ -4,6 +4,7 @@
 //! writes the file; a test fails when the file differs from [`markdown`].
 
 use super::entry::Family;
+use crate::stats::Direction;
 
 /// Before the families: what a figure is and how names are written.
 const PREAMBLE: &str = r#"# Figures
@@ -30,7 +31,12 @@ produced, ...). Shares are percentages (0-100), not fractions.
 
 With `phase = "..."` a figure is computed over that phase's window; without it, over the
 whole run (stacks, histograms and counts of all phases added up; load percentiles cannot
-be merged from per-phase summaries and then cannot be evaluated)."#;
+be merged from per-phase summaries and then cannot be evaluated).
+
+The **good** column is the figure's good direction: `lower` (latency, fsyncs per block,
+stalls), `higher` (throughput, blocks) or `none` (counts, sizes, shares that only move
+between areas). `qfc-lab diff --fail-on-regression` gates only a significant change in
+the bad direction (docs/STATISTICS.md); `none` figures are reported, never gated."#;
 
 /// T1's findings (judged in `report/t1_findings.rs`), after the families.
 const T1_FINDINGS: &str = r#"Each of T1's four findings gets a verdict: **reproduced**, **refuted**, or **not
@@ -126,7 +132,7 @@ pub fn markdown(families: &[&Family]) -> String {
             out += fam.intro;
             out += "\n\n";
         }
-        out += "| figure | selectors | unit | meaning |\n|---|---|---|---|\n";
+        out += "| figure | selectors | unit | good | meaning |\n|---|---|---|---|---|\n";
         for f in fam.figures {
             // an empty selectors cell is `| |`, as in tables written by hand
             let selectors = if f.selectors.is_empty() {
@@ -134,7 +140,15 @@ pub fn markdown(families: &[&Family]) -> String {
             } else {
                 f.selectors.join(", ") + " "
             };
-            out += &format!("| `{}` | {selectors}| {} | {} |\n", f.name, f.unit, f.doc);
+            let good = match f.good {
+                Direction::Lower => "lower",
+                Direction::Higher => "higher",
+                Direction::None => "none",
+            };
+            out += &format!(
+                "| `{}` | {selectors}| {} | {good} | {} |\n",
+                f.name, f.unit, f.doc
+            );
         }
         out += "\n";
         if !fam.notes.is_empty() {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::report::evidence::{MetricsWindow, PhaseEvidence};
 use crate::report::folded::{Area, Reason, Role};
+use crate::stats::Direction;
 
 /// A figure's value, or the reason it cannot be evaluated.
 pub type Fig = Result<f64, String>;
@@ -30,6 +31,10 @@ pub struct Figure {
     /// The `{key=value}` selectors it accepts.
     pub selectors: &'static [&'static str],
     pub unit: &'static str,
+    /// Which way is better: the regression gate of `diff --fail-on-regression`
+    /// uses it; `None` figures (counts, shares that only move between areas,
+    /// sizes) are reported and never gated.
+    pub good: Direction,
     /// One Markdown sentence for docs/FIGURES.md.
     pub doc: &'static str,
     pub eval: Eval,
@@ -76,6 +81,8 @@ pub struct FigureRef {
     pub selectors: BTreeMap<String, String>,
     pub pattern: Option<String>,
     pub unit: &'static str,
+    /// The registry entry's good direction.
+    pub good: Direction,
     /// The registry entry's name (`load.<workload>.p99_ms` for `load.rpc.p99_ms`).
     pub def: &'static str,
 }
@@ -137,6 +144,7 @@ pub fn parse_in(families: &[&'static Family], text: &str) -> Result<FigureRef, F
                 selectors: BTreeMap::new(),
                 pattern: Some(re.into()),
                 unit: d.unit,
+                good: d.good,
                 def: d.name,
             });
         }
@@ -177,6 +185,7 @@ pub fn parse_in(families: &[&'static Family], text: &str) -> Result<FigureRef, F
         selectors,
         pattern: None,
         unit: def.unit,
+        good: def.good,
         def: def.name,
     })
 }

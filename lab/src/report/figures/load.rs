@@ -4,6 +4,7 @@
 
 use super::entry::{missing, pct, Family, Fig, Figure, FigureRef};
 use crate::report::evidence::{PhaseEvidence, WorkloadData};
+use crate::stats::Direction;
 
 pub const FAMILY: Family = Family {
     name: "load",
@@ -14,6 +15,7 @@ pub const FAMILY: Family = Family {
         name: "load.<workload>.requests",
         selectors: &[],
         unit: "requests",
+        good: Direction::None,
         doc: "requests sent",
         eval: |f, p, _| stat(f, p, |d| d.requests.map(|v| v as f64), "request count"),
     },
@@ -21,6 +23,7 @@ pub const FAMILY: Family = Family {
         name: "load.<workload>.ok",
         selectors: &[],
         unit: "requests",
+        good: Direction::Higher,
         doc: "requests answered without error",
         eval: |f, p, _| stat(f, p, |d| d.ok.map(|v| v as f64), "ok count"),
     },
@@ -28,6 +31,7 @@ pub const FAMILY: Family = Family {
         name: "load.<workload>.errors",
         selectors: &[],
         unit: "requests",
+        good: Direction::Lower,
         doc: "failed or timed-out requests",
         eval: |f, p, _| stat(f, p, |d| d.errors.map(|v| v as f64), "error count"),
     },
@@ -35,6 +39,7 @@ pub const FAMILY: Family = Family {
         name: "load.<workload>.dropped",
         selectors: &[],
         unit: "requests",
+        good: Direction::Lower,
         doc: "open loop: arrivals never sent (no free slot in time, or the phase ended)",
         eval: |f, p, _| stat(f, p, |d| d.dropped.map(|v| v as f64), "dropped count"),
     },
@@ -42,6 +47,7 @@ pub const FAMILY: Family = Family {
         name: "load.<workload>.error_pct",
         selectors: &[],
         unit: "%",
+        good: Direction::Lower,
         doc: "errors over requests",
         eval: error_pct,
     },
@@ -49,6 +55,7 @@ pub const FAMILY: Family = Family {
         name: "load.<workload>.throughput_per_s",
         selectors: &[],
         unit: "requests/s",
+        good: Direction::Higher,
         doc: "answered requests per second",
         eval: |f, p, _| stat(f, p, |d| d.throughput_per_s, "throughput"),
     },
@@ -56,6 +63,7 @@ pub const FAMILY: Family = Family {
         name: "load.<workload>.p50_ms",
         selectors: &[],
         unit: "ms",
+        good: Direction::Lower,
         doc: "latency median (open loop: from the intended start)",
         eval: |f, p, _| stat(f, p, |d| d.p50_ms, "p50 latency"),
     },
@@ -63,6 +71,7 @@ pub const FAMILY: Family = Family {
         name: "load.<workload>.p90_ms",
         selectors: &[],
         unit: "ms",
+        good: Direction::Lower,
         doc: "latency p90",
         eval: |f, p, _| stat(f, p, |d| d.p90_ms, "p90 latency"),
     },
@@ -70,6 +79,7 @@ pub const FAMILY: Family = Family {
         name: "load.<workload>.p99_ms",
         selectors: &[],
         unit: "ms",
+        good: Direction::Lower,
         doc: "latency p99",
         eval: |f, p, _| {
             stat(
@@ -84,6 +94,7 @@ pub const FAMILY: Family = Family {
         name: "load.<workload>.p999_ms",
         selectors: &[],
         unit: "ms",
+        good: Direction::Lower,
         doc: "latency p99.9",
         eval: |f, p, _| stat(f, p, |d| d.p999_ms, "p99.9 latency"),
     },
@@ -91,6 +102,7 @@ pub const FAMILY: Family = Family {
         name: "load.<workload>.max_ms",
         selectors: &[],
         unit: "ms",
+        good: Direction::Lower,
         doc: "largest latency",
         eval: |f, p, _| stat(f, p, |d| d.max_ms, "max latency"),
     },
@@ -98,6 +110,7 @@ pub const FAMILY: Family = Family {
         name: "load.floor_p50_us",
         selectors: &[],
         unit: "us",
+        good: Direction::None,
         doc: "instrument floor: the load generator's own median latency at the phase's rate, against a server that answers at once (measured just before the phase's load clock)",
         eval: |_, p, _| floor(p).map(|(p50, _)| p50),
     },
@@ -105,6 +118,7 @@ pub const FAMILY: Family = Family {
         name: "load.floor_p99_us",
         selectors: &[],
         unit: "us",
+        good: Direction::None,
         doc: "instrument floor p99; a load p99 within 2x of it measures the generator, not the node (the report flags it)",
         eval: |_, p, _| floor(p).map(|(_, p99)| p99),
     },

@@ -90,6 +90,23 @@ mod tests {
         ));
     }
 
+    /// The gate's directions (issue 15): costs are lower-is-better,
+    /// throughput higher, counts and shares undirected, and a parsed name
+    /// carries its entry's direction.
+    #[test]
+    fn good_directions() {
+        use crate::stats::Direction;
+        let good = |n: &str| parse_figure(n).unwrap().good;
+        assert_eq!(good("fsync.per_block"), Direction::Lower);
+        assert_eq!(good("offcpu.disk_write_stall"), Direction::Lower);
+        assert_eq!(good("bio.p99_us{rwbs=W}"), Direction::Lower);
+        assert_eq!(good("load.rpc.p99_ms"), Direction::Lower);
+        assert_eq!(good("load.rpc.throughput_per_s"), Direction::Higher);
+        assert_eq!(good("node.blocks"), Direction::Higher);
+        assert_eq!(good("oncpu.share{area=hashing}"), Direction::None);
+        assert_eq!(good("fsync.count"), Direction::Lower);
+    }
+
     /// Every entry's name parses back to itself (placeholders filled in), its
     /// selectors are accepted, and no name is registered twice.
     #[test]

@@ -7,6 +7,7 @@ use regex::Regex;
 use super::entry::{missing, pct, Ctx, Family, Fig, Figure, FigureRef};
 use crate::report::evidence::{PhaseEvidence, StackData};
 use crate::report::folded::{classify_offcpu, is_disk_write_stall, Reason, Stack};
+use crate::stats::Direction;
 
 pub const FAMILY: Family = Family {
     name: "offcpu",
@@ -17,6 +18,7 @@ pub const FAMILY: Family = Family {
             name: "offcpu.total_s",
             selectors: &["thread"],
             unit: "s",
+            good: Direction::None,
             doc: "off-CPU time summed over threads",
             eval: total_s,
         },
@@ -24,6 +26,7 @@ pub const FAMILY: Family = Family {
             name: "offcpu.share",
             selectors: &["reason", "thread"],
             unit: "%",
+            good: Direction::None,
             doc: "share of off-CPU time by wait reason, or on a thread",
             eval: share,
         },
@@ -31,6 +34,7 @@ pub const FAMILY: Family = Family {
             name: "offcpu.share_matching:<regex>",
             selectors: &[],
             unit: "%",
+            good: Direction::None,
             doc: "share of off-CPU time in stacks with a frame matching the regex",
             eval: share_matching,
         },
@@ -38,6 +42,7 @@ pub const FAMILY: Family = Family {
             name: "offcpu.disk_write_stall",
             selectors: &[],
             unit: "%",
+            good: Direction::Lower,
             doc: "share of off-CPU time on a disk-write stall path; 0 means there is none",
             eval: disk_write_stall,
         },

@@ -7,6 +7,7 @@ use regex::Regex;
 use super::entry::{missing, pct, Ctx, Family, Fig, Figure, FigureRef};
 use crate::report::evidence::{PhaseEvidence, StackData};
 use crate::report::folded::{classify_oncpu, inclusive_areas, stack_role, Area, Role};
+use crate::stats::Direction;
 
 pub const FAMILY: Family = Family {
     name: "oncpu",
@@ -17,6 +18,7 @@ pub const FAMILY: Family = Family {
         name: "oncpu.samples",
         selectors: &["thread"],
         unit: "samples",
+        good: Direction::None,
         doc: "on-CPU samples in the phase",
         eval: samples,
     },
@@ -24,6 +26,7 @@ pub const FAMILY: Family = Family {
         name: "oncpu.self_share",
         selectors: &["area"],
         unit: "%",
+        good: Direction::None,
         doc: "share of samples whose **leaf-most recognised frame** is in the area; the areas sum to 100%",
         eval: |f, p, _| area_share(f, p, false),
     },
@@ -31,6 +34,7 @@ pub const FAMILY: Family = Family {
         name: "oncpu.inclusive_share",
         selectors: &["area"],
         unit: "%",
+        good: Direction::None,
         doc: "share of samples with **any** frame in the area; a sample counts in every area it touches",
         eval: |f, p, _| area_share(f, p, true),
     },
@@ -38,6 +42,7 @@ pub const FAMILY: Family = Family {
         name: "oncpu.share",
         selectors: &["area", "thread"],
         unit: "%",
+        good: Direction::None,
         doc: "with `area=`: the same as `oncpu.self_share`; with `thread=`: share of samples on a thread (comm)",
         eval: share,
     },
@@ -45,6 +50,7 @@ pub const FAMILY: Family = Family {
         name: "oncpu.cpu_s_per_s",
         selectors: &["area", "role", "thread"],
         unit: "CPU-s/s",
+        good: Direction::Lower,
         doc: "CPU-seconds per second of the window: samples (in the area inclusively, on the stack role, on the thread) / sampling rate (`hz` of oncpu.json; T1: 99) / window",
         eval: cpu_s_per_s,
     },
@@ -52,6 +58,7 @@ pub const FAMILY: Family = Family {
         name: "oncpu.share_matching:<regex>",
         selectors: &[],
         unit: "%",
+        good: Direction::None,
         doc: "share of samples with any frame matching the regex (e.g. `oncpu.share_matching:blake3::`)",
         eval: share_matching,
     },
@@ -59,6 +66,7 @@ pub const FAMILY: Family = Family {
         name: "oncpu.unknown_root_share",
         selectors: &[],
         unit: "%",
+        good: Direction::Lower,
         doc: "share of samples whose root frame is `[unknown]` (broken unwind)",
         eval: unknown_root_share,
     },

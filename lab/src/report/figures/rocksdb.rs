@@ -5,6 +5,7 @@
 
 use super::entry::{blocks, metrics, per_block, per_s, Family, Figure};
 use crate::report::evidence::MetricsWindow;
+use crate::stats::Direction;
 
 pub const FAMILY: Family = Family {
     name: "rocksdb",
@@ -15,6 +16,7 @@ pub const FAMILY: Family = Family {
         name: "node.blocks",
         selectors: &[],
         unit: "blocks",
+        good: Direction::Higher,
         doc: "increase of `qfc_block_height` over the phase (fallback `qfc_blocks_produced_total`)",
         eval: |_, p, _| blocks(p),
     },
@@ -22,6 +24,7 @@ pub const FAMILY: Family = Family {
         name: "node.blocks_per_s",
         selectors: &[],
         unit: "blocks/s",
+        good: Direction::Higher,
         doc: "`node.blocks` over the phase",
         eval: |_, p, _| per_s(blocks(p)?, p.duration_s),
     },
@@ -29,6 +32,7 @@ pub const FAMILY: Family = Family {
         name: "rocksdb.l0_files.max",
         selectors: &[],
         unit: "files",
+        good: Direction::Lower,
         doc: "largest `qfc_rocksdb_l0_files` of any column family in any sample",
         eval: |_, p, _| metrics(p)?.max_over("qfc_rocksdb_l0_files", MetricsWindow::max_label),
     },
@@ -36,6 +40,7 @@ pub const FAMILY: Family = Family {
         name: "rocksdb.pending_compaction_bytes.max",
         selectors: &[],
         unit: "bytes",
+        good: Direction::Lower,
         doc: "largest sum over column families of `qfc_rocksdb_pending_compaction_bytes`",
         eval: |_, p, _| {
             metrics(p)?.max_over("qfc_rocksdb_pending_compaction_bytes", MetricsWindow::sum)
@@ -45,6 +50,7 @@ pub const FAMILY: Family = Family {
         name: "rocksdb.memtable_bytes.max",
         selectors: &[],
         unit: "bytes",
+        good: Direction::None,
         doc: "largest sum over column families of `qfc_rocksdb_memtable_bytes`",
         eval: |_, p, _| metrics(p)?.max_over("qfc_rocksdb_memtable_bytes", MetricsWindow::sum),
     },
@@ -52,6 +58,7 @@ pub const FAMILY: Family = Family {
         name: "rocksdb.write_stopped.max",
         selectors: &[],
         unit: "0/1",
+        good: Direction::Lower,
         doc: "1 when any column family reported `qfc_rocksdb_write_stopped`",
         eval: |_, p, _| {
             metrics(p)?
@@ -63,6 +70,7 @@ pub const FAMILY: Family = Family {
         name: "rocksdb.stall_us",
         selectors: &[],
         unit: "us",
+        good: Direction::Lower,
         doc: "increase of `qfc_rocksdb_stall_micros_total`",
         eval: |_, p, _| metrics(p)?.delta("qfc_rocksdb_stall_micros_total"),
     },
@@ -70,6 +78,7 @@ pub const FAMILY: Family = Family {
         name: "rocksdb.wal_syncs",
         selectors: &[],
         unit: "syncs",
+        good: Direction::Lower,
         doc: "increase of `qfc_rocksdb_wal_syncs_total`",
         eval: |_, p, _| metrics(p)?.delta("qfc_rocksdb_wal_syncs_total"),
     },
@@ -77,6 +86,7 @@ pub const FAMILY: Family = Family {
         name: "rocksdb.wal_syncs_per_block",
         selectors: &[],
         unit: "syncs/block",
+        good: Direction::Lower,
         doc: "`rocksdb.wal_syncs` over `node.blocks`",
         eval: |_, p, _| per_block(metrics(p)?.delta("qfc_rocksdb_wal_syncs_total")?, p),
     },
@@ -84,6 +94,7 @@ pub const FAMILY: Family = Family {
         name: "rocksdb.compaction_write_bytes",
         selectors: &[],
         unit: "bytes",
+        good: Direction::None,
         doc: "increase of `qfc_rocksdb_compaction_write_bytes_total` (reference node; > 0 means a compaction ran)",
         eval: |_, p, _| metrics(p)?.delta("qfc_rocksdb_compaction_write_bytes_total"),
     },
@@ -91,6 +102,7 @@ pub const FAMILY: Family = Family {
         name: "rocksdb.flush_write_bytes",
         selectors: &[],
         unit: "bytes",
+        good: Direction::None,
         doc: "increase of `qfc_rocksdb_flush_write_bytes_total` (reference node)",
         eval: |_, p, _| metrics(p)?.delta("qfc_rocksdb_flush_write_bytes_total"),
     },

@@ -4,6 +4,7 @@
 
 use super::entry::{missing, per_s, Family, Fig, Figure, FigureRef};
 use crate::report::evidence::{PhaseEvidence, WritePathData};
+use crate::stats::Direction;
 
 /// The syscalls `writepath.writes` counts.
 const WRITES: &[&str] = &["write", "pwrite64", "writev", "pwritev", "pwritev2"];
@@ -19,6 +20,7 @@ pub const FAMILY: Family = Family {
             name: "writepath.writes",
             selectors: &["comm"],
             unit: "calls",
+            good: Direction::None,
             doc: "write, pwrite64, writev, pwritev, pwritev2",
             eval: |f, p, _| calls(f, p, Some(WRITES)),
         },
@@ -26,6 +28,7 @@ pub const FAMILY: Family = Family {
             name: "writepath.writes_per_s",
             selectors: &["comm"],
             unit: "calls/s",
+            good: Direction::None,
             doc: "`writepath.writes` over the probe window",
             eval: |f, p, _| per_s(calls(f, p, Some(WRITES))?, data(p)?.window_s),
         },
@@ -33,6 +36,7 @@ pub const FAMILY: Family = Family {
             name: "writepath.fsyncs",
             selectors: &["comm"],
             unit: "calls",
+            good: Direction::Lower,
             doc: "fsync, fdatasync, sync_file_range (write-path probe)",
             eval: |f, p, _| calls(f, p, Some(SYNCS)),
         },
@@ -40,6 +44,7 @@ pub const FAMILY: Family = Family {
             name: "writepath.fsyncs_per_s",
             selectors: &["comm"],
             unit: "calls/s",
+            good: Direction::Lower,
             doc: "`writepath.fsyncs` over the probe window",
             eval: |f, p, _| per_s(calls(f, p, Some(SYNCS))?, data(p)?.window_s),
         },
@@ -47,6 +52,7 @@ pub const FAMILY: Family = Family {
             name: "writepath.syscalls",
             selectors: &["comm", "syscall"],
             unit: "calls",
+            good: Direction::None,
             doc: "every write-path syscall",
             eval: |f, p, _| calls(f, p, None),
         },
@@ -54,6 +60,7 @@ pub const FAMILY: Family = Family {
             name: "writepath.p99_us",
             selectors: &["syscall"],
             unit: "us",
+            good: Direction::Lower,
             doc: "latency p99 of one syscall (default `write`)",
             eval: p99_us,
         },
