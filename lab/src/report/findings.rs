@@ -566,12 +566,12 @@ fn quality_section(doc: &mut Doc, p: &PhaseEvidence, ctx: &Ctx) {
         for probe in ["oncpu", "offcpu"] {
             let f = |name: &str| eval_name(&format!("{name}{{probe={probe}}}"), p, ctx);
             items.push(format!(
-                "{probe} stacks reaching a thread root: {}; unwound by DWARF: {}; lost stacks: {}; copies cut short by the copy size: {}; stack bytes copied: {}/s",
+                "{probe} stacks reaching a thread root: {}; unwound by DWARF: {}; lost stacks: {}; copies cut short by the copy size: {}; stack bytes copied: {}",
                 cell(&f("capture.root_reached_pct"), "%"),
                 cell(&f("capture.dwarf_unwound_pct"), "%"),
                 cell(&f("capture.lost_stacks"), ""),
                 cell(&f("capture.stack_copies_cut_short"), ""),
-                cell(&f("capture.stack_bytes_per_s"), ""),
+                cell(&f("capture.stack_bytes_per_s"), "bytes/s"),
             ));
         }
     }

@@ -1,17 +1,11 @@
 //! Power-of-two latency histograms as bpftrace prints them (`[2K, 4K)`, `[0]`, `[1]`),
 //! with merging and percentile estimates (the upper edge of the bucket holding the rank).
 
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// One bucket: values `lo <= v < hi`. bpftrace's single-value buckets `[0]` and `[1]`
-/// have `hi = lo + 1`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Bucket {
-    pub lo: u64,
-    pub hi: u64,
-    pub count: u64,
-}
+/// have `hi = lo + 1`. The probes' JSON histograms are made of the same buckets.
+pub use bundle_schema::probes::Bucket;
 
 /// A histogram keyed by bucket lower edge.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -11,7 +11,7 @@
 
 use serde::Deserialize;
 
-use super::hist::{Bucket, Log2Hist};
+use super::hist::Log2Hist;
 
 /// `timeline.json`, in the bundle schema the spine writes it with.
 pub use bundle_schema::timeline::Timeline as TimelineJson;
@@ -84,11 +84,7 @@ pub use bundle_schema::load::{
 
 /// A probe histogram as the report's log2 histogram.
 pub fn log2(h: &Hist) -> Log2Hist {
-    Log2Hist::from_buckets(h.buckets.iter().map(|b| Bucket {
-        lo: b.lo,
-        hi: b.hi,
-        count: b.count,
-    }))
+    Log2Hist::from_buckets(h.buckets.iter().copied())
 }
 
 /// A load latency summary in milliseconds; `None` when nothing was measured.
