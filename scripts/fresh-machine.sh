@@ -24,6 +24,11 @@ if [ ! -x "$R/bin/bash" ]; then
   echo "== mmdebstrap $(date -u +%T)"
   mmdebstrap --variant=debootstrap bookworm "$R" http://deb.debian.org/debian
 fi
+# The root is a mount point of its own (a bind onto itself), as on a real
+# machine: dockerd's `docker import` remounts / inside its chroot and fails
+# with "remount /, flags: 0x84000: invalid argument" when / is a plain
+# directory (found by the first --ci measurement: the container tests failed).
+mountpoint -q "$R" || mount --bind "$R" "$R"
 mountpoint -q "$R/proc" || mount -t proc proc "$R/proc"
 mountpoint -q "$R/sys" || mount -t sysfs sysfs "$R/sys"
 mountpoint -q "$R/dev" || mount --rbind /dev "$R/dev"
