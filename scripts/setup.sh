@@ -106,8 +106,10 @@ fi
 # test command asks (QFC_LAB_TEST_TOOLS=1) and no cargo-nextest is on PATH.
 if [ "${QFC_LAB_TEST_TOOLS:-0}" = 1 ] && ! command -v cargo-nextest >/dev/null \
    && [ ! -x "$TOOLS/bin/cargo-nextest" ]; then
-  log "building cargo-nextest 0.9.143 (several minutes on 2 cores, once)"
-  cargo install cargo-nextest@0.9.143 --locked --root "$TOOLS"
+  # --debug: a test runner's own speed does not matter; it builds in about
+  # half the time of a release build (docs/BENCHMARKS.md, cold CI).
+  log "building cargo-nextest 0.9.143 (3-4 minutes on 2 cores, once)"
+  cargo install cargo-nextest@0.9.143 --locked --debug --root "$TOOLS"
 fi
 
 # --- oha: the reference of the load generator's benchmark (opt-in) ---
