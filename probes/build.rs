@@ -44,6 +44,7 @@ fn main() -> Result<()> {
         "cargo:rerun-if-changed={}",
         manifest_dir.join("..").join("probes-common").display()
     );
+    share_ebpf_target_dir(&out_dir)?;
     aya_build::build_ebpf(
         [aya_build::Package {
             name: "probes-ebpf",
@@ -61,4 +62,29 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// aya-build gives the nested bpfel cargo a target directory inside
+/// `OUT_DIR`, which is new for every profile and feature set of `probes`
+/// (the `dev` build, the `test` build of nextest, `-p probes`): each one
+/// compiled probes-ebpf and `core` from nothing (76 s on 2 cores, twice in
+/// a cold CI run). Pointing that directory at one under the cargo target
+/// directory (`<target>/bpfel-build`) lets cargo's own fingerprints make
+/// the second build a no-op; cargo's lock on it serializes two at once.
+fn share_ebpf_target_dir(out_dir: &std::path::Path) -> Result<()> {
+    // OUT_DIR is <target>/<profile>/build/probes-<hash>/out, or
+    // <target>/<triple>/<profile>/build/probes-<hash>/out when cross-building.
+    let Some(target) = out_dir.ancestors().nth(4) else {
+        return Ok(());
+    };
+    let shared = target.join("bpfel-build");
+    let link = out_dir.join("aya-build").join("target").join("probes-ebpf");
+    if link.symlink_metadata().is_ok() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&shared).with_context(|| format!("creating {}", shared.display()))?;
+    std::fs::create_dir_all(link.parent().context("a link has a parent")?)
+        .with_context(|| format!("creating {}", link.display()))?;
+    std::os::unix::fs::symlink(&shared, &link)
+        .with_context(|| format!("linking {} to {}", link.display(), shared.display()))
 }

@@ -122,10 +122,11 @@ fi
 
 # --- Python parsers this project did not write (lab/tests/stats_outputs.rs) ---
 # junitparser reads the JUnit XML of verdicts, prometheus_client's OpenMetrics
-# parser reads the figures, scipy is the peer of the exact rank test. Pinned;
-# the venv is rebuilt only when the pins change.
+# parser reads the figures, scipy is the peer of the exact rank test, and
+# jsonschema validates real bundles against docs/schema/ (lab/tests/run_local.rs).
+# Pinned, with what they pull in; the venv is rebuilt only when the pins change.
 PYENV="$CACHE/pyenv"
-PY_PINS="junitparser==3.2.0 prometheus_client==0.21.1 scipy==1.14.1"
+PY_PINS="junitparser==3.2.0 prometheus_client==0.21.1 scipy==1.14.1 numpy==2.2.6 jsonschema==4.23.0 attrs==24.2.0 jsonschema-specifications==2024.10.1 referencing==0.35.1 rpds-py==0.21.0"
 if [ "$(cat "$PYENV/.pins" 2>/dev/null)" != "$PY_PINS" ]; then
   log "building the Python venv $PYENV ($PY_PINS)"
   rm -rf "$PYENV"

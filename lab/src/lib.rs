@@ -22,6 +22,7 @@ pub mod probe;
 pub mod repeat;
 pub mod report;
 pub mod scenario;
+pub mod schema;
 pub mod signals;
 pub mod stats;
 pub mod targets;

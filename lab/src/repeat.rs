@@ -42,10 +42,10 @@ use crate::{orchestrate, scenario, signals, Exit, Failure};
 /// `kind` of a parent bundle's manifest.
 pub const PARENT_KIND: &str = "qfc-lab/repeated-run";
 /// Version of the parent manifest and `summary/summary.json`.
-pub const SCHEMA_VERSION: u32 = 1;
+pub use crate::schema::SCHEMA_VERSION;
 
 /// A parent bundle's `manifest.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParentManifest {
     pub schema_version: u32,
@@ -58,7 +58,7 @@ pub struct ParentManifest {
 }
 
 /// One repetition as the parent records it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Repetition {
     /// `rep-01`, ...
@@ -77,7 +77,7 @@ pub struct Repetition {
 }
 
 /// `summary/summary.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SummaryFile {
     pub schema_version: u32,
     pub scenario: String,
@@ -480,7 +480,7 @@ pub const SUMMARY_FILES: &[&str] = &[
 ];
 
 /// One repetition's value of an expectation's figure, or why it has none.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RepValue {
     /// `rep-01`, ...
     pub repetition: String,
@@ -493,7 +493,7 @@ pub struct RepValue {
 /// pass, fail, inconclusive (a `ci` interval straddles the bound) or
 /// cannot-evaluate (no repetition gives the figure; for `all`, any
 /// repetition does not).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ExpectVerdict {
     pub figure: String,
     /// `null`: the whole run.

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
+mod common;
+
 fn lab() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_qfc-lab"))
 }
@@ -584,6 +586,18 @@ fn repeat_diff_gate_and_expectations_over_repetitions() -> Result<(), Failed> {
             }),
         format!("diff --json: {json}"),
     )?;
+    // the JSON outputs (parents, repetitions, diff.json) against docs/schema/
+    let diff_dir = tmp.path().join("diff");
+    let (code, _, err) = lab_cmd(&[
+        "diff".as_ref(),
+        a.as_os_str(),
+        b.as_os_str(),
+        "--json".as_ref(),
+        "--out".as_ref(),
+        diff_dir.as_os_str(),
+    ])?;
+    ensure(code == Some(0), format!("diff --out: exit {code:?}: {err}"))?;
+    schemas_hold(tmp.path(), &[&a, &b, &diff_dir])?;
     // the gate: same vs same exits 0
     let (code, md, err) = lab_cmd(&[
         "diff".as_ref(),
@@ -620,6 +634,64 @@ fn repeat_diff_gate_and_expectations_over_repetitions() -> Result<(), Failed> {
         format!("diff with a tampered repetition: exit {code:?}: {err}"),
     )?;
     Ok(())
+}
+
+/// Every JSON output under `dirs` that docs/schema/index.json names
+/// validates against its schema (scripts/validate-schemas.py: Python's
+/// `jsonschema`, not ours), each schema validates at least one file, and a
+/// summary.json without its `schema_version` does not validate (the check
+/// can fail). Skipped, with the reason, without the venv.
+fn schemas_hold(tmp: &Path, dirs: &[&Path]) -> Result<(), Failed> {
+    let py = match common::venv_python("jsonschema") {
+        Ok(py) => py,
+        Err(why) => {
+            eprintln!(
+                "repeat_diff_gate_and_expectations_over_repetitions: schema check skipped: {why}"
+            );
+            return Ok(());
+        }
+    };
+    let args: Vec<&std::ffi::OsStr> = dirs.iter().map(|d| d.as_os_str()).collect();
+    let v = common::validate_schemas(&py, &args)?;
+    ensure(
+        v.errors.is_empty(),
+        format!(
+            "{} of {} JSON outputs break their schema:\n{}",
+            v.errors.len(),
+            v.validated.len(),
+            v.errors.join("\n")
+        ),
+    )?;
+    let used: std::collections::BTreeSet<&str> =
+        v.validated.iter().map(|(s, _)| s.as_str()).collect();
+    ensure(
+        used.len() == lab::schema::SCHEMAS.len(),
+        format!("some schema validated no file: {used:?}"),
+    )?;
+    let summary = v
+        .validated
+        .iter()
+        .find(|(_, d)| d.ends_with("summary/summary.json"))
+        .ok_or("no summary.json was validated")?;
+    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary.1)?)?;
+    doc.as_object_mut()
+        .ok_or("summary.json is not an object")?
+        .remove("schema_version");
+    let broken = tmp.join("summary-without-version.json");
+    std::fs::write(&broken, doc.to_string())?;
+    let v = common::validate_schemas(
+        &py,
+        &["--as".as_ref(), summary.0.as_ref(), broken.as_os_str()],
+    )?;
+    ensure(
+        v.errors
+            .iter()
+            .any(|e| e.contains("'schema_version' is a required property")),
+        format!(
+            "a summary.json without schema_version validated: {:?}",
+            v.errors
+        ),
+    )
 }
 
 /// The venv's Python (scripts/setup.sh) when it can import `module`; else

@@ -42,6 +42,10 @@ pub use bundle_schema::load::Floor;
 /// own thread with a current-thread runtime; stops when dropped.
 pub struct FloorServer {
     addr: SocketAddr,
+    /// How long each answer took inside the server, in µs: from the whole
+    /// request read to the response handed to hyper (the delay with its
+    /// blocking-thread hop and wake-up; about 0 without a delay).
+    service_us: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -68,12 +72,15 @@ impl FloorServer {
             .build()
             .map_err(|e| err(format!("cannot start its runtime: {e}")))?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let service_us = std::sync::Arc::<std::sync::Mutex<Vec<u64>>>::default();
+        let record = service_us.clone();
         let thread = std::thread::Builder::new()
             .name("qfc-load-floor".into())
-            .spawn(move || rt.block_on(serve(listener, delay, stopped)))
+            .spawn(move || rt.block_on(serve(listener, delay, record, stopped)))
             .map_err(|e| err(format!("cannot start its thread: {e}")))?;
         Ok(Self {
             addr,
+            service_us,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -82,6 +89,14 @@ impl FloorServer {
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Takes the server-side time of every answer since the last call, in
+    /// µs (see the field): what a known-delay test compares the client's
+    /// measurement with, since the server's own wake-up after its sleep is
+    /// not the instrument's.
+    pub fn take_service_us(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.service_us.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -99,6 +114,7 @@ impl Drop for FloorServer {
 async fn serve(
     listener: std::net::TcpListener,
     delay: Duration,
+    service_us: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
@@ -116,18 +132,26 @@ async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let body = body.clone();
+        let service_us = service_us.clone();
         conns.spawn(async move {
             let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let body = body.clone();
+                let service_us = service_us.clone();
                 async move {
                     // Read the whole request, as a node would.
                     req.into_body().collect().await?;
+                    let started = std::time::Instant::now();
                     if !delay.is_zero() {
                         let _ = tokio::task::spawn_blocking(move || {
                             precise_sleep(delay);
                         })
                         .await;
                     }
+                    let us = started.elapsed().as_micros() as u64;
+                    service_us
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(us);
                     Ok::<_, hyper::Error>(hyper::Response::new(Full::new(body)))
                 }
             });

@@ -464,13 +464,10 @@ fn dir_name(p: &std::path::Path) -> String {
 // Noise-aware diff of repeated bundles (issue 15)
 // ---------------------------------------------------------------------------
 
-/// Version of the `--json` form of a repeated diff ([`RepeatedDiff`]).
-pub const REPEATED_DIFF_SCHEMA_VERSION: u32 = 1;
-
 /// One side of a noise-aware diff: a parent bundle of `run --repeat` (its
 /// repetitions in the statistics) or a single run (n = 1), as
 /// `repeat::side` reads it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct Side {
     /// The bundle's directory name.
     pub dir: String,
@@ -490,7 +487,7 @@ pub struct Side {
 }
 
 /// A figure's comparison and, with `--fail-on-regression`, its gate.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct Compared {
     #[serde(flatten)]
     pub comparison: crate::stats::compare::Comparison,
@@ -501,7 +498,7 @@ pub struct Compared {
 /// The noise-aware diff: every figure both sides have, compared with the
 /// exact rank test and the Benjamini-Hochberg correction across all of
 /// them (`--json` prints it).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct RepeatedDiff {
     pub schema_version: u32,
     pub a: Side,
@@ -597,7 +594,7 @@ pub fn diff_repeated(
         ));
     }
     Ok(RepeatedDiff {
-        schema_version: REPEATED_DIFF_SCHEMA_VERSION,
+        schema_version: crate::schema::SCHEMA_VERSION,
         a: a.clone(),
         b: b.clone(),
         warnings,

@@ -16,7 +16,7 @@ use super::figures::{evaluate, parse_figure, Ctx};
 pub use super::spec::CompareOp as Op;
 pub use super::spec::ExpectSpec;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     Pass,
@@ -24,7 +24,7 @@ pub enum Status {
     CannotEvaluate,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Verdict {
     pub figure: String,
     /// `null`: the whole run.
@@ -71,8 +71,10 @@ impl Verdict {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Verdicts {
+    /// Version of this file's format (`lab::schema::SCHEMA_VERSION`).
+    pub schema_version: u32,
     pub scenario: String,
     pub seed: Option<u64>,
     pub pass: usize,
@@ -94,6 +96,7 @@ pub fn evaluate_all(b: &Bundle, specs: &[ExpectSpec]) -> Verdicts {
     };
     let mut whole = None;
     let mut out = Verdicts {
+        schema_version: crate::schema::SCHEMA_VERSION,
         scenario: b.scenario.name.clone(),
         seed: b.scenario.seed,
         ..Default::default()

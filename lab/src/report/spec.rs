@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// The comparison of an expectation (one type: the scenario parser and the report
 /// read the same `op` strings).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum CompareOp {
     #[serde(rename = ">=")]
     Ge,
@@ -54,7 +54,7 @@ impl CompareOp {
 /// Which statistic of a repeated run's values an expectation judges
 /// (`stat = "median" | "all" | "ci"`; issue 15). One run is judged on its
 /// one value whatever the `stat`. Judged by `stats::verdict`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Stat {
     /// The median: pass or fail.
@@ -78,7 +78,7 @@ impl Stat {
 }
 
 /// One `[[expect]]` entry as written in the scenario.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectSpec {
     pub figure: String,

@@ -13,7 +13,7 @@ use super::rank::{
 use super::summary::num;
 use super::{fmt_p, Direction, Series, Settings, StatsError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     Significant,
@@ -22,7 +22,7 @@ pub enum Outcome {
     NoNoiseEstimate,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Comparison {
     pub figure: String,
     pub phase: Option<String>,

@@ -13,7 +13,7 @@ use super::summary::num;
 use super::{Direction, StatsError};
 
 /// How far the median may move in the bad direction.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Threshold {
     /// Fraction of median A (`10%` is 0.10). From a median of 0 any change
@@ -51,7 +51,7 @@ impl FromStr for Threshold {
 
 /// `--fail-on-regression` thresholds: `FIGURE=T` entries and at most one
 /// bare default `T`, comma separated (`10%,fsync.per_block=0.5`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Thresholds {
     pub default: Option<Threshold>,
     pub per_figure: Vec<(String, Threshold)>,
@@ -101,7 +101,7 @@ impl Thresholds {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GateResult {
     pub figure: String,
     pub regression: bool,

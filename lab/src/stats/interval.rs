@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// How an interval was obtained, and its confidence.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case", tag = "method")]
 pub enum Method {
     /// `[x_(d), x_(n-d+1)]` exactly; its confidence is `1 - 2 P(B <= d-1)`,
@@ -24,7 +24,7 @@ pub enum Method {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Interval {
     pub lo: f64,
     pub hi: f64,

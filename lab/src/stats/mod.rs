@@ -30,7 +30,7 @@ pub mod verdict;
 use serde::{Deserialize, Serialize};
 
 /// Which way a figure should move (declared per figure; the gate uses it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
     /// More is better (throughput).
@@ -43,7 +43,7 @@ pub enum Direction {
 
 /// One repetition's value of a figure. Failed repetitions are not samples:
 /// the caller leaves them out (and names them elsewhere).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Sample {
     /// 1-based repetition number (`rep-01` is 1).
     pub repetition: u32,
@@ -51,7 +51,7 @@ pub struct Sample {
 }
 
 /// A figure measured once per repetition: the input of every function here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Series {
     /// Figure name as in docs/FIGURES.md, e.g. `bio.p99_us{rwbs=W}`.
     pub name: String,
@@ -110,7 +110,7 @@ impl Series {
 
 /// Knobs of the methods; [`Settings::default`] is what the lab uses and
 /// what docs/STATISTICS.md documents.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Settings {
     /// Nominal confidence of every interval (0.95).
     pub confidence: f64,

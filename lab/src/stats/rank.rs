@@ -13,7 +13,7 @@ use super::{median_sorted, sorted};
 /// O(N^3 n_a); beyond this repetitions are rare and the normal approximation good).
 pub const EXACT_MAX_N: usize = 60;
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RankTest {
     /// Mann-Whitney U of A: pairs (a, b) with a > b, ties counting 1/2.
     pub u_a: f64,
@@ -186,7 +186,7 @@ pub fn n_needed(alpha: f64) -> usize {
 /// The location shift of B over A: the Hodges-Lehmann estimate (median of
 /// all b - a) and the Moses interval, order statistics of those differences
 /// picked from the exact no-ties distribution of U.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Shift {
     pub estimate: f64,
     pub lo: f64,

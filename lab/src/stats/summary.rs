@@ -8,7 +8,7 @@ use super::interval::{median_interval, Interval};
 use super::{median_sorted, sorted, Series, Settings, StatsError};
 
 /// How much a figure moves between repetitions.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Variation {
     /// One repetition: no noise estimate.
@@ -43,7 +43,7 @@ impl Variation {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Summary {
     pub figure: String,
     pub phase: Option<String>,

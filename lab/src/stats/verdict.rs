@@ -14,7 +14,7 @@ use crate::scenario::CompareOp as Op;
 /// scenario's `stat` key; the type lives in the report's leaf).
 pub use crate::report::spec::Stat;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     Pass,
@@ -22,7 +22,7 @@ pub enum Outcome {
     Inconclusive,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DistVerdict {
     pub stat: Stat,
     pub op: Op,

@@ -69,3 +69,55 @@ pub fn trial(name: &str, f: fn() -> Result<(), Failed>, need: Result<(), String>
         }
     }
 }
+
+/// The venv's Python (scripts/setup.sh builds it in `$QFC_LAB_CACHE/pyenv`)
+/// when it can import every module of `modules` (comma-separated); else why
+/// not, for the caller to report the check as skipped.
+pub fn venv_python(modules: &str) -> Result<PathBuf, String> {
+    let cache = std::env::var_os("QFC_LAB_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/qfc-lab"));
+    let py = cache.join("pyenv/bin/python");
+    if !py.is_file() {
+        return Err(format!("{} is missing: run scripts/setup.sh", py.display()));
+    }
+    match Command::new(&py)
+        .args(["-c", &format!("import {modules}")])
+        .output()
+    {
+        Ok(o) if o.status.success() => Ok(py),
+        Ok(o) => Err(format!(
+            "{} cannot import {modules} ({}): run scripts/setup.sh",
+            py.display(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Err(format!("cannot run {}: {e}", py.display())),
+    }
+}
+
+/// What `scripts/validate-schemas.py` found.
+#[derive(serde::Deserialize)]
+pub struct Validation {
+    /// `(schema file, JSON file)` pairs validated.
+    pub validated: Vec<(String, String)>,
+    /// One line per error: `file: /path in the document: message`.
+    pub errors: Vec<String>,
+}
+
+/// Runs `scripts/validate-schemas.py` (Python's `jsonschema`, not ours)
+/// with the venv's `py` on `args`: bundle directories, or `--as SCHEMA FILE`.
+pub fn validate_schemas(py: &Path, args: &[&std::ffi::OsStr]) -> Result<Validation, Failed> {
+    let o = Command::new(py)
+        .arg(repo().join("scripts/validate-schemas.py"))
+        .args(args)
+        .output()?;
+    if !matches!(o.status.code(), Some(0 | 1)) {
+        return Err(format!(
+            "validate-schemas.py: {}: {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        )
+        .into());
+    }
+    Ok(serde_json::from_slice(&o.stdout)?)
+}
