@@ -697,22 +697,13 @@ fn schemas_hold(tmp: &Path, dirs: &[&Path]) -> Result<(), Failed> {
 /// The venv's Python (scripts/setup.sh) when it can import `module`; else
 /// the reason, printed, and the caller skips that check.
 fn venv_python(module: &str) -> Option<PathBuf> {
-    let cache = std::env::var_os("QFC_LAB_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/qfc-lab"));
-    let py = cache.join("pyenv/bin/python");
-    let ok = py.is_file()
-        && Command::new(&py)
-            .args(["-c", &format!("import {module}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!(
-            "repeat_diff_gate_and_expectations_over_repetitions: {module} check skipped: {} lacks {module} (run scripts/setup.sh)",
-            py.display()
-        );
-    }
-    ok.then_some(py)
+    common::venv_python(module)
+        .map_err(|why| {
+            eprintln!(
+                "repeat_diff_gate_and_expectations_over_repetitions: {module} check skipped: {why}"
+            )
+        })
+        .ok()
 }
 
 /// prometheus_client's OpenMetrics parser reads the parent's figures.om:
