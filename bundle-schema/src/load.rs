@@ -1,6 +1,7 @@
 //! `load/<phase>/summary.json` and `load/<phase>/series.json`: what the load
 //! generator (`loadgen`) did in one phase, written by `loadgen` through these
-//! types and read back by the report through the same ones.
+//! types and read back by the report through the same ones; and
+//! `load/seed_db.json` ([`SeedReport`]).
 //!
 //! The phase's load configuration (`PhaseSummary::load`) is the generator's
 //! own scenario type: a type parameter here, `loadgen::PhaseLoad` when
@@ -10,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Load model of a rate-driven workload.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum LoadModel {
     /// Constant arrival rate (optionally ramped); latency is measured from
@@ -24,7 +27,7 @@ pub enum LoadModel {
 }
 
 /// One step of a stepped open-loop schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RateStep {
     /// How long this rate holds, seconds.
     pub duration_s: f64,
@@ -34,7 +37,7 @@ pub struct RateStep {
 
 /// Latency percentiles of the successful requests, in µs (all zero when
 /// `count` is 0).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LatencySummary {
     /// Successful requests measured.
     pub count: u64,
@@ -56,7 +59,7 @@ pub struct LatencySummary {
 
 /// One second of a workload in a phase (`series.json` holds, per workload,
 /// one point per second).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SeriesPoint {
     /// Start of the second on CLOCK_MONOTONIC, ns.
     pub t_ns: u64,
@@ -85,7 +88,7 @@ pub struct SeriesPoint {
 pub type Series = BTreeMap<String, Vec<SeriesPoint>>;
 
 /// Open loop: whether the target rate was sustained.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Pacing {
     /// Every arrival was sent and the p99 send lag stayed within 10 ms.
     pub sustained: bool,
@@ -108,7 +111,7 @@ pub struct Pacing {
 
 /// The generator's own latency at a phase's rate, measured against a server
 /// that answers at once (the instrument floor, issue 18).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Floor {
     /// Arrivals per second of the calibration.
     pub rate_per_s: f64,
@@ -127,7 +130,7 @@ pub struct Floor {
 }
 
 /// What one workload did in one phase (`summary.json` holds one per workload).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WorkloadSummary {
     /// `rpc`, `tx`, `sync`.
     pub workload: String,
@@ -207,7 +210,7 @@ impl WorkloadSummary {
 
 /// What a phase's load did (`load/<phase>/summary.json`). `Load` is the load
 /// as configured: `loadgen::PhaseLoad` when written, any JSON when read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PhaseSummary<Load = serde_json::Value> {
     /// Phase name.
     pub phase: String,
@@ -256,4 +259,15 @@ impl<Load> PhaseSummary<Load> {
             floor_missing: None,
         }
     }
+}
+
+/// `load/seed_db.json`: what seeding the datadir wrote (`loadgen::seed_db`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SeedReport {
+    /// Keys written.
+    pub keys: u64,
+    /// Bytes of values written.
+    pub value_bytes_total: u64,
+    /// BLAKE3 over every key and value in write order (same seed, same digest).
+    pub digest: String,
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// One `metrics/series.jsonl` line. The spine writes
 /// `{"t_ns", "phase", "samples"}` for a scrape and `{"t_ns", "phase", "error"}`
 /// for a failed one.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MetricsLine {
     /// When the scrape started, the spine's CLOCK_MONOTONIC ns.
     pub t_ns: u64,

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// One log2 bucket, `[lo, hi)` in µs; the first is `[0, 1)`, bpftrace's `[0]`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct Bucket {
     pub lo: u64,
     pub hi: u64,
@@ -22,7 +24,7 @@ pub struct Bucket {
 
 /// A log2 latency histogram in µs with its call count and summed latency
 /// (bpftrace's `hist()` plus `count()` and `sum()`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Hist {
     /// Events.
     pub count: u64,
@@ -33,7 +35,7 @@ pub struct Hist {
 }
 
 /// The fields every per-phase probe file opens with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Header<Scope = serde_json::Value> {
     /// `fsync`, `writepath`, `bio`.
     pub probe: String,
@@ -49,7 +51,7 @@ pub struct Header<Scope = serde_json::Value> {
 }
 
 /// One (process, thread, syscall) of a syscall probe.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SyscallRow {
     pub tgid: u32,
     pub process: String,
@@ -60,7 +62,7 @@ pub struct SyscallRow {
 }
 
 /// A process's histogram, with its name.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProcessHist {
     pub tgid: u32,
     pub process: String,
@@ -68,7 +70,7 @@ pub struct ProcessHist {
 }
 
 /// `probes/<phase>/fsync.json` and `probes/<phase>/writepath.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SyscallFile<Scope = serde_json::Value> {
     #[serde(flatten)]
     pub header: Header<Scope>,
@@ -87,7 +89,7 @@ pub struct SyscallFile<Scope = serde_json::Value> {
 }
 
 /// `probes/<phase>/bio.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BioFile<Scope = serde_json::Value> {
     #[serde(flatten)]
     pub header: Header<Scope>,
@@ -102,7 +104,7 @@ pub struct BioFile<Scope = serde_json::Value> {
 }
 
 /// Whether the kernel's BPF statistics ran for a session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum StatsState {
     /// Enabled by this session.
@@ -118,7 +120,7 @@ pub enum StatsState {
 }
 
 /// Run count and time of one program (or of all programs of one probe).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunCost {
     /// Program runs in the window (every hit of its attach points, before
     /// any scope filter).
@@ -149,7 +151,7 @@ impl RunCost {
 }
 
 /// The probes' cost over one window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WindowCost {
     /// Whether the BPF statistics ran; when refused, `programs` and
     /// `probes` are empty and `overhead_share` is absent.
@@ -173,7 +175,7 @@ pub struct WindowCost {
 }
 
 /// The stack-quality figures of one stack probe in one window (issue 12).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StackQuality {
     /// Weight of the stacks with a user part (samples, or µs off-CPU).
     pub weight: u64,
@@ -197,7 +199,7 @@ pub struct StackQuality {
 }
 
 /// What `session.json` records about one phase window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Window {
     /// Phase name.
     pub phase: String,
@@ -227,7 +229,7 @@ pub struct Window {
 }
 
 /// Which attach point the writepath probe uses, and what `auto` tried first.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AttachReport {
     /// The attach point in use.
     pub writepath: Option<String>,
@@ -237,7 +239,7 @@ pub struct AttachReport {
 
 /// `probes/session.json`. `Options` is the session's configuration
 /// (`probes::SessionOptions` when written, any JSON when read).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Session<Options = serde_json::Value> {
     /// Options the session ran with.
     pub options: Options,
@@ -269,7 +271,7 @@ pub struct Session<Options = serde_json::Value> {
 }
 
 /// One stack of `oncpu.json` or `offcpu.json`, leaf first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StackRecord {
     /// Samples (on-CPU) or µs off-CPU.
     pub count: u64,
@@ -290,7 +292,7 @@ pub struct StackRecord {
 }
 
 /// `probes/<phase>/oncpu.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OncpuFile<Scope = serde_json::Value> {
     #[serde(flatten)]
     pub header: Header<Scope>,
@@ -307,7 +309,7 @@ pub struct OncpuFile<Scope = serde_json::Value> {
 }
 
 /// `probes/<phase>/offcpu.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OffcpuFile<Scope = serde_json::Value> {
     #[serde(flatten)]
     pub header: Header<Scope>,

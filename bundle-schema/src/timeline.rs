@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// `clock`, `events`, and a window's `planned_s` and `completed` default when
 /// absent: the report's fixture bundles (`lab/tests/data/report/*`) predate
 /// them and hold only the phase windows.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Timeline {
     /// The clock of every `*_ns` field (`CLOCK_MONOTONIC`).
     #[serde(default)]
@@ -21,14 +21,14 @@ pub struct Timeline {
 }
 
 /// One run event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TimelineEvent {
     pub t_ns: u64,
     pub what: String,
 }
 
 /// One phase window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PhaseWindow {
     pub name: String,
     /// This machine's CLOCK_MONOTONIC, like every other `t_ns` here.

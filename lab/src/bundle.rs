@@ -91,7 +91,7 @@ pub const RESERVE: &str = ".reserve";
 pub const RESERVE_BYTES: u64 = 4 << 20;
 
 /// Run outcome recorded in the manifest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Complete,
@@ -99,7 +99,7 @@ pub enum Status {
 }
 
 /// A plug-in (probe session, load) that failed without stopping the run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PluginFailure {
     pub plugin: String,
     pub phase: Option<String>,
@@ -107,7 +107,7 @@ pub struct PluginFailure {
 }
 
 /// `manifest.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Manifest {
     pub format: u32,
     pub name: String,

@@ -30,7 +30,8 @@ pub enum Command {
         /// Bundle directory.
         dir: PathBuf,
     },
-    /// Re-render a bundle's report (report.md, report.html, verdicts.json, timeline.svg);
+    /// Re-render a bundle's report (report.md, report.html, verdicts.json and .junit.xml,
+    /// figures.json and .om, timeline.svg);
     /// exits 1 when an expectation fails.
     Report(crate::report::cli::ReportArgs),
     /// Compare two bundles phase by phase (differential flame graphs, verdict sentences);

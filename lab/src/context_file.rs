@@ -1,5 +1,6 @@
 //! `context.json`: what the run records about the machine and the node
-//! (the target, its details, command outputs, the thread census). A leaf
+//! (the target, its details, command outputs, the thread census), and
+//! `node/cmdline.json` (the node's command line). A leaf
 //! module (serde and `vm` only): the run writes the file through these
 //! types and the report reads it through the same ones.
 
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// `context.json`, written by the run and read by the report.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Context {
     pub target: Option<vm::TargetInfo>,
     /// Target-specific facts: container engine/image/cgroup, guest image and accelerator.
@@ -28,7 +29,7 @@ pub struct Context {
 }
 
 /// What a target adds to `context.json` beyond [`vm::TargetInfo`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TargetDetails {
     /// Container engine, image, cgroup, log driver (container target).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,4 +46,23 @@ pub struct TargetDetails {
     pub qemu_argv: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial_log: Option<PathBuf>,
+}
+
+/// Loopback ports the lab chose for the node (ports on the target).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct NodePorts {
+    pub rpc: u16,
+    pub metrics: u16,
+    pub p2p: u16,
+}
+
+/// `node/cmdline.json`: the node's command line as the run started it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeCmdline {
+    /// The program (its path on the target), then its arguments (lossy UTF-8).
+    pub argv: Vec<String>,
+    /// The scenario's `[node] env`, added to the target's environment.
+    pub env: BTreeMap<String, String>,
+    pub ports: NodePorts,
 }

@@ -6,13 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::scenario::{NodeKind, NodeSpec};
 
-/// Loopback ports the lab chose for the node (ports on the target).
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct NodePorts {
-    pub rpc: u16,
-    pub metrics: u16,
-    pub p2p: u16,
-}
+/// Loopback ports the lab chose for the node (`node/cmdline.json` records them).
+pub use crate::context_file::NodePorts;
 
 /// The node's command line after the program: qfc-node flags, then the
 /// reference node's `--lab-*` knobs, then `extra_args` verbatim.

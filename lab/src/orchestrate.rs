@@ -696,11 +696,14 @@ impl Run {
         self.context.node_flag_notes = notes;
         let mut argv = vec![remote_bin.into_os_string()];
         argv.extend(fitted);
-        let cmdline = serde_json::json!({
-            "argv": argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
-            "env": self.s.node.env,
-            "ports": ports,
-        });
+        let cmdline = crate::context_file::NodeCmdline {
+            argv: argv
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+            env: self.s.node.env.clone(),
+            ports,
+        };
         bundle::write_atomic(
             &self.layout.node_dir().join("cmdline.json"),
             &serde_json::to_vec_pretty(&cmdline).unwrap_or_default(),

@@ -29,14 +29,14 @@ use serde::{Deserialize, Serialize};
 use crate::bundle::{self, Problem};
 use crate::cli::RunArgs;
 use crate::report::diff::Side as DiffSide;
-use crate::report::evidence::{Bundle, PhaseEvidence};
+use crate::report::evidence::Bundle;
 use crate::report::expect::{evaluate_all, ExpectSpec, Status};
-use crate::report::figures::{eval_name, parse_figure, Ctx};
+use crate::report::figures_file::{self, figures_of, FiguresFile};
 use crate::report::spec::Stat;
 use crate::stats::junit::{Case, CaseOutcome};
 use crate::stats::summary::{summarize, Summary};
 use crate::stats::verdict::judge;
-use crate::stats::{Direction, Sample, Series, Settings};
+use crate::stats::{Series, Settings};
 use crate::{orchestrate, scenario, signals, Exit, Failure};
 
 /// `kind` of a parent bundle's manifest.
@@ -255,21 +255,6 @@ fn record(parent: &Path, dir: String, exit: Exit, error: Option<String>) -> Repe
     }
 }
 
-/// The key figures of a phase: those `diff` compares, and each workload's
-/// load figures.
-fn key_figures(p: &PhaseEvidence) -> Vec<String> {
-    let mut names: Vec<String> = crate::report::diff::DIFF_FIGURES
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    for w in p.load.iter().flat_map(|l| l.keys()) {
-        for s in crate::report::diff::LOAD_STATS {
-            names.push(format!("load.{w}.{s}"));
-        }
-    }
-    names
-}
-
 /// The repetitions in the statistics, loaded, with their 1-based number.
 fn load_reps(parent: &Path, reps: &[Repetition]) -> Result<Vec<(u32, Bundle)>, String> {
     let mut out = Vec::new();
@@ -283,43 +268,13 @@ fn load_reps(parent: &Path, reps: &[Repetition]) -> Result<Vec<(u32, Bundle)>, S
     Ok(out)
 }
 
-/// Per phase and key figure, one series over the loaded repetitions (a
-/// repetition where the figure cannot be evaluated adds no sample to that
-/// figure).
+/// Per phase and key figure, one series over the loaded repetitions
+/// ([`crate::report::figures_file`]: the figures each repetition's
+/// `figures.json` lists; a repetition where a figure cannot be evaluated
+/// adds no sample to it).
 fn series_of(loaded: &[(u32, Bundle)]) -> Vec<Series> {
-    let mut out: BTreeMap<(String, String), Series> = BTreeMap::new();
-    for (k, b) in loaded {
-        let ctx = Ctx {
-            emulated: b.emulated,
-        };
-        for p in &b.phases {
-            for name in key_figures(p) {
-                let Ok(v) = eval_name(&name, p, &ctx) else {
-                    continue;
-                };
-                if !v.is_finite() {
-                    continue;
-                }
-                let (unit, good) = parse_figure(&name)
-                    .map(|f| (f.unit, f.good))
-                    .unwrap_or(("", Direction::None));
-                out.entry((p.name.clone(), name.clone()))
-                    .or_insert_with(|| Series {
-                        name: name.clone(),
-                        phase: Some(p.name.clone()),
-                        unit: unit.to_string(),
-                        good,
-                        samples: Vec::new(),
-                    })
-                    .samples
-                    .push(Sample {
-                        repetition: *k,
-                        value: v,
-                    });
-            }
-        }
-    }
-    out.into_values().collect()
+    let figs: Vec<(u32, FiguresFile)> = loaded.iter().map(|(k, b)| (*k, figures_of(b))).collect();
+    figures_file::series(figs.iter().map(|(k, f)| (*k, f)))
 }
 
 /// `qfc-lab diff A B` when either is a parent bundle (or with `--json`):

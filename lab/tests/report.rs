@@ -235,7 +235,7 @@ fn render_case(case: &str) -> Result<report::Outcome, Failed> {
         return Err("report.html differs between two renders of the same bundle".into());
     }
     let exp = data().join("report").join(case).join("expected");
-    for f in ["report.md", "report.html", "verdicts.json", "timeline.svg"] {
+    for f in report::RENDERED_FILES {
         golden(&exp.join(f), &std::fs::read_to_string(dir.join(f))?)?;
     }
     Ok(out)

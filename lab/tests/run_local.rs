@@ -455,6 +455,10 @@ fn lab_cmd(args: &[&std::ffi::OsStr]) -> Result<(Option<i32>, String, String), F
     ))
 }
 
+/// Two expectations for [`smoke_repeat_2`]: one that no repetition meets
+/// (`stat = "all"`), one that the median meets.
+const IMPOSSIBLE: &str = "\n[[expect]]\nfigure = \"node.blocks\"\nphase = \"stress\"\nop = \">=\"\nvalue = 1000000\nstat = \"all\"\nwhy = \"no repetition makes a million blocks in 3 s\"\n\n[[expect]]\nfigure = \"node.blocks\"\nphase = \"stress\"\nop = \">=\"\nvalue = 1\nstat = \"median\"\n";
+
 /// The smoke scenario with short phases, `--repeat 2`, into `out`; with
 /// `extra` appended to the scenario file (more `[[expect]]`).
 fn smoke_repeat_2(tmp: &Path, out: &Path, extra: &str) -> Result<(Option<i32>, String), Failed> {
@@ -482,9 +486,9 @@ fn smoke_repeat_2(tmp: &Path, out: &Path, extra: &str) -> Result<(Option<i32>, S
 /// Issue 15, wired: two `--repeat 2` parents of the smoke scenario (one
 /// with a `stat = "all"` expectation that no repetition meets).
 /// - The run judges expectations over the repetitions: exit 1, and
-///   summary/verdicts.junit.xml, read by junitparser (when the venv is
-///   there), has exactly that failure; summary/figures.om is sealed and
-///   prometheus_client's OpenMetrics parser reads it.
+///   summary/verdicts.junit.xml and summary/figures.om are sealed (parsers
+///   we did not write read them in
+///   [`repeat_outputs_read_by_independent_parsers`]).
 /// - `diff` of the two parents: one verdict sentence per compared figure,
 ///   "within noise" (2 vs 2 can never be significant) naming the n it needs,
 ///   no panic; `--json` has `schema_version` and no significant figure.
@@ -498,8 +502,7 @@ fn repeat_diff_gate_and_expectations_over_repetitions() -> Result<(), Failed> {
     let b = tmp.path().join("b");
     let (code, err) = smoke_repeat_2(tmp.path(), &a, "")?;
     ensure(code == Some(0), format!("parent a: exit {code:?}: {err}"))?;
-    let impossible = "\n[[expect]]\nfigure = \"node.blocks\"\nphase = \"stress\"\nop = \">=\"\nvalue = 1000000\nstat = \"all\"\nwhy = \"no repetition makes a million blocks in 3 s\"\n\n[[expect]]\nfigure = \"node.blocks\"\nphase = \"stress\"\nop = \">=\"\nvalue = 1\nstat = \"median\"\n";
-    let (code, err) = smoke_repeat_2(tmp.path(), &b, impossible)?;
+    let (code, err) = smoke_repeat_2(tmp.path(), &b, IMPOSSIBLE)?;
     ensure(
         code == Some(1) && err.contains("FAIL node.blocks in phase stress: all >= 1000000"),
         format!("parent b with a failing `all` expectation: exit {code:?}: {err}"),
@@ -536,8 +539,6 @@ fn repeat_diff_gate_and_expectations_over_repetitions() -> Result<(), Failed> {
             && om.ends_with("# EOF\n"),
         "figures.om lacks node.blocks of rep 2 in phase stress",
     )?;
-    junit_has_the_failure(&b.join("summary/verdicts.junit.xml"))?;
-    openmetrics_parses(&b.join("summary/figures.om"), &om)?;
 
     // diff of two parents
     let (code, md, err) = lab_cmd(&["diff".as_ref(), a.as_os_str(), b.as_os_str()])?;
@@ -586,18 +587,6 @@ fn repeat_diff_gate_and_expectations_over_repetitions() -> Result<(), Failed> {
             }),
         format!("diff --json: {json}"),
     )?;
-    // the JSON outputs (parents, repetitions, diff.json) against docs/schema/
-    let diff_dir = tmp.path().join("diff");
-    let (code, _, err) = lab_cmd(&[
-        "diff".as_ref(),
-        a.as_os_str(),
-        b.as_os_str(),
-        "--json".as_ref(),
-        "--out".as_ref(),
-        diff_dir.as_os_str(),
-    ])?;
-    ensure(code == Some(0), format!("diff --out: exit {code:?}: {err}"))?;
-    schemas_hold(tmp.path(), &[&a, &b, &diff_dir])?;
     // the gate: same vs same exits 0
     let (code, md, err) = lab_cmd(&[
         "diff".as_ref(),
@@ -636,21 +625,81 @@ fn repeat_diff_gate_and_expectations_over_repetitions() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Issue 15, outputs that others build on, read by parsers this project did
+/// not write (the venv of scripts/setup.sh; the trial is ignored, with the
+/// reason, without it): one `--repeat 2` parent of the smoke scenario with
+/// an expectation no repetition meets, and `diff --json --out` of it against
+/// its first repetition.
+/// - Every JSON output (the parent's, each repetition's evidence, verdicts
+///   and figures, diff.json) validates against docs/schema/, and no JSON
+///   file is left without a schema ([`schemas_hold`]).
+/// - junitparser finds exactly that failure in the parent's
+///   summary/verdicts.junit.xml, and the plain failure in a repetition's
+///   verdicts.junit.xml.
+/// - prometheus_client's OpenMetrics parser reads the parent's
+///   summary/figures.om and a repetition's figures.om, one sample per line
+///   we wrote; the repetition's figures.json holds the same values.
+fn repeat_outputs_read_by_independent_parsers() -> Result<(), Failed> {
+    let tmp = tempfile::tempdir()?;
+    let b = tmp.path().join("b");
+    let (code, err) = smoke_repeat_2(tmp.path(), &b, IMPOSSIBLE)?;
+    ensure(code == Some(1), format!("parent b: exit {code:?}: {err}"))?;
+    let diff_dir = tmp.path().join("diff");
+    let (code, _, err) = lab_cmd(&[
+        "diff".as_ref(),
+        b.as_os_str(),
+        b.join("rep-01").as_os_str(),
+        "--json".as_ref(),
+        "--out".as_ref(),
+        diff_dir.as_os_str(),
+    ])?;
+    ensure(code == Some(0), format!("diff --out: exit {code:?}: {err}"))?;
+    schemas_hold(tmp.path(), &[&b, &diff_dir])?;
+    junit_cases(
+        &b.join("summary/verdicts.junit.xml"),
+        serde_json::json!([
+            ["load.rpc.errors in phase warmup: all == 0", []],
+            [
+                "node.blocks in phase stress: all >= 1000000",
+                ["Failure:fail"]
+            ],
+            ["node.blocks in phase stress: median >= 1", []],
+        ]),
+    )?;
+    junit_cases(
+        &b.join("rep-01/verdicts.junit.xml"),
+        serde_json::json!([
+            ["load.rpc.errors in phase warmup: == 0", []],
+            ["node.blocks in phase stress: >= 1000000", ["Failure:fail"]],
+            ["node.blocks in phase stress: >= 1", []],
+        ]),
+    )?;
+    let om = std::fs::read_to_string(b.join("summary/figures.om"))?;
+    openmetrics_parses(&b.join("summary/figures.om"), &om)?;
+    let rep_om = std::fs::read_to_string(b.join("rep-01/figures.om"))?;
+    openmetrics_parses(&b.join("rep-01/figures.om"), &rep_om)?;
+    let figures: lab::report::figures_file::FiguresFile =
+        serde_json::from_slice(&std::fs::read(b.join("rep-01/figures.json"))?)?;
+    ensure(
+        figures.figures.len() == rep_om.lines().filter(|l| l.starts_with("qfc_lab_figure{")).count()
+            && figures
+                .figures
+                .iter()
+                .any(|f| f.phase == "stress" && f.figure == "node.blocks" && f.value >= 1.0),
+        format!(
+            "rep-01/figures.json ({} figures) and figures.om disagree, or lack node.blocks in stress",
+            figures.figures.len()
+        ),
+    )
+}
+
 /// Every JSON output under `dirs` that docs/schema/index.json names
 /// validates against its schema (scripts/validate-schemas.py: Python's
 /// `jsonschema`, not ours), each schema validates at least one file, and a
 /// summary.json without its `schema_version` does not validate (the check
-/// can fail). Skipped, with the reason, without the venv.
+/// can fail). A JSON file no schema names is an error of the script.
 fn schemas_hold(tmp: &Path, dirs: &[&Path]) -> Result<(), Failed> {
-    let py = match common::venv_python("jsonschema") {
-        Ok(py) => py,
-        Err(why) => {
-            eprintln!(
-                "repeat_diff_gate_and_expectations_over_repetitions: schema check skipped: {why}"
-            );
-            return Ok(());
-        }
-    };
+    let py = common::venv_python(VENV_MODULES)?;
     let args: Vec<&std::ffi::OsStr> = dirs.iter().map(|d| d.as_os_str()).collect();
     let v = common::validate_schemas(&py, &args)?;
     ensure(
@@ -664,9 +713,14 @@ fn schemas_hold(tmp: &Path, dirs: &[&Path]) -> Result<(), Failed> {
     )?;
     let used: std::collections::BTreeSet<&str> =
         v.validated.iter().map(|(s, _)| s.as_str()).collect();
+    let unused: Vec<&str> = lab::schema::SCHEMAS
+        .iter()
+        .map(|s| s.file)
+        .filter(|f| !used.contains(f) && !NOT_IN_SMOKE.contains(f))
+        .collect();
     ensure(
-        used.len() == lab::schema::SCHEMAS.len(),
-        format!("some schema validated no file: {used:?}"),
+        unused.is_empty(),
+        format!("these schemas validated no file: {unused:?}"),
     )?;
     let summary = v
         .validated
@@ -694,24 +748,21 @@ fn schemas_hold(tmp: &Path, dirs: &[&Path]) -> Result<(), Failed> {
     )
 }
 
-/// The venv's Python (scripts/setup.sh) when it can import `module`; else
-/// the reason, printed, and the caller skips that check.
-fn venv_python(module: &str) -> Option<PathBuf> {
-    common::venv_python(module)
-        .map_err(|why| {
-            eprintln!(
-                "repeat_diff_gate_and_expectations_over_repetitions: {module} check skipped: {why}"
-            )
-        })
-        .ok()
-}
+/// What [`repeat_outputs_read_by_independent_parsers`] imports from the venv.
+const VENV_MODULES: &str = "jsonschema, junitparser, prometheus_client";
 
-/// prometheus_client's OpenMetrics parser reads the parent's figures.om:
-/// one sample per `qfc_lab_figure` line we wrote (skipped without the venv).
+/// Schemas of outputs the smoke run does not write: plug-in failures (none
+/// in a clean run), a seeded datadir, on-CPU stacks (smoke.toml's probes).
+const NOT_IN_SMOKE: &[&str] = &[
+    "failure.schema.json",
+    "seed-db.schema.json",
+    "probe-oncpu.schema.json",
+];
+
+/// prometheus_client's OpenMetrics parser reads `path` (`text`): one
+/// sample per `qfc_lab_figure` line we wrote.
 fn openmetrics_parses(path: &Path, text: &str) -> Result<(), Failed> {
-    let Some(py) = venv_python("prometheus_client") else {
-        return Ok(());
-    };
+    let py = common::venv_python(VENV_MODULES)?;
     let script = r#"
 import sys
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
@@ -737,14 +788,10 @@ print(n)
     )
 }
 
-/// junitparser (the venv of scripts/setup.sh) reads the parent's JUnit file
-/// and finds exactly one failure, the `all` expectation; without the venv
-/// this check is skipped with the reason on stderr (the rest of the trial
-/// still runs).
-fn junit_has_the_failure(path: &Path) -> Result<(), Failed> {
-    let Some(py) = venv_python("junitparser") else {
-        return Ok(());
-    };
+/// junitparser reads the JUnit file at `path`: its test cases, each with
+/// its results (`Failure:fail`, `Error:...`), are `want`.
+fn junit_cases(path: &Path, want: serde_json::Value) -> Result<(), Failed> {
+    let py = common::venv_python(VENV_MODULES)?;
     let script = r#"
 import sys, json
 from junitparser import JUnitXml
@@ -760,15 +807,10 @@ print(json.dumps(out))
         format!("junitparser: {}", String::from_utf8_lossy(&o.stderr)),
     )?;
     let got: serde_json::Value = serde_json::from_slice(&o.stdout)?;
-    let want = serde_json::json!([
-        ["load.rpc.errors in phase warmup: all == 0", []],
-        [
-            "node.blocks in phase stress: all >= 1000000",
-            ["Failure:fail"]
-        ],
-        ["node.blocks in phase stress: median >= 1", []],
-    ]);
-    ensure(got == want, format!("junitparser read {got}, want {want}"))
+    ensure(
+        got == want,
+        format!("junitparser read {got} in {}, want {want}", path.display()),
+    )
 }
 
 /// Runs smoke.toml with `--json`; calls `at_phase` once the first phase has
@@ -1028,6 +1070,11 @@ fn main() {
             repeat_diff_gate_and_expectations_over_repetitions,
         )
         .with_ignored_flag(no_node),
+        common::trial(
+            "repeat_outputs_read_by_independent_parsers",
+            repeat_outputs_read_by_independent_parsers,
+            common::venv_python(VENV_MODULES).map(|_| ()),
+        ),
         Trial::test(
             "sigint_while_seeding_ends_the_run_within_2_s",
             sigint_while_seeding_ends_the_run_within_2_s,

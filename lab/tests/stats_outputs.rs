@@ -14,38 +14,17 @@ use lab::stats::junit::{self, Case};
 use lab::stats::rank::mann_whitney;
 use lab::stats::verdict::{judge, Stat};
 use lab::stats::{openmetrics, Direction, Sample, Series, Settings};
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Failed};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn python() -> PathBuf {
-    let cache = std::env::var_os("QFC_LAB_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/qfc-lab"));
-    cache.join("pyenv/bin/python")
-}
+mod common;
 
-/// `Ok` when the venv has the three packages.
-fn venv_ready() -> Result<(), String> {
-    let py = python();
-    if !py.is_file() {
-        return Err(format!(
-            "{} is missing: run scripts/setup.sh (it builds the venv of junitparser, prometheus_client, scipy)",
-            py.display()
-        ));
-    }
-    match Command::new(&py)
-        .args(["-c", "import junitparser, prometheus_client, scipy"])
-        .output()
-    {
-        Ok(o) if o.status.success() => Ok(()),
-        Ok(o) => Err(format!(
-            "the venv {} lacks a package ({}): run scripts/setup.sh",
-            py.display(),
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Err(e) => Err(format!("cannot run {}: {e}", py.display())),
-    }
+/// The venv's packages these trials read with.
+const MODULES: &str = "junitparser, prometheus_client, scipy";
+
+fn python() -> PathBuf {
+    common::venv_python(MODULES).expect("these trials run only when the venv is ready")
 }
 
 /// Runs `script` with the venv's Python, `arg` as argv[1]; its stdout.
@@ -272,14 +251,9 @@ fn rank_test_matches_scipy() -> Result<(), Failed> {
 
 fn main() {
     let args = Arguments::from_args();
-    let need = venv_ready();
-    let trial = |name: &str, f: fn() -> Result<(), Failed>| match &need {
-        Ok(()) => Trial::test(name, f),
-        Err(why) => {
-            eprintln!("{name}: skipped: {why}");
-            Trial::test(name, f).with_ignored_flag(true)
-        }
-    };
+    let need = common::venv_python(MODULES).map(|_| ());
+    let trial =
+        |name: &str, f: fn() -> Result<(), Failed>| common::ignored_unless(name, f, need.clone());
     let trials = vec![
         trial(
             "junit_parses_and_finds_the_failure",

@@ -7,7 +7,6 @@ use std::path::Path;
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
 
 use crate::LoadError;
 
@@ -17,16 +16,7 @@ const BATCH: u64 = 10_000;
 /// ends within a fraction of a second, so a stop request is seen quickly.
 const BATCH_BYTES: u64 = 8 << 20;
 
-/// What [`seed_db`] wrote.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct SeedReport {
-    /// Keys written.
-    pub keys: u64,
-    /// Bytes of values written.
-    pub value_bytes_total: u64,
-    /// BLAKE3 over every key and value in write order (same seed, same digest).
-    pub digest: String,
-}
+pub use bundle_schema::load::SeedReport;
 
 /// Writes `keys` pseudo-random 24-byte keys (`lab-seed/` + 16 random bytes)
 /// with `value_bytes`-byte values into `<datadir>/db`.

@@ -363,7 +363,7 @@ mod tests {
 
     #[test]
     fn resolves_own_function_with_rust_demangling() {
-        let addr = qfc_probe_symbolize_self_test_marker as usize as u64;
+        let addr = qfc_probe_symbolize_self_test_marker as *const () as usize as u64;
         assert_eq!(qfc_probe_symbolize_self_test_marker(), 42);
         let proc = read_proc(std::process::id()).unwrap();
         let mut s = Symbolizer::new();

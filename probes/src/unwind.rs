@@ -900,7 +900,7 @@ mod tests {
         let mut p = ProcUnwinder::from_maps(maps, &mut objs);
         // A real return address of this binary's code (this test function)
         // as ip, with an 8-byte stack that cannot hold its caller's frame.
-        let ip = copy_ending_mid_frame_is_cut_by_size as usize as u64 + 4;
+        let ip = copy_ending_mid_frame_is_cut_by_size as *const () as usize as u64 + 4;
         let h = UstackHeader {
             ip,
             sp: 0x7000_0000_0000,

@@ -141,7 +141,7 @@ pub struct Image {
 }
 
 /// What the bundle manifest records about the image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ImageSummary {
     pub key: String,
     pub arch: Arch,

@@ -25,7 +25,7 @@ pub use crate::untrusted::Imported;
 pub type TargetPath = PathBuf;
 
 /// What kind of machine a target is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetKind {
     /// This machine.
@@ -39,7 +39,7 @@ pub enum TargetKind {
 }
 
 /// A description of the machine, recorded in the bundle's context.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TargetInfo {
     /// Which kind of target.
     pub kind: TargetKind,

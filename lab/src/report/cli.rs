@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-/// `qfc-lab report DIR`: re-render report.md, report.html, verdicts.json, timeline.svg.
+/// `qfc-lab report DIR`: re-render the files of [`super::RENDERED_FILES`].
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReportArgs {
     /// The bundle directory (written by `qfc-lab run`)

@@ -87,6 +87,40 @@ impl Verdicts {
     pub fn any_failed(&self) -> bool {
         self.fail > 0
     }
+
+    /// `verdicts.junit.xml`: one test case per expectation, a fail as a
+    /// `<failure>`, a cannot-evaluate as an `<error>` (not a pass).
+    pub fn junit(&self) -> String {
+        let cases: Vec<crate::stats::junit::Case> =
+            self.verdicts.iter().map(Verdict::case).collect();
+        crate::stats::junit::write(&self.scenario, &cases)
+    }
+}
+
+impl Verdict {
+    /// The verdict as a JUnit test case, named as in a repeated run's
+    /// `summary/verdicts.junit.xml` (without its statistic).
+    fn case(&self) -> crate::stats::junit::Case {
+        use crate::stats::junit::{Case, CaseOutcome};
+        let scope = match &self.phase {
+            Some(p) => format!("in phase {p}"),
+            None => "over the whole run".into(),
+        };
+        Case {
+            name: format!(
+                "{} {scope}: {} {}",
+                self.figure,
+                self.op.symbol(),
+                super::render::num(self.bound)
+            ),
+            outcome: match self.status {
+                Status::Pass => CaseOutcome::Pass,
+                Status::Fail => CaseOutcome::Fail,
+                Status::CannotEvaluate => CaseOutcome::CannotEvaluate,
+            },
+            message: self.sentence(),
+        }
+    }
 }
 
 /// Evaluates every expectation of the bundle's scenario.

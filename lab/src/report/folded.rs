@@ -139,6 +139,9 @@ pub enum Area {
     LogFormatting,
     RocksDb,
     Allocator,
+    /// Serving JSON-RPC over HTTP (jsonrpsee, hyper): the RPC plumbing, not the
+    /// handlers' work (their leaf frames decide) and not TCP (kernel frames are network).
+    Rpc,
     Network,
     /// The node's own code (qfc-node's `qfc_*` crates, the reference node's `refnode`
     /// and `wire`), when no library frame below it is recognised: RPC handler bodies,
@@ -149,12 +152,13 @@ pub enum Area {
 }
 
 impl Area {
-    pub const ALL: [Area; 9] = [
+    pub const ALL: [Area; 10] = [
         Area::Hashing,
         Area::Crypto,
         Area::LogFormatting,
         Area::RocksDb,
         Area::Allocator,
+        Area::Rpc,
         Area::Network,
         Area::Node,
         Area::Kernel,
@@ -168,6 +172,7 @@ impl Area {
             Area::LogFormatting => "log_formatting",
             Area::RocksDb => "rocksdb",
             Area::Allocator => "allocator",
+            Area::Rpc => "rpc",
             Area::Network => "network",
             Area::Node => "node",
             Area::Kernel => "kernel",
@@ -188,7 +193,8 @@ impl Area {
             Area::LogFormatting => "log formatting (tracing_subscriber fmt, Debug)",
             Area::RocksDb => "RocksDB",
             Area::Allocator => "allocator (malloc/free)",
-            Area::Network => "network (libp2p, yamux, jsonrpsee, hyper, TCP)",
+            Area::Rpc => "JSON-RPC serving (jsonrpsee, hyper)",
+            Area::Network => "network (libp2p, yamux, TCP)",
             Area::Node => "node's own code (handlers, pool, chain)",
             Area::Kernel => "kernel",
             Area::Other => "other",
@@ -235,8 +241,13 @@ pub const AREA_RULES: &[AreaRule] = &[
         example: "_int_malloc",
     },
     AreaRule {
+        area: Area::Rpc,
+        pattern: r"jsonrpsee|hyper::|hyper_util::|httparse::|http_body",
+        example: "hyper::proto::h1::dispatch::Dispatcher<D,Bs,I,T>::poll_read",
+    },
+    AreaRule {
         area: Area::Network,
-        pattern: r"libp2p|yamux|multistream|snow::|ring_core_.*chacha|hyper::|jsonrpsee|tokio::net::|mio::net|(^|[^a-z])(tcp_|inet_|sock_|__sys_sendto|__sys_recvfrom|ip_|__ip_|netif|__netif|nf_conntrack|nf_confirm|skb_|__skb_|napi_|net_rx)",
+        pattern: r"libp2p|yamux|multistream|snow::|ring_core_.*chacha|tokio::net::|mio::net|(^|[^a-z])(tcp_|inet_|sock_|__sys_sendto|__sys_recvfrom|ip_|__ip_|netif|__netif|nf_conntrack|nf_confirm|skb_|__skb_|napi_|net_rx)",
         example: "tcp_sendmsg_locked_[k]",
     },
     AreaRule {
@@ -513,8 +524,8 @@ mod tests {
     }
 
     /// One test per rule of [`AREA_RULES`]: the rule's example frame is recognised as its
-    /// area, as a leaf under an unrecognised root and under a `jsonrpsee` frame (self),
-    /// and the example is counted in the area inclusively.
+    /// area, as a leaf under an unrecognised root and under a `jsonrpsee` frame (self,
+    /// with `rpc` inclusive), and the example is counted in the area inclusively.
     macro_rules! rule_test {
         ($name:ident, $area:expr) => {
             #[test]
@@ -527,13 +538,13 @@ mod tests {
                 let st = fr(&format!("main;my_crate::work;{}", rule.example));
                 assert_eq!(classify_oncpu(&st), $area);
                 assert!(inclusive_areas(&st).contains(&$area));
-                if $area != Area::Network {
+                if $area != Area::Rpc {
                     let under = fr(&format!(
                         "thread_start;jsonrpsee_server::server::handle;{}",
                         rule.example
                     ));
                     assert_eq!(classify_oncpu(&under), $area);
-                    assert!(inclusive_areas(&under).contains(&Area::Network));
+                    assert!(inclusive_areas(&under).contains(&Area::Rpc));
                 }
             }
         };
@@ -543,6 +554,7 @@ mod tests {
     rule_test!(rule_log_formatting, Area::LogFormatting);
     rule_test!(rule_rocksdb, Area::RocksDb);
     rule_test!(rule_allocator, Area::Allocator);
+    rule_test!(rule_rpc, Area::Rpc);
     rule_test!(rule_network, Area::Network);
     rule_test!(rule_node, Area::Node);
 
@@ -591,13 +603,15 @@ mod tests {
     }
 
     /// Issue 16: Ed25519 checks of submitted transactions ran under jsonrpsee frames and
-    /// were counted as network; they are crypto by their leaf frames.
+    /// were counted as network; they are crypto by their leaf frames, and the RPC frames
+    /// above them are `rpc` (inclusive), not libp2p's network.
     #[test]
     fn curve25519_leaves_under_jsonrpsee_are_crypto_not_network() {
         let st = fr("tokio-rt-worker;std::sys::pal::unix::thread::Thread::new::thread_start;tokio::runtime::scheduler::multi_thread::worker::run;<jsonrpsee_server::server::Server>::handle;refnode::rpc::send_raw_transaction;wire::tx::Transaction::verify;ed25519_dalek::verifying::VerifyingKey::verify;curve25519_dalek::edwards::EdwardsPoint::vartime_double_scalar_mul_basepoint;curve25519_dalek::backend::serial::u64::field::FieldElement51::pow2k");
         assert_eq!(classify_oncpu(&st), Area::Crypto);
         let inc = inclusive_areas(&st);
-        assert!(inc.contains(&Area::Crypto) && inc.contains(&Area::Network));
+        assert!(inc.contains(&Area::Crypto) && inc.contains(&Area::Rpc));
+        assert!(!inc.contains(&Area::Network));
     }
 
     #[test]
@@ -700,5 +714,28 @@ mod tests {
         assert_eq!(f.stacks[0].thread.as_deref(), Some("tokio-rt-worker"));
         assert_eq!(f.stacks[0].frames, vec!["a", "b"]);
         assert_eq!(f.to_text(), "qfc-node;c 2\ntokio-rt-worker;a;b 3\n");
+    }
+}
+
+#[cfg(test)]
+mod rpc_tests {
+    use super::*;
+
+    fn fr(s: &str) -> Vec<String> {
+        s.split(';').map(str::to_string).collect()
+    }
+
+    /// Issue 16: serving JSON-RPC is `rpc`; the TCP underneath it is `network` (kernel
+    /// frames of the TCP stack), and libp2p stays `network`.
+    #[test]
+    fn rpc_plumbing_is_rpc_and_its_tcp_is_network() {
+        let parse = fr("tokio-rt-worker;tokio::runtime::task::harness::poll;hyper::proto::h1::role::Server::parse;httparse::parse_headers");
+        assert_eq!(classify_oncpu(&parse), Area::Rpc);
+        let send = fr("tokio-rt-worker;hyper::proto::h1::dispatch::Dispatcher<D,Bs,I,T>::poll_write;tokio::net::tcp::stream::TcpStream::poll_write;__x64_sys_sendto_[k];tcp_sendmsg_locked_[k]");
+        assert_eq!(classify_oncpu(&send), Area::Network);
+        assert!(inclusive_areas(&send).contains(&Area::Rpc));
+        let p2p = fr("tokio-rt-worker;libp2p_swarm::Swarm<T>::poll_next_event;yamux::connection::Connection<T>::poll_next_inbound");
+        assert_eq!(classify_oncpu(&p2p), Area::Network);
+        assert!(!inclusive_areas(&p2p).contains(&Area::Rpc));
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Entry points (used by the `qfc-lab` CLI and by `run`):
 //! - [`render_bundle`]: reads a bundle, evaluates `[[expect]]`, writes `report.md`,
-//!   `report.html`, `verdicts.json` and `timeline.svg`; `run` calls [`finish_run`] last
+//!   `report.html`, `verdicts.json` (and as JUnit XML, `verdicts.junit.xml`),
+//!   the key figures as `figures.json` and OpenMetrics `figures.om`
+//!   ([`figures_file`]), and `timeline.svg`; `run` calls [`finish_run`] last
 //!   and exits 1 when [`Verdicts::any_failed`].
 //! - [`diff_bundles`]: `qfc-lab diff A B [--out DIR]`.
 //! - [`import_t1`]: `qfc-lab import-t1 DIR [--bundle B]`.
@@ -19,6 +21,7 @@ pub mod error;
 pub mod evidence;
 pub mod expect;
 pub mod figures;
+pub mod figures_file;
 pub mod findings;
 pub mod folded;
 pub mod hist;
@@ -60,9 +63,17 @@ fn write(path: &Path, text: &str) -> Result<(), ReportError> {
 
 /// The files [`render_bundle`] writes into a bundle (derived: they can be
 /// rendered again from the rest).
-pub const RENDERED_FILES: [&str; 4] = ["timeline.svg", "report.md", "report.html", "verdicts.json"];
+pub const RENDERED_FILES: [&str; 7] = [
+    "timeline.svg",
+    "report.md",
+    "report.html",
+    "verdicts.json",
+    "verdicts.junit.xml",
+    "figures.json",
+    "figures.om",
+];
 
-/// Renders the report of a bundle in place and writes `verdicts.json`.
+/// Renders the report of a bundle in place ([`RENDERED_FILES`]).
 #[tracing::instrument(skip(opts))]
 pub fn render_bundle(dir: &Path, opts: &RenderOptions) -> Result<Outcome, ReportError> {
     let b = Bundle::load(dir)?;
@@ -72,6 +83,7 @@ pub fn render_bundle(dir: &Path, opts: &RenderOptions) -> Result<Outcome, Report
         None => None,
     };
     let doc = findings::build_report(&b, &verdicts, baseline.as_ref());
+    let figures = figures_file::figures_of(&b);
     let mut written = Vec::new();
     let (svg, _) = charts::timeline_svg(&b);
     if let Some(svg) = svg {
@@ -86,6 +98,12 @@ pub fn render_bundle(dir: &Path, opts: &RenderOptions) -> Result<Outcome, Report
             "verdicts.json",
             serde_json::to_string_pretty(&verdicts).expect("verdicts serialize") + "\n",
         ),
+        ("verdicts.junit.xml", verdicts.junit()),
+        (
+            "figures.json",
+            serde_json::to_string_pretty(&figures).expect("figures serialize") + "\n",
+        ),
+        ("figures.om", figures_file::openmetrics(&figures)),
     ] {
         let p = dir.join(name);
         write(&p, &text)?;

@@ -2,7 +2,9 @@
 //! the gauge family `qfc_lab_figure` (one sample per figure, phase and
 //! repetition) and `qfc_lab_figure_summary` (median, CI bounds, min, max,
 //! CV per figure and phase). Labels: scenario, phase (`whole-run` for
-//! figures of the whole run), repetition, figure, unit, stat.
+//! figures of the whole run), repetition, figure, unit, stat. A repeated
+//! run's `summary/figures.om` has both families ([`write`]); a single run's
+//! `figures.om` has the first only, as repetition 1 ([`write_samples`]).
 
 use std::collections::BTreeSet;
 
@@ -33,6 +35,34 @@ fn val(x: f64) -> String {
     }
 }
 
+/// The `qfc_lab_figure` family: one sample per figure, phase and repetition.
+fn sample_family(sc: &str, series: &[Series]) -> String {
+    let mut o = String::new();
+    o.push_str("# TYPE qfc_lab_figure gauge\n");
+    o.push_str("# HELP qfc_lab_figure A qfc-lab figure (docs/FIGURES.md) in one repetition of a scenario\n");
+    for s in series {
+        let phase = esc(s.phase.as_deref().unwrap_or(WHOLE_RUN));
+        for smp in &s.samples {
+            o.push_str(&format!(
+                "qfc_lab_figure{{scenario=\"{sc}\",phase=\"{phase}\",repetition=\"{}\",figure=\"{}\",unit=\"{}\"}} {}\n",
+                smp.repetition,
+                esc(&s.name),
+                esc(&s.unit),
+                val(smp.value)
+            ));
+        }
+    }
+    o
+}
+
+/// The exposition of one run's figures (the `qfc_lab_figure` family only:
+/// one run has no statistics), ending in `# EOF`. The caller gives each
+/// figure and phase once (non-finite values are spelled as OpenMetrics
+/// does).
+pub fn write_samples(scenario: &str, series: &[Series]) -> String {
+    sample_family(&esc(scenario), series) + "# EOF\n"
+}
+
 /// The exposition of `series` measured in `scenario`, ending in `# EOF`.
 /// Errors on a non-finite value, an empty series, or a figure, phase and
 /// repetition given twice.
@@ -53,21 +83,7 @@ pub fn write(scenario: &str, series: &[Series], settings: &Settings) -> Result<S
         summaries.push(sum);
     }
     let sc = esc(scenario);
-    let mut o = String::new();
-    o.push_str("# TYPE qfc_lab_figure gauge\n");
-    o.push_str("# HELP qfc_lab_figure A qfc-lab figure (docs/FIGURES.md) in one repetition of a scenario\n");
-    for s in series {
-        let phase = esc(s.phase.as_deref().unwrap_or(WHOLE_RUN));
-        for smp in &s.samples {
-            o.push_str(&format!(
-                "qfc_lab_figure{{scenario=\"{sc}\",phase=\"{phase}\",repetition=\"{}\",figure=\"{}\",unit=\"{}\"}} {}\n",
-                smp.repetition,
-                esc(&s.name),
-                esc(&s.unit),
-                val(smp.value)
-            ));
-        }
-    }
+    let mut o = sample_family(&sc, series);
     o.push_str("# TYPE qfc_lab_figure_summary gauge\n");
     o.push_str("# HELP qfc_lab_figure_summary Statistics of a figure over the repetitions (docs/STATISTICS.md)\n");
     for s in &summaries {

@@ -61,6 +61,16 @@ pub fn trial(name: &str, f: fn() -> Result<(), Failed>, need: Result<(), String>
         }
         Ok(())
     });
+    ignored_unless(name, f, need)
+}
+
+/// A trial, ignored with the reason printed when `need` is an error (never
+/// passed without running).
+pub fn ignored_unless(
+    name: &str,
+    f: fn() -> Result<(), Failed>,
+    need: Result<(), String>,
+) -> Trial {
     match need {
         Ok(()) => Trial::test(name, f),
         Err(why) => {

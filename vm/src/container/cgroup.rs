@@ -60,7 +60,7 @@ pub fn parse_cgroup_mounts(mounts: &str) -> Vec<(String, PathBuf, String)> {
 }
 
 /// The cgroups of one process on this host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProcessCgroups {
     /// `2` on a pure v2 host, `1` when v1 controllers are mounted (hybrid).
     pub host_version: u8,

@@ -81,7 +81,7 @@ impl ContainerConfig {
 }
 
 /// What the bundle's context records about the container run.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ContainerContext {
     /// Docker engine version (`docker version`, server).
     pub engine_version: String,

@@ -102,9 +102,16 @@ does not parse as its type becomes a note naming the file and the field, not a n
 
 ## Outputs
 
-- `verdicts.json`: `{"scenario", "seed", "pass", "fail", "cannot_evaluate", "verdicts":
-  [{"figure", "phase", "op", "bound", "value", "unit", "status" ("pass" | "fail" |
-  "cannot-evaluate"), "reason", "why"}]}`.
+- `verdicts.json`: `{"schema_version", "scenario", "seed", "pass", "fail", "cannot_evaluate",
+  "verdicts": [{"figure", "phase", "op", "bound", "value", "unit", "status" ("pass" | "fail" |
+  "cannot-evaluate"), "reason", "why"}]}`; the same verdicts as JUnit XML in
+  `verdicts.junit.xml` (a fail is a `<failure>`, a cannot-evaluate an `<error>`).
+- `figures.json`: the key figures of every phase (those `diff` compares, and each
+  workload's load statistics): `{"schema_version", "scenario", "seed", "emulated",
+  "figures": [{"phase", "figure", "unit", "good", "value"}], "not_evaluated": [{"phase",
+  "figure", "reason"}]}`; the same values as OpenMetrics in `figures.om` (family
+  `qfc_lab_figure`, labels scenario, phase, repetition `1`, figure, unit). Schemas:
+  docs/schema/.
 - `report.md`, `report.html` (self-contained: flame graphs inline, each in an
   `<iframe srcdoc>` so their scripts stay separate; the timeline inline), `timeline.svg`.
 - `qfc-lab run` calls `lab::report::finish_run(bundle_dir)` last and exits 1 when

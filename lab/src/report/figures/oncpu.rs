@@ -82,14 +82,15 @@ rule, in this order, whose pattern it matches:
 | `log_formatting` | `tracing_subscriber`, `tracing_core::field`, `core::fmt::`, `Debug` impls |
 | `rocksdb` | `rocksdb` (any case) |
 | `allocator` | `malloc`, `free`, `cfree`, `calloc`, `realloc`, glibc `_int_*`, `__rust_alloc/dealloc/realloc` |
-| `network` | libp2p, yamux, multistream, noise, hyper, jsonrpsee, tokio/mio net, kernel TCP/IP frames |
+| `rpc` | serving JSON-RPC over HTTP: `jsonrpsee`, `hyper::`, `hyper_util::`, `httparse::`, `http_body` (the handlers' own work below them goes to its leaf's area, the TCP underneath to `network`) |
+| `network` | libp2p, yamux, multistream, noise, tokio/mio net, kernel TCP/IP frames |
 | `node` | the node's own code: frames that start with `qfc_*::` (qfc-node's crates), `refnode::` or `wire::` (reference node), when nothing leaf-ward is recognised and the leaf is not a kernel frame (a syscall straight from the node's code is `kernel`); trait-impl frames (`<qfc_x::T as ...>`) are not matched, since T1's cut frames lose the trait: RPC handler bodies, transaction pool, chain logic |
 | `kernel` | fallback: no frame recognised and the leaf frame is a kernel frame (`_[k]` suffix, or a known kernel symbol in T1's unmarked stacks); inclusively, any kernel frame |
 | `other` | fallback: nothing recognised |
 
 **Self** attribution names the work: a sample belongs to the area of its leaf-most
 recognised frame, so Ed25519 checks (`curve25519_dalek` leaves) under the `jsonrpsee`
-frames of an RPC handler are `crypto`, not `network`, the handler's own code there is `node`, and `malloc` under
+frames of an RPC handler are `crypto`, not `rpc`, the handler's own code there is `node`, and `malloc` under
 `tracing_subscriber` is `allocator`. **Inclusive** shares show what a subsystem costs with
 everything it calls. On T1's `05-oncpu.folded`: hashing 47.06% self and inclusive, log
 formatting 15.30% self and 16.86% inclusive (the 1.56 points between are malloc/free
