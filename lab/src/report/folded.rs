@@ -614,6 +614,20 @@ mod tests {
         assert!(!inc.contains(&Area::Network));
     }
 
+    /// Issue 16: serving JSON-RPC is `rpc`; the TCP underneath it is `network` (kernel
+    /// frames of the TCP stack), and libp2p stays `network`.
+    #[test]
+    fn rpc_plumbing_is_rpc_and_its_tcp_is_network() {
+        let parse = fr("tokio-rt-worker;tokio::runtime::task::harness::poll;hyper::proto::h1::role::Server::parse;httparse::parse_headers");
+        assert_eq!(classify_oncpu(&parse), Area::Rpc);
+        let send = fr("tokio-rt-worker;hyper::proto::h1::dispatch::Dispatcher<D,Bs,I,T>::poll_write;tokio::net::tcp::stream::TcpStream::poll_write;__x64_sys_sendto_[k];tcp_sendmsg_locked_[k]");
+        assert_eq!(classify_oncpu(&send), Area::Network);
+        assert!(inclusive_areas(&send).contains(&Area::Rpc));
+        let p2p = fr("tokio-rt-worker;libp2p_swarm::Swarm<T>::poll_next_event;yamux::connection::Connection<T>::poll_next_inbound");
+        assert_eq!(classify_oncpu(&p2p), Area::Network);
+        assert!(!inclusive_areas(&p2p).contains(&Area::Rpc));
+    }
+
     #[test]
     fn self_area_is_the_leaf_most_recognised_frame() {
         // a kernel interrupt leaf under blake3 is hashing (kernel frames are a fallback)
@@ -714,28 +728,5 @@ mod tests {
         assert_eq!(f.stacks[0].thread.as_deref(), Some("tokio-rt-worker"));
         assert_eq!(f.stacks[0].frames, vec!["a", "b"]);
         assert_eq!(f.to_text(), "qfc-node;c 2\ntokio-rt-worker;a;b 3\n");
-    }
-}
-
-#[cfg(test)]
-mod rpc_tests {
-    use super::*;
-
-    fn fr(s: &str) -> Vec<String> {
-        s.split(';').map(str::to_string).collect()
-    }
-
-    /// Issue 16: serving JSON-RPC is `rpc`; the TCP underneath it is `network` (kernel
-    /// frames of the TCP stack), and libp2p stays `network`.
-    #[test]
-    fn rpc_plumbing_is_rpc_and_its_tcp_is_network() {
-        let parse = fr("tokio-rt-worker;tokio::runtime::task::harness::poll;hyper::proto::h1::role::Server::parse;httparse::parse_headers");
-        assert_eq!(classify_oncpu(&parse), Area::Rpc);
-        let send = fr("tokio-rt-worker;hyper::proto::h1::dispatch::Dispatcher<D,Bs,I,T>::poll_write;tokio::net::tcp::stream::TcpStream::poll_write;__x64_sys_sendto_[k];tcp_sendmsg_locked_[k]");
-        assert_eq!(classify_oncpu(&send), Area::Network);
-        assert!(inclusive_areas(&send).contains(&Area::Rpc));
-        let p2p = fr("tokio-rt-worker;libp2p_swarm::Swarm<T>::poll_next_event;yamux::connection::Connection<T>::poll_next_inbound");
-        assert_eq!(classify_oncpu(&p2p), Area::Network);
-        assert!(!inclusive_areas(&p2p).contains(&Area::Rpc));
     }
 }

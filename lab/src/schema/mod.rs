@@ -97,59 +97,9 @@ enum AnyManifest {
     Parent(crate::repeat::ParentManifest),
 }
 
-fn verdicts() -> schemars::Schema {
-    schemars::schema_for!(crate::report::expect::Verdicts)
-}
-fn figures() -> schemars::Schema {
-    schemars::schema_for!(crate::report::figures_file::FiguresFile)
-}
-fn summary() -> schemars::Schema {
-    schemars::schema_for!(crate::repeat::SummaryFile)
-}
-fn manifest() -> schemars::Schema {
-    schemars::schema_for!(AnyManifest)
-}
-fn diff() -> schemars::Schema {
-    schemars::schema_for!(crate::report::diff::RepeatedDiff)
-}
-fn context() -> schemars::Schema {
-    schemars::schema_for!(crate::context_file::Context)
-}
-fn cmdline() -> schemars::Schema {
-    schemars::schema_for!(crate::context_file::NodeCmdline)
-}
-fn timeline() -> schemars::Schema {
-    schemars::schema_for!(bundle_schema::timeline::Timeline)
-}
-fn plugin_failures() -> schemars::Schema {
-    schemars::schema_for!(Vec<crate::bundle::PluginFailure>)
-}
-fn seed_db() -> schemars::Schema {
-    schemars::schema_for!(bundle_schema::load::SeedReport)
-}
-fn load_summary() -> schemars::Schema {
-    schemars::schema_for!(bundle_schema::load::PhaseSummary)
-}
-fn load_series() -> schemars::Schema {
-    schemars::schema_for!(bundle_schema::load::Series)
-}
-fn metrics_line() -> schemars::Schema {
-    schemars::schema_for!(bundle_schema::metrics::MetricsLine)
-}
-fn probe_session() -> schemars::Schema {
-    schemars::schema_for!(bundle_schema::probes::Session)
-}
-fn syscall_file() -> schemars::Schema {
-    schemars::schema_for!(bundle_schema::probes::SyscallFile)
-}
-fn bio_file() -> schemars::Schema {
-    schemars::schema_for!(bundle_schema::probes::BioFile)
-}
-fn oncpu_file() -> schemars::Schema {
-    schemars::schema_for!(bundle_schema::probes::OncpuFile)
-}
-fn offcpu_file() -> schemars::Schema {
-    schemars::schema_for!(bundle_schema::probes::OffcpuFile)
+/// The schema of `T`, derived (a function pointer in [`OutputSchema::derive`]).
+fn schema_of<T: schemars::JsonSchema>() -> schemars::Schema {
+    schemars::schema_for!(T)
 }
 
 const fn run(
@@ -177,14 +127,14 @@ pub const SCHEMAS: &[OutputSchema] = &[
         "A run's [[expect]] verdicts: each with pass, fail or cannot-evaluate (verdicts.json)",
         &["verdicts.json"],
         true,
-        verdicts,
+        schema_of::<crate::report::expect::Verdicts>,
     ),
     run(
         "figures.schema.json",
         "A run's key figures by phase, and those that could not be evaluated with the reason (figures.json)",
         &["figures.json"],
         true,
-        figures,
+        schema_of::<crate::report::figures_file::FiguresFile>,
     ),
     OutputSchema {
         file: "summary.schema.json",
@@ -193,7 +143,7 @@ pub const SCHEMAS: &[OutputSchema] = &[
         scope: Scope::Other,
         lines: false,
         versioned: true,
-        derive: summary,
+        derive: schema_of::<crate::repeat::SummaryFile>,
     },
     OutputSchema {
         file: "diff.schema.json",
@@ -202,63 +152,63 @@ pub const SCHEMAS: &[OutputSchema] = &[
         scope: Scope::Other,
         lines: false,
         versioned: true,
-        derive: diff,
+        derive: schema_of::<crate::report::diff::RepeatedDiff>,
     },
     run(
         "manifest.schema.json",
         "A bundle's manifest: a run's (status, reasons, scenario, node binary, every file's BLAKE3) or a parent bundle's of repetitions (every repetition and the BLAKE3 of its manifest) (manifest.json)",
         &["manifest.json"],
         false,
-        manifest,
+        schema_of::<AnyManifest>,
     ),
     run(
         "context.schema.json",
         "What the run recorded about the target and the node: target details, command outputs, the thread census (context.json)",
         &["context.json"],
         false,
-        context,
+        schema_of::<crate::context_file::Context>,
     ),
     run(
         "cmdline.schema.json",
         "The node's command line as the run started it, its environment and ports (node/cmdline.json)",
         &["node/cmdline.json"],
         false,
-        cmdline,
+        schema_of::<crate::context_file::NodeCmdline>,
     ),
     run(
         "timeline.schema.json",
         "The run's events and phase windows, monotonic nanoseconds (timeline.json)",
         &["timeline.json"],
         false,
-        timeline,
+        schema_of::<bundle_schema::timeline::Timeline>,
     ),
     run(
         "failure.schema.json",
         "The failures of a plug-in (probes, load) that did not stop the run (probes/failure.json, load/failure.json)",
         &["probes/failure.json", "load/failure.json"],
         false,
-        plugin_failures,
+        schema_of::<Vec<crate::bundle::PluginFailure>>,
     ),
     run(
         "seed-db.schema.json",
         "What seeding the node's datadir wrote, with its digest (load/seed_db.json)",
         &["load/seed_db.json"],
         false,
-        seed_db,
+        schema_of::<bundle_schema::load::SeedReport>,
     ),
     run(
         "load-summary.schema.json",
         "What the load generator did in one phase: per workload counts, latency, pacing, the instrument floor (load/<phase>/summary.json)",
         &["load/*/summary.json"],
         false,
-        load_summary,
+        schema_of::<bundle_schema::load::PhaseSummary>,
     ),
     run(
         "load-series.schema.json",
         "The load generator's per-second series of one phase, by workload (load/<phase>/series.json)",
         &["load/*/series.json"],
         false,
-        load_series,
+        schema_of::<bundle_schema::load::Series>,
     ),
     OutputSchema {
         file: "metrics-line.schema.json",
@@ -267,42 +217,42 @@ pub const SCHEMAS: &[OutputSchema] = &[
         scope: Scope::Run,
         lines: true,
         versioned: false,
-        derive: metrics_line,
+        derive: schema_of::<bundle_schema::metrics::MetricsLine>,
     },
     run(
         "probe-session.schema.json",
         "The probe session: its options, attach points, every phase window with lost events, stack quality and cost (probes/session.json)",
         &["probes/session.json"],
         false,
-        probe_session,
+        schema_of::<bundle_schema::probes::Session>,
     ),
     run(
         "probe-syscalls.schema.json",
         "A syscall probe's phase: log2 latency histograms by syscall, thread and process (probes/<phase>/fsync.json, writepath.json)",
         &["probes/*/fsync.json", "probes/*/writepath.json"],
         false,
-        syscall_file,
+        schema_of::<bundle_schema::probes::SyscallFile>,
     ),
     run(
         "probe-bio.schema.json",
         "The block-IO probe's phase: latency by device and rwbs, bytes (probes/<phase>/bio.json)",
         &["probes/*/bio.json"],
         false,
-        bio_file,
+        schema_of::<bundle_schema::probes::BioFile>,
     ),
     run(
         "probe-oncpu.schema.json",
         "The on-CPU probe's phase: samples by thread and process, top frames, stacks (probes/<phase>/oncpu.json)",
         &["probes/*/oncpu.json"],
         false,
-        oncpu_file,
+        schema_of::<bundle_schema::probes::OncpuFile>,
     ),
     run(
         "probe-offcpu.schema.json",
         "The off-CPU probe's phase: blocked time by class, thread and process, stacks (probes/<phase>/offcpu.json)",
         &["probes/*/offcpu.json"],
         false,
-        offcpu_file,
+        schema_of::<bundle_schema::probes::OffcpuFile>,
     ),
 ];
 
