@@ -10,7 +10,12 @@ QFC_LAB_TEST_TOOLS=1 bash scripts/setup.sh
 bash scripts/services.sh
 export PATH="${QFC_LAB_CACHE:-/var/cache/qfc-lab}/tools/bin:$PATH"
 # Default members only: probes-ebpf is built for bpfel by probes/build.rs, never for the host.
-cargo build --bins
+# One build for everything: every binary (qfc-lab, qfc-refnode, qfc-probe,
+# xtask) and the test targets, with the test build's features. A plain
+# `cargo build --bins` resolved features without the dev-dependencies, so
+# nextest's build compiled the workspace and part of its dependencies a
+# second time (about 5 minutes on a cold machine).
+cargo build --bins --tests
 # xtask was built just above with the workspace's features; `cargo xtask`
 # (cargo run -p xtask) would resolve features for xtask alone and rebuild
 # part of its dependencies (2 minutes on a cold machine), so run the binary.
