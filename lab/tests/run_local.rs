@@ -629,7 +629,8 @@ fn repeat_diff_gate_and_expectations_over_repetitions() -> Result<(), Failed> {
 /// not write (the venv of scripts/setup.sh; the trial is ignored, with the
 /// reason, without it): one `--repeat 2` parent of the smoke scenario with
 /// an expectation no repetition meets, and `diff --json --out` of it against
-/// its first repetition.
+/// its first repetition (with a small seeded datadir, so `load/seed_db.json`
+/// is among the outputs).
 /// - Every JSON output (the parent's, each repetition's evidence, verdicts
 ///   and figures, diff.json) validates against docs/schema/, and no JSON
 ///   file is left without a schema ([`schemas_hold`]).
@@ -642,7 +643,9 @@ fn repeat_diff_gate_and_expectations_over_repetitions() -> Result<(), Failed> {
 fn repeat_outputs_read_by_independent_parsers() -> Result<(), Failed> {
     let tmp = tempfile::tempdir()?;
     let b = tmp.path().join("b");
-    let (code, err) = smoke_repeat_2(tmp.path(), &b, IMPOSSIBLE)?;
+    // a small seeded datadir too, so that load/seed_db.json is among the outputs
+    let seeded = format!("{IMPOSSIBLE}\n[node.seed_db]\nkeys = 2000\nvalue_bytes = 64\n");
+    let (code, err) = smoke_repeat_2(tmp.path(), &b, &seeded)?;
     ensure(code == Some(1), format!("parent b: exit {code:?}: {err}"))?;
     let diff_dir = tmp.path().join("diff");
     let (code, _, err) = lab_cmd(&[
@@ -752,12 +755,8 @@ fn schemas_hold(tmp: &Path, dirs: &[&Path]) -> Result<(), Failed> {
 const VENV_MODULES: &str = "jsonschema, junitparser, prometheus_client";
 
 /// Schemas of outputs the smoke run does not write: plug-in failures (none
-/// in a clean run), a seeded datadir, on-CPU stacks (smoke.toml's probes).
-const NOT_IN_SMOKE: &[&str] = &[
-    "failure.schema.json",
-    "seed-db.schema.json",
-    "probe-oncpu.schema.json",
-];
+/// in a clean run), on-CPU stacks (smoke.toml's probes).
+const NOT_IN_SMOKE: &[&str] = &["failure.schema.json", "probe-oncpu.schema.json"];
 
 /// prometheus_client's OpenMetrics parser reads `path` (`text`): one
 /// sample per `qfc_lab_figure` line we wrote.
