@@ -471,10 +471,7 @@ pub struct ExpectVerdict {
 impl ExpectVerdict {
     /// `fsync.per_block in phase load: all <= 1`.
     pub fn name(&self) -> String {
-        let scope = match &self.phase {
-            Some(p) => format!("in phase {p}"),
-            None => "over the whole run".into(),
-        };
+        let scope = crate::report::expect::scope(self.phase.as_deref());
         format!(
             "{} {scope}: {} {} {}",
             self.figure,

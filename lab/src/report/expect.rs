@@ -43,10 +43,7 @@ pub struct Verdict {
 impl Verdict {
     /// One line: `FAIL fsync.per_block in stress: 0 (bound >= 1)`.
     pub fn sentence(&self) -> String {
-        let scope = match &self.phase {
-            Some(p) => format!("in phase {p}"),
-            None => "over the whole run".into(),
-        };
+        let scope = scope(self.phase.as_deref());
         match self.status {
             Status::Pass | Status::Fail => format!(
                 "{} {} {scope}: {} (bound {} {})",
@@ -68,6 +65,15 @@ impl Verdict {
                 self.reason.as_deref().unwrap_or("")
             ),
         }
+    }
+}
+
+/// Where an expectation is judged, in words: `in phase load`, or `over the
+/// whole run` (verdict sentences, JUnit case names, repeated runs' names).
+pub fn scope(phase: Option<&str>) -> String {
+    match phase {
+        Some(p) => format!("in phase {p}"),
+        None => "over the whole run".into(),
     }
 }
 
@@ -102,10 +108,7 @@ impl Verdict {
     /// `summary/verdicts.junit.xml` (without its statistic).
     fn case(&self) -> crate::stats::junit::Case {
         use crate::stats::junit::{Case, CaseOutcome};
-        let scope = match &self.phase {
-            Some(p) => format!("in phase {p}"),
-            None => "over the whole run".into(),
-        };
+        let scope = scope(self.phase.as_deref());
         Case {
             name: format!(
                 "{} {scope}: {} {}",
