@@ -195,7 +195,7 @@ pub fn inspect_bytes(
     }
     if fp == FramePointers::No {
         warnings.push(format!(
-            "{} keeps frame pointers in only {:.0}% of its functions: user stacks will truncate; build with RUSTFLAGS=\"-C force-frame-pointers=yes\"",
+            "{} keeps frame pointers in only {:.0}% of its functions: user stacks will truncate unless the scenario sets `[probes] unwind = \"auto\"` (or the binary is built with RUSTFLAGS=\"-C force-frame-pointers=yes\")",
             path.display(),
             share.unwrap_or(0.0) * 100.0
         ));
