@@ -58,6 +58,7 @@ pub fn probe_args(spec: &ProbeSpec, pid: u32, cgroup: Option<&Path>, out: &Path)
     ]);
     a.extend(["--map-entries".into(), spec.map_entries.to_string().into()]);
     a.extend(["--unwind".into(), spec.unwind.name().into()]);
+    a.extend(["--ustack-bytes".into(), spec.ustack_bytes.to_string().into()]);
     a.extend(["--control".into(), "stdin".into()]);
     a
 }
@@ -278,12 +279,13 @@ mod tests {
             offcpu_min_us: 1,
             map_entries: 10,
             unwind: crate::scenario::UnwindMode::Dwarf,
+            ustack_bytes: 32768,
         };
         let a: Vec<String> = probe_args(&spec, 7, None, Path::new("/o"))
             .into_iter()
             .map(|s| s.into_string().unwrap())
             .collect();
-        assert_eq!(a.join(" "), "--pid 7 --out /o --probes fsync,oncpu --hz 49 --min-offcpu-us 1 --map-entries 10 --unwind dwarf --control stdin");
+        assert_eq!(a.join(" "), "--pid 7 --out /o --probes fsync,oncpu --hz 49 --min-offcpu-us 1 --map-entries 10 --unwind dwarf --ustack-bytes 32768 --control stdin");
         let c: Vec<String> = probe_args(
             &spec,
             7,
@@ -321,6 +323,7 @@ mod tests {
             offcpu_min_us: 1,
             map_entries: 10,
             unwind: Default::default(),
+            ustack_bytes: 16384,
         };
         let mut p = QfcProbe::new(script, spec, dir.path().join("stderr.log"));
         assert_eq!(p.attach(&mut t, 1, dir.path()).unwrap(), 10);
@@ -341,6 +344,7 @@ mod tests {
             offcpu_min_us: 1,
             map_entries: 10,
             unwind: Default::default(),
+            ustack_bytes: 16384,
         };
         let mut p = QfcProbe::new("/nonexistent/qfc-probe".into(), spec, "/tmp/x.log".into());
         let e = p

@@ -106,6 +106,9 @@ pub struct ProbeSpec {
     pub offcpu_min_us: u64,
     pub map_entries: u32,
     pub unwind: UnwindMode,
+    /// User stack bytes copied per sample when `unwind` copies stacks
+    /// (`qfc-probe --ustack-bytes`).
+    pub ustack_bytes: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -640,6 +643,7 @@ fn validate_probes(p: Option<RawProbes>) -> V<ProbeSpec> {
         offcpu_min_us: None,
         map_entries: None,
         unwind: None,
+        ustack_bytes: None,
     });
     let enable = match p.enable {
         None => ProbeKind::ALL.to_vec(),
@@ -662,6 +666,30 @@ fn validate_probes(p: Option<RawProbes>) -> V<ProbeSpec> {
         offcpu_min_us: p.offcpu_min_us.unwrap_or(1),
         map_entries: positive_u32(&p.map_entries, "probes.map_entries".into(), 10240)?,
         unwind: p.unwind.unwrap_or_default(),
+        ustack_bytes: ustack_bytes(&p.ustack_bytes)?,
+    })
+}
+
+/// `probes.ustack_bytes`: whole pages, from one page to the probe's maximum.
+fn ustack_bytes(v: &Option<Spanned<u32>>) -> V<u32> {
+    use probes_common::ustack::{USTACK_MAX, USTACK_PAGE};
+    let Some(s) = v else {
+        return Ok(probes::session::DEFAULT_USTACK_BYTES);
+    };
+    let b = *s.get_ref();
+    let (page, max) = (USTACK_PAGE as u32, USTACK_MAX as u32);
+    if (page..=max).contains(&b) && b % page == 0 {
+        return Ok(b);
+    }
+    Err(Invalid {
+        hint: Some(format!(
+            "use a multiple of {page} from {page} to {max}; deeper stacks than that are counted as cut short by the copy size"
+        )),
+        ..bad(
+            s.span(),
+            "probes.ustack_bytes",
+            format!("{b} bytes is not a whole number of pages within the copy limit"),
+        )
     })
 }
 

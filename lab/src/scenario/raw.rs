@@ -109,6 +109,8 @@ pub struct RawProbes {
     pub map_entries: Option<Spanned<u32>>,
     /// `fp`, `dwarf` or `auto` (issue 12).
     pub unwind: Option<UnwindMode>,
+    /// Bytes of user stack copied per sample in `dwarf`/`auto` mode.
+    pub ustack_bytes: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
