@@ -58,7 +58,10 @@ pub fn probe_args(spec: &ProbeSpec, pid: u32, cgroup: Option<&Path>, out: &Path)
     ]);
     a.extend(["--map-entries".into(), spec.map_entries.to_string().into()]);
     a.extend(["--unwind".into(), spec.unwind.name().into()]);
-    a.extend(["--ustack-bytes".into(), spec.ustack_bytes.to_string().into()]);
+    a.extend([
+        "--ustack-bytes".into(),
+        spec.ustack_bytes.to_string().into(),
+    ]);
     a.extend(["--control".into(), "stdin".into()]);
     a
 }

@@ -186,16 +186,26 @@ mod tests {
     fn probes_ustack_bytes_key() {
         let s = parse("m.toml", MINI).unwrap();
         assert_eq!(s.probes.ustack_bytes, 16384);
-        let s = parse("m.toml", &format!("{MINI}[probes]\nunwind = \"auto\"\nustack_bytes = 32768\n")).unwrap();
+        let s = parse(
+            "m.toml",
+            &format!("{MINI}[probes]\nunwind = \"auto\"\nustack_bytes = 32768\n"),
+        )
+        .unwrap();
         assert_eq!(s.probes.ustack_bytes, 32768);
         let args = crate::probe::probe_args(&s.probes, 7, None, std::path::Path::new("/o"));
-        let i = args.iter().position(|a| a == "--ustack-bytes").expect("flag passed");
+        let i = args
+            .iter()
+            .position(|a| a == "--ustack-bytes")
+            .expect("flag passed");
         assert_eq!(args[i + 1], "32768");
         for bad in ["0", "1000", "65536"] {
             let e = parse("m.toml", &format!("{MINI}[probes]\nustack_bytes = {bad}\n"))
                 .unwrap_err()
                 .to_string();
-            assert!(e.contains("probes.ustack_bytes") && e.contains("m.toml:7"), "{bad}: {e}");
+            assert!(
+                e.contains("probes.ustack_bytes") && e.contains("m.toml:7"),
+                "{bad}: {e}"
+            );
         }
     }
 
