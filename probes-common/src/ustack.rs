@@ -16,6 +16,13 @@ pub const USTACK_MAX_PAGES: u32 = 8;
 /// Bytes of stack a record can hold.
 pub const USTACK_MAX: usize = USTACK_PAGE * USTACK_MAX_PAGES as usize;
 
+/// Whether `bytes` is a copy size a session accepts: whole pages, from one
+/// page to [`USTACK_MAX`] (`qfc-probe --ustack-bytes`, `[probes] ustack_bytes`).
+pub const fn ustack_bytes_ok(bytes: u32) -> bool {
+    let (page, max) = (USTACK_PAGE as u32, USTACK_MAX as u32);
+    bytes >= page && bytes <= max && bytes % page == 0
+}
+
 /// `UstackHeader::kind`: an on-CPU sample (its count is one).
 pub const USTACK_ONCPU: u32 = 1;
 /// `UstackHeader::kind`: an off-CPU switch-out in uninterruptible wait.

@@ -24,7 +24,7 @@ use aya::{
     programs::{perf_event, PerfEvent, RawTracePoint, TracePoint},
     Ebpf, EbpfLoader, Pod,
 };
-use probes_common::ustack::{stack_err, UnwindConfig, USTACK_MAX, USTACK_PAGE};
+use probes_common::ustack::{stack_err, ustack_bytes_ok, UnwindConfig, USTACK_MAX, USTACK_PAGE};
 use probes_common::{
     drop_kind, Agg, BioAgg, BioKey, Config, OffcpuKey, OffcpuStart, OncpuKey, SyscallKey,
     SyscallStart, SyscallTidKey, COMM_LEN, SCOPE_CGROUPS, SCOPE_SYSTEM, SCOPE_TGIDS, SLOTS,
@@ -844,10 +844,7 @@ fn start_unwinding(
     if !opts.unwind.copies() || !(oncpu || offcpu) {
         return Ok(None);
     }
-    if opts.ustack_bytes < USTACK_PAGE as u32
-        || opts.ustack_bytes > USTACK_MAX as u32
-        || opts.ustack_bytes % USTACK_PAGE as u32 != 0
-    {
+    if !ustack_bytes_ok(opts.ustack_bytes) {
         return Err(ProbeError::State(format!(
             "user stack copy size {} bytes: use a multiple of {USTACK_PAGE} from {USTACK_PAGE} to {USTACK_MAX}",
             opts.ustack_bytes

@@ -672,15 +672,15 @@ fn validate_probes(p: Option<RawProbes>) -> V<ProbeSpec> {
 
 /// `probes.ustack_bytes`: whole pages, from one page to the probe's maximum.
 fn ustack_bytes(v: &Option<Spanned<u32>>) -> V<u32> {
-    use probes_common::ustack::{USTACK_MAX, USTACK_PAGE};
+    use probes_common::ustack::{ustack_bytes_ok, USTACK_MAX, USTACK_PAGE};
     let Some(s) = v else {
         return Ok(probes::session::DEFAULT_USTACK_BYTES);
     };
     let b = *s.get_ref();
-    let (page, max) = (USTACK_PAGE as u32, USTACK_MAX as u32);
-    if (page..=max).contains(&b) && b % page == 0 {
+    if ustack_bytes_ok(b) {
         return Ok(b);
     }
+    let (page, max) = (USTACK_PAGE, USTACK_MAX);
     Err(Invalid {
         hint: Some(format!(
             "use a multiple of {page} from {page} to {max}; deeper stacks than that are counted as cut short by the copy size"
