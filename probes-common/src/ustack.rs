@@ -8,6 +8,12 @@
 //! constant-size `bpf_probe_read_user`, which any verifier accepts, and a
 //! read that faults (the end of the stack mapping) ends the copy. The record
 //! is sent with only the pages copied.
+//!
+//! Two stacks the kernel walks travel inline with every record, not through
+//! a stack map (whose hash buckets collide, `-EEXIST`): the kernel stack,
+//! and the user stack by frame pointers. The second lets userspace go on
+//! along the frame-pointer chain where the `.eh_frame` walk reaches the end
+//! of the copy (a stack deeper than the copy size).
 
 /// Size of one copied page.
 pub const USTACK_PAGE: usize = 4096;
@@ -22,6 +28,9 @@ pub const fn ustack_bytes_ok(bytes: u32) -> bool {
     let (page, max) = (USTACK_PAGE as u32, USTACK_MAX as u32);
     bytes >= page && bytes <= max && bytes % page == 0
 }
+
+/// Frames an inline stack holds (`PERF_MAX_STACK_DEPTH`, as a stack map).
+pub const INLINE_FRAMES: usize = 127;
 
 /// `UstackHeader::kind`: an on-CPU sample (its count is one).
 pub const USTACK_ONCPU: u32 = 1;
@@ -67,15 +76,15 @@ pub struct UnwindConfig {
 pub struct UstackHeader {
     /// `USTACK_ONCPU` or `USTACK_OFFCPU`.
     pub kind: u32,
-    /// Phase generation (the `PHASE` value; the slot is its low bit), which
-    /// also names the stack map of `kstack`.
+    /// Phase generation (the `PHASE` value; the slot is its low bit).
     pub slot: u32,
     /// Process.
     pub tgid: u32,
     /// Thread.
     pub tid: u32,
-    /// Kernel stack id in `STACKS` (negative: error from `bpf_get_stackid`).
-    pub kstack: i32,
+    /// 0, or the negative errno of `bpf_get_stack` for the kernel stack
+    /// (`InlineStacks::kernel`).
+    pub kstack_err: i32,
     /// `USTACK_FLAG_*`.
     pub flags: u32,
     /// User instruction pointer.
@@ -96,6 +105,21 @@ pub struct UstackHeader {
     pub time_ns: u64,
     /// Thread name.
     pub comm: [u8; crate::COMM_LEN],
+    /// Valid frames in `InlineStacks::kernel` (0: no kernel stack).
+    pub kframes: u32,
+    /// Valid frames in `InlineStacks::user_fp` (0: none taken or none found).
+    pub fp_frames: u32,
+}
+
+/// The stacks the kernel walked for a record, leaf first.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct InlineStacks {
+    /// Kernel stack (`bpf_get_stack`, flags 0).
+    pub kernel: [u64; INLINE_FRAMES],
+    /// User stack by frame pointers (`bpf_get_stack`, `BPF_F_USER_STACK`),
+    /// taken only when the copy is full (`USTACK_FLAG_FULL`).
+    pub user_fp: [u64; INLINE_FRAMES],
 }
 
 /// The end of an off-CPU period whose user stack was copied: sent at
@@ -123,6 +147,8 @@ pub struct OffcpuEnd {
 pub struct UstackRecord {
     /// Registers and identity.
     pub hdr: UstackHeader,
+    /// Kernel stack and frame-pointer user stack.
+    pub stacks: InlineStacks,
     /// Stack bytes, `hdr.copied` of them valid.
     pub data: [u8; USTACK_MAX],
 }
@@ -184,11 +210,13 @@ mod tests {
         assert_eq!(size_of::<OffcpuEnd>(), 32);
         assert_eq!(
             size_of::<UstackHeader>(),
-            6 * 4 + 5 * 8 + 2 * 4 + 8 + crate::COMM_LEN
+            6 * 4 + 5 * 8 + 2 * 4 + 8 + crate::COMM_LEN + 2 * 4
         );
+        assert_eq!(size_of::<UstackHeader>() % 8, 0);
+        assert_eq!(size_of::<InlineStacks>(), 2 * INLINE_FRAMES * 8);
         assert_eq!(
             size_of::<UstackRecord>(),
-            size_of::<UstackHeader>() + USTACK_MAX
+            size_of::<UstackHeader>() + size_of::<InlineStacks>() + USTACK_MAX
         );
         assert_eq!(stack_err::SITE_NAMES.len(), stack_err::SITES as usize);
         assert_eq!(stack_err::CAUSE_NAMES.len(), stack_err::CAUSES as usize);

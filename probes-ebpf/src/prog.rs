@@ -410,16 +410,10 @@ pub fn offcpu_switch(ctx: TracePointContext) -> u32 {
         let gen = phase_gen();
         let slot = gen & (SLOTS - 1);
         let state = read_u64(&ctx, cfg.sw_prev_state) as u32 & 0xffff;
-        let kstack = stack_id(
-            &ctx,
-            false,
-            slot,
-            drop_kind::OFFCPU_STACK_LOST,
-            stack_err::OFFCPU_KERNEL,
-        );
         // DWARF mode: only an uninterruptible wait copies the user stack
-        // (copying at every switch costs too much); the rest use frame
-        // pointers. A copy that cannot be sent falls back to them too.
+        // (copying at every switch costs too much), with its kernel stack
+        // inline; the rest use frame pointers and the stack map. A copy that
+        // cannot be sent falls back to them too.
         let mut copied = false;
         if let Some(ucfg) = crate::ustack::unwind_config() {
             if ucfg.offcpu_copy != 0
@@ -433,23 +427,36 @@ pub fn offcpu_switch(ctx: TracePointContext) -> u32 {
                     gen,
                     tgid,
                     tid,
-                    kstack,
+                    ksite: stack_err::OFFCPU_KERNEL,
                     state,
                     time_ns: now,
                     comm: comm(),
                 };
-                copied = crate::ustack::send_ustack(ucfg, &who);
+                let r = crate::ustack::send_ustack(ctx.as_ptr(), ucfg, &who);
+                if r.kstack_lost {
+                    count_drop(slot, drop_kind::OFFCPU_STACK_LOST);
+                }
+                copied = r.sent;
             }
         }
-        let ustack = if copied {
-            USTACK_COPIED
+        let (ustack, kstack) = if copied {
+            (USTACK_COPIED, USTACK_COPIED)
         } else {
-            stack_id(
-                &ctx,
-                true,
-                slot,
-                drop_kind::OFFCPU_STACK_LOST,
-                stack_err::OFFCPU_USER,
+            (
+                stack_id(
+                    &ctx,
+                    true,
+                    slot,
+                    drop_kind::OFFCPU_STACK_LOST,
+                    stack_err::OFFCPU_USER,
+                ),
+                stack_id(
+                    &ctx,
+                    false,
+                    slot,
+                    drop_kind::OFFCPU_STACK_LOST,
+                    stack_err::OFFCPU_KERNEL,
+                ),
             )
         };
         let st = OffcpuStart {
@@ -632,15 +639,9 @@ pub fn oncpu_sample(ctx: PerfEventContext) -> u32 {
     }
     let gen = phase_gen();
     let slot = gen & (SLOTS - 1);
-    let kstack = stack_id(
-        &ctx,
-        false,
-        slot,
-        drop_kind::ONCPU_STACK_LOST,
-        stack_err::ONCPU_KERNEL,
-    );
-    // DWARF mode: the user stack is copied for userspace unwinding and the
-    // sample is counted there, not in ONCPU_AGG.
+    // DWARF mode: the user stack is copied for userspace unwinding, with
+    // the kernel stack inline, and the sample is counted there, not in
+    // ONCPU_AGG.
     if let Some(ucfg) = crate::ustack::unwind_config() {
         if ucfg.oncpu_copy != 0 {
             let who = crate::ustack::Who {
@@ -650,15 +651,24 @@ pub fn oncpu_sample(ctx: PerfEventContext) -> u32 {
                 gen,
                 tgid,
                 tid: pid_tgid as u32,
-                kstack,
+                ksite: stack_err::ONCPU_KERNEL,
                 state: 0,
                 time_ns: now_ns(),
                 comm: comm(),
             };
-            crate::ustack::send_ustack(ucfg, &who);
+            if crate::ustack::send_ustack(ctx.as_ptr(), ucfg, &who).kstack_lost {
+                count_drop(slot, drop_kind::ONCPU_STACK_LOST);
+            }
             return 0;
         }
     }
+    let kstack = stack_id(
+        &ctx,
+        false,
+        slot,
+        drop_kind::ONCPU_STACK_LOST,
+        stack_err::ONCPU_KERNEL,
+    );
     let key = OncpuKey {
         slot,
         tgid,

@@ -9,16 +9,21 @@
 //! whole pages from the page holding `sp` upwards (see
 //! `probes_common::ustack`), built in a per-CPU scratch entry of an array
 //! (a per-CPU array cannot hold 32 KiB values) and sent with
-//! `bpf_ringbuf_output` at its copied length.
+//! `bpf_ringbuf_output` at its copied length. The kernel stack, and the user
+//! stack by frame pointers when the copy is full, go inline in the record
+//! (`bpf_get_stack`), not through a stack map.
 use aya_ebpf::{
     helpers::{bpf_probe_read_kernel, generated},
     macros::map,
     maps::{Array, PerCpuArray, RingBuf},
 };
 use probes_common::ustack::{
-    stack_err, OffcpuEnd, UnwindConfig, UstackHeader, UstackRecord, USTACK_FLAG_FULL,
-    USTACK_FLAG_NO_REGS, USTACK_MAX_PAGES, USTACK_OFFCPU_END, USTACK_PAGE,
+    stack_err, InlineStacks, OffcpuEnd, UnwindConfig, UstackHeader, UstackRecord, INLINE_FRAMES,
+    USTACK_FLAG_FULL, USTACK_FLAG_NO_REGS, USTACK_MAX_PAGES, USTACK_OFFCPU_END, USTACK_PAGE,
 };
+
+/// `BPF_F_USER_STACK`.
+const USER_STACK: u64 = 1 << 8;
 
 /// Unwinding configuration (slot 0).
 #[map]
@@ -113,16 +118,31 @@ pub(crate) struct Who {
     pub gen: u32,
     pub tgid: u32,
     pub tid: u32,
-    pub kstack: i32,
+    /// Site of the kernel stack (lost-stack counters).
+    pub ksite: u32,
     pub state: u32,
     pub time_ns: u64,
     pub comm: [u8; probes_common::COMM_LEN],
 }
 
-/// Copies the user registers and stack of the current task and sends the
-/// record; false (and counted) if it could not be sent.
+/// What [`send_ustack`] did.
+pub(crate) struct Sent {
+    /// The record went to the ring buffer (if not, it was counted).
+    pub sent: bool,
+    /// The kernel stack was lost (counted by cause; the caller counts the
+    /// drop).
+    pub kstack_lost: bool,
+}
+
+/// Copies the user registers and stack of the current task, walks its
+/// kernel stack (and its user stack by frame pointers when the copy is
+/// full) into the record, and sends it. `ctx` is the program's context.
 #[inline(always)]
-pub(crate) fn send_ustack(cfg: &UnwindConfig, who: &Who) -> bool {
+pub(crate) fn send_ustack(ctx: *mut core::ffi::c_void, cfg: &UnwindConfig, who: &Who) -> Sent {
+    let not_sent = Sent {
+        sent: false,
+        kstack_lost: false,
+    };
     // SAFETY: no preconditions.
     let cpu = unsafe { generated::bpf_get_smp_processor_id() };
     let scratch_site = if who.kind == probes_common::ustack::USTACK_OFFCPU {
@@ -132,7 +152,7 @@ pub(crate) fn send_ustack(cfg: &UnwindConfig, who: &Who) -> bool {
     };
     let Some(rec) = USTACK_SCRATCH.get_ptr_mut(cpu * 2 + scratch_site) else {
         count_cause(who.slot, who.site, stack_err::OTHER);
-        return false;
+        return not_sent;
     };
     // SAFETY: this CPU's scratch entry for this site; these programs do not
     // nest on one CPU for one site.
@@ -173,14 +193,23 @@ pub(crate) fn send_ustack(cfg: &UnwindConfig, who: &Who) -> bool {
         }
     }
     if pages > USTACK_MAX_PAGES {
-        return false;
+        return not_sent;
     }
+    let (kstack_err, kframes) = inline_stack(ctx, &mut rec.stacks, false);
+    if kstack_err < 0 {
+        count_stack_err(who.slot, who.ksite, i64::from(kstack_err));
+    }
+    let fp_frames = if flags & USTACK_FLAG_FULL != 0 {
+        inline_stack(ctx, &mut rec.stacks, true).1
+    } else {
+        0
+    };
     rec.hdr = UstackHeader {
         kind: who.kind,
         slot: who.gen,
         tgid: who.tgid,
         tid: who.tid,
-        kstack: who.kstack,
+        kstack_err,
         flags,
         ip: r[0],
         sp: r[1],
@@ -191,14 +220,39 @@ pub(crate) fn send_ustack(cfg: &UnwindConfig, who: &Who) -> bool {
         state: who.state,
         time_ns: who.time_ns,
         comm: who.comm,
+        kframes,
+        fp_frames,
     };
-    let len = core::mem::size_of::<UstackHeader>() + pages as usize * USTACK_PAGE;
+    let len = core::mem::size_of::<UstackHeader>()
+        + core::mem::size_of::<InlineStacks>()
+        + pages as usize * USTACK_PAGE;
     // SAFETY: len <= size_of::<UstackRecord>() (pages <= USTACK_MAX_PAGES).
     let bytes =
         unsafe { core::slice::from_raw_parts((rec as *const UstackRecord).cast::<u8>(), len) };
     if USTACKS.output::<[u8]>(bytes, 0).is_err() {
         count_cause(who.slot, who.site, stack_err::RINGBUF_FULL);
-        return false;
+        return not_sent;
     }
-    true
+    Sent {
+        sent: true,
+        kstack_lost: kstack_err < 0,
+    }
+}
+
+/// Walks the kernel stack (`user` false) or the user stack by frame
+/// pointers into `stacks`: (0 or the negative errno, frames written).
+#[inline(always)]
+fn inline_stack(ctx: *mut core::ffi::c_void, stacks: &mut InlineStacks, user: bool) -> (i32, u32) {
+    let (buf, flags) = if user {
+        (stacks.user_fp.as_mut_ptr(), USER_STACK)
+    } else {
+        (stacks.kernel.as_mut_ptr(), 0)
+    };
+    // SAFETY: buf holds INLINE_FRAMES u64s, inside this CPU's scratch entry.
+    let n = unsafe { generated::bpf_get_stack(ctx, buf.cast(), (INLINE_FRAMES * 8) as u32, flags) };
+    if n < 0 {
+        (n as i32, 0)
+    } else {
+        (0, (n as u32 / 8).min(INLINE_FRAMES as u32))
+    }
 }

@@ -14,8 +14,9 @@ use crate::{
 };
 
 /// Outermost frames that start a thread: a frame-pointer walk that ends on
-/// one of them is whole too.
-pub const THREAD_ROOTS: [&str; 7] = [
+/// one of them is whole too. glibc's `start_thread` is the first user code
+/// of a new thread (its unwind table marks it outermost on aarch64).
+pub const THREAD_ROOTS: [&str; 8] = [
     "_start",
     "clone",
     "__clone",
@@ -23,14 +24,18 @@ pub const THREAD_ROOTS: [&str; 7] = [
     "__clone3",
     "thread_start",
     "__GI___clone3",
+    "start_thread",
 ];
 
-/// How a user stack was unwound.
-pub fn method(ustack: i32) -> &'static str {
-    if ustack >= USTACK_ID_BASE {
-        "dwarf"
-    } else {
+/// How a user stack was unwound: frame pointers in the kernel, `.eh_frame`
+/// on a copy, or a copy whose walk went on along frame pointers.
+pub fn method(ustack: i32, end: Option<StackEnd>) -> &'static str {
+    if ustack < USTACK_ID_BASE {
         "fp"
+    } else if end == Some(StackEnd::CopyThenFramePointers) {
+        "dwarf_then_fp"
+    } else {
+        "dwarf"
     }
 }
 
@@ -65,7 +70,7 @@ impl QualityAcc {
         if reaches_root(user, end) {
             self.root += weight;
         }
-        *self.methods.entry(method(ustack)).or_default() += weight;
+        *self.methods.entry(method(ustack, end)).or_default() += weight;
         let end = end.unwrap_or(StackEnd::FramePointers);
         *self.ends.entry(end.name()).or_default() += weight;
     }

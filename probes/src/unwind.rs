@@ -12,6 +12,12 @@
 //! whose mapping has no unwind table (no `.eh_frame`/`.debug_frame`, an
 //! anonymous or JIT mapping, no mapping at all) rather than guess: never a
 //! wrong frame. In `auto` mode framehop falls back to frame pointers there.
+//!
+//! A walk that reaches the end of a full copy (a stack deeper than the copy
+//! size) goes on along the kernel's frame-pointer walk of the same stack,
+//! which the record carries inline, from the frame where both walks meet
+//! ([`stitch`]); where they do not meet, the stack stays cut. The record's
+//! kernel stack, also inline, gets an id of the same dictionary.
 use std::{
     collections::HashMap,
     ops::{Deref, Range},
@@ -25,8 +31,8 @@ use framehop::{Error as FhError, FrameAddress, Module, Unwinder as _};
 use object::{Object as _, ObjectSection as _, ObjectSegment as _};
 use probes_common::{
     ustack::{
-        OffcpuEnd, UstackHeader, USTACK_FLAG_FULL, USTACK_FLAG_NO_REGS, USTACK_OFFCPU,
-        USTACK_OFFCPU_END, USTACK_ONCPU,
+        InlineStacks, OffcpuEnd, UstackHeader, INLINE_FRAMES, USTACK_FLAG_FULL,
+        USTACK_FLAG_NO_REGS, USTACK_OFFCPU, USTACK_OFFCPU_END, USTACK_ONCPU,
     },
     Agg, OffcpuKey, OncpuKey, SLOTS,
 };
@@ -34,8 +40,11 @@ use serde::Serialize;
 
 use crate::procmaps::{parse_maps, Mapping, ProcInfo};
 
-/// First id of an unwound user stack (kernel `STACKS` ids stay below).
+/// First id of an unwound user stack or an inline kernel stack (kernel
+/// `STACKS` ids stay below).
 pub const USTACK_ID_BASE: i32 = 1 << 30;
+/// `-EFAULT`, the stack id of "no stack to take" (not a loss).
+const NO_STACK: i32 = -14;
 /// Frame limit of one walk (as `PERF_MAX_STACK_DEPTH`).
 pub const MAX_FRAMES: usize = 127;
 
@@ -99,6 +108,9 @@ pub enum StackEnd {
     Unwinder,
     /// Frame-pointer walk (`bpf_get_stackid`), whose end is not known.
     FramePointers,
+    /// The walk reached the end of a full copy and went on along the
+    /// kernel's frame-pointer walk ([`stitch`]), whose end is not known.
+    CopyThenFramePointers,
 }
 
 impl StackEnd {
@@ -115,6 +127,7 @@ impl StackEnd {
             Self::MaxDepth => "max_depth",
             Self::Unwinder => "unwinder_stopped",
             Self::FramePointers => "frame_pointers",
+            Self::CopyThenFramePointers => "copy_then_frame_pointers",
         }
     }
 }
@@ -428,6 +441,12 @@ impl ProcUnwinder {
             .filter(|e| addr < e.map.end)
     }
 
+    /// Whether `addr` is in a file mapping (code of a binary, or the vDSO).
+    fn is_code(&self, addr: u64) -> bool {
+        self.mapping(addr)
+            .is_some_and(|e| e.map.path.starts_with('/') || e.map.path == "[vdso]")
+    }
+
     /// Walks one copied stack.
     fn unwind(&mut self, h: &UstackHeader, stack: &[u8], mode: UnwindMode) -> Unwound {
         let strict = mode == UnwindMode::Dwarf;
@@ -533,6 +552,28 @@ pub struct Unwinders {
 const MAPS_REFRESH: Duration = Duration::from_millis(200);
 
 impl Unwinders {
+    /// Unwinds one record of process `h.tgid`; a walk cut by the copy size
+    /// goes on along `user_fp`, the kernel's frame-pointer walk of the same
+    /// stack, where the two meet.
+    pub fn unwind_record(&mut self, r: &Record<'_>, mode: UnwindMode) -> Unwound {
+        let u = self.unwind(&r.h, r.stack, mode);
+        if u.end != StackEnd::CopySize || r.user_fp.is_empty() {
+            return u;
+        }
+        let Some(p) = self.procs.get(&r.h.tgid) else {
+            return u;
+        };
+        let Some(frames) = stitch(&u.frames, &r.user_fp, |a| p.is_code(a)) else {
+            return u;
+        };
+        let end = if frames.len() >= MAX_FRAMES {
+            StackEnd::MaxDepth
+        } else {
+            StackEnd::CopyThenFramePointers
+        };
+        Unwound { frames, end }
+    }
+
     /// Unwinds one record of process `h.tgid`.
     pub fn unwind(&mut self, h: &UstackHeader, stack: &[u8], mode: UnwindMode) -> Unwound {
         if h.flags & USTACK_FLAG_NO_REGS != 0 || h.sp == 0 || h.ip == 0 {
@@ -582,6 +623,37 @@ impl Unwinders {
         self.procs
             .retain(|t, _| Path::new(&format!("/proc/{t}")).exists());
     }
+}
+
+/// Joins a DWARF walk `dw` (leaf first) that stopped at the end of its
+/// copy to the kernel's frame-pointer walk `fp` of the same stack (leaf
+/// first): the walks meet where `fp` holds the DWARF walk's last two return
+/// addresses in a row, taken at the same occurrence (recursion repeats
+/// them); `fp`'s frames above that point follow, up to the first that is not
+/// code (`is_code`) and at most [`MAX_FRAMES`] in all. None when the DWARF
+/// walk has fewer than two return addresses or the walks do not meet: a
+/// frame-pointer chain that does not hold the frames the DWARF walk found
+/// is not trusted for the rest.
+pub fn stitch(dw: &[u64], fp: &[u64], is_code: impl Fn(u64) -> bool) -> Option<Vec<u64>> {
+    if dw.len() < 3 || fp.len() < 3 {
+        return None;
+    }
+    let pair = (dw[dw.len() - 2], dw[dw.len() - 1]);
+    let pairs = |s: &[u64]| -> Vec<usize> {
+        // Index of the second element of every matching pair, return
+        // addresses only (index 0 is the instruction pointer).
+        (2..s.len()).filter(|&i| (s[i - 1], s[i]) == pair).collect()
+    };
+    let nth = pairs(dw).len();
+    let j = *pairs(fp).get(nth.checked_sub(1)?)?;
+    let mut out = dw.to_vec();
+    for &a in &fp[j + 1..] {
+        if out.len() >= MAX_FRAMES || a == 0 || !is_code(a) {
+            break;
+        }
+        out.push(a);
+    }
+    (out.len() > dw.len()).then_some(out)
 }
 
 /// Copy statistics of one window.
@@ -746,6 +818,18 @@ fn reader_loop(
                         w.ends.insert(id, *end);
                     }
                 }
+                // Inline kernel stacks: frames only (an end is a user walk's).
+                let kids: Vec<i32> = agg
+                    .oncpu
+                    .keys()
+                    .map(|k| k.kstack)
+                    .chain(agg.offcpu.keys().map(|k| k.kstack))
+                    .collect();
+                for id in kids {
+                    if let Some((frames, _)) = st.dict.by_id.get(&id) {
+                        w.stacks.insert(id, Arc::clone(frames));
+                    }
+                }
                 let tgids: std::collections::HashSet<u32> = agg
                     .oncpu
                     .keys()
@@ -767,18 +851,51 @@ fn reader_loop(
     }
 }
 
-/// Parses a record: header and stack bytes.
-pub fn parse_record(bytes: &[u8]) -> Option<(UstackHeader, &[u8])> {
+/// One record from the ring buffer: header, the kernel's inline stacks
+/// (valid frames only) and the stack copy.
+#[derive(Debug)]
+pub struct Record<'a> {
+    /// Registers and identity.
+    pub h: UstackHeader,
+    /// Kernel stack, leaf first (empty: none).
+    pub kernel: Vec<u64>,
+    /// User stack by frame pointers, leaf first (empty: not taken).
+    pub user_fp: Vec<u64>,
+    /// The copied stack bytes.
+    pub stack: &'a [u8],
+}
+
+/// Parses a record; None if it is shorter than its header says or claims
+/// more inline frames than it can hold.
+pub fn parse_record(bytes: &[u8]) -> Option<Record<'_>> {
     let hl = std::mem::size_of::<UstackHeader>();
-    if bytes.len() < hl {
+    let il = std::mem::size_of::<InlineStacks>();
+    if bytes.len() < hl + il {
         return None;
     }
     // SAFETY: UstackHeader is plain old data; read_unaligned copes with
     // the ring buffer's 8-byte alignment or less.
     let h: UstackHeader = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-    let end = hl.checked_add(h.copied as usize)?;
-    let stack = bytes.get(hl..end)?;
-    Some((h, stack))
+    let (kn, fn_) = (h.kframes as usize, h.fp_frames as usize);
+    if kn > INLINE_FRAMES || fn_ > INLINE_FRAMES {
+        return None;
+    }
+    let words = |at: usize, n: usize| -> Vec<u64> {
+        bytes[at..at + n * 8]
+            .chunks_exact(8)
+            .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()))
+            .collect()
+    };
+    let kernel = words(hl, kn);
+    let user_fp = words(hl + INLINE_FRAMES * 8, fn_);
+    let end = (hl + il).checked_add(h.copied as usize)?;
+    let stack = bytes.get(hl + il..end)?;
+    Some(Record {
+        h,
+        kernel,
+        user_fp,
+        stack,
+    })
 }
 
 /// Parses an off-CPU end record.
@@ -817,16 +934,29 @@ fn consume(bytes: &[u8], mode: UnwindMode, st: &mut ReaderState) {
         }
         return;
     }
-    let Some((h, stack)) = parse_record(bytes) else {
+    let Some(r) = parse_record(bytes) else {
         st.slots[0].copy[0].malformed += 1;
         return;
     };
-    let u = st.unw.unwind(&h, stack, mode);
+    let u = st.unw.unwind_record(&r, mode);
+    let h = r.h;
+    // The inline kernel stack: an id of the same dictionary, or the
+    // errno as `bpf_get_stackid` would give it (no frames: no stack).
+    let kstack = if h.kstack_err < 0 {
+        h.kstack_err
+    } else if r.kernel.is_empty() {
+        NO_STACK
+    } else {
+        st.dict.id(Unwound {
+            frames: r.kernel,
+            end: StackEnd::FramePointers,
+        })
+    };
     let agg = &mut st.slots[(h.slot % SLOTS) as usize];
     let c = &mut agg.copy[usize::from(h.kind == USTACK_OFFCPU)];
     c.copies += 1;
     c.bytes += u64::from(h.copied);
-    if u.end == StackEnd::CopySize {
+    if matches!(u.end, StackEnd::CopySize | StackEnd::CopyThenFramePointers) {
         c.cut_short += 1;
     }
     match h.kind {
@@ -835,7 +965,7 @@ fn consume(bytes: &[u8], mode: UnwindMode, st: &mut ReaderState) {
                 slot: h.slot % SLOTS,
                 tgid: h.tgid,
                 ustack: st.dict.id(u),
-                kstack: h.kstack,
+                kstack,
                 comm: h.comm,
             };
             *agg.oncpu.entry(key).or_default() += 1;
@@ -845,7 +975,7 @@ fn consume(bytes: &[u8], mode: UnwindMode, st: &mut ReaderState) {
                 slot: h.slot,
                 tgid: h.tgid,
                 ustack: st.dict.id(u),
-                kstack: h.kstack,
+                kstack,
                 state: h.state,
                 stack_gen: h.slot,
                 comm: h.comm,
@@ -868,17 +998,94 @@ mod tests {
 
     #[test]
     fn short_or_lying_records_are_rejected_not_read() {
+        let (hl, il) = (
+            std::mem::size_of::<UstackHeader>(),
+            std::mem::size_of::<InlineStacks>(),
+        );
         assert!(parse_record(&[0u8; 10]).is_none());
+        let write = |b: &mut Vec<u8>, h: UstackHeader| {
+            // SAFETY: b holds at least a header.
+            unsafe { std::ptr::write_unaligned(b.as_mut_ptr().cast(), h) };
+        };
         let h = UstackHeader {
             copied: 4096,
+            kframes: 2,
+            fp_frames: 1,
             ..UstackHeader::default()
         };
-        let mut b = vec![0u8; std::mem::size_of::<UstackHeader>() + 100];
-        // SAFETY: b holds at least a header.
-        unsafe { std::ptr::write_unaligned(b.as_mut_ptr().cast(), h) };
+        let mut b = vec![0u8; hl + il + 100];
+        write(&mut b, h);
         assert!(parse_record(&b).is_none(), "claims 4096 bytes, has 100");
-        b.resize(std::mem::size_of::<UstackHeader>() + 4096, 0);
-        assert_eq!(parse_record(&b).map(|(_, s)| s.len()), Some(4096));
+        b.resize(hl + il + 4096, 0);
+        b[hl..hl + 8].copy_from_slice(&7u64.to_ne_bytes());
+        b[hl + INLINE_FRAMES * 8..hl + INLINE_FRAMES * 8 + 8].copy_from_slice(&9u64.to_ne_bytes());
+        let r = parse_record(&b).expect("a whole record");
+        assert_eq!(
+            (r.stack.len(), r.kernel.len(), r.user_fp.len()),
+            (4096, 2, 1)
+        );
+        assert_eq!((r.kernel[0], r.user_fp[0]), (7, 9));
+        for (k, f) in [(INLINE_FRAMES as u32 + 1, 0), (0, u32::MAX)] {
+            write(
+                &mut b,
+                UstackHeader {
+                    kframes: k,
+                    fp_frames: f,
+                    ..h
+                },
+            );
+            assert!(parse_record(&b).is_none(), "claims {k}/{f} inline frames");
+        }
+        assert!(
+            parse_record(&b[..hl + 8]).is_none(),
+            "no room for the inline stacks"
+        );
+    }
+
+    /// The frame-pointer chain is followed only from where it holds the
+    /// DWARF walk's last two return addresses in a row, at the same
+    /// occurrence, and only through code.
+    #[test]
+    fn stitch_joins_only_where_the_walks_meet() {
+        let code = |a: u64| (0x1000..0x9000).contains(&a);
+        // DWARF: ip, r1, r2, cut. FP: ip, r1, r2, r3, r4, then a non-code word.
+        let dw = [0x1001, 0x2002, 0x3003];
+        let fp = [0x1001, 0x2002, 0x3003, 0x4004, 0x5005, 0xdead_0000];
+        assert_eq!(
+            stitch(&dw, &fp, code),
+            Some(vec![0x1001, 0x2002, 0x3003, 0x4004, 0x5005])
+        );
+        // The FP chain skipped the leaf's caller: the last pair still meets.
+        let fp_skip = [0x1001, 0x3003, 0x4004];
+        assert_eq!(
+            stitch(&dw, &fp_skip, code),
+            None,
+            "pair (r1, r2) not in a row"
+        );
+        // Walks that do not meet, or nothing to add.
+        assert_eq!(stitch(&dw, &[0x1001, 0x7007, 0x8008, 0x4004], code), None);
+        assert_eq!(stitch(&dw, &dw, code), None);
+        assert_eq!(stitch(&dw[..2], &fp, code), None, "one return address");
+        // Recursion: the pair occurs twice in the DWARF walk, so the join is
+        // at its second occurrence in the FP chain.
+        let dw_rec = [0x1001, 0x2002, 0x3003, 0x2002, 0x3003];
+        let fp_rec = [
+            0x1001, 0x2002, 0x3003, 0x2002, 0x3003, 0x2002, 0x3003, 0x6006,
+        ];
+        assert_eq!(
+            stitch(&dw_rec, &fp_rec, code),
+            Some(vec![
+                0x1001, 0x2002, 0x3003, 0x2002, 0x3003, 0x2002, 0x3003, 0x6006
+            ])
+        );
+        // A zero or the depth limit ends the join.
+        let fp_zero = [0x1001, 0x2002, 0x3003, 0x4004, 0, 0x5005];
+        assert_eq!(stitch(&dw, &fp_zero, code).map(|v| v.len()), Some(4));
+        let long: Vec<u64> = [0x1001, 0x2002, 0x3003]
+            .into_iter()
+            .chain((0..300).map(|i| 0x4000 + i))
+            .collect();
+        assert_eq!(stitch(&dw, &long, code).map(|v| v.len()), Some(MAX_FRAMES));
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! samples may be off the known chain; in `fp` mode the same run must show
 //! the chain truncated.
 //!
+//! A program built with frame pointers whose stack is deeper than the copy
+//! (tests/data/unwind/deep_main.c) checks the join of the copied walk to
+//! the kernel's frame-pointer walk: the chain must reach `main`, with no
+//! frame off it, and every sample must say its copy was cut.
+//!
 //! They need root, a kernel that loads BPF and gcc: without them every trial
 //! is reported as ignored with the reason printed, never as passed.
 use std::{
@@ -334,6 +339,107 @@ fn offcpu_fdatasync_reaches_caller() -> Result<(), Failed> {
     Ok(())
 }
 
+/// The deep program's chain, leaf first, down to `main`.
+const DEEP_CHAIN: [&str; 8] = [
+    "qfc_deep_burn",
+    "qfc_deep_near",
+    "qfc_deep_5",
+    "qfc_deep_4",
+    "qfc_deep_3",
+    "qfc_deep_2",
+    "qfc_deep_1",
+    "main",
+];
+
+/// Issue 12: a stack deeper than the copy (8 KiB against five 4 KiB frames)
+/// is whole when the copied walk goes on along the frame-pointer chain.
+fn deep_stack_joins_frame_pointers() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let bin = dir.path().join("deep");
+    let st = Command::new("gcc")
+        .args([
+            "-O2",
+            "-g",
+            "-fno-omit-frame-pointer",
+            "-fno-optimize-sibling-calls",
+        ])
+        .arg("-o")
+        .arg(&bin)
+        .arg(data_dir().join("deep_main.c"))
+        .status()
+        .map_err(|e| format!("running gcc: {e}"))?;
+    if !st.success() {
+        return Err(format!("gcc failed on deep_main.c: {st}").into());
+    }
+    let mut w = Workload::spawn(&bin, &["burn", "4000"])?;
+    let out = dir.path().join("out");
+    let mut o = SessionOptions::new(Scope::Pid(w.pid), &out);
+    o.probes = vec![ProbeKind::Oncpu];
+    o.unwind = UnwindMode::Dwarf;
+    o.ustack_bytes = 8192;
+    let mut s = Session::start(o).map_err(|e| e.to_string())?;
+    s.phase("t").map_err(|e| e.to_string())?;
+    w.run()?;
+    let (_, summary) = s.stop().map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(out.join("t/oncpu.json")).map_err(|e| e.to_string())?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let pid = u64::from(w.pid);
+    let (mut leaf, mut whole) = (0u64, 0u64);
+    let mut wrong = Vec::new();
+    for st in v["stacks"].as_array().ok_or("no stacks")? {
+        if st["tgid"].as_u64() != Some(pid) {
+            continue;
+        }
+        let user: Vec<&str> = st["user"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if user.first() != Some(&DEEP_CHAIN[0]) {
+            continue;
+        }
+        let n = st["count"].as_u64().unwrap_or(0);
+        leaf += n;
+        if user.len() >= DEEP_CHAIN.len() && user[..DEEP_CHAIN.len()] == DEEP_CHAIN {
+            whole += n;
+        }
+        for (i, f) in user.iter().enumerate() {
+            let ok = if i < DEEP_CHAIN.len() {
+                *f == DEEP_CHAIN[i]
+            } else {
+                ABOVE_MAIN.contains(f)
+            };
+            if !ok {
+                wrong.push(format!("#{i} {f} in {user:?}"));
+            }
+        }
+    }
+    let q = &summary.windows[0].stack_quality["oncpu"];
+    eprintln!("deep: whole chain in {whole}/{leaf} burner samples; quality {q:?}");
+    if leaf < 60 {
+        return Err(
+            format!("only {leaf} samples with qfc_deep_burn as leaf in 4 s at 99 Hz").into(),
+        );
+    }
+    if !wrong.is_empty() {
+        return Err(format!("frames off the known chain: {wrong:?}").into());
+    }
+    if (whole as f64) < 0.95 * leaf as f64 {
+        return Err(format!("whole chain in only {whole}/{leaf} burner samples").into());
+    }
+    // The copy really was too small: the join, not the copy, made them whole.
+    if q.copies_cut_short < whole {
+        return Err(format!(
+            "{} copies cut short for {whole} whole stacks: {q:?}",
+            q.copies_cut_short
+        )
+        .into());
+    }
+    if q.method_share.get("dwarf_then_fp").copied().unwrap_or(0.0) < 0.95 {
+        return Err(format!("not unwound as dwarf_then_fp: {q:?}").into());
+    }
+    Ok(())
+}
+
 /// Why the trials cannot run here, if they cannot.
 fn capability() -> Option<String> {
     // SAFETY: no preconditions.
@@ -378,6 +484,10 @@ fn main() {
         (
             "no_eh_frame_stripped_lib_truncated_not_wrong",
             no_eh_frame_truncated_not_wrong,
+        ),
+        (
+            "deep_stack_past_the_copy_joins_frame_pointers",
+            deep_stack_joins_frame_pointers,
         ),
     ];
     let trials = trials
