@@ -78,6 +78,11 @@ pub struct LoadArgs {
     /// tx workload: transactions per second; enables the workload
     #[arg(long)]
     pub tx_rate: Option<f64>,
+    /// tx workload: closed loop (saturating) with one client per account
+    /// instead of a rate; enables the workload
+    /// (--tx-rate then only sets the floor calibration's rate)
+    #[arg(long)]
+    pub tx_closed: bool,
     /// tx workload: sending accounts funded by the faucet
     #[arg(long, default_value_t = 16)]
     pub tx_accounts: u32,
@@ -195,10 +200,11 @@ impl LoadArgs {
         };
         let load = PhaseLoad {
             rpc,
-            tx: self.tx_rate.map(|r| TxLoad {
-                rate_per_s: r,
+            tx: (self.tx_rate.is_some() || self.tx_closed).then(|| TxLoad {
+                rate_per_s: self.tx_rate.unwrap_or(TxLoad::default().rate_per_s),
                 accounts: self.tx_accounts,
                 sample_receipts: self.sample_receipts,
+                closed: self.tx_closed,
                 ..TxLoad::default()
             }),
             sync: match self.sync_rate {
@@ -229,7 +235,7 @@ impl LoadArgs {
         if load.is_empty() {
             return Err(bad(
                 "workload",
-                "nothing to do; give --rpc-rate, --closed, --tx-rate, --sync-rate or --compaction"
+                "nothing to do; give --rpc-rate, --closed, --tx-rate, --tx-closed, --sync-rate or --compaction"
                     .into(),
             ));
         }

@@ -148,6 +148,11 @@ pub struct TxLoad {
     pub sample_receipts: f64,
     /// Per-request timeout.
     pub timeout_ms: u64,
+    /// Closed loop (`qfc-load --tx-closed`): one client per account (at
+    /// most 1,024), back to back, instead of a rate; measures the node's
+    /// saturated throughput.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub closed: bool,
 }
 
 impl Default for TxLoad {
@@ -157,6 +162,7 @@ impl Default for TxLoad {
             accounts: 16,
             sample_receipts: 0.01,
             timeout_ms: 5000,
+            closed: false,
         }
     }
 }

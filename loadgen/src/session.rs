@@ -326,19 +326,30 @@ impl LoadSession {
 
         if let (Some(t), Some(w)) = (&load.tx, &tx_work) {
             let rec = Arc::new(Recorder::new(anchor));
+            let model = if t.closed {
+                LoadModel::Closed
+            } else {
+                LoadModel::Open
+            };
             let shape = Shape {
                 workload: "tx".into(),
-                model: LoadModel::Open,
-                target_rate_per_s: Some(t.rate_per_s),
+                model,
+                target_rate_per_s: (!t.closed).then_some(t.rate_per_s),
                 ramp_to_per_s: None,
                 steps: Vec::new(),
-                concurrency: t.accounts * crate::tx::MAX_PENDING_PER_ACCOUNT as u32,
+                // Closed: one client per account, so that an account's
+                // transfers do not pile up against the node's pending limit.
+                concurrency: if t.closed {
+                    t.accounts
+                } else {
+                    t.accounts * crate::tx::MAX_PENDING_PER_ACCOUNT as u32
+                },
                 duration,
             };
             let rng = workload_rng(self.seed, phase, "tx");
             futs.push(drive(
                 w.clone(),
-                LoadModel::Open,
+                model,
                 Schedule::from_rates(t.rate_per_s, None, duration),
                 shape.concurrency.min(1024),
                 Duration::from_millis(t.timeout_ms),

@@ -195,6 +195,7 @@ fn tx_flood() -> Result<(), Failed> {
                 accounts: 100,
                 sample_receipts: 1.0,
                 timeout_ms: 5000,
+                ..TxLoad::default()
             }),
             ..PhaseLoad::default()
         };
@@ -241,6 +242,73 @@ fn tx_flood() -> Result<(), Failed> {
             check(n == want, || format!("account {i}: nonce {n}, sent {want}"))?;
         }
         Ok(())
+    })
+}
+
+/// The closed tx loop (`qfc-load --tx-closed`): one client per account,
+/// back to back. A saturated node refuses some transfers (its mempool is
+/// full: an honest answer, counted as errors); every transfer it accepted
+/// is included, nonces are gap-free, and the count the node confirms on
+/// chain equals the count the loop reports accepted.
+fn tx_closed_loop() -> Result<(), Failed> {
+    let node = spawn(&["--lab-block-interval-ms", "250"], false)?;
+    runtime().block_on(async {
+        let s = LoadSession::connect(node.endpoints.clone(), 14).await?;
+        let load = PhaseLoad {
+            tx: Some(TxLoad {
+                accounts: 64,
+                sample_receipts: 0.0,
+                closed: true,
+                ..TxLoad::default()
+            }),
+            ..PhaseLoad::default()
+        };
+        let dir = tempfile::tempdir()?;
+        let sum = s
+            .run_phase(
+                "closed",
+                &load,
+                Duration::from_secs(4),
+                dir.path(),
+                CancellationToken::new(),
+            )
+            .await?;
+        let t = &sum.workloads["tx"];
+        eprintln!(
+            "tx closed: ok {} errors {:?} throughput {} details {:?}",
+            t.ok, t.errors, t.throughput_per_s, t.details
+        );
+        check(t.errors.keys().all(|k| k == "rpc_-32000"), || {
+            format!("errors other than the node's refusals: {:?}", t.errors)
+        })?;
+        check(t.ok > 100, || format!("only {} transactions in 4 s", t.ok))?;
+        let d = |k: &str| t.details.get(k).and_then(Value::as_u64).unwrap_or(u64::MAX);
+        check(d("nonce_gaps") == 0, || "nonce gaps".into())?;
+        check(t.ok + d("gaps_refilled") == d("accepted"), || {
+            format!(
+                "answered {} + refilled {} != accepted {}",
+                t.ok,
+                d("gaps_refilled"),
+                d("accepted")
+            )
+        })?;
+        check(d("accounts_caught_up") == 64, || {
+            format!("{} of 64 accounts caught up", d("accounts_caught_up"))
+        })?;
+        let pool = loadgen::http::HttpPool::new(node.endpoints.rpc);
+        let mut confirmed = 0;
+        for i in 0..64u32 {
+            let a = loadgen::tx::account(14, i);
+            confirmed += loadgen::tx::nonce_of(&pool, &a.address, "latest")
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        check(confirmed == d("accepted"), || {
+            format!(
+                "node confirms {confirmed} transactions, the loop reports {} accepted",
+                d("accepted")
+            )
+        })
     })
 }
 
@@ -403,6 +471,7 @@ fn main() {
             rate_accuracy as fn() -> Result<(), Failed>,
         ),
         ("tx_flood_10000_all_included_gap_free", tx_flood),
+        ("tx_closed_loop_confirmed_equals_answered", tx_closed_loop),
         ("sync_flood_8_peers_log_lines_match", sync_flood),
         ("compaction_admin_and_write_flood", compaction),
     ]

@@ -840,6 +840,7 @@ fn validate_load(i: usize, l: RawLoad) -> V<PhaseLoad> {
             accounts: t.accounts.map_or(16, Spanned::into_inner),
             sample_receipts: t.sample_receipts.map_or(0.01, Spanned::into_inner),
             timeout_ms: t.timeout_ms.map_or(5000, Spanned::into_inner),
+            closed: false,
         }
     });
     let sync = l.sync.map(|s| {
