@@ -181,10 +181,12 @@ pub struct StackQuality {
     pub weight: u64,
     /// Share of that weight whose user stack reaches a thread root.
     pub reached_root_share: f64,
-    /// Share of that weight by unwinding method (`dwarf`, `fp`).
+    /// Share of that weight by unwinding method (`dwarf`, `fp`, and
+    /// `dwarf_then_fp` for a copy whose walk went on along frame pointers).
     pub method_share: BTreeMap<String, f64>,
     /// Weight by why the walk ended (`root`, `copy_size`, `no_unwind_info`,
-    /// `anonymous_mapping`, ..., `frame_pointers` for fp walks).
+    /// `anonymous_mapping`, ..., `frame_pointers` for fp walks,
+    /// `copy_then_frame_pointers` for joined ones).
     pub ends: BTreeMap<String, u64>,
     /// Lost stacks by site (`oncpu_user`, ...) and cause (`EEXIST`, ...).
     pub lost_stacks: BTreeMap<String, BTreeMap<String, u64>>,

@@ -8,6 +8,9 @@
 //!   the probes ran in the guest; symbolized aarch64 frames), and to an
 //!   x86_64 guest; QEMU killed mid-phase gives an incomplete bundle;
 //! - the same on the SSH target against an sshd on loopback;
+//! - issue 12's no-frame-pointer known answer inside the aarch64 guest
+//!   (kernel 6.1): the program of probes/tests/data/unwind cross-built, and
+//!   qfc-probe in `dwarf` mode unwinds its burner to `main`;
 //! - the real qfc-node from `QFC_NODE_BINARY`: `scenarios/qfc-node-steady.toml`
 //!   and `scenarios/qfc-node-sync-flood.toml` on this machine.
 //!
@@ -410,6 +413,150 @@ fn lab_runs_inside_the_aarch64_guest() -> Result<(), Failed> {
     })();
     let _ = t.teardown();
     r
+}
+
+/// Issue 12, "Known answer, no frame pointers", in the aarch64 guest: the
+/// no-frame-pointer library and program of probes/tests/data/unwind, built
+/// with `aarch64-linux-gnu-gcc` by the same build.sh as on the host, burn
+/// CPU six calls below `main` under `qfc-probe --unwind dwarf` in the
+/// guest. At least 95% of the samples whose leaf is the burner show the
+/// whole chain to `main`, and no user frame of them is off the chain
+/// (probes/tests/data/unwind/nofp_chain.txt); in `fp` mode, the same run
+/// shows the chain in at most 5% (the contrast). The guest's stacks are
+/// untrusted input: they are parsed here as JSON like any bundle file.
+fn nofp_known_answer_in_the_aarch64_guest() -> Result<(), Failed> {
+    use vm::Target;
+    let data = repo().join("probes/tests/data/unwind");
+    let tmp = tempfile::tempdir()?;
+    let st = Command::new("sh")
+        .arg(data.join("build.sh"))
+        .arg("aarch64-linux-gnu-gcc")
+        .arg(tmp.path())
+        .status()?;
+    ensure(
+        st.success(),
+        format!("build.sh aarch64-linux-gnu-gcc: {st}"),
+    )?;
+    let text = std::fs::read_to_string(data.join("nofp_chain.txt"))?;
+    let pick = |kind: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(kind))
+            .map(|n| n.trim().to_owned())
+            .collect()
+    };
+    let (chain, above) = (pick("chain "), pick("above "));
+    let cross = vm::image::cache_root().join("cross/target/aarch64-unknown-linux-gnu/release");
+    let img = vm::image::cached(&vm::BuildOptions::new(vm::Arch::Aarch64))?
+        .ok_or("no warm aarch64 guest image")?;
+    let mut t = vm::QemuTarget::new(vm::QemuConfig::default(), img, tmp.path().join("guest"));
+    let r = (|| -> Result<Vec<serde_json::Value>, Failed> {
+        t.prepare()?;
+        let probe = t.ship(&cross.join("qfc-probe"))?;
+        t.ship(&tmp.path().join("libqfcnofp.so"))?;
+        let nofp = t.ship(&tmp.path().join("nofp"))?;
+        // The program waits for a line on a fifo; the probe attaches to it
+        // first, then the line starts 5 s of burning. Once per mode.
+        let mut out = Vec::new();
+        for mode in ["dwarf", "fp"] {
+            let dir = t.scratch_dir().join(format!("nofp-{mode}"));
+            let script = format!(
+                "set -e; mkdir -p {d}; cd {d}; mkfifo go; \\
+                 {nofp} burn 5000 < go > nofp.out & NP=$!; exec 3>go; \\
+                 for i in $(seq 200); do grep -q ready nofp.out && break; sleep 0.1; done; \\
+                 {probe} --pid $NP --probes oncpu --unwind {mode} --duration-s 20 --phase-name t --out out > probe.log 2> probe.err & PP=$!; \\
+                 for i in $(seq 1200); do grep -q ready probe.log && break; sleep 0.1; done; \\
+                 echo go >&3; wait $PP; exec 3>&-; wait $NP; cat out/t/oncpu.json",
+                d = dir.display(),
+                nofp = nofp.display(),
+                probe = probe.display(),
+            );
+            let o = t.exec(
+                &["sh".into(), "-c".into(), script.into()],
+                std::time::Duration::from_secs(300),
+            )?;
+            if !o.success() {
+                let err = t.exec(
+                    &[
+                        "sh".into(),
+                        "-c".into(),
+                        format!("tail -n 20 {}/probe.err", dir.display()).into(),
+                    ],
+                    std::time::Duration::from_secs(60),
+                )?;
+                return Err(format!(
+                    "in-guest known answer ({mode}) failed: {}{}",
+                    String::from_utf8_lossy(&o.stderr),
+                    String::from_utf8_lossy(&err.stdout)
+                )
+                .into());
+            }
+            out.push(serde_json::from_slice::<serde_json::Value>(&o.stdout)?);
+        }
+        Ok(out)
+    })();
+    let _ = t.teardown();
+    let runs = r?;
+    // (burner samples, of them with the whole chain, frames off the chain)
+    let count = |v: &serde_json::Value| -> Result<(u64, u64, Vec<String>), Failed> {
+        let (mut leaf, mut whole) = (0u64, 0u64);
+        let mut wrong = Vec::new();
+        for st in v["stacks"].as_array().ok_or("oncpu.json has no stacks")? {
+            let user: Vec<String> = st["user"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|f| f.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if user.first() != chain.first() {
+                continue;
+            }
+            let n = st["count"].as_u64().unwrap_or(0);
+            leaf += n;
+            if user.len() >= chain.len() && user[..chain.len()] == chain[..] {
+                whole += n;
+            }
+            for (i, f) in user.iter().enumerate() {
+                let ok = if i < chain.len() {
+                    *f == chain[i]
+                } else {
+                    above.contains(f)
+                };
+                if !ok {
+                    wrong.push(format!("#{i} {f} in {user:?}"));
+                }
+            }
+        }
+        Ok((leaf, whole, wrong))
+    };
+    let (leaf, whole, wrong) = count(&runs[0])?;
+    let (fp_leaf, fp_whole, _) = count(&runs[1])?;
+    eprintln!(
+        "aarch64 guest: whole chain in {whole}/{leaf} burner samples (dwarf), {fp_whole}/{fp_leaf} (fp)"
+    );
+    ensure(
+        leaf >= 60,
+        format!("only {leaf} burner samples in 5 s at 99 Hz"),
+    )?;
+    ensure(
+        wrong.is_empty(),
+        format!("frames off the known chain: {wrong:?}"),
+    )?;
+    ensure(
+        whole as f64 >= 0.95 * leaf as f64,
+        format!("whole chain in only {whole}/{leaf} burner samples"),
+    )?;
+    // The contrast: without frame pointers the kernel's walk cannot give
+    // the chain, so the dwarf result is the unwinder's, not the binary's.
+    ensure(
+        fp_leaf >= 60,
+        format!("only {fp_leaf} burner samples in fp mode"),
+    )?;
+    ensure(
+        (fp_whole as f64) <= 0.05 * fp_leaf as f64,
+        format!("fp mode gave the whole chain in {fp_whole}/{fp_leaf}: the program has frame pointers, the dwarf result proves nothing"),
+    )
 }
 
 fn container_sigkill_then_gc() -> Result<(), Failed> {
@@ -929,6 +1076,15 @@ fn main() {
                         p.display()
                     ))
                 }
+            }),
+        ),
+        trial(
+            "nofp_dwarf_whole_chain_in_95pct_in_the_aarch64_guest",
+            nofp_known_answer_in_the_aarch64_guest,
+            need_root(qemu_ready()).and_then(|()| {
+                which::which("aarch64-linux-gnu-gcc")
+                    .map(|_| ())
+                    .map_err(|_| "aarch64-linux-gnu-gcc not found: run scripts/setup.sh".into())
             }),
         ),
         trial(

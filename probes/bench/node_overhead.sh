@@ -1,28 +1,39 @@
 #!/usr/bin/env bash
-# Overhead of the five probes on the reference node, side by side in one run
-# (docs/BENCHMARKS.md, issue 4): the same fixed open-loop transaction load,
-# RUNS times without and RUNS times with `qfc-probe --pid <node>` (all five
-# probes) attached, alternating (off, on, off, on, ...) so drift hits both.
-# Per run: achieved throughput (answered tx/s), p99 latency, and the node's
-# CPU time (utime + stime from /proc) per 1,000 answered transactions.
+# Overhead of the five probes on the reference node (docs/BENCHMARKS.md,
+# issues 4, 12 and 17), every mode in one run: no probes (`off`), all five
+# probes with frame-pointer user stacks (`fp`) and with copied stacks
+# unwound by DWARF (`dwarf`). Modes are interleaved (off, fp, dwarf, off,
+# fp, dwarf, ...) RUNS times so that drift hits every mode alike; the
+# figures are medians over the runs.
 #
-#   cargo build --release
-#   sudo bash probes/bench/node_overhead.sh [OUT_DIR]   # RATE=500 D=30 RUNS=2
+# Load: a closed transaction loop (`qfc-load --tx-closed`, one client per
+# account, back to back), so that the node is saturated and its throughput
+# can move: a fixed open-loop rate would be met with and without probes and
+# its ratio would be 1.000 by construction.
 #
-# Writes OUT_DIR/results.md (the table) and every raw summary.
+# Per run: answered transactions per second, the node's CPU time (utime +
+# stime from /proc) per 1,000 answered transactions, and the probe
+# process's CPU time over the load (from its /proc stat before and after).
+#
+#   cargo build --release -p refnode -p loadgen -p probes --bins
+#   sudo bash probes/bench/node_overhead.sh [OUT_DIR]   # D=20 RUNS=5 ACCOUNTS=64
+#
+# Writes OUT_DIR/results.md and every raw summary; with DOCS=1 also the
+# table into docs/BENCHMARKS.md between the `node_overhead.sh` markers.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 T="${CARGO_TARGET_DIR:-target}/${PROFILE:-release}"
 OUT="${1:-/tmp/qfc-node-overhead}"
-RATE="${RATE:-500}" D="${D:-30}" RUNS="${RUNS:-2}"
+D="${D:-20}" RUNS="${RUNS:-5}" ACCOUNTS="${ACCOUNTS:-64}" USTACK="${USTACK:-16384}"
+MODES="off fp dwarf"
 for b in qfc-refnode qfc-load qfc-probe; do
-  [ -x "$T/$b" ] || { echo "node_overhead: $T/$b missing: run cargo build --release" >&2; exit 1; }
+  [ -x "$T/$b" ] || { echo "node_overhead: $T/$b missing: run cargo build --release -p refnode -p loadgen -p probes --bins" >&2; exit 1; }
 done
 [ "$(id -u)" = 0 ] || { echo "node_overhead: needs root (eBPF)" >&2; exit 1; }
 command -v jq >/dev/null || { echo "node_overhead: jq missing (scripts/setup.sh installs it)" >&2; exit 1; }
-bash scripts/services.sh >/dev/null 2>&1 || true
 rm -rf "$OUT"; mkdir -p "$OUT"
 log() { printf '[overhead] %s\n' "$*" >&2; }
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 "$T/qfc-refnode" --dev --datadir "$OUT/data" --rpc-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 \
   --p2p-port 0 --lab-p2p-host 127.0.0.1 --lab-ports-file "$OUT/ports.json" \
@@ -37,49 +48,84 @@ cleanup() {
 trap cleanup EXIT
 for _ in $(seq 100); do [ -s "$OUT/ports.json" ] && break; sleep 0.1; done
 RPC=$(jq -r .rpc "$OUT/ports.json")
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$NODE/stat"; }
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 
-run_load() { # name
+run_load() { # name: one closed-loop phase; records the node's CPU ticks
   local before after
-  before=$(cpu_ticks)
-  "$T/qfc-load" --rpc "$RPC" --tx-rate "$RATE" --tx-accounts 32 --duration-s "$D" \
-    --seed 7 --phase "$1" --out "$OUT/$1" >"$OUT/$1.json" 2>"$OUT/$1.err"
-  after=$(cpu_ticks)
-  echo $(( after - before )) >"$OUT/$1.cpu_ticks"
+  before=$(ticks "$NODE")
+  "$T/qfc-load" --rpc "$RPC" --tx-closed --tx-accounts "$ACCOUNTS" --sample-receipts 0 \
+    --duration-s "$D" --floor-ms 0 --seed 7 --phase "$1" --out "$OUT/$1" >"$OUT/$1.json" 2>"$OUT/$1.err"
+  after=$(ticks "$NODE")
+  echo $(( after - before )) >"$OUT/$1.node_ticks"
 }
 
 for i in $(seq 1 "$RUNS"); do
-  log "run $i: without probes ($RATE tx/s, ${D} s)"
-  run_load "off-$i"
-  log "run $i: with all five probes"
-  rm -f "$OUT/ctl-$i"; mkfifo "$OUT/ctl-$i"
-  "$T/qfc-probe" --pid "$NODE" --out "$OUT/probe-$i" --control stdin <"$OUT/ctl-$i" >"$OUT/probe-$i.log" 2>"$OUT/probe-$i.err" &
-  PROBE=$!
-  exec 7>"$OUT/ctl-$i"
-  for _ in $(seq 600); do grep -q '^ready' "$OUT/probe-$i.log" 2>/dev/null && break; sleep 0.1; done
-  echo "phase on-$i" >&7
-  run_load "on-$i"
-  echo stop >&7; exec 7>&-
-  wait "$PROBE"; PROBE=""
+  for m in $MODES; do
+    n="$m-$i"
+    if [ "$m" = off ]; then
+      log "run $i: no probes (closed loop, $ACCOUNTS clients, ${D} s)"
+      run_load "$n"; echo 0 >"$OUT/$n.probe_ticks"
+      continue
+    fi
+    log "run $i: all five probes, unwind $m"
+    rm -f "$OUT/ctl-$n"; mkfifo "$OUT/ctl-$n"
+    "$T/qfc-probe" --pid "$NODE" --out "$OUT/probe-$n" --unwind "$m" --ustack-bytes "$USTACK" \
+      --control stdin <"$OUT/ctl-$n" >"$OUT/probe-$n.log" 2>"$OUT/probe-$n.err" &
+    PROBE=$!
+    exec 7>"$OUT/ctl-$n"
+    for _ in $(seq 600); do grep -q '^ready' "$OUT/probe-$n.log" 2>/dev/null && break; sleep 0.1; done
+    grep -q '^ready' "$OUT/probe-$n.log" || { echo "node_overhead: qfc-probe not ready (see $OUT/probe-$n.err)" >&2; exit 1; }
+    echo "phase load" >&7
+    p0=$(ticks "$PROBE")
+    run_load "$n"
+    p1=$(ticks "$PROBE")
+    echo $(( p1 - p0 )) >"$OUT/$n.probe_ticks"
+    echo stop >&7; exec 7>&-
+    wait "$PROBE" || { echo "node_overhead: qfc-probe failed (see $OUT/probe-$n.err)" >&2; exit 1; }
+    PROBE=""
+  done
 done
 
-{
-  echo "| run | probes | tx/s answered | p99 ms | node CPU s | node CPU ms per 1000 tx |"
-  echo "|---|---|---:|---:|---:|---:|"
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+col() { # mode field: one value per run
   for i in $(seq 1 "$RUNS"); do
-    for m in off on; do
-      n="$m-$i"
-      jq -r --arg n "$i" --arg m "$m" --argjson ticks "$(cat "$OUT/$n.cpu_ticks")" --argjson hz "$HZ" \
-        '.workloads.tx as $t | "| \($n) | \($m) | \($t.throughput_per_s) | \($t.latency.p99_us / 1000) | \($ticks / $hz) | \(if $t.ok > 0 then ($ticks / $hz * 1000000 / $t.ok | floor) else "n/a" end) |"' "$OUT/$n.json"
-    done
+    n="$1-$i"
+    ok=$(jq '.workloads.tx.ok' "$OUT/$n.json")
+    case $2 in
+      tput) jq '.workloads.tx.throughput_per_s' "$OUT/$n.json" ;;
+      node) awk -v t="$(cat "$OUT/$n.node_ticks")" -v hz="$HZ" -v ok="$ok" 'BEGIN { printf "%.4f\n", t / hz * 1000 / ok }' ;;
+      probe) awk -v t="$(cat "$OUT/$n.probe_ticks")" -v hz="$HZ" 'BEGIN { printf "%.2f\n", t / hz }' ;;
+      refused) jq '[.workloads.tx.errors // {} | to_entries[].value] | add // 0' "$OUT/$n.json" ;;
+    esac
   done
-  off=$(for i in $(seq 1 "$RUNS"); do jq '.workloads.tx.throughput_per_s' "$OUT/off-$i.json"; done | awk '{ s += $1 } END { print s / NR }')
-  on=$(for i in $(seq 1 "$RUNS"); do jq '.workloads.tx.throughput_per_s' "$OUT/on-$i.json"; done | awk '{ s += $1 } END { print s / NR }')
-  cpu_off=$(for i in $(seq 1 "$RUNS"); do cat "$OUT/off-$i.cpu_ticks"; done | awk '{ s += $1 } END { print s }')
-  cpu_on=$(for i in $(seq 1 "$RUNS"); do cat "$OUT/on-$i.cpu_ticks"; done | awk '{ s += $1 } END { print s }')
+}
+{
+  echo "Closed transaction loop ($ACCOUNTS clients, one per account), ${D} s per run, $RUNS runs per mode, interleaved; medians. Stack copy $USTACK bytes in dwarf mode. $(date -u +%FT%RZ), $(uname -r), $(nproc) CPUs, load average at the start $LOAD_START, at the end $(cut -d' ' -f1-3 /proc/loadavg)."
   echo
-  echo "throughput with probes / without: $(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.3f", a / b }') (target >= 0.98)"
-  echo "node CPU time with probes / without: $(awk -v a="$cpu_on" -v b="$cpu_off" 'BEGIN { printf "%.3f", a / b }')"
-  echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "| mode | tx/s answered (median) | / off | node CPU-s per 1,000 tx (median) | / off | probe CPU-s per run (median) | runs: tx/s |"
+  echo "|---|---:|---:|---:|---:|---:|---|"
+  t_off=$(col off tput | median); c_off=$(col off node | median)
+  for m in $MODES; do
+    t=$(col "$m" tput | median); c=$(col "$m" node | median); p=$(col "$m" probe | median)
+    echo "| $m | $t | $(awk -v a="$t" -v b="$t_off" 'BEGIN { printf "%.3f", a / b }') | $c | $(awk -v a="$c" -v b="$c_off" 'BEGIN { printf "%.3f", a / b }') | $p | $(col "$m" tput | paste -sd' ') |"
+  done
+  echo
+  echo "Refused by the saturated node (mempool full, per run): $(for m in $MODES; do printf '%s %s; ' "$m" "$(col "$m" refused | paste -sd' ')"; done)"
+  echo "Targets (issue 12, dwarf): throughput / off >= 0.97; node CPU per 1,000 tx / off <= 1.03."
 } | tee "$OUT/results.md"
+
+if [ "${DOCS:-0}" = 1 ]; then
+  python3 - "$OUT/results.md" docs/BENCHMARKS.md <<'EOF'
+import sys
+table, doc = open(sys.argv[1]).read().rstrip("\n"), sys.argv[2]
+text = open(doc).read()
+start, end = "<!-- node_overhead.sh:begin -->", "<!-- node_overhead.sh:end -->"
+if start not in text or end not in text:
+    sys.exit(f"{doc}: no {start} ... {end} markers; add them where the table belongs")
+head, rest = text.split(start, 1)
+_, tail = rest.split(end, 1)
+open(doc, "w").write(f"{head}{start}\n{table}\n{end}{tail}")
+EOF
+  log "table written into docs/BENCHMARKS.md"
+fi

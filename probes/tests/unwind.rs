@@ -27,27 +27,19 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use probes::{unwind::UnwindMode, ProbeKind, Scope, Session, SessionOptions};
 use serde_json::Value;
 
-/// The known chain, leaf first, down to `main`; `qfc_nofp_c_inlined` is
-/// inlined into `qfc_nofp_c` (a frame only DWARF knows).
-const CHAIN: [&str; 8] = [
-    "qfc_nofp_burn",
-    "qfc_nofp_d",
-    "qfc_nofp_c_inlined",
-    "qfc_nofp_c",
-    "qfc_nofp_b",
-    "qfc_nofp_a",
-    "qfc_app_enter",
-    "main",
-];
-/// Frames allowed above `main`: glibc's start-up (named with or without
-/// libc6-dbg) and the program's `_start`.
-const ABOVE_MAIN: [&str; 5] = [
-    "__libc_start_call_main",
-    "__libc_start_main_impl",
-    "__libc_start_main",
-    "_start",
-    "[libc.so.6]",
-];
+/// The known chain, leaf first, down to `main`, and the frames allowed
+/// above `main` (tests/data/unwind/nofp_chain.txt).
+fn known_chain() -> (Vec<String>, Vec<String>) {
+    let text = std::fs::read_to_string(data_dir().join("nofp_chain.txt"))
+        .expect("tests/data/unwind/nofp_chain.txt is part of the repository");
+    let pick = |kind: &str| {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(kind))
+            .map(|n| n.trim().to_owned())
+            .collect()
+    };
+    (pick("chain "), pick("above "))
+}
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/unwind")
@@ -63,55 +55,24 @@ enum Lib {
     NoTablesStripped,
 }
 
-/// Compiles the library and the program into `dir`; returns the program.
+/// Compiles the library and the program into `dir` with
+/// tests/data/unwind/build.sh; returns the program.
 fn build_nofp(dir: &Path, lib_kind: Lib) -> Result<PathBuf, String> {
-    let flags = [
-        "-O2",
-        "-g",
-        "-fomit-frame-pointer",
-        "-fno-optimize-sibling-calls",
-    ];
-    let lib = dir.join("libqfcnofp.so");
-    let no_tables: &[&str] = if lib_kind == Lib::NoTablesStripped {
-        &["-fno-asynchronous-unwind-tables", "-fno-unwind-tables"]
-    } else {
-        &[]
+    let kind = match lib_kind {
+        Lib::Tables => "tables",
+        Lib::NoTablesStripped => "no-tables",
     };
-    let st = Command::new("gcc")
-        .args(flags)
-        .args(no_tables)
-        .args(["-fPIC", "-shared", "-o"])
-        .arg(&lib)
-        .arg(data_dir().join("nofp_lib.c"))
+    let st = Command::new("sh")
+        .arg(data_dir().join("build.sh"))
+        .arg("gcc")
+        .arg(dir)
+        .arg(kind)
         .status()
-        .map_err(|e| format!("running gcc: {e}"))?;
+        .map_err(|e| format!("running build.sh: {e}"))?;
     if !st.success() {
-        return Err(format!("gcc failed on nofp_lib.c: {st}"));
+        return Err(format!("tests/data/unwind/build.sh gcc failed: {st}"));
     }
-    if lib_kind == Lib::NoTablesStripped {
-        let st = Command::new("strip")
-            .arg("--strip-all")
-            .arg(&lib)
-            .status()
-            .map_err(|e| format!("running strip: {e}"))?;
-        if !st.success() {
-            return Err(format!("strip failed on {}: {st}", lib.display()));
-        }
-    }
-    let bin = dir.join("nofp");
-    let st = Command::new("gcc")
-        .args(flags)
-        .arg("-o")
-        .arg(&bin)
-        .arg(data_dir().join("nofp_main.c"))
-        .arg(format!("-L{}", dir.display()))
-        .args(["-lqfcnofp", "-Wl,-rpath,$ORIGIN"])
-        .status()
-        .map_err(|e| format!("running gcc: {e}"))?;
-    if !st.success() {
-        return Err(format!("gcc failed on nofp_main.c: {st}"));
-    }
-    Ok(bin)
+    Ok(dir.join("nofp"))
 }
 
 /// Burns 4 s in the no-FP chain under an on-CPU session in `mode`; returns
@@ -155,21 +116,22 @@ fn burn_stacks(mode: UnwindMode, lib: Lib) -> Result<(Vec<(u64, Vec<String>)>, V
 /// chain to `main`; plus every user frame of those samples that is on
 /// neither the chain nor the allowed start-up frames above `main`.
 fn chain_counts(stacks: &[(u64, Vec<String>)]) -> (u64, u64, Vec<String>) {
+    let (chain, above) = known_chain();
     let (mut leaf, mut whole) = (0, 0);
     let mut wrong = Vec::new();
     for (n, user) in stacks {
-        if user.first().map(String::as_str) != Some(CHAIN[0]) {
+        if user.first() != chain.first() {
             continue;
         }
         leaf += n;
-        if user.len() >= CHAIN.len() && user.iter().zip(CHAIN).all(|(a, b)| a == b) {
+        if user.len() >= chain.len() && user.iter().zip(&chain).all(|(a, b)| a == b) {
             whole += n;
         }
         for (i, f) in user.iter().enumerate() {
-            let ok = if i < CHAIN.len() {
-                f == CHAIN[i]
+            let ok = if i < chain.len() {
+                *f == chain[i]
             } else {
-                ABOVE_MAIN.contains(&f.as_str())
+                above.contains(f)
             };
             if !ok && !wrong.contains(f) {
                 wrong.push(format!("#{i} {f} in {user:?}"));
@@ -384,6 +346,7 @@ fn deep_stack_joins_frame_pointers() -> Result<(), Failed> {
     let text = std::fs::read_to_string(out.join("t/oncpu.json")).map_err(|e| e.to_string())?;
     let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     let pid = u64::from(w.pid);
+    let (_, above) = known_chain();
     let (mut leaf, mut whole) = (0u64, 0u64);
     let mut wrong = Vec::new();
     for st in v["stacks"].as_array().ok_or("no stacks")? {
@@ -406,7 +369,7 @@ fn deep_stack_joins_frame_pointers() -> Result<(), Failed> {
             let ok = if i < DEEP_CHAIN.len() {
                 *f == DEEP_CHAIN[i]
             } else {
-                ABOVE_MAIN.contains(f)
+                above.iter().any(|a| a == f)
             };
             if !ok {
                 wrong.push(format!("#{i} {f} in {user:?}"));
