@@ -112,13 +112,6 @@ cat "$OUT/table.md"
 echo "(every run: $RES)"
 
 if [ -n "$DOCS" ]; then
-  begin='<!-- loadgen-bench:begin -->' end='<!-- loadgen-bench:end -->'
-  grep -qF "$begin" "$DOCS" && grep -qF "$end" "$DOCS" ||
-    { echo "$DOCS has no $begin ... $end markers; add them where the table goes" >&2; exit 2; }
-  awk -v b="$begin" -v e="$end" -v t="$OUT/table.md" '
-    $0 == b { print; while ((getline l < t) > 0) print l; skip = 1; next }
-    $0 == e { skip = 0 }
-    !skip { print }' "$DOCS" >"$OUT/docs.md"
-  cp "$OUT/docs.md" "$DOCS"
+  bash "$(dirname "$0")/../scripts/write-table.sh" loadgen-bench "$OUT/table.md" "$DOCS"
   echo "table written into $DOCS"
 fi

@@ -44,6 +44,15 @@ pub trait Workload: Send + Sync + 'static {
 
     /// Sends one request; `Ok(bytes received)` or why it failed.
     fn execute(&self, req: Self::Req) -> impl Future<Output = Result<u64, Fail>> + Send;
+
+    /// How long a closed-loop client waits after the node refused a
+    /// request (an RPC error), before its next one: zero by default. A
+    /// workload whose refusals mean "full, come back later" (a full
+    /// mempool) sets it, so that a saturated node is not kept busy
+    /// refusing, which would measure the refusals instead of the work.
+    fn refusal_backoff(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// Open-loop settings.
@@ -262,7 +271,15 @@ pub async fn run_closed<W: Workload>(
                     r = tokio::time::timeout(cfg.timeout, w.execute(req)) => r.unwrap_or(Err(Fail::Timeout)),
                     _ = cancel.cancelled() => Err(Fail::Unfinished),
                 };
+                let refused = matches!(outcome, Err(Fail::Rpc(_)));
                 rec.finished(t0, std::time::Instant::now(), outcome);
+                let pause = w.refusal_backoff();
+                if refused && !pause.is_zero() {
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = cancel.cancelled() => return,
+                    }
+                }
             }
         });
     }

@@ -22,6 +22,8 @@ use crate::LoadError;
 
 /// Wei each load account gets from the faucet (1000 QFC: ~47 million transfers of fees).
 pub const FUNDING_WEI: u128 = 1_000_000_000_000_000_000_000;
+/// How long a closed-loop tx client waits after a refusal.
+pub const TX_REFUSAL_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 /// qfc-node's mempool keeps at most this many pending transactions per account.
 pub const MAX_PENDING_PER_ACCOUNT: u64 = 64;
 
@@ -289,6 +291,12 @@ impl Workload for TxWorkload {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// A refused transfer means a full mempool (or account queue): a
+    /// closed-loop client waits about a block's share before the next.
+    fn refusal_backoff(&self) -> std::time::Duration {
+        TX_REFUSAL_BACKOFF
     }
 }
 

@@ -17,8 +17,9 @@
 
 /// Size of one copied page.
 pub const USTACK_PAGE: usize = 4096;
-/// Most pages a record can hold (32 KiB).
-pub const USTACK_MAX_PAGES: u32 = 8;
+/// Most pages a record can hold (64 KiB: the reference node's release
+/// tokio stacks, which perf unwinds whole with its 64 KiB copy).
+pub const USTACK_MAX_PAGES: u32 = 16;
 /// Bytes of stack a record can hold.
 pub const USTACK_MAX: usize = USTACK_PAGE * USTACK_MAX_PAGES as usize;
 

@@ -8,7 +8,7 @@
 //! interrupted user or kernel code, and at a context switch. The copy takes
 //! whole pages from the page holding `sp` upwards (see
 //! `probes_common::ustack`), built in a per-CPU scratch entry of an array
-//! (a per-CPU array cannot hold 32 KiB values) and sent with
+//! (a per-CPU array cannot hold 64 KiB values) and sent with
 //! `bpf_ringbuf_output` at its copied length. The kernel stack, and the user
 //! stack by frame pointers when the copy is full, go inline in the record
 //! (`bpf_get_stack`), not through a stack map.

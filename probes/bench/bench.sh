@@ -218,17 +218,8 @@ cat "$OUT/results.md"
 
 if [ "${DOCS:-1}" = 1 ]; then
   DOC="$HERE/../../docs/BENCHMARKS.md"
-  python3 - "$DOC" "$OUT/results.md" "REPS=$REPS bash probes/bench/bench.sh" <<'PY'
-import sys
-doc, res, cmd = sys.argv[1], open(sys.argv[2]).read(), sys.argv[3]
-b, e = "<!-- bench.sh:probe-cost:begin -->", "<!-- bench.sh:probe-cost:end -->"
-text = open(doc).read()
-block = f"{b}\nWritten by `{cmd}` (debug `qfc-probe`; the eBPF programs are always release builds).\n\n{res}\n{e}"
-if b in text and e in text:
-    text = text[: text.index(b)] + block + text[text.index(e) + len(e):]
-else:
-    text = text.rstrip("\n") + "\n\n" + block + "\n"
-open(doc, "w").write(text)
-PY
+  { echo "Written by \`REPS=$REPS bash probes/bench/bench.sh\` (debug \`qfc-probe\`; the eBPF programs are always release builds)."
+    echo; cat "$OUT/results.md"; } >"$OUT/doc-block.md"
+  bash "$HERE/../../scripts/write-table.sh" bench.sh:probe-cost "$OUT/doc-block.md" "$DOC"
   log "docs/BENCHMARKS.md updated"
 fi

@@ -79,7 +79,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = UnwindMode::Fp)]
     pub unwind: UnwindMode,
     /// Bytes of user stack copied per stack with --unwind dwarf|auto (whole
-    /// 4 KiB pages, at most 32 KiB).
+    /// 4 KiB pages, at most 64 KiB).
     #[arg(long, default_value_t = DEFAULT_USTACK_BYTES)]
     pub ustack_bytes: u32,
 }

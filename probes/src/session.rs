@@ -82,7 +82,7 @@ pub struct SessionOptions {
     /// How user stacks are unwound (issue 12).
     pub unwind: UnwindMode,
     /// Bytes of user stack copied per stack in `dwarf`/`auto` mode (whole
-    /// pages, 4096..=32768).
+    /// pages, 4096..=65536).
     pub ustack_bytes: u32,
 }
 

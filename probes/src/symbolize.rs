@@ -33,6 +33,9 @@ pub struct Symbolizer {
     cache: HashMap<(String, u64), Option<String>>,
     /// Functions inlined at a (file, offset), leaf first (DWARF only).
     inlined: HashMap<(String, u64), Vec<String>>,
+    /// Per binary, the name perf gives an address that several function
+    /// symbols share (see [`perf_aliases`]).
+    aliases: HashMap<String, HashMap<u64, String>>,
 }
 
 impl Default for Symbolizer {
@@ -59,6 +62,7 @@ impl Symbolizer {
             ksyms,
             cache: HashMap::new(),
             inlined: HashMap::new(),
+            aliases: HashMap::new(),
         }
     }
 
@@ -168,9 +172,16 @@ impl Symbolizer {
                                 }
                             }
                         }
+                        let aliases = self
+                            .aliases
+                            .entry(path.to_owned())
+                            .or_insert_with(|| perf_aliases(path));
                         let names: Vec<Option<String>> = syms
                             .iter()
                             .map(|s| match s {
+                                Symbolized::Sym(sym) if aliases.contains_key(&sym.addr) => {
+                                    aliases.get(&sym.addr).map(|n| clean(&short_cpp_name(n)))
+                                }
                                 // aarch64 and arm ELF mapping symbols (`$x`, `$d`,
                                 // `$x.12`) mark code/data runs inside functions:
                                 // look past them for the function that covers it.
@@ -186,8 +197,16 @@ impl Symbolizer {
                                 Symbolized::Unknown(_) => None,
                             })
                             .collect();
-                        for (off, name) in todo.iter().zip(names) {
-                            self.cache.insert((path.to_owned(), *off), name);
+                        // The function itself is named by the ELF symbol
+                        // table, as perf names it (full path, demangled);
+                        // DWARF names (short, with generics in a
+                        // line-tables-only build) only where the symbol
+                        // table has no symbol covering the address (a
+                        // stripped library's internal functions), and for
+                        // the inlined frames.
+                        let elf_names = elf_symbol_names(&self.blaze, path, &todo, aliases);
+                        for ((off, name), elf) in todo.iter().zip(names).zip(elf_names) {
+                            self.cache.insert((path.to_owned(), *off), elf.or(name));
                         }
                     }
                     Err(e) => {
@@ -222,6 +241,106 @@ impl Symbolizer {
             }
         }
         out
+    }
+}
+
+/// Addresses of `path` that several function symbols share (glibc's
+/// `__memcpy_avx_unaligned_erms` and `__memmove_avx_unaligned_erms`), from
+/// its own symbol tables and its detached debug file's (by build-id under
+/// `/usr/lib/debug/.build-id`), each with the one perf prints: perf's rule
+/// (`choose_best_symbol`) prefers a sized symbol, then a non-weak one, then
+/// a global one, then fewer leading underscores, then the longest name.
+/// Only plain (C) names are kept: a mangled choice is left to blazesym,
+/// which demangles.
+fn perf_aliases(path: &str) -> HashMap<u64, String> {
+    use object::{Object as _, ObjectSymbol as _};
+    let read = |p: &std::path::Path| std::fs::read(p).ok();
+    let Some(bytes) = read(std::path::Path::new(path)) else {
+        return HashMap::new();
+    };
+    let Ok(obj) = object::File::parse(&*bytes) else {
+        return HashMap::new();
+    };
+    let debug = obj.build_id().ok().flatten().and_then(|id| {
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let (dir, rest) = hex.split_at(2.min(hex.len()));
+        read(
+            &std::path::Path::new("/usr/lib/debug/.build-id")
+                .join(dir)
+                .join(format!("{rest}.debug")),
+        )
+    });
+    let debug_obj = debug.as_deref().and_then(|d| object::File::parse(d).ok());
+    // address -> candidates (name, sized, weak, global)
+    let mut at: HashMap<u64, Vec<(String, bool, bool, bool)>> = HashMap::new();
+    for o in std::iter::once(&obj).chain(debug_obj.as_ref()) {
+        for sym in o.symbols().chain(o.dynamic_symbols()) {
+            if sym.kind() != object::SymbolKind::Text || sym.address() == 0 {
+                continue;
+            }
+            let Ok(name) = sym.name() else { continue };
+            // Versioned definitions (`__libc_start_main@@GLIBC_2.34`) are
+            // not names perf prints (it shows `__libc_start_main_impl`).
+            if name.is_empty() || is_mapping_symbol(name) || name.contains('@') {
+                continue;
+            }
+            let c = at.entry(sym.address()).or_default();
+            if !c.iter().any(|x| x.0 == name) {
+                c.push((
+                    name.to_owned(),
+                    sym.size() > 0,
+                    sym.is_weak(),
+                    sym.is_global(),
+                ));
+            }
+        }
+    }
+    at.into_iter()
+        .filter(|(_, c)| c.len() > 1)
+        .filter_map(|(addr, c)| perf_best(c).map(|n| (addr, n)))
+        .filter(|(_, n)| !n.starts_with("_Z") && !n.starts_with("_R"))
+        .collect()
+}
+
+/// perf's choice among symbols at one address, each (name, sized, weak,
+/// global): see [`perf_aliases`]; ties go to the first name in byte order.
+fn perf_best(c: Vec<(String, bool, bool, bool)>) -> Option<String> {
+    let under = |n: &str| n.bytes().take_while(|b| *b == b'_').count();
+    c.into_iter()
+        .max_by(|a, b| {
+            a.1.cmp(&b.1)
+                .then((!a.2).cmp(&!b.2))
+                .then(a.3.cmp(&b.3))
+                .then(under(&b.0).cmp(&under(&a.0)))
+                .then(a.0.len().cmp(&b.0.len()))
+                .then(b.0.cmp(&a.0))
+        })
+        .map(|(n, ..)| n)
+}
+
+/// Names from `path`'s own ELF symbol tables (`.symtab`, `.dynsym`; no
+/// DWARF, no detached debug file) for file offsets `offs`: None where no
+/// symbol covers the offset or only an ELF mapping symbol does.
+fn elf_symbol_names(
+    blaze: &Blaze,
+    path: &str,
+    offs: &[u64],
+    aliases: &HashMap<u64, String>,
+) -> Vec<Option<String>> {
+    let mut elf = Elf::new(path);
+    elf.debug_syms = false;
+    match blaze.symbolize(&Source::Elf(elf), Input::FileOffset(offs)) {
+        Ok(syms) => syms
+            .iter()
+            .map(|s| match s {
+                Symbolized::Sym(sym) if !is_mapping_symbol(&sym.name) => {
+                    let name = aliases.get(&sym.addr).map_or(&*sym.name, String::as_str);
+                    Some(clean(&short_cpp_name(name)))
+                }
+                _ => None,
+            })
+            .collect(),
+        Err(_) => vec![None; offs.len()],
     }
 }
 
@@ -358,6 +477,61 @@ mod tests {
         }
         for f in ["$LT$impl", "main", "x", "$xyz", "_$d"] {
             assert!(!is_mapping_symbol(f), "{f}");
+        }
+    }
+
+    /// perf's rule among aliases: sized, then strong, then global, then
+    /// fewer leading underscores, then the longest name.
+    #[test]
+    fn aliases_resolve_as_perf_does() {
+        let c = |n: &str, sized, weak, global| (n.to_owned(), sized, weak, global);
+        let best = |v| perf_best(v).unwrap();
+        assert_eq!(
+            best(vec![
+                c("__memcpy_avx_unaligned_erms", true, false, false),
+                c("__memmove_avx_unaligned_erms", true, false, false),
+            ]),
+            "__memmove_avx_unaligned_erms"
+        );
+        assert_eq!(
+            best(vec![
+                c("aa_long", false, false, true),
+                c("b", true, false, false)
+            ]),
+            "b"
+        );
+        assert_eq!(
+            best(vec![
+                c("strong", true, false, false),
+                c("weak_longer", true, true, false)
+            ]),
+            "strong"
+        );
+        assert_eq!(
+            best(vec![
+                c("local_longer", true, false, false),
+                c("global", true, false, true)
+            ]),
+            "global"
+        );
+        assert_eq!(
+            best(vec![
+                c("__x_longer", true, false, true),
+                c("_x", true, false, true)
+            ]),
+            "_x"
+        );
+        // On this host's libc, when its detached debug info is installed.
+        let libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+        let a = perf_aliases(libc);
+        if a.values()
+            .any(|n| n.starts_with("__memcpy_") || n.starts_with("__memmove_"))
+        {
+            assert!(
+                a.values().any(|n| n == "__memmove_avx_unaligned_erms"),
+                "{a:?}"
+            );
+            assert!(!a.values().any(|n| n == "__memcpy_avx_unaligned_erms"));
         }
     }
 

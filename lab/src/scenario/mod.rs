@@ -193,7 +193,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.probes.ustack_bytes, 32768);
-        for bad in ["0", "1000", "65536"] {
+        let over = (probes_common::ustack::USTACK_MAX + 4096).to_string();
+        for bad in ["0", "1000", over.as_str()] {
             let e = parse("m.toml", &format!("{MINI}[probes]\nustack_bytes = {bad}\n"))
                 .unwrap_err()
                 .to_string();
