@@ -170,7 +170,7 @@ for r in rows:
     by.setdefault(r[0], []).append([float(x) for x in r[1:]])
 med = lambda xs: statistics.median(xs)
 none = med([r[0] for r in by["none"]])
-print("Load average (1, 5, 15 min) at start: $LOAD_START; at end: $LOAD_END (the machine is shared with other builds: compare only within this table).")
+print("Load average (1, 5, 15 min) at start: $LOAD_START; at end: $LOAD_END (the absolute times depend on the machine and its load: compare only within this table).")
 print()
 print("| attach point | dd wall (median) | vs untraced | enter ns/run | exit ns/run | runs per write (enter) | BPF ns per write (enter + exit) | writes seen |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|")
