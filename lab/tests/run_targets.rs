@@ -437,14 +437,7 @@ fn nofp_known_answer_in_the_aarch64_guest() -> Result<(), Failed> {
         st.success(),
         format!("build.sh aarch64-linux-gnu-gcc: {st}"),
     )?;
-    let text = std::fs::read_to_string(data.join("nofp_chain.txt"))?;
-    let pick = |kind: &str| -> Vec<String> {
-        text.lines()
-            .filter_map(|l| l.strip_prefix(kind))
-            .map(|n| n.trim().to_owned())
-            .collect()
-    };
-    let (chain, above) = (pick("chain "), pick("above "));
+    let known = probes::known_chain::KnownChain::nofp()?;
     let cross = vm::image::cache_root().join("cross/target/aarch64-unknown-linux-gnu/release");
     let img = vm::image::cached(&vm::BuildOptions::new(vm::Arch::Aarch64))?
         .ok_or("no warm aarch64 guest image")?;
@@ -496,42 +489,12 @@ fn nofp_known_answer_in_the_aarch64_guest() -> Result<(), Failed> {
     })();
     let _ = t.teardown();
     let runs = r?;
-    // (burner samples, of them with the whole chain, frames off the chain)
-    let count = |v: &serde_json::Value| -> Result<(u64, u64, Vec<String>), Failed> {
-        let (mut leaf, mut whole) = (0u64, 0u64);
-        let mut wrong = Vec::new();
-        for st in v["stacks"].as_array().ok_or("oncpu.json has no stacks")? {
-            let user: Vec<String> = st["user"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|f| f.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if user.first() != chain.first() {
-                continue;
-            }
-            let n = st["count"].as_u64().unwrap_or(0);
-            leaf += n;
-            if user.len() >= chain.len() && user[..chain.len()] == chain[..] {
-                whole += n;
-            }
-            for (i, f) in user.iter().enumerate() {
-                let ok = if i < chain.len() {
-                    *f == chain[i]
-                } else {
-                    above.contains(f)
-                };
-                if !ok {
-                    wrong.push(format!("#{i} {f} in {user:?}"));
-                }
-            }
-        }
-        Ok((leaf, whole, wrong))
+    let count = |v: &serde_json::Value| {
+        let c = known.count(&probes::known_chain::oncpu_user_stacks(v, None));
+        (c.leaf, c.whole, c.wrong)
     };
-    let (leaf, whole, wrong) = count(&runs[0])?;
-    let (fp_leaf, fp_whole, _) = count(&runs[1])?;
+    let (leaf, whole, wrong) = count(&runs[0]);
+    let (fp_leaf, fp_whole, _) = count(&runs[1]);
     eprintln!(
         "aarch64 guest: whole chain in {whole}/{leaf} burner samples (dwarf), {fp_whole}/{fp_leaf} (fp)"
     );

@@ -19,6 +19,9 @@
 #    with kernel.bpf_stats_enabled=1 for its runs). Modes interleaved, REPS
 #    runs each, medians. fentry/fexit: the refusal of this kernel is
 #    recorded (bpftrace kfunc probe).
+# 4. the reference node's saturated throughput and CPU per 1,000
+#    transactions, probes off / fp / dwarf, REPS interleaved runs
+#    (node_overhead.sh; needs release builds; NODE=0 skips it).
 # The cost table is also written into docs/BENCHMARKS.md between the
 # `bench.sh:probe-cost` markers (DOCS=0 to skip).
 set -euo pipefail
@@ -56,7 +59,7 @@ probe_stop() {
 }
 
 # ---------------------------------------------------------------- 1. fsync
-log "1/3 fsync count vs bpftrace"
+log "1/4 fsync count vs bpftrace"
 coproc W { "$T/probe-workload" fdatasync --count 300 --file "$OUT/fsync-file"; }
 read -r _ wpid <&"${W[0]}"
 bpftrace -e "tracepoint:syscalls:sys_enter_fsync,tracepoint:syscalls:sys_enter_fdatasync /pid == $wpid/ { @calls = count(); }" >"$OUT/bpftrace-fsync.txt" 2>&1 &
@@ -72,7 +75,7 @@ bt_fsync=$(sed -n 's/^@calls: //p' "$OUT/bpftrace-fsync.txt")
 log "fsync: qfc-probe $ours_fsync, bpftrace $bt_fsync (workload did 300)"
 
 # ---------------------------------------------------------------- 2. oncpu
-log "2/3 on-CPU top frames vs perf (20 s at 499 Hz)"
+log "2/4 on-CPU top frames vs perf (20 s at 499 Hz)"
 coproc M { "$T/probe-workload" mix --ms 20000; }
 read -r _ mpid <&"${M[0]}"
 probe_start oncpu "$mpid" --probes oncpu --hz 499
@@ -89,7 +92,7 @@ oncpu_ok=yes
 "$T/probe-bench" compare "$OUT/oncpu/run/oncpu.folded" "$OUT/perf.folded" --comm probe-workload --top 5 --max-pp 2 >"$OUT/oncpu-compare.md" || oncpu_ok=no
 
 # ---------------------------------------------------------------- 3. dd
-log "3/3 dd bs=1 count=1000000: none / writepath tp-btf, raw, syscalls / bpftrace ($REPS runs each)"
+log "3/4 dd bs=1 count=1000000: none / writepath tp-btf, raw, syscalls / bpftrace ($REPS runs each)"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 DD='exec dd if=/dev/zero of=/dev/null bs=1 count=1000000 status=none'
 BTSCRIPT='tracepoint:syscalls:sys_enter_write /pid == $1/ { @s[tid] = nsecs; }
@@ -197,6 +200,25 @@ import statistics
 rs=[l.split() for l in open('$OUT/dd.tsv') if l.split()[0]=='syscalls']
 print(min(int(r[6]) for r in rs))")
 
+# ---------------------------------------------------------------- 4. node
+# The node's saturated throughput and CPU per 1,000 transactions with the
+# probes off, in fp and in dwarf mode (node_overhead.sh, its own table and
+# markers in docs/BENCHMARKS.md); it needs release builds, and NODE=0 skips it.
+node_line="skipped: NODE=0"
+if [ "${NODE:-1}" = 1 ]; then
+  R="$(dirname "$T")/release"
+  if [ -x "$R/qfc-refnode" ] && [ -x "$R/qfc-load" ] && [ -x "$R/qfc-probe" ]; then
+    log "4/4 node closed loop: off / fp / dwarf ($REPS runs each, node_overhead.sh)"
+    if DOCS="${DOCS:-1}" RUNS="$REPS" bash "$HERE/node_overhead.sh" "$OUT/node" >"$OUT/node.log" 2>&1; then
+      node_line="see \"Closed loop: off, fp and dwarf in one run\" ($OUT/node/results.md)"
+    else
+      node_line="FAILED (see $OUT/node.log)"
+    fi
+  else
+    node_line="skipped: no release qfc-refnode, qfc-load and qfc-probe under $R (cargo build --release -p refnode -p loadgen -p probes --bins)"
+  fi
+fi
+
 {
   echo "## Results ($(date -u +%Y-%m-%dT%H:%MZ), $(uname -r), $(nproc) CPUs)"
   echo
@@ -205,6 +227,7 @@ print(min(int(r[6]) for r in rs))")
   echo "| fsync+fdatasync calls of a 300-fdatasync workload | $ours_fsync | bpftrace: $bt_fsync | $([ "$ours_fsync" = "$bt_fsync" ] && [ "$ours_fsync" = 300 ] && echo equal || echo DIFFERENT) |"
   echo "| on-CPU top-frame shares, max difference | see table | perf + inferno collapse | $([ $oncpu_ok = yes ] && echo 'within 2 pp' || echo 'MORE than 2 pp') |"
   echo "| write() calls seen by writepath (syscalls attach), every dd run | $ours_w | dd did 1000000 | $([ "$ours_w" = 1000000 ] && echo exact || echo check) |"
+  echo "| node throughput and CPU per 1,000 tx, probes off / fp / dwarf (closed loop) | $node_line | | |"
   echo
   echo "dd bs=1 count=1000000 ($REPS interleaved runs per mode, medians; BPF statistics on in every traced run):"
   echo

@@ -12,6 +12,7 @@ pub mod bpf_stats;
 pub mod cli;
 pub mod ebpf;
 pub mod error;
+pub mod known_chain;
 pub mod procmaps;
 pub mod quality;
 pub mod render;

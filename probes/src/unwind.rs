@@ -806,28 +806,20 @@ fn reader_loop(
                     copy: agg.copy,
                     ..UstackWindow::default()
                 };
-                let ids: Vec<i32> = agg
+                let keys: Vec<(i32, i32)> = agg
                     .oncpu
                     .keys()
-                    .map(|k| k.ustack)
-                    .chain(agg.offcpu.keys().map(|k| k.ustack))
+                    .map(|k| (k.ustack, k.kstack))
+                    .chain(agg.offcpu.keys().map(|k| (k.ustack, k.kstack)))
                     .collect();
-                for id in ids {
-                    if let Some((frames, end)) = st.dict.by_id.get(&id) {
-                        w.stacks.insert(id, Arc::clone(frames));
-                        w.ends.insert(id, *end);
+                for (u, k) in keys {
+                    if let Some((frames, end)) = st.dict.by_id.get(&u) {
+                        w.stacks.insert(u, Arc::clone(frames));
+                        w.ends.insert(u, *end);
                     }
-                }
-                // Inline kernel stacks: frames only (an end is a user walk's).
-                let kids: Vec<i32> = agg
-                    .oncpu
-                    .keys()
-                    .map(|k| k.kstack)
-                    .chain(agg.offcpu.keys().map(|k| k.kstack))
-                    .collect();
-                for id in kids {
-                    if let Some((frames, _)) = st.dict.by_id.get(&id) {
-                        w.stacks.insert(id, Arc::clone(frames));
+                    // An inline kernel stack: frames only (an end is a user walk's).
+                    if let Some((frames, _)) = st.dict.by_id.get(&k) {
+                        w.stacks.insert(k, Arc::clone(frames));
                     }
                 }
                 let tgids: std::collections::HashSet<u32> = agg

@@ -24,22 +24,12 @@ use std::{
 mod common;
 use common::Workload;
 use libtest_mimic::{Arguments, Failed, Trial};
-use probes::{unwind::UnwindMode, ProbeKind, Scope, Session, SessionOptions};
+use probes::{
+    known_chain::{oncpu_user_stacks, KnownChain},
+    unwind::UnwindMode,
+    ProbeKind, Scope, Session, SessionOptions,
+};
 use serde_json::Value;
-
-/// The known chain, leaf first, down to `main`, and the frames allowed
-/// above `main` (tests/data/unwind/nofp_chain.txt).
-fn known_chain() -> (Vec<String>, Vec<String>) {
-    let text = std::fs::read_to_string(data_dir().join("nofp_chain.txt"))
-        .expect("tests/data/unwind/nofp_chain.txt is part of the repository");
-    let pick = |kind: &str| {
-        text.lines()
-            .filter_map(|l| l.strip_prefix(kind))
-            .map(|n| n.trim().to_owned())
-            .collect()
-    };
-    (pick("chain "), pick("above "))
-}
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/unwind")
@@ -81,33 +71,33 @@ fn build_nofp(dir: &Path, lib_kind: Lib) -> Result<PathBuf, String> {
 fn burn_stacks(mode: UnwindMode, lib: Lib) -> Result<(Vec<(u64, Vec<String>)>, Value), Failed> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let bin = build_nofp(dir.path(), lib)?;
-    let mut w = Workload::spawn(&bin, &["burn", "4000"])?;
+    oncpu_stacks(&bin, mode, None)
+}
+
+/// Runs `bin burn 4000` under an on-CPU session in `mode` (copy size
+/// `ustack_bytes`, else the default); returns its user stacks with their
+/// counts and the window's summary.
+fn oncpu_stacks(
+    bin: &Path,
+    mode: UnwindMode,
+    ustack_bytes: Option<u32>,
+) -> Result<(Vec<(u64, Vec<String>)>, Value), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut w = Workload::spawn(bin, &["burn", "4000"])?;
     let out = dir.path().join("out");
     let mut o = SessionOptions::new(Scope::Pid(w.pid), &out);
     o.probes = vec![ProbeKind::Oncpu];
     o.unwind = mode;
+    if let Some(b) = ustack_bytes {
+        o.ustack_bytes = b;
+    }
     let mut s = Session::start(o).map_err(|e| e.to_string())?;
     s.phase("t").map_err(|e| e.to_string())?;
     w.run()?;
     let (_, summary) = s.stop().map_err(|e| e.to_string())?;
     let text = std::fs::read_to_string(out.join("t/oncpu.json")).map_err(|e| e.to_string())?;
     let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    let pid = u64::from(w.pid);
-    let mut stacks = Vec::new();
-    for st in v["stacks"].as_array().ok_or("no stacks")? {
-        if st["tgid"].as_u64() != Some(pid) {
-            continue;
-        }
-        let user: Vec<String> = st["user"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|f| f.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        stacks.push((st["count"].as_u64().unwrap_or(0), user));
-    }
+    let stacks = oncpu_user_stacks(&v, Some(u64::from(w.pid)));
     let summary = serde_json::to_value(&summary.windows[0]).map_err(|e| e.to_string())?;
     Ok((stacks, summary))
 }
@@ -116,29 +106,10 @@ fn burn_stacks(mode: UnwindMode, lib: Lib) -> Result<(Vec<(u64, Vec<String>)>, V
 /// chain to `main`; plus every user frame of those samples that is on
 /// neither the chain nor the allowed start-up frames above `main`.
 fn chain_counts(stacks: &[(u64, Vec<String>)]) -> (u64, u64, Vec<String>) {
-    let (chain, above) = known_chain();
-    let (mut leaf, mut whole) = (0, 0);
-    let mut wrong = Vec::new();
-    for (n, user) in stacks {
-        if user.first() != chain.first() {
-            continue;
-        }
-        leaf += n;
-        if user.len() >= chain.len() && user.iter().zip(&chain).all(|(a, b)| a == b) {
-            whole += n;
-        }
-        for (i, f) in user.iter().enumerate() {
-            let ok = if i < chain.len() {
-                *f == chain[i]
-            } else {
-                above.contains(f)
-            };
-            if !ok && !wrong.contains(f) {
-                wrong.push(format!("#{i} {f} in {user:?}"));
-            }
-        }
-    }
-    (leaf, whole, wrong)
+    let c = KnownChain::nofp()
+        .expect("tests/data/unwind/nofp_chain.txt is part of the repository")
+        .count(stacks);
+    (c.leaf, c.whole, c.wrong)
 }
 
 /// Issue 12, "Known answer, no frame pointers" (dwarf half).
@@ -333,51 +304,15 @@ fn deep_stack_joins_frame_pointers() -> Result<(), Failed> {
     if !st.success() {
         return Err(format!("gcc failed on deep_main.c: {st}").into());
     }
-    let mut w = Workload::spawn(&bin, &["burn", "4000"])?;
-    let out = dir.path().join("out");
-    let mut o = SessionOptions::new(Scope::Pid(w.pid), &out);
-    o.probes = vec![ProbeKind::Oncpu];
-    o.unwind = UnwindMode::Dwarf;
-    o.ustack_bytes = 8192;
-    let mut s = Session::start(o).map_err(|e| e.to_string())?;
-    s.phase("t").map_err(|e| e.to_string())?;
-    w.run()?;
-    let (_, summary) = s.stop().map_err(|e| e.to_string())?;
-    let text = std::fs::read_to_string(out.join("t/oncpu.json")).map_err(|e| e.to_string())?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    let pid = u64::from(w.pid);
-    let (_, above) = known_chain();
-    let (mut leaf, mut whole) = (0u64, 0u64);
-    let mut wrong = Vec::new();
-    for st in v["stacks"].as_array().ok_or("no stacks")? {
-        if st["tgid"].as_u64() != Some(pid) {
-            continue;
-        }
-        let user: Vec<&str> = st["user"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        if user.first() != Some(&DEEP_CHAIN[0]) {
-            continue;
-        }
-        let n = st["count"].as_u64().unwrap_or(0);
-        leaf += n;
-        if user.len() >= DEEP_CHAIN.len() && user[..DEEP_CHAIN.len()] == DEEP_CHAIN {
-            whole += n;
-        }
-        for (i, f) in user.iter().enumerate() {
-            let ok = if i < DEEP_CHAIN.len() {
-                *f == DEEP_CHAIN[i]
-            } else {
-                above.iter().any(|a| a == f)
-            };
-            if !ok {
-                wrong.push(format!("#{i} {f} in {user:?}"));
-            }
-        }
-    }
-    let q = &summary.windows[0].stack_quality["oncpu"];
-    eprintln!("deep: whole chain in {whole}/{leaf} burner samples; quality {q:?}");
+    let (stacks, summary) = oncpu_stacks(&bin, UnwindMode::Dwarf, Some(8192))?;
+    let known = KnownChain {
+        chain: DEEP_CHAIN.iter().map(|s| (*s).to_owned()).collect(),
+        above: KnownChain::nofp().map_err(|e| e.to_string())?.above,
+    };
+    let c = known.count(&stacks);
+    let (leaf, whole, wrong) = (c.leaf, c.whole, c.wrong);
+    let q = &summary["stack_quality"]["oncpu"];
+    eprintln!("deep: whole chain in {whole}/{leaf} burner samples; quality {q}");
     if leaf < 60 {
         return Err(
             format!("only {leaf} samples with qfc_deep_burn as leaf in 4 s at 99 Hz").into(),
@@ -390,15 +325,12 @@ fn deep_stack_joins_frame_pointers() -> Result<(), Failed> {
         return Err(format!("whole chain in only {whole}/{leaf} burner samples").into());
     }
     // The copy really was too small: the join, not the copy, made them whole.
-    if q.copies_cut_short < whole {
-        return Err(format!(
-            "{} copies cut short for {whole} whole stacks: {q:?}",
-            q.copies_cut_short
-        )
-        .into());
+    let cut = q["copies_cut_short"].as_u64().unwrap_or(0);
+    if cut < whole {
+        return Err(format!("{cut} copies cut short for {whole} whole stacks: {q}").into());
     }
-    if q.method_share.get("dwarf_then_fp").copied().unwrap_or(0.0) < 0.95 {
-        return Err(format!("not unwound as dwarf_then_fp: {q:?}").into());
+    if q["method_share"]["dwarf_then_fp"].as_f64().unwrap_or(0.0) < 0.95 {
+        return Err(format!("not unwound as dwarf_then_fp: {q}").into());
     }
     Ok(())
 }
