@@ -12,7 +12,7 @@
 # copy ends.
 #
 #   cargo build --release -p refnode -p loadgen -p probes --bins && cargo build -p probes --bins
-#   sudo bash probes/bench/oracle_dwarf.sh [OUT_DIR]   # D=60 HZ=499 USTACK=65536 RATE=2000
+#   sudo bash probes/bench/oracle_dwarf.sh [OUT_DIR]   # D=60 HZ=499 USTACK=65536 RATE=2000 PERF_SCOPE=task|cpu
 #
 # `probe-bench inclusive` then compares the inclusive (any-frame) shares
 # of perf's 20 heaviest functions and of their heaviest immediate callers
@@ -25,7 +25,7 @@ cd "$(dirname "$0")/../.."
 R="${CARGO_TARGET_DIR:-target}/${PROFILE:-release}"
 PB="${CARGO_TARGET_DIR:-target}/debug/probe-bench"
 OUT="${1:-/tmp/qfc-oracle-dwarf}"
-D="${D:-60}" HZ="${HZ:-499}" USTACK="${USTACK:-65536}" RATE="${RATE:-2000}"
+D="${D:-60}" HZ="${HZ:-499}" USTACK="${USTACK:-65536}" RATE="${RATE:-2000}" PERF_SCOPE="${PERF_SCOPE:-task}"
 for b in "$R/qfc-refnode" "$R/qfc-load" "$R/qfc-probe" "$PB"; do
   [ -x "$b" ] || { echo "oracle_dwarf: $b missing: see the header of $0" >&2; exit 1; }
 done
@@ -64,7 +64,14 @@ exec 7>"$OUT/ctl"
 for _ in $(seq 600); do grep -q '^ready' "$OUT/probe.log" 2>/dev/null && break; sleep 0.1; done
 grep -q '^ready' "$OUT/probe.log" || { echo "oracle_dwarf: qfc-probe not ready (see $OUT/probe.err)" >&2; exit 1; }
 log "window: $D s, qfc-probe (dwarf, $USTACK B) and perf (dwarf, 65528 B) at $HZ Hz"
-perf record -F "$HZ" -e cpu-clock --call-graph dwarf,65528 -p "$NODE" -o "$OUT/perf.data" >"$OUT/perf-record.log" 2>&1 &
+# task: per-task events on the node (`-p`); cpu: per-CPU events on every
+# CPU (`-a`, as qfc-probe samples), the node's samples picked at script time.
+case "$PERF_SCOPE" in
+  task) PERF_TARGET=(-p "$NODE") PERF_PICK=() ;;
+  cpu) PERF_TARGET=(-a) PERF_PICK=(--pid "$NODE") ;;
+  *) echo "oracle_dwarf: PERF_SCOPE is task or cpu, not $PERF_SCOPE" >&2; exit 2 ;;
+esac
+perf record -F "$HZ" -e cpu-clock --call-graph dwarf,65528 "${PERF_TARGET[@]}" -o "$OUT/perf.data" >"$OUT/perf-record.log" 2>&1 &
 PERF=$!
 echo "phase run" >&7
 sleep "$D"
@@ -74,12 +81,12 @@ wait "$PROBE"; PROBE=""
 wait "$LOAD" || true; LOAD=""
 
 log "perf script (unwinding perf's copies; this takes a while)"
-perf script --no-inline -i "$OUT/perf.data" >"$OUT/perf.script" 2>"$OUT/perf-script.err"
+perf script --no-inline "${PERF_PICK[@]}" -i "$OUT/perf.data" >"$OUT/perf.script" 2>"$OUT/perf-script.err"
 "$PB" collapse-perf "$OUT/perf.script" >"$OUT/perf.folded"
 ok=yes
 {
   echo "Reference node (release), synced commit on, $RATE tx/s; one ${D} s window at $HZ Hz. $(date -u +%FT%RZ), $(uname -r), $(nproc) CPUs, $(perf --version)."
-  echo "qfc-probe: \`--unwind dwarf --ustack-bytes $USTACK\`; perf: \`perf record -e cpu-clock --call-graph dwarf,65528\`."
+  echo "qfc-probe: \`--unwind dwarf --ustack-bytes $USTACK\`; perf: \`perf record -e cpu-clock --call-graph dwarf,65528 ${PERF_TARGET[*]/$NODE/<node>}\`."
   echo
   "$PB" inclusive "$OUT/ours/run/oncpu.folded" "$OUT/perf.folded" --top 20 --callers 2 --max-pp 2 || ok=no
 } >"$OUT/results.md" 2>"$OUT/compare.err"
