@@ -13,6 +13,7 @@
 //! stack by frame pointers when the copy is full, go inline in the record
 //! (`bpf_get_stack`), not through a stack map.
 use aya_ebpf::{
+    bindings::BPF_F_USER_STACK,
     helpers::{bpf_probe_read_kernel, generated},
     macros::map,
     maps::{Array, PerCpuArray, RingBuf},
@@ -21,9 +22,6 @@ use probes_common::ustack::{
     stack_err, InlineStacks, OffcpuEnd, UnwindConfig, UstackHeader, UstackRecord, INLINE_FRAMES,
     USTACK_FLAG_FULL, USTACK_FLAG_NO_REGS, USTACK_MAX_PAGES, USTACK_OFFCPU_END, USTACK_PAGE,
 };
-
-/// `BPF_F_USER_STACK`.
-const USER_STACK: u64 = 1 << 8;
 
 /// Unwinding configuration (slot 0).
 #[map]
@@ -129,8 +127,8 @@ pub(crate) struct Who {
 pub(crate) struct Sent {
     /// The record went to the ring buffer (if not, it was counted).
     pub sent: bool,
-    /// The kernel stack was lost (counted by cause; the caller counts the
-    /// drop).
+    /// The kernel stack of a sent record was lost (counted by cause; the
+    /// caller counts the drop).
     pub kstack_lost: bool,
 }
 
@@ -196,9 +194,6 @@ pub(crate) fn send_ustack(ctx: *mut core::ffi::c_void, cfg: &UnwindConfig, who: 
         return not_sent;
     }
     let (kstack_err, kframes) = inline_stack(ctx, &mut rec.stacks, false);
-    if kstack_err < 0 {
-        count_stack_err(who.slot, who.ksite, i64::from(kstack_err));
-    }
     let fp_frames = if flags & USTACK_FLAG_FULL != 0 {
         inline_stack(ctx, &mut rec.stacks, true).1
     } else {
@@ -233,6 +228,11 @@ pub(crate) fn send_ustack(ctx: *mut core::ffi::c_void, cfg: &UnwindConfig, who: 
         count_cause(who.slot, who.site, stack_err::RINGBUF_FULL);
         return not_sent;
     }
+    // Counted only for a record that was sent: an unsent one falls back to
+    // the stack map (off-CPU), which counts its own losses.
+    if kstack_err < 0 {
+        count_stack_err(who.slot, who.ksite, i64::from(kstack_err));
+    }
     Sent {
         sent: true,
         kstack_lost: kstack_err < 0,
@@ -244,7 +244,7 @@ pub(crate) fn send_ustack(ctx: *mut core::ffi::c_void, cfg: &UnwindConfig, who: 
 #[inline(always)]
 fn inline_stack(ctx: *mut core::ffi::c_void, stacks: &mut InlineStacks, user: bool) -> (i32, u32) {
     let (buf, flags) = if user {
-        (stacks.user_fp.as_mut_ptr(), USER_STACK)
+        (stacks.user_fp.as_mut_ptr(), u64::from(BPF_F_USER_STACK))
     } else {
         (stacks.kernel.as_mut_ptr(), 0)
     };

@@ -378,6 +378,12 @@ struct MapEntry {
 }
 
 impl MapEntry {
+    /// Whether the mapping is a file's (a binary, or the vDSO), not
+    /// anonymous memory.
+    fn is_file(&self) -> bool {
+        self.map.path.starts_with('/') || self.map.path == "[vdso]"
+    }
+
     /// Whether the unwind tables describe the code at `avma`.
     fn covers(&self, avma: u64) -> bool {
         self.cfi
@@ -443,8 +449,7 @@ impl ProcUnwinder {
 
     /// Whether `addr` is in a file mapping (code of a binary, or the vDSO).
     fn is_code(&self, addr: u64) -> bool {
-        self.mapping(addr)
-            .is_some_and(|e| e.map.path.starts_with('/') || e.map.path == "[vdso]")
+        self.mapping(addr).is_some_and(MapEntry::is_file)
     }
 
     /// Walks one copied stack.
@@ -500,10 +505,7 @@ impl ProcUnwinder {
                     }
                     break StackEnd::Unmapped;
                 }
-                Some(e) => (
-                    e.covers(lookup),
-                    e.map.path.starts_with('/') || e.map.path == "[vdso]",
-                ),
+                Some(e) => (e.covers(lookup), e.is_file()),
             };
             if !file {
                 break StackEnd::Anonymous;

@@ -683,7 +683,7 @@ fn ustack_bytes(v: &Option<Spanned<u32>>) -> V<u32> {
     let (page, max) = (USTACK_PAGE, USTACK_MAX);
     Err(Invalid {
         hint: Some(format!(
-            "use a multiple of {page} from {page} to {max}; deeper stacks than that are counted as cut short by the copy size"
+            "use a multiple of {page} from {page} to {max}; a stack deeper than the copy goes on along frame pointers where it can, and is counted as cut short by the copy size where it cannot"
         )),
         ..bad(
             s.span(),

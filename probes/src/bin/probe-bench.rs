@@ -77,8 +77,10 @@ fn norm(frame: &str) -> String {
     }
 }
 
-/// Stacks (root first, thread name dropped, names normalized) with counts.
-fn stacks(path: &PathBuf) -> Result<Vec<(Vec<String>, u64)>> {
+/// The stacks of a folded file, root first (every frame, the thread or
+/// process name included), with their counts; lines that do not parse are
+/// skipped.
+fn read_folded(path: &PathBuf) -> Result<Vec<(Vec<String>, u64)>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(text
@@ -86,8 +88,16 @@ fn stacks(path: &PathBuf) -> Result<Vec<(Vec<String>, u64)>> {
         .filter_map(|line| {
             let (stack, n) = line.rsplit_once(' ')?;
             let n = n.parse::<u64>().ok()?;
-            Some((stack.split(';').skip(1).map(norm).collect(), n))
+            Some((stack.split(';').map(str::to_owned).collect(), n))
         })
+        .collect())
+}
+
+/// Stacks (root first, thread name dropped, names normalized) with counts.
+fn stacks(path: &PathBuf) -> Result<Vec<(Vec<String>, u64)>> {
+    Ok(read_folded(path)?
+        .into_iter()
+        .map(|(f, n)| (f.iter().skip(1).map(|x| norm(x)).collect(), n))
         .collect())
 }
 
@@ -133,28 +143,14 @@ fn inclusive(
 
 /// Leaf frame -> samples, with kernel-frame annotations removed.
 fn leaf_shares(path: &PathBuf, comm: Option<&str>) -> Result<(BTreeMap<String, u64>, u64)> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut m = BTreeMap::new();
     let mut total = 0;
-    for line in text.lines() {
-        let Some((stack, n)) = line.rsplit_once(' ') else {
+    for (frames, n) in read_folded(path)? {
+        if comm.is_some_and(|c| frames.first().map(String::as_str) != Some(c)) {
             continue;
-        };
-        let Ok(n) = n.parse::<u64>() else { continue };
-        let mut frames = stack.split(';');
-        if let Some(c) = comm {
-            if frames.next() != Some(c) {
-                continue;
-            }
         }
-        let leaf = stack
-            .rsplit(';')
-            .next()
-            .unwrap_or("")
-            .trim_end_matches("_[k]")
-            .to_owned();
-        *m.entry(leaf).or_default() += n;
+        let leaf = frames.last().map_or("", |l| l.trim_end_matches("_[k]"));
+        *m.entry(leaf.to_owned()).or_default() += n;
         total += n;
     }
     Ok((m, total))
