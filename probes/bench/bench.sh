@@ -18,7 +18,9 @@
 #    enables them with BPF_ENABLE_STATS; bpftrace's from `bpftool prog show`
 #    with kernel.bpf_stats_enabled=1 for its runs). Modes interleaved, REPS
 #    runs each, medians. fentry/fexit: the refusal of this kernel is
-#    recorded (bpftrace kfunc probe).
+#    recorded (bpftrace kfunc probe). The runs are dd_cost.sh and the table
+#    dd_cost_table.py, the same two that `cargo xtask guest-probe-cost`
+#    runs inside the aarch64 guest.
 # 4. the reference node's saturated throughput and CPU per 1,000
 #    transactions, probes off / fp / dwarf, REPS interleaved runs
 #    (node_overhead.sh; needs release builds; NODE=0 skips it).
@@ -35,28 +37,8 @@ done
 [ "$(id -u)" = 0 ] || { echo "bench: needs root (eBPF, perf)" >&2; exit 1; }
 bash "$HERE/../../scripts/services.sh" >/dev/null 2>&1 || true
 rm -rf "$OUT"; mkdir -p "$OUT"
-log() { printf '[bench] %s\n' "$*" >&2; }
-wait_for() { # file pattern timeout_s
-  for _ in $(seq 1 $(( $3 * 10 ))); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "bench: timed out waiting for '$2' in $1" >&2; return 1
-}
-now_ns() { date +%s%N; }
-
-# qfc-probe driven through a fifo: probe_start NAME PID ARGS...; probe_stop
-probe_start() {
-  local name=$1 pid=$2; shift 2
-  rm -f "$OUT/$name.ctl"; mkfifo "$OUT/$name.ctl"
-  "$T/qfc-probe" --pid "$pid" --out "$OUT/$name" --control stdin "$@" <"$OUT/$name.ctl" >"$OUT/$name.log" 2>"$OUT/$name.err" &
-  PROBE_PID=$!
-  exec 7>"$OUT/$name.ctl"
-  wait_for "$OUT/$name.log" '^ready' 60
-  echo "phase run" >&7
-  wait_for "$OUT/$name.log" '^phase run' 30
-}
-probe_stop() {
-  echo stop >&7; exec 7>&-
-  wait "$PROBE_PID"
-}
+PROBE="$T/qfc-probe"
+. "$HERE/lib.sh"
 
 # ---------------------------------------------------------------- 1. fsync
 log "1/4 fsync count vs bpftrace"
@@ -93,112 +75,9 @@ oncpu_ok=yes
 
 # ---------------------------------------------------------------- 3. dd
 log "3/4 dd bs=1 count=1000000: none / writepath tp-btf, raw, syscalls / bpftrace ($REPS runs each)"
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-DD='exec dd if=/dev/zero of=/dev/null bs=1 count=1000000 status=none'
-BTSCRIPT='tracepoint:syscalls:sys_enter_write /pid == $1/ { @s[tid] = nsecs; }
-tracepoint:syscalls:sys_exit_write /@s[tid]/ { @us = hist((nsecs - @s[tid]) / 1000); delete(@s[tid]); }'
-STATS0=$(cat /proc/sys/kernel/bpf_stats_enabled)
-trap 'echo "$STATS0" >/proc/sys/kernel/bpf_stats_enabled' EXIT
-# Per-program cost of bpftrace's programs over one window: ids from before.json
-# still present after, name sys_enter_write / sys_exit_write.
-bt_cost() { # before.json after.json -> "enter_runs enter_ns exit_runs exit_ns"
-  python3 - "$1" "$2" <<'PY'
-import json, sys
-b = {p["id"]: p for p in json.load(open(sys.argv[1]))}
-out = {}
-for p in json.load(open(sys.argv[2])):
-    if p["id"] in b and p.get("name") in ("sys_enter_write", "sys_exit_write"):
-        q = b[p["id"]]
-        out[p["name"]] = (p.get("run_cnt", 0) - q.get("run_cnt", 0), p.get("run_time_ns", 0) - q.get("run_time_ns", 0))
-e, x = out.get("sys_enter_write", (0, 0)), out.get("sys_exit_write", (0, 0))
-print(e[0], e[1], x[0], x[1])
-PY
-}
-run_dd() { # mode rep -> prints "mode wall_ns enter_runs enter_ns exit_runs exit_ns events"
-  local mode=$1 rep=$2 t0 t1 dpid
-  coproc D { bash -c "echo \$\$; read -r _; $DD"; }
-  read -r dpid <&"${D[0]}"
-  case $mode in
-    tp-btf|raw|syscalls) probe_start "dd-$mode-$rep" "$dpid" --probes writepath --writepath-attach "$mode" ;;
-    bpftrace)
-      echo 1 >/proc/sys/kernel/bpf_stats_enabled
-      bpftrace -e "$BTSCRIPT" "$dpid" >"$OUT/bt-dd-$rep.txt" 2>&1 & BTP=$!
-      wait_for "$OUT/bt-dd-$rep.txt" Attaching 60; sleep 0.5
-      bpftool prog show -j >"$OUT/bt-dd-$rep.before.json" ;;
-  esac
-  t0=$(now_ns); echo go >&"${D[1]}"; wait "$D_PID" 2>/dev/null || true; t1=$(now_ns)
-  case $mode in
-    tp-btf|raw|syscalls)
-      probe_stop
-      python3 - "$OUT/dd-$mode-$rep" "$mode" $(( t1 - t0 )) <<'PY'
-import json, sys
-d, mode, wall = sys.argv[1], sys.argv[2], sys.argv[3]
-s = json.load(open(d + "/session.json"))
-assert s["attach"]["writepath"] == mode, s["attach"]
-c = s["windows"][0]["cost"]["programs"]
-en = [v for k, v in c.items() if k.startswith("writepath_enter")][0]
-ex = [v for k, v in c.items() if k.startswith("writepath_exit")][0]
-w = json.load(open(d + "/run/writepath.json"))
-ev = sum(r["count"] for r in w["rows"] if r["syscall"] == "write")
-print(mode, wall, en["runs"], en["run_time_ns"], ex["runs"], ex["run_time_ns"], ev)
-PY
-      ;;
-    bpftrace)
-      bpftool prog show -j >"$OUT/bt-dd-$rep.after.json"
-      kill -INT "$BTP"; wait "$BTP" || true
-      echo "$STATS0" >/proc/sys/kernel/bpf_stats_enabled
-      ev=$(python3 -c "
-import re, sys
-print(sum(int(m.group(1)) for m in re.finditer(r'^\[[^\n]*?[\])]\s+(\d+)\s+\|', open(sys.argv[1]).read(), re.M)))" "$OUT/bt-dd-$rep.txt")
-      echo "bpftrace $(( t1 - t0 )) $(bt_cost "$OUT/bt-dd-$rep.before.json" "$OUT/bt-dd-$rep.after.json") $ev" ;;
-    none) echo "none $(( t1 - t0 )) 0 0 0 0 0" ;;
-  esac
-}
-: >"$OUT/dd.tsv"
-for rep in $(seq 1 "$REPS"); do
-  for mode in none tp-btf raw syscalls bpftrace; do
-    run_dd "$mode" "$rep" >>"$OUT/dd.tsv"
-  done
-done
-LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
-# fentry/fexit: what the kernel says (bpftrace's kfunc probe needs the same trampolines).
-fentry=$(timeout 30 bpftrace -e 'kfunc:vmlinux:__x64_sys_write { @x = count(); exit(); }' 2>&1 </dev/null | grep -o 'ERROR: kfunc.*' | head -1 | tr '"' "'" | sed 's/|/\\|/g' || true)
-[ -n "$fentry" ] || fentry="(no output)"
-
-python3 - "$OUT/dd.tsv" >"$OUT/cost.md" <<PY
-import statistics, sys
-rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-by = {}
-for r in rows:
-    by.setdefault(r[0], []).append([float(x) for x in r[1:]])
-med = lambda xs: statistics.median(xs)
-none = med([r[0] for r in by["none"]])
-print("Load average (1, 5, 15 min) at start: $LOAD_START; at end: $LOAD_END (the absolute times depend on the machine and its load: compare only within this table).")
-print()
-print("| attach point | dd wall (median) | vs untraced | enter ns/run | exit ns/run | runs per write (enter) | BPF ns per write (enter + exit) | writes seen |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
-print(f"| none | {none/1e9:.3f} s | 1.00x | | | | | |")
-names = {"tp-btf": "qfc-probe writepath, tp_btf sys_enter/sys_exit",
-         "raw": "qfc-probe writepath, raw tracepoints sys_enter/sys_exit",
-         "syscalls": "qfc-probe writepath, 8 syscalls:sys_{enter,exit}_* tracepoints (auto's first choice)",
-         "bpftrace": "bpftrace 0.17, syscalls:sys_{enter,exit}_write, hist of latency"}
-for m in ["tp-btf", "raw", "syscalls", "bpftrace"]:
-    rs = by.get(m, [])
-    if not rs:
-        continue
-    wall = med([r[0] for r in rs])
-    en = med([r[2] / r[1] for r in rs if r[1]])
-    ex = med([r[4] / r[3] for r in rs if r[3]])
-    per_write = med([(r[2] + r[4]) / r[5] for r in rs if r[5]])
-    runs_w = med([r[1] / r[5] for r in rs if r[5]])
-    ev = min(int(r[5]) for r in rs)
-    print(f"| {names[m]} | {wall/1e9:.3f} s | {wall/none:.2f}x | {en:.0f} | {ex:.0f} | {runs_w:.2f} | **{per_write:.0f}** | {ev} (min over runs) |")
-print("| fentry/fexit on \`__x64_sys_write\` | refused | | | | | | bpftrace: $fentry |")
-PY
-ours_w=$(python3 -c "
-import statistics
-rs=[l.split() for l in open('$OUT/dd.tsv') if l.split()[0]=='syscalls']
-print(min(int(r[6]) for r in rs))")
+bash "$HERE/dd_cost.sh" "$OUT/dd" "$REPS" 1000000 "$PROBE"
+ours_w=$(python3 "$HERE/dd_cost_table.py" "$OUT/dd")
+cp "$OUT/dd/cost.md" "$OUT/cost.md"
 
 # ---------------------------------------------------------------- 4. node
 # The node's saturated throughput and CPU per 1,000 transactions with the

@@ -34,6 +34,43 @@ pub const RECIPE: [(&str, &str); 6] = [
     ("guest-init.sh", include_str!("../recipe/guest-init.sh")),
 ];
 
+/// Extra packages of [`Flavor::Bench`], added to `packages.txt`.
+pub const BENCH_PACKAGES: &str = include_str!("../recipe/packages-bench.txt");
+
+/// Which packages the root filesystem has beyond the recipe's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flavor {
+    /// `packages.txt`: what runs need (every run, CI).
+    #[default]
+    Standard,
+    /// `packages.txt` and `packages-bench.txt`: the benchmarks' peers
+    /// (bpftrace), for `cargo xtask guest-probe-cost`.
+    Bench,
+}
+
+impl Flavor {
+    /// The package list given to `rootfs.sh`.
+    pub fn packages(self) -> String {
+        let base = RECIPE
+            .iter()
+            .find(|(n, _)| *n == "packages.txt")
+            .map(|(_, t)| *t)
+            .unwrap_or_default();
+        match self {
+            Flavor::Standard => base.to_string(),
+            Flavor::Bench => format!("{base}{BENCH_PACKAGES}"),
+        }
+    }
+
+    fn file_name(self) -> &'static str {
+        match self {
+            Flavor::Standard => "packages.txt",
+            Flavor::Bench => "packages+bench.txt",
+        }
+    }
+}
+
 /// Name under which the guest's host key is pinned in the image's `known_hosts`.
 pub const HOST_KEY_ALIAS: &str = "qfc-lab-guest";
 
@@ -55,6 +92,8 @@ pub struct BuildOptions {
     pub cache_dir: PathBuf,
     /// Re-resolve package versions (apt lists) and rebuild the root filesystem.
     pub refresh: bool,
+    /// Extra packages (a separate root filesystem and image key).
+    pub flavor: Flavor,
 }
 
 impl BuildOptions {
@@ -63,6 +102,7 @@ impl BuildOptions {
             arch,
             cache_dir: cache_root(),
             refresh: false,
+            flavor: Flavor::Standard,
         }
     }
 }
@@ -251,8 +291,9 @@ pub fn recipe_hash() -> String {
     h.finalize().to_hex().to_string()
 }
 
-/// Key of the cached root filesystem tarball: the parts of the recipe that shape it.
-pub fn rootfs_key(arch: Arch) -> String {
+/// Key of the cached root filesystem tarball: the parts of the recipe that
+/// shape it (for [`Flavor::Bench`], its extra packages too).
+pub fn rootfs_key(arch: Arch, flavor: Flavor) -> String {
     let mut h = blake3::Hasher::new();
     h.update(b"qfc-lab rootfs\0");
     h.update(arch.debian().as_bytes());
@@ -263,6 +304,11 @@ pub fn rootfs_key(arch: Arch) -> String {
         h.update(name.as_bytes());
         h.update(&[0]);
         h.update(text.as_bytes());
+        h.update(&[0]);
+    }
+    if flavor == Flavor::Bench {
+        h.update(b"packages-bench.txt\0");
+        h.update(BENCH_PACKAGES.as_bytes());
         h.update(&[0]);
     }
     h.finalize().to_hex().to_string()
@@ -438,7 +484,7 @@ pub fn cached(opts: &BuildOptions) -> Result<Option<Image>, ImageError> {
     let rootfs_versions = images.join("rootfs").join(format!(
         "{}-{}.versions.json",
         opts.arch.debian(),
-        &rootfs_key(opts.arch)[..16]
+        &rootfs_key(opts.arch, opts.flavor)[..16]
     ));
     let debs_file = images
         .join("debs")
@@ -518,7 +564,7 @@ pub fn build_verbose(opts: &BuildOptions) -> Result<Image, ImageError> {
 #[instrument(skip(opts, progress), fields(arch = %opts.arch))]
 pub fn build(opts: &BuildOptions, progress: &Sender<Progress>) -> Result<Image, ImageError> {
     let ctx = prepare(opts, progress)?;
-    let (tarball, mut packages) = rootfs(&ctx, opts.refresh)?;
+    let (tarball, mut packages) = rootfs(&ctx, opts.refresh, opts.flavor)?;
     let debs = ctx.step(Step::Packages, |c| packages_step(c, opts))?;
     for (name, version, _) in &debs {
         packages.insert(name.clone(), version.clone());
@@ -550,7 +596,13 @@ fn prepare<'a>(opts: &BuildOptions, progress: &'a Sender<Progress>) -> Result<Ct
     let recipe_dir = images.join("recipes").join(&recipe[..16]);
     std::fs::create_dir_all(&recipe_dir)
         .map_err(io_err(format!("creating {}", recipe_dir.display())))?;
-    for (name, text) in RECIPE {
+    let flavor_list = (opts.flavor != Flavor::Standard)
+        .then(|| (opts.flavor.file_name(), opts.flavor.packages()));
+    for (name, text) in RECIPE
+        .iter()
+        .map(|(n, t)| (*n, *t))
+        .chain(flavor_list.as_ref().map(|(n, t)| (*n, t.as_str())))
+    {
         let p = recipe_dir.join(name);
         if std::fs::read_to_string(&p).ok().as_deref() != Some(text) {
             std::fs::write(&p, text).map_err(io_err(format!("writing {}", p.display())))?;
@@ -573,12 +625,16 @@ fn prepare<'a>(opts: &BuildOptions, progress: &'a Sender<Progress>) -> Result<Ct
 
 /// Step 1: the root filesystem tarball (cached by the rootfs recipe) and the
 /// package versions read from its dpkg status.
-fn rootfs(ctx: &Ctx<'_>, refresh: bool) -> Result<(PathBuf, BTreeMap<String, String>), ImageError> {
+fn rootfs(
+    ctx: &Ctx<'_>,
+    refresh: bool,
+    flavor: Flavor,
+) -> Result<(PathBuf, BTreeMap<String, String>), ImageError> {
     let arch = ctx.arch;
     let rootfs_dir = ctx.images.join("rootfs");
     std::fs::create_dir_all(&rootfs_dir)
         .map_err(io_err(format!("creating {}", rootfs_dir.display())))?;
-    let rkey = &rootfs_key(arch)[..16];
+    let rkey = &rootfs_key(arch, flavor)[..16];
     let tarball = rootfs_dir.join(format!("{}-{rkey}.tar", arch.debian()));
     let versions_file = rootfs_dir.join(format!("{}-{rkey}.versions.json", arch.debian()));
     if tarball.is_file() && !refresh {
@@ -593,7 +649,7 @@ fn rootfs(ctx: &Ctx<'_>, refresh: bool) -> Result<(PathBuf, BTreeMap<String, Str
                     "sh".as_ref(),
                     &c.script("rootfs.sh"),
                     arch.debian().as_ref(),
-                    &c.script("packages.txt"),
+                    &c.script(flavor.file_name()),
                     tarball.as_os_str(),
                 ],
                 &[("TMPDIR", &c.images.display().to_string())],
@@ -945,6 +1001,28 @@ mod tests {
         assert_ne!(k1, image_key(&r, Arch::Aarch64, &p));
         assert_ne!(k1, image_key("other recipe", Arch::Aarch64, &p));
         assert_eq!(k1.len(), 64);
+    }
+
+    #[test]
+    fn bench_flavor_adds_bpftrace_in_its_own_rootfs() {
+        let std_list = Flavor::Standard.packages();
+        let bench = Flavor::Bench.packages();
+        assert!(bench.starts_with(&std_list));
+        let names = |t: &str| -> Vec<String> {
+            t.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from)
+                .collect()
+        };
+        assert!(!names(&std_list).contains(&"bpftrace".to_string()));
+        assert!(names(&bench).contains(&"bpftrace".to_string()));
+        for a in [Arch::Aarch64, Arch::X86_64] {
+            assert_ne!(
+                rootfs_key(a, Flavor::Standard),
+                rootfs_key(a, Flavor::Bench)
+            );
+        }
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! Project automation that is not a product feature (`cargo xtask <command>`).
 //!
-//! - `image-build [--arch aarch64|x86_64] [--refresh]`: build or look up the
+//! - `image-build [--arch aarch64|x86_64] [--refresh] [--bench]`: build or look up the
 //!   cached guest image (the same library call as `qfc-lab image build`).
 //! - `cross [--arch aarch64] [--debug]`: cross-compile `qfc-refnode` and
 //!   `qfc-probe` for the guest, with frame pointers.
 //! - `guest-bench [--runs N]`: boot the cached aarch64 guest N times and print
 //!   launch-to-ready times (docs/BENCHMARKS.md).
+//! - `guest-probe-cost [--reps N] [--count N] [--docs]`: the guest's
+//!   per-event probe cost beside bpftrace's, on the bench flavour of the
+//!   image (`image-build --bench`), written into docs/BENCHMARKS.md.
 //! - `cycles [--root DIR]`: list every import cycle between files in the
 //!   workspace and fail when there is one (run by scripts/test.sh).
 //! - `figures-doc [--check]`: write docs/FIGURES.md from the figure registry.
@@ -31,6 +34,8 @@ enum Cmd {
     Cross(vm_tasks::CrossArgs),
     /// Measure launch-to-ready of the guest (warm image cache).
     GuestBench(vm_tasks::BenchArgs),
+    /// The guest's probe cost per event beside bpftrace's (bench image flavour).
+    GuestProbeCost(vm_tasks::ProbeCostArgs),
     /// List the import cycles between files; fail when there is one.
     Cycles(cycles::CyclesArgs),
     /// Write docs/FIGURES.md from the figure registry (or check it).
@@ -48,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::ImageBuild(a) => vm_tasks::image_build(a),
         Cmd::Cross(a) => vm_tasks::cross(a),
         Cmd::GuestBench(a) => vm_tasks::guest_bench(a),
+        Cmd::GuestProbeCost(a) => vm_tasks::guest_probe_cost(a),
         Cmd::Cycles(a) => cycles::run(a),
         Cmd::FiguresDoc(a) => figures_doc::run(a),
     }

@@ -13,11 +13,18 @@ pub struct ImageBuildArgs {
     /// Re-resolve package versions and rebuild the root filesystem.
     #[arg(long)]
     refresh: bool,
+    /// The bench flavour: the default packages and the benchmarks' peers
+    /// (bpftrace), a separate root filesystem and image key.
+    #[arg(long)]
+    bench: bool,
 }
 
 pub fn image_build(a: ImageBuildArgs) -> anyhow::Result<()> {
     let mut opts = image::BuildOptions::new(a.arch);
     opts.refresh = a.refresh;
+    if a.bench {
+        opts.flavor = image::Flavor::Bench;
+    }
     let img = image::build_verbose(&opts).context("building the guest image")?;
     println!("{}", serde_json::to_string_pretty(&img.summary())?);
     Ok(())
@@ -124,4 +131,160 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     ));
     std::fs::create_dir_all(&d)?;
     Ok(d)
+}
+
+#[derive(clap::Args)]
+pub struct ProbeCostArgs {
+    #[arg(long, default_value = "aarch64")]
+    arch: Arch,
+    /// Interleaved rounds (untraced, each attach point, bpftrace).
+    #[arg(long, default_value_t = 5)]
+    reps: u32,
+    /// dd's one-byte writes per run (emulated: 10x slower than this machine).
+    #[arg(long, default_value_t = 200_000)]
+    count: u64,
+    /// Where the raw results go (default: a new directory under the temp dir).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write the table into docs/BENCHMARKS.md between the
+    /// `guest-probe-cost` markers.
+    #[arg(long)]
+    docs: bool,
+}
+
+/// The guest's probe-cost table (issue 17): the bench flavour of the image
+/// (with bpftrace), the cross-built qfc-probe, `probes/bench/dd_cost.sh`
+/// run inside the guest, its raw output fetched back as untrusted input and
+/// summarized here by `dd_cost_table.py`, the same as bench.sh's host table.
+/// Named steps: `bench_image` -> `cross_probe` -> `run_in_guest` ->
+/// `summarize` (-> the docs table).
+pub fn guest_probe_cost(a: ProbeCostArgs) -> anyhow::Result<()> {
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bench = workspace.join("probes/bench");
+    let out = match a.out.clone() {
+        Some(o) => {
+            std::fs::create_dir_all(&o)?;
+            o
+        }
+        None => tempfile_dir()?,
+    };
+    let started = Instant::now();
+    let img = bench_image(a.arch)?;
+    let probe = cross_probe(a.arch, &workspace)?;
+    let raw = out.join("guest");
+    run_in_guest(&a, img, &probe, &bench, &out, &raw)?;
+    let table = summarize(&bench, &raw)?;
+    eprintln!(
+        "[probe-cost] {:.0} s in all; raw results in {}",
+        started.elapsed().as_secs_f64(),
+        raw.display()
+    );
+    println!("{table}");
+    if a.docs {
+        let block = out.join("doc-block.md");
+        std::fs::write(
+            &block,
+            format!(
+                "Written by `cargo xtask guest-probe-cost --reps {} --count {} --docs` \
+                 ({} guest under QEMU TCG, the bench image flavour with Debian's bpftrace; \
+                 release `qfc-probe` cross-built).\n\n{table}",
+                a.reps, a.count, a.arch
+            ),
+        )?;
+        let st = std::process::Command::new("bash")
+            .arg(workspace.join("scripts/write-table.sh"))
+            .arg("guest-probe-cost")
+            .arg(&block)
+            .arg(workspace.join("docs/BENCHMARKS.md"))
+            .status()?;
+        anyhow::ensure!(st.success(), "write-table.sh: {st}");
+        eprintln!("[probe-cost] docs/BENCHMARKS.md updated");
+    }
+    Ok(())
+}
+
+fn bench_image(arch: Arch) -> anyhow::Result<image::Image> {
+    let mut opts = image::BuildOptions::new(arch);
+    opts.flavor = image::Flavor::Bench;
+    image::build_verbose(&opts).context("building the bench flavour of the guest image")
+}
+
+fn cross_probe(arch: Arch, workspace: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let mut opts = vm::cross::CrossOptions::lab_binaries(arch, workspace.to_path_buf());
+    opts.bins = vec![("probes".into(), "qfc-probe".into())];
+    let built = vm::cross::build(&opts).context("cross-compiling qfc-probe")?;
+    built
+        .into_iter()
+        .map(|(_, p)| p)
+        .next()
+        .context("the cross-build gave no qfc-probe")
+}
+
+fn run_in_guest(
+    a: &ProbeCostArgs,
+    img: image::Image,
+    probe: &std::path::Path,
+    bench: &std::path::Path,
+    out: &std::path::Path,
+    raw: &std::path::Path,
+) -> anyhow::Result<()> {
+    use vm::Target;
+    let config = vm::QemuConfig {
+        arch: a.arch,
+        ..Default::default()
+    };
+    let mut t = vm::QemuTarget::new(config, img, out.join("qemu"));
+    let r = (|| -> anyhow::Result<()> {
+        t.prepare().context("booting the guest")?;
+        let probe = t.ship(probe)?;
+        t.ship(&bench.join("lib.sh"))?;
+        let script = t.ship(&bench.join("dd_cost.sh"))?;
+        let dir = t.scratch_dir().join("dd");
+        // Under emulation bpftrace compiles its programs for tens of seconds.
+        let cmd = format!(
+            "PROBE_READY_S=300 bash {script} {dir} {reps} {count} {probe} 2>&1 | tail -n 40",
+            script = script.display(),
+            dir = dir.display(),
+            reps = a.reps,
+            count = a.count,
+            probe = probe.display(),
+        );
+        let o = t.exec(
+            &[
+                "bash".into(),
+                "-o".into(),
+                "pipefail".into(),
+                "-c".into(),
+                cmd.into(),
+            ],
+            std::time::Duration::from_secs(4 * 3600),
+        )?;
+        anyhow::ensure!(
+            o.success(),
+            "dd_cost.sh in the guest failed:\n{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        let imported = t.fetch_dir(&dir, raw)?;
+        anyhow::ensure!(
+            imported.refused.is_empty(),
+            "the guest's results had entries refused on import: {:?}",
+            imported.refused
+        );
+        Ok(())
+    })();
+    let _ = t.teardown();
+    r
+}
+
+fn summarize(bench: &std::path::Path, raw: &std::path::Path) -> anyhow::Result<String> {
+    let o = std::process::Command::new("python3")
+        .arg(bench.join("dd_cost_table.py"))
+        .arg(raw)
+        .output()?;
+    anyhow::ensure!(
+        o.status.success(),
+        "dd_cost_table.py: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Ok(std::fs::read_to_string(raw.join("cost.md"))?)
 }
