@@ -12,6 +12,9 @@
 # section between the loadgen-bench markers is replaced by the table; unset:
 # table on stdout only). On a guest, lower RATES to what it sustains: each
 # qfc-load summary says whether its rate was sustained (column `kept`).
+# RPC=HOST:PORT drives a node that is already running instead of starting
+# one (`cargo xtask guest-loadgen-bench`: the node in the aarch64 guest);
+# NODE_DESC then describes it in the table and MARKERS names the markers.
 # Needs: target/$PROFILE/qfc-refnode and qfc-load (cargo build -p refnode -p
 # loadgen), oha (QFC_LAB_BENCH_TOOLS=1 bash scripts/setup.sh), jq, awk.
 set -euo pipefail
@@ -24,17 +27,24 @@ OUT=${OUT:-/tmp/qfc-loadgen-bench}
 PAIRS=${PAIRS:-5} C=${C:-16} D=${D:-10} RATES=${RATES:-2000 10000}
 DOCS=${DOCS:-}
 [ "$PAIRS" -ge 1 ] || { echo "PAIRS must be at least 1" >&2; exit 2; }
-for bin in "$NODE" "$LOAD" "$OHA"; do
+MARKERS=${MARKERS:-loadgen-bench}
+EXTERNAL=${RPC:-}
+for bin in $([ -z "$EXTERNAL" ] && echo "$NODE") "$LOAD" "$OHA"; do
   [ -x "$bin" ] || { echo "missing $bin; see the header of $0 for how to build it" >&2; exit 2; }
 done
 rm -rf "$OUT"; mkdir -p "$OUT"
-"$NODE" --dev --datadir "$OUT/data" --rpc-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 \
-  --p2p-port 0 --lab-p2p-host 127.0.0.1 --lab-ports-file "$OUT/ports.json" \
-  --lab-block-interval-ms 1000 --log-level warn >"$OUT/node.log" 2>&1 &
-NODE_PID=$!
-trap 'kill $NODE_PID 2>/dev/null; wait $NODE_PID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -s "$OUT/ports.json" ] && break; sleep 0.1; done
-RPC=$(jq -r .rpc "$OUT/ports.json")
+if [ -n "$EXTERNAL" ]; then
+  NODE_DESC=${NODE_DESC:-"the node at $RPC"}
+else
+  "$NODE" --dev --datadir "$OUT/data" --rpc-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 \
+    --p2p-port 0 --lab-p2p-host 127.0.0.1 --lab-ports-file "$OUT/ports.json" \
+    --lab-block-interval-ms 1000 --log-level warn >"$OUT/node.log" 2>&1 &
+  NODE_PID=$!
+  trap 'kill $NODE_PID 2>/dev/null; wait $NODE_PID 2>/dev/null || true' EXIT
+  for _ in $(seq 100); do [ -s "$OUT/ports.json" ] && break; sleep 0.1; done
+  RPC=$(jq -r .rpc "$OUT/ports.json")
+  NODE_DESC="one \`qfc-refnode --dev\` on $RPC"
+fi
 BODY='{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}'
 RES="$OUT/results.tsv"
 load1() { cut -d' ' -f1 /proc/loadavg; }
@@ -91,7 +101,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 
 {
   echo "Run $(date -u '+%Y-%m-%d %H:%M UTC'), $PAIRS interleaved pairs (order alternating, after a"
-  echo "discarded warm-up), C=$C, D=${D} s, PROFILE=$PROFILE, one \`qfc-refnode --dev\` on $RPC;"
+  echo "discarded warm-up), C=$C, D=${D} s, PROFILE=$PROFILE, $NODE_DESC;"
   echo "load average (1 min) at the start of each run: $(awk -F'\t' '$1 != "warmup" { print $10 }' "$RES" | sort -g | sed -n '1p;$p' | paste -sd- -)."
   echo "Medians over the pairs, (min-max) beside them; latencies in ms."
   echo
@@ -112,6 +122,6 @@ cat "$OUT/table.md"
 echo "(every run: $RES)"
 
 if [ -n "$DOCS" ]; then
-  bash "$(dirname "$0")/../scripts/write-table.sh" loadgen-bench "$OUT/table.md" "$DOCS"
+  bash "$(dirname "$0")/../scripts/write-table.sh" "$MARKERS" "$OUT/table.md" "$DOCS"
   echo "table written into $DOCS"
 fi

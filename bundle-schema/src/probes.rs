@@ -237,6 +237,12 @@ pub struct AttachReport {
     pub writepath: Option<String>,
     /// Attach points tried before it, with the kernel's refusal.
     pub refused: Vec<(String, String)>,
+    /// How the on-CPU probe's cpu-clock timer runs: `per_task` (one event
+    /// per thread of the target processes, inherited by the threads and
+    /// processes they start, as `perf record -p`) or `per_cpu` (one per CPU,
+    /// filtered in the program: cgroup and system scopes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oncpu_sampling: Option<String>,
 }
 
 /// `probes/session.json`. `Options` is the session's configuration

@@ -93,6 +93,22 @@ impl FromStr for ProbeKind {
     }
 }
 
+/// Every thread of the processes `tgids`, as listed now in
+/// `/proc/TGID/task` (a process that has ended has none).
+pub fn threads_of(tgids: &[u32]) -> Vec<u32> {
+    let mut out = Vec::new();
+    for tgid in tgids {
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{tgid}/task")) else {
+            continue;
+        };
+        out.extend(
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok())),
+        );
+    }
+    out
+}
+
 /// The live processes of the tree rooted at `pid` (itself included), from
 /// `/proc/*/stat` parent links.
 pub fn process_tree(pid: u32) -> Result<Vec<u32>, ProbeError> {

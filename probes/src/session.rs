@@ -319,13 +319,18 @@ impl Session {
                     "sched_switch",
                 )?,
                 ProbeKind::Writepath => {
-                    attach = crate::attach::attach_writepath(
+                    let w = crate::attach::attach_writepath(
                         &mut ebpf,
                         opts.writepath_attach,
                         |ebpf, m| attach_writepath_at(ebpf, &mut loaded, m),
                     )?;
+                    attach.writepath = w.writepath;
+                    attach.refused = w.refused;
                 }
-                ProbeKind::Oncpu => attach_oncpu(&mut ebpf, opts.hz)?,
+                ProbeKind::Oncpu => {
+                    let per_task = matches!(opts.scope, Scope::Pid(_)).then_some(&tgids[..]);
+                    attach.oncpu_sampling = Some(attach_oncpu(&mut ebpf, opts.hz, per_task)?);
+                }
             }
         }
         let cost = CostMeter::start(&ebpf, target_cpu);
@@ -1038,7 +1043,15 @@ fn attach_raw(ebpf: &mut Ebpf, prog: &str, tp: &str) -> Result<(), ProbeError> {
     Ok(())
 }
 
-fn attach_oncpu(ebpf: &mut Ebpf, hz: u64) -> Result<(), ProbeError> {
+/// Attaches the on-CPU sampler: a cpu-clock event at `hz`. For a process
+/// scope (`per_task`: its processes), one event per thread, opened with
+/// `inherit` so that the threads and processes they start later carry it
+/// too: each thread is sampled on its own CPU time, as `perf record -p`
+/// does, and a timer that fires while interrupts are off during a context
+/// switch is not charged to the thread switched in. Threads that appear
+/// while the events open are found by a second pass. Otherwise one event
+/// per CPU, filtered by the program. Returns the method's name.
+fn attach_oncpu(ebpf: &mut Ebpf, hz: u64, per_task: Option<&[u32]>) -> Result<String, ProbeError> {
     let prog = "oncpu_sample";
     let point = format!("perf event cpu-clock at {hz} Hz");
     let p: &mut PerfEvent = ebpf
@@ -1047,18 +1060,45 @@ fn attach_oncpu(ebpf: &mut Ebpf, hz: u64) -> Result<(), ProbeError> {
         .try_into()
         .map_err(|e| attach_err(prog, &point, e))?;
     p.load().map_err(|e| attach_err(prog, &point, e))?;
-    let cpus = aya::util::online_cpus()
-        .map_err(|(what, e)| ProbeError::io("listing online CPUs", what, e))?;
-    for cpu in cpus {
-        p.attach(
-            perf_event::PerfEventConfig::Software(perf_event::SoftwareEvent::CpuClock),
-            perf_event::PerfEventScope::AllProcessesOneCpu { cpu },
-            perf_event::SamplePolicy::Frequency(hz),
-            false,
-        )
-        .map_err(|e| attach_err(prog, &point, e))?;
+    let clock = || perf_event::PerfEventConfig::Software(perf_event::SoftwareEvent::CpuClock);
+    let Some(tgids) = per_task else {
+        let cpus = aya::util::online_cpus()
+            .map_err(|(what, e)| ProbeError::io("listing online CPUs", what, e))?;
+        for cpu in cpus {
+            p.attach(
+                clock(),
+                perf_event::PerfEventScope::AllProcessesOneCpu { cpu },
+                perf_event::SamplePolicy::Frequency(hz),
+                false,
+            )
+            .map_err(|e| attach_err(prog, &point, e))?;
+        }
+        return Ok("per_cpu".into());
+    };
+    let mut done = std::collections::BTreeSet::new();
+    for _pass in 0..2 {
+        for tid in scope::threads_of(tgids) {
+            if !done.insert(tid) {
+                continue;
+            }
+            let r = p.attach(
+                clock(),
+                perf_event::PerfEventScope::OneProcess {
+                    pid: tid,
+                    cpu: None,
+                },
+                perf_event::SamplePolicy::Frequency(hz),
+                true,
+            );
+            match r {
+                Ok(_) => {}
+                // The thread ended between the listing and the open.
+                Err(_) if !std::path::Path::new(&format!("/proc/{tid}")).exists() => {}
+                Err(e) => return Err(attach_err(prog, &format!("{point}, thread {tid}"), e)),
+            }
+        }
     }
-    Ok(())
+    Ok("per_task".into())
 }
 
 #[cfg(test)]

@@ -258,6 +258,67 @@ fn oncpu_burn_frame() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Per-task sampling (a process scope): two threads started after the
+/// probe attached carry the inherited cpu-clock events, and their samples
+/// match their CPU time: samples = CPU seconds x Hz, within 10%.
+fn oncpu_new_threads_sampled_per_task() -> Result<(), Failed> {
+    const FRAME: &str = "qfc_probe_burn_cpu_7c1e";
+    let dir = scratch()?;
+    let mut w = Workload::spawn(
+        Path::new(WORKLOAD),
+        &["burn", "--ms", "2000", "--threads", "2"],
+    )?;
+    let o = opts(
+        Scope::Pid(w.pid),
+        &[ProbeKind::Oncpu],
+        &dir.path().join("out"),
+    );
+    let hz = o.hz;
+    let out = capture(o, &mut w)?;
+    let cpu_ns: u64 = w
+        .done
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .ok_or("the workload gave no CPU time after done")?;
+    let session: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/session.json")).map_err(|e| e.to_string())?,
+    )?;
+    w.finish()?;
+    if session["attach"]["oncpu_sampling"] != "per_task" {
+        return Err(format!(
+            "oncpu_sampling is {}, want per_task for a process scope",
+            session["attach"]["oncpu_sampling"]
+        )
+        .into());
+    }
+    let v = json(&out, "oncpu")?;
+    let mut burner = 0u64;
+    for s in v["stacks"].as_array().ok_or("no stacks")? {
+        let named = s["thread"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("qfc-burn-"));
+        let leaf = s["user"].as_array().is_some_and(|u| {
+            u.iter()
+                .any(|f| f.as_str().is_some_and(|f| f.ends_with(FRAME)))
+        });
+        if named && leaf {
+            burner += s["count"].as_u64().unwrap_or(0);
+        }
+    }
+    let want = cpu_ns as f64 / 1e9 * hz as f64;
+    eprintln!(
+        "new threads: {burner} burner samples for {:.3} CPU-s at {hz} Hz (want {want:.0})",
+        cpu_ns as f64 / 1e9
+    );
+    if want < 100.0 {
+        return Err(format!("the burners got only {cpu_ns} ns of CPU").into());
+    }
+    if (burner as f64 - want).abs() > 0.1 * want {
+        return Err(format!("{burner} samples of the new threads, want {want:.0} +- 10%").into());
+    }
+    Ok(())
+}
+
 fn offcpu_sleep_time() -> Result<(), Failed> {
     let dir = scratch()?;
     let mut w = Workload::spawn(
@@ -639,6 +700,10 @@ fn main() {
             fsync_other_pid_is_zero,
         ),
         ("oncpu_burn_frame_in_90pct_of_samples", oncpu_burn_frame),
+        (
+            "oncpu_per_task_new_threads_samples_match_cpu_time",
+            oncpu_new_threads_sampled_per_task,
+        ),
         ("offcpu_sleep_time_within_10pct", offcpu_sleep_time),
         ("bio_direct_writes_under_w_rwbs", bio_direct_writes),
         ("writepath_two_thread_counts_match", writepath_two_threads),

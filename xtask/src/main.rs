@@ -9,6 +9,8 @@
 //! - `guest-probe-cost [--reps N] [--count N] [--docs]`: the guest's
 //!   per-event probe cost beside bpftrace's, on the bench flavour of the
 //!   image (`image-build --bench`), written into docs/BENCHMARKS.md.
+//! - `guest-loadgen-bench [--rates "200 1000"] [--docs]`: loadgen/bench.sh
+//!   (qfc-load against oha) driving the reference node in the guest.
 //! - `cycles [--root DIR]`: list every import cycle between files in the
 //!   workspace and fail when there is one (run by scripts/test.sh).
 //! - `figures-doc [--check]`: write docs/FIGURES.md from the figure registry.
@@ -36,6 +38,8 @@ enum Cmd {
     GuestBench(vm_tasks::BenchArgs),
     /// The guest's probe cost per event beside bpftrace's (bench image flavour).
     GuestProbeCost(vm_tasks::ProbeCostArgs),
+    /// loadgen/bench.sh against the reference node in a guest.
+    GuestLoadgenBench(vm_tasks::LoadgenBenchArgs),
     /// List the import cycles between files; fail when there is one.
     Cycles(cycles::CyclesArgs),
     /// Write docs/FIGURES.md from the figure registry (or check it).
@@ -54,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Cross(a) => vm_tasks::cross(a),
         Cmd::GuestBench(a) => vm_tasks::guest_bench(a),
         Cmd::GuestProbeCost(a) => vm_tasks::guest_probe_cost(a),
+        Cmd::GuestLoadgenBench(a) => vm_tasks::guest_loadgen_bench(a),
         Cmd::Cycles(a) => cycles::run(a),
         Cmd::FiguresDoc(a) => figures_doc::run(a),
     }

@@ -156,7 +156,7 @@ pub struct ProbeCostArgs {
 /// (with bpftrace), the cross-built qfc-probe, `probes/bench/dd_cost.sh`
 /// run inside the guest, its raw output fetched back as untrusted input and
 /// summarized here by `dd_cost_table.py`, the same as bench.sh's host table.
-/// Named steps: `bench_image` -> `cross_probe` -> `run_in_guest` ->
+/// Named steps: `bench_image` -> `cross_bin` -> `run_in_guest` ->
 /// `summarize` (-> the docs table).
 pub fn guest_probe_cost(a: ProbeCostArgs) -> anyhow::Result<()> {
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -170,7 +170,7 @@ pub fn guest_probe_cost(a: ProbeCostArgs) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let img = bench_image(a.arch)?;
-    let probe = cross_probe(a.arch, &workspace)?;
+    let probe = cross_bin(a.arch, &workspace, "probes", "qfc-probe")?;
     let raw = out.join("guest");
     run_in_guest(&a, img, &probe, &bench, &out, &raw)?;
     let table = summarize(&bench, &raw)?;
@@ -209,15 +209,21 @@ fn bench_image(arch: Arch) -> anyhow::Result<image::Image> {
     image::build_verbose(&opts).context("building the bench flavour of the guest image")
 }
 
-fn cross_probe(arch: Arch, workspace: &std::path::Path) -> anyhow::Result<PathBuf> {
+/// One release binary cross-built for `arch` (cached: seconds when warm).
+fn cross_bin(
+    arch: Arch,
+    workspace: &std::path::Path,
+    package: &str,
+    bin: &str,
+) -> anyhow::Result<PathBuf> {
     let mut opts = vm::cross::CrossOptions::lab_binaries(arch, workspace.to_path_buf());
-    opts.bins = vec![("probes".into(), "qfc-probe".into())];
-    let built = vm::cross::build(&opts).context("cross-compiling qfc-probe")?;
+    opts.bins = vec![(package.into(), bin.into())];
+    let built = vm::cross::build(&opts).with_context(|| format!("cross-compiling {bin}"))?;
     built
         .into_iter()
         .map(|(_, p)| p)
         .next()
-        .context("the cross-build gave no qfc-probe")
+        .with_context(|| format!("the cross-build gave no {bin}"))
 }
 
 fn run_in_guest(
@@ -287,4 +293,103 @@ fn summarize(bench: &std::path::Path, raw: &std::path::Path) -> anyhow::Result<S
         String::from_utf8_lossy(&o.stderr)
     );
     Ok(std::fs::read_to_string(raw.join("cost.md"))?)
+}
+
+#[derive(clap::Args)]
+pub struct LoadgenBenchArgs {
+    #[arg(long, default_value = "aarch64")]
+    arch: Arch,
+    /// Fixed rates (loadgen/bench.sh's RATES): what the emulated node answers.
+    #[arg(long, default_value = "200 1000")]
+    rates: String,
+    /// Interleaved pairs.
+    #[arg(long, default_value_t = 5)]
+    pairs: u32,
+    /// Build profile of this machine's qfc-load (target/PROFILE/qfc-load).
+    #[arg(long, default_value = "release")]
+    profile: String,
+    /// Write the table into docs/BENCHMARKS.md between the
+    /// `loadgen-bench-guest` markers.
+    #[arg(long)]
+    docs: bool,
+}
+
+/// loadgen/bench.sh against the reference node in a guest (issue 18): the
+/// node runs where a `target.kind = "qemu"` scenario runs it, both tools run
+/// on this machine, as `qfc-lab run` drives a guest. Named steps: the
+/// cached image -> `cross_bin` (qfc-refnode) -> boot, ship, start the node
+/// on the forwarded RPC port -> loadgen/bench.sh with `RPC` set -> teardown.
+pub fn guest_loadgen_bench(a: LoadgenBenchArgs) -> anyhow::Result<()> {
+    use vm::Target;
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let img = image::build_verbose(&image::BuildOptions::new(a.arch))
+        .context("building the guest image")?;
+    let node = cross_bin(a.arch, &workspace, "refnode", "qfc-refnode")?;
+    let out = tempfile_dir()?;
+    let config = vm::QemuConfig {
+        arch: a.arch,
+        ..Default::default()
+    };
+    let mut t = vm::QemuTarget::new(config, img, out.join("qemu"));
+    let r = (|| -> anyhow::Result<()> {
+        t.prepare().context("booting the guest")?;
+        let node = t.ship(&node)?;
+        let data = t.scratch_dir().join("data");
+        let argv: Vec<std::ffi::OsString> = vec![
+            node.into(),
+            "--dev".into(),
+            "--datadir".into(),
+            data.into(),
+            "--rpc-addr".into(),
+            "0.0.0.0:8545".into(),
+            "--metrics-addr".into(),
+            "0.0.0.0:6060".into(),
+            "--p2p-port".into(),
+            "30303".into(),
+            "--lab-p2p-host".into(),
+            "0.0.0.0".into(),
+            "--lab-block-interval-ms".into(),
+            "1000".into(),
+            "--log-level".into(),
+            "warn".into(),
+        ];
+        let mut proc = t.spawn(&vm::SpawnSpec {
+            argv,
+            env: vec![],
+            cwd: None,
+            stdin: false,
+        })?;
+        let rpc = t.forward(8545)?;
+        let st = std::process::Command::new("bash")
+            .arg(workspace.join("loadgen/bench.sh"))
+            .current_dir(&workspace)
+            .env("RPC", rpc.to_string())
+            .env(
+                "NODE_DESC",
+                format!(
+                    "one release `qfc-refnode --dev` in the {} guest (QEMU TCG, 2 vCPUs), \
+                     its RPC port forwarded to {rpc}, both tools on this machine",
+                    a.arch
+                ),
+            )
+            .env("MARKERS", "loadgen-bench-guest")
+            .env("RATES", &a.rates)
+            .env("PAIRS", a.pairs.to_string())
+            .env("PROFILE", &a.profile)
+            .env("OUT", out.join("bench"))
+            .env(
+                "DOCS",
+                if a.docs {
+                    workspace.join("docs/BENCHMARKS.md").into_os_string()
+                } else {
+                    std::ffi::OsString::new()
+                },
+            )
+            .status()?;
+        let _ = proc.terminate(std::time::Duration::from_secs(5));
+        anyhow::ensure!(st.success(), "loadgen/bench.sh: {st}");
+        Ok(())
+    })();
+    let _ = t.teardown();
+    r
 }

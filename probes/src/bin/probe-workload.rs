@@ -35,10 +35,14 @@ enum Work {
         #[arg(long, default_value_t = 0)]
         gap_us: u64,
     },
-    /// Burn CPU in `qfc_probe_burn_cpu_7c1e` for this long.
+    /// Burn CPU in `qfc_probe_burn_cpu_7c1e` for this long. With
+    /// `--threads N`, in N threads `qfc-burn-I` started after `go` (so after
+    /// the probe attached); `done` then carries their CPU time in ns.
     Burn {
         #[arg(long)]
         ms: u64,
+        #[arg(long, default_value_t = 0)]
+        threads: u32,
     },
     /// Burn CPU in three functions with about 60/30/10% of the time
     /// (`qfc_probe_mix_a`, `_b`, `_c`), for the on-CPU cross-check with perf.
@@ -114,7 +118,29 @@ burner!(qfc_probe_mix_a);
 burner!(qfc_probe_mix_b);
 burner!(qfc_probe_mix_c);
 
-fn run(work: &Work) -> Result<()> {
+/// Burns in `qfc_probe_burn_cpu_7c1e` for `ms` of wall time.
+fn burn_for(ms: u64) {
+    let end = Instant::now() + Duration::from_millis(ms);
+    let mut acc = 0u64;
+    while Instant::now() < end {
+        acc ^= qfc_probe_burn_cpu_7c1e(2_000_000);
+    }
+    std::hint::black_box(acc);
+}
+
+/// The calling thread's CPU time so far, in ns.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Does the work; `Some(value)` is printed after `done`.
+fn run(work: &Work) -> Result<Option<u64>> {
     match work {
         Work::Fdatasync {
             count,
@@ -135,13 +161,26 @@ fn run(work: &Work) -> Result<()> {
                 }
             }
         }
-        Work::Burn { ms } => {
-            let end = Instant::now() + Duration::from_millis(*ms);
-            let mut acc = 0u64;
-            while Instant::now() < end {
-                acc ^= qfc_probe_burn_cpu_7c1e(2_000_000);
+        Work::Burn { ms, threads: 0 } => {
+            burn_for(*ms);
+        }
+        Work::Burn { ms, threads } => {
+            let ms = *ms;
+            let handles = (0..*threads)
+                .map(|i| {
+                    std::thread::Builder::new()
+                        .name(format!("qfc-burn-{i}"))
+                        .spawn(move || {
+                            burn_for(ms);
+                            thread_cpu_ns()
+                        })
+                })
+                .collect::<std::io::Result<Vec<_>>>()?;
+            let mut cpu_ns = 0u64;
+            for h in handles {
+                cpu_ns += h.join().map_err(|_| anyhow::anyhow!("a burner panicked"))?;
             }
-            std::hint::black_box(acc);
+            return Ok(Some(cpu_ns));
         }
         Work::Mix { ms } => {
             let end = Instant::now() + Duration::from_millis(*ms);
@@ -228,7 +267,7 @@ fn run(work: &Work) -> Result<()> {
                 .map_err(|_| anyhow::anyhow!("thread b panicked"))??;
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 fn main() -> Result<()> {
@@ -240,9 +279,12 @@ fn main() -> Result<()> {
         std::io::stdout().flush()?;
         let _go = lines.next();
     }
-    run(&cli.work)?;
+    let value = run(&cli.work)?;
     if !cli.no_wait {
-        println!("done");
+        match value {
+            Some(v) => println!("done {v}"),
+            None => println!("done"),
+        }
         std::io::stdout().flush()?;
         for _ in lines.by_ref() {}
     }

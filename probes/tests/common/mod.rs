@@ -14,6 +14,8 @@ pub struct Workload {
     pub stdin: Option<ChildStdin>,
     pub stdout: BufReader<ChildStdout>,
     pub pid: u32,
+    /// The value after `done`, once [`Workload::run`] has returned.
+    pub done: Option<String>,
 }
 
 impl Workload {
@@ -39,6 +41,7 @@ impl Workload {
             stdin,
             stdout,
             pid,
+            done: None,
         })
     }
 
@@ -53,9 +56,11 @@ impl Workload {
             .map_err(|e| e.to_string())?;
         // `done`, or `done <checksum>` (the no-frame-pointer workload keeps
         // its result alive that way).
-        if line.split_whitespace().next() != Some("done") {
+        let mut words = line.split_whitespace();
+        if words.next() != Some("done") {
             return Err(format!("workload said {line:?} instead of done").into());
         }
+        self.done = words.next().map(str::to_owned);
         Ok(())
     }
 
