@@ -8,18 +8,18 @@
 #   2. latency at each fixed rate in RATES: qfc-load open loop vs
 #      oha -q R --latency-correction, both with 4C connections at most
 # Env: PAIRS (default 5), C (16), D (10), RATES ("2000 10000"), PROFILE
-# (debug), OUT (/tmp/qfc-loadgen-bench), DOCS (a BENCHMARKS.md whose
+# (release: oha is a release build too), OUT (/tmp/qfc-loadgen-bench), DOCS (a BENCHMARKS.md whose
 # section between the loadgen-bench markers is replaced by the table; unset:
 # table on stdout only). On a guest, lower RATES to what it sustains: each
 # qfc-load summary says whether its rate was sustained (column `kept`).
 # RPC=HOST:PORT drives a node that is already running instead of starting
 # one (`cargo xtask guest-loadgen-bench`: the node in the aarch64 guest);
 # NODE_DESC then describes it in the table and MARKERS names the markers.
-# Needs: target/$PROFILE/qfc-refnode and qfc-load (cargo build -p refnode -p
-# loadgen), oha (QFC_LAB_BENCH_TOOLS=1 bash scripts/setup.sh), jq, awk.
+# Needs: target/$PROFILE/qfc-refnode and qfc-load (cargo build --release -p
+# refnode -p loadgen), oha (QFC_LAB_BENCH_TOOLS=1 bash scripts/setup.sh), jq, awk.
 set -euo pipefail
 T=${CARGO_TARGET_DIR:-target}
-PROFILE=${PROFILE:-debug}
+PROFILE=${PROFILE:-release}
 NODE=${QFC_REFNODE_BIN:-$T/$PROFILE/qfc-refnode}
 LOAD=${QFC_LOAD_BIN:-$T/$PROFILE/qfc-load}
 OHA=${OHA:-/var/cache/qfc-lab/tools/bin/oha}
