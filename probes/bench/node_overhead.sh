@@ -3,8 +3,9 @@
 # issues 4, 12 and 17), every mode in one run: no probes (`off`), the
 # probes (PROBES, default all five) with frame-pointer user stacks (`fp`)
 # and with copied stacks unwound by DWARF (`dwarf`). Modes are interleaved (off, fp, dwarf, off,
-# fp, dwarf, ...) RUNS times so that drift hits every mode alike; the
-# figures are medians over the runs.
+# fp, dwarf, ...) RUNS times, the order rotating from round to round, each
+# run on a fresh node, so that drift hits every mode alike; the figures are
+# medians over the runs.
 #
 # Load: a closed transaction loop (`qfc-load --tx-closed`, one client per
 # account, back to back; a refused transfer waits 100 ms), so that the
@@ -21,12 +22,20 @@
 #   cargo build --release -p refnode -p loadgen -p probes --bins
 #   sudo bash probes/bench/node_overhead.sh [OUT_DIR]   # D=20 RUNS=5 ACCOUNTS=256 BLOCK_MS=50 PROBES=...
 #
+# PIN=1 pins the node to CPU 0 and the load generator and qfc-probe to CPU 1
+# (taskset), so that the node's throughput is bounded by one core of its own
+# and not by how the scheduler splits both cores between it and its load,
+# which moves the unpinned runs by 10-20%. The probes' programs run on the
+# node's core, in its context; qfc-probe's own work shows in its CPU time.
+#
 # Writes OUT_DIR/results.md and every raw summary; with DOCS=1 also the
 # table into docs/BENCHMARKS.md between the `node_overhead.sh` markers.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 T="${CARGO_TARGET_DIR:-target}/${PROFILE:-release}"
 OUT="${1:-/tmp/qfc-node-overhead}"
+PIN="${PIN:-0}"
+if [ "$PIN" = 1 ]; then NODE_CPU=(taskset -c 0) LOAD_CPU=(taskset -c 1); else NODE_CPU=() LOAD_CPU=(); fi
 D="${D:-20}" RUNS="${RUNS:-5}" ACCOUNTS="${ACCOUNTS:-256}" USTACK="${USTACK:-16384}" BLOCK_MS="${BLOCK_MS:-50}" PROBES="${PROBES:-fsync,bio,offcpu,writepath,oncpu}"
 MODES="off fp dwarf"
 for b in qfc-refnode qfc-load qfc-probe; do
@@ -38,42 +47,61 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 log() { printf '[overhead] %s\n' "$*" >&2; }
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
-"$T/qfc-refnode" --dev --datadir "$OUT/data" --rpc-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 \
-  --p2p-port 0 --lab-p2p-host 127.0.0.1 --lab-ports-file "$OUT/ports.json" \
-  --lab-block-interval-ms "$BLOCK_MS" --log-level info >"$OUT/node.log" 2>&1 &
-NODE=$!
-PROBE=""
+NODE="" PROBE=""
 cleanup() {
   [ -n "$PROBE" ] && kill "$PROBE" 2>/dev/null || true
-  kill "$NODE" 2>/dev/null || true
+  [ -n "$NODE" ] && kill "$NODE" 2>/dev/null || true
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
-for _ in $(seq 100); do [ -s "$OUT/ports.json" ] && break; sleep 0.1; done
-RPC=$(jq -r .rpc "$OUT/ports.json")
+# A fresh node (empty chain) for every run: with one node for all runs the
+# chain and its database grow under the runs, and the later runs of every
+# round were slower than the earlier ones.
+start_node() { # name
+  rm -f "$OUT/ports.json"
+  "${NODE_CPU[@]}" "$T/qfc-refnode" --dev --datadir "$OUT/data-$1" --rpc-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 \
+    --p2p-port 0 --lab-p2p-host 127.0.0.1 --lab-ports-file "$OUT/ports.json" \
+    --lab-block-interval-ms "$BLOCK_MS" --log-level info >"$OUT/node-$1.log" 2>&1 &
+  NODE=$!
+  for _ in $(seq 100); do [ -s "$OUT/ports.json" ] && break; sleep 0.1; done
+  [ -s "$OUT/ports.json" ] || { echo "node_overhead: the node did not start (see $OUT/node-$1.log)" >&2; exit 1; }
+  RPC=$(jq -r .rpc "$OUT/ports.json")
+}
+stop_node() { # name
+  kill "$NODE" 2>/dev/null || true
+  wait "$NODE" 2>/dev/null || true
+  NODE=""
+  rm -rf "$OUT/data-$1"
+}
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 
 run_load() { # name: one closed-loop phase; records the node's CPU ticks
   local before after
   before=$(ticks "$NODE")
-  "$T/qfc-load" --rpc "$RPC" --tx-closed --tx-accounts "$ACCOUNTS" --sample-receipts 0 \
+  "${LOAD_CPU[@]}" "$T/qfc-load" --rpc "$RPC" --tx-closed --tx-accounts "$ACCOUNTS" --sample-receipts 0 \
     --duration-s "$D" --floor-ms 0 --seed 7 --phase "$1" --out "$OUT/$1" >"$OUT/$1.json" 2>"$OUT/$1.err"
   after=$(ticks "$NODE")
   echo $(( after - before )) >"$OUT/$1.node_ticks"
 }
 
 for i in $(seq 1 "$RUNS"); do
-  for m in $MODES; do
+  # The order rotates from round to round (off fp dwarf, fp dwarf off,
+  # dwarf off fp, ...), so no mode always runs first or last.
+  read -r -a order <<<"$MODES"
+  k=$(( (i - 1) % ${#order[@]} ))
+  for m in "${order[@]:k}" "${order[@]:0:k}"; do
     n="$m-$i"
+    start_node "$n"
     if [ "$m" = off ]; then
       log "run $i: no probes (closed loop, $ACCOUNTS clients, ${D} s)"
       run_load "$n"; echo 0 >"$OUT/$n.probe_ticks"
+      stop_node "$n"
       continue
     fi
     log "run $i: probes $PROBES, unwind $m"
     rm -f "$OUT/ctl-$n"; mkfifo "$OUT/ctl-$n"
-    "$T/qfc-probe" --pid "$NODE" --out "$OUT/probe-$n" --probes "$PROBES" --unwind "$m" --ustack-bytes "$USTACK" \
+    "${LOAD_CPU[@]}" "$T/qfc-probe" --pid "$NODE" --out "$OUT/probe-$n" --probes "$PROBES" --unwind "$m" --ustack-bytes "$USTACK" \
       --control stdin <"$OUT/ctl-$n" >"$OUT/probe-$n.log" 2>"$OUT/probe-$n.err" &
     PROBE=$!
     exec 7>"$OUT/ctl-$n"
@@ -87,6 +115,7 @@ for i in $(seq 1 "$RUNS"); do
     echo stop >&7; exec 7>&-
     wait "$PROBE" || { echo "node_overhead: qfc-probe failed (see $OUT/probe-$n.err)" >&2; exit 1; }
     PROBE=""
+    stop_node "$n"
   done
 done
 
@@ -104,7 +133,7 @@ col() { # mode field: one value per run
   done
 }
 {
-  echo "Probes \`$PROBES\`. Closed transaction loop ($ACCOUNTS clients, one per account), ${D} s per run, $RUNS runs per mode, interleaved; medians. Blocks every $BLOCK_MS ms (the block gas limit then bounds throughput far above what the CPU allows). Stack copy $USTACK bytes in dwarf mode. $(date -u +%FT%RZ), $(uname -r), $(nproc) CPUs, load average at the start $LOAD_START, at the end $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "Probes \`$PROBES\`. Closed transaction loop ($ACCOUNTS clients, one per account), ${D} s per run, $RUNS runs per mode, interleaved with the order rotating, a fresh node per run; medians. Blocks every $BLOCK_MS ms (the block gas limit then bounds throughput far above what the CPU allows). Stack copy $USTACK bytes in dwarf mode.$([ "$PIN" = 1 ] && echo " Pinned: the node on CPU 0, qfc-load and qfc-probe on CPU 1.") $(date -u +%FT%RZ), $(uname -r), $(nproc) CPUs, load average at the start $LOAD_START, at the end $(cut -d' ' -f1-3 /proc/loadavg)."
   echo
   echo "| mode | tx/s answered (median) | / off | node CPU-s per 1,000 tx (median) | / off | probe CPU-s per run (median) | runs: tx/s |"
   echo "|---|---:|---:|---:|---:|---:|---|"
