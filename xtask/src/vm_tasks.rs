@@ -235,13 +235,7 @@ fn run_in_guest(
     raw: &std::path::Path,
 ) -> anyhow::Result<()> {
     use vm::Target;
-    let config = vm::QemuConfig {
-        arch: a.arch,
-        ..Default::default()
-    };
-    let mut t = vm::QemuTarget::new(config, img, out.join("qemu"));
-    let r = (|| -> anyhow::Result<()> {
-        t.prepare().context("booting the guest")?;
+    with_guest(a.arch, img, out.join("qemu"), |t| {
         let probe = t.ship(probe)?;
         t.ship(&bench.join("lib.sh"))?;
         let script = t.ship(&bench.join("dd_cost.sh"))?;
@@ -277,7 +271,27 @@ fn run_in_guest(
             imported.refused
         );
         Ok(())
-    })();
+    })
+}
+
+/// Boots a guest of `img`, runs `f` on it, and tears the guest down
+/// whatever `f` returned.
+fn with_guest<T>(
+    arch: Arch,
+    img: image::Image,
+    run_dir: PathBuf,
+    f: impl FnOnce(&mut vm::QemuTarget) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    use vm::Target;
+    let config = vm::QemuConfig {
+        arch,
+        ..Default::default()
+    };
+    let mut t = vm::QemuTarget::new(config, img, run_dir);
+    let r = match t.prepare().context("booting the guest") {
+        Ok(()) => f(&mut t),
+        Err(e) => Err(e),
+    };
     let _ = t.teardown();
     r
 }
@@ -326,13 +340,7 @@ pub fn guest_loadgen_bench(a: LoadgenBenchArgs) -> anyhow::Result<()> {
         .context("building the guest image")?;
     let node = cross_bin(a.arch, &workspace, "refnode", "qfc-refnode")?;
     let out = tempfile_dir()?;
-    let config = vm::QemuConfig {
-        arch: a.arch,
-        ..Default::default()
-    };
-    let mut t = vm::QemuTarget::new(config, img, out.join("qemu"));
-    let r = (|| -> anyhow::Result<()> {
-        t.prepare().context("booting the guest")?;
+    with_guest(a.arch, img, out.join("qemu"), |t| {
         let node = t.ship(&node)?;
         let data = t.scratch_dir().join("data");
         let argv: Vec<std::ffi::OsString> = vec![
@@ -389,7 +397,5 @@ pub fn guest_loadgen_bench(a: LoadgenBenchArgs) -> anyhow::Result<()> {
         let _ = proc.terminate(std::time::Duration::from_secs(5));
         anyhow::ensure!(st.success(), "loadgen/bench.sh: {st}");
         Ok(())
-    })();
-    let _ = t.teardown();
-    r
+    })
 }
