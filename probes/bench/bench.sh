@@ -24,6 +24,10 @@
 # 4. the reference node's saturated throughput and CPU per 1,000
 #    transactions, probes off / fp / dwarf, REPS interleaved runs
 #    (node_overhead.sh; needs release builds; NODE=0 skips it).
+# 5. the aarch64 guest's per-event cost beside bpftrace's: stage 3's runs
+#    inside the guest, on the bench flavour of the image (`xtask
+#    guest-probe-cost`, its own table and markers; needs target/debug/xtask
+#    and qemu-system-aarch64; GUEST=0 skips it).
 # The cost table is also written into docs/BENCHMARKS.md between the
 # `bench.sh:probe-cost` markers (DOCS=0 to skip).
 set -euo pipefail
@@ -41,7 +45,7 @@ PROBE="$T/qfc-probe"
 . "$HERE/lib.sh"
 
 # ---------------------------------------------------------------- 1. fsync
-log "1/4 fsync count vs bpftrace"
+log "1/5 fsync count vs bpftrace"
 coproc W { "$T/probe-workload" fdatasync --count 300 --file "$OUT/fsync-file"; }
 read -r _ wpid <&"${W[0]}"
 bpftrace -e "tracepoint:syscalls:sys_enter_fsync,tracepoint:syscalls:sys_enter_fdatasync /pid == $wpid/ { @calls = count(); }" >"$OUT/bpftrace-fsync.txt" 2>&1 &
@@ -57,7 +61,7 @@ bt_fsync=$(sed -n 's/^@calls: //p' "$OUT/bpftrace-fsync.txt")
 log "fsync: qfc-probe $ours_fsync, bpftrace $bt_fsync (workload did 300)"
 
 # ---------------------------------------------------------------- 2. oncpu
-log "2/4 on-CPU top frames vs perf (20 s at 499 Hz)"
+log "2/5 on-CPU top frames vs perf (20 s at 499 Hz)"
 coproc M { "$T/probe-workload" mix --ms 20000; }
 read -r _ mpid <&"${M[0]}"
 probe_start oncpu "$mpid" --probes oncpu --hz 499
@@ -74,7 +78,7 @@ oncpu_ok=yes
 "$T/probe-bench" compare "$OUT/oncpu/run/oncpu.folded" "$OUT/perf.folded" --comm probe-workload --top 5 --max-pp 2 >"$OUT/oncpu-compare.md" || oncpu_ok=no
 
 # ---------------------------------------------------------------- 3. dd
-log "3/4 dd bs=1 count=1000000: none / writepath tp-btf, raw, syscalls / bpftrace ($REPS runs each)"
+log "3/5 dd bs=1 count=1000000: none / writepath tp-btf, raw, syscalls / bpftrace ($REPS runs each)"
 bash "$HERE/dd_cost.sh" "$OUT/dd" "$REPS" 1000000 "$PROBE"
 ours_w=$(python3 "$HERE/dd_cost_table.py" "$OUT/dd")
 cp "$OUT/dd/cost.md" "$OUT/cost.md"
@@ -87,7 +91,7 @@ node_line="skipped: NODE=0"
 if [ "${NODE:-1}" = 1 ]; then
   R="$(dirname "$T")/release"
   if [ -x "$R/qfc-refnode" ] && [ -x "$R/qfc-load" ] && [ -x "$R/qfc-probe" ]; then
-    log "4/4 node closed loop: off / fp / dwarf ($REPS runs each, node_overhead.sh)"
+    log "4/5 node closed loop: off / fp / dwarf ($REPS runs each, node_overhead.sh)"
     if DOCS="${DOCS:-1}" RUNS="$REPS" bash "$HERE/node_overhead.sh" "$OUT/node" >"$OUT/node.log" 2>&1; then
       node_line="see \"Closed loop: off, fp and dwarf in one run\" ($OUT/node/results.md)"
     else
@@ -95,6 +99,23 @@ if [ "${NODE:-1}" = 1 ]; then
     fi
   else
     node_line="skipped: no release qfc-refnode, qfc-load and qfc-probe under $R (cargo build --release -p refnode -p loadgen -p probes --bins)"
+  fi
+fi
+
+# ---------------------------------------------------------------- 5. guest
+guest_line="skipped: GUEST=0"
+if [ "${GUEST:-1}" = 1 ]; then
+  X="$(dirname "$T")/debug/xtask"
+  if [ -x "$X" ] && command -v qemu-system-aarch64 >/dev/null; then
+    log "5/5 the aarch64 guest: dd_cost.sh inside it, beside bpftrace ($REPS runs each, xtask guest-probe-cost)"
+    gdocs=(); [ "${DOCS:-1}" = 1 ] && gdocs=(--docs)
+    if "$X" guest-probe-cost --reps "$REPS" --out "$OUT/guest" "${gdocs[@]}" >"$OUT/guest.log" 2>&1; then
+      guest_line="see \"The aarch64 guest: ns per event beside bpftrace's\" ($OUT/guest/guest/cost.md)"
+    else
+      guest_line="FAILED (see $OUT/guest.log)"
+    fi
+  else
+    guest_line="skipped: no $X (cargo build -p xtask) or no qemu-system-aarch64 (scripts/setup.sh)"
   fi
 fi
 
@@ -107,6 +128,7 @@ fi
   echo "| on-CPU top-frame shares, max difference | see table | perf + inferno collapse | $([ $oncpu_ok = yes ] && echo 'within 2 pp' || echo 'MORE than 2 pp') |"
   echo "| write() calls seen by writepath (syscalls attach), every dd run | $ours_w | dd did 1000000 | $([ "$ours_w" = 1000000 ] && echo exact || echo check) |"
   echo "| node throughput and CPU per 1,000 tx, probes off / fp / dwarf (closed loop) | $node_line | | |"
+  echo "| the aarch64 guest's BPF ns per write, each attach point and bpftrace | $guest_line | | |"
   echo
   echo "dd bs=1 count=1000000 ($REPS interleaved runs per mode, medians; BPF statistics on in every traced run):"
   echo
