@@ -242,7 +242,17 @@ pub struct AttachReport {
     /// processes they start, as `perf record -p`) or `per_cpu` (one per CPU,
     /// filtered in the program: cgroup and system scopes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oncpu_sampling: Option<String>,
+    pub oncpu_sampling: Option<OncpuSampling>,
+}
+
+/// How the on-CPU probe's cpu-clock timer runs (see [`AttachReport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OncpuSampling {
+    /// One event per thread of the target processes, inherited.
+    PerTask,
+    /// One event per CPU, filtered in the program.
+    PerCpu,
 }
 
 /// `probes/session.json`. `Options` is the session's configuration

@@ -45,7 +45,7 @@ def ours(out, mode, rep):
     d = out / f"dd-{mode}-{rep}"
     s = load_json(d / "session.json")
     attach = (s.get("attach") or {}).get("writepath")
-    if attach != mode.replace("-", "_") and attach != mode:
+    if attach != mode:
         fail(d / "session.json", f"attach.writepath is {attach!r}, the run asked for {mode}")
     progs = s["windows"][0]["cost"]["programs"]
     pick = lambda p: [v for k, v in progs.items() if k.startswith(p)]

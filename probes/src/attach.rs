@@ -56,7 +56,7 @@ impl WritepathAttach {
 
 /// Which attach point the writepath probe uses, and what `auto` tried first
 /// (recorded in `session.json`).
-pub use bundle_schema::probes::AttachReport;
+pub use bundle_schema::probes::{AttachReport, OncpuSampling};
 
 /// Attaches the writepath programs at `mode` (trying in order for `Auto`).
 /// `attach_one` attaches the programs of one fixed point (the session's

@@ -33,7 +33,7 @@ use serde::Serialize;
 
 use crate::unwind::{UnwindMode, UstackReader, USTACK_ID_BASE};
 use crate::{
-    attach::AttachReport,
+    attach::{AttachReport, OncpuSampling},
     bpf_stats::{CostMeter, TargetCpu, WindowCost},
     error::ProbeError,
     render::{self, PhaseSummary, RenderOptions},
@@ -1048,10 +1048,17 @@ fn attach_raw(ebpf: &mut Ebpf, prog: &str, tp: &str) -> Result<(), ProbeError> {
 /// `inherit` so that the threads and processes they start later carry it
 /// too: each thread is sampled on its own CPU time, as `perf record -p`
 /// does, and a timer that fires while interrupts are off during a context
-/// switch is not charged to the thread switched in. Threads that appear
-/// while the events open are found by a second pass. Otherwise one event
-/// per CPU, filtered by the program. Returns the method's name.
-fn attach_oncpu(ebpf: &mut Ebpf, hz: u64, per_task: Option<&[u32]>) -> Result<String, ProbeError> {
+/// switch is not charged to the thread switched in. One pass over the
+/// threads listed at attach: a thread started meanwhile by a thread already
+/// attached inherits its event, and a second listing could not tell it
+/// from one started by a thread not yet attached, so opening one for every
+/// new thread would sample some twice. Otherwise one event per CPU,
+/// filtered by the program.
+fn attach_oncpu(
+    ebpf: &mut Ebpf,
+    hz: u64,
+    per_task: Option<&[u32]>,
+) -> Result<OncpuSampling, ProbeError> {
     let prog = "oncpu_sample";
     let point = format!("perf event cpu-clock at {hz} Hz");
     let p: &mut PerfEvent = ebpf
@@ -1073,32 +1080,26 @@ fn attach_oncpu(ebpf: &mut Ebpf, hz: u64, per_task: Option<&[u32]>) -> Result<St
             )
             .map_err(|e| attach_err(prog, &point, e))?;
         }
-        return Ok("per_cpu".into());
+        return Ok(OncpuSampling::PerCpu);
     };
-    let mut done = std::collections::BTreeSet::new();
-    for _pass in 0..2 {
-        for tid in scope::threads_of(tgids) {
-            if !done.insert(tid) {
-                continue;
-            }
-            let r = p.attach(
-                clock(),
-                perf_event::PerfEventScope::OneProcess {
-                    pid: tid,
-                    cpu: None,
-                },
-                perf_event::SamplePolicy::Frequency(hz),
-                true,
-            );
-            match r {
-                Ok(_) => {}
-                // The thread ended between the listing and the open.
-                Err(_) if !std::path::Path::new(&format!("/proc/{tid}")).exists() => {}
-                Err(e) => return Err(attach_err(prog, &format!("{point}, thread {tid}"), e)),
-            }
+    for tid in scope::threads_of(tgids) {
+        let r = p.attach(
+            clock(),
+            perf_event::PerfEventScope::OneProcess {
+                pid: tid,
+                cpu: None,
+            },
+            perf_event::SamplePolicy::Frequency(hz),
+            true,
+        );
+        match r {
+            Ok(_) => {}
+            // The thread ended between the listing and the open.
+            Err(_) if !std::path::Path::new(&format!("/proc/{tid}")).exists() => {}
+            Err(e) => return Err(attach_err(prog, &format!("{point}, thread {tid}"), e)),
         }
     }
-    Ok("per_task".into())
+    Ok(OncpuSampling::PerTask)
 }
 
 #[cfg(test)]

@@ -38,8 +38,7 @@ pub const RECIPE: [(&str, &str); 6] = [
 pub const BENCH_PACKAGES: &str = include_str!("../recipe/packages-bench.txt");
 
 /// Which packages the root filesystem has beyond the recipe's.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Flavor {
     /// `packages.txt`: what runs need (every run, CI).
     #[default]

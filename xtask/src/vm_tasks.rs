@@ -172,6 +172,8 @@ pub fn guest_probe_cost(a: ProbeCostArgs) -> anyhow::Result<()> {
     let img = bench_image(a.arch)?;
     let probe = cross_bin(a.arch, &workspace, "probes", "qfc-probe")?;
     let raw = out.join("guest");
+    // A rerun into the same --out must not summarize an earlier run's files.
+    let _ = std::fs::remove_dir_all(&raw);
     run_in_guest(&a, img, &probe, &bench, &out, &raw)?;
     let table = summarize(&bench, &raw)?;
     eprintln!(
