@@ -13,6 +13,34 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# --- disk ----------------------------------------------------------------
+# A cold start writes about 15 GB for the test suite (the debug build 8, the
+# guests' cross-builds 4, guest images 2, the tests' scratch files 1) and
+# about 11 GB for the main job (the release build instead of the debug one);
+# see docs/BENCHMARKS.md, "Build footprint". Stop now, with the figures,
+# rather than with ENOSPC half-way through a build.
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+mkdir -p "$TARGET"
+if [ "${QFC_LAB_TEST_TOOLS:-0}" = 1 ]; then build_gb=8 profile=debug; else build_gb=4 profile=release; fi
+[ -d "$TARGET/$profile/deps" ] && build_gb=1
+cache_gb=6
+[ -d "$CACHE/cross/target" ] && [ -d "$CACHE/images/rootfs" ] && cache_gb=1
+free_gb() { df -Pk "$1" | awk 'NR == 2 { print int($4 / 1048576) }'; }
+if [ "$(stat -c %d "$TARGET")" = "$(stat -c %d "$CACHE")" ]; then
+  disk_dirs=("$TARGET") disk_need=($((build_gb + cache_gb + 1)))
+else
+  disk_dirs=("$TARGET" "$CACHE") disk_need=($((build_gb + 1)) "$cache_gb")
+fi
+for i in "${!disk_dirs[@]}"; do
+  have=$(free_gb "${disk_dirs[$i]}")
+  if [ "$have" -lt "${disk_need[$i]}" ]; then
+    log "only $have GB free on the disk of ${disk_dirs[$i]}; this run needs about ${disk_need[$i]} GB there."
+    log "Free space (cargo clean; guest images of old recipes under $CACHE/images), or set CARGO_TARGET_DIR or QFC_LAB_CACHE to a bigger disk."
+    exit 1
+  fi
+done
+
 # --- apt ---------------------------------------------------------------
 BACKPORTS=/etc/apt/sources.list.d/qfc-lab-backports.sources
 if [ ! -f "$BACKPORTS" ]; then

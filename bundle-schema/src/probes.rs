@@ -194,6 +194,11 @@ pub struct StackQuality {
     pub copies: u64,
     /// Copies whose walk ran past the copy size.
     pub copies_cut_short: u64,
+    /// Stacks the stack map refused (a hash collision, `EEXIST`, or a full
+    /// map, `ENOMEM`) that were kept: walked by frame pointers and sent
+    /// inline instead, so not lost.
+    #[serde(default)]
+    pub stack_map_fallbacks: u64,
     /// Bytes of user stack copied.
     pub bytes_copied: u64,
     /// Bytes of user stack copied per second of the window.

@@ -55,6 +55,11 @@ pub const TASK_PREEMPTED: u32 = 0x100;
 pub const USTACK_FLAG_FULL: u32 = 1;
 /// `UstackHeader::flags`: the user registers could not be read.
 pub const USTACK_FLAG_NO_REGS: u32 = 2;
+/// `UstackHeader::flags`: no copy; the user stack is the kernel's
+/// frame-pointer walk in `InlineStacks::user_fp`. Sent when the stack map
+/// refused a stack (a hash collision, `EEXIST`, or a full map, `ENOMEM`)
+/// that frame pointers were to carry.
+pub const USTACK_FLAG_FP_ONLY: u32 = 4;
 
 /// Unwinding configuration, slot 0 of the `UNWIND_CONFIG` array.
 #[repr(C)]
@@ -65,10 +70,13 @@ pub struct UnwindConfig {
     pub oncpu_copy: u32,
     /// 1: off-CPU switch-outs in uninterruptible wait copy the user stack.
     pub offcpu_copy: u32,
-    /// Pages copied per record, 1..=`USTACK_MAX_PAGES`.
+    /// Pages copied per record, 1..=`USTACK_MAX_PAGES` (0 when nothing is
+    /// copied: `fp` mode).
     pub copy_pages: u32,
-    /// Explicit padding.
-    pub _pad: u32,
+    /// 1: a stack that the stack map refuses goes inline through `USTACKS`
+    /// (`USTACK_FLAG_FP_ONLY`) instead of being lost. Set whenever the
+    /// ring buffer has a reader.
+    pub map_fallback: u32,
 }
 
 /// What a record carries before the stack bytes.
@@ -119,7 +127,8 @@ pub struct InlineStacks {
     /// Kernel stack (`bpf_get_stack`, flags 0).
     pub kernel: [u64; INLINE_FRAMES],
     /// User stack by frame pointers (`bpf_get_stack`, `BPF_F_USER_STACK`),
-    /// taken only when the copy is full (`USTACK_FLAG_FULL`).
+    /// taken only when the copy is full (`USTACK_FLAG_FULL`) or there is
+    /// no copy (`USTACK_FLAG_FP_ONLY`).
     pub user_fp: [u64; INLINE_FRAMES],
 }
 

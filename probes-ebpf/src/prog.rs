@@ -375,11 +375,10 @@ pub fn bio_complete(ctx: TracePointContext) -> u32 {
 
 // ---------------------------------------------------------------- offcpu
 
-/// A stack id from `bpf_get_stackid`, or the negative errno. Every error
-/// is counted by cause in `STACK_ERRS` (site `site`); all but `-EFAULT`
-/// (no stack to take) also count as a `lost` drop.
+/// A stack id of the current task from the slot's stack map, or the
+/// negative errno of `bpf_get_stackid`.
 #[inline(always)]
-fn stack_id<C: StackIdContext>(ctx: &C, user: bool, slot: u32, lost: u32, site: u32) -> i32 {
+fn stack_id<C: StackIdContext>(ctx: &C, user: bool, slot: u32) -> i32 {
     let flags = if user { u64::from(BPF_F_USER_STACK) } else { 0 };
     let r = if slot == 0 {
         ctx.get_stackid(&STACKS, flags)
@@ -388,14 +387,50 @@ fn stack_id<C: StackIdContext>(ctx: &C, user: bool, slot: u32, lost: u32, site: 
     };
     match r {
         Ok(id) => id as i32,
-        Err(e) => {
-            crate::ustack::count_stack_err(slot, site, i64::from(e));
-            if e != EFAULT {
-                count_drop(slot, lost);
+        Err(e) => e as i32,
+    }
+}
+
+/// The user and kernel stack ids of the current task from the slot's
+/// stack map. When the map refuses either (a hash collision, `EEXIST`, or
+/// a full map, `ENOMEM`; `EFAULT` is no stack to take) and the ring buffer
+/// has a reader, both stacks go inline in a record instead
+/// (`USTACK_FLAG_FP_ONLY`) and both ids are `USTACK_COPIED`. Otherwise
+/// every error is counted by cause in `STACK_ERRS` (sites `who.site`,
+/// `who.ksite`) and all but `EFAULT` also as a `lost` drop.
+#[inline(always)]
+fn map_or_inline<C: StackIdContext + EbpfContext>(
+    ctx: &C,
+    who: &crate::ustack::Who,
+    lost: u32,
+) -> (i32, i32) {
+    let (u, k) = (
+        stack_id(ctx, true, who.slot),
+        stack_id(ctx, false, who.slot),
+    );
+    let refused = |id: i32| id < 0 && id != EFAULT;
+    if refused(u) || refused(k) {
+        if let Some(ucfg) = crate::ustack::unwind_config() {
+            if ucfg.map_fallback != 0 {
+                let r = crate::ustack::send_ustack(ctx.as_ptr(), ucfg, who, true);
+                if r.sent {
+                    if r.lost {
+                        count_drop(who.slot, lost);
+                    }
+                    return (USTACK_COPIED, USTACK_COPIED);
+                }
             }
-            e
         }
     }
+    for (id, site) in [(u, who.site), (k, who.ksite)] {
+        if id < 0 {
+            crate::ustack::count_stack_err(who.slot, site, i64::from(id));
+            if id != EFAULT {
+                count_drop(who.slot, lost);
+            }
+        }
+    }
+    (u, k)
 }
 
 #[tracepoint(category = "sched", name = "sched_switch")]
@@ -414,26 +449,26 @@ pub fn offcpu_switch(ctx: TracePointContext) -> u32 {
         // (copying at every switch costs too much), with its kernel stack
         // inline; the rest use frame pointers and the stack map. A copy that
         // cannot be sent falls back to them too.
+        let who = crate::ustack::Who {
+            kind: USTACK_OFFCPU,
+            site: stack_err::OFFCPU_USER,
+            slot,
+            gen,
+            tgid,
+            tid,
+            ksite: stack_err::OFFCPU_KERNEL,
+            state,
+            time_ns: now,
+            comm: comm(),
+        };
         let mut copied = false;
         if let Some(ucfg) = crate::ustack::unwind_config() {
             if ucfg.offcpu_copy != 0
                 && state & TASK_PREEMPTED == 0
                 && state & TASK_UNINTERRUPTIBLE != 0
             {
-                let who = crate::ustack::Who {
-                    kind: USTACK_OFFCPU,
-                    site: stack_err::OFFCPU_USER,
-                    slot,
-                    gen,
-                    tgid,
-                    tid,
-                    ksite: stack_err::OFFCPU_KERNEL,
-                    state,
-                    time_ns: now,
-                    comm: comm(),
-                };
-                let r = crate::ustack::send_ustack(ctx.as_ptr(), ucfg, &who);
-                if r.kstack_lost {
+                let r = crate::ustack::send_ustack(ctx.as_ptr(), ucfg, &who, false);
+                if r.lost {
                     count_drop(slot, drop_kind::OFFCPU_STACK_LOST);
                 }
                 copied = r.sent;
@@ -442,22 +477,7 @@ pub fn offcpu_switch(ctx: TracePointContext) -> u32 {
         let (ustack, kstack) = if copied {
             (USTACK_COPIED, USTACK_COPIED)
         } else {
-            (
-                stack_id(
-                    &ctx,
-                    true,
-                    slot,
-                    drop_kind::OFFCPU_STACK_LOST,
-                    stack_err::OFFCPU_USER,
-                ),
-                stack_id(
-                    &ctx,
-                    false,
-                    slot,
-                    drop_kind::OFFCPU_STACK_LOST,
-                    stack_err::OFFCPU_KERNEL,
-                ),
-            )
+            map_or_inline(&ctx, &who, drop_kind::OFFCPU_STACK_LOST)
         };
         let st = OffcpuStart {
             start_ns: now,
@@ -465,7 +485,7 @@ pub fn offcpu_switch(ctx: TracePointContext) -> u32 {
             ustack,
             kstack,
             state,
-            comm: comm(),
+            comm: who.comm,
             gen,
             _pad: 0,
         };
@@ -642,45 +662,37 @@ pub fn oncpu_sample(ctx: PerfEventContext) -> u32 {
     // DWARF mode: the user stack is copied for userspace unwinding, with
     // the kernel stack inline, and the sample is counted there, not in
     // ONCPU_AGG.
+    let who = crate::ustack::Who {
+        kind: USTACK_ONCPU,
+        site: stack_err::ONCPU_USER,
+        slot,
+        gen,
+        tgid,
+        tid: pid_tgid as u32,
+        ksite: stack_err::ONCPU_KERNEL,
+        state: 0,
+        time_ns: now_ns(),
+        comm: comm(),
+    };
     if let Some(ucfg) = crate::ustack::unwind_config() {
         if ucfg.oncpu_copy != 0 {
-            let who = crate::ustack::Who {
-                kind: USTACK_ONCPU,
-                site: stack_err::ONCPU_USER,
-                slot,
-                gen,
-                tgid,
-                tid: pid_tgid as u32,
-                ksite: stack_err::ONCPU_KERNEL,
-                state: 0,
-                time_ns: now_ns(),
-                comm: comm(),
-            };
-            if crate::ustack::send_ustack(ctx.as_ptr(), ucfg, &who).kstack_lost {
+            if crate::ustack::send_ustack(ctx.as_ptr(), ucfg, &who, false).lost {
                 count_drop(slot, drop_kind::ONCPU_STACK_LOST);
             }
             return 0;
         }
     }
-    let kstack = stack_id(
-        &ctx,
-        false,
-        slot,
-        drop_kind::ONCPU_STACK_LOST,
-        stack_err::ONCPU_KERNEL,
-    );
+    let (ustack, kstack) = map_or_inline(&ctx, &who, drop_kind::ONCPU_STACK_LOST);
+    if ustack == USTACK_COPIED {
+        // Counted in userspace with its inline stacks.
+        return 0;
+    }
     let key = OncpuKey {
         slot,
         tgid,
-        ustack: stack_id(
-            &ctx,
-            true,
-            slot,
-            drop_kind::ONCPU_STACK_LOST,
-            stack_err::ONCPU_USER,
-        ),
+        ustack,
         kstack,
-        comm: comm(),
+        comm: who.comm,
     };
     if let Some(p) = ONCPU_AGG.get_ptr_mut(&key) {
         // SAFETY: this CPU's value.

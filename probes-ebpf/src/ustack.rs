@@ -20,7 +20,8 @@ use aya_ebpf::{
 };
 use probes_common::ustack::{
     stack_err, InlineStacks, OffcpuEnd, UnwindConfig, UstackHeader, UstackRecord, INLINE_FRAMES,
-    USTACK_FLAG_FULL, USTACK_FLAG_NO_REGS, USTACK_MAX_PAGES, USTACK_OFFCPU_END, USTACK_PAGE,
+    USTACK_FLAG_FP_ONLY, USTACK_FLAG_FULL, USTACK_FLAG_NO_REGS, USTACK_MAX_PAGES,
+    USTACK_OFFCPU_END, USTACK_PAGE,
 };
 
 /// Unwinding configuration (slot 0).
@@ -127,19 +128,27 @@ pub(crate) struct Who {
 pub(crate) struct Sent {
     /// The record went to the ring buffer (if not, it was counted).
     pub sent: bool,
-    /// The kernel stack of a sent record was lost (counted by cause; the
-    /// caller counts the drop).
-    pub kstack_lost: bool,
+    /// A stack of a sent record was lost: the kernel stack, or the user
+    /// stack of an `fp_only` record (counted by cause; the caller counts
+    /// the drop).
+    pub lost: bool,
 }
 
 /// Copies the user registers and stack of the current task, walks its
 /// kernel stack (and its user stack by frame pointers when the copy is
 /// full) into the record, and sends it. `ctx` is the program's context.
+/// `fp_only`: copy nothing, walk the user stack by frame pointers instead
+/// (`USTACK_FLAG_FP_ONLY`: the stack map refused the stacks).
 #[inline(always)]
-pub(crate) fn send_ustack(ctx: *mut core::ffi::c_void, cfg: &UnwindConfig, who: &Who) -> Sent {
+pub(crate) fn send_ustack(
+    ctx: *mut core::ffi::c_void,
+    cfg: &UnwindConfig,
+    who: &Who,
+    fp_only: bool,
+) -> Sent {
     let not_sent = Sent {
         sent: false,
-        kstack_lost: false,
+        lost: false,
     };
     // SAFETY: no preconditions.
     let cpu = unsafe { generated::bpf_get_smp_processor_id() };
@@ -155,7 +164,7 @@ pub(crate) fn send_ustack(ctx: *mut core::ffi::c_void, cfg: &UnwindConfig, who: 
     // SAFETY: this CPU's scratch entry for this site; these programs do not
     // nest on one CPU for one site.
     let rec = unsafe { &mut *rec };
-    let mut flags = 0u32;
+    let mut flags = if fp_only { USTACK_FLAG_FP_ONLY } else { 0 };
     let (mut pages, mut base) = (0u32, 0u64);
     let regs = user_regs();
     let r = match regs {
@@ -165,7 +174,7 @@ pub(crate) fn send_ustack(ctx: *mut core::ffi::c_void, cfg: &UnwindConfig, who: 
             [0; 4]
         }
     };
-    if regs.is_some() && r[1] != 0 {
+    if !fp_only && regs.is_some() && r[1] != 0 {
         base = r[1] & !(USTACK_PAGE as u64 - 1);
         let data = rec.data.as_mut_ptr();
         for i in 0..USTACK_MAX_PAGES {
@@ -194,11 +203,14 @@ pub(crate) fn send_ustack(ctx: *mut core::ffi::c_void, cfg: &UnwindConfig, who: 
         return not_sent;
     }
     let (kstack_err, kframes) = inline_stack(ctx, &mut rec.stacks, false);
-    let fp_frames = if flags & USTACK_FLAG_FULL != 0 {
-        inline_stack(ctx, &mut rec.stacks, true).1
+    let (ustack_err, fp_frames) = if flags & (USTACK_FLAG_FULL | USTACK_FLAG_FP_ONLY) != 0 {
+        inline_stack(ctx, &mut rec.stacks, true)
     } else {
-        0
+        (0, 0)
     };
+    // The walk carries an fp_only record's user stack: its failure (but
+    // EFAULT, no user stack to take) loses that stack.
+    let ustack_lost = fp_only && ustack_err < 0 && ustack_err != -14;
     rec.hdr = UstackHeader {
         kind: who.kind,
         slot: who.gen,
@@ -233,9 +245,12 @@ pub(crate) fn send_ustack(ctx: *mut core::ffi::c_void, cfg: &UnwindConfig, who: 
     if kstack_err < 0 {
         count_stack_err(who.slot, who.ksite, i64::from(kstack_err));
     }
+    if ustack_lost {
+        count_stack_err(who.slot, who.site, i64::from(ustack_err));
+    }
     Sent {
         sent: true,
-        kstack_lost: kstack_err < 0,
+        lost: kstack_err < 0 || ustack_lost,
     }
 }
 

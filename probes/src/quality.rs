@@ -30,7 +30,8 @@ pub const THREAD_ROOTS: [&str; 8] = [
 /// How a user stack was unwound: frame pointers in the kernel, `.eh_frame`
 /// on a copy, or a copy whose walk went on along frame pointers.
 pub fn method(ustack: i32, end: Option<StackEnd>) -> &'static str {
-    if ustack < USTACK_ID_BASE {
+    // A stack the stack map refused comes inline with the frame-pointer end.
+    if ustack < USTACK_ID_BASE || end == Some(StackEnd::FramePointers) {
         "fp"
     } else if end == Some(StackEnd::CopyThenFramePointers) {
         "dwarf_then_fp"
@@ -97,10 +98,9 @@ impl QualityAcc {
                 (stack_err::SITE_NAMES[*s as usize].to_owned(), causes)
             })
             .collect();
-        let (c, cut, bytes) = raw
-            .copy
-            .get(copy)
-            .map_or((0, 0, 0), |s| (s.copies, s.cut_short, s.bytes));
+        let (c, cut, bytes, fallbacks) = raw.copy.get(copy).map_or((0, 0, 0, 0), |s| {
+            (s.copies, s.cut_short, s.bytes, s.map_fallbacks)
+        });
         StackQuality {
             weight: self.weight,
             reached_root_share: share(self.root),
@@ -117,6 +117,7 @@ impl QualityAcc {
             lost_stacks,
             copies: c,
             copies_cut_short: cut,
+            stack_map_fallbacks: fallbacks,
             bytes_copied: bytes,
             bytes_copied_per_s: if secs > 0.0 { bytes as f64 / secs } else { 0.0 },
         }

@@ -696,6 +696,9 @@ fn write_quality(txt: &mut String, q: &StackQuality) {
             write_counter(txt, "lost_stacks", &format!("{site}, {c}"), n);
         }
     }
+    if q.stack_map_fallbacks > 0 {
+        let _ = writeln!(txt, "@stack_map_fallbacks: {}", q.stack_map_fallbacks);
+    }
     if q.copies > 0 {
         let _ = writeln!(txt, "@stack_copies: {}", q.copies);
         let _ = writeln!(txt, "@stack_copies_cut_short: {}", q.copies_cut_short);

@@ -837,7 +837,9 @@ fn raise_memlock() {
     }
 }
 
-/// Configures user-stack copies and starts their reader (`dwarf`, `auto`).
+/// Configures user-stack copies (`dwarf`, `auto`) and starts the reader of
+/// the `USTACKS` ring buffer, which in every mode also takes the stacks the
+/// stack map refuses (`UnwindConfig::map_fallback`).
 fn start_unwinding(
     ebpf: &mut Ebpf,
     opts: &SessionOptions,
@@ -846,20 +848,25 @@ fn start_unwinding(
         opts.probes.contains(&ProbeKind::Oncpu),
         opts.probes.contains(&ProbeKind::Offcpu),
     );
-    if !opts.unwind.copies() || !(oncpu || offcpu) {
+    if !(oncpu || offcpu) {
         return Ok(None);
     }
-    if !ustack_bytes_ok(opts.ustack_bytes) {
+    let copies = opts.unwind.copies();
+    if copies && !ustack_bytes_ok(opts.ustack_bytes) {
         return Err(ProbeError::State(format!(
             "user stack copy size {} bytes: use a multiple of {USTACK_PAGE} from {USTACK_PAGE} to {USTACK_MAX}",
             opts.ustack_bytes
         )));
     }
     let ucfg = UnwindConfig {
-        oncpu_copy: u32::from(oncpu),
-        offcpu_copy: u32::from(offcpu),
-        copy_pages: opts.ustack_bytes / USTACK_PAGE as u32,
-        _pad: 0,
+        oncpu_copy: u32::from(copies && oncpu),
+        offcpu_copy: u32::from(copies && offcpu),
+        copy_pages: if copies {
+            opts.ustack_bytes / USTACK_PAGE as u32
+        } else {
+            0
+        },
+        map_fallback: 1,
     };
     {
         let mut m: Array<&mut MapData, UnwindConfig> = map_mut(ebpf, "UNWIND_CONFIG")?;

@@ -31,8 +31,8 @@ use framehop::{Error as FhError, FrameAddress, Module, Unwinder as _};
 use object::{Object as _, ObjectSection as _, ObjectSegment as _};
 use probes_common::{
     ustack::{
-        InlineStacks, OffcpuEnd, UstackHeader, INLINE_FRAMES, USTACK_FLAG_FULL,
-        USTACK_FLAG_NO_REGS, USTACK_OFFCPU, USTACK_OFFCPU_END, USTACK_ONCPU,
+        InlineStacks, OffcpuEnd, UstackHeader, INLINE_FRAMES, USTACK_FLAG_FP_ONLY,
+        USTACK_FLAG_FULL, USTACK_FLAG_NO_REGS, USTACK_OFFCPU, USTACK_OFFCPU_END, USTACK_ONCPU,
     },
     Agg, OffcpuKey, OncpuKey, SLOTS,
 };
@@ -671,6 +671,9 @@ pub struct CopyStats {
     pub malformed: u64,
     /// Off-CPU ends whose copy was lost or replaced (not attributed).
     pub unmatched_ends: u64,
+    /// Stacks the stack map refused that came inline by frame pointers
+    /// (`USTACK_FLAG_FP_ONLY`), not counted as copies.
+    pub map_fallbacks: u64,
 }
 
 /// An off-CPU switch-out whose user stack was copied, waiting for its
@@ -932,8 +935,24 @@ fn consume(bytes: &[u8], mode: UnwindMode, st: &mut ReaderState) {
         st.slots[0].copy[0].malformed += 1;
         return;
     };
-    let u = st.unw.unwind_record(&r, mode);
     let h = r.h;
+    let fp_only = h.flags & USTACK_FLAG_FP_ONLY != 0;
+    // A stack the stack map refused: the kernel's frame-pointer walk, as the
+    // map would have held it (no walk: no user stack).
+    let u = if fp_only {
+        Unwound {
+            frames: r.user_fp.clone(),
+            end: StackEnd::FramePointers,
+        }
+    } else {
+        st.unw.unwind_record(&r, mode)
+    };
+    let end = u.end;
+    let ustack = if fp_only && u.frames.is_empty() {
+        NO_STACK
+    } else {
+        st.dict.id(u)
+    };
     // The inline kernel stack: an id of the same dictionary, or the
     // errno as `bpf_get_stackid` would give it (no frames: no stack).
     let kstack = if h.kstack_err < 0 {
@@ -948,9 +967,13 @@ fn consume(bytes: &[u8], mode: UnwindMode, st: &mut ReaderState) {
     };
     let agg = &mut st.slots[(h.slot % SLOTS) as usize];
     let c = &mut agg.copy[usize::from(h.kind == USTACK_OFFCPU)];
-    c.copies += 1;
-    c.bytes += u64::from(h.copied);
-    if matches!(u.end, StackEnd::CopySize | StackEnd::CopyThenFramePointers) {
+    if fp_only {
+        c.map_fallbacks += 1;
+    } else {
+        c.copies += 1;
+        c.bytes += u64::from(h.copied);
+    }
+    if matches!(end, StackEnd::CopySize | StackEnd::CopyThenFramePointers) {
         c.cut_short += 1;
     }
     match h.kind {
@@ -958,7 +981,7 @@ fn consume(bytes: &[u8], mode: UnwindMode, st: &mut ReaderState) {
             let key = OncpuKey {
                 slot: h.slot % SLOTS,
                 tgid: h.tgid,
-                ustack: st.dict.id(u),
+                ustack,
                 kstack,
                 comm: h.comm,
             };
@@ -968,7 +991,7 @@ fn consume(bytes: &[u8], mode: UnwindMode, st: &mut ReaderState) {
             let key = OffcpuKey {
                 slot: h.slot,
                 tgid: h.tgid,
-                ustack: st.dict.id(u),
+                ustack,
                 kstack,
                 state: h.state,
                 stack_gen: h.slot,

@@ -258,42 +258,26 @@ fn oncpu_burn_frame() -> Result<(), Failed> {
     Ok(())
 }
 
-/// Per-task sampling (a process scope): two threads started after the
-/// probe attached carry the inherited cpu-clock events, and their samples
-/// match their CPU time: samples = CPU seconds x Hz, within 10%.
-fn oncpu_new_threads_sampled_per_task() -> Result<(), Failed> {
-    const FRAME: &str = "qfc_probe_burn_cpu_7c1e";
-    let dir = scratch()?;
-    let mut w = Workload::spawn(
+/// Two threads started by the workload, each burning 2 s in
+/// `qfc_probe_burn_cpu_7c1e`; the workload prints their CPU time after `done`.
+fn two_burners() -> Result<Workload, Failed> {
+    Workload::spawn(
         Path::new(WORKLOAD),
         &["burn", "--ms", "2000", "--threads", "2"],
-    )?;
-    let o = opts(
-        Scope::Pid(w.pid),
-        &[ProbeKind::Oncpu],
-        &dir.path().join("out"),
-    );
-    let hz = o.hz;
-    let out = capture(o, &mut w)?;
-    let cpu_ns: u64 = w
-        .done
-        .as_deref()
+    )
+}
+
+/// Known answer for [`two_burners`]: the samples of the burner threads
+/// (named `qfc-burn-*`, the burner in their user stack) in `oncpu` match
+/// their CPU time, which the workload printed after `done`: samples = CPU seconds x
+/// `hz`, within 10%.
+fn burner_samples_match_cpu_time(oncpu: &Value, done: Option<&str>, hz: u64) -> Result<(), Failed> {
+    const FRAME: &str = "qfc_probe_burn_cpu_7c1e";
+    let cpu_ns: u64 = done
         .and_then(|v| v.parse().ok())
         .ok_or("the workload gave no CPU time after done")?;
-    let session: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("out/session.json")).map_err(|e| e.to_string())?,
-    )?;
-    w.finish()?;
-    if session["attach"]["oncpu_sampling"] != "per_task" {
-        return Err(format!(
-            "oncpu_sampling is {}, want per_task for a process scope",
-            session["attach"]["oncpu_sampling"]
-        )
-        .into());
-    }
-    let v = json(&out, "oncpu")?;
     let mut burner = 0u64;
-    for s in v["stacks"].as_array().ok_or("no stacks")? {
+    for s in oncpu["stacks"].as_array().ok_or("no stacks")? {
         let named = s["thread"]
             .as_str()
             .is_some_and(|t| t.starts_with("qfc-burn-"));
@@ -307,16 +291,98 @@ fn oncpu_new_threads_sampled_per_task() -> Result<(), Failed> {
     }
     let want = cpu_ns as f64 / 1e9 * hz as f64;
     eprintln!(
-        "new threads: {burner} burner samples for {:.3} CPU-s at {hz} Hz (want {want:.0})",
+        "burners: {burner} samples for {:.3} CPU-s at {hz} Hz (want {want:.0})",
         cpu_ns as f64 / 1e9
     );
     if want < 100.0 {
         return Err(format!("the burners got only {cpu_ns} ns of CPU").into());
     }
     if (burner as f64 - want).abs() > 0.1 * want {
-        return Err(format!("{burner} samples of the new threads, want {want:.0} +- 10%").into());
+        return Err(
+            format!("{burner} samples of the burner threads, want {want:.0} +- 10%").into(),
+        );
     }
     Ok(())
+}
+
+/// Per-task sampling (a process scope): two threads started after the
+/// probe attached carry the inherited cpu-clock events, and their samples
+/// match their CPU time: samples = CPU seconds x Hz, within 10%.
+fn oncpu_new_threads_sampled_per_task() -> Result<(), Failed> {
+    let dir = scratch()?;
+    let mut w = two_burners()?;
+    let o = opts(
+        Scope::Pid(w.pid),
+        &[ProbeKind::Oncpu],
+        &dir.path().join("out"),
+    );
+    let hz = o.hz;
+    let out = capture(o, &mut w)?;
+    let session: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/session.json")).map_err(|e| e.to_string())?,
+    )?;
+    let done = w.done.clone();
+    w.finish()?;
+    if session["attach"]["oncpu_sampling"] != "per_task" {
+        return Err(format!(
+            "oncpu_sampling is {}, want per_task for a process scope",
+            session["attach"]["oncpu_sampling"]
+        )
+        .into());
+    }
+    burner_samples_match_cpu_time(&json(&out, "oncpu")?, done.as_deref(), hz)
+}
+
+/// A stack map of one bucket refuses nearly every stack (`EEXIST`); in
+/// `fp` mode the refused stacks go inline through the ring buffer instead
+/// of being lost. Known answer: no on-CPU or off-CPU stack is lost, the
+/// fallbacks are counted, and the burners' samples still match their CPU
+/// time (samples = CPU seconds x Hz, within 10%).
+fn stack_map_refusals_kept_inline() -> Result<(), Failed> {
+    let dir = scratch()?;
+    let mut w = two_burners()?;
+    let mut o = opts(
+        Scope::Pid(w.pid),
+        &[ProbeKind::Oncpu, ProbeKind::Offcpu],
+        &dir.path().join("out"),
+    );
+    o.unwind = probes::unwind::UnwindMode::Fp;
+    o.stack_entries = 1;
+    let hz = o.hz;
+    let out = o.out_dir.join("t");
+    let mut s = Session::start(o).map_err(|e| e.to_string())?;
+    s.phase("t").map_err(|e| e.to_string())?;
+    w.run()?;
+    let (_, summary) = s.stop().map_err(|e| e.to_string())?;
+    let done = w.done.clone();
+    w.finish()?;
+    let win = summary.windows.first().ok_or("no window")?;
+    for (probe, lost) in [
+        ("oncpu", "oncpu_stack_lost"),
+        ("offcpu", "offcpu_stack_lost"),
+    ] {
+        let n = win.lost_events.get(lost).copied().unwrap_or(0);
+        let q = win
+            .stack_quality
+            .get(probe)
+            .ok_or_else(|| format!("no stack quality for {probe}"))?;
+        eprintln!(
+            "{probe}: {n} lost, {} kept inline; {q:?}",
+            q.stack_map_fallbacks
+        );
+        if n != 0 {
+            return Err(format!("{n} {probe} stacks lost with a 1-bucket stack map: {q:?}").into());
+        }
+        if q.stack_map_fallbacks == 0 {
+            return Err(format!("a 1-bucket stack map refused no {probe} stack: {q:?}").into());
+        }
+        if q.method_share.get("fp").copied().unwrap_or(0.0) < 1.0 {
+            return Err(
+                format!("{probe} stacks not all by frame pointers in fp mode: {q:?}").into(),
+            );
+        }
+    }
+    burner_samples_match_cpu_time(&json(&out, "oncpu")?, done.as_deref(), hz)
 }
 
 fn offcpu_sleep_time() -> Result<(), Failed> {
@@ -703,6 +769,10 @@ fn main() {
         (
             "oncpu_per_task_new_threads_samples_match_cpu_time",
             oncpu_new_threads_sampled_per_task,
+        ),
+        (
+            "stack_map_refusals_kept_inline",
+            stack_map_refusals_kept_inline,
         ),
         ("offcpu_sleep_time_within_10pct", offcpu_sleep_time),
         ("bio_direct_writes_under_w_rwbs", bio_direct_writes),

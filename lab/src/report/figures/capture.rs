@@ -57,8 +57,16 @@ pub const FAMILY: Family = Family {
         selectors: &["probe"],
         unit: "stacks",
         good: Direction::Lower,
-        doc: "stacks lost (a `bpf_get_stackid` error other than EFAULT, or a full ring buffer), user and kernel; by site and cause (errno) in `session.json` `windows[].stack_quality.<probe>.lost_stacks`",
+        doc: "stacks lost (a `bpf_get_stackid` error other than EFAULT that no inline walk replaced, or a full ring buffer), user and kernel; by site and cause (errno) in `session.json` `windows[].stack_quality.<probe>.lost_stacks`",
         eval: lost_stacks,
+    },
+    Figure {
+        name: "capture.stack_map_fallbacks",
+        selectors: &["probe"],
+        unit: "stacks",
+        good: Direction::None,
+        doc: "stacks the stack map refused (EEXIST, ENOMEM) that were kept: walked by frame pointers and sent inline instead",
+        eval: |f, p, _| quality(f, p).map(|(q, _)| q.stack_map_fallbacks as f64),
     },
     Figure {
         name: "capture.stack_copies_cut_short",
@@ -157,6 +165,7 @@ mod tests {
             .into(),
             copies: 10,
             copies_cut_short: 3,
+            stack_map_fallbacks: 5,
             bytes_copied_per_s: 4096.0,
             ..Default::default()
         };
@@ -173,6 +182,8 @@ mod tests {
         assert_eq!(f("capture.dwarf_unwound_pct{probe=offcpu}"), 0.0);
         assert_eq!(f("capture.lost_stacks"), 3.0);
         assert_eq!(f("capture.stack_copies_cut_short"), 3.0);
+        assert_eq!(f("capture.stack_map_fallbacks"), 5.0);
+        assert_eq!(f("capture.stack_map_fallbacks{probe=offcpu}"), 0.0);
         assert_eq!(f("capture.stack_bytes_per_s"), 4096.0);
     }
 }
