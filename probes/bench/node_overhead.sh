@@ -17,7 +17,11 @@
 #
 # Per run: answered transactions per second, the node's CPU time (utime +
 # stime from /proc) per 1,000 answered transactions, and the probe
-# process's CPU time over the load (from its /proc stat before and after).
+# process's CPU time over the load (from its /proc stat before and after);
+# the kernel's count of the programs' run time over the node's CPU time
+# (qfc-probe's session.json, `windows[].cost`); and, to tell the machine
+# from the probes, the time stolen from the node's CPU and a fixed CPU loop
+# timed on it just before the run. MODES="off dwarf" runs a subset.
 #
 #   cargo build --release -p refnode -p loadgen -p probes --bins
 #   sudo bash probes/bench/node_overhead.sh [OUT_DIR]   # D=20 RUNS=5 ACCOUNTS=256 BLOCK_MS=50 PROBES=...
@@ -37,7 +41,7 @@ OUT="${1:-/tmp/qfc-node-overhead}"
 PIN="${PIN:-0}"
 if [ "$PIN" = 1 ]; then NODE_CPU=(taskset -c 0) LOAD_CPU=(taskset -c 1); else NODE_CPU=() LOAD_CPU=(); fi
 D="${D:-20}" RUNS="${RUNS:-5}" ACCOUNTS="${ACCOUNTS:-256}" USTACK="${USTACK:-16384}" BLOCK_MS="${BLOCK_MS:-50}" PROBES="${PROBES:-fsync,bio,offcpu,writepath,oncpu}"
-MODES="off fp dwarf"
+MODES="${MODES:-off fp dwarf}"
 for b in qfc-refnode qfc-load qfc-probe; do
   [ -x "$T/$b" ] || { echo "node_overhead: $T/$b missing: run cargo build --release -p refnode -p loadgen -p probes --bins" >&2; exit 1; }
 done
@@ -75,14 +79,30 @@ stop_node() { # name
 }
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
+# Time stolen by the hypervisor from the node's CPU (CPU 0 when pinned,
+# else all CPUs), in ticks: the 8th field of /proc/stat's cpu line.
+STEAL_CPU=$([ "$PIN" = 1 ] && echo cpu0 || echo cpu)
+steal() { awk -v c="$STEAL_CPU" '$1 == c { print $9 }' /proc/stat; }
+# The machine's speed just before a run: CPU-seconds of a fixed pure-CPU
+# loop on the node's CPU. A run-to-run change in it is the machine (the
+# hypervisor's placement, a busy neighbour), not the node or the probes.
+calibrate() {
+  "${NODE_CPU[@]}" python3 -c 'import time
+t = time.process_time(); x = 0
+for i in range(3_000_000): x ^= i * 2654435761 & 0xffffffff
+print(f"{time.process_time() - t:.4f}")'
+}
 
 run_load() { # name: one closed-loop phase; records the node's CPU ticks
-  local before after
+  local before after s0
+  calibrate >"$OUT/$1.calib"
+  s0=$(steal)
   before=$(ticks "$NODE")
   "${LOAD_CPU[@]}" "$T/qfc-load" --rpc "$RPC" --tx-closed --tx-accounts "$ACCOUNTS" --sample-receipts 0 \
     --duration-s "$D" --floor-ms 0 --seed 7 --phase "$1" --out "$OUT/$1" >"$OUT/$1.json" 2>"$OUT/$1.err"
   after=$(ticks "$NODE")
   echo $(( after - before )) >"$OUT/$1.node_ticks"
+  echo $(( $(steal) - s0 )) >"$OUT/$1.steal_ticks"
 }
 
 for i in $(seq 1 "$RUNS"); do
@@ -129,21 +149,37 @@ col() { # mode field: one value per run
       node) awk -v t="$(cat "$OUT/$n.node_ticks")" -v hz="$HZ" -v ok="$ok" 'BEGIN { printf "%.4f\n", t / hz * 1000 / ok }' ;;
       probe) awk -v t="$(cat "$OUT/$n.probe_ticks")" -v hz="$HZ" 'BEGIN { printf "%.3f\n", t / hz }' ;;
       refused) jq '[.workloads.tx.errors // {} | to_entries[].value] | add // 0' "$OUT/$n.json" ;;
+      steal) awk -v t="$(cat "$OUT/$n.steal_ticks")" -v hz="$HZ" 'BEGIN { printf "%.2f\n", t / hz }' ;;
+      calib) cat "$OUT/$n.calib" ;;
+      # The kernel's own count (bpf_stats) of the programs' run time over
+      # the node's CPU time in the same window: an upper bound of the
+      # in-context cost (it also counts programs that fired for qfc-load
+      # and qfc-probe on the other CPU), and one that the machine's speed
+      # moves for both terms alike.
+      bpf) if [ "$1" = off ]; then echo 0; else jq '.windows[0].cost | .bpf_cpu_s / .target_cpu_s' "$OUT/probe-$n/session.json"; fi ;;
     esac
   done
 }
 {
   echo "Probes \`$PROBES\`. Closed transaction loop ($ACCOUNTS clients, one per account), ${D} s per run, $RUNS runs per mode, interleaved with the order rotating, a fresh node per run; medians. Blocks every $BLOCK_MS ms (the block gas limit then bounds throughput far above what the CPU allows). Stack copy $USTACK bytes in dwarf mode.$([ "$PIN" = 1 ] && echo " Pinned: the node on CPU 0, qfc-load and qfc-probe on CPU 1.") $(date -u +%FT%RZ), $(uname -r), $(nproc) CPUs, load average at the start $LOAD_START, at the end $(cut -d' ' -f1-3 /proc/loadavg)."
   echo
-  echo "| mode | tx/s answered (median) | / off | node CPU-s per 1,000 tx (median) | / off | probe CPU-s per run (median) | runs: tx/s |"
-  echo "|---|---:|---:|---:|---:|---:|---|"
+  echo "| mode | tx/s answered (median) | / off | node CPU-s per 1,000 tx (median) | / off | BPF run time / node CPU (kernel's count, median) | probe CPU-s per run (median) | runs: tx/s |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---|"
   t_off=$(col off tput | median); c_off=$(col off node | median)
   for m in $MODES; do
     t=$(col "$m" tput | median); c=$(col "$m" node | median); p=$(col "$m" probe | median)
-    echo "| $m | $t | $(awk -v a="$t" -v b="$t_off" 'BEGIN { printf "%.3f", a / b }') | $c | $(awk -v a="$c" -v b="$c_off" 'BEGIN { printf "%.3f", a / b }') | $p | $(col "$m" tput | paste -sd' ') |"
+    echo "| $m | $t | $(awk -v a="$t" -v b="$t_off" 'BEGIN { printf "%.3f", a / b }') | $c | $(awk -v a="$c" -v b="$c_off" 'BEGIN { printf "%.3f", a / b }') | $(col "$m" bpf | median | awk '{ printf "%.4f", $1 }') | $p | $(col "$m" tput | paste -sd' ') |"
   done
   echo
   echo "Refused by the saturated node (mempool full, per run): $(for m in $MODES; do printf '%s %s; ' "$m" "$(col "$m" refused | paste -sd' ')"; done)"
+  echo
+  echo "Per run, in run order within each mode: node CPU-s per 1,000 tx; CPU-s stolen by the hypervisor from the node's CPU; CPU-s of a fixed calibration loop on the node's CPU just before the run (the machine's speed)."
+  echo
+  echo "| mode | node CPU-s per 1,000 tx | BPF run time / node CPU | stolen CPU-s | calibration CPU-s |"
+  echo "|---|---|---|---|---|"
+  for m in $MODES; do
+    echo "| $m | $(col "$m" node | paste -sd' ') | $(col "$m" bpf | awk '{ printf "%.4f ", $1 }' | sed 's/ $//') | $(col "$m" steal | paste -sd' ') | $(col "$m" calib | paste -sd' ') |"
+  done
   echo "Targets (issue 12, dwarf): throughput / off >= 0.97; node CPU per 1,000 tx / off <= 1.03."
 } | tee "$OUT/results.md"
 
