@@ -29,8 +29,8 @@ use probes_common::{
     SCOPE_CGROUPS, SCOPE_TGIDS, SLOTS, SYS_FDATASYNC, SYS_FSYNC,
 };
 
-/// `-EFAULT` from `bpf_get_stackid`: no user stack (kernel thread), not a loss.
-const EFAULT: i32 = -14;
+use crate::ustack::EFAULT;
+
 /// `CLONE_THREAD`: a new thread, not a new process.
 const CLONE_THREAD: u64 = 0x0001_0000;
 

@@ -24,6 +24,11 @@ use probes_common::ustack::{
     USTACK_OFFCPU_END, USTACK_PAGE,
 };
 
+/// `-EFAULT` from `bpf_get_stackid` or `bpf_get_stack`: no stack to take
+/// (a kernel thread's user stack, a user-mode sample's kernel stack), not a
+/// loss.
+pub(crate) const EFAULT: i32 = -14;
+
 /// Unwinding configuration (slot 0).
 #[map]
 pub(crate) static UNWIND_CONFIG: Array<UnwindConfig> = Array::with_max_entries(1, 0);
@@ -58,7 +63,7 @@ pub(crate) fn count_stack_err(slot: u32, site: u32, err: i64) {
     let cause = match err {
         -17 => stack_err::EEXIST,
         -12 => stack_err::ENOMEM,
-        -14 => stack_err::EFAULT,
+        e if e == i64::from(EFAULT) => stack_err::EFAULT,
         _ => stack_err::OTHER,
     };
     count_cause(slot, site, cause);
@@ -210,7 +215,8 @@ pub(crate) fn send_ustack(
     };
     // The walk carries an fp_only record's user stack: its failure (but
     // EFAULT, no user stack to take) loses that stack.
-    let ustack_lost = fp_only && ustack_err < 0 && ustack_err != -14;
+    let ustack_lost = fp_only && ustack_err < 0 && ustack_err != EFAULT;
+    let kstack_lost = kstack_err < 0 && kstack_err != EFAULT;
     rec.hdr = UstackHeader {
         kind: who.kind,
         slot: who.gen,
@@ -250,7 +256,7 @@ pub(crate) fn send_ustack(
     }
     Sent {
         sent: true,
-        lost: kstack_err < 0 || ustack_lost,
+        lost: kstack_lost || ustack_lost,
     }
 }
 
