@@ -99,7 +99,7 @@ impl QualityAcc {
             })
             .collect();
         let (c, cut, bytes, fallbacks) = raw.copy.get(copy).map_or((0, 0, 0, 0), |s| {
-            (s.copies, s.cut_short, s.bytes, s.map_fallbacks)
+            (s.copies, s.cut_short, s.bytes, s.stack_map_fallbacks)
         });
         StackQuality {
             weight: self.weight,

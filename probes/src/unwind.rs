@@ -673,7 +673,7 @@ pub struct CopyStats {
     pub unmatched_ends: u64,
     /// Stacks the stack map refused that came inline by frame pointers
     /// (`USTACK_FLAG_FP_ONLY`), not counted as copies.
-    pub map_fallbacks: u64,
+    pub stack_map_fallbacks: u64,
 }
 
 /// An off-CPU switch-out whose user stack was copied, waiting for its
@@ -941,7 +941,7 @@ fn consume(bytes: &[u8], mode: UnwindMode, st: &mut ReaderState) {
     // map would have held it (no walk: no user stack).
     let u = if fp_only {
         Unwound {
-            frames: r.user_fp.clone(),
+            frames: r.user_fp,
             end: StackEnd::FramePointers,
         }
     } else {
@@ -968,7 +968,7 @@ fn consume(bytes: &[u8], mode: UnwindMode, st: &mut ReaderState) {
     let agg = &mut st.slots[(h.slot % SLOTS) as usize];
     let c = &mut agg.copy[usize::from(h.kind == USTACK_OFFCPU)];
     if fp_only {
-        c.map_fallbacks += 1;
+        c.stack_map_fallbacks += 1;
     } else {
         c.copies += 1;
         c.bytes += u64::from(h.copied);
