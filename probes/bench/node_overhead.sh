@@ -14,28 +14,33 @@
 #
 # Design: paired windows. This machine's speed drifts by up to 2x over
 # minutes (a fixed CPU loop took 0.44 to 0.99 CPU-s from one run to the
-# next), so runs minutes apart cannot be compared to 3%. Instead each
-# block is one fresh node under one continuous load, measured in four
-# windows of W seconds, in the order off, on, on, off (ABBA): the probes
-# are attached (a fresh qfc-probe) between the first two and detached
-# (qfc-probe stopped) between the last two, outside the windows. A drift
-# that is linear over the block hits both sides alike. The figure of a
-# block is its two `on` windows over its two `off` windows; the result is
-# the median over BLOCKS blocks per mode, with a distribution-free 95%
-# interval of that median (order statistics). Blocks of the modes
-# alternate, the order rotating from round to round.
+# next), so runs minutes apart cannot be compared to 3%. Instead one node
+# runs under one continuous load for the whole bench; after WARM seconds
+# (default 60: a fresh node is faster until its first flushes and
+# compactions, some 20-30 s in) it is measured in blocks of four windows
+# of W seconds each: off, on, on, off, or on, off, off, on, the two
+# alternating from block to block of a mode. The probes are attached (a
+# fresh qfc-probe) and detached (qfc-probe stopped) between windows, never
+# inside one. A drift that is linear over a block hits both sides alike;
+# the alternation cancels, over pairs of blocks, a drift that is not (a
+# first window that is faster than the rest biases off-on-on-off against
+# the probes and on-off-off-on for them). The figure of a block is its two
+# `on` windows over its two `off` windows; the result is the median over
+# BLOCKS blocks per mode, with a distribution-free 95% interval of that
+# median (order statistics). Blocks of the modes alternate, the order
+# rotating from round to round.
 #
 # Per window: transactions accepted by the node (its `qfc_transactions_total`
 # plus `qfc_mempool_size`, from its metrics endpoint, at both ends), the
 # node's CPU time (utime + stime from /proc, all threads), qfc-probe's CPU
-# time. Per block's `on` side, from qfc-probe's session.json (one probe
-# window over both `on` windows): the kernel's count
+# time. Per probe session, from its session.json (one probe window over
+# its `on` windows): the kernel's count
 # (bpf_stats) of the programs' run time over the node's CPU time.
 #
 #   cargo build --release -p refnode -p loadgen -p probes --bins
-#   sudo PIN=1 bash probes/bench/node_overhead.sh [OUT_DIR]   # W=8 BLOCKS=12 ACCOUNTS=256 BLOCK_MS=50 MODES="fp dwarf" PROBES=...
+#   sudo bash probes/bench/node_overhead.sh [OUT_DIR]   # W=10 BLOCKS=12 WARM=60 ACCOUNTS=256 BLOCK_MS=50 MODES="fp dwarf" PROBES=...
 #
-# PIN=1 pins the node to CPU 0 and the load generator and qfc-probe to CPU 1
+# PIN=1 (the default with two CPUs or more) pins the node to CPU 0 and the load generator and qfc-probe to CPU 1
 # (taskset), so that the node's throughput is bounded by one core of its own
 # and not by how the scheduler splits both cores between it and its load.
 # The probes' programs run on the node's core, in its context; qfc-probe's
@@ -48,11 +53,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 T="${CARGO_TARGET_DIR:-target}/${PROFILE:-release}"
 OUT="${1:-/tmp/qfc-node-overhead}"
-PIN="${PIN:-0}"
+# Pinned by default where there are two CPUs or more (PIN=0: not pinned).
+PIN="${PIN:-$([ "$(nproc)" -ge 2 ] && echo 1 || echo 0)}"
 if [ "$PIN" = 1 ]; then NODE_CPU=(taskset -c 0) LOAD_CPU=(taskset -c 1); else NODE_CPU=() LOAD_CPU=(); fi
-W="${W:-8}" BLOCKS="${BLOCKS:-12}" ACCOUNTS="${ACCOUNTS:-256}" USTACK="${USTACK:-16384}" BLOCK_MS="${BLOCK_MS:-50}"
+W="${W:-10}" BLOCKS="${BLOCKS:-12}" ACCOUNTS="${ACCOUNTS:-256}" USTACK="${USTACK:-16384}" BLOCK_MS="${BLOCK_MS:-50}"
 PROBES="${PROBES:-fsync,bio,offcpu,writepath,oncpu}" MODES="${MODES:-fp dwarf}"
-WARM="${WARM:-3}" SETTLE="${SETTLE:-2}"
+WARM="${WARM:-60}" SETTLE="${SETTLE:-2}"
 for b in qfc-refnode qfc-load qfc-probe; do
   [ -x "$T/$b" ] || { echo "node_overhead: $T/$b missing: run cargo build --release -p refnode -p loadgen -p probes --bins" >&2; exit 1; }
 done
@@ -104,57 +110,68 @@ window() { # block mode side: one measured window, appended to windows.tsv
   t0=$(now) a0=$(accepted) n0=$(ticks "$NODE") p0=$(ticks "$PROBE")
   sleep "$W"
   t1=$(now) a1=$(accepted) n1=$(ticks "$NODE") p1=$(ticks "$PROBE")
-  kill -0 "$LOAD" 2>/dev/null || { echo "node_overhead: qfc-load ended early (see $OUT/load-$1.err)" >&2; exit 1; }
+  kill -0 "$LOAD" 2>/dev/null || { echo "node_overhead: qfc-load ended early (see $OUT/load.err)" >&2; exit 1; }
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" \
     "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" $(( a1 - a0 )) $(( n1 - n0 )) $(( p1 - p0 )) >>"$OUT/windows.tsv"
 }
 
-block() { # index mode: off, on, on, off on one fresh node under one load
-  local n="$2-$1"
-  start_node "$n"
-  "${LOAD_CPU[@]}" "$T/qfc-load" --rpc "$RPC" --tx-closed --tx-accounts "$ACCOUNTS" --sample-receipts 0 \
-    --duration-s $(( 4 * W + 600 )) --floor-ms 0 --seed 7 --phase load --out "$OUT/load-$n" >"$OUT/load-$n.json" 2>"$OUT/load-$n.err" &
-  LOAD=$!
-  sleep "$WARM"
-  window "$1" "$2" off
-  rm -f "$OUT/ctl-$n"; mkfifo "$OUT/ctl-$n"
-  "${LOAD_CPU[@]}" "$T/qfc-probe" --pid "$NODE" --out "$OUT/probe-$n" --probes "$PROBES" --unwind "$2" --ustack-bytes "$USTACK" \
-    --control stdin <"$OUT/ctl-$n" >"$OUT/probe-$n.log" 2>"$OUT/probe-$n.err" &
+attach() { # name: a fresh qfc-probe on the node, its window `on` open
+  rm -f "$OUT/ctl-$1"; mkfifo "$OUT/ctl-$1"
+  "${LOAD_CPU[@]}" "$T/qfc-probe" --pid "$NODE" --out "$OUT/probe-$1" --probes "$PROBES" --unwind "$MODE" --ustack-bytes "$USTACK" \
+    --control stdin <"$OUT/ctl-$1" >"$OUT/probe-$1.log" 2>"$OUT/probe-$1.err" &
   PROBE=$!
-  exec 7>"$OUT/ctl-$n"
-  for _ in $(seq 600); do grep -q '^ready' "$OUT/probe-$n.log" 2>/dev/null && break; sleep 0.1; done
-  grep -q '^ready' "$OUT/probe-$n.log" || { echo "node_overhead: qfc-probe not ready (see $OUT/probe-$n.err)" >&2; exit 1; }
-  # One probe window over both `on` windows: a phase boundary renders the
-  # window it closes, work that a run does a few times, not all along.
+  exec 7>"$OUT/ctl-$1"
+  for _ in $(seq 600); do grep -q '^ready' "$OUT/probe-$1.log" 2>/dev/null && break; sleep 0.1; done
+  grep -q '^ready' "$OUT/probe-$1.log" || { echo "node_overhead: qfc-probe not ready (see $OUT/probe-$1.err)" >&2; exit 1; }
+  # One probe window over the session's `on` windows: a phase boundary
+  # renders the window it closes, work that a run does a few times, not
+  # all along.
   echo "phase on" >&7
   sleep "$SETTLE"
-  window "$1" "$2" on
-  window "$1" "$2" on
+}
+detach() { # name
   echo stop >&7; exec 7>&-
-  wait "$PROBE" || { echo "node_overhead: qfc-probe failed (see $OUT/probe-$n.err)" >&2; exit 1; }
+  wait "$PROBE" || { echo "node_overhead: qfc-probe failed (see $OUT/probe-$1.err)" >&2; exit 1; }
   PROBE=""
+  rm -f "$OUT/ctl-$1"
   sleep "$SETTLE"
-  window "$1" "$2" off
-  kill "$LOAD" 2>/dev/null || true; wait "$LOAD" 2>/dev/null || true; LOAD=""
-  stop_node "$n"
-  rm -f "$OUT/ctl-$n"
+}
+
+block() { # index mode pattern: four windows, the probes attached for the `on` ones
+  local k=0 side
+  MODE=$2
+  for side in $3; do
+    if [ "$side" = on ] && [ -z "$PROBE" ]; then k=$(( k + 1 )); attach "$2-$1-$k"; fi
+    if [ "$side" = off ] && [ -n "$PROBE" ]; then detach "$2-$1-$k"; fi
+    window "$1" "$2" "$side"
+  done
+  if [ -n "$PROBE" ]; then detach "$2-$1-$k"; fi
 }
 
 printf 'block\tmode\tside\tseconds\taccepted\tnode_ticks\tprobe_ticks\n' >"$OUT/windows.tsv"
+start_node bench
+"${LOAD_CPU[@]}" "$T/qfc-load" --rpc "$RPC" --tx-closed --tx-accounts "$ACCOUNTS" --sample-receipts 0 \
+  --duration-s 86400 --floor-ms 0 --seed 7 --phase load --out "$OUT/load" >"$OUT/load.json" 2>"$OUT/load.err" &
+LOAD=$!
+log "one node, one closed loop; warming up for $WARM s"
+sleep "$WARM"
 read -r -a order <<<"$MODES"
 for i in $(seq 1 "$BLOCKS"); do
   k=$(( (i - 1) % ${#order[@]} ))
+  if [ $(( i % 2 )) = 1 ]; then pattern="off on on off"; else pattern="on off off on"; fi
   for m in "${order[@]:k}" "${order[@]:0:k}"; do
-    log "block $i, $m: off, on, on, off (${W} s windows)"
-    block "$i" "$m"
+    log "block $i, $m: $pattern (${W} s windows)"
+    block "$i" "$m" "$pattern"
   done
 done
+kill "$LOAD" 2>/dev/null || true; wait "$LOAD" 2>/dev/null || true; LOAD=""
+stop_node bench
 
 # The kernel's count of the programs' run time over the node's CPU time,
 # per block's `on` side (an upper bound of the in-context cost: it also counts
 # programs that fired for qfc-load and qfc-probe on the other CPU).
 for f in "$OUT"/probe-*/session.json; do
-  n=$(basename "$(dirname "$f")"); n=${n#probe-}
+  n=$(basename "$(dirname "$f")"); n=${n#probe-}; n=${n%-*}
   jq -r --arg n "$n" '.windows[] | select(.phase == "on") | [$n, .phase, (.cost.bpf_cpu_s // "nan"), (.cost.target_cpu_s // "nan")] | @tsv' "$f"
 done >"$OUT/bpf.tsv"
 
@@ -202,8 +219,8 @@ for m in modes.split():
     per_mode[m] = res
 
 print(f"Probes `{probes}`. Closed transaction loop ({accounts} clients, one per account), blocks every {block_ms} ms. "
-      f"Paired design: per block a fresh node under one load, four {w} s windows off, on, on, off (the probes attached "
-      f"between the first two, detached between the last two); {blocks} blocks per mode, the modes alternating. "
+      f"Paired design: one node under one load, after a warm-up; per block four {w} s windows, off, on, on, off or "
+      f"on, off, off, on in turn (the probes attached and detached between windows); {blocks} blocks per mode, the modes alternating. "
       f"Stack copy {ustack} bytes in dwarf mode."
       + (" Pinned: the node on CPU 0, qfc-load and qfc-probe on CPU 1." if pin == "1" else "")
       + f" {when}, {kernel}, {cpus} CPUs, load average at the start {load0}, at the end {load1}.")
