@@ -14,12 +14,14 @@
 #
 # Design: paired windows. This machine's speed drifts by up to 2x over
 # minutes (a fixed CPU loop took 0.44 to 0.99 CPU-s from one run to the
-# next), so runs minutes apart cannot be compared to 3%. Instead one node
-# runs under one continuous load for the whole bench; after WARM seconds
-# (default 60: a fresh node is faster until its first flushes and
-# compactions, some 20-30 s in) it is measured in blocks of four windows
-# of W seconds each: off, on, on, off, or on, off, off, on, the two
-# alternating from block to block of a mode. The probes are attached (a
+# next), so runs minutes apart cannot be compared to 3%. Instead each
+# block is one fresh node under one continuous load: after WARM seconds
+# (default 20: a fresh node is faster until its first flushes and
+# compactions, some 15 s in) it is measured in four windows of W seconds:
+# off, on, on, off, or on, off, off, on, the two alternating from block to
+# block of a mode. (One node for the whole bench does not do: its
+# database grows under the load, and its compactions make it slower and
+# noisier by the minute.) The probes are attached (a
 # fresh qfc-probe) and detached (qfc-probe stopped) between windows, never
 # inside one. A drift that is linear over a block hits both sides alike;
 # the alternation cancels, over pairs of blocks, a drift that is not (a
@@ -38,7 +40,7 @@
 # (bpf_stats) of the programs' run time over the node's CPU time.
 #
 #   cargo build --release -p refnode -p loadgen -p probes --bins
-#   sudo bash probes/bench/node_overhead.sh [OUT_DIR]   # W=10 BLOCKS=12 WARM=60 ACCOUNTS=256 BLOCK_MS=50 MODES="fp dwarf" PROBES=...
+#   sudo bash probes/bench/node_overhead.sh [OUT_DIR]   # W=10 BLOCKS=12 WARM=20 ACCOUNTS=256 BLOCK_MS=50 MODES="fp dwarf" PROBES=...
 #
 # PIN=1 (the default with two CPUs or more) pins the node to CPU 0 and the load generator and qfc-probe to CPU 1
 # (taskset), so that the node's throughput is bounded by one core of its own
@@ -58,7 +60,7 @@ PIN="${PIN:-$([ "$(nproc)" -ge 2 ] && echo 1 || echo 0)}"
 if [ "$PIN" = 1 ]; then NODE_CPU=(taskset -c 0) LOAD_CPU=(taskset -c 1); else NODE_CPU=() LOAD_CPU=(); fi
 W="${W:-10}" BLOCKS="${BLOCKS:-12}" ACCOUNTS="${ACCOUNTS:-256}" USTACK="${USTACK:-16384}" BLOCK_MS="${BLOCK_MS:-50}"
 PROBES="${PROBES:-fsync,bio,offcpu,writepath,oncpu}" MODES="${MODES:-fp dwarf}"
-WARM="${WARM:-60}" SETTLE="${SETTLE:-2}"
+WARM="${WARM:-20}" SETTLE="${SETTLE:-2}"
 for b in qfc-refnode qfc-load qfc-probe; do
   [ -x "$T/$b" ] || { echo "node_overhead: $T/$b missing: run cargo build --release -p refnode -p loadgen -p probes --bins" >&2; exit 1; }
 done
@@ -110,7 +112,7 @@ window() { # block mode side: one measured window, appended to windows.tsv
   t0=$(now) a0=$(accepted) n0=$(ticks "$NODE") p0=$(ticks "$PROBE")
   sleep "$W"
   t1=$(now) a1=$(accepted) n1=$(ticks "$NODE") p1=$(ticks "$PROBE")
-  kill -0 "$LOAD" 2>/dev/null || { echo "node_overhead: qfc-load ended early (see $OUT/load.err)" >&2; exit 1; }
+  kill -0 "$LOAD" 2>/dev/null || { echo "node_overhead: qfc-load ended early (see $OUT/load-$2-$1.err)" >&2; exit 1; }
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" \
     "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" $(( a1 - a0 )) $(( n1 - n0 )) $(( p1 - p0 )) >>"$OUT/windows.tsv"
 }
@@ -137,24 +139,25 @@ detach() { # name
   sleep "$SETTLE"
 }
 
-block() { # index mode pattern: four windows, the probes attached for the `on` ones
-  local k=0 side
+block() { # index mode pattern: a fresh node under one load, four windows, the probes attached for the `on` ones
+  local k=0 side n="$2-$1"
   MODE=$2
+  start_node "$n"
+  "${LOAD_CPU[@]}" "$T/qfc-load" --rpc "$RPC" --tx-closed --tx-accounts "$ACCOUNTS" --sample-receipts 0 \
+    --duration-s 86400 --floor-ms 0 --seed 7 --phase load --out "$OUT/load-$n" >"$OUT/load-$n.json" 2>"$OUT/load-$n.err" &
+  LOAD=$!
+  sleep "$WARM"
   for side in $3; do
     if [ "$side" = on ] && [ -z "$PROBE" ]; then k=$(( k + 1 )); attach "$2-$1-$k"; fi
     if [ "$side" = off ] && [ -n "$PROBE" ]; then detach "$2-$1-$k"; fi
     window "$1" "$2" "$side"
   done
   if [ -n "$PROBE" ]; then detach "$2-$1-$k"; fi
+  kill "$LOAD" 2>/dev/null || true; wait "$LOAD" 2>/dev/null || true; LOAD=""
+  stop_node "$n"
 }
 
 printf 'block\tmode\tside\tseconds\taccepted\tnode_ticks\tprobe_ticks\n' >"$OUT/windows.tsv"
-start_node bench
-"${LOAD_CPU[@]}" "$T/qfc-load" --rpc "$RPC" --tx-closed --tx-accounts "$ACCOUNTS" --sample-receipts 0 \
-  --duration-s 86400 --floor-ms 0 --seed 7 --phase load --out "$OUT/load" >"$OUT/load.json" 2>"$OUT/load.err" &
-LOAD=$!
-log "one node, one closed loop; warming up for $WARM s"
-sleep "$WARM"
 read -r -a order <<<"$MODES"
 for i in $(seq 1 "$BLOCKS"); do
   k=$(( (i - 1) % ${#order[@]} ))
@@ -164,8 +167,6 @@ for i in $(seq 1 "$BLOCKS"); do
     block "$i" "$m" "$pattern"
   done
 done
-kill "$LOAD" 2>/dev/null || true; wait "$LOAD" 2>/dev/null || true; LOAD=""
-stop_node bench
 
 # The kernel's count of the programs' run time over the node's CPU time,
 # per block's `on` side (an upper bound of the in-context cost: it also counts
@@ -219,7 +220,7 @@ for m in modes.split():
     per_mode[m] = res
 
 print(f"Probes `{probes}`. Closed transaction loop ({accounts} clients, one per account), blocks every {block_ms} ms. "
-      f"Paired design: one node under one load, after a warm-up; per block four {w} s windows, off, on, on, off or "
+      f"Paired design: per block a fresh node under one load, after a warm-up, four {w} s windows, off, on, on, off or "
       f"on, off, off, on in turn (the probes attached and detached between windows); {blocks} blocks per mode, the modes alternating. "
       f"Stack copy {ustack} bytes in dwarf mode."
       + (" Pinned: the node on CPU 0, qfc-load and qfc-probe on CPU 1." if pin == "1" else "")
