@@ -32,10 +32,12 @@
 # median (order statistics). Blocks of the modes alternate, the order
 # rotating from round to round.
 #
-# Per window: transactions accepted by the node (its `qfc_transactions_total`
-# plus `qfc_mempool_size`, from its metrics endpoint, at both ends), the
-# node's CPU time (utime + stime from /proc, all threads), qfc-probe's CPU
-# time. Per probe session, from its session.json (one probe window over
+# Per window, and per second within it: transactions accepted by the node
+# (its `qfc_transactions_total` plus `qfc_mempool_size`, from its metrics
+# endpoint), the node's CPU time (utime + stime from /proc, all threads);
+# per window, qfc-probe's CPU time. The summary gives each figure over
+# whole windows and, for throughput, over a window's median second, which
+# a stall of a second or two moves far less. Per probe session, from its session.json (one probe window over
 # its `on` windows): the kernel's count
 # (bpf_stats) of the programs' run time over the node's CPU time.
 #
@@ -48,7 +50,8 @@
 # The probes' programs run on the node's core, in its context; qfc-probe's
 # own work shows in its CPU time.
 #
-# Writes OUT_DIR/results.md, OUT_DIR/windows.tsv (every window) and the
+# Writes OUT_DIR/results.md (node_overhead_table.py's summary of the raw
+# files beside it: run.json, windows.tsv, seconds.tsv, bpf.tsv) and the
 # probes' sessions; with DOCS=1 also the table into docs/BENCHMARKS.md
 # between the `node_overhead.sh` markers.
 set -euo pipefail
@@ -107,11 +110,18 @@ accepted() {
 }
 now() { date +%s.%N; }
 
-window() { # block mode side: one measured window, appended to windows.tsv
-  local t0 a0 n0 p0 t1 a1 n1 p1
+window() { # block mode side: one measured window, appended to windows.tsv, and its seconds to seconds.tsv
+  local t0 a0 n0 p0 t1 a1 n1 p1 j tb ab nb
   t0=$(now) a0=$(accepted) n0=$(ticks "$NODE") p0=$(ticks "$PROBE")
-  sleep "$W"
-  t1=$(now) a1=$(accepted) n1=$(ticks "$NODE") p1=$(ticks "$PROBE")
+  t1=$t0 a1=$a0 n1=$n0
+  for j in $(seq 1 "$W"); do
+    sleep "$(awk -v t0="$t0" -v j="$j" -v t="$(now)" 'BEGIN { d = t0 + j - t; printf "%.3f", (d > 0 ? d : 0) }')"
+    tb=$(now) ab=$(accepted) nb=$(ticks "$NODE")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$j" \
+      "$(awk -v a="$t1" -v b="$tb" 'BEGIN { printf "%.3f", b - a }')" $(( ab - a1 )) $(( nb - n1 )) >>"$OUT/seconds.tsv"
+    t1=$tb a1=$ab n1=$nb
+  done
+  p1=$(ticks "$PROBE")
   kill -0 "$LOAD" 2>/dev/null || { echo "node_overhead: qfc-load ended early (see $OUT/load-$2-$1.err)" >&2; exit 1; }
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" \
     "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" $(( a1 - a0 )) $(( n1 - n0 )) $(( p1 - p0 )) >>"$OUT/windows.tsv"
@@ -157,7 +167,13 @@ block() { # index mode pattern: a fresh node under one load, four windows, the p
   stop_node "$n"
 }
 
+jq -n --arg hz "$HZ" --arg modes "$MODES" --arg probes "$PROBES" --arg w "$W" --arg blocks "$BLOCKS" --arg warm "$WARM" \
+  --arg accounts "$ACCOUNTS" --arg block_ms "$BLOCK_MS" --arg ustack "$USTACK" --arg pin "$PIN" --arg load_start "$LOAD_START" \
+  --arg started "$(date -u +%FT%RZ)" --arg kernel "$(uname -r)" --arg cpus "$(nproc)" \
+  '{hz: $hz, modes: $modes, probes: $probes, w: $w, blocks: $blocks, warm: $warm, accounts: $accounts, block_ms: $block_ms,
+    ustack: $ustack, pin: $pin, load_start: $load_start, started: $started, kernel: $kernel, cpus: $cpus}' >"$OUT/run.json"
 printf 'block\tmode\tside\tseconds\taccepted\tnode_ticks\tprobe_ticks\n' >"$OUT/windows.tsv"
+printf 'block\tmode\tside\tsecond\tseconds\taccepted\tnode_ticks\n' >"$OUT/seconds.tsv"
 read -r -a order <<<"$MODES"
 for i in $(seq 1 "$BLOCKS"); do
   k=$(( (i - 1) % ${#order[@]} ))
@@ -176,90 +192,9 @@ for f in "$OUT"/probe-*/session.json; do
   jq -r --arg n "$n" '.windows[] | select(.phase == "on") | [$n, .phase, (.cost.bpf_cpu_s // "nan"), (.cost.target_cpu_s // "nan")] | @tsv' "$f"
 done >"$OUT/bpf.tsv"
 
-python3 - "$OUT" "$HZ" "$MODES" "$PROBES" "$W" "$BLOCKS" "$ACCOUNTS" "$BLOCK_MS" "$USTACK" "$PIN" "$LOAD_START" \
-  "$(cut -d' ' -f1-3 /proc/loadavg)" "$(date -u +%FT%RZ)" "$(uname -r)" "$(nproc)" <<'EOF' | tee "$OUT/results.md"
-import csv, math, statistics, sys
-out, hz, modes, probes, w, blocks, accounts, block_ms, ustack, pin, load0, load1, when, kernel, cpus = sys.argv[1:]
-hz = float(hz)
-rows = list(csv.DictReader(open(f"{out}/windows.tsv"), delimiter="\t"))
-bpf = {}
-for line in open(f"{out}/bpf.tsv"):
-    name, _, b, t = line.rstrip("\n").split("\t")
-    if b != "nan" and t != "nan" and float(t) > 0:
-        bpf.setdefault(name, []).append(float(b) / float(t))
-
-def median_ci(xs):
-    """Median and a distribution-free 95% interval: the order statistics
-    x(k) and x(n+1-k) with the largest k such that P(Bin(n, 1/2) < k) <= 0.025."""
-    xs = sorted(xs)
-    n = len(xs)
-    k, cum = 0, 0.0
-    while True:
-        p = math.comb(n, k) / 2 ** n
-        if cum + p > 0.025:
-            break
-        cum += p
-        k += 1
-    lo, hi = (xs[k - 1], xs[n - k]) if k >= 1 else (float("nan"), float("nan"))
-    return statistics.median(xs), lo, hi, 1 - 2 * cum if k >= 1 else float("nan")
-
-per_mode = {}
-for m in modes.split():
-    blocks_m = {}
-    for r in rows:
-        if r["mode"] == m:
-            s = blocks_m.setdefault(r["block"], {"on": [0, 0, 0, 0], "off": [0, 0, 0, 0]})[r["side"]]
-            s[0] += float(r["seconds"]); s[1] += int(r["accepted"]); s[2] += int(r["node_ticks"]); s[3] += int(r["probe_ticks"])
-    res = []
-    for b, s in sorted(blocks_m.items(), key=lambda kv: int(kv[0])):
-        on, off = s["on"], s["off"]
-        t_on, t_off = on[1] / on[0], off[1] / off[0]
-        c_on, c_off = on[2] / hz * 1000 / on[1], off[2] / hz * 1000 / off[1]
-        res.append({"block": b, "t_on": t_on, "t_off": t_off, "tr": t_on / t_off, "cr": c_on / c_off,
-                    "c_on": c_on, "c_off": c_off, "probe_cpu_per_s": on[3] / hz / on[0]})
-    per_mode[m] = res
-
-print(f"Probes `{probes}`. Closed transaction loop ({accounts} clients, one per account), blocks every {block_ms} ms. "
-      f"Paired design: per block a fresh node under one load, after a warm-up, four {w} s windows, off, on, on, off or "
-      f"on, off, off, on in turn (the probes attached and detached between windows); {blocks} blocks per mode, the modes alternating. "
-      f"Stack copy {ustack} bytes in dwarf mode."
-      + (" Pinned: the node on CPU 0, qfc-load and qfc-probe on CPU 1." if pin == "1" else "")
-      + f" {when}, {kernel}, {cpus} CPUs, load average at the start {load0}, at the end {load1}.")
-print()
-print("| mode | throughput on / off (median of blocks) | 95% interval | node CPU-s per 1,000 tx on / off (median) | 95% interval | "
-      "BPF run time / node CPU (kernel's count, median of blocks) | qfc-probe CPU-s per s (median) | tx/s off, median of blocks |")
-print("|---|---:|---|---:|---|---:|---:|---:|")
-for m, res in per_mode.items():
-    if not res:
-        continue
-    tr = median_ci([r["tr"] for r in res]); cr = median_ci([r["cr"] for r in res])
-    names = {f"{m}-{r['block']}" for r in res}
-    k = [x for n, xs in bpf.items() if n in names for x in xs]
-    print(f"| {m} | {tr[0]:.3f} | {tr[1]:.3f} to {tr[2]:.3f} ({tr[3]:.1%}) | {cr[0]:.3f} | {cr[1]:.3f} to {cr[2]:.3f} ({cr[3]:.1%}) | "
-          f"{statistics.median(k) if k else float('nan'):.4f} | {statistics.median(r['probe_cpu_per_s'] for r in res):.4f} | "
-          f"{statistics.median(r['t_off'] for r in res):.0f} |")
-print()
-print("Per block, in block order: throughput on / off; node CPU per 1,000 tx on / off; tx/s off.")
-print()
-print("| mode | throughput on / off | CPU per 1,000 tx on / off | tx/s off |")
-print("|---|---|---|---|")
-for m, res in per_mode.items():
-    cols = [" ".join(format(r[k], f) for r in res) for k, f in (("tr", ".3f"), ("cr", ".3f"), ("t_off", ".0f"))]
-    print(f"| {m} | {cols[0]} | {cols[1]} | {cols[2]} |")
-print()
-for m, res in per_mode.items():
-    if not res or m != "dwarf":
-        continue
-    tr = median_ci([r["tr"] for r in res]); cr = median_ci([r["cr"] for r in res])
-    def verdict(med, lo, hi, bar, ge):
-        if math.isnan(lo):
-            return f"median {'meets' if (med >= bar if ge else med <= bar) else 'misses'} it; too few blocks for an interval"
-        if ge:
-            return "met, interval above the bar" if lo >= bar else ("missed, interval below the bar" if hi < bar else f"median {'meets' if med >= bar else 'misses'} it, interval straddles it")
-        return "met, interval below the bar" if hi <= bar else ("missed, interval above the bar" if lo > bar else f"median {'meets' if med <= bar else 'misses'} it, interval straddles it")
-    print(f"Targets (issue 12, dwarf): throughput / off >= 0.97: {verdict(*tr[:3], 0.97, True)}; "
-          f"node CPU per 1,000 tx / off <= 1.03: {verdict(*cr[:3], 1.03, False)}.")
-EOF
+jq --arg e "$(date -u +%FT%RZ)" --arg l "$(cut -d' ' -f1-3 /proc/loadavg)" '.ended = $e | .load_end = $l' "$OUT/run.json" >"$OUT/run.json.tmp"
+mv "$OUT/run.json.tmp" "$OUT/run.json"
+python3 probes/bench/node_overhead_table.py "$OUT" | tee "$OUT/results.md"
 
 if [ "${DOCS:-0}" = 1 ]; then
   bash scripts/write-table.sh node_overhead.sh "$OUT/results.md" docs/BENCHMARKS.md

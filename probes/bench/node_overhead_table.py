@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Summarizes the raw output of node_overhead.sh into the markdown table of
+docs/BENCHMARKS.md (on standard output).
+
+    python3 node_overhead_table.py OUT
+
+OUT holds `run.json` (the bench's settings), `windows.tsv` (one line per
+measured window), `seconds.tsv` (one line per second of those windows) and
+`bpf.tsv` (the kernel's count per probe session).
+
+Per block of a mode (two `on` and two `off` windows of one node under one
+load), two figures, each `on` over `off`:
+- whole windows: transactions accepted over the windows' time, and node
+  CPU time per 1,000 of them;
+- seconds: each window's median over its one-second figures, then the
+  mean of a side's two windows. A compaction that stalls the node for a second
+  or two moves a window's total by several percent and its median second
+  hardly at all; a steady tax such as the probes' moves both.
+The result per mode is the median over blocks with a distribution-free 95%
+interval of that median (order statistics). Exits 1 with the reason when
+a file is missing or a block is incomplete."""
+import csv
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+
+def fail(why):
+    sys.exit(f"node_overhead_table: {why}")
+
+
+def median_ci(xs):
+    """Median, and the order statistics x(k), x(n+1-k) with the largest k
+    such that P(Bin(n, 1/2) < k) <= 0.025, with their coverage; no
+    interval (NaN) for fewer than six values."""
+    xs = sorted(xs)
+    n = len(xs)
+    k, below = 0, 0.0
+    while k < n:
+        p = math.comb(n, k) / 2**n
+        if below + p > 0.025:
+            break
+        below += p
+        k += 1
+    if k == 0:
+        return statistics.median(xs), math.nan, math.nan, math.nan
+    return statistics.median(xs), xs[k - 1], xs[n - k], 1 - 2 * below
+
+
+def read_tsv(path):
+    if not path.is_file():
+        fail(f"{path}: missing")
+    return list(csv.DictReader(path.open(), delimiter="\t"))
+
+
+def main(out):
+    out = Path(out)
+    run = json.loads((out / "run.json").read_text())
+    hz = float(run["hz"])
+    windows = read_tsv(out / "windows.tsv")
+    seconds = read_tsv(out / "seconds.tsv") if (out / "seconds.tsv").is_file() else []
+    bpf = {}
+    if (out / "bpf.tsv").is_file():
+        for line in (out / "bpf.tsv").read_text().splitlines():
+            name, _, b, t = line.split("\t")
+            if b != "nan" and t != "nan" and float(t) > 0:
+                bpf.setdefault(name, []).append(float(b) / float(t))
+
+    # A window's seconds, (rate, CPU-s per 1,000 tx) for each second with
+    # transactions: the n-th `second == 1` of a (mode, block, side) starts
+    # the n-th window of that side, in windows.tsv's order.
+    per_window_secs = {}
+    counters = {}
+    for r in seconds:
+        key = (r["mode"], r["block"], r["side"])
+        if r["second"] == "1":
+            counters[key] = counters.get(key, 0) + 1
+        wkey = key + (counters.get(key, 0),)
+        a, s, t = int(r["accepted"]), float(r["seconds"]), int(r["node_ticks"])
+        if a > 0 and s > 0:
+            per_window_secs.setdefault(wkey, []).append((a / s, t / hz * 1000 / a))
+
+    per_mode = {}
+    seen = {}
+    for r in windows:
+        key = (r["mode"], r["block"], r["side"])
+        seen[key] = seen.get(key, 0) + 1
+        b = per_mode.setdefault(r["mode"], {}).setdefault(
+            r["block"], {"on": [0.0, 0, 0, 0, [], []], "off": [0.0, 0, 0, 0, [], []]}
+        )[r["side"]]
+        b[0] += float(r["seconds"])
+        b[1] += int(r["accepted"])
+        b[2] += int(r["node_ticks"])
+        b[3] += int(r["probe_ticks"])
+        ws = per_window_secs.get(key + (seen[key],), [])
+        if ws:
+            b[4].append(statistics.median(x[0] for x in ws))
+            b[5].append(statistics.median(x[1] for x in ws))
+
+    results = {}
+    for m in run["modes"].split():
+        res = []
+        for block, s in sorted(per_mode.get(m, {}).items(), key=lambda kv: int(kv[0])):
+            on, off = s["on"], s["off"]
+            if min(on[0], off[0]) <= 0 or min(on[1], off[1]) <= 0:
+                fail(f"mode {m}, block {block}: a side with no time or no transactions")
+            row = {
+                "block": block,
+                "t_off": off[1] / off[0],
+                "tr": (on[1] / on[0]) / (off[1] / off[0]),
+                "cr": (on[2] / on[1]) / (off[2] / off[1]),
+                "probe_cpu_per_s": on[3] / hz / on[0],
+            }
+            if len(on[4]) == len(off[4]) == 2:
+                row["tr_s"] = statistics.mean(on[4]) / statistics.mean(off[4])
+                row["cr_s"] = statistics.mean(on[5]) / statistics.mean(off[5])
+            res.append(row)
+        results[m] = res
+
+    def interval(ci):
+        return "-" if math.isnan(ci[1]) else f"{ci[1]:.3f} to {ci[2]:.3f} ({ci[3]:.1%})"
+
+    pinned = " Pinned: the node on CPU 0, qfc-load and qfc-probe on CPU 1." if run["pin"] == "1" else ""
+    print(
+        f"Probes `{run['probes']}`. Closed transaction loop ({run['accounts']} clients, one per account), "
+        f"blocks every {run['block_ms']} ms. Paired design: per block a fresh node under one load, after a "
+        f"{run['warm']} s warm-up, four {run['w']} s windows, off, on, on, off or on, off, off, on in turn (the "
+        f"probes attached and detached between windows); {run['blocks']} blocks per mode, the modes alternating. "
+        f"Stack copy {run['ustack']} bytes in dwarf mode.{pinned} {run['started']} to {run['ended']}, "
+        f"{run['kernel']}, {run['cpus']} CPUs, load average at the start {run['load_start']}, at the end "
+        f"{run['load_end']}."
+    )
+    print()
+    print(
+        "| mode | figure | on / off, whole windows (median of blocks) | 95% interval | on / off, "
+        "windows' median seconds (median of blocks) | 95% interval |"
+    )
+    print("|---|---|---:|---|---:|---|")
+    for m, res in results.items():
+        if not res:
+            continue
+        tr = median_ci([r["tr"] for r in res])
+        cr = median_ci([r["cr"] for r in res])
+        trs = [r["tr_s"] for r in res if "tr_s" in r]
+        crs = [r["cr_s"] for r in res if "cr_s" in r]
+        tr_s = median_ci(trs) if trs else (math.nan,) * 4
+        cr_s = median_ci(crs) if crs else (math.nan,) * 4
+        fmt = lambda x: "-" if math.isnan(x) else f"{x:.3f}"  # noqa: E731
+        print(f"| {m} | throughput | {tr[0]:.3f} | {interval(tr)} | {fmt(tr_s[0])} | {interval(tr_s) if trs else '-'} |")
+        print(f"| {m} | node CPU-s per 1,000 tx | {cr[0]:.3f} | {interval(cr)} | {fmt(cr_s[0])} | {interval(cr_s) if crs else '-'} |")
+    print()
+    print(
+        "| mode | BPF run time / node CPU (kernel's count, median of probe sessions) | qfc-probe CPU-s per s "
+        "(median of blocks) | tx/s off (median of blocks) |"
+    )
+    print("|---|---:|---:|---:|")
+    for m, res in results.items():
+        if not res:
+            continue
+        k = [x for n, xs in bpf.items() if n.rsplit("-", 1)[0] == m for x in xs]
+        kk = f"{statistics.median(k):.4f}" if k else "-"
+        print(
+            f"| {m} | {kk} | {statistics.median(r['probe_cpu_per_s'] for r in res):.4f} | "
+            f"{statistics.median(r['t_off'] for r in res):.0f} |"
+        )
+    print()
+    print("Per block, in block order (on / off):")
+    print()
+    print("| mode | throughput | throughput, seconds | node CPU per 1,000 tx | tx/s off |")
+    print("|---|---|---|---|---|")
+    for m, res in results.items():
+        cols = [
+            " ".join("-" if k not in r else format(r[k], f) for r in res)
+            for k, f in (("tr", ".3f"), ("tr_s", ".3f"), ("cr", ".3f"), ("t_off", ".0f"))
+        ]
+        print(f"| {m} | {cols[0]} | {cols[1]} | {cols[2]} | {cols[3]} |")
+    print()
+
+    def verdict(ci, bar, ge):
+        med, lo, hi = ci[:3]
+        meets = med >= bar if ge else med <= bar
+        if math.isnan(lo):
+            return f"median {'meets' if meets else 'misses'} it; too few blocks for an interval"
+        if (lo >= bar) if ge else (hi <= bar):
+            return "met: the whole interval is on the right side"
+        if (hi < bar) if ge else (lo > bar):
+            return "missed: the whole interval is on the wrong side"
+        return f"median {'meets' if meets else 'misses'} it; the interval straddles it"
+
+    if results.get("dwarf"):
+        res = results["dwarf"]
+        tr = median_ci([r["tr"] for r in res])
+        cr = median_ci([r["cr"] for r in res])
+        print(
+            f"Targets (issue 12, dwarf, whole windows): throughput / off >= 0.97: {verdict(tr, 0.97, True)}; "
+            f"node CPU per 1,000 tx / off <= 1.03: {verdict(cr, 1.03, False)}."
+        )
+        trs = [r["tr_s"] for r in res if "tr_s" in r]
+        if trs:
+            print(f"By seconds: throughput / off >= 0.97: {verdict(median_ci(trs), 0.97, True)}.")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        fail("usage: node_overhead_table.py OUT")
+    main(sys.argv[1])
