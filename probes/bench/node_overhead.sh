@@ -71,6 +71,7 @@ done
 for c in jq curl python3; do
   command -v "$c" >/dev/null || { echo "node_overhead: $c missing (scripts/setup.sh installs it)" >&2; exit 1; }
 done
+[ $(( BLOCKS % 2 )) = 0 ] && [ "$BLOCKS" -gt 0 ] || { echo "node_overhead: BLOCKS=$BLOCKS: give an even number above 0 (the result is over pairs of blocks, one of each pattern)" >&2; exit 1; }
 for m in $MODES; do
   case $m in fp | dwarf | auto) ;; *) echo "node_overhead: MODES: unknown unwind mode $m (fp, dwarf, auto)" >&2; exit 1 ;; esac
 done
