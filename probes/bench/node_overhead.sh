@@ -17,35 +17,37 @@
 # next), so runs minutes apart cannot be compared to 3%. Instead each
 # block is one fresh node under one continuous load: after WARM seconds
 # (default 20: a fresh node is faster until its first flushes and
-# compactions, some 15 s in) it is measured in four windows of W seconds:
-# off, on, on, off, or on, off, off, on, the two alternating from block to
-# block of a mode. (One node for the whole bench does not do: its
-# database grows under the load, and its compactions make it slower and
-# noisier by the minute.) The probes are attached (a
-# fresh qfc-probe) and detached (qfc-probe stopped) between windows, never
-# inside one. A drift that is linear over a block hits both sides alike;
-# the alternation cancels, over pairs of blocks, a drift that is not (a
-# first window that is faster than the rest biases off-on-on-off against
-# the probes and on-off-off-on for them). The figure of a block is its two
-# `on` windows over its two `off` windows; the result is the median over
-# BLOCKS blocks per mode, with a distribution-free 95% interval of that
-# median (order statistics). Blocks of the modes alternate, the order
-# rotating from round to round.
+# compactions, some 15 s in) it is measured in four windows of W seconds,
+# off, on, on, off in odd blocks and on, off, off, on in even ones. (One
+# node for the whole bench does not do: its database grows under the
+# load, and its compactions make it slower and noisier by the minute.)
+# The probes are attached (a fresh qfc-probe) and detached (qfc-probe
+# stopped) between windows, never inside one. Blocks of the modes
+# alternate, the order rotating from round to round.
+#
+# A drift that is linear over a block hits both sides alike; one that is
+# not (a node that slows down fast at first, then less) biases
+# off-on-on-off against the probes and on-off-off-on for them, and a pair
+# of blocks, one of each, cancels it. So BLOCKS is even, a block's figure
+# is its two `on` windows over its two `off` windows, a pair's is the
+# geometric mean of its two blocks', and the result is the median over
+# pairs with a distribution-free 95% interval of that median (order
+# statistics), by node_overhead_table.py.
 #
 # Per window, and per second within it: transactions accepted by the node
 # (its `qfc_transactions_total` plus `qfc_mempool_size`, from its metrics
-# endpoint), the node's CPU time (utime + stime from /proc, all threads);
-# per window, qfc-probe's CPU time. The summary gives each figure over
-# whole windows and, for throughput, over a window's median second, which
-# a stall of a second or two moves far less. Per probe session, from its session.json (one probe window over
-# its `on` windows): the kernel's count
-# (bpf_stats) of the programs' run time over the node's CPU time.
+# endpoint) and the node's CPU time (utime + stime from /proc, all
+# threads). Per window, qfc-probe's CPU time. Per probe session, from its
+# session.json (one probe window over its `on` windows), the kernel's
+# count (bpf_stats) of the programs' run time over the node's CPU time.
+# The summary gives each figure over whole windows and over a window's
+# median second, which a stall of a second or two moves far less.
 #
 #   cargo build --release -p refnode -p loadgen -p probes --bins
 #   sudo bash probes/bench/node_overhead.sh [OUT_DIR]   # W=10 BLOCKS=12 WARM=20 ACCOUNTS=256 BLOCK_MS=50 MODES="fp dwarf" PROBES=...
 #
-# PIN=1 (the default with two CPUs or more) pins the node to CPU 0 and the load generator and qfc-probe to CPU 1
-# (taskset), so that the node's throughput is bounded by one core of its own
+# PIN=1 (the default with two CPUs or more) pins the node to CPU 0 and
+# the load generator and qfc-probe to CPU 1 (taskset), so that the node's throughput is bounded by one core of its own
 # and not by how the scheduler splits both cores between it and its load.
 # The probes' programs run on the node's core, in its context; qfc-probe's
 # own work shows in its CPU time.
