@@ -109,22 +109,33 @@ ticks() { if [ -n "$1" ]; then awk '{ print $14 + $15 }' "/proc/$1/stat"; else e
 # Transactions the node has accepted so far: in blocks plus in the mempool.
 accepted() {
   curl -sf --max-time 5 "http://$METRICS/metrics" |
-    awk '$1 == "qfc_transactions_total" { t = $2 } $1 == "qfc_mempool_size" { m = $2 } END { if (t == "") exit 1; print t + m }'
+    awk '$1 == "qfc_transactions_total" { t = $2 } $1 == "qfc_mempool_size" { m = $2 } END { if (t != "") printf "%d\n", t + m }' || true
+}
+# A reading that failed ends the bench: an empty one would read as 0 in a
+# window's arithmetic and give a wrong figure, not a missing one.
+counts() { # what value...
+  local what=$1; shift
+  for v in "$@"; do
+    [[ $v =~ ^[0-9]+$ ]] || { echo "node_overhead: no $what (from the node's metrics at $METRICS and /proc; see $OUT/node-*.log)" >&2; exit 1; }
+  done
 }
 now() { date +%s.%N; }
 
 window() { # block mode side: one measured window, appended to windows.tsv, and its seconds to seconds.tsv
   local t0 a0 n0 p0 t1 a1 n1 p1 j tb ab nb
   t0=$(now) a0=$(accepted) n0=$(ticks "$NODE") p0=$(ticks "$PROBE")
+  counts "count at the start of a window" "$a0" "$n0" "$p0"
   t1=$t0 a1=$a0 n1=$n0
   for j in $(seq 1 "$W"); do
     sleep "$(awk -v t0="$t0" -v j="$j" -v t="$(now)" 'BEGIN { d = t0 + j - t; printf "%.3f", (d > 0 ? d : 0) }')"
     tb=$(now) ab=$(accepted) nb=$(ticks "$NODE")
+    counts "count in second $j of a window" "$ab" "$nb"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$j" \
       "$(awk -v a="$t1" -v b="$tb" 'BEGIN { printf "%.3f", b - a }')" $(( ab - a1 )) $(( nb - n1 )) >>"$OUT/seconds.tsv"
     t1=$tb a1=$ab n1=$nb
   done
   p1=$(ticks "$PROBE")
+  counts "probe CPU count at the end of a window" "$p1"
   kill -0 "$LOAD" 2>/dev/null || { echo "node_overhead: qfc-load ended early (see $OUT/load-$2-$1.err)" >&2; exit 1; }
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" \
     "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" $(( a1 - a0 )) $(( n1 - n0 )) $(( p1 - p0 )) >>"$OUT/windows.tsv"
