@@ -78,13 +78,19 @@ for m in $MODES; do
   case $m in fp | dwarf | auto) ;; *) echo "node_overhead: MODES: unknown unwind mode $m (fp, dwarf, auto)" >&2; exit 1 ;; esac
 done
 rm -rf "$OUT"; mkdir -p "$OUT"
+# qfc-probe is started and stopped by lib.sh's probe_start and probe_stop
+# (its phase `run` spans a session's `on` windows: a phase boundary renders
+# the window it closes, work that a run does a few times, not all along).
+# shellcheck source=lib.sh
+. probes/bench/lib.sh
+PROBE="$T/qfc-probe" PROBE_WRAP=("${LOAD_CPU[@]}")
 log() { printf '[overhead] %s\n' "$*" >&2; }
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 HZ=$(getconf CLK_TCK)
 
-NODE="" PROBE="" LOAD=""
+NODE="" LOAD=""
 cleanup() {
-  for p in "$PROBE" "$LOAD" "$NODE"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  for p in "$PROBE_PID" "$LOAD" "$NODE"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -121,62 +127,45 @@ counts() { # what value...
 }
 now() { date +%s.%N; }
 
-window() { # block mode side: one measured window, appended to windows.tsv, and its seconds to seconds.tsv
+WINDOW=0
+window() { # block mode side: one measured window (number WINDOW), appended to windows.tsv, and its seconds to seconds.tsv
+  WINDOW=$(( WINDOW + 1 ))
   local t0 a0 n0 p0 t1 a1 n1 p1 j tb ab nb
-  t0=$(now) a0=$(accepted) n0=$(ticks "$NODE") p0=$(ticks "$PROBE")
+  t0=$(now) a0=$(accepted) n0=$(ticks "$NODE") p0=$(ticks "$PROBE_PID")
   counts "count at the start of a window" "$a0" "$n0" "$p0"
   t1=$t0 a1=$a0 n1=$n0
   for j in $(seq 1 "$W"); do
     sleep "$(awk -v t0="$t0" -v j="$j" -v t="$(now)" 'BEGIN { d = t0 + j - t; printf "%.3f", (d > 0 ? d : 0) }')"
     tb=$(now) ab=$(accepted) nb=$(ticks "$NODE")
     counts "count in second $j of a window" "$ab" "$nb"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$j" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$WINDOW" "$1" "$2" "$3" "$j" \
       "$(awk -v a="$t1" -v b="$tb" 'BEGIN { printf "%.3f", b - a }')" $(( ab - a1 )) $(( nb - n1 )) >>"$OUT/seconds.tsv"
     t1=$tb a1=$ab n1=$nb
   done
-  p1=$(ticks "$PROBE")
+  p1=$(ticks "$PROBE_PID")
   counts "probe CPU count at the end of a window" "$p1"
   kill -0 "$LOAD" 2>/dev/null || { echo "node_overhead: qfc-load ended early (see $OUT/load-$2-$1.err)" >&2; exit 1; }
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$WINDOW" "$1" "$2" "$3" \
     "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" $(( a1 - a0 )) $(( n1 - n0 )) $(( p1 - p0 )) >>"$OUT/windows.tsv"
-}
-
-attach() { # name: a fresh qfc-probe on the node, its window `on` open
-  rm -f "$OUT/ctl-$1"; mkfifo "$OUT/ctl-$1"
-  "${LOAD_CPU[@]}" "$T/qfc-probe" --pid "$NODE" --out "$OUT/probe-$1" --probes "$PROBES" --unwind "$MODE" --ustack-bytes "$USTACK" \
-    --control stdin <"$OUT/ctl-$1" >"$OUT/probe-$1.log" 2>"$OUT/probe-$1.err" &
-  PROBE=$!
-  exec 7>"$OUT/ctl-$1"
-  for _ in $(seq 600); do grep -q '^ready' "$OUT/probe-$1.log" 2>/dev/null && break; sleep 0.1; done
-  grep -q '^ready' "$OUT/probe-$1.log" || { echo "node_overhead: qfc-probe not ready (see $OUT/probe-$1.err)" >&2; exit 1; }
-  # One probe window over the session's `on` windows: a phase boundary
-  # renders the window it closes, work that a run does a few times, not
-  # all along.
-  echo "phase on" >&7
-  sleep "$SETTLE"
-}
-detach() { # name
-  echo stop >&7; exec 7>&-
-  wait "$PROBE" || { echo "node_overhead: qfc-probe failed (see $OUT/probe-$1.err)" >&2; exit 1; }
-  PROBE=""
-  rm -f "$OUT/ctl-$1"
-  sleep "$SETTLE"
 }
 
 block() { # index mode pattern: a fresh node under one load, four windows, the probes attached for the `on` ones
   local k=0 side n="$2-$1"
-  MODE=$2
   start_node "$n"
   "${LOAD_CPU[@]}" "$T/qfc-load" --rpc "$RPC" --tx-closed --tx-accounts "$ACCOUNTS" --sample-receipts 0 \
     --duration-s 86400 --floor-ms 0 --seed 7 --phase load --out "$OUT/load-$n" >"$OUT/load-$n.json" 2>"$OUT/load-$n.err" &
   LOAD=$!
   sleep "$WARM"
   for side in $3; do
-    if [ "$side" = on ] && [ -z "$PROBE" ]; then k=$(( k + 1 )); attach "$2-$1-$k"; fi
-    if [ "$side" = off ] && [ -n "$PROBE" ]; then detach "$2-$1-$k"; fi
+    if [ "$side" = on ] && [ -z "$PROBE_PID" ]; then
+      k=$(( k + 1 ))
+      probe_start "probe-$n-$k" "$NODE" --probes "$PROBES" --unwind "$2" --ustack-bytes "$USTACK"
+      sleep "$SETTLE"
+    fi
+    if [ "$side" = off ] && [ -n "$PROBE_PID" ]; then probe_stop; sleep "$SETTLE"; fi
     window "$1" "$2" "$side"
   done
-  if [ -n "$PROBE" ]; then detach "$2-$1-$k"; fi
+  if [ -n "$PROBE_PID" ]; then probe_stop; fi
   kill "$LOAD" 2>/dev/null || true; wait "$LOAD" 2>/dev/null || true; LOAD=""
   stop_node "$n"
 }
@@ -186,8 +175,8 @@ jq -n --arg hz "$HZ" --arg modes "$MODES" --arg probes "$PROBES" --arg w "$W" --
   --arg started "$(date -u +%FT%RZ)" --arg kernel "$(uname -r)" --arg cpus "$(nproc)" \
   '{hz: $hz, modes: $modes, probes: $probes, w: $w, blocks: $blocks, warm: $warm, accounts: $accounts, block_ms: $block_ms,
     ustack: $ustack, pin: $pin, load_start: $load_start, started: $started, kernel: $kernel, cpus: $cpus}' >"$OUT/run.json"
-printf 'block\tmode\tside\tseconds\taccepted\tnode_ticks\tprobe_ticks\n' >"$OUT/windows.tsv"
-printf 'block\tmode\tside\tsecond\tseconds\taccepted\tnode_ticks\n' >"$OUT/seconds.tsv"
+printf 'window\tblock\tmode\tside\tseconds\taccepted\tnode_ticks\tprobe_ticks\n' >"$OUT/windows.tsv"
+printf 'window\tblock\tmode\tside\tsecond\tseconds\taccepted\tnode_ticks\n' >"$OUT/seconds.tsv"
 read -r -a order <<<"$MODES"
 for i in $(seq 1 "$BLOCKS"); do
   k=$(( (i - 1) % ${#order[@]} ))
@@ -203,7 +192,7 @@ done
 # programs that fired for qfc-load and qfc-probe on the other CPU).
 for f in "$OUT"/probe-*/session.json; do
   n=$(basename "$(dirname "$f")"); n=${n#probe-}; n=${n%-*}
-  jq -r --arg n "$n" '.windows[] | select(.phase == "on") | [$n, .phase, (.cost.bpf_cpu_s // "nan"), (.cost.target_cpu_s // "nan")] | @tsv' "$f"
+  jq -r --arg n "$n" '.windows[] | select(.phase == "run") | [$n, .phase, (.cost.bpf_cpu_s // "nan"), (.cost.target_cpu_s // "nan")] | @tsv' "$f"
 done >"$OUT/bpf.tsv"
 
 jq --arg e "$(date -u +%FT%RZ)" --arg l "$(cut -d' ' -f1-3 /proc/loadavg)" '.ended = $e | .load_end = $l' "$OUT/run.json" >"$OUT/run.json.tmp"

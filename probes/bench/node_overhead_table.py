@@ -57,6 +57,30 @@ def median_ci(xs):
     return statistics.median(xs), xs[k - 1], xs[n - k], 1 - 2 * below
 
 
+class Side:
+    """One side (`on` or `off`) of a block: its windows' totals, and each
+    window's median second (rate, and CPU-s per 1,000 tx)."""
+
+    def __init__(self):
+        self.seconds, self.accepted, self.node_ticks, self.probe_ticks = 0.0, 0, 0, 0
+        self.median_rates, self.median_cpu = [], []
+
+    def add(self, row, secs):
+        self.seconds += float(row["seconds"])
+        self.accepted += int(row["accepted"])
+        self.node_ticks += int(row["node_ticks"])
+        self.probe_ticks += int(row["probe_ticks"])
+        if secs:
+            self.median_rates.append(statistics.median(x[0] for x in secs))
+            self.median_cpu.append(statistics.median(x[1] for x in secs))
+
+    def rate(self):
+        return self.accepted / self.seconds
+
+    def cpu_per_ktx(self, hz):
+        return self.node_ticks / hz * 1000 / self.accepted
+
+
 def read_tsv(path):
     if not path.is_file():
         fail(f"{path}: missing")
@@ -76,54 +100,40 @@ def main(out):
             if b != "nan" and t != "nan" and float(t) > 0:
                 bpf.setdefault(name, []).append(float(b) / float(t))
 
-    # A window's seconds, (rate, CPU-s per 1,000 tx) for each second with
-    # transactions: the n-th `second == 1` of a (mode, block, side) starts
-    # the n-th window of that side, in windows.tsv's order.
-    per_window_secs = {}
-    counters = {}
+    # Each window's seconds (by the window number both files carry): its
+    # (rate, CPU-s per 1,000 tx) for each second with transactions.
+    by_window = {}
     for r in seconds:
-        key = (r["mode"], r["block"], r["side"])
-        if r["second"] == "1":
-            counters[key] = counters.get(key, 0) + 1
-        wkey = key + (counters.get(key, 0),)
         a, s, t = int(r["accepted"]), float(r["seconds"]), int(r["node_ticks"])
         if a > 0 and s > 0:
-            per_window_secs.setdefault(wkey, []).append((a / s, t / hz * 1000 / a))
+            by_window.setdefault(r["window"], []).append((a / s, t / hz * 1000 / a))
 
+    # Per mode and block, each side's totals and its windows' median seconds.
     per_mode = {}
-    seen = {}
     for r in windows:
-        key = (r["mode"], r["block"], r["side"])
-        seen[key] = seen.get(key, 0) + 1
-        b = per_mode.setdefault(r["mode"], {}).setdefault(
-            r["block"], {"on": [0.0, 0, 0, 0, [], []], "off": [0.0, 0, 0, 0, [], []]}
-        )[r["side"]]
-        b[0] += float(r["seconds"])
-        b[1] += int(r["accepted"])
-        b[2] += int(r["node_ticks"])
-        b[3] += int(r["probe_ticks"])
-        ws = per_window_secs.get(key + (seen[key],), [])
-        if ws:
-            b[4].append(statistics.median(x[0] for x in ws))
-            b[5].append(statistics.median(x[1] for x in ws))
+        side = (
+            per_mode.setdefault(r["mode"], {})
+            .setdefault(r["block"], {k: Side() for k in ("on", "off")})[r["side"]]
+        )
+        side.add(r, by_window.get(r["window"], []))
 
     results = {}
     for m in run["modes"].split():
         res = []
         for block, s in sorted(per_mode.get(m, {}).items(), key=lambda kv: int(kv[0])):
             on, off = s["on"], s["off"]
-            if min(on[0], off[0]) <= 0 or min(on[1], off[1]) <= 0:
+            if min(on.seconds, off.seconds) <= 0 or min(on.accepted, off.accepted) <= 0:
                 fail(f"mode {m}, block {block}: a side with no time or no transactions")
             row = {
                 "block": block,
-                "t_off": off[1] / off[0],
-                "tr": (on[1] / on[0]) / (off[1] / off[0]),
-                "cr": (on[2] / on[1]) / (off[2] / off[1]),
-                "probe_cpu_per_s": on[3] / hz / on[0],
+                "t_off": off.rate(),
+                "tr": on.rate() / off.rate(),
+                "cr": on.cpu_per_ktx(hz) / off.cpu_per_ktx(hz),
+                "probe_cpu_per_s": on.probe_ticks / hz / on.seconds,
             }
-            if len(on[4]) == len(off[4]) == 2:
-                row["tr_s"] = statistics.mean(on[4]) / statistics.mean(off[4])
-                row["cr_s"] = statistics.mean(on[5]) / statistics.mean(off[5])
+            if len(on.median_rates) == len(off.median_rates) == 2:
+                row["tr_s"] = statistics.mean(on.median_rates) / statistics.mean(off.median_rates)
+                row["cr_s"] = statistics.mean(on.median_cpu) / statistics.mean(off.median_cpu)
             res.append(row)
         results[m] = res
 
@@ -157,13 +167,18 @@ def main(out):
         "on-off-off-on blocks (median) | by windows' median seconds (median of pairs) | 95% interval |"
     )
     print("|---|---|---:|---|---:|---:|---:|---|")
+    def fmt(x):
+        return "-" if math.isnan(x) else f"{x:.3f}"
+
+    def over_pairs(res, key):
+        xs = pairs(res, key)
+        return median_ci(xs) if xs else (math.nan,) * 4
+
     for m, res in results.items():
         if not res:
             continue
         for name, key in (("throughput", "tr"), ("node CPU-s per 1,000 tx", "cr")):
-            ci = median_ci(pairs(res, key)) if pairs(res, key) else (math.nan,) * 4
-            cs = median_ci(pairs(res, key + "_s")) if pairs(res, key + "_s") else (math.nan,) * 4
-            fmt = lambda x: "-" if math.isnan(x) else f"{x:.3f}"  # noqa: E731
+            ci, cs = over_pairs(res, key), over_pairs(res, key + "_s")
             print(
                 f"| {m} | {name} | {fmt(ci[0])} | {interval(ci)} | {pattern(res, key, True)} | "
                 f"{pattern(res, key, False)} | {fmt(cs[0])} | {interval(cs)} |"
