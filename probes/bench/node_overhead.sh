@@ -55,7 +55,12 @@
 # Writes OUT_DIR/results.md (node_overhead_table.py's summary of the raw
 # files beside it: run.json, windows.tsv, seconds.tsv, bpf.tsv) and the
 # probes' sessions; with DOCS=1 also the table into docs/BENCHMARKS.md
-# between the `node_overhead.sh` markers.
+# between the `node_overhead.sh` markers (MARKER=NAME: the `NAME` markers).
+#
+# CYCLES=N (1, the default, or an even number dividing BLOCKS) measures N
+# blocks of each mode on one node after its warm-up instead of one: less
+# time spent starting and warming nodes, so more blocks an hour. A node
+# holds whole pairs of blocks, so a pair never spans two nodes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 T="${CARGO_TARGET_DIR:-target}/${PROFILE:-release}"
@@ -65,7 +70,7 @@ PIN="${PIN:-$([ "$(nproc)" -ge 2 ] && echo 1 || echo 0)}"
 if [ "$PIN" = 1 ]; then NODE_CPU=(taskset -c 0) LOAD_CPU=(taskset -c 1); else NODE_CPU=() LOAD_CPU=(); fi
 W="${W:-10}" BLOCKS="${BLOCKS:-12}" ACCOUNTS="${ACCOUNTS:-256}" USTACK="${USTACK:-16384}" BLOCK_MS="${BLOCK_MS:-50}"
 PROBES="${PROBES:-fsync,bio,offcpu,writepath,oncpu}" MODES="${MODES:-fp dwarf}"
-WARM="${WARM:-20}" SETTLE="${SETTLE:-2}"
+WARM="${WARM:-20}" SETTLE="${SETTLE:-2}" CYCLES="${CYCLES:-1}"
 for b in qfc-refnode qfc-load qfc-probe; do
   [ -x "$T/$b" ] || { echo "node_overhead: $T/$b missing: run cargo build --release -p refnode -p loadgen -p probes --bins" >&2; exit 1; }
 done
@@ -74,6 +79,8 @@ for c in jq curl python3; do
   command -v "$c" >/dev/null || { echo "node_overhead: $c missing (scripts/setup.sh installs it)" >&2; exit 1; }
 done
 [ $(( BLOCKS % 2 )) = 0 ] && [ "$BLOCKS" -gt 0 ] || { echo "node_overhead: BLOCKS=$BLOCKS: give an even number above 0 (the result is over pairs of blocks, one of each pattern)" >&2; exit 1; }
+{ [ "$CYCLES" = 1 ] || [ $(( CYCLES % 2 )) = 0 ]; } && [ "$CYCLES" -gt 0 ] && [ $(( BLOCKS % CYCLES )) = 0 ] ||
+  { echo "node_overhead: CYCLES=$CYCLES: give 1 or an even number that divides BLOCKS=$BLOCKS (a node holds whole pairs of blocks)" >&2; exit 1; }
 for m in $MODES; do
   case $m in fp | dwarf | auto) ;; *) echo "node_overhead: MODES: unknown unwind mode $m (fp, dwarf, auto)" >&2; exit 1 ;; esac
 done
@@ -149,13 +156,19 @@ window() { # block mode side: one measured window (number WINDOW), appended to w
     "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" $(( a1 - a0 )) $(( n1 - n0 )) $(( p1 - p0 )) >>"$OUT/windows.tsv"
 }
 
-block() { # index mode pattern: a fresh node under one load, four windows, the probes attached for the `on` ones
-  local k=0 side n="$2-$1"
-  start_node "$n"
+node_up() { # name: a fresh node under one load, warmed up
+  start_node "$1"
   "${LOAD_CPU[@]}" "$T/qfc-load" --rpc "$RPC" --tx-closed --tx-accounts "$ACCOUNTS" --sample-receipts 0 \
-    --duration-s 86400 --floor-ms 0 --seed 7 --phase load --out "$OUT/load-$n" >"$OUT/load-$n.json" 2>"$OUT/load-$n.err" &
+    --duration-s 86400 --floor-ms 0 --seed 7 --phase load --out "$OUT/load-$1" >"$OUT/load-$1.json" 2>"$OUT/load-$1.err" &
   LOAD=$!
   sleep "$WARM"
+}
+node_down() { # name
+  kill "$LOAD" 2>/dev/null || true; wait "$LOAD" 2>/dev/null || true; LOAD=""
+  stop_node "$1"
+}
+block() { # index mode pattern: four windows of the running node, the probes attached for the `on` ones
+  local k=0 side n="$2-$1"
   for side in $3; do
     if [ "$side" = on ] && [ -z "$PROBE_PID" ]; then
       k=$(( k + 1 ))
@@ -165,26 +178,30 @@ block() { # index mode pattern: a fresh node under one load, four windows, the p
     if [ "$side" = off ] && [ -n "$PROBE_PID" ]; then probe_stop; sleep "$SETTLE"; fi
     window "$1" "$2" "$side"
   done
-  if [ -n "$PROBE_PID" ]; then probe_stop; fi
-  kill "$LOAD" 2>/dev/null || true; wait "$LOAD" 2>/dev/null || true; LOAD=""
-  stop_node "$n"
+  if [ -n "$PROBE_PID" ]; then probe_stop; sleep "$SETTLE"; fi
 }
 
 jq -n --arg hz "$HZ" --arg modes "$MODES" --arg probes "$PROBES" --arg w "$W" --arg blocks "$BLOCKS" --arg warm "$WARM" \
-  --arg accounts "$ACCOUNTS" --arg block_ms "$BLOCK_MS" --arg ustack "$USTACK" --arg pin "$PIN" --arg load_start "$LOAD_START" \
+  --arg cycles "$CYCLES" --arg accounts "$ACCOUNTS" --arg block_ms "$BLOCK_MS" --arg ustack "$USTACK" --arg pin "$PIN" --arg load_start "$LOAD_START" \
   --arg started "$(date -u +%FT%RZ)" --arg kernel "$(uname -r)" --arg cpus "$(nproc)" \
-  '{hz: $hz, modes: $modes, probes: $probes, w: $w, blocks: $blocks, warm: $warm, accounts: $accounts, block_ms: $block_ms,
+  '{hz: $hz, modes: $modes, probes: $probes, w: $w, blocks: $blocks, cycles: $cycles, warm: $warm, accounts: $accounts, block_ms: $block_ms,
     ustack: $ustack, pin: $pin, load_start: $load_start, started: $started, kernel: $kernel, cpus: $cpus}' >"$OUT/run.json"
 printf 'window\tblock\tmode\tside\tseconds\taccepted\tnode_ticks\tprobe_ticks\n' >"$OUT/windows.tsv"
 printf 'window\tblock\tmode\tside\tsecond\tseconds\taccepted\tnode_ticks\n' >"$OUT/seconds.tsv"
 read -r -a order <<<"$MODES"
-for i in $(seq 1 "$BLOCKS"); do
-  k=$(( (i - 1) % ${#order[@]} ))
-  if [ $(( i % 2 )) = 1 ]; then pattern="off on on off"; else pattern="on off off on"; fi
-  for m in "${order[@]:k}" "${order[@]:0:k}"; do
-    log "block $i, $m: $pattern (${W} s windows)"
-    block "$i" "$m" "$pattern"
+for first in $(seq 1 "$CYCLES" "$BLOCKS"); do
+  node="node-$first"
+  log "blocks $first to $(( first + CYCLES - 1 )) on a fresh node (${WARM} s warm-up)"
+  node_up "$node"
+  for i in $(seq "$first" $(( first + CYCLES - 1 ))); do
+    k=$(( (i - 1) % ${#order[@]} ))
+    if [ $(( i % 2 )) = 1 ]; then pattern="off on on off"; else pattern="on off off on"; fi
+    for m in "${order[@]:k}" "${order[@]:0:k}"; do
+      log "block $i, $m: $pattern (${W} s windows)"
+      block "$i" "$m" "$pattern"
+    done
   done
+  node_down "$node"
 done
 
 # The kernel's count of the programs' run time over the node's CPU time,
@@ -200,6 +217,6 @@ mv "$OUT/run.json.tmp" "$OUT/run.json"
 python3 probes/bench/node_overhead_table.py "$OUT" | tee "$OUT/results.md"
 
 if [ "${DOCS:-0}" = 1 ]; then
-  bash scripts/write-table.sh node_overhead.sh "$OUT/results.md" docs/BENCHMARKS.md
+  bash scripts/write-table.sh "${MARKER:-node_overhead.sh}" "$OUT/results.md" docs/BENCHMARKS.md
   log "table written into docs/BENCHMARKS.md"
 fi

@@ -150,11 +150,18 @@ def main(out):
     def interval(ci):
         return "-" if math.isnan(ci[1]) else f"{ci[1]:.3f} to {ci[2]:.3f} ({ci[3]:.1%})"
 
+    # Runs before `cycles` held one block per node.
+    cycles = int(run.get("cycles", "1"))
+    per_node = (
+        "per block a fresh node under one load"
+        if cycles == 1
+        else f"a fresh node under one load per {cycles} blocks of each mode"
+    )
     pinned = " Pinned: the node on CPU 0, qfc-load and qfc-probe on CPU 1." if run["pin"] == "1" else ""
     print(
         f"Probes `{run['probes']}`. Closed transaction loop ({run['accounts']} clients, one per account), "
-        f"blocks every {run['block_ms']} ms. Paired design: per block a fresh node under one load, after a "
-        f"{run['warm']} s warm-up, four {run['w']} s windows, off, on, on, off or on, off, off, on in turn (the "
+        f"blocks every {run['block_ms']} ms. Paired design: {per_node}, after a {run['warm']} s warm-up; a block is "
+        f"four {run['w']} s windows, off, on, on, off or on, off, off, on in turn (the "
         f"probes attached and detached between windows); {run['blocks']} blocks per mode, the modes alternating; "
         f"the figure is the median over pairs of blocks, one of each pattern. "
         f"Stack copy {run['ustack']} bytes in dwarf mode.{pinned} {run['started']} to {run['ended']}, "
