@@ -119,6 +119,20 @@ stop_node() { # name
   rm -rf "$OUT/data-$1"
 }
 ticks() { if [ -n "$1" ]; then awk '{ print $14 + $15 }' "/proc/$1/stat"; else echo 0; fi; }
+# CPU ticks of the node's RocksDB background threads (flushes and
+# compactions, threads named rocksdb:*): the covariate of the adjusted
+# figure (node_overhead_table.py). Their CPU comes and goes in bursts of
+# seconds and takes the node's one core from the transactions.
+bg_ticks() {
+  local t c s=0 v
+  for t in /proc/"$NODE"/task/*; do
+    c=$(cat "$t/comm" 2>/dev/null) || continue
+    [[ $c == rocksdb:* ]] || continue
+    v=$(awk '{ print $14 + $15 }' "$t/stat" 2>/dev/null) || continue
+    s=$(( s + v ))
+  done
+  echo "$s"
+}
 # Transactions the node has accepted so far: in blocks plus in the mempool.
 accepted() {
   curl -sf --max-time 5 "http://$METRICS/metrics" |
@@ -137,23 +151,23 @@ now() { date +%s.%N; }
 WINDOW=0
 window() { # block mode side: one measured window (number WINDOW), appended to windows.tsv, and its seconds to seconds.tsv
   WINDOW=$(( WINDOW + 1 ))
-  local t0 a0 n0 p0 t1 a1 n1 p1 j tb ab nb
-  t0=$(now) a0=$(accepted) n0=$(ticks "$NODE") p0=$(ticks "$PROBE_PID")
-  counts "count at the start of a window" "$a0" "$n0" "$p0"
-  t1=$t0 a1=$a0 n1=$n0
+  local t0 a0 n0 p0 g0 t1 a1 n1 p1 g1 j tb ab nb gb
+  t0=$(now) a0=$(accepted) n0=$(ticks "$NODE") p0=$(ticks "$PROBE_PID") g0=$(bg_ticks)
+  counts "count at the start of a window" "$a0" "$n0" "$p0" "$g0"
+  t1=$t0 a1=$a0 n1=$n0 g1=$g0
   for j in $(seq 1 "$W"); do
     sleep "$(awk -v t0="$t0" -v j="$j" -v t="$(now)" 'BEGIN { d = t0 + j - t; printf "%.3f", (d > 0 ? d : 0) }')"
-    tb=$(now) ab=$(accepted) nb=$(ticks "$NODE")
-    counts "count in second $j of a window" "$ab" "$nb"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$WINDOW" "$1" "$2" "$3" "$j" \
-      "$(awk -v a="$t1" -v b="$tb" 'BEGIN { printf "%.3f", b - a }')" $(( ab - a1 )) $(( nb - n1 )) >>"$OUT/seconds.tsv"
-    t1=$tb a1=$ab n1=$nb
+    tb=$(now) ab=$(accepted) nb=$(ticks "$NODE") gb=$(bg_ticks)
+    counts "count in second $j of a window" "$ab" "$nb" "$gb"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$WINDOW" "$1" "$2" "$3" "$j" \
+      "$(awk -v a="$t1" -v b="$tb" 'BEGIN { printf "%.3f", b - a }')" $(( ab - a1 )) $(( nb - n1 )) $(( gb - g1 )) >>"$OUT/seconds.tsv"
+    t1=$tb a1=$ab n1=$nb g1=$gb
   done
   p1=$(ticks "$PROBE_PID")
   counts "probe CPU count at the end of a window" "$p1"
   kill -0 "$LOAD" 2>/dev/null || { echo "node_overhead: qfc-load ended early (see $OUT/load-$2-$1.err)" >&2; exit 1; }
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$WINDOW" "$1" "$2" "$3" \
-    "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" $(( a1 - a0 )) $(( n1 - n0 )) $(( p1 - p0 )) >>"$OUT/windows.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$WINDOW" "$1" "$2" "$3" \
+    "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" $(( a1 - a0 )) $(( n1 - n0 )) $(( p1 - p0 )) $(( g1 - g0 )) >>"$OUT/windows.tsv"
 }
 
 node_up() { # name: a fresh node under one load, warmed up
@@ -186,8 +200,8 @@ jq -n --arg hz "$HZ" --arg modes "$MODES" --arg probes "$PROBES" --arg w "$W" --
   --arg started "$(date -u +%FT%RZ)" --arg kernel "$(uname -r)" --arg cpus "$(nproc)" \
   '{hz: $hz, modes: $modes, probes: $probes, w: $w, blocks: $blocks, cycles: $cycles, warm: $warm, accounts: $accounts, block_ms: $block_ms,
     ustack: $ustack, pin: $pin, load_start: $load_start, started: $started, kernel: $kernel, cpus: $cpus}' >"$OUT/run.json"
-printf 'window\tblock\tmode\tside\tseconds\taccepted\tnode_ticks\tprobe_ticks\n' >"$OUT/windows.tsv"
-printf 'window\tblock\tmode\tside\tsecond\tseconds\taccepted\tnode_ticks\n' >"$OUT/seconds.tsv"
+printf 'window\tblock\tmode\tside\tseconds\taccepted\tnode_ticks\tprobe_ticks\tbg_ticks\n' >"$OUT/windows.tsv"
+printf 'window\tblock\tmode\tside\tsecond\tseconds\taccepted\tnode_ticks\tbg_ticks\n' >"$OUT/seconds.tsv"
 read -r -a order <<<"$MODES"
 for first in $(seq 1 "$CYCLES" "$BLOCKS"); do
   node="node-$first"
