@@ -23,9 +23,10 @@
 #    runs inside the aarch64 guest.
 # 4. the reference node's saturated throughput and CPU per 1,000
 #    transactions, fp and dwarf each against no probes, with the two stack
-#    probes, NODE_BLOCKS (default 12) paired blocks per mode, as the table
-#    between the node_overhead.sh markers is documented (node_overhead.sh;
-#    needs release builds; NODE=0 skips it).
+#    probes, NODE_BLOCKS (default 32) paired blocks per mode, eight to a
+#    node, as the table between the node_overhead.sh markers is documented
+#    (node_overhead.sh, about 55 minutes; needs release builds; NODE=0
+#    skips it).
 # 5. the aarch64 guest's per-event cost beside bpftrace's: stage 3's runs
 #    inside the guest, on the bench flavour of the image (`xtask
 #    guest-probe-cost`, its own table and markers; needs target/debug/xtask
@@ -93,8 +94,8 @@ node_line="skipped: NODE=0"
 if [ "${NODE:-1}" = 1 ]; then
   R="$(dirname "$T")/release"
   if [ -x "$R/qfc-refnode" ] && [ -x "$R/qfc-load" ] && [ -x "$R/qfc-probe" ]; then
-    log "4/5 node closed loop: fp and dwarf against off (${NODE_BLOCKS:-12} paired blocks each, node_overhead.sh)"
-    if DOCS="${DOCS:-1}" PROBES=oncpu,offcpu W=10 BLOCKS="${NODE_BLOCKS:-12}" bash "$HERE/node_overhead.sh" "$OUT/node" >"$OUT/node.log" 2>&1; then
+    log "4/5 node closed loop: fp and dwarf against off (${NODE_BLOCKS:-32} paired blocks each, node_overhead.sh)"
+    if DOCS="${DOCS:-1}" PROBES=oncpu,offcpu W=10 BLOCKS="${NODE_BLOCKS:-32}" CYCLES=8 bash "$HERE/node_overhead.sh" "$OUT/node" >"$OUT/node.log" 2>&1; then
       node_line="see \"Closed loop, paired: fp and dwarf against no probes\" ($OUT/node/results.md)"
     else
       node_line="FAILED (see $OUT/node.log)"

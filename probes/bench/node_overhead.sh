@@ -32,12 +32,18 @@
 # is its two `on` windows over its two `off` windows, a pair's is the
 # geometric mean of its two blocks', and the result is the median over
 # pairs with a distribution-free 95% interval of that median (order
-# statistics), by node_overhead_table.py.
+# statistics), by node_overhead_table.py. Beside it, the figure adjusted
+# for the compactions: the node shares its one core with its RocksDB
+# background threads, whose share swings from a few percent to half from
+# one window to the next and moves throughput with it; the summary fits
+# each pair's log(on / off) against log(foreground share on / off) and
+# gives the fit at equal shares, with a bootstrap interval.
 #
 # Per window, and per second within it: transactions accepted by the node
 # (its `qfc_transactions_total` plus `qfc_mempool_size`, from its metrics
-# endpoint) and the node's CPU time (utime + stime from /proc, all
-# threads). Per window, qfc-probe's CPU time. Per probe session, from its
+# endpoint), the node's CPU time (utime + stime from /proc, all
+# threads) and that of its RocksDB background threads (rocksdb:*). Per
+# window, qfc-probe's CPU time. Per probe session, from its
 # session.json (one probe window over its `on` windows), the kernel's
 # count (bpf_stats) of the programs' run time over the node's CPU time.
 # The summary gives each figure over whole windows and over a window's
