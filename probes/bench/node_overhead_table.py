@@ -23,8 +23,12 @@ one way and the second the other, by as much as 4-5% here; so the unit of
 the result is a pair of blocks (2j-1, 2j), one of each pattern, whose
 figure is the geometric mean of their two. The result per mode is the
 median over pairs with a distribution-free 95% interval of that median
-(order statistics); each pattern's own median is shown beside it. Exits 1
-with the reason when a file is missing or a block is incomplete."""
+(order statistics); each pattern's own median is shown beside it. Where
+the raw files carry the CPU of the node's RocksDB background threads
+(`bg_ticks`), the result is also given adjusted for their share of the
+node's core (`adjusted`), which takes out most of the window-to-window
+noise. Exits 1 with the reason when a file is missing or a block is
+incomplete."""
 import csv
 import json
 import math
