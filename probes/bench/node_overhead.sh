@@ -53,8 +53,9 @@
 #   sudo bash probes/bench/node_overhead.sh [OUT_DIR]   # W=10 BLOCKS=12 WARM=20 ACCOUNTS=256 BLOCK_MS=50 MODES="fp dwarf" PROBES=...
 #
 # PIN=1 (the default with two CPUs or more) pins the node to CPU 0 and
-# the load generator and qfc-probe to CPU 1 (taskset), so that the node's throughput is bounded by one core of its own
-# and not by how the scheduler splits both cores between it and its load.
+# the load generator and qfc-probe to CPU 1 (taskset), so that the node's
+# throughput is bounded by one core of its own and not by how the
+# scheduler splits both cores between it and its load.
 # The probes' programs run on the node's core, in its context; qfc-probe's
 # own work shows in its CPU time.
 #
@@ -129,15 +130,10 @@ ticks() { if [ -n "$1" ]; then awk '{ print $14 + $15 }' "/proc/$1/stat"; else e
 # compactions, threads named rocksdb:*): the covariate of the adjusted
 # figure (node_overhead_table.py). Their CPU comes and goes in bursts of
 # seconds and takes the node's one core from the transactions.
+# One read of all threads' stat files (a thread that ends meanwhile is
+# skipped); the thread name is field 2, in parentheses.
 bg_ticks() {
-  local t c s=0 v
-  for t in /proc/"$NODE"/task/*; do
-    c=$(cat "$t/comm" 2>/dev/null) || continue
-    [[ $c == rocksdb:* ]] || continue
-    v=$(awk '{ print $14 + $15 }' "$t/stat" 2>/dev/null) || continue
-    s=$(( s + v ))
-  done
-  echo "$s"
+  { cat /proc/"$NODE"/task/*/stat 2>/dev/null || true; } | awk '$2 ~ /^\(rocksdb:/ { s += $14 + $15 } END { print s + 0 }'
 }
 # Transactions the node has accepted so far: in blocks plus in the mempool.
 accepted() {
