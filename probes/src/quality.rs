@@ -49,6 +49,17 @@ pub fn reaches_root(user: &[Frame], end: Option<StackEnd>) -> bool {
             .is_some_and(|f| THREAD_ROOTS.contains(&f.name.as_str()))
 }
 
+/// Whether a user stack (leaf first, `depth` addresses walked) counts as cut
+/// short in the truncated-stack share: a walk that hit the depth cap or
+/// ends in an address outside every mapping; and a copied stack (`end` is
+/// set) that does not reach a thread root. A copy whose walk went on along
+/// frame pointers to a thread root is whole.
+pub fn user_cut_short(user: &[Frame], depth: usize, end: Option<StackEnd>) -> bool {
+    depth >= crate::symbolize::MAX_DEPTH
+        || user.last().is_none_or(|l| !l.resolved)
+        || (end.is_some() && !reaches_root(user, end))
+}
+
 /// The figures of one probe in one window, as `session.json` records them.
 pub use bundle_schema::probes::StackQuality;
 
@@ -133,6 +144,35 @@ mod tests {
             name: name.into(),
             resolved: true,
         }
+    }
+
+    #[test]
+    fn cut_short_by_depth_address_or_root() {
+        let whole = [f("leaf"), f("main"), f("start_thread")];
+        // A copy walked on along frame pointers to a thread root is whole.
+        assert!(!user_cut_short(
+            &whole,
+            3,
+            Some(StackEnd::CopyThenFramePointers)
+        ));
+        assert!(!user_cut_short(&whole[..2], 2, Some(StackEnd::Root)));
+        // ...and cut short when the joined walk stops before one.
+        assert!(user_cut_short(
+            &whole[..2],
+            2,
+            Some(StackEnd::CopyThenFramePointers)
+        ));
+        assert!(user_cut_short(&whole[..2], 2, Some(StackEnd::CopySize)));
+        assert!(user_cut_short(&whole[..2], 2, Some(StackEnd::NoUnwindInfo)));
+        // Frame-pointer stacks (no `end`): the depth cap and garbage only.
+        assert!(!user_cut_short(&whole[..2], 2, None));
+        assert!(user_cut_short(&whole, crate::symbolize::MAX_DEPTH, None));
+        let garbage = Frame {
+            name: "[unknown]".into(),
+            resolved: false,
+        };
+        assert!(user_cut_short(&[f("leaf"), garbage], 2, None));
+        assert!(user_cut_short(&[], 0, None));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::{
     error::ProbeError,
-    quality::{QualityAcc, StackQuality},
+    quality::{user_cut_short, QualityAcc, StackQuality},
     scope::{ProbeKind, Scope},
     snapshot::{lost_by_name, RawPhase},
     symbolize::{Frame, Symbolizer, MAX_DEPTH},
@@ -495,12 +495,7 @@ fn resolve(raw: &RawPhase, sym: &mut Symbolizer, tgid: u32, ustack: i32, kstack:
         match raw.stacks.get(&ustack) {
             Some(ips) => {
                 let f = sym.user(raw.procs.get(&tgid).map(|p| p.as_ref()), ips);
-                if ips.len() >= MAX_DEPTH
-                    || f.last().is_none_or(|l| !l.resolved)
-                    || end.is_some_and(|e| e != StackEnd::Root)
-                {
-                    truncated = true;
-                }
+                truncated = user_cut_short(&f, ips.len(), end);
                 f
             }
             None => {

@@ -12,7 +12,10 @@
 //! A program built with frame pointers whose stack is deeper than the copy
 //! (tests/data/unwind/deep_main.c) checks the join of the copied walk to
 //! the kernel's frame-pointer walk: the chain must reach `main`, with no
-//! frame off it, and every sample must say its copy was cut.
+//! frame off it, and every sample must say its copy was cut. Run in a
+//! thread, the joined chain reaches glibc's thread entry, and those stacks
+//! must count as whole in the quality figures (reaching a thread root, not
+//! in the truncated-stack share).
 //!
 //! They need root, a kernel that loads BPF and gcc: without them every trial
 //! is reported as ignored with the reason printed, never as passed.
@@ -71,19 +74,20 @@ fn build_nofp(dir: &Path, lib_kind: Lib) -> Result<PathBuf, String> {
 fn burn_stacks(mode: UnwindMode, lib: Lib) -> Result<(Vec<(u64, Vec<String>)>, Value), Failed> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let bin = build_nofp(dir.path(), lib)?;
-    oncpu_stacks(&bin, mode, None)
+    oncpu_stacks(&bin, "burn", mode, None)
 }
 
-/// Runs `bin burn 4000` under an on-CPU session in `mode` (copy size
+/// Runs `bin <how> 4000` under an on-CPU session in `mode` (copy size
 /// `ustack_bytes`, else the default); returns its user stacks with their
 /// counts and the window's summary.
 fn oncpu_stacks(
     bin: &Path,
+    how: &str,
     mode: UnwindMode,
     ustack_bytes: Option<u32>,
 ) -> Result<(Vec<(u64, Vec<String>)>, Value), Failed> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut w = Workload::spawn(bin, &["burn", "4000"])?;
+    let mut w = Workload::spawn(bin, &[how, "4000"])?;
     let out = dir.path().join("out");
     let mut o = SessionOptions::new(Scope::Pid(w.pid), &out);
     o.probes = vec![ProbeKind::Oncpu];
@@ -287,6 +291,51 @@ const DEEP_CHAIN: [&str; 8] = [
 /// Issue 12: a stack deeper than the copy (8 KiB against five 4 KiB frames)
 /// is whole when the copied walk goes on along the frame-pointer chain.
 fn deep_stack_joins_frame_pointers() -> Result<(), Failed> {
+    let above = KnownChain::nofp().map_err(|e| e.to_string())?.above;
+    deep_joined("burn", DEEP_CHAIN.to_vec(), above).map(|_| ())
+}
+
+/// Issue 12: in a thread, the joined walk ends at glibc's thread entry, and
+/// such a stack is whole in the quality figures: it reaches a thread root,
+/// and the truncated-stack share does not count it (it once counted every
+/// joined stack as cut short).
+fn deep_thread_joined_stack_is_whole() -> Result<(), Failed> {
+    let mut chain = DEEP_CHAIN[..DEEP_CHAIN.len() - 1].to_vec();
+    chain.push("qfc_deep_thread");
+    // glibc's thread entry, named with libc6-dbg or without it.
+    let above = ["start_thread", "clone3", "__clone3", "[libc.so.6]"]
+        .map(str::to_owned)
+        .to_vec();
+    let w = deep_joined("thread", chain, above)?;
+    let root = w["stack_quality"]["oncpu"]["reached_root_share"]
+        .as_f64()
+        .unwrap_or(0.0);
+    let cut = w["truncated_stack_share"]["oncpu"].as_f64().unwrap_or(1.0);
+    if root < 0.95 {
+        return Err(format!(
+            "{:.1}% of stacks reach a thread root, want >= 95%",
+            root * 100.0
+        )
+        .into());
+    }
+    // Nothing is lost here, so a stack is cut short exactly when it misses
+    // a thread root (a kernel stack lost now and then is allowed for).
+    if (cut - (1.0 - root)).abs() > 0.01 {
+        return Err(format!(
+            "truncated-stack share {cut:.4} against {:.4} of stacks that miss a thread root",
+            1.0 - root
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Builds the deep program and runs `deep <how> 4000` under an on-CPU
+/// session in dwarf mode with 8 KiB copies; checks that the burner's chain
+/// (leaf first, `chain`, then only frames of `above`) is whole in at least
+/// 95% of its samples, with no wrong frame, by the join of the copy to the
+/// frame-pointer chain. Returns the window's summary.
+fn deep_joined(how: &str, chain: Vec<&str>, above: Vec<String>) -> Result<Value, Failed> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let bin = dir.path().join("deep");
     let st = Command::new("gcc")
@@ -295,6 +344,7 @@ fn deep_stack_joins_frame_pointers() -> Result<(), Failed> {
             "-g",
             "-fno-omit-frame-pointer",
             "-fno-optimize-sibling-calls",
+            "-pthread",
         ])
         .arg("-o")
         .arg(&bin)
@@ -304,15 +354,18 @@ fn deep_stack_joins_frame_pointers() -> Result<(), Failed> {
     if !st.success() {
         return Err(format!("gcc failed on deep_main.c: {st}").into());
     }
-    let (stacks, summary) = oncpu_stacks(&bin, UnwindMode::Dwarf, Some(8192))?;
+    let (stacks, summary) = oncpu_stacks(&bin, how, UnwindMode::Dwarf, Some(8192))?;
     let known = KnownChain {
-        chain: DEEP_CHAIN.iter().map(|s| (*s).to_owned()).collect(),
-        above: KnownChain::nofp().map_err(|e| e.to_string())?.above,
+        chain: chain.iter().map(|s| (*s).to_owned()).collect(),
+        above,
     };
     let c = known.count(&stacks);
     let (leaf, whole, wrong) = (c.leaf, c.whole, c.wrong);
     let q = &summary["stack_quality"]["oncpu"];
-    eprintln!("deep: whole chain in {whole}/{leaf} burner samples; quality {q}");
+    eprintln!(
+        "deep {how}: whole chain in {whole}/{leaf} burner samples; truncated share {}; quality {q}",
+        summary["truncated_stack_share"]["oncpu"]
+    );
     if leaf < 60 {
         return Err(
             format!("only {leaf} samples with qfc_deep_burn as leaf in 4 s at 99 Hz").into(),
@@ -332,7 +385,7 @@ fn deep_stack_joins_frame_pointers() -> Result<(), Failed> {
     if q["method_share"]["dwarf_then_fp"].as_f64().unwrap_or(0.0) < 0.95 {
         return Err(format!("not unwound as dwarf_then_fp: {q}").into());
     }
-    Ok(())
+    Ok(summary)
 }
 
 /// Why the trials cannot run here, if they cannot.
@@ -383,6 +436,10 @@ fn main() {
         (
             "deep_stack_past_the_copy_joins_frame_pointers",
             deep_stack_joins_frame_pointers,
+        ),
+        (
+            "deep_thread_joined_to_its_root_is_whole",
+            deep_thread_joined_stack_is_whole,
         ),
     ];
     let trials = trials

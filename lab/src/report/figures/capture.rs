@@ -29,7 +29,7 @@ pub const FAMILY: Family = Family {
         selectors: &[],
         unit: "%",
         good: Direction::Lower,
-        doc: "share of stacks cut short",
+        doc: "share of stacks cut short, the larger of on-CPU and off-CPU: a stack lost, a walk at the depth cap or ending outside every mapping, or a copied stack (`dwarf`, `auto`) that does not reach a thread root (a copy whose walk goes on along frame pointers to one is whole)",
         eval: |_, p, _| {
             p.truncated_stack_share.map(|v| v * 100.0).ok_or_else(|| {
                 "probes/session.json gives no truncated-stack share for this phase".into()

@@ -5,8 +5,11 @@
  * of the copy is cut by the copy size; the kernel's frame-pointer walk of
  * the same stack holds the rest. Usage:
  *   deep burn MS        burn CPU MS milliseconds
+ *   deep thread MS      the same in a new thread (`qfc_deep_thread`), whose
+ *                       frame-pointer chain ends at glibc's thread entry
  * Prints `ready <pid>`, waits for a line on stdin, works, prints `done`,
  * then waits for stdin to close (so the probe can read its maps). */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,9 +50,16 @@ BIG(qfc_deep_3, qfc_deep_4)
 BIG(qfc_deep_2, qfc_deep_3)
 BIG(qfc_deep_1, qfc_deep_2)
 
+NI void *qfc_deep_thread(void *arg) {
+    uint64_t *ms = arg;
+    *ms = qfc_deep_1(*ms);
+    return NULL;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 3 || strcmp(argv[1], "burn") != 0) {
-        fprintf(stderr, "usage: %s burn MS\n", argv[0]);
+    int thread = argc >= 3 && strcmp(argv[1], "thread") == 0;
+    if (argc < 3 || (!thread && strcmp(argv[1], "burn") != 0)) {
+        fprintf(stderr, "usage: %s burn|thread MS\n", argv[0]);
         return 2;
     }
     uint64_t ms = strtoull(argv[2], NULL, 10);
@@ -58,7 +68,12 @@ int main(int argc, char **argv) {
     char line[64];
     if (!fgets(line, sizeof line, stdin))
         return 1;
-    uint64_t r = qfc_deep_1(ms);
+    uint64_t r = ms;
+    pthread_t t;
+    if (!thread)
+        r = qfc_deep_1(ms);
+    else if (pthread_create(&t, NULL, qfc_deep_thread, &r) != 0 || pthread_join(t, NULL) != 0)
+        return 1;
     printf("done %llu\n", (unsigned long long)r);
     fflush(stdout);
     while (fgets(line, sizeof line, stdin))
