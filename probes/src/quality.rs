@@ -9,7 +9,7 @@ use probes_common::ustack::stack_err;
 
 use crate::{
     snapshot::RawPhase,
-    symbolize::Frame,
+    symbolize::{Frame, MAX_DEPTH},
     unwind::{StackEnd, USTACK_ID_BASE},
 };
 
@@ -55,7 +55,7 @@ pub fn reaches_root(user: &[Frame], end: Option<StackEnd>) -> bool {
 /// set) that does not reach a thread root. A copy whose walk went on along
 /// frame pointers to a thread root is whole.
 pub fn user_cut_short(user: &[Frame], depth: usize, end: Option<StackEnd>) -> bool {
-    depth >= crate::symbolize::MAX_DEPTH
+    depth >= MAX_DEPTH
         || user.last().is_none_or(|l| !l.resolved)
         || (end.is_some() && !reaches_root(user, end))
 }
@@ -166,7 +166,7 @@ mod tests {
         assert!(user_cut_short(&whole[..2], 2, Some(StackEnd::NoUnwindInfo)));
         // Frame-pointer stacks (no `end`): the depth cap and garbage only.
         assert!(!user_cut_short(&whole[..2], 2, None));
-        assert!(user_cut_short(&whole, crate::symbolize::MAX_DEPTH, None));
+        assert!(user_cut_short(&whole, MAX_DEPTH, None));
         let garbage = Frame {
             name: "[unknown]".into(),
             resolved: false,
